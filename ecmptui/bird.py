@@ -1,0 +1,319 @@
+"""BIRD 2: config rendering for a node and parsing of `birdc` output. Pure functions only."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+# Protocol names used in every rendered node config.
+EIP_PROTOCOL = "eip"          # `protocol direct eip`: disabling it withdraws the EIP, BGP stays up
+PEER_PROTOCOL_PREFIX = "peer"  # `protocol bgp peer1`, `peer2`, ... one per peer IP
+
+
+class BirdParseError(ValueError):
+    """birdc output that does not have the expected shape."""
+
+
+@dataclass(frozen=True)
+class BgpTimers:
+    """Session timers in seconds. BIRD's defaults (retry 120 s, hold 240 s) are far too slow."""
+
+    connect_delay: int = 1
+    connect_retry: int = 1
+    error_wait: tuple[int, int] = (1, 5)
+    hold: int = 3
+    keepalive: int = 1
+    startup_hold: int = 3
+
+    def render(self, indent: str = "  ") -> str:
+        return "\n".join(
+            indent + line
+            for line in (
+                f"connect delay time {self.connect_delay};",
+                f"connect retry time {self.connect_retry};",
+                f"error wait time {self.error_wait[0]},{self.error_wait[1]};",
+                f"hold time {self.hold};",
+                f"keepalive time {self.keepalive};",
+                f"startup hold time {self.startup_hold};",
+            )
+        )
+
+
+@dataclass(frozen=True)
+class BfdTimers:
+    min_rx_ms: int = 100
+    min_tx_ms: int = 100
+    multiplier: int = 3
+
+    def render(self, interface: str) -> str:
+        return (
+            "protocol bfd {\n"
+            f'  interface "{interface}" {{\n'
+            f"    min rx interval {self.min_rx_ms} ms;\n"
+            f"    min tx interval {self.min_tx_ms} ms;\n"
+            "    idle tx interval 1 s;\n"
+            f"    multiplier {self.multiplier};\n"
+            "  };\n"
+            "}\n"
+        )
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """One entry of Metal's `devices/{id}/bgp/neighbors` (only the fields BIRD needs)."""
+
+    customer_as: int
+    customer_ip: str
+    peer_as: int
+    peer_ips: tuple[str, ...]
+    multihop: bool = False
+    md5_password: str | None = None
+    routes_in: tuple[str, ...] = ()
+
+    @classmethod
+    def from_api(cls, data: dict) -> "Neighbor":
+        """Build from the API's JSON; raises BirdParseError on a malformed entry."""
+        try:
+            md5 = data.get("md5_password") if data.get("md5_enabled") else None
+            return cls(
+                customer_as=int(data["customer_as"]),
+                customer_ip=str(ipaddress.ip_address(data["customer_ip"])),
+                peer_as=int(data["peer_as"]),
+                peer_ips=tuple(str(ipaddress.ip_address(p)) for p in data["peer_ips"]),
+                multihop=bool(data.get("multihop", False)),
+                md5_password=md5 or None,
+                routes_in=tuple(r["route"] for r in data.get("routes_in") or []),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BirdParseError(f"malformed BGP neighbor data: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class NodeBgpSpec:
+    """Everything needed to render one node's bird.conf."""
+
+    router_id: str
+    eip: str
+    neighbor: Neighbor
+    gateway: str | None = None       # next hop for the multihop peers' static /32 routes
+    bfd: bool = False
+    announce: bool = True            # False renders the EIP protocol disabled (withdrawn)
+    timers: BgpTimers = field(default_factory=BgpTimers)
+    bfd_timers: BfdTimers = field(default_factory=BfdTimers)
+    log_file: str | None = None
+
+
+def _quote(text: str) -> str:
+    """A BIRD string literal. Rejects characters BIRD strings cannot hold safely."""
+    if any(c in text for c in '"\\\n\r') or not text.isprintable():
+        raise ValueError("value contains characters that cannot appear in a BIRD string")
+    return f'"{text}"'
+
+
+def render_node_config(spec: NodeBgpSpec) -> str:
+    """bird.conf for a server announcing `spec.eip` to every peer of its neighbor entry."""
+    eip = ipaddress.IPv4Address(spec.eip)
+    ipaddress.IPv4Address(spec.router_id)
+    nb = spec.neighbor
+    out = [f"# rendered by ecmptui: announce {eip}/32 to AS {nb.peer_as}"]
+    if spec.log_file:
+        out.append(f"log {_quote(spec.log_file)} all;")
+    out += [
+        'timeformat protocol "%F %T.%3f";',
+        'timeformat log "%F %T.%3f";',
+        # explicit: BIRD would otherwise pick the highest address, which is the shared EIP
+        f"router id {spec.router_id};",
+        "debug protocols { states };",
+        "",
+        "protocol device { scan time 10; }",
+        "",
+        f"protocol direct {EIP_PROTOCOL} {{",
+        f"  disabled {'no' if spec.announce else 'yes'};",
+        "  ipv4;",
+        '  interface "lo";',
+        "}",
+        "",
+    ]
+    if nb.multihop:
+        if not spec.gateway:
+            raise ValueError("multihop peers need a gateway for their static routes")
+        gw = ipaddress.IPv4Address(spec.gateway)
+        out.append("protocol static peer_routes {\n  ipv4;")
+        out += [f"  route {p}/32 via {gw};" for p in nb.peer_ips]
+        out.append("}\n")
+        # the kernel must know the peers too, or the multihop TCP session cannot reach them
+        out.append(
+            "protocol kernel {\n  ipv4 {\n    import none;\n"
+            "    export filter { if proto = \"peer_routes\" then accept; reject; };\n  };\n}\n"
+        )
+    if spec.bfd:
+        out.append(spec.bfd_timers.render("*"))
+    out += [
+        "filter eip_out {",
+        f"  if net = {eip}/32 then accept;",
+        "  reject;",
+        "}",
+        "",
+        "template bgp metal {",
+        f"  local {nb.customer_ip} as {nb.customer_as};",
+        "  multihop 5;" if nb.multihop else "  direct;",
+        spec.timers.render(),
+    ]
+    if nb.md5_password:
+        out.append(f"  password {_quote(nb.md5_password)};")
+    if spec.bfd:
+        out.append("  bfd on;")
+    out += ["  ipv4 {", "    import none;", "    export filter eip_out;", "  };", "}", ""]
+    for i, peer in enumerate(nb.peer_ips, start=1):
+        out.append(
+            f"protocol bgp {PEER_PROTOCOL_PREFIX}{i} from metal {{ neighbor {peer} as {nb.peer_as}; }}"
+        )
+    return "\n".join(out) + "\n"
+
+
+# -- parsing -----------------------------------------------------------------------------
+
+
+@dataclass
+class ChannelInfo:
+    name: str
+    state: str = ""
+    imported: int = 0
+    exported: int = 0
+    preferred: int = 0
+    filtered: int = 0
+
+
+@dataclass
+class ProtocolInfo:
+    """One protocol of `birdc show protocols [all]`."""
+
+    name: str
+    proto: str
+    table: str
+    state: str
+    since: str
+    info: str
+    bgp_state: str | None = None
+    neighbor_address: str | None = None
+    neighbor_as: int | None = None
+    local_as: int | None = None
+    neighbor_id: str | None = None
+    hold_timer: str | None = None
+    keepalive_timer: str | None = None
+    last_error: str | None = None
+    channels: list[ChannelInfo] = field(default_factory=list)
+
+    @property
+    def established(self) -> bool:
+        return (self.bgp_state or self.info.split(" ")[0]) == "Established"
+
+    @property
+    def routes_exported(self) -> int:
+        return sum(c.exported for c in self.channels)
+
+    @property
+    def routes_imported(self) -> int:
+        return sum(c.imported for c in self.channels)
+
+
+_HEADER_RE = re.compile(r"^Name\s+Proto\s+Table\s+State\s+Since\s+Info\s*$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME_RE = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
+_ROUTES_RE = re.compile(
+    r"^(\d+) imported,(?: (\d+) filtered,)? (\d+) exported(?:, (\d+) preferred)?$"
+)
+_STATES = {"up", "down", "start", "stop", "flush"}
+
+
+def _split_protocol_line(line: str) -> ProtocolInfo:
+    tokens = line.split()
+    if len(tokens) < 5 or tokens[3] not in _STATES:
+        raise BirdParseError(f"not a protocol line: {line[:80]!r}")
+    rest = tokens[4:]
+    if len(rest) >= 2 and _DATE_RE.match(rest[0]) and _TIME_RE.match(rest[1]):
+        since, info = f"{rest[0]} {rest[1]}", rest[2:]
+    else:
+        since, info = rest[0], rest[1:]
+    return ProtocolInfo(
+        name=tokens[0], proto=tokens[1], table=tokens[2], state=tokens[3], since=since,
+        info=" ".join(info),
+    )
+
+
+def _apply_detail(proto: ProtocolInfo, key: str, value: str) -> None:
+    chan = proto.channels[-1] if proto.channels else None
+    if key == "BGP state":
+        proto.bgp_state = value
+    elif key == "Neighbor address":
+        proto.neighbor_address = value
+    elif key == "Neighbor AS" and value.isdigit():
+        proto.neighbor_as = int(value)
+    elif key == "Local AS" and value.isdigit():
+        proto.local_as = int(value)
+    elif key == "Neighbor ID":
+        proto.neighbor_id = value
+    elif key == "Hold timer":
+        proto.hold_timer = value
+    elif key == "Keepalive timer":
+        proto.keepalive_timer = value
+    elif key == "Last error":
+        proto.last_error = value
+    elif chan is not None and key == "State":
+        chan.state = value
+    elif chan is not None and key == "Routes":
+        m = _ROUTES_RE.match(value)
+        if m:
+            chan.imported = int(m.group(1))
+            chan.filtered = int(m.group(2) or 0)
+            chan.exported = int(m.group(3))
+            chan.preferred = int(m.group(4) or 0)
+
+
+def parse_protocols(text: str) -> list[ProtocolInfo]:
+    """Parse `birdc show protocols` or `show protocols all` output.
+
+    Raises BirdParseError (only) when the text is not such output.
+    """
+    if not isinstance(text, str):
+        raise BirdParseError("birdc output must be text")
+    lines = [ln.rstrip() for ln in text.splitlines()]
+    try:
+        start = next(i for i, ln in enumerate(lines) if _HEADER_RE.match(ln))
+    except StopIteration:
+        first = next((ln for ln in lines if ln.strip()), "")
+        raise BirdParseError(f"no protocol table in birdc output: {first[:80]!r}") from None
+    protocols: list[ProtocolInfo] = []
+    for line in lines[start + 1:]:
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            protocols.append(_split_protocol_line(line))
+            continue
+        if not protocols:
+            raise BirdParseError("detail line before any protocol")
+        stripped = line.strip()
+        if stripped.startswith("Channel "):
+            protocols[-1].channels.append(ChannelInfo(name=stripped.split(None, 1)[1]))
+            continue
+        key, sep, value = stripped.partition(":")
+        if sep:
+            _apply_detail(protocols[-1], key.strip(), value.strip())
+    return protocols
+
+
+def parse_route_prefixes(text: str) -> list[str]:
+    """Prefixes listed by `birdc show route ...` (one per route block, in order, deduplicated)."""
+    seen: list[str] = []
+    for line in text.splitlines():
+        if not line or line[0].isspace():
+            continue
+        token = line.split()[0]
+        try:
+            net = ipaddress.ip_network(token, strict=False)
+        except ValueError:
+            continue
+        if str(net) not in seen and "/" in token:
+            seen.append(str(net))
+    return seen

@@ -1,0 +1,458 @@
+"""The lab's Metal-compatible objects and their effects on the fabric.
+
+Field names follow the Metal API (and packet-python's fixtures). Every public method either
+returns JSON-ready data or raises ApiError with the status and message the real API would give.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncssh
+
+from ecmptui.lab import fabric, sshd
+from ecmptui.lab.instance import (
+    EIP_POOL,
+    MAX_NODES,
+    ROUTER_ASN,
+    LabInstance,
+    mgmt_addr,
+    mgmt_gateway,
+    router_link_addr,
+    server_link_addr,
+)
+from ecmptui.lab.router import CoreRouter, RouterPeer
+
+log = logging.getLogger("ecmptui.lab")
+
+METRO = {"id": "5d9d2e5e-0000-4000-8000-00000000001a", "code": "lab", "name": "Local lab",
+         "country": "ZZ"}
+PLANS = [
+    {"id": "6e8b0b5c-0000-4000-8000-000000000001", "slug": "t1.small", "name": "t1.small.x86",
+     "line": "baremetal", "description": "The guide's plan (a lab namespace underneath)",
+     "specs": {"cpus": [{"count": 1, "type": "lab"}], "memory": {"total": "8GB"}},
+     "pricing": {"hour": 0.0}, "available_in": [{"href": "/metros/" + METRO["id"]}]},
+    {"id": "6e8b0b5c-0000-4000-8000-000000000002", "slug": "c3.medium", "name": "c3.medium.x86",
+     "line": "baremetal", "description": "A larger plan (the same lab namespace underneath)",
+     "specs": {"cpus": [{"count": 1, "type": "lab"}], "memory": {"total": "64GB"}},
+     "pricing": {"hour": 0.0}, "available_in": [{"href": "/metros/" + METRO["id"]}]},
+]
+OPERATING_SYSTEMS = [
+    {"slug": "ubuntu_22_04", "name": "Ubuntu 22.04 LTS", "distro": "ubuntu", "version": "22.04",
+     "provisionable_on": ["t1.small", "c3.medium"]},
+    {"slug": "debian_12", "name": "Debian 12", "distro": "debian", "version": "12",
+     "provisionable_on": ["t1.small", "c3.medium"]},
+]
+
+
+class ApiError(Exception):
+    """An API error: HTTP status and the messages for `{"errors": [...]}`."""
+
+    def __init__(self, status: int, *messages: str) -> None:
+        super().__init__(f"{status}: {'; '.join(messages)}")
+        self.status = status
+        self.messages = list(messages)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ApiError(422, message)
+
+
+def _tags(body: dict) -> list[str]:
+    tags = body.get("tags") or []
+    _require(isinstance(tags, list) and all(isinstance(t, str) for t in tags),
+             "tags must be a list of strings")
+    return tags
+
+
+@dataclass
+class Device:
+    id: str
+    n: int
+    hostname: str
+    plan: str
+    os: str
+    tags: list[str]
+    ssh_keys: list[str]
+    created_at: str
+    state: str = "queued"
+    host_key: str = ""
+
+
+class Cloud:
+    """One lab project with its keys, devices, EIPs, BGP config and sessions."""
+
+    def __init__(self, lab: LabInstance, slot: int, router: CoreRouter, project_id: str) -> None:
+        self.lab, self.slot, self.router = lab, slot, router
+        self.lock = threading.RLock()
+        self.project = {"id": project_id, "name": f"ecmptui lab {lab.name}",
+                        "created_at": _now(), "updated_at": _now(),
+                        "href": f"/projects/{project_id}"}
+        self.ssh_keys: dict[str, dict] = {}
+        self.devices: dict[str, Device] = {}
+        self.ips: dict[str, dict] = {}
+        self.bgp_config: dict | None = None
+        self.sessions: dict[str, dict] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- lookups -------------------------------------------------------------------------
+    def _project(self, project_id: str) -> None:
+        if project_id != self.project["id"]:
+            raise ApiError(404, "Not found")
+
+    def _device(self, device_id: str) -> Device:
+        dev = self.devices.get(device_id)
+        if dev is None:
+            raise ApiError(404, "Not found")
+        return dev
+
+    # -- catalog -------------------------------------------------------------------------
+    def list_projects(self) -> dict:
+        return {"projects": [self.project], "meta": {"total": 1, "current_page": 1,
+                                                     "last_page": 1}}
+
+    def get_project(self, project_id: str) -> dict:
+        self._project(project_id)
+        return self.project
+
+    @staticmethod
+    def user() -> dict:
+        return {"id": "00000000-0000-4000-8000-000000000000", "full_name": "Lab Operator",
+                "email": "operator@lab.invalid"}
+
+    # -- SSH keys ------------------------------------------------------------------------
+    def add_ssh_key(self, project_id: str | None, body: dict) -> dict:
+        if project_id is not None:
+            self._project(project_id)
+        key, label = body.get("key"), body.get("label", "")
+        _require(isinstance(key, str) and key.strip() != "", "key is required")
+        _require(isinstance(label, str), "label must be a string")
+        try:
+            parsed = asyncssh.import_public_key(key.strip())
+        except (asyncssh.KeyImportError, ValueError):
+            raise ApiError(422, "key is not a valid OpenSSH public key") from None
+        fingerprint = parsed.get_fingerprint("md5").removeprefix("MD5:")
+        with self.lock:
+            kid = str(uuid.uuid4())
+            self.ssh_keys[kid] = {
+                "id": kid, "label": label, "key": key.strip(), "fingerprint": fingerprint,
+                "created_at": _now(), "updated_at": _now(), "href": f"/ssh-keys/{kid}",
+                "owner": {"href": self.project["href"]},
+            }
+            return self.ssh_keys[kid]
+
+    def list_ssh_keys(self, project_id: str | None) -> dict:
+        if project_id is not None:
+            self._project(project_id)
+        return {"ssh_keys": list(self.ssh_keys.values())}
+
+    def get_ssh_key(self, key_id: str) -> dict:
+        if key_id not in self.ssh_keys:
+            raise ApiError(404, "Not found")
+        return self.ssh_keys[key_id]
+
+    def delete_ssh_key(self, key_id: str) -> None:
+        with self.lock:
+            if self.ssh_keys.pop(key_id, None) is None:
+                raise ApiError(404, "Not found")
+
+    # -- devices -------------------------------------------------------------------------
+    def device_json(self, dev: Device) -> dict:
+        os_entry = next(o for o in OPERATING_SYSTEMS if o["slug"] == dev.os)
+        plan = next(p for p in PLANS if p["slug"] == dev.plan)
+        mgmt = mgmt_addr(self.slot, dev.n)
+        ips = [
+            {"id": f"{dev.id[:8]}-mgmt", "address_family": 4, "public": True, "management": True,
+             "address": mgmt, "cidr": 24, "netmask": "255.255.255.0",
+             "network": str(ipaddress.IPv4Network(f"{mgmt}/24", strict=False).network_address),
+             "gateway": mgmt_gateway(self.slot), "href": f"/ips/{dev.id[:8]}-mgmt"},
+            {"id": f"{dev.id[:8]}-priv", "address_family": 4, "public": False,
+             "management": True, "address": server_link_addr(dev.n), "cidr": 24,
+             "netmask": "255.255.255.0", "network": router_link_addr(dev.n).rsplit(".", 1)[0]
+             + ".0", "gateway": router_link_addr(dev.n), "href": f"/ips/{dev.id[:8]}-priv"},
+        ]
+        return {
+            "id": dev.id, "short_id": dev.id[:8], "hostname": dev.hostname,
+            "description": None, "state": dev.state, "tags": dev.tags,
+            "billing_cycle": "hourly", "user": "root", "locked": False,
+            "created_at": dev.created_at, "updated_at": dev.created_at,
+            "operating_system": os_entry, "plan": plan, "metro": METRO, "facility": None,
+            "project": {"href": self.project["href"]}, "ip_addresses": ips,
+            "ssh_keys": [{"href": f"/ssh-keys/{k}"} for k in dev.ssh_keys],
+            "provisioning_percentage": {"queued": 0, "provisioning": 50}.get(dev.state, 100),
+            # lab-only: where this server's files live and which host key its sshd presents
+            "customdata": {"ecmptui_lab": {"root": str(self.lab.server_dir(dev.n)),
+                                           "namespace": self.lab.server_ns(dev.n),
+                                           "host_key": dev.host_key}},
+            "href": f"/devices/{dev.id}",
+        }
+
+    def list_devices(self, project_id: str) -> dict:
+        self._project(project_id)
+        with self.lock:
+            devs = sorted(self.devices.values(), key=lambda d: d.n)
+            return {"devices": [self.device_json(d) for d in devs],
+                    "meta": {"total": len(devs), "current_page": 1, "last_page": 1}}
+
+    def get_device(self, device_id: str) -> dict:
+        with self.lock:
+            return self.device_json(self._device(device_id))
+
+    def create_device(self, project_id: str, body: dict) -> dict:
+        self._project(project_id)
+        hostname = body.get("hostname")
+        _require(isinstance(hostname, str) and 0 < len(hostname) <= 63
+                 and all(c.isalnum() or c in "-." for c in hostname),
+                 "hostname is required and must be a valid host name")
+        plan = body.get("plan")
+        _require(any(p["slug"] == plan for p in PLANS), f"plan {plan!r} is not a valid plan")
+        os_slug = body.get("operating_system")
+        _require(any(o["slug"] == os_slug for o in OPERATING_SYSTEMS),
+                 f"operating_system {os_slug!r} is not a valid operating system")
+        metro, facility = body.get("metro"), body.get("facility")
+        _require(metro or facility, "metro or facility is required")
+        _require(metro in (None, "", "lab") and facility in (None, "", "lab"),
+                 f"metro {metro or facility!r} is not a valid metro")
+        tags = _tags(body)
+        keys = body.get("project_ssh_keys") or []
+        _require(isinstance(keys, list) and all(k in self.ssh_keys for k in keys),
+                 "project_ssh_keys must list ids of this project's keys")
+        with self.lock:
+            used = {d.n for d in self.devices.values()}
+            free = [n for n in range(1, MAX_NODES + 1) if n not in used]
+            _require(bool(free), f"the lab holds at most {MAX_NODES} devices")
+            dev = Device(id=str(uuid.uuid4()), n=free[0], hostname=hostname, plan=plan,
+                         os=os_slug, tags=tags, ssh_keys=keys or list(self.ssh_keys),
+                         created_at=_now())
+            self.devices[dev.id] = dev
+            authorized = [self.ssh_keys[k]["key"] for k in dev.ssh_keys]
+            data = self.device_json(dev)
+        t = threading.Thread(target=self._provision, args=(dev, authorized), daemon=True,
+                             name=f"provision-{dev.n}")
+        self._threads.append(t)
+        t.start()
+        return data
+
+    def _provision(self, dev: Device, authorized: list[str]) -> None:
+        try:
+            with self.lock:
+                dev.state = "provisioning"
+            fabric.add_server(self.lab, dev.n, self.slot)
+            directory = self.lab.server_dir(dev.n)
+            directory.mkdir(parents=True, exist_ok=True)
+            host_key = sshd.start(self.lab.server_ns(dev.n), directory,
+                                  mgmt_addr(self.slot, dev.n), authorized)
+            with self.lock:
+                if dev.id not in self.devices:  # deleted while provisioning
+                    return
+                dev.host_key = host_key
+                dev.state = "active"
+                self._write_known_hosts()
+            log.info("device %s (%s) active", dev.hostname, self.lab.server_ns(dev.n))
+        except Exception as exc:  # noqa: BLE001 - the device shows it; the daemon keeps serving
+            log.error("device %s failed: %s", dev.hostname, exc)
+            with self.lock:
+                dev.state = "failed"
+
+    def _write_known_hosts(self) -> None:
+        lines = [f"{mgmt_addr(self.slot, d.n)} {d.host_key}\n"
+                 for d in sorted(self.devices.values(), key=lambda d: d.n) if d.host_key]
+        tmp = self.lab.known_hosts.with_suffix(".new")
+        tmp.write_text("".join(lines))
+        tmp.replace(self.lab.known_hosts)
+
+    def delete_device(self, device_id: str) -> None:
+        with self.lock:
+            dev = self._device(device_id)
+            del self.devices[device_id]
+            for sid in [s for s, v in self.sessions.items() if v["device_id"] == device_id]:
+                del self.sessions[sid]
+            self._write_known_hosts()
+            self._sync_router()
+        fabric.remove_server(self.lab, dev.n)
+        shutil.rmtree(self.lab.server_dir(dev.n), ignore_errors=True)
+
+    def device_ips(self, device_id: str) -> dict:
+        return {"ip_addresses": self.get_device(device_id)["ip_addresses"]}
+
+    # -- elastic IPs ---------------------------------------------------------------------
+    def reserve_ip(self, project_id: str, body: dict) -> dict:
+        self._project(project_id)
+        _require(body.get("type") == "public_ipv4",
+                 f"type {body.get('type')!r} is not supported (the lab reserves public_ipv4)")
+        quantity = body.get("quantity")
+        _require(isinstance(quantity, int) and not isinstance(quantity, bool) and quantity >= 1,
+                 "quantity must be a positive integer")
+        _require(quantity == 1, "the lab reserves single addresses (quantity 1, a /32)")
+        metro = body.get("metro") or body.get("facility")
+        _require(metro in (None, "", "lab"), f"metro {metro!r} is not a valid metro")
+        tags = _tags(body)
+        with self.lock:
+            used = {ip["address"] for ip in self.ips.values()}
+            free = next((str(a) for a in EIP_POOL.hosts()
+                         if int(a) & 0xFF >= 10 and str(a) not in used), None)
+            _require(free is not None, "no public_ipv4 addresses left in the lab pool")
+            iid = str(uuid.uuid4())
+            self.ips[iid] = {
+                "id": iid, "address_family": 4, "netmask": "255.255.255.255", "cidr": 32,
+                "public": True, "management": False, "manageable": True, "enabled": True,
+                "global_ip": False, "address": free, "network": free, "gateway": free,
+                "type": "public_ipv4", "tags": tags, "details": body.get("details"),
+                "customdata": {}, "created_at": _now(), "metro": METRO,
+                "project": {"href": self.project["href"]}, "assignments": [],
+                "href": f"/ips/{iid}",
+            }
+            self._sync_router()
+            return self.ips[iid]
+
+    def list_ips(self, project_id: str) -> dict:
+        self._project(project_id)
+        return {"ip_addresses": list(self.ips.values())}
+
+    def get_ip(self, ip_id: str) -> dict:
+        if ip_id not in self.ips:
+            raise ApiError(404, "Not found")
+        return self.ips[ip_id]
+
+    def delete_ip(self, ip_id: str) -> None:
+        with self.lock:
+            if self.ips.pop(ip_id, None) is None:
+                raise ApiError(404, "Not found")
+            self._sync_router()
+
+    # -- BGP -----------------------------------------------------------------------------
+    def enable_bgp(self, project_id: str, body: dict) -> None:
+        self._project(project_id)
+        _require(body.get("deployment_type") in ("local", "global"),
+                 "deployment_type must be local or global")
+        _require(body.get("deployment_type") == "local", "the lab offers local BGP only")
+        asn = body.get("asn")
+        _require(isinstance(asn, int) and not isinstance(asn, bool)
+                 and (64512 <= asn <= 65534 or 4200000000 <= asn <= 4294967294),
+                 "asn must be a private ASN (64512-65534)")
+        md5 = body.get("md5")
+        _require(md5 is None or (isinstance(md5, str) and 0 < len(md5) <= 20
+                                 and md5.isascii() and md5.isalnum()),
+                 "md5 must be 1-20 letters or digits")
+        with self.lock:
+            if self.bgp_config is not None:
+                raise ApiError(422, "BGP is already enabled for this project")
+            bid = str(uuid.uuid4())
+            self.bgp_config = {
+                "id": bid, "status": "enabled", "deployment_type": "local", "asn": asn,
+                "md5": md5, "route_object": None, "max_prefix": 10, "created_at": _now(),
+                "requested_at": _now(), "project": {"href": self.project["href"]},
+                "sessions": [], "ranges": [], "href": f"/bgp-configs/{bid}",
+            }
+
+    def get_bgp_config(self, project_id: str) -> dict:
+        self._project(project_id)
+        with self.lock:
+            if self.bgp_config is None:
+                return {}
+            cfg = dict(self.bgp_config)
+            cfg["sessions"] = [{"href": f"/bgp/sessions/{s}"} for s in self.sessions]
+            return cfg
+
+    def _session_json(self, sess: dict, protocols: dict) -> dict:
+        dev = self.devices.get(sess["device_id"])
+        proto = protocols.get(f"s{dev.n}") if dev else None
+        status = "up" if proto is not None and proto.established else "down"
+        routes = self.router.learned_routes(f"s{dev.n}") if status == "up" and dev else []
+        return {**sess, "status": status, "learned_routes": routes}
+
+    def create_session(self, device_id: str, body: dict) -> dict:
+        with self.lock:
+            dev = self._device(device_id)
+            family = body.get("address_family")
+            _require(family in ("ipv4", "ipv6"), "address_family must be ipv4 or ipv6")
+            _require(family == "ipv4", "the lab offers ipv4 sessions only")
+            _require(self.bgp_config is not None, "BGP is not enabled for this project")
+            _require(not any(s["device_id"] == device_id for s in self.sessions.values()),
+                     "a BGP session for ipv4 already exists on this device")
+            sid = str(uuid.uuid4())
+            self.sessions[sid] = {
+                "id": sid, "device_id": device_id, "address_family": "ipv4",
+                "default_route": False, "switch_name": f"lab-core/{dev.n}",
+                "created_at": _now(), "updated_at": _now(),
+                "device": {"href": f"/devices/{device_id}"}, "href": f"/bgp/sessions/{sid}",
+            }
+            self._sync_router()
+            return self._session_json(self.sessions[sid], {})
+
+    def list_sessions(self, device_id: str) -> dict:
+        with self.lock:
+            self._device(device_id)
+            mine = [s for s in self.sessions.values() if s["device_id"] == device_id]
+        protocols = self.router.protocols() if mine else {}
+        return {"bgp_sessions": [self._session_json(s, protocols) for s in mine]}
+
+    def get_session(self, session_id: str) -> dict:
+        with self.lock:
+            sess = self.sessions.get(session_id)
+            if sess is None:
+                raise ApiError(404, "Not found")
+        return self._session_json(sess, self.router.protocols())
+
+    def delete_session(self, session_id: str) -> None:
+        with self.lock:
+            if self.sessions.pop(session_id, None) is None:
+                raise ApiError(404, "Not found")
+            self._sync_router()
+
+    def neighbors(self, device_id: str) -> dict:
+        with self.lock:
+            dev = self._device(device_id)
+            if self.bgp_config is None or not any(
+                    s["device_id"] == device_id for s in self.sessions.values()):
+                return {"bgp_neighbors": []}
+            md5 = self.bgp_config["md5"]
+            return {"bgp_neighbors": [{
+                "address_family": 4, "customer_as": self.bgp_config["asn"],
+                "customer_ip": server_link_addr(dev.n), "md5_enabled": md5 is not None,
+                "md5_password": md5, "multihop": False, "peer_as": ROUTER_ASN,
+                "peer_ips": [router_link_addr(dev.n)],
+                "routes_in": [{"route": f"{ip['address']}/32", "exact": True}
+                              for ip in self.ips.values()],
+                "routes_out": [],
+            }]}
+
+    def _sync_router(self) -> None:
+        """Regenerate the core router's config from sessions and EIPs (call with the lock)."""
+        asn = self.bgp_config["asn"] if self.bgp_config else 0
+        md5 = self.bgp_config["md5"] if self.bgp_config else None
+        peers = [RouterPeer(self.devices[s["device_id"]].n, asn, md5)
+                 for s in self.sessions.values() if s["device_id"] in self.devices]
+        self.router.reconfigure(peers, [ip["address"] for ip in self.ips.values()])
+
+    # -- status --------------------------------------------------------------------------
+    def summary(self) -> dict:
+        """What `lab status` shows: devices with their sessions, EIPs."""
+        protocols = self.router.protocols()
+        with self.lock:
+            devices = []
+            for d in sorted(self.devices.values(), key=lambda d: d.n):
+                sess = [self._session_json(s, protocols) for s in self.sessions.values()
+                        if s["device_id"] == d.id]
+                devices.append({"id": d.id, "hostname": d.hostname, "state": d.state,
+                                "namespace": self.lab.server_ns(d.n),
+                                "mgmt_address": mgmt_addr(self.slot, d.n),
+                                "sessions": [{"id": s["id"], "status": s["status"],
+                                              "learned_routes": s["learned_routes"]}
+                                             for s in sess]})
+            eips = [ip["address"] for ip in self.ips.values()]
+        return {"devices": devices, "eips": eips,
+                "bgp": {"enabled": self.bgp_config is not None},
+                "router": {eip: self.router.nexthops(f"{eip}/32") for eip in eips}}

@@ -1,0 +1,242 @@
+"""What the CLI calls: `lab up`, `lab down`, `lab status`, and reading a running lab's info."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecmptui.errors import EcmpError
+from ecmptui.lab import fabric
+from ecmptui.lab.instance import MAX_SLOTS, STATE_ROOT, LabInstance, mgmt_net
+
+DEFAULT_PORT = 7443
+UP_TIMEOUT = 15.0
+DOWN_TIMEOUT = 5.0
+
+# program -> Debian package that provides it
+REQUIRED_PROGRAMS = {
+    "ip": "iproute2",
+    "bird": "bird2",
+    "birdc": "bird2",
+    "/usr/sbin/sshd": "openssh-server",
+    "ssh-keygen": "openssh-client",
+    "nginx": "nginx-light (or nginx)",
+    "nft": "nftables",
+    "sysctl": "procps",
+}
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    """A running lab as `lab up` reports it."""
+
+    name: str
+    pid: int
+    endpoint: str
+    project_id: str
+    token_file: str
+    ca_file: str
+    known_hosts: str
+    slot: int
+    mgmt_subnet: str
+    client_namespace: str
+    core_namespace: str
+
+    def token(self) -> str:
+        return Path(self.token_file).read_text().strip()
+
+    def public(self) -> dict:
+        return {"endpoint": self.endpoint, "project_id": self.project_id,
+                "token_file": self.token_file, "ca_file": self.ca_file}
+
+
+def preflight() -> None:
+    """Root and every needed program, else one clear error naming the Debian package."""
+    if os.geteuid() != 0:
+        raise EcmpError("the lab needs root (network namespaces, veths, BIRD): run as root")
+    for prog, package in REQUIRED_PROGRAMS.items():
+        found = os.access(prog, os.X_OK) if prog.startswith("/") else shutil.which(prog)
+        if not found:
+            raise EcmpError(f"{prog} not found: install the Debian package {package}")
+
+
+def _daemon_alive(lab: LabInstance, pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"ecmptui.lab.daemon" in cmdline and lab.name.encode() in cmdline
+
+
+def _daemon_pid(lab: LabInstance) -> int | None:
+    try:
+        return int(lab.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def read_info(lab: LabInstance) -> LabInfo | None:
+    """The running lab's info, or None if it is not up (or its supervisor died)."""
+    try:
+        data = json.loads(lab.info_file.read_text())
+        info = LabInfo(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    return info if _daemon_alive(lab, info.pid) else None
+
+
+def require_info(lab: LabInstance) -> LabInfo:
+    info = read_info(lab)
+    if info is None:
+        raise EcmpError(f"lab {lab.name!r} is not up: run `ecmptui lab up`")
+    return info
+
+
+def _used_slots() -> set[int]:
+    used: set[int] = set()
+    if STATE_ROOT.is_dir():
+        for f in STATE_ROOT.glob("*/lab.json"):
+            try:
+                used.add(int(json.loads(f.read_text())["slot"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+    out = fabric.run(["ip", "-o", "-4", "addr", "show"], check=False)
+    for line in out.split("\n"):
+        parts = line.split()
+        if "inet" in parts:
+            addr = ipaddress.ip_interface(parts[parts.index("inet") + 1])
+            for slot in range(MAX_SLOTS):
+                if addr.network.overlaps(mgmt_net(slot)):
+                    used.add(slot)
+    return used
+
+
+def _check_port(port: int) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise EcmpError(
+                f"port 127.0.0.1:{port} is in use: pick another with `lab up --port`") from None
+
+
+def leftovers(lab: LabInstance) -> list[str]:
+    """Namespaces, root links and state of this instance that exist now."""
+    namespaces, links = fabric.present(lab)
+    found = [f"namespace {n}" for n in namespaces] + [f"link {link}" for link in links]
+    if lab.state_dir.exists():
+        found.append(f"directory {lab.state_dir}")
+    return found
+
+
+def up(lab: LabInstance, port: int = DEFAULT_PORT) -> tuple[LabInfo, bool]:
+    """Bring the lab up (or find it running). Returns (info, started_now)."""
+    preflight()
+    info = read_info(lab)
+    if info is not None:
+        return info, False
+    rest = leftovers(lab)
+    if rest:
+        raise EcmpError(f"lab {lab.name!r} is partly present ({', '.join(rest[:3])}"
+                        f"{', ...' if len(rest) > 3 else ''}): run `ecmptui lab down` first")
+    _check_port(port)
+    free = [s for s in range(MAX_SLOTS) if s not in _used_slots()]
+    if not free:
+        raise EcmpError("no free mgmt subnet for another lab (198.18.100-199.0/24 all used)")
+    STATE_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
+    lab.state_dir.mkdir(mode=0o700)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ecmptui.lab.daemon", "--name", lab.name, "--port", str(port),
+         "--slot", str(free[0])],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True, cwd="/",
+    )
+    lab.pid_file.write_text(f"{proc.pid}\n")
+    line = _read_line(proc, UP_TIMEOUT)
+    if line == "READY":
+        info = read_info(lab)
+        if info is not None:
+            return info, True
+        line = "ERROR the lab started but its info file is unreadable"
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=DOWN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    down(lab)
+    reason = line.removeprefix("ERROR ").strip() or "the supervisor exited without a word"
+    raise EcmpError(f"lab up failed: {reason}")
+
+
+def _read_line(proc: subprocess.Popen, timeout: float) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while b"\n" not in buf and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+    proc.stdout.close()
+    return buf.decode(errors="replace").split("\n")[0] if buf else "ERROR no answer within " \
+        f"{timeout:.0f} s"
+
+
+def down(lab: LabInstance) -> list[str]:
+    """Stop the supervisor and remove everything of this instance; returns what was found."""
+    if os.geteuid() != 0:
+        raise EcmpError("the lab needs root to be torn down: run as root")
+    found = leftovers(lab)
+    pid = _daemon_pid(lab)
+    if _daemon_alive(lab, pid):
+        found.insert(0, f"supervisor pid {pid}")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + DOWN_TIMEOUT
+        while _daemon_alive(lab, pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _daemon_alive(lab, pid):
+            os.kill(pid, signal.SIGKILL)
+    # Whatever the supervisor left (or all of it, after a SIGKILL): sweep by name.
+    fabric.teardown(lab)
+    shutil.rmtree(lab.state_dir, ignore_errors=True)
+    return found
+
+
+def status(lab: LabInstance) -> dict:
+    """`lab status`: up or not, and the API's view of devices, EIPs and sessions."""
+    info = read_info(lab)
+    if info is None:
+        rest = leftovers(lab) if os.geteuid() == 0 else []
+        return {"name": lab.name, "up": False, "leftovers": rest}
+    import httpx  # only needed when a lab is up
+
+    ctx = ssl.create_default_context(cafile=info.ca_file)
+    try:
+        resp = httpx.get(f"https://{info.endpoint}/lab/status", verify=ctx, timeout=5,
+                         headers={"X-Auth-Token": info.token()})
+        resp.raise_for_status()
+        detail = resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise EcmpError(f"lab {lab.name!r} API at {info.endpoint} did not answer: {exc}") from exc
+    return {"name": lab.name, "up": True, **info.public(), "known_hosts": info.known_hosts,
+            "mgmt_subnet": info.mgmt_subnet, "client_namespace": info.client_namespace,
+            **detail}

@@ -1,0 +1,185 @@
+"""Network namespaces, veths, addresses and routes of a lab instance.
+
+Only the mgmt bridge and the root ends of the servers' mgmt veths live in the root namespace;
+its routing table gets nothing but the bridge's connected route. Every other link is created
+from inside a lab namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+
+from ecmptui.errors import EcmpError
+from ecmptui.lab.instance import (
+    CLIENT_ADDR,
+    CLIENT_GW,
+    LabInstance,
+    mgmt_addr,
+    mgmt_gateway,
+    mgmt_net,
+    router_link_addr,
+    server_link_addr,
+)
+
+
+class FabricError(EcmpError):
+    """A command that builds or removes the fabric failed."""
+
+
+def run(args: Sequence[str], *, check: bool = True, timeout: float = 10.0) -> str:
+    """Run a command without a shell; return stdout, raise FabricError with stderr on failure."""
+    try:
+        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as exc:
+        raise FabricError(f"{args[0]}: not found") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise FabricError(f"{' '.join(args)}: timed out after {timeout:.0f} s") from exc
+    if check and proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip().splitlines()
+        raise FabricError(f"{' '.join(args)}: {msg[-1] if msg else f'exit {proc.returncode}'}")
+    return proc.stdout
+
+
+def ip(*args: str, ns: str | None = None, check: bool = True) -> str:
+    return run(["ip", *(["-n", ns] if ns else []), *args], check=check)
+
+
+def in_ns(ns: str, *args: str) -> list[str]:
+    """argv that runs `args` inside namespace `ns`."""
+    return ["ip", "netns", "exec", ns, *args]
+
+
+def sysctl(ns: str, key: str, value: str) -> None:
+    run(in_ns(ns, "sysctl", "-q", "-w", f"{key}={value}"))
+
+
+def list_namespaces() -> list[str]:
+    out = run(["ip", "netns", "list"], check=False)
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def list_root_links() -> list[str]:
+    out = run(["ip", "-o", "link", "show"], check=False)
+    names = []
+    for line in out.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) >= 2:
+            names.append(parts[1].strip().split("@")[0])
+    return names
+
+
+def namespace_pids(ns: str) -> list[int]:
+    out = run(["ip", "netns", "pids", ns], check=False)
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_pids(pids: Sequence[int], grace: float = 0.5) -> None:
+    """SIGTERM, then SIGKILL whatever is still alive after `grace` seconds (bounded)."""
+    own = os.getpid()
+    pids = [p for p in pids if p != own]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)  # a frozen (SIGSTOPped) daemon cannot act on SIGTERM
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        time.sleep(0.02)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# -- building ----------------------------------------------------------------------------
+
+
+def build_base(lab: LabInstance, slot: int) -> None:
+    """Core router and client namespaces, their link, and the root mgmt bridge."""
+    core, client = lab.core_ns, lab.client_ns
+    for ns in (core, client):
+        run(["ip", "netns", "add", ns])
+        ip("link", "set", "lo", "up", ns=ns)
+    sysctl(core, "net.ipv4.ip_forward", "1")
+    # Without L4 hashing every connection from the one client goes to the same server.
+    sysctl(core, "net.ipv4.fib_multipath_hash_policy", "1")
+    ip("link", "add", "rt-client", "type", "veth", "peer", "name", "eth0", "netns", client, ns=core)
+    ip("addr", "add", f"{CLIENT_GW}/24", "dev", "rt-client", ns=core)
+    ip("link", "set", "rt-client", "up", ns=core)
+    ip("addr", "add", f"{CLIENT_ADDR}/24", "dev", "eth0", ns=client)
+    ip("link", "set", "eth0", "up", ns=client)
+    ip("route", "add", "default", "via", CLIENT_GW, ns=client)
+
+    net = mgmt_net(slot)
+    ip("link", "add", lab.bridge, "type", "bridge")
+    ip("addr", "add", f"{mgmt_gateway(slot)}/{net.prefixlen}", "dev", lab.bridge)
+    ip("link", "set", lab.bridge, "up")
+
+
+def add_server(lab: LabInstance, n: int, slot: int) -> None:
+    """Server namespace n: uplink to the core router and a mgmt link to the root bridge."""
+    ns, core = lab.server_ns(n), lab.core_ns
+    run(["ip", "netns", "add", ns])
+    ip("link", "set", "lo", "up", ns=ns)
+    rt_if = f"rt-s{n}"
+    ip("link", "add", rt_if, "type", "veth", "peer", "name", "eth0", "netns", ns, ns=core)
+    ip("addr", "add", f"{router_link_addr(n)}/24", "dev", rt_if, ns=core)
+    ip("link", "set", rt_if, "up", ns=core)
+    ip("addr", "add", f"{server_link_addr(n)}/24", "dev", "eth0", ns=ns)
+    ip("link", "set", "eth0", "up", ns=ns)
+    # The server's own default route (inside its namespace), like a host's public gateway.
+    ip("route", "add", "default", "via", router_link_addr(n), ns=ns)
+
+    veth = lab.mgmt_veth(n)
+    ip("link", "add", veth, "type", "veth", "peer", "name", "mgmt0", "netns", ns)
+    ip("link", "set", veth, "master", lab.bridge)
+    ip("link", "set", veth, "up")
+    ip("addr", "add", f"{mgmt_addr(slot, n)}/{mgmt_net(slot).prefixlen}", "dev", "mgmt0", ns=ns)
+    ip("link", "set", "mgmt0", "up", ns=ns)
+
+
+def remove_server(lab: LabInstance, n: int) -> None:
+    """Stop everything running in server n's namespace and delete it with its links."""
+    ns = lab.server_ns(n)
+    if ns in list_namespaces():
+        kill_pids(namespace_pids(ns))
+        run(["ip", "netns", "del", ns], check=False)
+    if lab.mgmt_veth(n) in list_root_links():
+        ip("link", "del", lab.mgmt_veth(n), check=False)
+
+
+def present(lab: LabInstance) -> tuple[list[str], list[str]]:
+    """The namespaces and root links of this instance that exist now."""
+    return (
+        [ns for ns in list_namespaces() if lab.owns_namespace(ns)],
+        [link for link in list_root_links() if lab.owns_link(link)],
+    )
+
+
+def teardown(lab: LabInstance) -> None:
+    """Remove every namespace and root link of this instance, killing what runs inside."""
+    namespaces, _ = present(lab)
+    pids: list[int] = []
+    for ns in namespaces:
+        pids += namespace_pids(ns)
+    kill_pids(pids)
+    for ns in namespaces:
+        run(["ip", "netns", "del", ns], check=False)
+    for link in present(lab)[1]:
+        ip("link", "del", link, check=False)

@@ -1,0 +1,145 @@
+"""Names, addresses and paths of one lab instance, derived from its short name.
+
+Everything a lab creates carries its prefix (`<name>-`), so `lab down` can find it again even
+when the supervisor died without cleaning up. Two instances (the user's lab and the test suite's)
+differ in namespace names, root-namespace link names, state directory and mgmt subnet.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecmptui.errors import EcmpError
+
+DEFAULT_NAME = "ecmp"
+STATE_ROOT = Path(os.environ.get("ECMPTUI_STATE_ROOT", "/run/ecmptui"))
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+MAX_NODES = 16
+MAX_SLOTS = 100  # mgmt subnets 198.18.100.0/24 .. 198.18.199.0/24
+
+# Inside the namespaces every instance uses the same plan (namespaces are isolated);
+# only the mgmt bridge lives in the root namespace, so its subnet depends on the slot.
+CLIENT_ADDR = "198.18.1.2"
+CLIENT_GW = "198.18.1.1"
+ROUTER_ID = "198.18.1.1"
+ROUTER_ASN = 65530
+EIP_POOL = ipaddress.IPv4Network("203.0.113.0/24")
+LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
+
+
+def validate_name(name: str) -> str:
+    """Return `name` if it is a valid instance name, else raise EcmpError."""
+    if not NAME_RE.match(name or ""):
+        raise EcmpError(
+            f"invalid lab name {name!r}: use 1-6 lowercase letters or digits, starting with a letter"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class LabInstance:
+    """One lab, identified by its short name."""
+
+    name: str = DEFAULT_NAME
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+
+    # -- names ---------------------------------------------------------------------------
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}-"
+
+    @property
+    def core_ns(self) -> str:
+        return f"{self.name}-core"
+
+    @property
+    def client_ns(self) -> str:
+        return f"{self.name}-client"
+
+    def server_ns(self, n: int) -> str:
+        return f"{self.name}-srv{n}"
+
+    @property
+    def bridge(self) -> str:
+        return f"{self.name}-mgmt"
+
+    def mgmt_veth(self, n: int) -> str:
+        """Root-namespace end of server n's mgmt link (<= 15 chars)."""
+        return f"{self.name}-m{n}"
+
+    def owns_namespace(self, ns: str) -> bool:
+        return re.fullmatch(re.escape(self.name) + r"-(core|client|srv\d+)", ns) is not None
+
+    def owns_link(self, link: str) -> bool:
+        return re.fullmatch(re.escape(self.name) + r"-(mgmt|m\d+)", link) is not None
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return STATE_ROOT / self.name
+
+    @property
+    def info_file(self) -> Path:
+        return self.state_dir / "lab.json"
+
+    @property
+    def token_file(self) -> Path:
+        return self.state_dir / "token"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.state_dir / "tls" / "ca.pem"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state_dir / "known_hosts"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "daemon.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "daemon.log"
+
+    @property
+    def router_dir(self) -> Path:
+        return self.state_dir / "router"
+
+    def server_dir(self, n: int) -> Path:
+        return self.state_dir / f"srv{n}"
+
+
+def link_net(n: int) -> ipaddress.IPv4Network:
+    """The core<->server n link: .1 is the router, .2 the server."""
+    if not 1 <= n <= MAX_NODES:
+        raise ValueError(f"server index {n} out of range")
+    return ipaddress.IPv4Network(f"198.18.{10 + n}.0/24")
+
+
+def router_link_addr(n: int) -> str:
+    return str(link_net(n).network_address + 1)
+
+
+def server_link_addr(n: int) -> str:
+    return str(link_net(n).network_address + 2)
+
+
+def mgmt_net(slot: int) -> ipaddress.IPv4Network:
+    if not 0 <= slot < MAX_SLOTS:
+        raise ValueError(f"mgmt slot {slot} out of range")
+    return ipaddress.IPv4Network(f"198.18.{100 + slot}.0/24")
+
+
+def mgmt_gateway(slot: int) -> str:
+    return str(mgmt_net(slot).network_address + 1)
+
+
+def mgmt_addr(slot: int, n: int) -> str:
+    return str(mgmt_net(slot).network_address + 10 + n)

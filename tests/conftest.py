@@ -1,0 +1,59 @@
+"""Shared fixtures: one real lab per test session, under its own instance name."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ecmptui.lab import control
+from ecmptui.lab.instance import LabInstance
+
+# The suite's own lab: never the user's (default `ecmp`).
+TEST_LAB = os.environ.get("ECMPTUI_TEST_LAB", "ecmpt")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+
+def run_cli(*args: str, env: dict | None = None, check: bool = False,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real `ecmptui` command (as a module of this interpreter)."""
+    # cwd "/": exercise the installed package, not the source tree next to the tests
+    proc = subprocess.run([sys.executable, "-m", "ecmptui", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=timeout,
+                          cwd="/")
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ecmptui {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def lab_instance() -> LabInstance:
+    return LabInstance(TEST_LAB)
+
+
+@pytest.fixture(scope="session")
+def lab(lab_instance: LabInstance):
+    """A running lab shared by the session; always torn down, even when tests fail."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    control.down(lab_instance)  # leftovers of a crashed earlier run
+    info, _ = control.up(lab_instance, port=0)
+    try:
+        yield info
+    finally:
+        control.down(lab_instance)
+
+
+@pytest.fixture(scope="session")
+def ssh_keypair(tmp_path_factory) -> tuple[Path, str]:
+    """A fresh ed25519 key pair: (private key path, public key line)."""
+    import asyncssh
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    path = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    key.write_private_key(path)
+    path.chmod(0o600)
+    return path, key.export_public_key().decode().strip()

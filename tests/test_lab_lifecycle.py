@@ -1,0 +1,134 @@
+"""`ecmptui lab up/down/status` as a user runs them, and the clean-up guarantees."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import packet
+import pytest
+
+from conftest import run_cli
+from ecmptui.lab import fabric
+from ecmptui.lab.instance import LabInstance
+
+pytestmark = pytest.mark.lab
+
+
+def assert_gone(lab: LabInstance) -> None:
+    namespaces, links = fabric.present(lab)
+    assert namespaces == [] and links == []
+    assert not lab.state_dir.exists()
+    procs = subprocess.run(["pgrep", "-af", str(lab.state_dir)], capture_output=True, text=True)
+    assert procs.stdout.strip() == ""
+
+
+def test_up_is_idempotent_and_status_reports(lab, lab_instance):
+    again = run_cli("--lab", lab_instance.name, "lab", "up", "--json", check=True)
+    assert json.loads(again.stdout) == lab.public()
+    text = run_cli("--lab", lab_instance.name, "lab", "up", check=True).stdout
+    assert "was already up" in text and lab.endpoint in text
+    st = json.loads(run_cli("--lab", lab_instance.name, "lab", "status", "--json",
+                            check=True).stdout)
+    assert st["up"] is True and st["endpoint"] == lab.endpoint
+    assert {"devices", "eips", "router"} <= set(st)
+
+
+def _device_with_sshd(info) -> None:
+    os.environ["REQUESTS_CA_BUNDLE"] = info["ca_file"]
+    m = packet.Manager(auth_token=Path(info["token_file"]).read_text().strip())
+    m.end_point = info["endpoint"]
+    d = m.create_device(info["project_id"], "teardown", "t1.small", metro="lab",
+                        operating_system="debian_12")
+    deadline = time.monotonic() + 10
+    while m.get_device(d.id).state != "active":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["graceful", "after-sigkill"])
+def test_down_leaves_nothing(kill):
+    lab = LabInstance("ecmpk")
+    run_cli("--lab", lab.name, "lab", "down")
+    try:
+        info = json.loads(run_cli("--lab", lab.name, "lab", "up", "--port", "0", "--json",
+                                  check=True).stdout)
+        _device_with_sshd(info)
+        assert len(fabric.present(lab)[0]) == 3
+        if kill:
+            pid = json.loads(lab.info_file.read_text())["pid"]
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+            st = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json").stdout)
+            assert st["up"] is False and st["leftovers"]
+        down = run_cli("--lab", lab.name, "lab", "down", check=True)
+        assert "is down" in down.stdout
+        assert_gone(lab)
+        again = run_cli("--lab", lab.name, "lab", "down", check=True)
+        assert "nothing to remove" in again.stdout
+    finally:
+        run_cli("--lab", lab.name, "lab", "down")
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+
+
+def test_port_in_use_is_one_line_exit_2():
+    lab = LabInstance("ecmpp")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = run_cli("--lab", lab.name, "lab", "up", "--port", str(port))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"ecmptui: error: port 127.0.0.1:{port} is in use: pick "
+                                   "another with `lab up --port`")
+    assert_gone(lab)
+
+
+def test_partly_present_lab_is_refused_then_cleaned():
+    lab = LabInstance("ecmpv")
+    run_cli("--lab", lab.name, "lab", "down")
+    fabric.run(["ip", "netns", "add", lab.core_ns])
+    try:
+        proc = run_cli("--lab", lab.name, "lab", "up", "--port", "0")
+        assert proc.returncode == 2
+        assert "partly present (namespace ecmpv-core)" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert fabric.present(lab)[0] == [lab.core_ns]  # untouched
+    finally:
+        run_cli("--lab", lab.name, "lab", "down", check=True)
+    assert_gone(lab)
+
+
+def test_missing_program_names_the_debian_package(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin"):
+        for prog in Path(d).iterdir():
+            if prog.name not in ("bird", "birdc") and not (bindir / prog.name).exists():
+                (bindir / prog.name).symlink_to(prog)
+    proc = run_cli("--lab", "ecmpm", "lab", "up", env={"PATH": str(bindir)})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("ecmptui: error: bird not found: install the Debian package "
+                                   "bird2")
+
+
+def test_not_root_is_refused():
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         str(Path(os.sys.executable)), "-m", "ecmptui", "--lab", "ecmpn", "lab", "up"],
+        capture_output=True, text=True, cwd="/tmp",
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(os.sys.path)})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == ("ecmptui: error: the lab needs root (network namespaces, "
+                                   "veths, BIRD): run as root")
+
+
+def test_invalid_lab_name():
+    proc = run_cli("--lab", "Bad-Name", "lab", "status")
+    assert proc.returncode == 2
+    assert "invalid lab name 'Bad-Name'" in proc.stderr
