@@ -93,6 +93,125 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- deployment ----------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace, **flags):
+    from ecmptui import config
+
+    return config.load(args.config, lab=args.lab if args.lab_given else None, **flags)
+
+
+def _deployment(args: argparse.Namespace, **flags):
+    from ecmptui.inventory import Deployment
+
+    return Deployment(_settings(args, **flags))
+
+
+def _print_events(con, events_done: list, ev) -> None:
+    from ecmptui.provision import STEPS
+
+    titles = dict(STEPS)
+    mark = {"running": "[yellow]…[/]", "done": "[green]✓[/]", "failed": "[red]✗[/]"}[ev.state]
+    if ev.node:
+        if ev.state != "running":
+            con.print(f"    {mark} {ev.node}: {ev.detail}")
+        return
+    if ev.state == "running":
+        con.print(f"[bold]{titles.get(ev.step, ev.step)}[/]")
+    else:
+        con.print(f"  {mark} {ev.detail}")
+
+
+async def _drain(agen, con, quiet: bool) -> None:
+    async for ev in agen:
+        if not quiet:
+            _print_events(con, [], ev)
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ecmptui.provision import Provisioner
+
+    d = _deployment(args, nodes=args.nodes, bfd=args.bfd)
+    prov = Provisioner(d)
+    con = _console()
+    asyncio.run(_drain(prov.run(), con, args.json))
+    assert prov.inventory is not None
+    if args.json:
+        _print_json(prov.inventory.to_json())
+    elif prov.changed:
+        con.print(f"[bold green]provisioned[/]: {prov.inventory.eip} announced by "
+                  f"{len(prov.inventory.nodes)} node(s)")
+    else:
+        con.print(f"[bold]no change[/]: {prov.inventory.eip} already announced by "
+                  f"{len(prov.inventory.nodes)} node(s)")
+    return 0
+
+
+def cmd_deprovision(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ecmptui.provision import deprovision
+
+    asyncio.run(_drain(deprovision(_deployment(args)), _console(), False))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ecmptui.status import gather
+
+    st = asyncio.run(gather(_deployment(args)))
+    if args.json:
+        _print_json(st)
+        return 0
+    from rich.table import Table
+
+    con = _console()
+    con.print(f"target [bold]{st['target']}[/]   EIP [bold]{st['eip'] or 'none'}[/]")
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("node", "BGP", "since", "exp", "hold", "API", "EIP"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("last error", overflow="fold")
+    for n in st["nodes"]:
+        state = n["bgp_state"]
+        since = n["since"].split(" ")[-1].split(".")[0]  # the time is enough on a dashboard
+        table.add_row(n["name"], f"[{'green' if state == 'Established' else 'red'}]{state}[/]",
+                      since, str(n["routes_exported"]), (n["hold_timer"] or "-").split("/")[-1],
+                      n["api_status"], "withdrawn" if n["withdrawn"] else "announced",
+                      n["last_error"] or n["error"] or "")
+    con.print(table)
+    if st["router"] is not None:
+        hops = st["router"]
+        con.print(f"core router next hops for {st['eip']}: "
+                  + (", ".join(f"{h} ({n})" for h, n in zip(hops["nexthops"], hops["nodes"]))
+                     or "[red]none[/]"))
+    return 0
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    import asyncio
+
+    d = _deployment(args)
+    rec = d.inventory().node(args.name)
+
+    async def act() -> None:
+        async with d.node(rec) as node:
+            await getattr(node, args.action)()
+
+    asyncio.run(act())
+    done = {"withdraw": "stopped announcing the EIP (BGP session stays up)",
+            "announce": "announcing the EIP again",
+            "shutdown": "BGP session(s) shut down", "start": "BGP session(s) started"}
+    print(f"{rec.name}: {done[args.action]}")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------
 
 
@@ -101,9 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Anycast load balancing with BGP and ECMP: provision it, watch it, break it safely. "
         "With no command, opens the dashboard."))
     parser.add_argument("--version", action="version", version=f"ecmptui {__version__}")
-    parser.add_argument("--lab", default=os.environ.get("ECMPTUI_LAB", DEFAULT_NAME),
-                        metavar="NAME",
-                        help="lab instance name (env ECMPTUI_LAB; default %(default)s)")
+    parser.add_argument("--lab", default=None, metavar="NAME",
+                        help=f"lab instance name (env ECMPTUI_LAB; default {DEFAULT_NAME})")
+    parser.add_argument("--config", metavar="PATH", default=None,
+                        help="settings file (default ~/.config/ecmptui/config.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     lab = sub.add_parser("lab", help="the local lab: a Metal-compatible cloud on this machine")
@@ -119,12 +239,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = lab_sub.add_parser("status", help="is the lab up; its devices, EIPs and sessions")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_lab_status)
+
+    p = sub.add_parser("provision", help="the guide's four steps, then every server over SSH")
+    p.add_argument("--nodes", type=int, metavar="N", help="number of servers (1-16)")
+    p.add_argument("--bfd", action=argparse.BooleanOptionalAction, default=None,
+                   help="BFD on the BGP sessions (fast failure detection)")
+    p.add_argument("--json", action="store_true", help="print the inventory as JSON")
+    p.set_defaults(func=cmd_provision)
+    p = sub.add_parser("deprovision", help="delete the servers, EIP and key provision made")
+    p.set_defaults(func=cmd_deprovision)
+    p = sub.add_parser("status", help="BGP state of every node, API sessions, router next hops")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    node = sub.add_parser("node", help="act on one node: withdraw, announce, shutdown, start")
+    node_sub = node.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                   parser_class=_Parser)
+    for action, text in [("withdraw", "stop announcing the EIP; the BGP session stays up"),
+                         ("announce", "announce the EIP again"),
+                         ("shutdown", "take the node's BGP session(s) down"),
+                         ("start", "bring the node's BGP session(s) up")]:
+        p = node_sub.add_parser(action, help=text)
+        p.add_argument("name", help="node host name, index (2) or node2")
+        p.set_defaults(func=cmd_node)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.lab_given = args.lab is not None
+    if args.lab is None:
+        args.lab = os.environ.get("ECMPTUI_LAB", DEFAULT_NAME)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     try:
         LabInstance(args.lab)
@@ -138,3 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ecmptui: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+        if os.environ.get("ECMPTUI_DEBUG"):
+            raise
+        print(f"ecmptui: internal error: {type(exc).__name__}: {exc} "
+              "(ECMPTUI_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1

@@ -65,6 +65,13 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _single_page(href: str, total: int) -> dict:
+    """Metal's pagination meta for a listing that fits in one page."""
+    page = {"href": f"{href}?page=1"}
+    return {"first": page, "previous": None, "self": page, "next": None, "last": page,
+            "total": total, "current_page": 1, "last_page": 1}
+
+
 def _require(cond: bool, message: str) -> None:
     if not cond:
         raise ApiError(422, message)
@@ -120,8 +127,7 @@ class Cloud:
 
     # -- catalog -------------------------------------------------------------------------
     def list_projects(self) -> dict:
-        return {"projects": [self.project], "meta": {"total": 1, "current_page": 1,
-                                                     "last_page": 1}}
+        return {"projects": [self.project], "meta": _single_page("/projects", 1)}
 
     def get_project(self, project_id: str) -> dict:
         self._project(project_id)
@@ -204,7 +210,7 @@ class Cloud:
         with self.lock:
             devs = sorted(self.devices.values(), key=lambda d: d.n)
             return {"devices": [self.device_json(d) for d in devs],
-                    "meta": {"total": len(devs), "current_page": 1, "last_page": 1}}
+                    "meta": _single_page(f"{self.project['href']}/devices", len(devs))}
 
     def get_device(self, device_id: str) -> dict:
         with self.lock:

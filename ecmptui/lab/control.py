@@ -160,7 +160,8 @@ def up(lab: LabInstance, port: int = DEFAULT_PORT) -> tuple[LabInfo, bool]:
     if not free:
         raise EcmpError("no free mgmt subnet for another lab (198.18.100-199.0/24 all used)")
     STATE_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
-    lab.state_dir.mkdir(mode=0o700)
+    # 0711: nginx workers (not root) must traverse to their html; secrets inside are 0600
+    lab.state_dir.mkdir(mode=0o711)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ecmptui.lab.daemon", "--name", lab.name, "--port", str(port),
          "--slot", str(free[0])],

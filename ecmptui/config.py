@@ -1,0 +1,182 @@
+"""Typed settings: a TOML file, then the environment, then command-line flags.
+
+Every invalid value is reported as `<file>: <key>: <reason>` in one EcmpError.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ecmptui.errors import EcmpError
+from ecmptui.lab.instance import DEFAULT_NAME, MAX_NODES, validate_name
+
+METAL_ENDPOINT = "api.equinix.com/metal/v1"
+TARGETS = ("lab", "metal")
+TOKEN_ENV = ("METAL_AUTH_TOKEN", "PACKET_AUTH_TOKEN")
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ecmptui"
+
+
+def default_config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+@dataclass(frozen=True)
+class MetalSettings:
+    endpoint: str = METAL_ENDPOINT
+    project_id: str = ""
+    ca_file: str = ""          # extra CA bundle for a private Metal-compatible endpoint
+
+
+@dataclass(frozen=True)
+class ProvisionSettings:
+    nodes: int = 2
+    metro: str = "lab"
+    plan: str = "t1.small"
+    operating_system: str = "ubuntu_22_04"
+    hostname_prefix: str = "ecmp-node"
+    asn: int = 65000
+    md5: str = ""              # secret: never printed
+    bfd: bool = False
+    tag: str = "ecmptui"
+    eip: str = ""              # use this already reserved EIP instead of reserving one
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    user: str = "root"
+    key: str = ""              # default: <config dir>/id_ed25519 (created on first use)
+    known_hosts: str = ""      # default: <config dir>/known_hosts (first key seen is pinned)
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    target: str = "lab"
+    lab: str = DEFAULT_NAME
+    metal: MetalSettings = field(default_factory=MetalSettings)
+    provision: ProvisionSettings = field(default_factory=ProvisionSettings)
+    ssh: SshSettings = field(default_factory=SshSettings)
+    token: str = field(default="", repr=False)   # from the environment only
+    source: str = "<defaults>"
+
+    @property
+    def ssh_key_path(self) -> Path:
+        return Path(self.ssh.key).expanduser() if self.ssh.key else config_dir() / "id_ed25519"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return (Path(self.ssh.known_hosts).expanduser() if self.ssh.known_hosts
+                else config_dir() / "known_hosts")
+
+
+SECTIONS = {"metal": MetalSettings, "provision": ProvisionSettings, "ssh": SshSettings}
+TOP_KEYS = {"target", "lab"}
+HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
+
+
+def _check_type(src: str, key: str, value: Any, expected: type) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise EcmpError(f"{src}: {key}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def _section(src: str, name: str, cls: type, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise EcmpError(f"{src}: {name}: expected a table")
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, value in data.items():
+        if key not in known:
+            raise EcmpError(f"{src}: {name}.{key}: unknown key (known: {', '.join(known)})")
+        values[key] = _check_type(src, f"{name}.{key}", value, type(known[key].default))
+    return cls(**values)
+
+
+def validate(s: Settings) -> Settings:
+    """Check value ranges; returns `s` or raises EcmpError naming the source and key."""
+    src, p = s.source, s.provision
+    if s.target not in TARGETS:
+        raise EcmpError(f"{src}: target: must be one of {', '.join(TARGETS)}, got {s.target!r}")
+    try:
+        validate_name(s.lab)
+    except EcmpError as exc:
+        raise EcmpError(f"{src}: lab: {exc}") from None
+    if not 1 <= p.nodes <= MAX_NODES:
+        raise EcmpError(f"{src}: provision.nodes: must be 1-{MAX_NODES}, got {p.nodes}")
+    if not (1 <= p.asn <= 4294967294) or p.asn in (23456, 65535):
+        raise EcmpError(f"{src}: provision.asn: {p.asn} is not a usable AS number")
+    if p.md5 and not (len(p.md5) <= 20 and p.md5.isascii() and p.md5.isalnum()):
+        raise EcmpError(f"{src}: provision.md5: must be 1-20 letters or digits")
+    if not HOSTNAME_RE.match(p.hostname_prefix):
+        raise EcmpError(f"{src}: provision.hostname_prefix: {p.hostname_prefix!r} is not a "
+                        "valid host name prefix (lowercase letters, digits, '-')")
+    if not p.tag or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", p.tag):
+        raise EcmpError(f"{src}: provision.tag: {p.tag!r} must be 1-64 of A-Z a-z 0-9 _ . : -")
+    if p.eip:
+        try:
+            ipaddress.IPv4Address(p.eip)
+        except ValueError:
+            raise EcmpError(f"{src}: provision.eip: {p.eip!r} is not an IPv4 address") from None
+    if s.ssh.connect_timeout <= 0 or s.ssh.connect_timeout > 120:
+        raise EcmpError(f"{src}: ssh.connect_timeout: must be between 0 and 120 seconds")
+    if s.target == "metal" and not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?",
+                                                s.metal.endpoint):
+        raise EcmpError(f"{src}: metal.endpoint: {s.metal.endpoint!r} must look like "
+                        "host[:port][/path] (no scheme)")
+    return s
+
+
+def load(path: str | Path | None = None, env: dict[str, str] | None = None,
+         **flags: Any) -> Settings:
+    """Read the TOML file (default: user's config dir, optional), env, then flags."""
+    env = os.environ if env is None else env
+    explicit = path is not None
+    cfg_path = Path(path).expanduser() if explicit else default_config_path()
+    data: dict[str, Any] = {}
+    src = str(cfg_path)
+    if cfg_path.exists():
+        try:
+            data = tomllib.loads(cfg_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise EcmpError(f"{src}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise EcmpError(f"{src}: cannot read: {exc.strerror}") from None
+    elif explicit:
+        raise EcmpError(f"{src}: config file not found")
+    else:
+        src = "<defaults>"
+    top: dict[str, Any] = {"source": src}
+    for key, value in data.items():
+        if key in SECTIONS:
+            top[key] = _section(src, key, SECTIONS[key], value)
+        elif key in TOP_KEYS:
+            top[key] = _check_type(src, key, value, str)
+        else:
+            raise EcmpError(f"{src}: {key}: unknown key (known: target, lab, "
+                            f"{', '.join(SECTIONS)})")
+    settings = Settings(**top)
+    token = next((env[k] for k in TOKEN_ENV if env.get(k)), "")
+    if env.get("ECMPTUI_TARGET"):
+        settings = replace(settings, target=env["ECMPTUI_TARGET"], source=src)
+    if env.get("ECMPTUI_LAB") and "lab" not in data:
+        settings = replace(settings, lab=env["ECMPTUI_LAB"])
+    settings = validate(replace(settings, token=token))
+    prov = {k: v for k, v in flags.items() if v is not None and k in
+            {f.name for f in fields(ProvisionSettings)}}
+    top_flags = {k: v for k, v in flags.items() if v is not None and k in TOP_KEYS}
+    if not prov and not top_flags:
+        return settings
+    settings = replace(settings, provision=replace(settings.provision, **prov), **top_flags)
+    return replace(validate(replace(settings, source="command line")), source=src)

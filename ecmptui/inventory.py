@@ -1,0 +1,139 @@
+"""What is provisioned now: the EIP and the nodes, found through the API by their tag."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import AsyncIterator
+
+import asyncssh
+
+from ecmptui.config import Settings
+from ecmptui.errors import EcmpError
+from ecmptui.metal import DeviceInfo, MetalClient, Target, resolve_target
+from ecmptui.node import HostKeyPolicy, Layout, Node
+
+
+@dataclass
+class NodeRecord:
+    name: str
+    index: int
+    device_id: str
+    mgmt_address: str
+    private_address: str | None
+    private_gateway: str | None
+    state: str
+    lab_root: str | None = None
+    peers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Inventory:
+    target: str
+    eip: str | None
+    eip_id: str | None
+    nodes: list[NodeRecord]
+
+    def to_json(self) -> dict:
+        return {"target": self.target, "eip": self.eip,
+                "nodes": [asdict(n) for n in self.nodes]}
+
+    def node(self, name: str) -> NodeRecord:
+        """Find a node by hostname, index (`2`) or `node2`."""
+        for n in self.nodes:
+            if name in (n.name, str(n.index), f"node{n.index}"):
+                return n
+        names = ", ".join(n.name for n in self.nodes) or "none provisioned"
+        raise EcmpError(f"no node {name!r} (nodes: {names})")
+
+
+def node_index(hostname: str, prefix: str) -> int | None:
+    m = re.fullmatch(re.escape(prefix) + r"(\d+)", hostname)
+    return int(m.group(1)) if m else None
+
+
+def record_from_device(dev: DeviceInfo, prefix: str) -> NodeRecord | None:
+    idx = node_index(dev.hostname, prefix)
+    if idx is None or not dev.public_ipv4:
+        return None
+    return NodeRecord(dev.hostname, idx, dev.id, dev.public_ipv4, dev.private_ipv4,
+                      dev.private_gateway, dev.state, dev.lab_root)
+
+
+class Deployment:
+    """A target's API client plus the settings needed to reach its nodes."""
+
+    def __init__(self, settings: Settings, target: Target | None = None) -> None:
+        self.settings = settings
+        self.target = target or resolve_target(settings)
+        self.client = MetalClient(self.target)
+
+    @property
+    def is_lab(self) -> bool:
+        return self.target.kind == "lab"
+
+    def lab_instance(self):
+        from ecmptui.lab.instance import LabInstance
+
+        return LabInstance(self.target.lab_name) if self.is_lab else None
+
+    def inventory(self) -> Inventory:
+        p = self.settings.provision
+        nodes = [r for d in self.client.devices(p.tag)
+                 if (r := record_from_device(d, p.hostname_prefix)) is not None]
+        nodes.sort(key=lambda r: r.index)
+        ips = self.client.ips(p.tag)
+        if p.eip:
+            ips = [i for i in self.client.ips() if i.address == p.eip]
+        eip = ips[0] if ips else None
+        return Inventory(self.target.kind, eip.address if eip else None,
+                         eip.id if eip else None, nodes)
+
+    async def ainventory(self) -> Inventory:
+        return await asyncio.to_thread(self.inventory)
+
+    # -- SSH -----------------------------------------------------------------------------
+    def host_key_policy(self) -> HostKeyPolicy:
+        if self.is_lab:
+            return HostKeyPolicy("strict", Path(self.target.known_hosts))
+        return HostKeyPolicy("pin", self.settings.known_hosts_path)
+
+    def layout(self, rec: NodeRecord) -> Layout:
+        return Layout.lab(rec.lab_root) if rec.lab_root else Layout.systemd()
+
+    async def connect(self, rec: NodeRecord) -> Node:
+        return await Node.connect(
+            rec.name, rec.index, rec.mgmt_address, self.layout(rec),
+            user=self.settings.ssh.user, key=ensure_ssh_key(self.settings.ssh_key_path),
+            policy=self.host_key_policy(), timeout=self.settings.ssh.connect_timeout)
+
+    @asynccontextmanager
+    async def node(self, rec: NodeRecord) -> AsyncIterator[Node]:
+        node = await self.connect(rec)
+        try:
+            yield node
+        finally:
+            await node.close()
+
+
+def ensure_ssh_key(path: Path) -> Path:
+    """ecmptui's own SSH key pair (ed25519), created on first use with mode 0600."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = asyncssh.generate_private_key("ssh-ed25519", comment="ecmptui")
+        key.write_private_key(path)
+        path.chmod(0o600)
+        key.write_public_key(path.with_name(path.name + ".pub"))
+    return path
+
+
+def public_key_line(path: Path) -> str:
+    ensure_ssh_key(path)
+    pub = path.with_name(path.name + ".pub")
+    if not pub.exists():
+        key = asyncssh.read_private_key(path)
+        key.write_public_key(pub)
+    return " ".join(pub.read_text().split()[:2])

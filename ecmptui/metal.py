@@ -1,0 +1,224 @@
+"""The Metal API through packet-python: typed results, retries, errors without secrets.
+
+packet-python is synchronous; the async methods run it in a worker thread. The same class
+talks to the lab (endpoint, token, CA and project read from the running lab) and to any
+Metal-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import packet
+import requests
+
+from ecmptui.config import Settings
+from ecmptui.errors import EcmpError
+
+T = TypeVar("T")
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class MetalError(EcmpError):
+    """The API refused or could not be reached. `status` is the HTTP status, if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the API is and how to authenticate (the token is never in repr or logs)."""
+
+    kind: str                  # "lab" or "metal"
+    endpoint: str
+    project_id: str
+    token: str
+    ca_file: str = ""
+    known_hosts: str = ""      # lab: the host keys the lab published
+    lab_name: str = ""
+
+    def __repr__(self) -> str:
+        return f"Target(kind={self.kind!r}, endpoint={self.endpoint!r}, project={self.project_id!r})"
+
+
+def resolve_target(settings: Settings) -> Target:
+    """Endpoint, token, CA and project for the configured target, or a clear error."""
+    if settings.target == "lab":
+        from ecmptui.lab import control
+        from ecmptui.lab.instance import LabInstance
+
+        info = control.require_info(LabInstance(settings.lab))
+        return Target("lab", info.endpoint, info.project_id, info.token(), info.ca_file,
+                      info.known_hosts, settings.lab)
+    if not settings.token:
+        raise EcmpError("no API token: set METAL_AUTH_TOKEN (or PACKET_AUTH_TOKEN)")
+    if not settings.metal.project_id:
+        raise EcmpError(f"{settings.source}: metal.project_id: required for target metal")
+    return Target("metal", settings.metal.endpoint, settings.metal.project_id, settings.token,
+                  settings.metal.ca_file)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    id: str
+    hostname: str
+    state: str
+    tags: tuple[str, ...]
+    public_ipv4: str | None
+    private_ipv4: str | None
+    private_gateway: str | None
+    lab_root: str | None       # lab devices: where the server's files live
+
+    @classmethod
+    def from_packet(cls, dev: Any) -> "DeviceInfo":
+        def pick(public: bool, field: str) -> str | None:
+            for a in dev.ip_addresses or []:
+                if a.get("address_family") == 4 and bool(a.get("public")) == public:
+                    return a.get(field)
+            return None
+
+        lab = (dev.customdata or {}).get("ecmptui_lab") or {}
+        return cls(dev.id, dev.hostname, dev.state, tuple(dev.tags or ()), pick(True, "address"),
+                   pick(False, "address"), pick(False, "gateway"), lab.get("root"))
+
+
+@dataclass(frozen=True)
+class IpInfo:
+    id: str
+    address: str
+    cidr: int
+    tags: tuple[str, ...]
+
+
+class MetalClient:
+    """packet.Manager for one target with retries and clear errors."""
+
+    def __init__(self, target: Target, retries: int = 3) -> None:
+        self.target = target
+        self.retries = retries
+        self.manager = packet.Manager(auth_token=target.token)
+        self.manager.end_point = target.endpoint
+        if target.ca_file:
+            # packet-python calls module-level requests.*; requests reads the bundle from the
+            # environment per request. This process talks to one target, so this is its scope.
+            os.environ["REQUESTS_CA_BUNDLE"] = target.ca_file
+
+    @property
+    def project_id(self) -> str:
+        return self.target.project_id
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a packet-python call; retry 429/5xx with backoff; map failures to MetalError."""
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args, **kwargs)
+            except packet.baseapi.ResponseError as exc:
+                status = exc.response.status_code
+                if status in RETRY_STATUSES and attempt < self.retries:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                msg = str(exc).removeprefix(f"Error {status}: ")
+                hint = {401: " (check the API token)", 404: " (check the project id)"}
+                raise MetalError(f"Metal API at {self.target.endpoint}: {status} {msg}"
+                                 f"{hint.get(status, '')}", status) from None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise MetalError(f"Metal API at {self.target.endpoint}: unexpected response "
+                                 f"({type(exc).__name__}: {exc})") from None
+            except (packet.baseapi.Error, requests.RequestException) as exc:
+                cause = getattr(exc, "cause", None) or exc
+                if attempt < self.retries:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise MetalError(f"cannot reach the Metal API at {self.target.endpoint}: "
+                                 f"{type(cause).__name__}") from None
+        raise AssertionError("unreachable")
+
+    async def acall(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(self.call, fn, *args, **kwargs)
+
+    # -- typed helpers (sync; use acall(client.x, ...) from async code) -------------------
+    def check_project(self) -> None:
+        self.call(self.manager.get_project, self.project_id)
+
+    def project_keys(self) -> list[dict]:
+        return self.call(self.manager.call_api,
+                         f"projects/{self.project_id}/ssh-keys")["ssh_keys"]
+
+    def add_project_key(self, label: str, public_key: str) -> str:
+        data = self.call(self.manager.call_api, f"projects/{self.project_id}/ssh-keys",
+                         type="POST", params={"label": label, "key": public_key})
+        return data["id"]
+
+    def delete_key(self, key_id: str) -> None:
+        self.call(self.manager.call_api, f"ssh-keys/{key_id}", type="DELETE")
+
+    def devices(self, tag: str | None = None) -> list[DeviceInfo]:
+        devs = [DeviceInfo.from_packet(d) for d in
+                self.call(self.manager.list_all_devices, self.project_id)]
+        return [d for d in devs if tag is None or tag in d.tags]
+
+    def device(self, device_id: str) -> DeviceInfo:
+        return DeviceInfo.from_packet(self.call(self.manager.get_device, device_id))
+
+    def create_device(self, hostname: str, plan: str, metro: str, os_slug: str,
+                      tags: list[str], key_ids: list[str]) -> DeviceInfo:
+        dev = self.call(self.manager.create_device, self.project_id, hostname, plan,
+                        metro=metro, operating_system=os_slug, tags=tags,
+                        project_ssh_keys=key_ids)
+        return DeviceInfo.from_packet(dev)
+
+    def delete_device(self, device_id: str) -> None:
+        self.call(self.manager.call_api, f"devices/{device_id}", type="DELETE")
+
+    def ips(self, tag: str | None = None) -> list[IpInfo]:
+        ips = self.call(self.manager.list_project_ips, self.project_id)
+        out = [IpInfo(i.id, i.address, int(i.cidr or 32), tuple(i.tags or ())) for i in ips
+               if i.address_family == 4 and i.public and not i.management]
+        return [i for i in out if tag is None or tag in i.tags]
+
+    def reserve_ip(self, metro: str, tags: list[str]) -> IpInfo:
+        ip = self.call(self.manager.reserve_ip_address, self.project_id, "public_ipv4", 1,
+                       metro=metro, tags=tags)
+        return IpInfo(ip.id, ip.address, int(ip.cidr or 32), tuple(ip.tags or ()))
+
+    def delete_ip(self, ip_id: str) -> None:
+        self.call(self.manager.delete_ip, ip_id)
+
+    def bgp_config(self) -> dict:
+        return self.call(self.manager.call_api, f"projects/{self.project_id}/bgp-config") or {}
+
+    def enable_bgp(self, asn: int, md5: str | None) -> None:
+        self.call(self.manager.enable_project_bgp_config, self.project_id, asn, "local",
+                  md5=md5 or None)
+
+    def sessions(self, device_id: str) -> list[dict]:
+        data = self.call(self.manager.call_api, f"devices/{device_id}/bgp/sessions")
+        return data.get("bgp_sessions", [])
+
+    def create_session(self, device_id: str) -> dict:
+        return self.call(self.manager.call_api, f"devices/{device_id}/bgp/sessions",
+                         type="POST", params={"address_family": "ipv4"})
+
+    def neighbors(self, device_id: str) -> list[dict]:
+        data = self.call(self.manager.call_api, f"devices/{device_id}/bgp/neighbors")
+        return data.get("bgp_neighbors", [])
+
+
+def session_status(raw: str | None) -> str:
+    """Metal's status may be one word or a comma list (one per switch): 'up' only if all are."""
+    parts = [p.strip() for p in (raw or "").split(",") if p.strip()]
+    if not parts:
+        return "unknown"
+    if all(p == "up" for p in parts):
+        return "up"
+    return "down" if all(p == "down" for p in parts) else "partial"

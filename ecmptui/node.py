@@ -1,0 +1,311 @@
+"""One server over SSH (asyncssh): BIRD config, the EIP on lo, nginx, and BGP actions.
+
+Every remote command is an argv list joined with shlex: no shell string is ever built from
+unquoted input. BIRD configs are checked with `bird -p` on the node before they replace the
+old one, which is kept and restored if the reload fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from ecmptui import bird, nginx
+from ecmptui.errors import EcmpError
+from ecmptui.remote_shell import RemoteShell, Result, ShellError
+
+
+class NodeError(EcmpError):
+    """A node could not be reached or refused an action."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a node keeps BIRD and nginx files and how its daemons are (re)started."""
+
+    kind: str                  # "lab" (daemons run by hand in the namespace) or "systemd"
+    bird_conf: str
+    bird_socket: str
+    bird_pid: str
+    bird_log: str | None
+    nginx_conf: str            # lab: a whole nginx.conf; systemd: a conf.d snippet
+    nginx_prefix: str
+    nginx_html: str
+    state_dir: str
+
+    @classmethod
+    def lab(cls, root: str) -> "Layout":
+        r = root.rstrip("/")
+        return cls("lab", f"{r}/bird/bird.conf", f"{r}/bird/bird.ctl", f"{r}/bird/bird.pid",
+                   f"{r}/bird/bird.log", f"{r}/nginx/nginx.conf", f"{r}/nginx",
+                   f"{r}/nginx/html", f"{r}/ecmptui")
+
+    @classmethod
+    def systemd(cls) -> "Layout":
+        return cls("systemd", "/etc/bird/bird.conf", "/run/bird/bird.ctl", "/run/bird/bird.pid",
+                   None, "/etc/nginx/conf.d/ecmptui.conf", "/etc/nginx", "/var/www/ecmptui",
+                   "/var/lib/ecmptui")
+
+    @property
+    def withdrawn_flag(self) -> str:
+        return f"{self.state_dir}/withdrawn"
+
+
+@dataclass(frozen=True)
+class HostKeyPolicy:
+    """`strict`: only keys in the file (the lab publishes them); `pin`: first key seen is
+    recorded in the file and a later mismatch is refused."""
+
+    mode: str
+    known_hosts: Path
+
+
+def _pinned(path: Path, host: str) -> list[str]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and host in parts[0].split(","):
+            out.append(f"{parts[1]} {parts[2]}")
+    return out
+
+
+async def _known_hosts_for(policy: HostKeyPolicy, host: str, port: int, timeout: float):
+    if policy.mode == "strict":
+        return str(policy.known_hosts)
+    pinned = _pinned(policy.known_hosts, host)
+    if not pinned:
+        key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), timeout)
+        if key is None:
+            raise NodeError(f"{host}: no host key offered")
+        line = key.export_public_key().decode().strip()
+        policy.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        with policy.known_hosts.open("a") as fh:
+            fh.write(f"{host if port == 22 else f'[{host}]:{port}'} {line}\n")
+        pinned = [line]
+    return ([asyncssh.import_public_key(k) for k in pinned], [], [])
+
+
+class Node:
+    """An open SSH connection to one node plus its layout."""
+
+    def __init__(self, name: str, index: int, host: str, layout: Layout,
+                 conn: asyncssh.SSHClientConnection, shell: RemoteShell) -> None:
+        self.name, self.index, self.host, self.layout = name, index, host, layout
+        self.conn, self.shell = conn, shell
+
+    @classmethod
+    async def connect(cls, name: str, index: int, host: str, layout: Layout, *, user: str,
+                      key: Path, policy: HostKeyPolicy, port: int = 22,
+                      timeout: float = 10.0) -> "Node":
+        try:
+            known = await _known_hosts_for(policy, host, port, timeout)
+            conn = await asyncio.wait_for(asyncssh.connect(
+                host, port=port, username=user, client_keys=[str(key)], known_hosts=known,
+                agent_path=None, config=None), timeout)
+            shell = await asyncio.wait_for(RemoteShell.open(conn), timeout)
+        except asyncssh.HostKeyNotVerifiable:
+            where = policy.known_hosts
+            raise NodeError(f"{name} ({host}): host key does not match the one recorded in "
+                            f"{where}; refusing to connect") from None
+        except asyncssh.PermissionDenied:
+            raise NodeError(f"{name} ({host}): SSH key {key} was refused") from None
+        except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise NodeError(f"{name} ({host}): SSH connection failed: {reason}") from None
+        return cls(name, index, host, layout, conn, shell)
+
+    async def close(self) -> None:
+        self.shell.close()
+        self.conn.close()
+        await self.conn.wait_closed()
+
+    async def run(self, *argv: str, input: str | None = None, check: bool = True,
+                  timeout: float = 30.0) -> Result:
+        try:
+            res = await self.shell.run(argv, input=input, timeout=timeout)
+        except ShellError as exc:
+            raise NodeError(f"{self.name}: `{argv[0]}` failed: {exc}") from None
+        if check and res.exit_status != 0:
+            err = (str(res.stderr or res.stdout or "")).strip().splitlines()
+            raise NodeError(f"{self.name}: `{' '.join(argv[:3])}` exited {res.exit_status}: "
+                            f"{err[-1] if err else 'no output'}")
+        return res
+
+    async def read(self, path: str) -> str | None:
+        res = await self.run("cat", path, check=False)
+        return str(res.stdout) if res.exit_status == 0 else None
+
+    async def write(self, path: str, text: str, mode: str = "0644") -> None:
+        await self.run("mkdir", "-p", str(Path(path).parent))
+        await self.run("sh", "-c", 'umask 022 && cat > "$1" && chmod "$2" "$1"', "sh", path,
+                       mode, input=text)
+
+    # -- BIRD ----------------------------------------------------------------------------
+    def birdc_argv(self, *args: str) -> list[str]:
+        return ["birdc", "-s", self.layout.bird_socket, *args]
+
+    async def bird_running(self) -> bool:
+        res = await self.run(*self.birdc_argv("show", "status"), check=False)
+        return res.exit_status == 0 and "Daemon is up" in str(res.stdout)
+
+    async def protocols(self) -> list[bird.ProtocolInfo]:
+        res = await self.run(*self.birdc_argv("show", "protocols", "all"), check=False)
+        if res.exit_status != 0:
+            raise NodeError(f"{self.name}: BIRD is not running "
+                            f"({str(res.stdout or res.stderr).strip().splitlines()[-1:]})")
+        try:
+            return bird.parse_protocols(str(res.stdout))
+        except bird.BirdParseError as exc:
+            raise NodeError(f"{self.name}: unreadable birdc output: {exc}") from None
+
+    async def withdrawn(self) -> bool:
+        res = await self.run("test", "-e", self.layout.withdrawn_flag, check=False)
+        return res.exit_status == 0
+
+    async def apply_bird_config(self, text: str) -> bool:
+        """Validate `text` with `bird -p` on the node, then make it live. True if changed."""
+        lay = self.layout
+        current = await self.read(lay.bird_conf)
+        running = await self.bird_running()
+        if current == text and running:
+            return False
+        new, backup = lay.bird_conf + ".new", lay.bird_conf + ".bak"
+        await self.write(new, text, "0640")
+        check = await self.run("bird", "-p", "-c", new, check=False)
+        if check.exit_status != 0:
+            await self.run("rm", "-f", new)
+            msg = str(check.stderr or check.stdout).strip().splitlines()
+            raise NodeError(f"{self.name}: BIRD rejected the new config, nothing applied: "
+                            f"{msg[-1] if msg else 'bird -p failed'}")
+        if current is not None:
+            await self.run("cp", "-p", lay.bird_conf, backup)
+        await self.run("mv", new, lay.bird_conf)
+        if not running:
+            await self._start_bird()
+            return True
+        res = await self.run(*self.birdc_argv("configure"), check=False)
+        if res.exit_status != 0 or "Reconfigur" not in str(res.stdout):
+            if current is not None:
+                await self.run("mv", backup, lay.bird_conf)
+                await self.run(*self.birdc_argv("configure"), check=False)
+            raise NodeError(f"{self.name}: BIRD reload failed; previous config restored: "
+                            f"{str(res.stdout).strip().splitlines()[-1:]}")
+        return True
+
+    async def _start_bird(self) -> None:
+        lay = self.layout
+        if lay.kind == "systemd":
+            await self.run("systemctl", "enable", "--now", "bird")
+            await self.run("systemctl", "restart", "bird")
+        else:
+            await self.run("mkdir", "-p", str(Path(lay.bird_socket).parent))
+            await self.run("bird", "-c", lay.bird_conf, "-s", lay.bird_socket, "-P", lay.bird_pid)
+        for _ in range(100):  # bounded: 5 s
+            if await self.bird_running():
+                return
+            await asyncio.sleep(0.05)
+        raise NodeError(f"{self.name}: BIRD did not start")
+
+    # -- EIP and nginx -------------------------------------------------------------------
+    async def ensure_eip(self, eip: str) -> bool:
+        res = await self.run("ip", "-o", "-4", "addr", "show", "dev", "lo")
+        if f" {eip}/32 " in str(res.stdout):
+            return False
+        await self.run("ip", "addr", "add", f"{eip}/32", "dev", "lo")
+        return True
+
+    async def remove_eip(self, eip: str) -> None:
+        await self.run("ip", "addr", "del", f"{eip}/32", "dev", "lo", check=False)
+
+    async def has_eip(self, eip: str) -> bool:
+        res = await self.run("ip", "-o", "-4", "addr", "show", "dev", "lo")
+        return f" {eip}/32 " in str(res.stdout)
+
+    async def apply_nginx(self) -> bool:
+        lay = self.layout
+        if lay.kind == "lab":
+            conf = nginx.standalone_config(self.name, lay.nginx_prefix)
+        else:
+            conf = nginx.server_block(self.name, lay.nginx_html)
+        index = nginx.page(self.index)
+        changed = False
+        if await self.read(f"{lay.nginx_html}/index.html") != index:
+            await self.write(f"{lay.nginx_html}/index.html", index)
+            changed = True
+        if await self.read(lay.nginx_conf) != conf:
+            await self.write(lay.nginx_conf, conf)
+            changed = True
+        running = await self.nginx_running()
+        if running and not changed:
+            return False
+        if lay.kind == "lab":
+            await self.run("mkdir", "-p", f"{lay.nginx_prefix}/logs", f"{lay.nginx_prefix}/tmp")
+            await self.run("nginx", "-t", "-q", "-p", lay.nginx_prefix, "-c", lay.nginx_conf)
+            if running:
+                await self.run("nginx", "-p", lay.nginx_prefix, "-c", lay.nginx_conf, "-s",
+                               "reload")
+            else:
+                await self.run("nginx", "-p", lay.nginx_prefix, "-c", lay.nginx_conf)
+        else:
+            await self.run("nginx", "-t", "-q")
+            await self.run("systemctl", "enable", "--now", "nginx")
+            await self.run("systemctl", "reload-or-restart", "nginx")
+        return True
+
+    async def nginx_running(self) -> bool:
+        lay = self.layout
+        pidfile = f"{lay.nginx_prefix}/nginx.pid" if lay.kind == "lab" else "/run/nginx.pid"
+        res = await self.run("sh", "-c", 'kill -0 "$(cat "$1")"', "sh", pidfile, check=False)
+        return res.exit_status == 0
+
+    # -- actions -------------------------------------------------------------------------
+    async def peer_protocols(self) -> list[str]:
+        return [p.name for p in await self.protocols() if p.proto == "BGP"]
+
+    async def withdraw(self) -> None:
+        """Stop announcing the EIP; BGP sessions stay Established. Survives BIRD restarts."""
+        await self.run("mkdir", "-p", self.layout.state_dir)
+        await self.run("touch", self.layout.withdrawn_flag)
+        await self._set_eip_protocol(enabled=False)
+
+    async def announce(self) -> None:
+        await self.run("rm", "-f", self.layout.withdrawn_flag)
+        await self._set_eip_protocol(enabled=True)
+
+    async def _set_eip_protocol(self, enabled: bool) -> None:
+        current = await self.read(self.layout.bird_conf)
+        if current is None:
+            raise NodeError(f"{self.name}: no BIRD config at {self.layout.bird_conf}: "
+                            "provision the node first")
+        # the live switch first (takes effect in milliseconds), then the file, so that
+        # a restart or reconfigure keeps the same state
+        verb = "enable" if enabled else "disable"
+        res = await self.run(*self.birdc_argv(verb, bird.EIP_PROTOCOL), check=False)
+        out = str(res.stdout)
+        if res.exit_status != 0 or ("enabled" not in out and "disabled" not in out):
+            raise NodeError(f"{self.name}: birdc {verb} {bird.EIP_PROTOCOL} failed: "
+                            f"{out.strip().splitlines()[-1:] or res.stderr}")
+        want = f"  disabled {'no' if enabled else 'yes'};"
+        other = f"  disabled {'yes' if enabled else 'no'};"
+        if other in current:
+            await self.write(self.layout.bird_conf, current.replace(other, want, 1), "0640")
+
+    async def shutdown(self) -> None:
+        """Take the BGP sessions down (BIRD keeps running)."""
+        await self._peers(False)
+
+    async def start(self) -> None:
+        await self._peers(True)
+
+    async def _peers(self, enabled: bool) -> None:
+        peers = await self.peer_protocols()
+        if not peers:
+            raise NodeError(f"{self.name}: no BGP protocols in BIRD")
+        verb = "enable" if enabled else "disable"
+        for p in peers:
+            await self.run(*self.birdc_argv(verb, p))

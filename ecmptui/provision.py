@@ -1,0 +1,296 @@
+"""The guide's configuration section as an idempotent async pipeline of visible steps.
+
+(1) SSH key registered, (2) N devices active, (3) an EIP reserved (tagged), (4) Local BGP
+enabled, (5) a BGP session per device, (6) every node configured over SSH in parallel (BIRD,
+EIP on lo, nginx), (7) verified: sessions Established and the EIP exported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ecmptui import bird
+from ecmptui.errors import EcmpError
+from ecmptui.inventory import (
+    Deployment,
+    Inventory,
+    NodeRecord,
+    public_key_line,
+    record_from_device,
+)
+from ecmptui.node import Node
+
+STEPS: list[tuple[str, str]] = [
+    ("ssh-key", "SSH key registered with the project"),
+    ("devices", "servers created and active"),
+    ("eip", "Elastic IP reserved"),
+    ("bgp", "Local BGP enabled on the project"),
+    ("sessions", "a BGP session per server"),
+    ("configure", "servers configured over SSH (BIRD, EIP on lo, nginx)"),
+    ("verify", "sessions Established and EIP exported"),
+]
+KEY_LABEL = "ecmptui"
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Progress of one step (or of one node within a step)."""
+
+    step: str
+    state: str                 # running | done | failed
+    detail: str = ""
+    node: str | None = None
+    changed: bool = False
+
+
+class Provisioner:
+    """Runs the steps; iterate `run()` for events, then read `inventory` and `changed`."""
+
+    def __init__(self, deployment: Deployment, *, nodes: int | None = None,
+                 bfd: bool | None = None) -> None:
+        self.d = deployment
+        self.p = deployment.settings.provision
+        self.nodes = nodes or self.p.nodes
+        self.bfd = self.p.bfd if bfd is None else bfd
+        self.inventory: Inventory | None = None
+        self.changed = False
+        self.lab = deployment.is_lab
+        self.poll = 0.1 if self.lab else 5.0
+        self.active_timeout = 60.0 if self.lab else 1800.0
+
+    async def _call(self, fn, *args, **kwargs):
+        return await self.d.client.acall(fn, *args, **kwargs)
+
+    async def run(self) -> AsyncIterator[StepEvent]:
+        steps = [self._ssh_key, self._devices, self._eip, self._bgp, self._sessions]
+        state: dict = {"nodes": {}}
+        try:
+            for (name, _), step in zip(STEPS, steps):
+                yield StepEvent(name, "running")
+                try:
+                    detail, changed = await step(state)
+                except EcmpError as exc:
+                    yield StepEvent(name, "failed", str(exc))
+                    raise
+                self.changed |= changed
+                yield StepEvent(name, "done", detail, changed=changed)
+            async for ev in self._configure(state):
+                yield ev
+            async for ev in self._verify(state):
+                yield ev
+        finally:  # the SSH connections opened by configure, reused by verify
+            await asyncio.gather(*(n.close() for n in state["nodes"].values()),
+                                 return_exceptions=True)
+        self.inventory = Inventory(self.d.target.kind, state["eip"].address, state["eip"].id,
+                                   state["records"])
+
+    # -- steps ---------------------------------------------------------------------------
+    async def _ssh_key(self, state: dict) -> tuple[str, bool]:
+        await self._call(self.d.client.check_project)
+        pub = public_key_line(self.d.settings.ssh_key_path)
+        for k in await self._call(self.d.client.project_keys):
+            if " ".join(k["key"].split()[:2]) == pub:
+                state["key_id"] = k["id"]
+                return f"already registered ({k.get('label') or k['id']})", False
+        state["key_id"] = await self._call(self.d.client.add_project_key, KEY_LABEL, pub)
+        return f"registered as {KEY_LABEL!r}", True
+
+    async def _devices(self, state: dict) -> tuple[str, bool]:
+        prefix = self.p.hostname_prefix
+        existing = {d.hostname: d for d in await self._call(self.d.client.devices, self.p.tag)}
+        created = []
+        for i in range(1, self.nodes + 1):
+            name = f"{prefix}{i}"
+            if name not in existing:
+                existing[name] = await self._call(
+                    self.d.client.create_device, name, self.p.plan, self.p.metro,
+                    self.p.operating_system, [self.p.tag], [state["key_id"]])
+                created.append(name)
+        wanted = [existing[f"{prefix}{i}"] for i in range(1, self.nodes + 1)]
+        deadline = time.monotonic() + self.active_timeout
+        devices = []
+        for dev in wanted:
+            while dev.state != "active":
+                if dev.state == "failed":
+                    raise EcmpError(f"device {dev.hostname} failed to provision")
+                if time.monotonic() > deadline:
+                    raise EcmpError(f"device {dev.hostname} not active after "
+                                    f"{self.active_timeout:.0f} s (state {dev.state})")
+                await asyncio.sleep(self.poll)
+                dev = await self._call(self.d.client.device, dev.id)
+            devices.append(dev)
+        state["records"] = [record_from_device(d, prefix) for d in devices]
+        extra = sorted(set(existing) - {d.hostname for d in devices})
+        detail = (f"created {', '.join(created)}; " if created else "") + \
+            f"{len(devices)} active" + (f" (also tagged, left alone: {', '.join(extra)})"
+                                        if extra else "")
+        return detail, bool(created)
+
+    async def _eip(self, state: dict) -> tuple[str, bool]:
+        if self.p.eip:
+            found = [i for i in await self._call(self.d.client.ips) if i.address == self.p.eip]
+            if not found:
+                raise EcmpError(f"EIP {self.p.eip} is not reserved in this project")
+            state["eip"] = found[0]
+            return f"{self.p.eip} (configured)", False
+        tagged = await self._call(self.d.client.ips, self.p.tag)
+        if tagged:
+            state["eip"] = tagged[0]
+            return f"{tagged[0].address} (already reserved)", False
+        state["eip"] = await self._call(self.d.client.reserve_ip, self.p.metro, [self.p.tag])
+        return f"{state['eip'].address} reserved", True
+
+    async def _bgp(self, state: dict) -> tuple[str, bool]:
+        cfg = await self._call(self.d.client.bgp_config)
+        if cfg.get("status") == "enabled":
+            if int(cfg.get("asn", 0)) != self.p.asn:
+                raise EcmpError(f"Local BGP is enabled with AS {cfg.get('asn')}, not the "
+                                f"configured {self.p.asn}")
+            return f"already enabled (AS {cfg['asn']})", False
+        await self._call(self.d.client.enable_bgp, self.p.asn, self.p.md5 or None)
+        return f"enabled (AS {self.p.asn}{', MD5' if self.p.md5 else ''})", True
+
+    async def _sessions(self, state: dict) -> tuple[str, bool]:
+        created = 0
+        for rec in state["records"]:
+            sessions = await self._call(self.d.client.sessions, rec.device_id)
+            if not any(s.get("address_family") == "ipv4" for s in sessions):
+                await self._call(self.d.client.create_session, rec.device_id)
+                created += 1
+        n = len(state["records"])
+        return (f"{created} created, {n - created} existing" if created else
+                f"{n} existing"), created > 0
+
+    # -- per node ------------------------------------------------------------------------
+    async def _configure(self, state: dict) -> AsyncIterator[StepEvent]:
+        yield StepEvent("configure", "running")
+        queue: asyncio.Queue[StepEvent] = asyncio.Queue()
+        eip = state["eip"].address
+
+        async def one(rec: NodeRecord) -> bool:
+            await queue.put(StepEvent("configure", "running", "connecting", rec.name))
+            try:
+                nbs = await self._call(self.d.client.neighbors, rec.device_id)
+                if not nbs:
+                    raise EcmpError(f"{rec.name}: the API lists no BGP neighbors")
+                neighbor = bird.Neighbor.from_api(nbs[0])
+                rec.peers = list(neighbor.peer_ips)
+                node = state["nodes"][rec.name] = await self.d.connect(rec)
+                changes = await configure_node(node, neighbor, eip, self.bfd,
+                                               rec.private_gateway)
+            except EcmpError as exc:
+                await queue.put(StepEvent("configure", "failed", str(exc), rec.name))
+                raise
+            await queue.put(StepEvent("configure", "done",
+                                      ", ".join(changes) if changes else "no change", rec.name,
+                                      changed=bool(changes)))
+            return bool(changes)
+
+        tasks = [asyncio.create_task(one(r)) for r in state["records"]]
+        gathered = asyncio.gather(*tasks, return_exceptions=True)
+        while not gathered.done() or not queue.empty():
+            try:
+                yield await asyncio.wait_for(queue.get(), 0.1)
+            except asyncio.TimeoutError:
+                pass
+        results = gathered.result()
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            yield StepEvent("configure", "failed", f"{len(errors)} node(s) failed")
+            err = errors[0]
+            raise err if isinstance(err, EcmpError) else EcmpError(str(err))
+        changed = any(results)
+        self.changed |= changed
+        yield StepEvent("configure", "done",
+                        f"{sum(results)} changed, {len(results) - sum(results)} unchanged",
+                        changed=changed)
+
+    async def _verify(self, state: dict) -> AsyncIterator[StepEvent]:
+        yield StepEvent("verify", "running")
+        deadline = time.monotonic() + (20.0 if self.lab else 120.0)
+        pending = {r.name: r for r in state["records"]}
+        last: dict[str, str] = {}
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                ok, why = await node_verified(state["nodes"][name])
+                if ok:
+                    del pending[name]
+                    yield StepEvent("verify", "done", why, name)
+                else:
+                    last[name] = why
+            if pending:
+                await asyncio.sleep(0.2)
+        if pending:
+            detail = "; ".join(f"{n}: {last.get(n, 'unknown')}" for n in pending)
+            yield StepEvent("verify", "failed", detail)
+            raise EcmpError(f"verification failed: {detail}")
+        yield StepEvent("verify", "done", f"{len(state['records'])} node(s) announcing")
+
+
+async def configure_node(node: Node, neighbor: bird.Neighbor, eip: str, bfd: bool,
+                         gateway: str | None) -> list[str]:
+    """Make one node announce `eip`; returns what changed (empty: nothing).
+
+    `gateway` is the private network's gateway: Metal's multihop peers are reached through
+    it, so the rendered config routes their /32s there.
+    """
+    changes = []
+    if await node.ensure_eip(eip):
+        changes.append("EIP on lo")
+    if await node.apply_nginx():
+        changes.append("nginx")
+    spec = bird.NodeBgpSpec(
+        router_id=neighbor.customer_ip, eip=eip, neighbor=neighbor,
+        gateway=gateway if neighbor.multihop else None, bfd=bfd,
+        announce=not await node.withdrawn(), log_file=node.layout.bird_log)
+    if await node.apply_bird_config(bird.render_node_config(spec)):
+        changes.append("BIRD")
+    return changes
+
+
+async def node_verified(node: Node) -> tuple[bool, str]:
+    try:
+        protos = [p for p in await node.protocols() if p.proto == "BGP"]
+    except EcmpError as exc:
+        return False, str(exc)
+    if not protos:
+        return False, "no BGP protocol"
+    down = [p for p in protos if not p.established]
+    if down:
+        p = down[0]
+        return False, f"{p.name} {p.bgp_state or p.info}" + (
+            f" ({p.last_error})" if p.last_error else "")
+    if await node.withdrawn():
+        return True, "Established (withdrawn by operator)"
+    if sum(p.routes_exported for p in protos) < len(protos):
+        return False, "Established but the EIP is not exported"
+    return True, f"Established, EIP exported to {len(protos)} peer(s)"
+
+
+async def deprovision(d: Deployment) -> AsyncIterator[StepEvent]:
+    """Remove what provision made: devices, the EIP and ecmptui's SSH key."""
+    p = d.settings.provision
+    inv = await d.ainventory()
+    yield StepEvent("devices", "running")
+    for rec in inv.nodes:
+        await d.client.acall(d.client.delete_device, rec.device_id)
+        yield StepEvent("devices", "done", "deleted", rec.name, changed=True)
+    yield StepEvent("devices", "done", f"{len(inv.nodes)} deleted", changed=bool(inv.nodes))
+    yield StepEvent("eip", "running")
+    tagged = await d.client.acall(d.client.ips, p.tag) if not p.eip else []
+    for ip in tagged:
+        await d.client.acall(d.client.delete_ip, ip.id)
+    yield StepEvent("eip", "done", ", ".join(i.address for i in tagged) + " released"
+                    if tagged else "none reserved by ecmptui", changed=bool(tagged))
+    yield StepEvent("ssh-key", "running")
+    pub = public_key_line(d.settings.ssh_key_path)
+    keys = [k for k in await d.client.acall(d.client.project_keys)
+            if " ".join(k["key"].split()[:2]) == pub]
+    for k in keys:
+        await d.client.acall(d.client.delete_key, k["id"])
+    yield StepEvent("ssh-key", "done", "removed" if keys else "not registered",
+                    changed=bool(keys))
+    yield StepEvent("bgp", "done", "Local BGP stays enabled (the API has no way to disable it)")
