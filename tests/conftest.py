@@ -57,3 +57,51 @@ def ssh_keypair(tmp_path_factory) -> tuple[Path, str]:
     key.write_private_key(path)
     path.chmod(0o600)
     return path, key.export_public_key().decode().strip()
+
+
+def make_config(directory: Path, *, tag: str, prefix: str, extra: str = "") -> Path:
+    """A settings file for the test lab: its own tag, host names and SSH key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.toml"
+    path.write_text(
+        f'target = "lab"\nlab = "{TEST_LAB}"\n'
+        f'[provision]\ntag = "{tag}"\nhostname_prefix = "{prefix}"\n{extra}\n'
+        f'[ssh]\nkey = "{directory}/id_ed25519"\nknown_hosts = "{directory}/known_hosts"\n')
+    return path
+
+
+CLIENT_FETCH = """
+import collections, http.client, json, sys
+url_host, n = sys.argv[1], int(sys.argv[2])
+seen = collections.Counter()
+for _ in range(n):
+    c = http.client.HTTPConnection(url_host, 80, timeout=2)  # a new TCP connection each time
+    try:
+        c.request("GET", "/")
+        seen[c.getresponse().read().decode().strip()] += 1
+    except OSError as exc:
+        seen["error: " + type(exc).__name__] += 1
+    finally:
+        c.close()
+print(json.dumps(seen))
+"""
+
+
+def fetch_from_client(lab, host: str, n: int) -> dict[str, int]:
+    """n requests to host:80 from the lab's client namespace, one connection each."""
+    import json
+
+    proc = subprocess.run(["ip", "netns", "exec", lab.client_namespace, sys.executable, "-c",
+                           CLIENT_FETCH, host, str(n)], capture_output=True, text=True,
+                          timeout=120, check=True)
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def deployed(lab, tmp_path_factory):
+    """Two nodes provisioned with the CLI in the test lab: (config path, inventory)."""
+    import json
+
+    cfg = make_config(tmp_path_factory.mktemp("deployed"), tag="ecmpt-main", prefix="tnode")
+    proc = run_cli("--config", str(cfg), "provision", "--nodes", "2", "--json", check=True)
+    return cfg, json.loads(proc.stdout)

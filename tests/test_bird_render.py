@@ -1,0 +1,74 @@
+"""Node config rendering, checked by the real `bird -p`."""
+
+import subprocess
+
+import pytest
+
+from ecmptui import bird
+
+METAL_NEIGHBOR = {  # the shape Metal's devices/{id}/bgp/neighbors returned
+    "address_family": 4, "customer_as": 65000, "customer_ip": "10.99.182.129",
+    "md5_enabled": True, "md5_password": "s3cretPW", "multihop": True, "peer_as": 65530,
+    "peer_ips": ["169.254.255.1", "169.254.255.2"],
+    "routes_in": [{"route": "203.0.113.46/32", "exact": True}], "routes_out": [],
+}
+
+
+def bird_accepts(tmp_path, text: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "bird.conf"
+    path.write_text(text)
+    return subprocess.run(["bird", "-p", "-c", str(path)], capture_output=True, text=True)
+
+
+def test_real_metal_shape_two_multihop_peers_with_md5(tmp_path):
+    nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
+    text = bird.render_node_config(bird.NodeBgpSpec(
+        router_id=nb.customer_ip, eip="203.0.113.46", neighbor=nb, gateway="10.99.182.128"))
+    assert "router id 10.99.182.129;" in text
+    assert "route 169.254.255.1/32 via 10.99.182.128;" in text
+    assert "route 169.254.255.2/32 via 10.99.182.128;" in text
+    assert "multihop 5;" in text and "direct;" not in text
+    assert 'password "s3cretPW";' in text
+    assert "protocol bgp peer1 from metal { neighbor 169.254.255.1 as 65530; }" in text
+    assert "protocol bgp peer2 from metal { neighbor 169.254.255.2 as 65530; }" in text
+    assert "if net = 203.0.113.46/32 then accept;" in text and "bfd on" not in text
+    assert "local 10.99.182.129 as 65000;" in text
+    proc = bird_accepts(tmp_path, text)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_lab_shape_direct_with_bfd_and_withdrawn(tmp_path):
+    nb = bird.Neighbor.from_api({**METAL_NEIGHBOR, "multihop": False, "md5_enabled": False,
+                                 "customer_ip": "198.18.11.2", "peer_ips": ["198.18.11.1"]})
+    text = bird.render_node_config(bird.NodeBgpSpec(
+        router_id="198.18.11.2", eip="203.0.113.10", neighbor=nb, bfd=True, announce=False))
+    assert "direct;" in text and "static" not in text and "password" not in text
+    assert "bfd on;" in text and "protocol bfd" in text
+    assert "disabled yes;" in text
+    assert bird_accepts(tmp_path, text).returncode == 0
+
+
+def test_md5_password_not_used_when_disabled():
+    nb = bird.Neighbor.from_api({**METAL_NEIGHBOR, "md5_enabled": False})
+    assert nb.md5_password is None
+
+
+def test_unsafe_password_is_refused():
+    nb = bird.Neighbor.from_api({**METAL_NEIGHBOR, "md5_password": 'x"; } protocol evil {'})
+    with pytest.raises(ValueError):
+        bird.render_node_config(bird.NodeBgpSpec(router_id="10.0.0.1", eip="203.0.113.46",
+                                                 neighbor=nb, gateway="10.0.0.0"))
+
+
+def test_multihop_without_gateway_is_refused():
+    nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
+    with pytest.raises(ValueError, match="gateway"):
+        bird.render_node_config(bird.NodeBgpSpec(router_id="10.0.0.1", eip="203.0.113.46",
+                                                 neighbor=nb))
+
+
+@pytest.mark.parametrize("bad", [{"customer_ip": "10.0.0.300"}, {"peer_ips": "x"},
+                                 {"customer_as": "AS65000"}, {"peer_as": None}])
+def test_malformed_neighbor_is_a_parse_error(bad):
+    with pytest.raises(bird.BirdParseError):
+        bird.Neighbor.from_api({**METAL_NEIGHBOR, **bad})

@@ -1,0 +1,182 @@
+"""Provisioning against the real lab: the guide's steps, nginx answering, BIRD announcing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from conftest import fetch_from_client, make_config, run_cli
+from ecmptui import config
+from ecmptui.inventory import Deployment
+from ecmptui.node import HostKeyPolicy, NodeError
+
+pytestmark = pytest.mark.lab
+
+
+def status(cfg) -> dict:
+    return json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def test_inventory_shape(deployed):
+    _, inv = deployed
+    assert inv["eip"].startswith("203.0.113.")
+    assert [n["name"] for n in inv["nodes"]] == ["tnode1", "tnode2"]
+    for n in inv["nodes"]:
+        assert {"name", "device_id", "mgmt_address", "peers"} <= set(n)
+        assert n["peers"] and n["mgmt_address"].startswith("198.18.")
+
+
+def test_both_nginx_answer_new_connections(lab, deployed):
+    _, inv = deployed
+    seen = fetch_from_client(lab, inv["eip"], 200)
+    assert set(seen) == {"Welcome to nginx 1", "Welcome to nginx 2"}, seen
+    assert sum(seen.values()) == 200
+
+
+def test_status_shows_established_exports_and_router_nexthops(deployed):
+    cfg, inv = deployed
+    st = status(cfg)
+    assert st["eip"] == inv["eip"] and st["target"] == "lab"
+    assert [n["bgp_state"] for n in st["nodes"]] == ["Established", "Established"]
+    assert [n["routes_exported"] for n in st["nodes"]] == [1, 1]
+    assert [n["api_status"] for n in st["nodes"]] == ["up", "up"]
+    assert all(n["eip_on_lo"] for n in st["nodes"])
+    assert sorted(st["router"]["nodes"]) == ["tnode1", "tnode2"]
+    assert len(st["router"]["nexthops"]) == 2
+
+
+def test_withdraw_keeps_session_and_announce_restores(deployed):
+    cfg, _ = deployed
+    out = run_cli("--config", str(cfg), "node", "withdraw", "tnode2", check=True).stdout
+    assert "stopped announcing" in out
+    try:
+        st = wait_for(lambda: (s := status(cfg))["router"]["nodes"] == ["tnode1"] and s)
+        assert st, "tnode2's next hop is still on the router"
+        node2 = st["nodes"][1]
+        assert node2["bgp_state"] == "Established" and node2["routes_exported"] == 0
+        assert node2["withdrawn"] is True
+        # a rerun of provision keeps the operator's withdrawal
+        rerun = run_cli("--config", str(cfg), "provision", check=True).stdout
+        assert "no change" in rerun
+        assert status(cfg)["router"]["nodes"] == ["tnode1"]
+    finally:
+        run_cli("--config", str(cfg), "node", "announce", "2", check=True)
+    assert wait_for(lambda: sorted(status(cfg)["router"]["nodes"]) == ["tnode1", "tnode2"])
+
+
+def test_shutdown_takes_session_down_and_start_restores(deployed):
+    cfg, _ = deployed
+    run_cli("--config", str(cfg), "node", "shutdown", "node1", check=True)
+    try:
+        st = wait_for(lambda: (s := status(cfg))["router"]["nodes"] == ["tnode2"] and s)
+        assert st and st["nodes"][0]["bgp_state"] != "Established"
+    finally:
+        run_cli("--config", str(cfg), "node", "start", "node1", check=True)
+    st = wait_for(lambda: (s := status(cfg))["nodes"][0]["bgp_state"] == "Established"
+                  and len(s["router"]["nodes"]) == 2 and s, timeout=15)
+    assert st
+
+
+def test_rerun_reports_no_change(deployed):
+    cfg, _ = deployed
+    proc = run_cli("--config", str(cfg), "provision", check=True)
+    assert "no change" in proc.stdout
+    assert "created tnode" not in proc.stdout and "0 changed, 2 unchanged" in proc.stdout
+    assert "already registered" in proc.stdout and "already reserved" in proc.stdout
+
+
+def test_broken_bird_config_is_refused_and_node_keeps_announcing(deployed):
+    cfg, inv = deployed
+    d = Deployment(config.load(cfg))
+    rec = d.inventory().node("tnode1")
+
+    async def attempt():
+        async with d.node(rec) as node:
+            before = await node.read(node.layout.bird_conf)
+            with pytest.raises(NodeError, match="BIRD rejected the new config, nothing applied"):
+                await node.apply_bird_config(before + "\nprotocol bgp { nonsense here; }\n")
+            return before, await node.read(node.layout.bird_conf), \
+                await node.run("ls", node.layout.bird_conf + ".new", check=False)
+
+    before, after, leftover = asyncio.run(attempt())
+    assert after == before and leftover.exit_status != 0
+    assert sorted(status(cfg)["router"]["nodes"]) == ["tnode1", "tnode2"]
+
+
+def test_first_host_key_is_pinned_and_a_change_refused(deployed, tmp_path):
+    cfg, _ = deployed
+    d = Deployment(config.load(cfg))
+    rec = d.inventory().node("tnode1")
+    pinned = tmp_path / "known_hosts"
+    d.host_key_policy = lambda: HostKeyPolicy("pin", pinned)  # as on a real server
+
+    async def login():
+        async with d.node(rec) as node:
+            return (await node.run("hostname")).exit_status
+
+    assert asyncio.run(login()) == 0
+    [line] = pinned.read_text().splitlines()
+    assert line.startswith(rec.mgmt_address + " ssh-ed25519 ")
+    assert asyncio.run(login()) == 0  # same key: accepted
+    import asyncssh
+
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    pinned.write_text(f"{rec.mgmt_address} {other}")
+    with pytest.raises(NodeError, match="host key does not match the one recorded"):
+        asyncio.run(login())
+
+
+def test_four_nodes_then_deprovision(lab, tmp_path):
+    cfg = make_config(tmp_path, tag="ecmpt-four", prefix="four")
+    proc = run_cli("--config", str(cfg), "provision", "--nodes", "4", "--bfd", "--json")
+    assert proc.returncode == 0, proc.stderr
+    inv = json.loads(proc.stdout)
+    try:
+        assert len(inv["nodes"]) == 4
+        seen = fetch_from_client(lab, inv["eip"], 200)
+        assert set(seen) == {f"Welcome to nginx {i}" for i in range(1, 5)}, seen
+        st = status(cfg)
+        assert [n["bgp_state"] for n in st["nodes"]] == ["Established"] * 4
+        assert len(st["router"]["nexthops"]) == 4
+        assert "no change" in run_cli("--config", str(cfg), "provision", "--nodes", "4",
+                                      "--bfd", check=True).stdout
+    finally:
+        out = run_cli("--config", str(cfg), "deprovision", check=True).stdout
+    assert "4 deleted" in out and f"{inv['eip']} released" in out
+    st = status(cfg)
+    assert st["nodes"] == [] and st["eip"] is None
+
+
+@pytest.mark.parametrize("kind", ["bad-token", "unknown-project", "unreachable"])
+def test_api_failures_are_one_line_and_change_nothing(lab, tmp_path, kind):
+    endpoint = "127.0.0.1:1" if kind == "unreachable" else lab.endpoint
+    project = "00000000-dead-beef-0000-000000000000" if kind == "unknown-project" \
+        else lab.project_id
+    token = "wrong-token" if kind == "bad-token" else lab.token()
+    path = tmp_path / "metal.toml"
+    path.write_text(f'target = "metal"\n[metal]\nendpoint = "{endpoint}"\n'
+                    f'project_id = "{project}"\nca_file = "{lab.ca_file}"\n'
+                    f'[provision]\ntag = "ecmpt-fail"\nhostname_prefix = "fail"\n'
+                    f'[ssh]\nkey = "{tmp_path}/id"\nknown_hosts = "{tmp_path}/kh"\n')
+    before = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json").stdout)
+    proc = run_cli("--config", str(path), "provision", env={"METAL_AUTH_TOKEN": token})
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    expected = {"bad-token": "401 Invalid authentication token (check the API token)",
+                "unknown-project": "404 Not found (check the project id)",
+                "unreachable": "cannot reach the Metal API at 127.0.0.1:1"}[kind]
+    assert expected in line and token not in line
+    after = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json").stdout)
+    assert after["devices"] == before["devices"] and after["eips"] == before["eips"]
