@@ -197,22 +197,145 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_node(args: argparse.Namespace) -> int:
     import asyncio
 
+    from ecmptui import node as node_mod
+
     d = _deployment(args)
+    if args.action in ("fault", "restore") and not d.is_lab:
+        raise EcmpError("faults are lab-only (the lab owns its servers); on this target use "
+                        "node withdraw/announce or shutdown/start")
     rec = d.inventory().node(args.name)
 
-    async def act() -> None:
+    async def act() -> str:
         async with d.node(rec) as node:
+            if args.action == "fault":
+                await node_mod.inject_fault(node, args.fault)
+                return f"fault {args.fault} injected (undo: ecmptui node restore {rec.name})"
+            if args.action == "restore":
+                undone = await node_mod.restore(node)
+                return f"restored ({', '.join(undone)})" if undone else "nothing to restore"
             await getattr(node, args.action)()
+        return {"withdraw": "stopped announcing the EIP (BGP session stays up)",
+                "announce": "announcing the EIP again",
+                "shutdown": "BGP session(s) shut down",
+                "start": "BGP session(s) started"}[args.action]
 
-    asyncio.run(act())
-    done = {"withdraw": "stopped announcing the EIP (BGP session stays up)",
-            "announce": "announcing the EIP again",
-            "shutdown": "BGP session(s) shut down", "start": "BGP session(s) started"}
-    print(f"{rec.name}: {done[args.action]}")
+    print(f"{rec.name}: {asyncio.run(act())}")
+    return 0
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from ecmptui.drill import Drill, report_markdown
+
+    d = _deployment(args)
+    con = _console()
+    drill = Drill(d, rate=args.rate, node=args.node,
+                  on_event=None if args.json else (lambda m: con.print(f"  {m}")))
+    drill.plan(args.scenario)  # refuse bad names before touching anything
+    results = asyncio.run(drill.run(args.scenario))
+    text = report_markdown(results, args.rate, d.target.kind)
+    if args.report:
+        Path(args.report).write_text(text)
+    if args.json:
+        _print_json({"scenarios": [r.to_json() for r in results]})
+    else:
+        print(text)
+    return 0 if all(r.recovered for r in results) else 1
+
+
+def _in_namespace(ns: str) -> bool:
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{ns}").st_ino
+    except OSError:
+        return False
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from ecmptui.probe import Prober, summarize
+
+    url, netns = args.url, args.netns
+    if url is None or (netns is None and not args.no_netns):
+        d = _deployment(args)
+        if url is None:
+            inv = d.inventory()
+            if inv.eip is None:
+                raise EcmpError("nothing provisioned: give a URL or run `ecmptui provision`")
+            url = f"http://{inv.eip}/"
+        lab = d.lab_instance()
+        if netns is None and lab is not None:
+            netns = lab.client_ns  # the EIP is routed only inside the lab's client namespace
+    if netns is not None and not _in_namespace(netns):
+        if not os.path.exists(f"/run/netns/{netns}"):
+            raise EcmpError(f"network namespace {netns!r} does not exist")
+        argv = [a for a in sys.argv[1:] if a != args.url]
+        if args.netns is None:
+            argv += ["--netns", netns]
+        os.execvp("ip", ["ip", "netns", "exec", netns, sys.executable, "-m", "ecmptui",
+                         *argv, url])
+    try:
+        prober = Prober(url, rate=args.rate, timeout=args.timeout, duration=args.duration,
+                        workers=args.workers)
+    except ValueError as exc:
+        raise EcmpError(str(exc)) from None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: prober.stop())
+    samples = []
+    out = sys.stdout
+    interval_start = [time.monotonic()]
+    bucket: list = []
+
+    def on_sample(s) -> None:
+        if args.jsonl and not args.interval:
+            out.write(s.to_json() + "\n")
+            return
+        samples.append(s)
+        if args.interval:
+            bucket.append(s)
+            now = time.monotonic()
+            if now - interval_start[0] >= args.interval:
+                summary = summarize(bucket, now - interval_start[0])
+                out.write(json.dumps({"t": round(now, 3), **summary}) + "\n")
+                out.flush()
+                bucket.clear()
+                interval_start[0] = now
+
+    start = time.monotonic()
+    try:
+        prober.run(on_sample)
+    except BrokenPipeError:
+        return 0
+    elapsed = time.monotonic() - start
+    if args.jsonl:
+        out.flush()
+        return 0
+    summary = summarize(samples, elapsed)
+    if args.json:
+        _print_json(summary)
+    else:
+        shares = ", ".join(f"{b} {n}" for b, n in summary["by_backend"].items()) or "none"
+        errors = ", ".join(f"{k} {n}" for k, n in summary["errors"].items()) or "none"
+        print(f"{summary['requests']} requests at {summary['rate']}/s to {url}: {shares}; "
+              f"failed {summary['failed']} ({errors}); latency p50 "
+              f"{summary['latency_ms']['p50']} ms, p99 {summary['latency_ms']['p99']} ms")
     return 0
 
 
 # -- parser ------------------------------------------------------------------------------
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,10 +381,48 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in [("withdraw", "stop announcing the EIP; the BGP session stays up"),
                          ("announce", "announce the EIP again"),
                          ("shutdown", "take the node's BGP session(s) down"),
-                         ("start", "bring the node's BGP session(s) up")]:
+                         ("start", "bring the node's BGP session(s) up"),
+                         ("fault", "lab only: break the node (undo with restore)"),
+                         ("restore", "lab only: undo every fault on the node")]:
         p = node_sub.add_parser(action, help=text)
         p.add_argument("name", help="node host name, index (2) or node2")
+        if action == "fault":
+            from ecmptui.node import FAULTS
+
+            p.add_argument("fault", choices=FAULTS, help="what to break")
         p.set_defaults(func=cmd_node)
+
+    p = sub.add_parser("probe", help="request the EIP continuously, a new connection each time")
+    p.add_argument("url", nargs="?", help="default: http://<EIP>/ from the inventory")
+    p.add_argument("--rate", type=_positive_float, default=100.0,
+                   help="requests per second (default %(default)s)")
+    p.add_argument("--duration", type=_positive_float, default=None, metavar="S",
+                   help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--timeout", type=_positive_float, default=1.0, metavar="T",
+                   help="per-request timeout in seconds (default %(default)s)")
+    p.add_argument("--jsonl", action="store_true",
+                   help="stream one JSON record per request (or per --interval)")
+    p.add_argument("--interval", type=_positive_float, default=None, metavar="S",
+                   help="with --jsonl: one summary record every S seconds instead")
+    p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    p.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--netns", default=None, metavar="NS",
+                   help="run inside this network namespace (default: the lab's client "
+                        "namespace on the lab target)")
+    p.add_argument("--no-netns", action="store_true",
+                   help="run here, in this namespace, whatever the target")
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("drill", help="failover scenarios while probing, with a report")
+    p.add_argument("--scenario", action="append", metavar="NAME",
+                   help="withdraw, shutdown, kill-bird, freeze-bird, isolate, stop-nginx "
+                        "(repeatable; default all that the target allows)")
+    p.add_argument("--rate", type=_positive_float, default=200.0,
+                   help="probe requests per second (default %(default)s)")
+    p.add_argument("--node", default=None, help="node to act on (default: the last one)")
+    p.add_argument("--report", metavar="PATH", help="write the Markdown report there")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_drill)
     return parser
 
 

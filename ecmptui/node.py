@@ -309,3 +309,65 @@ class Node:
         verb = "enable" if enabled else "disable"
         for p in peers:
             await self.run(*self.birdc_argv(verb, p))
+
+
+# -- lab faults ------------------------------------------------------------------------------
+
+FAULTS = ("kill-bird", "freeze-bird", "isolate", "stop-nginx")
+# Drops everything on the uplink (the BGP peer and all client traffic), nothing on mgmt0:
+# the node goes silent for the router while we can still reach it to undo the fault.
+ISOLATE_TABLE = "ecmptui_isolate"
+ISOLATE_RULES = f"""table inet {ISOLATE_TABLE} {{
+  chain input {{ type filter hook input priority -300; policy accept; iifname "eth0" drop; }}
+  chain output {{ type filter hook output priority -300; policy accept; oifname "eth0" drop; }}
+}}
+"""
+
+
+async def inject_fault(node: Node, fault: str) -> None:
+    """Break `node` the way `fault` says. Lab nodes only (the lab owns these machines)."""
+    lay = node.layout
+    if lay.kind != "lab":
+        raise NodeError(f"{node.name}: fault injection is lab-only; use withdraw/announce or "
+                        "shutdown/start on this target")
+    if fault not in FAULTS:
+        raise NodeError(f"unknown fault {fault!r} (one of {', '.join(FAULTS)})")
+    await node.run("mkdir", "-p", lay.state_dir)
+    if fault in ("kill-bird", "freeze-bird"):
+        sig = "KILL" if fault == "kill-bird" else "STOP"
+        await node.run("sh", "-c", 'kill -s "$1" "$(cat "$2")"', "sh", sig, lay.bird_pid)
+    elif fault == "isolate":
+        await node.run("nft", "-f", "-", input=ISOLATE_RULES)
+    else:
+        await node.run("nginx", "-p", lay.nginx_prefix, "-c", lay.nginx_conf, "-s", "stop")
+    await node.run("sh", "-c", 'echo "$1" >> "$2"', "sh", fault, f"{lay.state_dir}/faults")
+
+
+async def active_faults(node: Node) -> list[str]:
+    text = await node.read(f"{node.layout.state_dir}/faults")
+    return sorted(set((text or "").split()))
+
+
+async def restore(node: Node) -> list[str]:
+    """Undo every fault: lift isolation, thaw or restart BIRD, start nginx. Returns what was
+    undone (empty when the node was healthy)."""
+    lay = node.layout
+    if lay.kind != "lab":
+        raise NodeError(f"{node.name}: fault injection is lab-only; nothing to restore")
+    undone = []
+    res = await node.run("nft", "delete", "table", "inet", ISOLATE_TABLE, check=False)
+    if res.exit_status == 0:
+        undone.append("isolate")
+    frozen = await node.run("sh", "-c", 'grep -q "^State:.*stopped" "/proc/$(cat "$1")/status"',
+                            "sh", lay.bird_pid, check=False)
+    if frozen.exit_status == 0:
+        await node.run("sh", "-c", 'kill -s CONT "$(cat "$1")"', "sh", lay.bird_pid)
+        undone.append("freeze-bird")
+    if not await node.bird_running():
+        await node._start_bird()
+        undone.append("kill-bird")
+    if not await node.nginx_running():
+        await node.run("nginx", "-p", lay.nginx_prefix, "-c", lay.nginx_conf)
+        undone.append("stop-nginx")
+    await node.run("rm", "-f", f"{lay.state_dir}/faults")
+    return undone

@@ -294,3 +294,16 @@ async def deprovision(d: Deployment) -> AsyncIterator[StepEvent]:
     yield StepEvent("ssh-key", "done", "removed" if keys else "not registered",
                     changed=bool(keys))
     yield StepEvent("bgp", "done", "Local BGP stays enabled (the API has no way to disable it)")
+
+
+async def set_bfd(d: Deployment, inv: Inventory, bfd: bool) -> None:
+    """Re-render every node's BIRD config with BFD on or off (validated, then reloaded)."""
+    async def one(rec: NodeRecord) -> None:
+        nbs = await d.client.acall(d.client.neighbors, rec.device_id)
+        if not nbs:
+            raise EcmpError(f"{rec.name}: the API lists no BGP neighbors")
+        async with d.node(rec) as node:
+            await configure_node(node, bird.Neighbor.from_api(nbs[0]), inv.eip, bfd,
+                                 rec.private_gateway)
+
+    await asyncio.gather(*(one(r) for r in inv.nodes))

@@ -1,0 +1,242 @@
+"""Scripted failover scenarios: act on a node while probing, measure, restore, verify.
+
+Each scenario starts from a healthy deployment, acts on one node, waits until traffic is
+steady on the others (or a time limit), restores, waits until the node answers again and
+checks that `status` is what it was before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+
+from ecmptui import node as node_mod
+from ecmptui.errors import EcmpError
+from ecmptui.failover import analyse, first_answer_ms, steady_since
+from ecmptui.inventory import Deployment, Inventory, NodeRecord
+from ecmptui.node import Node
+from ecmptui.probe_stream import ProbeStream
+from ecmptui.provision import set_bfd
+from ecmptui.status import gather
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    act: Callable[[Node], Awaitable[None]]
+    undo: Callable[[Node], Awaitable[object]]
+    lab_only: bool
+    description: str
+
+
+def _fault(name: str) -> Callable[[Node], Awaitable[None]]:
+    return lambda n: node_mod.inject_fault(n, name)
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
+    Scenario("withdraw", lambda n: n.withdraw(), lambda n: n.announce(), False,
+             "stop announcing the EIP (graceful drain), then announce"),
+    Scenario("shutdown", lambda n: n.shutdown(), lambda n: n.start(), False,
+             "take the BGP session down, then start it"),
+    Scenario("kill-bird", _fault("kill-bird"), node_mod.restore, True,
+             "BIRD killed with SIGKILL, then restarted"),
+    Scenario("freeze-bird", _fault("freeze-bird"), node_mod.restore, True,
+             "BIRD frozen with SIGSTOP (session silently stalls), then thawed"),
+    Scenario("isolate", _fault("isolate"), node_mod.restore, True,
+             "the node silently drops everything on its uplink, then recovers"),
+    Scenario("stop-nginx", _fault("stop-nginx"), node_mod.restore, True,
+             "nginx stopped while BIRD keeps announcing, then started"),
+]}
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    bfd: bool
+    node: str
+    convergence_ms: float | None
+    last_answer_ms: float | None
+    recovery_ms: float | None
+    failed: dict[str, int]
+    before: dict[str, int]
+    after: dict[str, int]
+    recovered: bool
+    requests: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["failed"] = {k: self.failed.get(k, 0) for k in ("refused", "reset", "timeout")} | {
+            k: v for k, v in self.failed.items() if k not in ("refused", "reset", "timeout")}
+        return d
+
+
+def health_key(st: dict) -> tuple:
+    """The parts of `status` a scenario must leave as it found them."""
+    nodes = tuple((n["name"], n["bgp_state"], n["routes_exported"], n["withdrawn"],
+                   n["eip_on_lo"]) for n in st["nodes"])
+    router = tuple(sorted(st["router"]["nodes"])) if st["router"] else None
+    return nodes, router
+
+
+def _healthy(st: dict) -> bool:
+    ok = all(n["bgp_state"] == "Established" and n["routes_exported"] >= 1
+             and not n["withdrawn"] for n in st["nodes"])
+    if st["router"] is not None:
+        ok = ok and len(st["router"]["nexthops"]) == len(st["nodes"])
+    return ok
+
+
+async def wait_status(d: Deployment, predicate: Callable[[dict], bool],
+                      timeout: float) -> dict | None:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = await gather(d)
+        if predicate(st):
+            return st
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(0.25)
+
+
+class Drill:
+    """Runs scenarios against one deployment; `events` receives progress lines."""
+
+    def __init__(self, d: Deployment, *, rate: float = 200.0, timeout: float = 1.0,
+                 node: str | None = None, settle_s: float = 1.0, limit_s: float = 8.0,
+                 on_event: Callable[[str], None] | None = None) -> None:
+        self.d, self.rate, self.timeout = d, rate, timeout
+        self.node_name, self.settle_s, self.limit_s = node, settle_s, limit_s
+        self.on_event = on_event or (lambda _msg: None)
+
+    def plan(self, names: list[str] | None) -> list[tuple[Scenario, bool | None]]:
+        """(scenario, bfd) pairs; bfd None keeps the current setting. Lab faults run with
+        and without BFD."""
+        names = names or list(SCENARIOS)
+        unknown = [n for n in names if n not in SCENARIOS]
+        if unknown:
+            raise EcmpError(f"unknown scenario {unknown[0]!r} (one of {', '.join(SCENARIOS)})")
+        out: list[tuple[Scenario, bool | None]] = []
+        for name in names:
+            sc = SCENARIOS[name]
+            if sc.lab_only and not self.d.is_lab:
+                raise EcmpError(f"scenario {name!r} injects a fault: lab only (this target "
+                                "allows withdraw and shutdown)")
+            out += [(sc, True), (sc, False)] if sc.lab_only else [(sc, None)]
+        return out
+
+    async def run(self, names: list[str] | None = None) -> list[ScenarioResult]:
+        plan = self.plan(names)
+        inv = await self.d.ainventory()
+        if len(inv.nodes) < 2 or inv.eip is None:
+            raise EcmpError("a drill needs an EIP announced by at least 2 nodes: run "
+                            "`ecmptui provision` first")
+        target = inv.node(self.node_name) if self.node_name else inv.nodes[-1]
+        baseline = await wait_status(self.d, _healthy, 15)
+        if baseline is None:
+            raise EcmpError("the deployment is not healthy (every node Established and "
+                            "announcing): fix that before a drill")
+        original_bfd = await self._bfd_now(target)
+        current_bfd = original_bfd
+        results = []
+        try:
+            for sc, bfd in plan:
+                if bfd is not None and bfd != current_bfd:
+                    self.on_event(f"BFD {'on' if bfd else 'off'} on every node")
+                    await set_bfd(self.d, inv, bfd)
+                    current_bfd = bfd
+                    baseline = await wait_status(self.d, _healthy, 15)
+                    if baseline is None:
+                        raise EcmpError("sessions did not come back after changing BFD")
+                results.append(await self._one(sc, current_bfd, inv, target, baseline))
+        finally:
+            if current_bfd != original_bfd:
+                self.on_event(f"BFD back {'on' if original_bfd else 'off'}")
+                await set_bfd(self.d, inv, original_bfd)
+                await wait_status(self.d, _healthy, 15)
+        return results
+
+    async def _bfd_now(self, rec: NodeRecord) -> bool:
+        async with self.d.node(rec) as node:
+            return "bfd on;" in (await node.read(node.layout.bird_conf) or "")
+
+    def _netns(self) -> str | None:
+        lab = self.d.lab_instance()
+        return lab.client_ns if lab else None
+
+    async def _one(self, sc: Scenario, bfd: bool, inv: Inventory, target: NodeRecord,
+                   baseline: dict) -> ScenarioResult:
+        label = f"{sc.name}{' (BFD)' if bfd else ''}"
+        self.on_event(f"{label}: probing at {self.rate:.0f} req/s")
+        stream = ProbeStream(f"http://{inv.eip}/", self.rate, self.timeout, self._netns())
+        notes: list[str] = []
+        await stream.start()
+        try:
+            async with self.d.node(target) as node:
+                await asyncio.sleep(1.0)  # a second of normal traffic as the baseline
+                t_action = time.monotonic()
+                await sc.act(node)
+                self.on_event(f"{label}: acted on {target.name}")
+                deadline = t_action + self.limit_s + self.timeout
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                    now = time.monotonic()
+                    if now - t_action > self.settle_s + self.timeout and steady_since(
+                            stream.samples, now, self.settle_s, target.name, self.timeout):
+                        break
+                else:
+                    notes.append(f"traffic not steady within {self.limit_s:.0f} s")
+                t_restore = time.monotonic()
+                await sc.undo(node)
+                self.on_event(f"{label}: restored {target.name}")
+                deadline = t_restore + 15
+                while first_answer_ms(stream.samples, t_restore, target.name) is None:
+                    if time.monotonic() > deadline:
+                        notes.append("the node did not answer again within 15 s")
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            await stream.stop()
+        after_status = await wait_status(
+            self.d, lambda st: health_key(st) == health_key(baseline), 15)
+        if after_status is None:
+            notes.append("status differs from before the scenario")
+        fo = analyse(stream.samples, t_action, target.name, until=t_restore)
+        recovery = first_answer_ms(stream.samples, t_restore, target.name)
+        result = ScenarioResult(
+            sc.name, bfd, target.name, fo.convergence_ms, fo.last_affected_ms, recovery,
+            fo.failed, fo.before, fo.after,
+            recovered=recovery is not None and after_status is not None,
+            requests=len(stream.samples), notes=notes)
+        self.on_event(f"{label}: convergence {fmt_ms(result.convergence_ms)}, failed "
+                      f"{sum(result.failed.values())}, recovered {result.recovered}")
+        return result
+
+
+def fmt_ms(v: float | None) -> str:
+    return "not steady" if v is None else f"{v:.0f} ms"
+
+
+def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> str:
+    lines = [f"# ecmptui drill report", "",
+             f"Target {target}, probing at {rate:.0f} requests/s, a new connection each.", "",
+             "| scenario | BFD | node | convergence | last answer from node | failed "
+             "(refused/reset/timeout) | before | after | recovery | recovered |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        f = r.to_json()["failed"]
+        dist = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"  # noqa
+        lines.append(
+            f"| {r.name} | {'on' if r.bfd else 'off'} | {r.node} | {fmt_ms(r.convergence_ms)} "
+            f"| {fmt_ms(r.last_answer_ms) if r.last_answer_ms is not None else '-'} "
+            f"| {f['refused']}/{f['reset']}/{f['timeout']} | {dist(r.before)} | {dist(r.after)}"
+            f" | {fmt_ms(r.recovery_ms) if r.recovery_ms is not None else '-'} "
+            f"| {'yes' if r.recovered else 'NO'} |")
+    notes = [f"- {r.name}{' (BFD)' if r.bfd else ''}: {n}" for r in results for n in r.notes]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    lines += ["", "convergence: from the action to the last request that failed or still "
+              "reached the node; recovery: from the restore to the node's first answer."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,88 @@
+"""Run `ecmptui probe --jsonl` as a subprocess (in the lab's client namespace) and collect
+its samples asynchronously: what drills and the dashboard use."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+from ecmptui.errors import EcmpError
+from ecmptui.probe import Sample
+
+
+def probe_argv(url: str, rate: float, timeout: float, netns: str | None,
+               duration: float | None = None) -> list[str]:
+    """The prober command; with a URL and an explicit namespace (or --no-netns) it needs no
+    settings, so it can never wander to another lab."""
+    argv = [sys.executable, "-m", "ecmptui", "probe", "--jsonl", "--rate", str(rate),
+            "--timeout", str(timeout)]
+    if duration is not None:
+        argv += ["--duration", str(duration)]
+    if netns:
+        return ["ip", "netns", "exec", netns, *argv, "--netns", netns, url]
+    return [*argv, "--no-netns", url]
+
+
+class ProbeStream:
+    """A prober subprocess whose samples land in `samples` (and `on_sample`, if given)."""
+
+    def __init__(self, url: str, rate: float = 200.0, timeout: float = 1.0,
+                 netns: str | None = None,
+                 on_sample: Callable[[Sample], None] | None = None) -> None:
+        self.argv = probe_argv(url, rate, timeout, netns)
+        self.samples: list[Sample] = []
+        self.on_sample = on_sample
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task | None = None
+        self.stderr = b""
+
+    async def start(self, wait_first: float = 5.0) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, cwd="/", start_new_session=True)
+        self._reader = asyncio.create_task(self._read())
+        deadline = asyncio.get_running_loop().time() + wait_first
+        while not self.samples:
+            if self._proc.returncode is not None or self._reader.done():
+                err = (await self._proc.stderr.read()).decode().strip()
+                raise EcmpError(f"prober exited: {err.splitlines()[-1] if err else 'no output'}")
+            if asyncio.get_running_loop().time() > deadline:
+                await self.stop()
+                raise EcmpError(f"prober sent no sample within {wait_first:.0f} s")
+            await asyncio.sleep(0.02)
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        async for line in self._proc.stdout:
+            try:
+                sample = Sample.from_json(line.decode())
+            except (ValueError, KeyError):
+                continue
+            self.samples.append(sample)
+            if self.on_sample is not None:
+                self.on_sample(sample)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def stop(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._reader, 2)

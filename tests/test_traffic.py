@@ -1,0 +1,127 @@
+"""Traffic, faults and drills against the real lab (acceptance of the prober issue)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.lab
+
+
+def probe(cfg, *args: str) -> dict:
+    proc = run_cli("--config", str(cfg), "probe", "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_distribution_over_two_nodes(deployed):
+    cfg, _ = deployed
+    summary = probe(cfg, "--rate", "400", "--duration", "1")
+    assert summary["requests"] == 400 and summary["failed"] == 0
+    shares = {b: n / 400 for b, n in summary["by_backend"].items()}
+    assert set(shares) == {"tnode1", "tnode2"}
+    assert all(0.35 <= s <= 0.65 for s in shares.values()), shares
+
+
+def test_jsonl_streams_one_record_per_request(deployed):
+    cfg, _ = deployed
+    proc = run_cli("--config", str(cfg), "probe", "--jsonl", "--rate", "100", "--duration",
+                   "0.5", check=True)
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(records) == 50
+    assert all({"t", "backend", "error", "latency_ms"} == set(r) for r in records)
+    assert {r["backend"] for r in records} == {"tnode1", "tnode2"}
+
+
+def test_stop_nginx_fault_is_refused_traffic_and_restore_clears_it(deployed):
+    cfg, _ = deployed
+    run_cli("--config", str(cfg), "node", "fault", "tnode1", "stop-nginx", check=True)
+    try:
+        broken = probe(cfg, "--rate", "200", "--duration", "1")
+    finally:
+        out = run_cli("--config", str(cfg), "node", "restore", "tnode1", check=True).stdout
+    assert "restored (stop-nginx)" in out
+    assert broken["errors"].get("refused", 0) >= 50
+    assert set(broken["errors"]) <= {"refused", "reset"}
+    assert broken["by_backend"] == {"tnode2": broken["requests"] - broken["failed"]}
+    healed = probe(cfg, "--rate", "200", "--duration", "1")
+    assert healed["failed"] == 0 and set(healed["by_backend"]) == {"tnode1", "tnode2"}
+
+
+def test_restore_on_a_healthy_node_does_nothing(deployed):
+    cfg, _ = deployed
+    out = run_cli("--config", str(cfg), "node", "restore", "tnode2", check=True).stdout
+    assert "nothing to restore" in out
+
+
+@pytest.fixture(scope="module")
+def drill(deployed, tmp_path_factory):
+    cfg, _ = deployed
+    report = tmp_path_factory.mktemp("drill") / "report.md"
+    proc = run_cli("--config", str(cfg), "drill", "--rate", "200", "--json", "--report",
+                   str(report), timeout=600)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    rows = json.loads(proc.stdout)["scenarios"]
+    return {(r["name"], r["bfd"]): r for r in rows}, report.read_text()
+
+
+def test_drill_runs_every_scenario_and_reports(drill):
+    rows, report = drill
+    names = {name for name, _ in rows}
+    assert names == {"withdraw", "shutdown", "kill-bird", "freeze-bird", "isolate",
+                     "stop-nginx"}
+    for fault in ("kill-bird", "freeze-bird", "isolate", "stop-nginx"):
+        assert (fault, True) in rows and (fault, False) in rows
+    for r in rows.values():
+        assert set(r["failed"]) >= {"refused", "reset", "timeout"}
+        assert {"name", "bfd", "convergence_ms", "before", "after", "recovered"} <= set(r)
+        assert sum(r["before"].values()) > 100  # a second at 200 req/s, both nodes
+        assert len(r["before"]) == 2
+    assert report.count("\n| ") == len(rows) + 1  # header + one row per scenario
+
+
+def test_every_scenario_restores_the_lab(drill):
+    rows, _ = drill
+    for key, r in rows.items():
+        assert r["recovered"] is True, (key, r["notes"])
+        assert not any("status differs" in n for n in r["notes"]), key
+
+
+def test_withdraw_is_lossless_and_fast(drill):
+    r = drill[0][("withdraw", False)]
+    assert sum(r["failed"].values()) == 0
+    assert r["last_answer_ms"] is None or r["last_answer_ms"] <= 50
+    assert r["recovery_ms"] is not None and r["recovery_ms"] <= 2000
+    assert set(r["after"]) == {"tnode1"}
+
+
+def test_isolate_with_and_without_bfd(drill):
+    rows = drill[0]
+    with_bfd, without = rows[("isolate", True)], rows[("isolate", False)]
+    assert with_bfd["convergence_ms"] is not None and with_bfd["convergence_ms"] <= 1000
+    assert without["convergence_ms"] is not None and without["convergence_ms"] <= 5000
+    assert without["convergence_ms"] > with_bfd["convergence_ms"]
+    assert with_bfd["failed"]["timeout"] < without["failed"]["timeout"]
+
+
+def test_stop_nginx_failures_are_refused_until_restore(drill):
+    r = drill[0][("stop-nginx", False)]
+    assert r["failed"]["refused"] > 100
+    assert r["convergence_ms"] is None  # BIRD keeps announcing: never steady by itself
+    assert r["recovered"] is True
+
+
+def test_faults_are_refused_off_the_lab(lab, tmp_path):
+    path = tmp_path / "metal.toml"
+    path.write_text(f'target = "metal"\n[metal]\nendpoint = "{lab.endpoint}"\n'
+                    f'project_id = "{lab.project_id}"\nca_file = "{lab.ca_file}"\n')
+    proc = run_cli("--config", str(path), "node", "fault", "1", "isolate",
+                   env={"METAL_AUTH_TOKEN": lab.token()})
+    assert proc.returncode == 2
+    assert "faults are lab-only" in proc.stderr
+    proc = run_cli("--config", str(path), "drill", "--scenario", "isolate",
+                   env={"METAL_AUTH_TOKEN": lab.token()})
+    assert proc.returncode == 2 and "lab only" in proc.stderr
