@@ -93,6 +93,20 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the dashboard --------------------------------------------------------------------------
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from ecmptui.cockpit import Cockpit
+
+    settings = _settings(args)
+    from ecmptui.app import EcmpApp  # the only place textual is imported
+
+    EcmpApp(Cockpit(settings, read_only=args.read_only), rate=args.rate,
+            start_mode=args.screen).run()
+    return 0
+
+
 # -- deployment ----------------------------------------------------------------------------
 
 
@@ -347,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"lab instance name (env ECMPTUI_LAB; default {DEFAULT_NAME})")
     parser.add_argument("--config", metavar="PATH", default=None,
                         help="settings file (default ~/.config/ecmptui/config.toml)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="dashboard: refuse every action that changes anything")
+    parser.add_argument("--rate", type=_positive_float, default=100.0, dest="rate",
+                        help="dashboard: probe rate in requests/s (default %(default)s)")
+    parser.add_argument("--screen", choices=("provision", "bgp", "traffic"), default=None,
+                        help="dashboard: the screen to open on (default traffic)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     lab = sub.add_parser("lab", help="the local lab: a Metal-compatible cloud on this machine")
@@ -436,8 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         LabInstance(args.lab)
         if func is None:
-            args.json = False
-            return cmd_lab_status(args)
+            return cmd_tui(args)
         return func(args)
     except EcmpError as exc:
         print(f"ecmptui: error: {exc}", file=sys.stderr)

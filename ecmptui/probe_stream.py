@@ -46,14 +46,18 @@ class ProbeStream:
             stderr=asyncio.subprocess.PIPE, cwd="/", start_new_session=True)
         self._reader = asyncio.create_task(self._read())
         deadline = asyncio.get_running_loop().time() + wait_first
-        while not self.samples:
-            if self._proc.returncode is not None or self._reader.done():
-                err = (await self._proc.stderr.read()).decode().strip()
-                raise EcmpError(f"prober exited: {err.splitlines()[-1] if err else 'no output'}")
-            if asyncio.get_running_loop().time() > deadline:
-                await self.stop()
-                raise EcmpError(f"prober sent no sample within {wait_first:.0f} s")
-            await asyncio.sleep(0.02)
+        try:
+            while not self.samples:
+                if self._proc.returncode is not None or self._reader.done():
+                    err = (await self._proc.stderr.read()).decode().strip()
+                    raise EcmpError("prober exited: "
+                                    f"{err.splitlines()[-1] if err else 'no output'}")
+                if asyncio.get_running_loop().time() > deadline:
+                    raise EcmpError(f"prober sent no sample within {wait_first:.0f} s")
+                await asyncio.sleep(0.02)
+        except BaseException:  # an error, or the caller cancelled us: leave no prober behind
+            await asyncio.shield(self.stop())
+            raise
 
     async def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -86,3 +90,6 @@ class ProbeStream:
         if self._reader is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._reader, 2)
+        if proc.stderr is not None:  # drain it so the transport closes with the process
+            with contextlib.suppress(asyncio.TimeoutError, OSError):
+                self.stderr += await asyncio.wait_for(proc.stderr.read(), 2)

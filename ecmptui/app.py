@@ -1,0 +1,342 @@
+"""The Textual app: builds the screens, owns the workers and the prober, routes results.
+
+Everything it shows comes from the UI-free core through `Cockpit`; workers do the I/O and
+post messages; the screens only render the app's state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from importlib import resources
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from ecmptui.cockpit import Cockpit, ReadOnlyError
+from ecmptui.errors import EcmpError
+from ecmptui.probe import Sample
+from ecmptui.probe_stream import ProbeStream
+from ecmptui.screens.bgp import BgpScreen
+from ecmptui.screens.dialogs import ConfirmScreen, LabDownScreen
+from ecmptui.screens.help import HelpScreen
+from ecmptui.screens.messages import JobFinished, StatusReady, StepUpdate
+from ecmptui.screens.provision import ProvisionScreen
+from ecmptui.screens.traffic import TrafficScreen
+from ecmptui.traffic import TrafficModel
+
+MIN_RATE, MAX_RATE = 1.0, 1000.0
+ACTION_TITLES = {"withdraw": "Withdraw", "announce": "Announce", "shutdown": "Shut down BGP on",
+                 "start": "Start BGP on", "kill-bird": "Kill BIRD on",
+                 "freeze-bird": "Freeze BIRD on", "isolate": "Isolate",
+                 "stop-nginx": "Stop nginx on", "restore": "Restore"}
+
+
+def _stamp() -> str:
+    t = time.time()
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
+
+
+class EcmpApp(App):
+    """`ecmptui` with no subcommand."""
+
+    TITLE = "ecmptui"
+    AUTO_FOCUS = None  # keys reach the bindings until the user picks a field
+    CSS_PATH = str(resources.files("ecmptui.styles") / "app.tcss")
+    SCREENS = {"provision": ProvisionScreen, "bgp": BgpScreen, "traffic": TrafficScreen}
+    MODES = {"provision": "provision", "bgp": "bgp", "traffic": "traffic"}
+    BINDINGS = [
+        Binding("p", "switch_mode('provision')", "Provision"),
+        Binding("b", "switch_mode('bgp')", "BGP"),
+        Binding("t", "switch_mode('traffic')", "Traffic"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, cockpit: Cockpit, *, live: bool = True, rate: float = 100.0,
+                 start_mode: str | None = None) -> None:
+        super().__init__()
+        self.cockpit = cockpit
+        self.read_only = cockpit.read_only
+        self.live = live
+        self.rate = rate
+        self.start_mode = start_mode
+        self.clock: Callable[[], float] = time.monotonic
+        self.status: dict | None = None
+        self.status_error: str | None = None
+        self.events: list[str] = []
+        self.traffic = TrafficModel()
+        self.stream: ProbeStream | None = None
+        self._probe_starting = False
+        self.paused = False
+        self.probe_state = "prober idle"
+        self.project_label = "-"
+        self.job_running = False
+        self.sub_title = cockpit.target_label() + (" · read-only" if self.read_only else "")
+
+    # -- start-up --------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.switch_mode(self.start_mode or "traffic")
+        if not self.live:
+            return
+        lab_up = self.cockpit.lab_up()
+        if lab_up is False:
+            self.push_screen(LabDownScreen(self.cockpit.settings.lab, self.read_only),
+                             self._lab_answer)
+        else:
+            self._begin_polling()
+
+    def _lab_answer(self, start: bool | None) -> None:
+        if start:
+            self.start_lab()
+        else:
+            self.status_error = "the lab is not up: start it with `ecmptui lab up`"
+            self._refresh_current()
+
+    @work(exclusive=True, group="lab")
+    async def start_lab(self) -> None:
+        self.notify("starting the lab…")
+        try:
+            self.notify(await self.cockpit.start_lab())
+        except EcmpError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        self._begin_polling()
+
+    def _begin_polling(self) -> None:
+        self.project_label = self.cockpit.project_label()
+        self.set_interval(1.0, self.poll_status)
+        self.set_interval(0.25, self._tick)
+        self.poll_status()
+
+    # -- status ----------------------------------------------------------------------------
+    def poll_status(self) -> None:
+        self.run_worker(self._status_worker(), exclusive=True, group="status")
+
+    async def _status_worker(self) -> None:
+        try:
+            st = await self.cockpit.status()
+        except EcmpError as exc:
+            self.post_message(StatusReady(None, str(exc)))
+            return
+        self.post_message(StatusReady(st))
+
+    def on_status_ready(self, msg: StatusReady) -> None:
+        self.show_status(msg.status, msg.error)
+        if msg.status and msg.status.get("eip") and self.stream is None and not self.paused \
+                and self.live and not self._probe_starting:
+            self.start_probe()
+
+    def show_status(self, st: dict | None, error: str | None = None) -> None:
+        """Take a status snapshot (also used by tests with fixed data)."""
+        if st is not None:
+            self._log_changes(self.status, st)
+        self.status, self.status_error = (st if st is not None else self.status), error
+        self._refresh_current()
+
+    def _log_changes(self, old: dict | None, new: dict) -> None:
+        before = {n["name"]: n for n in (old or {}).get("nodes", [])}
+        for n in new["nodes"]:
+            prev = before.get(n["name"])
+            if prev is None:
+                self.events.append(f"[dim]{_stamp()}[/] {n['name']}: BIRD {n['bgp_state']}")
+                continue
+            if prev["bgp_state"] != n["bgp_state"]:
+                why = f" ({n['last_error']})" if n.get("last_error") else ""
+                self.events.append(f"[dim]{_stamp()}[/] {n['name']}: BIRD "
+                                   f"{prev['bgp_state']} → {n['bgp_state']}{why}")
+            if prev.get("withdrawn") != n.get("withdrawn"):
+                self.events.append(f"[dim]{_stamp()}[/] {n['name']}: EIP "
+                                   f"{'withdrawn' if n['withdrawn'] else 'announced'}")
+            if prev.get("api_status") != n.get("api_status"):
+                self.events.append(f"[dim]{_stamp()}[/] {n['name']}: API session "
+                                   f"{prev.get('api_status')} → {n.get('api_status')}")
+            h_old, h_new = (prev.get("health") or {}), (n.get("health") or {})
+            if h_old.get("state") != h_new.get("state") and h_new.get("state"):
+                self.events.append(f"[dim]{_stamp()}[/] {n['name']}: health "
+                                   f"{h_old.get('state', '-')} → {h_new['state']}")
+                if h_new["state"] in ("down", "up") and h_old.get("state"):
+                    action = "withdraw" if h_new["state"] == "down" else "announce"
+                    self.traffic.begin(n["name"], action, source="health").outcome = "done"
+        old_hops = ((old or {}).get("router") or {}).get("nodes")
+        new_hops = (new.get("router") or {}).get("nodes")
+        if old is not None and old_hops != new_hops and new_hops is not None:
+            self.events.append(f"[dim]{_stamp()}[/] router next hops: "
+                               f"{', '.join(new_hops) or 'none'}")
+
+    def _refresh_current(self) -> None:
+        screen = self.screen
+        if hasattr(screen, "refresh_view"):
+            screen.refresh_view()
+
+    def _tick(self) -> None:
+        now = self.clock()
+        self.traffic.prune(now)
+        self.traffic.settle(now)
+        if isinstance(self.screen, TrafficScreen):
+            self.screen.refresh_view()
+
+    # -- prober ----------------------------------------------------------------------------
+    def _on_sample(self, s: Sample) -> None:
+        self.traffic.add(s)
+
+    def start_probe(self) -> None:
+        self._probe_starting = True
+        self._probe_worker()
+
+    @work(exclusive=True, group="probe")
+    async def _probe_worker(self) -> None:
+        try:
+            await self._stop_probe()
+            self.probe_state = f"starting prober at {self.rate:.0f}/s…"
+            try:
+                self.stream = await self.cockpit.probe(self.rate, self._on_sample)
+            except EcmpError as exc:
+                self.probe_state = f"prober failed: {exc}"
+                self.notify(str(exc), severity="error")
+                return
+            self.probe_state = f"probing at {self.rate:.0f}/s"
+        finally:
+            self._probe_starting = False
+
+    async def _stop_probe(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            await stream.stop()
+
+    def toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused:
+            self.run_worker(self._stop_probe(), group="probe-stop")
+            self.probe_state = "paused"
+        else:
+            self.start_probe()
+        self._refresh_current()
+
+    def set_rate(self, rate: float) -> None:
+        rate = max(MIN_RATE, min(MAX_RATE, rate))
+        if rate == self.rate:
+            return
+        self.rate = rate
+        if self.stream is not None and not self.paused:
+            self.start_probe()
+        self._refresh_current()
+
+    # -- actions ---------------------------------------------------------------------------
+    def refuse_if_read_only(self, what: str) -> bool:
+        if self.read_only:
+            self.notify(f"read-only session: {what} is not allowed", severity="warning")
+            return True
+        return False
+
+    def node_action(self, node: str, action: str) -> None:
+        if self.refuse_if_read_only(f"{action} {node}"):
+            return
+        self.run_worker(self._node_action(node, action), group="actions")
+
+    async def _node_action(self, node: str, action: str) -> None:
+        rec = self.traffic.begin(node, action)
+
+        def effect(t: float) -> None:
+            rec.t = t  # measure from the moment the command runs, not from the click
+
+        try:
+            msg = await self.cockpit.act(node, action, on_effect=effect)
+        except (EcmpError, ReadOnlyError) as exc:
+            rec.outcome = f"failed: {exc}"
+            self.notify(str(exc), severity="error")
+            return
+        rec.outcome = "done"
+        self.notify(msg)
+        self.poll_status()
+
+    def start_provision(self, values: dict) -> None:
+        if self.refuse_if_read_only("provisioning"):
+            return
+        if self.job_running:
+            self.notify("a provisioning job is already running", severity="warning")
+            return
+        self.run_worker(self._provision(values), exclusive=True, group="job")
+
+    async def _provision(self, values: dict) -> None:
+        self.job_running = True
+        screen = self.get_screen("provision")
+        screen.reset_steps()
+        try:
+            prov, events = self.cockpit.provision(**values)
+            async for ev in events:
+                self.post_message(StepUpdate(ev))
+        except EcmpError as exc:
+            self.post_message(JobFinished("provision", str(exc)))
+            return
+        finally:
+            self.job_running = False
+        detail = (f"{prov.inventory.eip} announced by {len(prov.inventory.nodes)} node(s)"
+                  + ("" if prov.changed else " (no change)"))
+        self.post_message(JobFinished("provision", None, detail))
+
+    def confirm_deprovision(self) -> None:
+        if self.refuse_if_read_only("deprovisioning"):
+            return
+        self.push_screen(ConfirmScreen("Delete every server, the EIP and the SSH key that "
+                                       "provisioning made?", yes="Deprovision"),
+                         lambda yes: yes and self.run_worker(self._deprovision(),
+                                                             exclusive=True, group="job"))
+
+    async def _deprovision(self) -> None:
+        self.job_running = True
+        await self._stop_probe()
+        try:
+            async for ev in self.cockpit.deprovision():
+                self.post_message(StepUpdate(ev))
+        except EcmpError as exc:
+            self.post_message(JobFinished("deprovision", str(exc)))
+            return
+        finally:
+            self.job_running = False
+        self.post_message(JobFinished("deprovision", None, "everything removed"))
+
+    def on_step_update(self, msg: StepUpdate) -> None:
+        self.get_screen("provision").apply_event(msg.event)
+
+    def on_job_finished(self, msg: JobFinished) -> None:
+        if msg.error:
+            self.notify(f"{msg.job} failed: {msg.error}", severity="error", timeout=10)
+        else:
+            self.notify(f"{msg.job}: {msg.detail}")
+        self.poll_status()
+
+    # -- commands, help, quit --------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, title in (("provision", "Provision screen"), ("bgp", "BGP screen"),
+                            ("traffic", "Traffic screen")):
+            yield SystemCommand(title, f"Switch to the {title}",
+                                lambda m=mode: self.switch_mode(m))
+        if self.read_only:
+            return
+        yield SystemCommand("Pause or resume the prober", "Stop/start probing the EIP",
+                            self.toggle_pause)
+        actions = ["withdraw", "announce", "shutdown", "start"]
+        if self.cockpit.is_lab:
+            actions += ["kill-bird", "freeze-bird", "isolate", "stop-nginx", "restore"]
+        for n in (self.status or {}).get("nodes", []):
+            for a in actions:
+                yield SystemCommand(f"{ACTION_TITLES[a]} {n['name']}",
+                                    f"{a} on node {n['name']}",
+                                    lambda a=a, name=n["name"]: self.node_action(name, a))
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+        else:
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        await self._stop_probe()
+        self.exit()
+
+    async def on_unmount(self) -> None:
+        await self._stop_probe()  # however the app ends, no prober is left running

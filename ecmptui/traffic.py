@@ -1,0 +1,133 @@
+"""The traffic panel's numbers, without any UI: per-second answers by backend over the last
+minute, shares, rate, errors, latency, and a timeline of actions with their measured cost."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from ecmptui.failover import analyse, first_answer_ms, steady_since
+from ecmptui.probe import Sample, percentile
+
+
+@dataclass
+class ActionRecord:
+    """One action taken on a node while probing, and what it cost."""
+
+    t: float
+    node: str
+    action: str
+    outcome: str = "running"          # running | done | failed: <why>
+    takes_node_out: bool = True       # withdraw/faults: watch convergence; announce/restore: recovery
+    convergence_ms: float | None = None
+    recovery_ms: float | None = None
+    failed: dict[str, int] = field(default_factory=dict)
+    settled: bool = False
+    source: str = "operator"          # operator | health (a node's own health check)
+
+    def summary(self) -> str:
+        if self.outcome.startswith("failed"):
+            return self.outcome
+        if not self.settled:
+            return "measuring…"
+        fails = sum(self.failed.values())
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.failed.items()))
+        if self.takes_node_out:
+            conv = "not steady" if self.convergence_ms is None else f"{self.convergence_ms:.0f} ms"
+            return f"converged {conv}, failed {fails}" + (f" ({kinds})" if kinds else "")
+        rec = "no answer yet" if self.recovery_ms is None else f"{self.recovery_ms:.0f} ms"
+        return f"answering again after {rec}"
+
+
+TAKES_OUT = {"withdraw", "shutdown", "kill-bird", "freeze-bird", "isolate", "stop-nginx"}
+
+
+class TrafficModel:
+    """Rolling view of probe samples. Feed `add()`; read the properties."""
+
+    def __init__(self, window_s: int = 60, timeout_s: float = 1.0,
+                 settle_s: float = 1.0, limit_s: float = 10.0) -> None:
+        self.window_s, self.timeout_s = window_s, timeout_s
+        self.settle_s, self.limit_s = settle_s, limit_s
+        self.samples: deque[Sample] = deque()
+        self.timeline: list[ActionRecord] = []
+        self.backends: list[str] = []     # in order of first appearance: stable colours
+
+    def add(self, s: Sample) -> None:
+        self.samples.append(s)
+        if s.backend and s.backend not in self.backends:
+            self.backends.append(s.backend)
+
+    def prune(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        keep = max(self.window_s, self.limit_s + self.timeout_s + 2)
+        while self.samples and self.samples[0].t < now - keep:
+            self.samples.popleft()
+
+    def buckets(self, now: float | None = None) -> list[tuple[Counter, int]]:
+        """One (answers by backend, failures) per second, oldest first, `window_s` of them;
+        the current (incomplete) second is left out."""
+        now = time.monotonic() if now is None else now
+        end = int(now)
+        out = [(Counter(), 0) for _ in range(self.window_s)]
+        for s in self.samples:
+            i = int(s.t) - (end - self.window_s)
+            if 0 <= i < self.window_s:
+                if s.error is None:
+                    out[i][0][s.backend or "unknown"] += 1
+                else:
+                    out[i] = (out[i][0], out[i][1] + 1)
+        return out
+
+    def recent(self, seconds: float = 5.0, now: float | None = None) -> list[Sample]:
+        now = time.monotonic() if now is None else now
+        return [s for s in self.samples if now - seconds - self.timeout_s <= s.t
+                < now - self.timeout_s]
+
+    def stats(self, seconds: float = 5.0, now: float | None = None) -> dict:
+        """Rate, shares, errors by kind and latency over the last few seconds (ignoring
+        requests that may still be in flight)."""
+        recent = self.recent(seconds, now)
+        ok = [s for s in recent if s.error is None]
+        by_backend = Counter(s.backend or "unknown" for s in ok)
+        total_ok = sum(by_backend.values())
+        lat = [s.latency_ms for s in ok]
+        return {
+            "rate": len(recent) / seconds,
+            "shares": {b: by_backend[b] / total_ok for b in by_backend} if total_ok else {},
+            "errors": dict(Counter(s.error for s in recent if s.error)),
+            "p50": percentile(lat, 50), "p99": percentile(lat, 99),
+        }
+
+    # -- actions ---------------------------------------------------------------------------
+    def begin(self, node: str, action: str, source: str = "operator",
+              t: float | None = None) -> ActionRecord:
+        rec = ActionRecord(time.monotonic() if t is None else t, node, action,
+                           takes_node_out=action in TAKES_OUT, source=source)
+        self.timeline.append(rec)
+        return rec
+
+    def settle(self, now: float | None = None) -> list[ActionRecord]:
+        """Measure pending actions whose outcome is known now; returns the ones settled."""
+        now = time.monotonic() if now is None else now
+        done = []
+        for rec in self.timeline:
+            if rec.settled or rec.outcome != "done":
+                continue
+            age = now - rec.t
+            if rec.takes_node_out:
+                steady = age > self.settle_s + self.timeout_s and steady_since(
+                    list(self.samples), now, self.settle_s, rec.node, self.timeout_s)
+                if steady or age > self.limit_s + self.timeout_s:
+                    fo = analyse(list(self.samples), rec.t, rec.node,
+                                 until=now - self.timeout_s, min_tail_s=self.settle_s)
+                    rec.convergence_ms, rec.failed = fo.convergence_ms, fo.failed
+                    rec.settled = True
+            else:
+                rec.recovery_ms = first_answer_ms(list(self.samples), rec.t, rec.node)
+                if rec.recovery_ms is not None or age > self.limit_s:
+                    rec.settled = True
+            if rec.settled:
+                done.append(rec)
+        return done

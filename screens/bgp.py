@@ -1,0 +1,86 @@
+"""BGP: every node's session as BIRD sees it, the API's view, the router's next hops and a
+timestamped log of every change."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, RichLog, Static
+
+COLUMNS = [("node", "node"), ("bird", "BIRD"), ("since", "since"), ("exported", "exp"),
+           ("hold", "hold"), ("api", "API"), ("eip", "EIP"), ("health", "health"),
+           ("error", "last error")]
+
+
+def node_cells(n: dict) -> dict[str, str]:
+    state = n["bgp_state"]
+    colour = "green" if state == "Established" else "red"
+    health = n.get("health") or {}
+    return {
+        "node": n["name"],
+        "bird": f"[{colour}]{state}[/]",
+        "since": (n.get("since") or "").split(" ")[-1].split(".")[0],
+        "exported": str(n.get("routes_exported", 0)),
+        "hold": (n.get("hold_timer") or "-").split("/")[-1],
+        "api": n.get("api_status", "-"),
+        "eip": "[yellow]withdrawn[/]" if n.get("withdrawn") else "announced",
+        "health": health.get("state", "-"),
+        "error": n.get("last_error") or n.get("error") or "",
+    }
+
+
+class BgpScreen(Screen):
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield DataTable(id="bgp-nodes", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="bgp-router")
+        yield RichLog(id="bgp-events", markup=True, wrap=True, max_lines=1000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#bgp-nodes", DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self._cells: dict[str, dict[str, str]] = {}
+        self._events_shown = 0
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        """Bring the table up to the app's latest status, touching only changed cells."""
+        if not self.is_mounted:
+            return
+        st = self.app.status
+        table = self.query_one("#bgp-nodes", DataTable)
+        router = self.query_one("#bgp-router", Static)
+        if st is None:
+            router.update(self.app.status_error or "waiting for the first status…")
+        else:
+            seen = set()
+            for n in st["nodes"]:
+                cells = node_cells(n)
+                seen.add(n["name"])
+                old = self._cells.get(n["name"])
+                if old is None:
+                    table.add_row(*(cells[k] for k, _ in COLUMNS), key=n["name"])
+                else:
+                    for key, value in cells.items():
+                        if old.get(key) != value:
+                            table.update_cell(n["name"], key, value)
+                self._cells[n["name"]] = cells
+            for gone in set(self._cells) - seen:
+                table.remove_row(gone)
+                del self._cells[gone]
+            if st.get("router") is None:
+                router.update(f"EIP {st['eip'] or '-'}  (no router view off the lab)")
+            else:
+                hops = st["router"]
+                pairs = ", ".join(f"{h} ({n})" for h, n in zip(hops["nexthops"], hops["nodes"]))
+                router.update(f"EIP [b]{st['eip'] or '-'}[/]   core router next hops: "
+                              f"{pairs or '[red]none[/]'}")
+        log = self.query_one("#bgp-events", RichLog)
+        for line in self.app.events[self._events_shown:]:
+            log.write(line)
+        self._events_shown = len(self.app.events)

@@ -1,0 +1,31 @@
+"""Messages workers post to the app with their results."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from ecmptui.provision import StepEvent
+
+
+class StatusReady(Message):
+    """A fresh `status` snapshot (or the error that prevented one)."""
+
+    def __init__(self, status: dict | None, error: str | None = None) -> None:
+        super().__init__()
+        self.status, self.error = status, error
+
+
+class StepUpdate(Message):
+    """Progress of provisioning or deprovisioning."""
+
+    def __init__(self, event: StepEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class JobFinished(Message):
+    """A provisioning-type job ended (ok or with an error line)."""
+
+    def __init__(self, job: str, error: str | None = None, detail: str = "") -> None:
+        super().__init__()
+        self.job, self.error, self.detail = job, error, detail

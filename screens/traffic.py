@@ -1,0 +1,149 @@
+"""Traffic: who answers the EIP, second by second, and buttons to take nodes out."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
+
+from .chart import ERROR_COLOUR, TrafficChart, colour_for
+
+NODE_BUTTONS = [("withdraw", "Withdraw", False), ("announce", "Announce", False),
+                ("kill-bird", "Kill", True), ("freeze-bird", "Freeze", True),
+                ("isolate", "Isolate", True), ("stop-nginx", "Stop web", True),
+                ("restore", "Restore", True)]
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+class NodeRow(Horizontal):
+    """A node's name and its action buttons."""
+
+    def __init__(self, name: str, lab: bool, read_only: bool) -> None:
+        super().__init__(classes="node-row")
+        self.node_name, self.lab, self.read_only = name, lab, read_only
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.node_name, classes="node-name")
+        for action, label, lab_only in NODE_BUTTONS:
+            if lab_only and not self.lab:
+                continue
+            b = Button(label, id=f"act-{action}", classes="act")
+            b.action_name = action
+            if self.read_only:
+                b.add_class("-ro")
+            yield b
+
+
+class TrafficScreen(Screen):
+    BINDINGS = [Binding("space", "toggle_pause", "Pause"),
+                Binding("plus", "rate(2)", "Rate +", key_display="+"),
+                Binding("minus", "rate(0.5)", "Rate -", key_display="-")]
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal(id="traffic-top"):
+            yield TrafficChart(id="chart")
+            with Vertical(id="traffic-side"):
+                yield Static("", id="legend")
+                yield Static("", id="stats")
+        with Horizontal(id="traffic-controls"):
+            yield Label("rate", classes="ctl-label")
+            yield Input(str(int(self.app.rate)), id="rate", type="number")
+            yield Button("Pause", id="pause", classes="act")
+            yield Label("", id="probe-state")
+        yield VerticalScroll(id="node-rows")
+        yield DataTable(id="timeline", cursor_type="none")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tl = self.query_one("#timeline", DataTable)
+        for key, label in [("time", "time"), ("node", "node"), ("action", "action"),
+                           ("by", "by"), ("result", "result")]:
+            tl.add_column(label, key=key)
+        self._rows_for: list[str] = []
+        self._timeline_shown: dict[int, str] = {}
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    # -- view ------------------------------------------------------------------------------
+    def refresh_view(self) -> None:
+        if not self.is_mounted:
+            return
+        app = self.app
+        model = app.traffic
+        now = app.clock()
+        self.query_one("#chart", TrafficChart).set_data(model.buckets(now), model.backends)
+        stats = model.stats(now=now)
+        legend = Text()
+        for i, b in enumerate(model.backends):
+            share = stats["shares"].get(b, 0.0)
+            legend.append("██ ", style=colour_for(i))
+            legend.append(f"{b:<12} {share * 100:5.1f}%\n")
+        legend.append("██ ", style=ERROR_COLOUR)
+        legend.append("failed")
+        self.query_one("#legend", Static).update(legend)
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(stats["errors"].items())) or "none"
+        self.query_one("#stats", Static).update(
+            f"[b]{stats['rate']:.0f}[/] req/s\nerrors: {errors}\n"
+            f"p50 {_fmt(stats['p50'])} ms  p99 {_fmt(stats['p99'])} ms")
+        self.query_one("#probe-state", Label).update(app.probe_state)
+        self.query_one("#pause", Button).label = "Resume" if app.paused else "Pause"
+        self._sync_node_rows()
+        self._sync_timeline()
+
+    def _sync_node_rows(self) -> None:
+        names = [n["name"] for n in (self.app.status or {}).get("nodes", [])]
+        if names == self._rows_for:
+            return
+        box = self.query_one("#node-rows", VerticalScroll)
+        box.remove_children()
+        box.mount_all([NodeRow(n, self.app.cockpit.is_lab, self.app.read_only) for n in names])
+        self._rows_for = names
+
+    def _sync_timeline(self) -> None:
+        tl = self.query_one("#timeline", DataTable)
+        for i, rec in enumerate(self.app.traffic.timeline):
+            summary = rec.summary() if rec.outcome == "done" or not rec.outcome.startswith(
+                "running") else "…"
+            if i not in self._timeline_shown:
+                stamp = time.strftime("%H:%M:%S", time.localtime(
+                    time.time() - (self.app.clock() - rec.t)))
+                tl.add_row(stamp, rec.node, rec.action, rec.source, summary, key=str(i))
+                tl.scroll_end(animate=False)
+            elif self._timeline_shown[i] != summary:
+                tl.update_cell(str(i), "result", summary)
+            self._timeline_shown[i] = summary
+
+    # -- input -----------------------------------------------------------------------------
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "pause":
+            self.app.toggle_pause()
+            return
+        action = getattr(event.button, "action_name", None)
+        row = event.button.parent
+        if action and isinstance(row, NodeRow):
+            self.app.node_action(row.node_name, action)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "rate":
+            try:
+                self.app.set_rate(float(event.value))
+            except ValueError:
+                self.app.notify(f"not a rate: {event.value!r}", severity="error")
+
+    def action_toggle_pause(self) -> None:
+        self.app.toggle_pause()
+
+    def action_rate(self, factor: float) -> None:
+        self.app.set_rate(self.app.rate * factor)
+        self.query_one("#rate", Input).value = str(int(self.app.rate))
