@@ -23,9 +23,9 @@ from ecmptui.lab.instance import LabInstance
 LAB = LabInstance("ecmpb")
 
 
-def cli(cfg: Path, *args: str) -> str:
+def cli(cfg: Path, *args: str, check: bool = True) -> str:
     return subprocess.run([sys.executable, "-m", "ecmptui", "--config", str(cfg), *args],
-                          check=True, capture_output=True, text=True, cwd="/").stdout
+                          check=check, capture_output=True, text=True, cwd="/").stdout
 
 
 def curl_loop_rate(eip: str, n: int = 300) -> float:
@@ -60,8 +60,13 @@ def main() -> None:
                 return
             runs: dict[tuple, list[dict]] = {}
             for i in range(args.runs):
-                for r in json.loads(cli(cfg, "drill", "--rate", "200", "--json"))["scenarios"]:
+                # exit 1 means a scenario did not recover: still a result, with its notes
+                out = cli(cfg, "drill", "--rate", "200", "--json", check=False)
+                for r in json.loads(out)["scenarios"]:
                     runs.setdefault((r["name"], r["bfd"]), []).append(r)
+                    for note in r["notes"]:
+                        print(f"run {i + 1}: {r['name']} bfd={r['bfd']}: {note}",
+                              file=sys.stderr)
                 print(f"drill run {i + 1}/{args.runs} done", file=sys.stderr)
         finally:
             control.down(LAB)

@@ -34,8 +34,8 @@ ACTION_TITLES = {"withdraw": "Withdraw", "announce": "Announce", "shutdown": "Sh
                  "stop-nginx": "Stop nginx on", "restore": "Restore"}
 
 
-def _stamp() -> str:
-    t = time.time()
+def stamp(t: float) -> str:
+    """HH:MM:SS.mmm of a wall-clock time."""
     return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
 
 
@@ -63,7 +63,8 @@ class EcmpApp(App):
         self.live = live
         self.rate = rate
         self.start_mode = start_mode
-        self.clock: Callable[[], float] = time.monotonic
+        self.clock: Callable[[], float] = time.monotonic   # sample times
+        self.wall: Callable[[], float] = time.time         # what the log shows
         self.status: dict | None = None
         self.status_error: str | None = None
         self.events: list[str] = []
@@ -141,21 +142,21 @@ class EcmpApp(App):
         for n in new["nodes"]:
             prev = before.get(n["name"])
             if prev is None:
-                self.events.append(f"[dim]{_stamp()}[/] {n['name']}: BIRD {n['bgp_state']}")
+                self.events.append(f"[dim]{stamp(self.wall())} [/]{n['name']}: BIRD {n['bgp_state']}")
                 continue
             if prev["bgp_state"] != n["bgp_state"]:
                 why = f" ({n['last_error']})" if n.get("last_error") else ""
-                self.events.append(f"[dim]{_stamp()}[/] {n['name']}: BIRD "
+                self.events.append(f"[dim]{stamp(self.wall())} [/]{n['name']}: BIRD "
                                    f"{prev['bgp_state']} → {n['bgp_state']}{why}")
             if prev.get("withdrawn") != n.get("withdrawn"):
-                self.events.append(f"[dim]{_stamp()}[/] {n['name']}: EIP "
+                self.events.append(f"[dim]{stamp(self.wall())} [/]{n['name']}: EIP "
                                    f"{'withdrawn' if n['withdrawn'] else 'announced'}")
             if prev.get("api_status") != n.get("api_status"):
-                self.events.append(f"[dim]{_stamp()}[/] {n['name']}: API session "
+                self.events.append(f"[dim]{stamp(self.wall())} [/]{n['name']}: API session "
                                    f"{prev.get('api_status')} → {n.get('api_status')}")
             h_old, h_new = (prev.get("health") or {}), (n.get("health") or {})
             if h_old.get("state") != h_new.get("state") and h_new.get("state"):
-                self.events.append(f"[dim]{_stamp()}[/] {n['name']}: health "
+                self.events.append(f"[dim]{stamp(self.wall())} [/]{n['name']}: health "
                                    f"{h_old.get('state', '-')} → {h_new['state']}")
                 if h_new["state"] in ("down", "up") and h_old.get("state"):
                     action = "withdraw" if h_new["state"] == "down" else "announce"
@@ -163,7 +164,7 @@ class EcmpApp(App):
         old_hops = ((old or {}).get("router") or {}).get("nodes")
         new_hops = (new.get("router") or {}).get("nodes")
         if old is not None and old_hops != new_hops and new_hops is not None:
-            self.events.append(f"[dim]{_stamp()}[/] router next hops: "
+            self.events.append(f"[dim]{stamp(self.wall())} [/]router next hops: "
                                f"{', '.join(new_hops) or 'none'}")
 
     def _refresh_current(self) -> None:
@@ -340,3 +341,4 @@ class EcmpApp(App):
 
     async def on_unmount(self) -> None:
         await self._stop_probe()  # however the app ends, no prober is left running
+        await self.cockpit.close()

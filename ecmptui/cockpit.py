@@ -32,6 +32,7 @@ class Cockpit:
         self.settings = settings
         self.read_only = read_only
         self._deployment = None
+        self._pool = None
 
     # -- target ----------------------------------------------------------------------------
     @property
@@ -78,7 +79,17 @@ class Cockpit:
     async def status(self) -> dict:
         from ecmptui.status import gather
 
-        return await gather(self.deployment())
+        from ecmptui.inventory import NodePool
+
+        if self._pool is None:
+            self._pool = NodePool(self.deployment())
+        return await gather(self.deployment(), self._pool.node)
+
+    async def close(self) -> None:
+        """Close pooled connections (call when the dashboard ends)."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     # -- changing --------------------------------------------------------------------------
     def _guard(self, what: str) -> None:
@@ -117,7 +128,8 @@ class Cockpit:
             raise EcmpError("faults are lab-only")
         d = self.deployment()
         rec = (await d.ainventory()).node(node_name)
-        async with d.node(rec) as node:
+        opener = self._pool.node if self._pool is not None else d.node
+        async with opener(rec) as node:
             if on_effect is not None:
                 on_effect(time.monotonic())
             if action in node_mod.FAULTS:

@@ -137,3 +137,32 @@ def public_key_line(path: Path) -> str:
         key = asyncssh.read_private_key(path)
         key.write_public_key(pub)
     return " ".join(pub.read_text().split()[:2])
+
+
+class NodePool:
+    """Keeps one SSH connection per node open for callers that ask every second (the
+    dashboard); a connection that fails is dropped and made again next time."""
+
+    def __init__(self, d: Deployment) -> None:
+        self.d = d
+        self.nodes: dict[str, Node] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def node(self, rec: NodeRecord) -> AsyncIterator[Node]:
+        lock = self._locks.setdefault(rec.name, asyncio.Lock())
+        async with lock:
+            node = self.nodes.get(rec.name)
+            if node is None or node.host != rec.mgmt_address:
+                node = self.nodes[rec.name] = await self.d.connect(rec)
+        try:
+            yield node
+        except EcmpError:
+            if self.nodes.get(rec.name) is node:
+                del self.nodes[rec.name]
+                await node.close()
+            raise
+
+    async def close(self) -> None:
+        nodes, self.nodes = list(self.nodes.values()), {}
+        await asyncio.gather(*(n.close() for n in nodes), return_exceptions=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 
 from ecmptui import bird
@@ -47,7 +49,11 @@ def _peer(p: bird.ProtocolInfo) -> PeerStatus:
                       p.last_error)
 
 
-async def node_status(d: Deployment, rec: NodeRecord, eip: str | None) -> NodeStatus:
+NodeOpener = Callable[[NodeRecord], AbstractAsyncContextManager]
+
+
+async def node_status(d: Deployment, rec: NodeRecord, eip: str | None,
+                      opener: NodeOpener | None = None) -> NodeStatus:
     st = NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address)
     try:
         sessions = await d.client.acall(d.client.sessions, rec.device_id)
@@ -56,7 +62,7 @@ async def node_status(d: Deployment, rec: NodeRecord, eip: str | None) -> NodeSt
         st.api_status = "error"
         st.error = str(exc)
     try:
-        async with d.node(rec) as node:
+        async with (opener or d.node)(rec) as node:
             peers = [_peer(p) for p in await node.protocols() if p.proto == "BGP"]
             st.withdrawn = await node.withdrawn()
             st.eip_on_lo = await node.has_eip(eip) if eip else None
@@ -88,10 +94,10 @@ def router_status(d: Deployment, inv: Inventory) -> dict | None:
     return {"nexthops": hops, "nodes": [by_addr.get(h, h) for h in hops]}
 
 
-async def gather(d: Deployment) -> dict:
-    """The `status --json` document."""
+async def gather(d: Deployment, opener: NodeOpener | None = None) -> dict:
+    """The `status --json` document. `opener` may hand out pooled node connections."""
     inv = await d.ainventory()
-    nodes = await asyncio.gather(*(node_status(d, r, inv.eip) for r in inv.nodes))
+    nodes = await asyncio.gather(*(node_status(d, r, inv.eip, opener) for r in inv.nodes))
     router = await asyncio.to_thread(router_status, d, inv)
     return {"target": inv.target, "eip": inv.eip,
             "nodes": [asdict(n) for n in nodes], "router": router}

@@ -53,37 +53,49 @@ class TrafficModel:
         self.samples: deque[Sample] = deque()
         self.timeline: list[ActionRecord] = []
         self.backends: list[str] = []     # in order of first appearance: stable colours
+        # per whole second of send time: [answers by backend, failures], kept as they come
+        self._seconds: dict[int, list] = {}
 
     def add(self, s: Sample) -> None:
         self.samples.append(s)
         if s.backend and s.backend not in self.backends:
             self.backends.append(s.backend)
+        slot = self._seconds.setdefault(int(s.t), [Counter(), 0])
+        if s.error is None:
+            slot[0][s.backend or "unknown"] += 1
+        else:
+            slot[1] += 1
 
     def prune(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         keep = max(self.window_s, self.limit_s + self.timeout_s + 2)
         while self.samples and self.samples[0].t < now - keep:
             self.samples.popleft()
+        for sec in [k for k in self._seconds if k < now - self.window_s - 1]:
+            del self._seconds[sec]
 
     def buckets(self, now: float | None = None) -> list[tuple[Counter, int]]:
         """One (answers by backend, failures) per second, oldest first, `window_s` of them;
         the current (incomplete) second is left out."""
         now = time.monotonic() if now is None else now
         end = int(now)
-        out = [(Counter(), 0) for _ in range(self.window_s)]
-        for s in self.samples:
-            i = int(s.t) - (end - self.window_s)
-            if 0 <= i < self.window_s:
-                if s.error is None:
-                    out[i][0][s.backend or "unknown"] += 1
-                else:
-                    out[i] = (out[i][0], out[i][1] + 1)
-        return out
+        empty = (Counter(), 0)
+        return [tuple(self._seconds.get(sec, empty))  # type: ignore[misc]
+                for sec in range(end - self.window_s, end)]
 
     def recent(self, seconds: float = 5.0, now: float | None = None) -> list[Sample]:
+        """Samples sent in the `seconds` before the last `timeout_s` (their fate is known).
+        Samples arrive in completion order, which lags send order by at most a timeout."""
         now = time.monotonic() if now is None else now
-        return [s for s in self.samples if now - seconds - self.timeout_s <= s.t
-                < now - self.timeout_s]
+        lo, hi = now - seconds - self.timeout_s, now - self.timeout_s
+        out = []
+        for s in reversed(self.samples):
+            if s.t < lo - self.timeout_s - 1:
+                break
+            if lo <= s.t < hi:
+                out.append(s)
+        out.reverse()
+        return out
 
     def stats(self, seconds: float = 5.0, now: float | None = None) -> dict:
         """Rate, shares, errors by kind and latency over the last few seconds (ignoring

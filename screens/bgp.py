@@ -35,7 +35,7 @@ class BgpScreen(Screen):
         yield DataTable(id="bgp-nodes", cursor_type="row", zebra_stripes=True)
         yield Static("", id="bgp-router")
         yield RichLog(id="bgp-events", markup=True, wrap=True, max_lines=1000)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#bgp-nodes", DataTable)
@@ -78,7 +78,7 @@ class BgpScreen(Screen):
             else:
                 hops = st["router"]
                 pairs = ", ".join(f"{h} ({n})" for h, n in zip(hops["nexthops"], hops["nodes"]))
-                router.update(f"EIP [b]{st['eip'] or '-'}[/]   core router next hops: "
+                router.update(f"EIP [b]{st['eip'] or '-'}   [/]core router next hops: "
                               f"{pairs or '[red]none[/]'}")
         log = self.query_one("#bgp-events", RichLog)
         for line in self.app.events[self._events_shown:]:

@@ -26,16 +26,30 @@ class TrafficChart(Widget):
         super().__init__(**kwargs)
         self._buckets: list[tuple[Counter, int]] = []
         self._backends: list[str] = []
+        self._cache: tuple | None = None
 
     def set_data(self, buckets: list[tuple[Counter, int]], backends: list[str]) -> None:
-        self._buckets, self._backends = buckets, backends
+        """Redraw only when the data changed (completed seconds change once a second)."""
+        if buckets == self._buckets and backends == self._backends:
+            return
+        self._buckets, self._backends = buckets, list(backends)
         self.refresh()
 
     def render(self) -> Text:
+        key = (self.size, len(self._buckets))
+        if self._cache is not None and self._cache[0] == key and self._cache[1] is self._buckets:
+            return self._cache[2]
+        text = self._draw()
+        self._cache = (key, self._buckets, text)
+        return text
+
+    def _draw(self) -> Text:
         width, height = self.size.width, self.size.height
         axis_w = 6
         plot_w, plot_h = max(1, width - axis_w), max(1, height - 1)
-        cols = self._buckets[-plot_w:] if self._buckets else []
+        # a wide terminal shows the same minute with wider columns, not empty space
+        col_w = max(1, plot_w // len(self._buckets)) if self._buckets else 1
+        cols = self._buckets[-(plot_w // col_w):] if self._buckets else []
         totals = [sum(c.values()) + f for c, f in cols]
         top = max(totals, default=0) or 1
         grid: list[list[tuple[str, str]]] = [[(" ", "")] * len(cols) for _ in range(plot_h)]
@@ -55,10 +69,17 @@ class TrafficChart(Widget):
         for row in range(plot_h):
             label = f"{top:>5}" if row == 0 else (f"{0:>5}" if row == plot_h - 1 else " " * 5)
             text.append(label + "│", style="dim")
+            run_style, run_len = None, 0  # one append per run of equal cells, not per cell
             for ch, style in grid[row]:
-                text.append(ch, style=style)
+                if style != run_style and run_len:
+                    text.append(("█" if run_style else " ") * run_len, style=run_style or "")
+                    run_len = 0
+                run_style = style
+                run_len += col_w
+            if run_len:
+                text.append(("█" if run_style else " ") * run_len, style=run_style or "")
             text.append("\n")
         span = len(cols)
-        footer = f"{'':5}└" + f"-{span}s".ljust(max(0, len(cols) - 3)) + "now"
+        footer = f"{'':5}└" + f"-{span}s".ljust(max(0, len(cols) * col_w - 3)) + "now"
         text.append(footer[: width], style="dim")
         return text

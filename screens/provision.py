@@ -38,7 +38,7 @@ class ProvisionScreen(Screen):
                 yield DataTable(id="steps", cursor_type="none", show_header=False)
                 yield DataTable(id="devices", cursor_type="none")
         yield RichLog(id="prov-log", markup=True, wrap=True, max_lines=500)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         p = self.app.cockpit.settings.provision
@@ -98,7 +98,7 @@ class ProvisionScreen(Screen):
         if ev.state != "running":
             who = f"{ev.node}: " if ev.node else ""
             colour = {"done": "green", "failed": "red"}[ev.state]
-            log.write(f"[{colour}]{ev.step}[/] {who}{ev.detail}")
+            log.write(f"[{colour}]{ev.step} [/]{who}{ev.detail}")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "btn-provision":

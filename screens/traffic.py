@@ -44,8 +44,8 @@ class NodeRow(Horizontal):
 
 class TrafficScreen(Screen):
     BINDINGS = [Binding("space", "toggle_pause", "Pause"),
-                Binding("plus", "rate(2)", "Rate +", key_display="+"),
-                Binding("minus", "rate(0.5)", "Rate -", key_display="-")]
+                Binding("plus", "rate(2)", "Rate x2", key_display="+", show=False),
+                Binding("minus", "rate(0.5)", "Rate /2", key_display="-", show=False)]
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -61,7 +61,7 @@ class TrafficScreen(Screen):
             yield Label("", id="probe-state")
         yield VerticalScroll(id="node-rows")
         yield DataTable(id="timeline", cursor_type="none")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         tl = self.query_one("#timeline", DataTable)
@@ -70,6 +70,7 @@ class TrafficScreen(Screen):
             tl.add_column(label, key=key)
         self._rows_for: list[str] = []
         self._timeline_shown: dict[int, str] = {}
+        self._shown: dict[str, object] = {}
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
@@ -91,15 +92,22 @@ class TrafficScreen(Screen):
             legend.append(f"{b:<12} {share * 100:5.1f}%\n")
         legend.append("██ ", style=ERROR_COLOUR)
         legend.append("failed")
-        self.query_one("#legend", Static).update(legend)
         errors = ", ".join(f"{k} {v}" for k, v in sorted(stats["errors"].items())) or "none"
-        self.query_one("#stats", Static).update(
-            f"[b]{stats['rate']:.0f}[/] req/s\nerrors: {errors}\n"
-            f"p50 {_fmt(stats['p50'])} ms  p99 {_fmt(stats['p99'])} ms")
-        self.query_one("#probe-state", Label).update(app.probe_state)
-        self.query_one("#pause", Button).label = "Resume" if app.paused else "Pause"
+        self._set("#legend", legend)
+        self._set("#stats", f"[b]{stats['rate']:.0f} [/]req/s\nerrors: {errors}\n"
+                            f"p50 {_fmt(stats['p50'])} ms  p99 {_fmt(stats['p99'])} ms")
+        self._set("#probe-state", app.probe_state)
+        pause = "Resume" if app.paused else "Pause"
+        if str(self.query_one("#pause", Button).label) != pause:
+            self.query_one("#pause", Button).label = pause
         self._sync_node_rows()
         self._sync_timeline()
+
+    def _set(self, selector: str, content) -> None:
+        """Update a Static/Label only when its content changed (updates cost a repaint)."""
+        if self._shown.get(selector) != content:
+            self._shown[selector] = content
+            self.query_one(selector, Static).update(content)
 
     def _sync_node_rows(self) -> None:
         names = [n["name"] for n in (self.app.status or {}).get("nodes", [])]
@@ -117,7 +125,7 @@ class TrafficScreen(Screen):
                 "running") else "…"
             if i not in self._timeline_shown:
                 stamp = time.strftime("%H:%M:%S", time.localtime(
-                    time.time() - (self.app.clock() - rec.t)))
+                    self.app.wall() - (self.app.clock() - rec.t)))
                 tl.add_row(stamp, rec.node, rec.action, rec.source, summary, key=str(i))
                 tl.scroll_end(animate=False)
             elif self._timeline_shown[i] != summary:

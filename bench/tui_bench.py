@@ -1,0 +1,123 @@
+"""Dashboard cost: CPU and memory of the app process with the Traffic screen at 200 req/s
+(the prober's own process counted separately), and key press to screen switch.
+
+Run as root: .venv/bin/python bench/tui_bench.py   (own lab `ecmpb`, the app in tmux)
+Goals (issue 5): app CPU <= 15% of one core; RSS <= 120 MB; screen switch <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ecmptui.lab import control
+from ecmptui.lab.instance import LabInstance
+
+LAB = LabInstance("ecmpb")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def find_pid(pattern: str, timeout: float = 10) -> int:
+    """The Python process (not the shell tmux wraps it in) whose command line matches."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+        for pid in map(int, out.split()):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().startswith("python"):
+                    return pid
+            except OSError:
+                continue
+        time.sleep(0.1)
+    raise SystemExit(f"no process matching {pattern!r}")
+
+
+async def switch_latency(cfg: Path) -> tuple[float, float]:
+    from ecmptui import config
+    from ecmptui.app import EcmpApp
+    from ecmptui.cockpit import Cockpit
+    from ecmptui.screens.bgp import BgpScreen
+    from ecmptui.screens.traffic import TrafficScreen
+    from textual import events
+
+    app = EcmpApp(Cockpit(config.load(cfg)), rate=200)
+    times = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(3)
+        for key, screen in (("b", BgpScreen), ("t", TrafficScreen)) * 5:
+            # the key goes through the app's own key handling, as a typed key does
+            t0 = time.perf_counter()
+            app.post_message(events.Key(key, key))
+            while not (isinstance(app.screen, screen) and app.screen.is_current):
+                await asyncio.sleep(0.001)
+            times.append(time.perf_counter() - t0)
+            await pilot.pause(0.3)
+        await pilot.press("q")
+    times.sort()
+    return times[len(times) // 2] * 1000, times[-1] * 1000
+
+
+def main() -> None:
+    if not shutil.which("tmux"):
+        raise SystemExit("tmux is needed (apt-get install tmux)")
+    control.down(LAB)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "c.toml"
+        cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n[ssh]\nkey = "{tmp}/id"\n'
+                       f'known_hosts = "{tmp}/kh"\n')
+        try:
+            control.up(LAB, port=0)
+            subprocess.run([sys.executable, "-m", "ecmptui", "--config", str(cfg), "provision"],
+                           check=True, capture_output=True, cwd="/")
+            subprocess.run(["tmux", "new-session", "-d", "-s", "ecmptui-bench", "-x", "120",
+                            "-y", "40", f"{sys.executable} -m ecmptui --config {cfg} --rate 200"],
+                           check=True)
+            app_pid = find_pid(f"ecmptui --config {cfg} --rate 200")
+            probe_pid = find_pid("ecmptui probe --jsonl --rate 200")
+            time.sleep(5)  # start-up and the first status
+            a0, p0, t0 = cpu_seconds(app_pid), cpu_seconds(probe_pid), time.monotonic()
+            time.sleep(10)
+            dt = time.monotonic() - t0
+            app_cpu = (cpu_seconds(app_pid) - a0) / dt * 100
+            probe_cpu = (cpu_seconds(probe_pid) - p0) / dt * 100
+            rss = rss_mb(app_pid)
+            subprocess.run(["tmux", "send-keys", "-t", "ecmptui-bench", "q"])
+            time.sleep(1)
+            subprocess.run(["tmux", "kill-session", "-t", "ecmptui-bench"],
+                           capture_output=True)
+            switch_med, switch_max = asyncio.run(switch_latency(cfg))
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", "ecmptui-bench"], capture_output=True)
+            control.down(LAB)
+    print(f"{'measure':44} {'value':>8} {'goal':>8}")
+    for name, value, goal, unit in [
+            ("app CPU, Traffic screen, 200 req/s (% core)", app_cpu, 15, "%"),
+            ("prober CPU, separate process (% core)", probe_cpu, None, "%"),
+            ("app RSS (MB)", rss, 120, "MB"),
+            ("key press to screen switch, median (ms)", switch_med, 100, "ms"),
+            ("key press to screen switch, worst of 10 (ms)", switch_max, None, "ms")]:
+        verdict = "" if goal is None else ("ok" if value <= goal else "OVER")
+        print(f"{name:44} {value:8.1f} {goal if goal is not None else '-':>8}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()

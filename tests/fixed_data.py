@@ -1,0 +1,76 @@
+"""Fixed data for snapshot tests and the docs' screenshots: a two-node lab, a minute of
+traffic with a withdraw and an isolate in it."""
+
+from __future__ import annotations
+
+from ecmptui.probe import Sample
+from ecmptui.provision import STEPS, StepEvent
+
+NOW = 1000.0
+
+STATUS = {
+    "target": "lab", "eip": "203.0.113.10",
+    "nodes": [
+        {"name": "ecmp-node1", "index": 1, "device_id": "d1", "mgmt_address": "198.18.100.11",
+         "bgp_state": "Established", "since": "2026-11-26 18:32:23.101", "routes_exported": 1,
+         "hold_timer": "2.412/3", "last_error": None, "api_status": "up", "withdrawn": False,
+         "eip_on_lo": True, "peers": [], "error": None,
+         "health": {"state": "up", "since": "18:32:24"}},
+        {"name": "ecmp-node2", "index": 2, "device_id": "d2", "mgmt_address": "198.18.100.12",
+         "bgp_state": "Active", "since": "2026-11-26 18:40:02.877", "routes_exported": 0,
+         "hold_timer": None, "last_error": "Hold timer expired", "api_status": "down",
+         "withdrawn": False, "eip_on_lo": True, "peers": [], "error": None,
+         "health": {"state": "up", "since": "18:32:25"}},
+    ],
+    "router": {"nexthops": ["198.18.11.2"], "nodes": ["ecmp-node1"]},
+}
+
+
+def samples() -> list[Sample]:
+    """60 s at 100 req/s: both nodes; node2 withdrawn at -40 s for 10 s; isolated at -12 s."""
+    out = []
+    for i in range(6000):
+        t = NOW - 60 + i / 100
+        age = NOW - t
+        if i % 2 == 0 or 30 < age <= 40:
+            out.append(Sample(t, "ecmp-node1", None, 2.0 + (i % 7) * 0.3))
+        elif 9.5 < age <= 12:
+            out.append(Sample(t, None, "timeout", 1000.0))
+        elif age <= 9.5:
+            out.append(Sample(t, "ecmp-node1", None, 2.1))
+        else:
+            out.append(Sample(t, "ecmp-node2", None, 2.4 + (i % 5) * 0.2))
+    return out
+
+
+def prime(app) -> None:
+    """Put the fixed data into an app started with live=False."""
+    app.clock = lambda: NOW
+    app.wall = lambda: 1795718000.0  # 2026-11-26 (shown in the local time zone)
+    app.project_label = "4f0c2a9e-lab"
+    app.probe_state = "probing at 100/s"
+    app.show_status(STATUS)
+    app.events += ["[dim]18:39:59.877 [/]ecmp-node2: BIRD Established → Active "
+                   "(Hold timer expired)",
+                   "[dim]18:39:59.902 [/]router next hops: ecmp-node1"]
+    for s in samples():
+        app.traffic.add(s)
+    w = app.traffic.begin("ecmp-node2", "withdraw", t=NOW - 40)
+    w.outcome, w.settled, w.convergence_ms, w.failed = "done", True, 3.1, {}
+    a = app.traffic.begin("ecmp-node2", "announce", t=NOW - 30)
+    a.outcome, a.settled, a.takes_node_out, a.recovery_ms = "done", True, False, 41.0
+    iso = app.traffic.begin("ecmp-node2", "isolate", t=NOW - 12)
+    iso.outcome, iso.settled, iso.convergence_ms = "done", True, 2496.0
+    iso.failed = {"timeout": 125}
+
+
+def provision_events() -> list[StepEvent]:
+    evs = [StepEvent(k, "done", d) for k, d in [
+        ("ssh-key", "registered as 'ecmptui'"), ("devices", "created ecmp-node1, ecmp-node2"),
+        ("eip", "203.0.113.10 reserved"), ("bgp", "enabled (AS 65000)"),
+        ("sessions", "2 created, 0 existing")]]
+    evs += [StepEvent("configure", "done", "EIP on lo, nginx, BIRD", "ecmp-node1"),
+            StepEvent("configure", "running", "connecting", "ecmp-node2"),
+            StepEvent("configure", "running")]
+    assert {e.step for e in evs} <= {k for k, _ in STEPS}
+    return evs

@@ -1,0 +1,57 @@
+"""Every screen with fixed data, at 80x24 and 120x40 (pytest-textual-snapshot)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ecmptui import config
+from ecmptui.app import EcmpApp
+from ecmptui.cockpit import Cockpit
+from fixed_data import prime, provision_events
+
+SIZES = [(80, 24), (120, 40)]
+os.environ["TZ"] = "UTC"  # the fixed data's wall-clock times render the same everywhere
+time.tzset()
+
+
+def make_app(tmp_path, screen: str, read_only: bool = False) -> EcmpApp:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('target = "lab"\nlab = "ecmp"\n')
+    app = EcmpApp(Cockpit(config.load(cfg, env={}), read_only=read_only), live=False,
+                  start_mode=screen)
+    return app
+
+
+async def _prime(pilot) -> None:
+    prime(pilot.app)
+    await pilot.pause()
+    screen = pilot.app.screen
+    if hasattr(screen, "apply_event"):
+        for ev in provision_events():
+            screen.apply_event(ev)
+    screen.refresh_view()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen", ["provision", "bgp", "traffic"])
+def test_screen(snap_compare, tmp_path, screen, size):
+    assert snap_compare(make_app(tmp_path, screen), terminal_size=size, run_before=_prime)
+
+
+def test_traffic_read_only(snap_compare, tmp_path):
+    assert snap_compare(make_app(tmp_path, "traffic", read_only=True), terminal_size=(80, 24),
+                        run_before=_prime)
+
+
+def test_help(snap_compare, tmp_path):
+    async def open_help(pilot):
+        await _prime(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path, "traffic"), terminal_size=(80, 24),
+                        run_before=open_help)
