@@ -45,24 +45,24 @@ async def test_provision_bgp_and_traffic_screens(lab, tmp_path):
             await pilot.click("#btn-provision")
             steps = app.get_screen("provision").query_one("#steps")
             await until(pilot, lambda: all("✓" in str(steps.get_cell(k, "icon"))
-                                           for k in steps.rows), 60, "every step done")
+                                           for k in steps.rows), 90, "every step done")
             # BGP screen: Established for each node
             await pilot.press("b")
             await until(pilot, lambda: app.status and len(app.status["nodes"]) == 2 and all(
-                n["bgp_state"] == "Established" for n in app.status["nodes"]), 20,
+                n["bgp_state"] == "Established" for n in app.status["nodes"]), 30,
                 "both sessions Established")
             table = app.screen.query_one("#bgp-nodes")
             assert "Established" in str(table.get_cell("ui1", "bird"))
             assert "Established" in str(table.get_cell("ui2", "bird"))
             # Traffic screen: both answer; withdraw ui2 moves everything to ui1
             await pilot.press("t")
-            await until(pilot, lambda: {"ui1", "ui2"} <= recent_backends(app, 2), 20,
+            await until(pilot, lambda: {"ui1", "ui2"} <= recent_backends(app, 2), 30,
                         "answers from both nodes")
             await until(pilot, lambda: all(r.region.height for r in app.screen.query(NodeRow)),
                         5, "node rows laid out")
             await pilot.click(button(app, "ui2", "withdraw"))
             await until(pilot, lambda: app.traffic.timeline and app.traffic.timeline[-1].settled,
-                        20, "the withdraw to be measured")
+                        30, "the withdraw to be measured")
             rec = app.traffic.timeline[-1]
             assert (rec.node, rec.action, rec.outcome) == ("ui2", "withdraw", "done")
             assert rec.convergence_ms is not None and rec.convergence_ms < 1000

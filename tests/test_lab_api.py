@@ -95,7 +95,8 @@ def test_guide_flow_with_packet_python(manager, lab, ssh_keypair):
             manager.call_api(f"devices/{dev.id}", type="DELETE")
         ip.delete()
         manager.call_api(f"ssh-keys/{key.id}", type="DELETE")
-    assert manager.list_devices(pid) == []
+    remaining = {d.id for d in manager.list_devices(pid)}
+    assert not remaining & {d.id for d in devices}
 
 
 def test_unknown_host_key_is_refused(manager, lab, ssh_keypair, tmp_path):
@@ -174,3 +175,18 @@ def test_packet_python_surfaces_api_errors(manager, lab):
     bad.end_point = lab.endpoint
     with pytest.raises(packet.baseapi.ResponseError, match="Error 401"):
         bad.list_projects()
+
+
+def test_a_server_number_can_be_reused_at_once(manager, lab):
+    """Deleting a device and creating the next right away reuses its namespace number; the
+    new one must be reachable at once (no stale links or ARP entries)."""
+    import socket
+
+    for i in range(3):
+        dev = manager.create_device(lab.project_id, f"reuse{i}", "t1.small", metro="lab",
+                                    operating_system="debian_12")
+        dev = wait_active(manager, dev.id)
+        mgmt = next(a["address"] for a in dev.ip_addresses if a["public"])
+        with socket.create_connection((mgmt, 22), timeout=2) as s:
+            assert s.recv(64).startswith(b"SSH-2.0-")
+        manager.call_api(f"devices/{dev.id}", type="DELETE")

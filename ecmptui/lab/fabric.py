@@ -147,7 +147,12 @@ def add_server(lab: LabInstance, n: int, slot: int) -> None:
     ip("route", "add", "default", "via", router_link_addr(n), ns=ns)
 
     veth = lab.mgmt_veth(n)
-    ip("link", "add", veth, "type", "veth", "peer", "name", "mgmt0", "netns", ns)
+    # A fixed MAC per (slot, n): a server re-created with the same number must not be
+    # unreachable until the root namespace's stale ARP entry for its address expires.
+    mac = f"02:ec:{slot:02x}:00:00:{n:02x}"
+    ip("neigh", "flush", "to", mgmt_addr(slot, n), check=False)
+    ip("link", "add", veth, "type", "veth", "peer", "name", "mgmt0", "address", mac,
+       "netns", ns)
     ip("link", "set", veth, "master", lab.bridge)
     ip("link", "set", veth, "up")
     ip("addr", "add", f"{mgmt_addr(slot, n)}/{mgmt_net(slot).prefixlen}", "dev", "mgmt0", ns=ns)
@@ -155,13 +160,16 @@ def add_server(lab: LabInstance, n: int, slot: int) -> None:
 
 
 def remove_server(lab: LabInstance, n: int) -> None:
-    """Stop everything running in server n's namespace and delete it with its links."""
+    """Stop everything running in server n's namespace and delete it with its links.
+
+    The veths are deleted explicitly first: the kernel tears a deleted namespace down
+    asynchronously, and a new server n created right after would find the old links."""
     ns = lab.server_ns(n)
+    ip("link", "del", lab.mgmt_veth(n), check=False)
+    ip("link", "del", f"rt-s{n}", ns=lab.core_ns, check=False)
     if ns in list_namespaces():
         kill_pids(namespace_pids(ns))
         run(["ip", "netns", "del", ns], check=False)
-    if lab.mgmt_veth(n) in list_root_links():
-        ip("link", "del", lab.mgmt_veth(n), check=False)
 
 
 def present(lab: LabInstance) -> tuple[list[str], list[str]]:
