@@ -148,7 +148,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
     from ecmptui.provision import Provisioner
 
-    d = _deployment(args, nodes=args.nodes, bfd=args.bfd)
+    d = _deployment(args, nodes=args.nodes, bfd=args.bfd, health=args.health)
     prov = Provisioner(d)
     con = _console()
     asyncio.run(_drain(prov.run(), con, args.json))
@@ -176,7 +176,7 @@ def cmd_deprovision(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ecmptui.status import gather
+    from ecmptui.status import gather, health_label
 
     st = asyncio.run(gather(_deployment(args)))
     if args.json:
@@ -189,7 +189,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich import box
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("node", "BGP", "since", "exp", "hold", "API", "EIP"):
+    for name in ("node", "BGP", "since", "exp", "hold", "API", "EIP", "health"):
         table.add_column(name, no_wrap=True)
     table.add_column("last error", overflow="fold")
     for n in st["nodes"]:
@@ -198,7 +198,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         table.add_row(n["name"], f"[{'green' if state == 'Established' else 'red'}]{state}[/]",
                       since, str(n["routes_exported"]), (n["hold_timer"] or "-").split("/")[-1],
                       n["api_status"], "withdrawn" if n["withdrawn"] else "announced",
-                      n["last_error"] or n["error"] or "")
+                      health_label(n.get("health")), n["last_error"] or n["error"] or "")
     con.print(table)
     if st["router"] is not None:
         hops = st["router"]
@@ -245,7 +245,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     d = _deployment(args)
     con = _console()
-    drill = Drill(d, rate=args.rate, node=args.node,
+    drill = Drill(d, rate=args.rate, node=args.node, limit_s=args.limit,
                   on_event=None if args.json else (lambda m: con.print(f"  {m}")))
     drill.plan(args.scenario)  # refuse bad names before touching anything
     results = asyncio.run(drill.run(args.scenario))
@@ -387,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, metavar="N", help="number of servers (1-16)")
     p.add_argument("--bfd", action=argparse.BooleanOptionalAction, default=None,
                    help="BFD on the BGP sessions (fast failure detection)")
+    p.add_argument("--health", action=argparse.BooleanOptionalAction, default=None,
+                   help="deploy the node health check that withdraws the EIP when nginx "
+                        "fails (default on; [health] in the config)")
     p.add_argument("--json", action="store_true", help="print the inventory as JSON")
     p.set_defaults(func=cmd_provision)
     p = sub.add_parser("deprovision", help="delete the servers, EIP and key provision made")
@@ -440,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=_positive_float, default=200.0,
                    help="probe requests per second (default %(default)s)")
     p.add_argument("--node", default=None, help="node to act on (default: the last one)")
+    p.add_argument("--limit", type=_positive_float, default=8.0, metavar="S",
+                   help="how long to wait for traffic to settle after an action "
+                        "(default %(default)s s)")
     p.add_argument("--report", metavar="PATH", help="write the Markdown report there")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_drill)

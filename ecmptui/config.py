@@ -52,6 +52,22 @@ class ProvisionSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    """The node-side health check (see ecmptui/healthcheck.py)."""
+
+    enabled: bool = True
+    interval_ms: int = 100
+    timeout_ms: int = 200
+    rise: int = 3
+    fall: int = 3
+    withdraw_on_exit: bool = True
+
+    def node_config(self) -> dict:
+        return {"interval_ms": self.interval_ms, "timeout_ms": self.timeout_ms,
+                "rise": self.rise, "fall": self.fall, "withdraw_on_exit": self.withdraw_on_exit}
+
+
+@dataclass(frozen=True)
 class SshSettings:
     user: str = "root"
     key: str = ""              # default: <config dir>/id_ed25519 (created on first use)
@@ -66,6 +82,7 @@ class Settings:
     metal: MetalSettings = field(default_factory=MetalSettings)
     provision: ProvisionSettings = field(default_factory=ProvisionSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     token: str = field(default="", repr=False)   # from the environment only
     source: str = "<defaults>"
 
@@ -79,7 +96,8 @@ class Settings:
                 else config_dir() / "known_hosts")
 
 
-SECTIONS = {"metal": MetalSettings, "provision": ProvisionSettings, "ssh": SshSettings}
+SECTIONS = {"metal": MetalSettings, "provision": ProvisionSettings, "ssh": SshSettings,
+            "health": HealthSettings}
 TOP_KEYS = {"target", "lab"}
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 
@@ -129,6 +147,14 @@ def validate(s: Settings) -> Settings:
             ipaddress.IPv4Address(p.eip)
         except ValueError:
             raise EcmpError(f"{src}: provision.eip: {p.eip!r} is not an IPv4 address") from None
+    h = s.health
+    if not 10 <= h.interval_ms <= 60000:
+        raise EcmpError(f"{src}: health.interval_ms: must be 10-60000, got {h.interval_ms}")
+    if not 10 <= h.timeout_ms <= 60000:
+        raise EcmpError(f"{src}: health.timeout_ms: must be 10-60000, got {h.timeout_ms}")
+    for key in ("rise", "fall"):
+        if not 1 <= getattr(h, key) <= 100:
+            raise EcmpError(f"{src}: health.{key}: must be 1-100, got {getattr(h, key)}")
     if s.ssh.connect_timeout <= 0 or s.ssh.connect_timeout > 120:
         raise EcmpError(f"{src}: ssh.connect_timeout: must be between 0 and 120 seconds")
     if s.target == "metal" and not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?",
@@ -176,7 +202,10 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None,
     prov = {k: v for k, v in flags.items() if v is not None and k in
             {f.name for f in fields(ProvisionSettings)}}
     top_flags = {k: v for k, v in flags.items() if v is not None and k in TOP_KEYS}
-    if not prov and not top_flags:
+    health = flags.get("health")
+    if not prov and not top_flags and health is None:
         return settings
     settings = replace(settings, provision=replace(settings.provision, **prov), **top_flags)
+    if health is not None:
+        settings = replace(settings, health=replace(settings.health, enabled=health))
     return replace(validate(replace(settings, source="command line")), source=src)

@@ -19,7 +19,7 @@ from ecmptui.inventory import Deployment, Inventory, NodeRecord
 from ecmptui.node import Node
 from ecmptui.probe_stream import ProbeStream
 from ecmptui.provision import set_bfd
-from ecmptui.status import gather
+from ecmptui.status import gather, health_label
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
 class ScenarioResult:
     name: str
     bfd: bool
+    health: bool | None            # the node's health check during the scenario (None: none)
     node: str
     convergence_ms: float | None
     last_answer_ms: float | None
@@ -76,7 +77,7 @@ class ScenarioResult:
 def health_key(st: dict) -> tuple:
     """The parts of `status` a scenario must leave as it found them."""
     nodes = tuple((n["name"], n["bgp_state"], n["routes_exported"], n["withdrawn"],
-                   n["eip_on_lo"]) for n in st["nodes"])
+                   n["eip_on_lo"], health_label(n.get("health"))) for n in st["nodes"])
     router = tuple(sorted(st["router"]["nodes"])) if st["router"] else None
     return nodes, router
 
@@ -113,7 +114,7 @@ class Drill:
 
     def plan(self, names: list[str] | None) -> list[tuple[Scenario, bool | None]]:
         """(scenario, bfd) pairs; bfd None keeps the current setting. Lab faults run with
-        and without BFD."""
+        and without BFD; `run` also runs stop-nginx with the health check paused."""
         names = names or list(SCENARIOS)
         unknown = [n for n in names if n not in SCENARIOS]
         if unknown:
@@ -140,6 +141,8 @@ class Drill:
                             "announcing): fix that before a drill")
         original_bfd = await self._bfd_now(target)
         current_bfd = original_bfd
+        async with self.d.node(target) as node:
+            has_health = await node_mod.health_running(node)
         results = []
         try:
             for sc, bfd in plan:
@@ -150,7 +153,15 @@ class Drill:
                     baseline = await wait_status(self.d, _healthy, 15)
                     if baseline is None:
                         raise EcmpError("sessions did not come back after changing BFD")
-                results.append(await self._one(sc, current_bfd, inv, target, baseline))
+                if sc.name == "stop-nginx" and has_health:
+                    # the contrast: the node's own check withdraws it; without it nobody does
+                    results.append(await self._one(sc, current_bfd, inv, target, baseline,
+                                                   health=True))
+                    results.append(await self._one(sc, current_bfd, inv, target, baseline,
+                                                   health=False))
+                else:
+                    results.append(await self._one(sc, current_bfd, inv, target, baseline,
+                                                   health=has_health or None))
         finally:
             if current_bfd != original_bfd:
                 self.on_event(f"BFD back {'on' if original_bfd else 'off'}")
@@ -167,14 +178,19 @@ class Drill:
         return lab.client_ns if lab else None
 
     async def _one(self, sc: Scenario, bfd: bool, inv: Inventory, target: NodeRecord,
-                   baseline: dict) -> ScenarioResult:
-        label = f"{sc.name}{' (BFD)' if bfd else ''}"
+                   baseline: dict, health: bool | None) -> ScenarioResult:
+        label = f"{sc.name}{' (BFD)' if bfd else ''}" + (
+            "" if health is None else f" (health {'on' if health else 'off'})")
         self.on_event(f"{label}: probing at {self.rate:.0f} req/s")
         stream = ProbeStream(f"http://{inv.eip}/", self.rate, self.timeout, self._netns())
         notes: list[str] = []
         await stream.start()
+        paused_health = False
         try:
             async with self.d.node(target) as node:
+                if health is False and await node_mod.health_running(node):
+                    await node_mod.stop_health(node)
+                    paused_health = True
                 await asyncio.sleep(1.0)  # a second of normal traffic as the baseline
                 t_action = time.monotonic()
                 await sc.act(node)
@@ -190,6 +206,9 @@ class Drill:
                     notes.append(f"traffic not steady within {self.limit_s:.0f} s")
                 t_restore = time.monotonic()
                 await sc.undo(node)
+                if paused_health:
+                    await node_mod.start_health(node)
+                    paused_health = False
                 self.on_event(f"{label}: restored {target.name}")
                 deadline = t_restore + 15
                 while first_answer_ms(stream.samples, t_restore, target.name) is None:
@@ -199,6 +218,9 @@ class Drill:
                     await asyncio.sleep(0.05)
         finally:
             await stream.stop()
+            if paused_health:  # an error mid-scenario: never leave the check off
+                async with self.d.node(target) as node:
+                    await node_mod.start_health(node)
         after_status = await wait_status(
             self.d, lambda st: health_key(st) == health_key(baseline), 15)
         if after_status is None:
@@ -206,7 +228,7 @@ class Drill:
         fo = analyse(stream.samples, t_action, target.name, until=t_restore)
         recovery = first_answer_ms(stream.samples, t_restore, target.name)
         result = ScenarioResult(
-            sc.name, bfd, target.name, fo.convergence_ms, fo.last_affected_ms, recovery,
+            sc.name, bfd, health, target.name, fo.convergence_ms, fo.last_affected_ms, recovery,
             fo.failed, fo.before, fo.after,
             recovered=recovery is not None and after_status is not None,
             requests=len(stream.samples), notes=notes)
@@ -222,19 +244,23 @@ def fmt_ms(v: float | None) -> str:
 def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> str:
     lines = [f"# ecmptui drill report", "",
              f"Target {target}, probing at {rate:.0f} requests/s, a new connection each.", "",
-             "| scenario | BFD | node | convergence | last answer from node | failed "
-             "(refused/reset/timeout) | before | after | recovery | recovered |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| scenario | BFD | health check | node | convergence | last answer from node "
+             "| failed (refused/reset/timeout) | before | after | recovery | recovered |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         f = r.to_json()["failed"]
         dist = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"  # noqa
         lines.append(
-            f"| {r.name} | {'on' if r.bfd else 'off'} | {r.node} | {fmt_ms(r.convergence_ms)} "
+            f"| {r.name} | {'on' if r.bfd else 'off'} "
+            f"| {'-' if r.health is None else ('on' if r.health else 'off')} "
+            f"| {r.node} | {fmt_ms(r.convergence_ms)} "
             f"| {fmt_ms(r.last_answer_ms) if r.last_answer_ms is not None else '-'} "
             f"| {f['refused']}/{f['reset']}/{f['timeout']} | {dist(r.before)} | {dist(r.after)}"
             f" | {fmt_ms(r.recovery_ms) if r.recovery_ms is not None else '-'} "
             f"| {'yes' if r.recovered else 'NO'} |")
-    notes = [f"- {r.name}{' (BFD)' if r.bfd else ''}: {n}" for r in results for n in r.notes]
+    notes = [f"- {r.name}{' (BFD)' if r.bfd else ''}"
+             f"{'' if r.health is None else ' (health ' + ('on' if r.health else 'off') + ')'}"
+             f": {n}" for r in results for n in r.notes]
     if notes:
         lines += ["", "Notes:", *notes]
     lines += ["", "convergence: from the action to the last request that failed or still "

@@ -8,6 +8,7 @@ old one, which is kept and restored if the reload fails.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -371,3 +372,112 @@ async def restore(node: Node) -> list[str]:
         undone.append("stop-nginx")
     await node.run("rm", "-f", f"{lay.state_dir}/faults")
     return undone
+
+
+# -- the health check ------------------------------------------------------------------------
+
+HEALTH_SCRIPT = "healthcheck.py"
+HEALTH_UNIT = "/etc/systemd/system/ecmptui-health.service"
+
+
+def health_paths(lay: Layout) -> dict[str, str]:
+    d = lay.state_dir
+    return {"script": f"{d}/{HEALTH_SCRIPT}", "config": f"{d}/health-config.json",
+            "state": f"{d}/health.json", "log": f"{d}/health.log", "pid": f"{d}/health.pid"}
+
+
+def health_node_config(node: Node, settings: dict) -> dict:
+    paths = health_paths(node.layout)
+    return {**settings, "url": "http://127.0.0.1/healthz",
+            "birdc": node.birdc_argv(), "protocol": bird.EIP_PROTOCOL,
+            "state_file": paths["state"], "log_file": paths["log"], "pid_file": paths["pid"],
+            "withdrawn_flag": node.layout.withdrawn_flag}
+
+
+async def health_running(node: Node) -> bool:
+    pid = health_paths(node.layout)["pid"]
+    res = await node.run("sh", "-c", 'kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null', "sh", pid,
+                         check=False)
+    return res.exit_status == 0
+
+
+async def start_health(node: Node) -> None:
+    paths = health_paths(node.layout)
+    if node.layout.kind == "systemd":
+        await node.run("systemctl", "restart", "ecmptui-health")
+        return
+    await node.run("python3", paths["script"], "--config", paths["config"], "--daemon")
+    for _ in range(100):  # bounded: 5 s for the pid file and first state
+        if await health_running(node) and await node.read(paths["state"]):
+            return
+        await asyncio.sleep(0.05)
+    raise NodeError(f"{node.name}: the health check did not start")
+
+
+async def stop_health(node: Node) -> None:
+    """Stop the checker without touching BIRD (SIGUSR1); bounded wait."""
+    if node.layout.kind == "systemd":
+        await node.run("systemctl", "kill", "-s", "USR1", "ecmptui-health", check=False)
+        await node.run("systemctl", "stop", "ecmptui-health", check=False)
+        return
+    pid = health_paths(node.layout)["pid"]
+    await node.run("sh", "-c", 'kill -USR1 "$(cat "$1")"', "sh", pid, check=False)
+    for _ in range(60):
+        if not await health_running(node):
+            return
+        await asyncio.sleep(0.05)
+    await node.run("sh", "-c", 'kill -KILL "$(cat "$1")"', "sh", pid, check=False)
+
+
+async def apply_health(node: Node, settings: dict | None) -> bool:
+    """Deploy and (re)start the checker with `settings`, or remove it (None). Returns whether
+    anything changed. Turning checks off re-announces the EIP unless the operator withdrew."""
+    from importlib import resources
+
+    paths = health_paths(node.layout)
+    running = await health_running(node)
+    if settings is None:
+        if not running:
+            return False
+        await stop_health(node)
+        if not await node.withdrawn():
+            await node.run(*node.birdc_argv("enable", bird.EIP_PROTOCOL), check=False)
+        return True
+    script = resources.files("ecmptui").joinpath(HEALTH_SCRIPT).read_text()
+    config = json.dumps(health_node_config(node, settings), indent=2, sort_keys=True) + "\n"
+    changed = False
+    await node.run("mkdir", "-p", node.layout.state_dir)
+    if await node.read(paths["script"]) != script:
+        await node.write(paths["script"], script, "0755")
+        changed = True
+    if await node.read(paths["config"]) != config:
+        await node.write(paths["config"], config)
+        changed = True
+    if node.layout.kind == "systemd" and await node.read(HEALTH_UNIT) is None:
+        await node.write(HEALTH_UNIT, (
+            "[Unit]\nDescription=ecmptui health check (withdraws the EIP when nginx fails)\n"
+            "After=bird.service nginx.service\n\n[Service]\n"
+            f"ExecStart=/usr/bin/python3 {paths['script']} --config {paths['config']}\n"
+            "Restart=always\n\n[Install]\nWantedBy=multi-user.target\n"))
+        await node.run("systemctl", "daemon-reload")
+        await node.run("systemctl", "enable", "ecmptui-health")
+        changed = True
+    if running and not changed:
+        return False
+    if running:
+        await stop_health(node)
+    await start_health(node)
+    return True
+
+
+async def health_state(node: Node) -> dict | None:
+    """The checker's state file (None when no checker was deployed), with `alive`."""
+    text = await node.read(health_paths(node.layout)["state"])
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    data["alive"] = data.get("state") != "stopped" and await health_running(node)
+    return data

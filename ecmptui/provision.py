@@ -21,7 +21,7 @@ from ecmptui.inventory import (
     public_key_line,
     record_from_device,
 )
-from ecmptui.node import Node
+from ecmptui.node import Node, apply_health
 
 STEPS: list[tuple[str, str]] = [
     ("ssh-key", "SSH key registered with the project"),
@@ -55,6 +55,7 @@ class Provisioner:
         self.p = deployment.settings.provision
         self.nodes = nodes or self.p.nodes
         self.bfd = self.p.bfd if bfd is None else bfd
+        self.health = health_config(deployment)
         self.inventory: Inventory | None = None
         self.changed = False
         self.lab = deployment.is_lab
@@ -180,7 +181,7 @@ class Provisioner:
                 rec.peers = list(neighbor.peer_ips)
                 node = state["nodes"][rec.name] = await self.d.connect(rec)
                 changes = await configure_node(node, neighbor, eip, self.bfd,
-                                               rec.private_gateway)
+                                               rec.private_gateway, self.health)
             except EcmpError as exc:
                 await queue.put(StepEvent("configure", "failed", str(exc), rec.name))
                 raise
@@ -230,8 +231,14 @@ class Provisioner:
         yield StepEvent("verify", "done", f"{len(state['records'])} node(s) announcing")
 
 
+def health_config(d: Deployment) -> dict | None:
+    """The node checker's settings, or None when health checks are off."""
+    h = d.settings.health
+    return h.node_config() if h.enabled else None
+
+
 async def configure_node(node: Node, neighbor: bird.Neighbor, eip: str, bfd: bool,
-                         gateway: str | None) -> list[str]:
+                         gateway: str | None, health: dict | None = None) -> list[str]:
     """Make one node announce `eip`; returns what changed (empty: nothing).
 
     `gateway` is the private network's gateway: Metal's multihop peers are reached through
@@ -248,6 +255,8 @@ async def configure_node(node: Node, neighbor: bird.Neighbor, eip: str, bfd: boo
         announce=not await node.withdrawn(), log_file=node.layout.bird_log)
     if await node.apply_bird_config(bird.render_node_config(spec)):
         changes.append("BIRD")
+    if await apply_health(node, health):
+        changes.append("health check" if health else "health check removed")
     return changes
 
 
@@ -304,6 +313,6 @@ async def set_bfd(d: Deployment, inv: Inventory, bfd: bool) -> None:
             raise EcmpError(f"{rec.name}: the API lists no BGP neighbors")
         async with d.node(rec) as node:
             await configure_node(node, bird.Neighbor.from_api(nbs[0]), inv.eip, bfd,
-                                 rec.private_gateway)
+                                 rec.private_gateway, health_config(d))
 
     await asyncio.gather(*(one(r) for r in inv.nodes))

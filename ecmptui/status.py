@@ -11,6 +11,7 @@ from ecmptui import bird
 from ecmptui.errors import EcmpError
 from ecmptui.inventory import Deployment, Inventory, NodeRecord
 from ecmptui.metal import session_status
+from ecmptui.node import health_state
 
 
 @dataclass
@@ -39,8 +40,16 @@ class NodeStatus:
     api_status: str = "unknown"
     withdrawn: bool = False
     eip_on_lo: bool | None = None
+    health: dict | None = None      # the node's health check: state, since, transitions, ...
     peers: list[PeerStatus] = field(default_factory=list)
     error: str | None = None
+
+
+def health_label(h: dict | None) -> str:
+    """A node's health check in one word: up, down, stopped, not running, or "-" (none)."""
+    if not h:
+        return "-"
+    return h.get("state", "?") if h.get("alive", True) else "not running"
 
 
 def _peer(p: bird.ProtocolInfo) -> PeerStatus:
@@ -66,6 +75,7 @@ async def node_status(d: Deployment, rec: NodeRecord, eip: str | None,
             peers = [_peer(p) for p in await node.protocols() if p.proto == "BGP"]
             st.withdrawn = await node.withdrawn()
             st.eip_on_lo = await node.has_eip(eip) if eip else None
+            st.health = await health_state(node)
     except EcmpError as exc:
         st.bgp_state = "unreachable" if "SSH" in str(exc) or "host key" in str(exc) \
             else "not running"

@@ -7,6 +7,8 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
+from ecmptui.status import health_label
+
 COLUMNS = [("node", "node"), ("bird", "BIRD"), ("since", "since"), ("exported", "exp"),
            ("hold", "hold"), ("api", "API"), ("eip", "EIP"), ("health", "health"),
            ("error", "last error")]
@@ -15,7 +17,6 @@ COLUMNS = [("node", "node"), ("bird", "BIRD"), ("since", "since"), ("exported", 
 def node_cells(n: dict) -> dict[str, str]:
     state = n["bgp_state"]
     colour = "green" if state == "Established" else "red"
-    health = n.get("health") or {}
     return {
         "node": n["name"],
         "bird": f"[{colour}]{state}[/]",
@@ -24,7 +25,7 @@ def node_cells(n: dict) -> dict[str, str]:
         "hold": (n.get("hold_timer") or "-").split("/")[-1],
         "api": n.get("api_status", "-"),
         "eip": "[yellow]withdrawn[/]" if n.get("withdrawn") else "announced",
-        "health": health.get("state", "-"),
+        "health": health_label(n.get("health")),
         "error": n.get("last_error") or n.get("error") or "",
     }
 

@@ -140,7 +140,8 @@ def test_first_host_key_is_pinned_and_a_change_refused(deployed, tmp_path):
 
 def test_four_nodes_then_deprovision(lab, tmp_path):
     cfg = make_config(tmp_path, tag="ecmpt-four", prefix="four")
-    proc = run_cli("--config", str(cfg), "provision", "--nodes", "4", "--bfd", "--json")
+    proc = run_cli("--config", str(cfg), "provision", "--nodes", "4", "--bfd", "--no-health",
+                   "--json")
     assert proc.returncode == 0, proc.stderr
     inv = json.loads(proc.stdout)
     try:
@@ -150,8 +151,9 @@ def test_four_nodes_then_deprovision(lab, tmp_path):
         st = status(cfg)
         assert [n["bgp_state"] for n in st["nodes"]] == ["Established"] * 4
         assert len(st["router"]["nexthops"]) == 4
+        assert all(n["health"] is None for n in st["nodes"])  # --no-health
         assert "no change" in run_cli("--config", str(cfg), "provision", "--nodes", "4",
-                                      "--bfd", check=True).stdout
+                                      "--bfd", "--no-health", check=True).stdout
     finally:
         out = run_cli("--config", str(cfg), "deprovision", check=True).stdout
     assert "4 deleted" in out and f"{inv['eip']} released" in out

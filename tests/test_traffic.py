@@ -65,16 +65,20 @@ def drill(deployed, tmp_path_factory):
                    str(report), timeout=600)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     rows = json.loads(proc.stdout)["scenarios"]
-    return {(r["name"], r["bfd"]): r for r in rows}, report.read_text()
+    keyed = {(r["name"], r["bfd"], r["health"]): r for r in rows}
+    assert len(keyed) == len(rows)
+    return keyed, report.read_text()
 
 
 def test_drill_runs_every_scenario_and_reports(drill):
     rows, report = drill
-    names = {name for name, _ in rows}
+    names = {name for name, _, _ in rows}
     assert names == {"withdraw", "shutdown", "kill-bird", "freeze-bird", "isolate",
                      "stop-nginx"}
-    for fault in ("kill-bird", "freeze-bird", "isolate", "stop-nginx"):
-        assert (fault, True) in rows and (fault, False) in rows
+    for fault in ("kill-bird", "freeze-bird", "isolate"):
+        assert (fault, True, True) in rows and (fault, False, True) in rows
+    for bfd in (True, False):  # stop-nginx with the health check and without it
+        assert ("stop-nginx", bfd, True) in rows and ("stop-nginx", bfd, False) in rows
     for r in rows.values():
         assert set(r["failed"]) >= {"refused", "reset", "timeout"}
         assert {"name", "bfd", "convergence_ms", "before", "after", "recovered"} <= set(r)
@@ -91,7 +95,7 @@ def test_every_scenario_restores_the_lab(drill):
 
 
 def test_withdraw_is_lossless_and_fast(drill):
-    r = drill[0][("withdraw", False)]
+    r = drill[0][("withdraw", False, True)]
     assert sum(r["failed"].values()) == 0
     assert r["last_answer_ms"] is None or r["last_answer_ms"] <= 50
     assert r["recovery_ms"] is not None and r["recovery_ms"] <= 2000
@@ -100,18 +104,28 @@ def test_withdraw_is_lossless_and_fast(drill):
 
 def test_isolate_with_and_without_bfd(drill):
     rows = drill[0]
-    with_bfd, without = rows[("isolate", True)], rows[("isolate", False)]
+    with_bfd, without = rows[("isolate", True, True)], rows[("isolate", False, True)]
     assert with_bfd["convergence_ms"] is not None and with_bfd["convergence_ms"] <= 1000
     assert without["convergence_ms"] is not None and without["convergence_ms"] <= 5000
     assert without["convergence_ms"] > with_bfd["convergence_ms"]
     assert with_bfd["failed"]["timeout"] < without["failed"]["timeout"]
 
 
-def test_stop_nginx_failures_are_refused_until_restore(drill):
-    r = drill[0][("stop-nginx", False)]
+def test_stop_nginx_without_health_check_fails_until_restore(drill):
+    r = drill[0][("stop-nginx", False, False)]
     assert r["failed"]["refused"] > 100
     assert r["convergence_ms"] is None  # BIRD keeps announcing: never steady by itself
     assert r["recovered"] is True
+
+
+def test_stop_nginx_with_health_check_withdraws_within_a_second(drill):
+    rows, report = drill
+    r = rows[("stop-nginx", False, True)]
+    assert r["convergence_ms"] is not None and r["convergence_ms"] <= 1000
+    assert 0 < r["failed"]["refused"] <= 200  # at 200 req/s: failures stop within 1 s
+    assert set(r["after"]) == {"tnode1"} and r["recovered"] is True
+    # the report shows the contrast side by side
+    assert "| stop-nginx | off | on |" in report and "| stop-nginx | off | off |" in report
 
 
 def test_faults_are_refused_off_the_lab(lab, tmp_path):

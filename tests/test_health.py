@@ -1,0 +1,132 @@
+"""The node health check on the real lab: it withdraws by itself, never flaps faster than
+rise/fall allow, withdraws on a clean shutdown, and shows in status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import time
+from datetime import datetime
+
+import pytest
+
+from conftest import run_cli
+from ecmptui import config
+from ecmptui import node as node_mod
+from ecmptui.inventory import Deployment
+
+pytestmark = pytest.mark.lab
+
+FLAP_RULES = """table inet ecmptui_test_flap {
+  chain input { type filter hook input priority -300; tcp dport 80 iifname "lo" reject with tcp reset; }
+}
+"""
+
+
+def status(cfg) -> dict:
+    return json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def test_status_shows_each_nodes_health(deployed):
+    cfg, _ = deployed
+    for n in status(cfg)["nodes"]:
+        h = n["health"]
+        assert h["state"] == "up" and h["alive"] is True
+        assert h["interval_ms"] == 100 and h["rise"] == 3 and h["fall"] == 3
+
+
+def _transitions(log: str, since: float) -> list[tuple[float, str]]:
+    out = []
+    for line in log.splitlines():
+        m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (UP|DOWN) ", line)
+        if m:
+            t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            if t >= since:
+                out.append((t, m.group(2)))
+    return out
+
+
+def _flap(ns: str, period: float, seconds: float) -> None:
+    """The service goes down and up every `period` s (as the check sees it)."""
+    deadline = time.monotonic() + seconds
+    down = False
+    try:
+        while time.monotonic() < deadline:
+            if not down:
+                subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=FLAP_RULES,
+                               text=True, check=True)
+            else:
+                subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet",
+                                "ecmptui_test_flap"], check=True)
+            down = not down
+            time.sleep(period)
+    finally:
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet",
+                        "ecmptui_test_flap"], capture_output=True)
+
+
+def test_flapping_service_does_not_flap_the_route(lab, deployed):
+    cfg, _ = deployed
+    rec = Deployment(config.load(cfg)).inventory().node("tnode1")
+    root = lab_root(rec)
+    ns = f"{lab.name}-{root.name}"
+    log = root / "ecmptui" / "health.log"
+    fast_start = time.time()
+    _flap(ns, 0.1, 3.0)           # faster than fall x interval: no transition may follow each
+    slow_start = time.time()
+    _flap(ns, 0.6, 3.0)           # slow enough that the check must see it
+    fast = _transitions(log.read_text(), fast_start)
+    fast = [c for c in fast if c[0] < slow_start]
+    slow = _transitions(log.read_text(), slow_start)
+    assert len(slow) >= 2, slow   # the check did see the service go down and up
+    for changes in (fast, slow):
+        gaps = [b[0] - a[0] for a, b in zip(changes, changes[1:])]
+        # never faster than rise/fall allow: 3 checks x 100 ms between two transitions
+        assert all(g >= 0.28 for g in gaps), (changes, gaps)
+    assert len(fast) <= 3.0 / 0.3
+    assert wait_for(lambda: status(cfg)["nodes"][0]["health"]["state"] == "up")
+    assert wait_for(lambda: len(status(cfg)["router"]["nexthops"]) == 2)
+
+
+def lab_root(rec):
+    from pathlib import Path
+
+    return Path(rec.lab_root)
+
+
+def test_clean_shutdown_withdraws_and_restart_announces(deployed):
+    cfg, _ = deployed
+    d = Deployment(config.load(cfg))
+    rec = d.inventory().node("tnode2")
+
+    async def sigterm():
+        async with d.node(rec) as node:
+            pid = node_mod.health_paths(node.layout)["pid"]
+            await node.run("sh", "-c", 'kill -TERM "$(cat "$1")"', "sh", pid)
+
+    async def restart():
+        async with d.node(rec) as node:
+            await node_mod.start_health(node)
+
+    asyncio.run(sigterm())
+    try:
+        st = wait_for(lambda: (s := status(cfg))["router"]["nodes"] == ["tnode1"] and s)
+        assert st, "the checker's clean shutdown did not withdraw tnode2"
+        assert st["nodes"][1]["health"]["state"] == "stopped"
+        assert st["nodes"][1]["bgp_state"] == "Established"
+    finally:
+        asyncio.run(restart())
+        run_cli("--config", str(cfg), "node", "announce", "tnode2", check=True)
+    assert wait_for(lambda: len(status(cfg)["router"]["nexthops"]) == 2)
+    assert status(cfg)["nodes"][1]["health"]["state"] == "up"
