@@ -102,7 +102,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from ecmptui.app import EcmpApp  # the only place textual is imported
 
-    EcmpApp(Cockpit(settings, read_only=args.read_only), rate=args.rate,
+    read_only = args.read_only or settings.dashboard_read_only
+    EcmpApp(Cockpit(settings, read_only=read_only), rate=args.rate,
             start_mode=args.screen).run()
     return 0
 
@@ -117,9 +118,9 @@ def _settings(args: argparse.Namespace, **flags):
 
 
 def _deployment(args: argparse.Namespace, **flags):
-    from ecmptui.inventory import Deployment
+    from ecmptui.inventory import open_deployment
 
-    return Deployment(_settings(args, **flags))
+    return open_deployment(_settings(args, **flags))
 
 
 def _print_events(con, events_done: list, ev) -> None:
@@ -149,6 +150,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
     from ecmptui.provision import Provisioner
 
     d = _deployment(args, nodes=args.nodes, bfd=args.bfd, health=args.health)
+    if d.target.kind == "static":
+        raise EcmpError("target static: nothing to provision; `ecmptui check` checks the nodes")
     prov = Provisioner(d)
     con = _console()
     asyncio.run(_drain(prov.run(), con, args.json))
@@ -169,7 +172,43 @@ def cmd_deprovision(args: argparse.Namespace) -> int:
 
     from ecmptui.provision import deprovision
 
-    asyncio.run(_drain(deprovision(_deployment(args)), _console(), False))
+    d = _deployment(args)
+    if d.target.kind == "static":
+        raise EcmpError("target static: ecmptui did not provision these nodes")
+    asyncio.run(_drain(deprovision(d), _console(), False))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ecmptui.static import check_all
+
+    results = asyncio.run(check_all(_deployment(args)))
+    if args.json:
+        _print_json(results)
+    else:
+        for r in results:
+            mark = "[green]✓[/]" if r["ok"] else "[red]✗[/]"
+            detail = "BIRD running, " + r["sessions"] + ", EIP on lo, nginx answering" \
+                if r["ok"] else "; ".join(r["problems"])
+            _console().print(f"{mark} {r['name']} ({r['host']}): {detail}")
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def cmd_inventory_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ecmptui.static import export_static
+
+    d = _deployment(args)
+    if d.target.kind == "static":
+        raise EcmpError("the target is static already: its config is the inventory")
+    out = Path(args.output).expanduser()
+    if out.exists() and not args.force:
+        raise EcmpError(f"{out} exists: pass --force to replace it")
+    for path in export_static(d, out):
+        print(f"wrote {path}")
     return 0
 
 
@@ -275,14 +314,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     url, netns = args.url, args.netns
     if url is None or (netns is None and not args.no_netns):
         d = _deployment(args)
-        if url is None:
-            inv = d.inventory()
-            if inv.eip is None:
-                raise EcmpError("nothing provisioned: give a URL or run `ecmptui provision`")
-            url = f"http://{inv.eip}/"
-        lab = d.lab_instance()
-        if netns is None and lab is not None:
-            netns = lab.client_ns  # the EIP is routed only inside the lab's client namespace
+        inv_url, inv_netns = d.probe_target(d.inventory())
+        url = url or inv_url
+        if netns is None:
+            netns = inv_netns  # the lab's client namespace: the EIP is routed only there
     if netns is not None and not _in_namespace(netns):
         if not os.path.exists(f"/run/netns/{netns}"):
             raise EcmpError(f"network namespace {netns!r} does not exist")
@@ -394,6 +429,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_provision)
     p = sub.add_parser("deprovision", help="delete the servers, EIP and key provision made")
     p.set_defaults(func=cmd_deprovision)
+    p = sub.add_parser("check", help="check every node over SSH: BIRD, sessions, EIP on lo, "
+                                     "nginx (changes nothing)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_check)
+    inv = sub.add_parser("inventory", help="the provisioned inventory as a static config")
+    inv_sub = inv.add_subparsers(dest="inventory_command", metavar="ACTION", required=True,
+                                 parser_class=_Parser)
+    p = inv_sub.add_parser("export", help="write a `static` target config for what is "
+                                          "provisioned now")
+    p.add_argument("--output", "-o", default="ecmptui-static.toml", metavar="PATH",
+                   help="where to write it (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_inventory_export)
     p = sub.add_parser("status", help="BGP state of every node, API sessions, router next hops")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)

@@ -42,6 +42,8 @@ class Cockpit:
     def target_label(self) -> str:
         if self.is_lab:
             return f"lab {self.settings.lab}"
+        if self.settings.target == "static":
+            return f"static ({len(self.settings.static.nodes)} nodes)"
         return f"{self.settings.target} {self.settings.metal.endpoint}"
 
     def lab_up(self) -> bool | None:
@@ -62,14 +64,20 @@ class Cockpit:
         self._deployment = None
         return f"lab {self.settings.lab} is up at {info.endpoint}"
 
+    @property
+    def is_static(self) -> bool:
+        return self.settings.target == "static"
+
     def deployment(self):
         if self._deployment is None:
-            from ecmptui.inventory import Deployment
+            from ecmptui.inventory import open_deployment
 
-            self._deployment = Deployment(self.settings)
+            self._deployment = open_deployment(self.settings)
         return self._deployment
 
     def project_label(self) -> str:
+        if self.is_static:
+            return "static inventory"
         try:
             return self.deployment().target.project_id
         except EcmpError:
@@ -96,8 +104,16 @@ class Cockpit:
         if self.read_only:
             raise ReadOnlyError(f"read-only session: cannot {what}")
 
+    async def check_nodes(self) -> list[dict]:
+        """Static target: what each node looks like (nothing is changed)."""
+        from ecmptui.static import check_all
+
+        return await check_all(self.deployment())
+
     def provision(self, **overrides) -> tuple[Provisioner, AsyncIterator[StepEvent]]:
         self._guard("provision")
+        if self.is_static:
+            raise EcmpError("target static: nothing to provision (use Check nodes)")
         settings = self.settings
         prov_fields = {k: v for k, v in overrides.items() if v is not None}
         if prov_fields:
@@ -113,6 +129,8 @@ class Cockpit:
 
     def deprovision(self) -> AsyncIterator[StepEvent]:
         self._guard("deprovision")
+        if self.is_static:
+            raise EcmpError("target static: ecmptui did not provision these nodes")
         return deprovision(self.deployment())
 
     async def act(self, node_name: str, action: str,
@@ -144,11 +162,7 @@ class Cockpit:
     async def probe(self, rate: float, on_sample: Callable[[Sample], None],
                     timeout: float = 1.0) -> ProbeStream:
         d = self.deployment()
-        inv = await d.ainventory()
-        if inv.eip is None:
-            raise EcmpError("nothing provisioned yet: no EIP to probe")
-        lab = d.lab_instance()
-        stream = ProbeStream(f"http://{inv.eip}/", rate, timeout,
-                             lab.client_ns if lab else None, on_sample)
+        url, netns = d.probe_target(await d.ainventory())
+        stream = ProbeStream(url, rate, timeout, netns, on_sample)
         await stream.start()
         return stream

@@ -9,7 +9,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from ecmptui.errors import EcmpError
 from ecmptui.lab.instance import DEFAULT_NAME, MAX_NODES, validate_name
 
 METAL_ENDPOINT = "api.equinix.com/metal/v1"
-TARGETS = ("lab", "metal")
+TARGETS = ("lab", "metal", "static")
 TOKEN_ENV = ("METAL_AUTH_TOKEN", "PACKET_AUTH_TOKEN")
 
 
@@ -73,6 +73,32 @@ class SshSettings:
     key: str = ""              # default: <config dir>/id_ed25519 (created on first use)
     known_hosts: str = ""      # default: <config dir>/known_hosts (first key seen is pinned)
     connect_timeout: float = 10.0
+    host_key_policy: str = "pin"        # pin: first key seen is recorded; strict: file only
+
+
+@dataclass(frozen=True)
+class StaticNode:
+    """One server of a deployment ecmptui did not provision (target `static`)."""
+
+    name: str
+    host: str
+    port: int = 22
+    user: str = "root"
+    key: str = ""                       # default: ssh.key
+    bird_socket: str = "/run/bird/bird.ctl"
+    bird_conf: str = "/etc/bird/bird.conf"
+    eip_protocol: str = "eip"           # the BIRD protocol whose routes are the EIP
+    state_dir: str = "/var/lib/ecmptui"
+    bird_unit: str = "bird"
+    nginx_unit: str = "nginx"
+
+
+@dataclass(frozen=True)
+class StaticSettings:
+    eips: tuple[str, ...] = ()
+    probe_url: str = ""                 # default: http://<first EIP>/
+    probe_netns: str = ""               # run the prober in this network namespace
+    nodes: tuple[StaticNode, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,8 +109,14 @@ class Settings:
     provision: ProvisionSettings = field(default_factory=ProvisionSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    static: StaticSettings = field(default_factory=StaticSettings)
+    read_only: bool | None = None       # dashboard; None: read-only on `static` only
     token: str = field(default="", repr=False)   # from the environment only
     source: str = "<defaults>"
+
+    @property
+    def dashboard_read_only(self) -> bool:
+        return self.target == "static" if self.read_only is None else self.read_only
 
     @property
     def ssh_key_path(self) -> Path:
@@ -99,6 +131,8 @@ class Settings:
 SECTIONS = {"metal": MetalSettings, "provision": ProvisionSettings, "ssh": SshSettings,
             "health": HealthSettings}
 TOP_KEYS = {"target", "lab"}
+NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 
 
@@ -118,8 +152,55 @@ def _section(src: str, name: str, cls: type, data: Any) -> Any:
     for key, value in data.items():
         if key not in known:
             raise EcmpError(f"{src}: {name}.{key}: unknown key (known: {', '.join(known)})")
-        values[key] = _check_type(src, f"{name}.{key}", value, type(known[key].default))
+        default = known[key].default
+        expected = str if default is MISSING else type(default)
+        values[key] = _check_type(src, f"{name}.{key}", value, expected)
+    missing = [k for k, f in known.items() if f.default is MISSING
+               and f.default_factory is MISSING and k not in values]
+    if missing:
+        raise EcmpError(f"{src}: {name}.{missing[0]}: required")
     return cls(**values)
+
+
+def _static(src: str, data: Any) -> StaticSettings:
+    if not isinstance(data, dict):
+        raise EcmpError(f"{src}: static: expected a table")
+    known = {"eips", "probe_url", "probe_netns", "nodes"}
+    for key in data:
+        if key not in known:
+            raise EcmpError(f"{src}: static.{key}: unknown key (known: {', '.join(sorted(known))})")
+    eips = data.get("eips", [])
+    if not isinstance(eips, list) or not all(isinstance(e, str) for e in eips):
+        raise EcmpError(f"{src}: static.eips: expected a list of IPv4 addresses")
+    for e in eips:
+        try:
+            ipaddress.IPv4Address(e)
+        except ValueError:
+            raise EcmpError(f"{src}: static.eips: {e!r} is not an IPv4 address") from None
+    nodes_raw = data.get("nodes", [])
+    if not isinstance(nodes_raw, list):
+        raise EcmpError(f"{src}: static.nodes: expected [[static.nodes]] tables")
+    nodes = []
+    for i, raw in enumerate(nodes_raw):
+        node = _section(src, f"static.nodes[{i}]", StaticNode, raw)
+        if not NODE_NAME_RE.match(node.name):
+            raise EcmpError(f"{src}: static.nodes[{i}].name: {node.name!r} is not a valid name")
+        if not HOST_RE.match(node.host):
+            raise EcmpError(f"{src}: static.nodes[{i}].host: {node.host!r} is not a host")
+        if not 1 <= node.port <= 65535:
+            raise EcmpError(f"{src}: static.nodes[{i}].port: must be 1-65535")
+        nodes.append(node)
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        raise EcmpError(f"{src}: static.nodes: node names must be unique")
+    url = data.get("probe_url", "")
+    if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))):
+        raise EcmpError(f"{src}: static.probe_url: must be an http(s) URL")
+    netns = data.get("probe_netns", "")
+    if not isinstance(netns, str) or (netns and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}",
+                                                                 netns)):
+        raise EcmpError(f"{src}: static.probe_netns: not a namespace name")
+    return StaticSettings(tuple(eips), url, netns, tuple(nodes))
 
 
 def validate(s: Settings) -> Settings:
@@ -155,6 +236,14 @@ def validate(s: Settings) -> Settings:
     for key in ("rise", "fall"):
         if not 1 <= getattr(h, key) <= 100:
             raise EcmpError(f"{src}: health.{key}: must be 1-100, got {getattr(h, key)}")
+    if s.ssh.host_key_policy not in ("pin", "strict"):
+        raise EcmpError(f"{src}: ssh.host_key_policy: must be pin or strict")
+    if s.target == "static" and not s.static.nodes:
+        raise EcmpError(f"{src}: static.nodes: target static needs at least one "
+                        "[[static.nodes]] entry")
+    if s.target == "static" and not s.static.eips:
+        raise EcmpError(f"{src}: static.eips: target static needs the EIP(s) the nodes "
+                        "announce")
     if s.ssh.connect_timeout <= 0 or s.ssh.connect_timeout > 120:
         raise EcmpError(f"{src}: ssh.connect_timeout: must be between 0 and 120 seconds")
     if s.target == "metal" and not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?",
@@ -187,11 +276,15 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None,
     for key, value in data.items():
         if key in SECTIONS:
             top[key] = _section(src, key, SECTIONS[key], value)
+        elif key == "static":
+            top[key] = _static(src, value)
+        elif key == "read_only":
+            top[key] = _check_type(src, key, value, bool)
         elif key in TOP_KEYS:
             top[key] = _check_type(src, key, value, str)
         else:
-            raise EcmpError(f"{src}: {key}: unknown key (known: target, lab, "
-                            f"{', '.join(SECTIONS)})")
+            raise EcmpError(f"{src}: {key}: unknown key (known: target, lab, read_only, "
+                            f"static, {', '.join(SECTIONS)})")
     settings = Settings(**top)
     token = next((env[k] for k in TOKEN_ENV if env.get(k)), "")
     if env.get("ECMPTUI_TARGET"):

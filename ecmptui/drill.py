@@ -173,16 +173,13 @@ class Drill:
         async with self.d.node(rec) as node:
             return "bfd on;" in (await node.read(node.layout.bird_conf) or "")
 
-    def _netns(self) -> str | None:
-        lab = self.d.lab_instance()
-        return lab.client_ns if lab else None
-
     async def _one(self, sc: Scenario, bfd: bool, inv: Inventory, target: NodeRecord,
                    baseline: dict, health: bool | None) -> ScenarioResult:
         label = f"{sc.name}{' (BFD)' if bfd else ''}" + (
             "" if health is None else f" (health {'on' if health else 'off'})")
         self.on_event(f"{label}: probing at {self.rate:.0f} req/s")
-        stream = ProbeStream(f"http://{inv.eip}/", self.rate, self.timeout, self._netns())
+        url, netns = self.d.probe_target(inv)
+        stream = ProbeStream(url, self.rate, self.timeout, netns)
         notes: list[str] = []
         await stream.start()
         paused_health = False

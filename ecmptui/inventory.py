@@ -95,6 +95,14 @@ class Deployment:
     async def ainventory(self) -> Inventory:
         return await asyncio.to_thread(self.inventory)
 
+    def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
+        """The URL to probe and the namespace to probe from (the lab's client namespace:
+        the EIP is routed only there)."""
+        if inv.eip is None:
+            raise EcmpError("nothing provisioned yet: no EIP to probe")
+        lab = self.lab_instance()
+        return f"http://{inv.eip}/", lab.client_ns if lab else None
+
     # -- SSH -----------------------------------------------------------------------------
     def host_key_policy(self) -> HostKeyPolicy:
         if self.is_lab:
@@ -117,6 +125,15 @@ class Deployment:
             yield node
         finally:
             await node.close()
+
+
+def open_deployment(settings: Settings):
+    """The deployment for the configured target: the API's, or the config's (static)."""
+    if settings.target == "static":
+        from ecmptui.static import StaticDeployment
+
+        return StaticDeployment(settings)
+    return Deployment(settings)
 
 
 def ensure_ssh_key(path: Path) -> Path:

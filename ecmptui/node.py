@@ -36,6 +36,7 @@ class Layout:
     nginx_prefix: str
     nginx_html: str
     state_dir: str
+    eip_protocol: str = bird.EIP_PROTOCOL
 
     @classmethod
     def lab(cls, root: str) -> "Layout":
@@ -111,6 +112,9 @@ class Node:
             shell = await asyncio.wait_for(RemoteShell.open(conn), timeout)
         except asyncssh.HostKeyNotVerifiable:
             where = policy.known_hosts
+            if not _pinned(where, host if port == 22 else f"[{host}]:{port}"):
+                raise NodeError(f"{name} ({host}): unknown host: no host key for it in "
+                                f"{where}; refusing to connect") from None
             raise NodeError(f"{name} ({host}): host key does not match the one recorded in "
                             f"{where}; refusing to connect") from None
         except asyncssh.PermissionDenied:
@@ -286,10 +290,10 @@ class Node:
         # the live switch first (takes effect in milliseconds), then the file, so that
         # a restart or reconfigure keeps the same state
         verb = "enable" if enabled else "disable"
-        res = await self.run(*self.birdc_argv(verb, bird.EIP_PROTOCOL), check=False)
+        res = await self.run(*self.birdc_argv(verb, self.layout.eip_protocol), check=False)
         out = str(res.stdout)
         if res.exit_status != 0 or ("enabled" not in out and "disabled" not in out):
-            raise NodeError(f"{self.name}: birdc {verb} {bird.EIP_PROTOCOL} failed: "
+            raise NodeError(f"{self.name}: birdc {verb} {self.layout.eip_protocol} failed: "
                             f"{out.strip().splitlines()[-1:] or res.stderr}")
         want = f"  disabled {'no' if enabled else 'yes'};"
         other = f"  disabled {'yes' if enabled else 'no'};"

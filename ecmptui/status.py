@@ -64,12 +64,16 @@ NodeOpener = Callable[[NodeRecord], AbstractAsyncContextManager]
 async def node_status(d: Deployment, rec: NodeRecord, eip: str | None,
                       opener: NodeOpener | None = None) -> NodeStatus:
     st = NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address)
-    try:
-        sessions = await d.client.acall(d.client.sessions, rec.device_id)
-        st.api_status = ",".join(session_status(s.get("status")) for s in sessions) or "none"
-    except EcmpError as exc:
-        st.api_status = "error"
-        st.error = str(exc)
+    if d.client is None:
+        st.api_status = "n/a"  # static target: no API
+    else:
+        try:
+            sessions = await d.client.acall(d.client.sessions, rec.device_id)
+            st.api_status = ",".join(session_status(s.get("status")) for s in sessions) \
+                or "none"
+        except EcmpError as exc:
+            st.api_status = "error"
+            st.error = str(exc)
     try:
         async with (opener or d.node)(rec) as node:
             peers = [_peer(p) for p in await node.protocols() if p.proto == "BGP"]

@@ -1,0 +1,172 @@
+"""Target `static`: nodes someone else provisioned, listed in the config. No API at all:
+the inventory is the config, and everything else goes over SSH to the nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+from ecmptui.config import Settings, StaticNode
+from ecmptui.errors import EcmpError
+from ecmptui.inventory import Inventory, NodeRecord, ensure_ssh_key
+from ecmptui.node import HostKeyPolicy, Layout, Node
+
+
+@dataclass(frozen=True)
+class StaticTarget:
+    kind: str = "static"
+    endpoint: str = ""
+    project_id: str = "-"
+    lab_name: str = ""
+
+
+class StaticDeployment:
+    """The same surface as inventory.Deployment, for nodes listed in the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.target = StaticTarget()
+        self.client = None
+        self._nodes = {n.name: n for n in settings.static.nodes}
+
+    is_lab = False
+
+    def lab_instance(self):
+        return None
+
+    @property
+    def probe_url(self) -> str:
+        st = self.settings.static
+        return st.probe_url or f"http://{st.eips[0]}/"
+
+    @property
+    def probe_netns(self) -> str | None:
+        return self.settings.static.probe_netns or None
+
+    def inventory(self) -> Inventory:
+        st = self.settings.static
+        nodes = [NodeRecord(n.name, i, "-", n.host, None, None, "configured")
+                 for i, n in enumerate(st.nodes, start=1)]
+        return Inventory("static", st.eips[0], None, nodes)
+
+    async def ainventory(self) -> Inventory:
+        return self.inventory()
+
+    def host_key_policy(self) -> HostKeyPolicy:
+        return HostKeyPolicy(self.settings.ssh.host_key_policy, self.settings.known_hosts_path)
+
+    def layout(self, rec: NodeRecord) -> Layout:
+        n = self._nodes[rec.name]
+        return Layout("static", n.bird_conf, n.bird_socket, "", None, "", "", "", n.state_dir,
+                      n.eip_protocol)
+
+    def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
+        """The URL to probe and the namespace to probe from."""
+        return self.probe_url, self.probe_netns
+
+    def key_for(self, n: StaticNode) -> Path:
+        return Path(n.key).expanduser() if n.key else ensure_ssh_key(self.settings.ssh_key_path)
+
+    async def connect(self, rec: NodeRecord) -> Node:
+        n = self._nodes[rec.name]
+        return await Node.connect(rec.name, rec.index, n.host, self.layout(rec), user=n.user,
+                                  key=self.key_for(n), policy=self.host_key_policy(),
+                                  port=n.port, timeout=self.settings.ssh.connect_timeout)
+
+    @asynccontextmanager
+    async def node(self, rec: NodeRecord) -> AsyncIterator[Node]:
+        node = await self.connect(rec)
+        try:
+            yield node
+        finally:
+            await node.close()
+
+
+# -- checking nodes (the Provision screen and `ecmptui check` on this target) -----------
+
+NGINX_PROBE = ("import http.client,sys\nc=http.client.HTTPConnection('127.0.0.1',80,timeout=2)\n"
+               "c.request('GET','/')\nprint(c.getresponse().status)")
+
+
+async def check_node(d, rec: NodeRecord, eip: str) -> dict:
+    """Each check's result for one node: ssh, bird, sessions, eip_on_lo, nginx; plus
+    `ok` and `problems` (one line each)."""
+    from ecmptui.node import NodeError
+
+    res: dict = {"name": rec.name, "host": rec.mgmt_address, "ssh": False, "bird": False,
+                 "sessions": "-", "eip_on_lo": False, "nginx": False, "problems": []}
+    try:
+        async with d.node(rec) as node:
+            res["ssh"] = True
+            try:
+                peers = [p for p in await node.protocols() if p.proto == "BGP"]
+                res["bird"] = True
+                up = sum(p.established for p in peers)
+                res["sessions"] = f"{up}/{len(peers)} Established"
+                if not peers or up < len(peers):
+                    res["problems"].append(f"BGP sessions {res['sessions']}")
+            except NodeError as exc:
+                res["problems"].append(str(exc).removeprefix(f"{rec.name}: "))
+            res["eip_on_lo"] = await node.has_eip(eip)
+            if not res["eip_on_lo"]:
+                res["problems"].append(f"{eip} is not on lo")
+            probe = await node.run("python3", "-c", NGINX_PROBE, check=False)
+            res["nginx"] = probe.exit_status == 0 and probe.stdout.strip()[:1] in "23"
+            if not res["nginx"]:
+                res["problems"].append("nginx does not answer on 127.0.0.1:80")
+    except EcmpError as exc:
+        res["problems"].append(str(exc).removeprefix(f"{rec.name} ({rec.mgmt_address}): "))
+    res["ok"] = not res["problems"]
+    return res
+
+
+async def check_all(d) -> list[dict]:
+    inv = await d.ainventory()
+    return list(await asyncio.gather(*(check_node(d, r, inv.eip) for r in inv.nodes)))
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string of printable text is a valid TOML basic string
+
+
+def export_static(d, output: Path) -> list[str]:
+    """Write a `static` config for what is provisioned now; returns the files written."""
+    inv = d.inventory()
+    if inv.eip is None or not inv.nodes:
+        raise EcmpError("nothing provisioned to export: run `ecmptui provision` first")
+    settings = d.settings
+    lines = ["# ecmptui static target, exported from the "
+             f"{d.target.kind} deployment", 'target = "static"',
+             "read_only = true   # the dashboard changes nothing until you set this to false",
+             "", "[ssh]", f"user = {_toml_str(settings.ssh.user)}",
+             f"key = {_toml_str(str(settings.ssh_key_path))}"]
+    written = [str(output)]
+    lab = d.lab_instance()
+    if lab is not None:
+        known = output.with_name(output.name + ".known_hosts")
+        known.write_text(Path(d.target.known_hosts).read_text())
+        written.append(str(known))
+        lines += [f"known_hosts = {_toml_str(str(known))}", 'host_key_policy = "strict"']
+    else:
+        lines += [f"known_hosts = {_toml_str(str(settings.known_hosts_path))}",
+                  'host_key_policy = "pin"']
+    lines += ["", "[static]", f"eips = [{_toml_str(inv.eip)}]",
+              f"probe_url = {_toml_str(f'http://{inv.eip}/')}"]
+    if lab is not None:
+        lines.append(f"probe_netns = {_toml_str(lab.client_ns)}  # the EIP is routed only there")
+    for rec in inv.nodes:
+        lay = d.layout(rec)
+        lines += ["", "[[static.nodes]]", f"name = {_toml_str(rec.name)}",
+                  f"host = {_toml_str(rec.mgmt_address)}",
+                  f"bird_socket = {_toml_str(lay.bird_socket)}",
+                  f"bird_conf = {_toml_str(lay.bird_conf)}",
+                  f"state_dir = {_toml_str(lay.state_dir)}"]
+    output.write_text("\n".join(lines) + "\n")
+    return written

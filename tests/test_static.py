@@ -1,0 +1,116 @@
+"""Target `static`: a lab-proven deployment exported and driven with no API at all."""
+
+from __future__ import annotations
+
+import json
+
+import asyncssh
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.lab
+NO_API = {"METAL_AUTH_TOKEN": "", "PACKET_AUTH_TOKEN": ""}
+
+
+@pytest.fixture(scope="module")
+def static_cfg(deployed, tmp_path_factory):
+    cfg, _ = deployed
+    out = tmp_path_factory.mktemp("static") / "static.toml"
+    proc = run_cli("--config", str(cfg), "inventory", "export", "--output", str(out),
+                   check=True)
+    assert f"wrote {out}" in proc.stdout
+    text = out.read_text()
+    assert 'target = "static"' in text and "read_only = true" in text
+    return out
+
+
+def cli(cfg, *args, check=True):
+    return run_cli("--config", str(cfg), *args, env=NO_API, check=check)
+
+
+def test_export_has_no_api_settings(static_cfg):
+    text = static_cfg.read_text()
+    assert "[metal]" not in text and "token" not in text.lower()
+    assert text.count("[[static.nodes]]") == 2
+
+
+def test_status_probe_and_check_without_any_api(static_cfg):
+    st = json.loads(cli(static_cfg, "status", "--json").stdout)
+    assert st["target"] == "static" and st["router"] is None
+    assert [n["bgp_state"] for n in st["nodes"]] == ["Established", "Established"]
+    assert [n["api_status"] for n in st["nodes"]] == ["n/a", "n/a"]
+    summary = json.loads(cli(static_cfg, "probe", "--json", "--rate", "200", "--duration",
+                             "1").stdout)
+    assert summary["failed"] == 0 and set(summary["by_backend"]) == {"tnode1", "tnode2"}
+    checks = json.loads(cli(static_cfg, "check", "--json").stdout)
+    assert [c["ok"] for c in checks] == [True, True]
+
+
+def test_withdraw_announce_and_the_withdraw_drill(static_cfg):
+    cli(static_cfg, "node", "withdraw", "tnode2")
+    try:
+        summary = json.loads(cli(static_cfg, "probe", "--json", "--rate", "200",
+                                 "--duration", "1").stdout)
+        assert summary["by_backend"] == {"tnode1": 200}
+    finally:
+        cli(static_cfg, "node", "announce", "tnode2")
+    proc = cli(static_cfg, "drill", "--scenario", "withdraw", "--json")
+    [row] = json.loads(proc.stdout)["scenarios"]
+    assert row["recovered"] is True and sum(row["failed"].values()) == 0
+
+
+def test_lab_faults_are_refused(static_cfg):
+    proc = cli(static_cfg, "node", "fault", "tnode1", "isolate", check=False)
+    assert proc.returncode == 2 and "faults are lab-only" in proc.stderr
+    proc = cli(static_cfg, "drill", "--scenario", "kill-bird", check=False)
+    assert proc.returncode == 2 and "lab only" in proc.stderr
+    proc = cli(static_cfg, "provision", check=False)
+    assert proc.returncode == 2 and "nothing to provision" in proc.stderr
+
+
+def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg, tmp_path):
+    text = static_cfg.read_text()
+    good = text.split("[[static.nodes]]")[1]          # tnode1's entry
+    stray = asyncssh.generate_private_key("ssh-ed25519")
+    stray.write_private_key(tmp_path / "stray_key")
+    empty_known = tmp_path / "empty_known_hosts"
+    empty_known.write_text("")
+    entries = [
+        good,
+        good.replace('name = "tnode1"', 'name = "nobird"').replace(
+            "bird/bird.ctl", "bird/nothing-here.ctl"),
+        good.replace('name = "tnode1"', 'name = "wrongkey"') + f'key = "{tmp_path}/stray_key"\n',
+    ]
+    head = text.split("[[static.nodes]]")[0]
+    (tmp_path / "broken.toml").write_text(head + "".join("[[static.nodes]]" + e
+                                                         for e in entries))
+    checks = {c["name"]: c for c in json.loads(
+        cli(tmp_path / "broken.toml", "check", "--json", check=False).stdout)}
+    assert checks["tnode1"]["ok"] is True
+    assert any("BIRD is not running" in p for p in checks["nobird"]["problems"])
+    assert checks["nobird"]["ssh"] is True and checks["nobird"]["nginx"] is True
+    assert any("was refused" in p for p in checks["wrongkey"]["problems"])
+    st = json.loads(cli(tmp_path / "broken.toml", "status", "--json").stdout)
+    by_name = {n["name"]: n for n in st["nodes"]}
+    assert by_name["tnode1"]["bgp_state"] == "Established"
+    assert by_name["nobird"]["bgp_state"] == "not running"
+    assert by_name["wrongkey"]["bgp_state"] == "unreachable"
+    # an unknown host key (strict policy, empty known_hosts) and a missing EIP on lo
+    (tmp_path / "unknown.toml").write_text(
+        head.replace(str(static_cfg) + ".known_hosts", str(empty_known))
+        .replace('eips = ["', 'eips = ["203.0.113.250", "') + "[[static.nodes]]" + good)
+    [c] = json.loads(cli(tmp_path / "unknown.toml", "check", "--json", check=False).stdout)
+    assert c["ok"] is False and any("unknown host" in p for p in c["problems"])
+    (tmp_path / "noeip.toml").write_text(
+        head.replace('eips = ["', 'eips = ["203.0.113.250", "') + "[[static.nodes]]" + good)
+    [c] = json.loads(cli(tmp_path / "noeip.toml", "check", "--json", check=False).stdout)
+    assert c["problems"] == ["203.0.113.250 is not on lo"]
+
+
+def test_static_dashboard_is_read_only_by_default(static_cfg):
+    from ecmptui import config
+
+    s = config.load(static_cfg, env=NO_API)
+    assert s.dashboard_read_only is True
+    assert config.load(static_cfg, env=NO_API).read_only is True
