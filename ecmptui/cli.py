@@ -298,6 +298,35 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return 0 if all(r.recovered for r in results) else 1
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    from pathlib import Path
+
+    from ecmptui import serve
+
+    _settings(args)  # refuse a broken config here, not once per session
+    host, port = serve.parse_listen(args.listen)
+    if args.max_sessions < 1 or args.idle_timeout <= 0:
+        raise EcmpError("--max-sessions and --idle-timeout must be positive")
+    app_args = ["--lab", args.lab] if args.lab_given else []  # a flag would beat the file
+    if args.config:
+        app_args = ["--config", str(Path(args.config).resolve()), *app_args]
+    cfg = serve.ServeConfig(
+        listen_host=host, listen_port=port, max_sessions=args.max_sessions,
+        idle_timeout=args.idle_timeout, demo_password=args.demo_password, app_args=app_args,
+        operators=Path(args.operators) if args.operators else None)
+    if args.authorized_keys:
+        cfg.authorized_keys = Path(args.authorized_keys)
+    if args.host_key:
+        cfg.host_key = Path(args.host_key)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # ours says who and when
+    asyncio.run(serve.serve(cfg))
+    return 0
+
+
 def _in_namespace(ns: str) -> bool:
     try:
         return os.stat("/proc/self/ns/net").st_ino == os.stat(f"/run/netns/{ns}").st_ino
@@ -483,6 +512,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-netns", action="store_true",
                    help="run here, in this namespace, whatever the target")
     p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("serve", help="serve the dashboard over SSH (keys decide who may act)")
+    p.add_argument("--listen", default="127.0.0.1:2222", metavar="HOST:PORT",
+                   help="address to listen on (default %(default)s)")
+    p.add_argument("--authorized-keys", metavar="FILE",
+                   help="keys that may watch (read-only); default in the state directory "
+                        "(~/.local/state/ecmptui/serve/authorized_keys)")
+    p.add_argument("--operators", metavar="FILE",
+                   help="keys that get the full app (may act on nodes)")
+    p.add_argument("--host-key", metavar="FILE",
+                   help="server host key (generated once, 0600; default in the state dir)")
+    p.add_argument("--max-sessions", type=int, default=10, metavar="N",
+                   help="concurrent sessions (default %(default)s)")
+    p.add_argument("--idle-timeout", type=_positive_float, default=900.0, metavar="S",
+                   help="close sessions without input for S seconds (default %(default)s)")
+    p.add_argument("--demo-password", metavar="PASSWORD", default=None,
+                   help="also accept this password, for read-only viewers only")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("drill", help="failover scenarios while probing, with a report")
     p.add_argument("--scenario", action="append", metavar="NAME",

@@ -37,7 +37,7 @@ def test_file_env_and_flags_in_order(tmp_path):
     ('[provision]\nasn = 4294967295\n', "provision.asn: 4294967295 is not a usable AS number"),
     ('[provision]\nasn = "65000"\n', "provision.asn: expected int, got '65000'"),
     ('[provision]\neip = "203.0.113.300"\n', "provision.eip: '203.0.113.300' is not an IPv4"),
-    ('target = "aws"\n', "target: must be one of lab, metal, got 'aws'"),
+    ('target = "aws"\n', "target: must be one of lab, metal, static, got 'aws'"),
     ('colour = "blue"\n', "colour: unknown key"),
     ('[provision\n', "not valid TOML"),
     ('[provision]\nmd5 = "has space"\n', "provision.md5: must be 1-20 letters or digits"),

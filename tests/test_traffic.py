@@ -36,13 +36,33 @@ def test_jsonl_streams_one_record_per_request(deployed):
     assert {r["backend"] for r in records} == {"tnode1", "tnode2"}
 
 
+def _health(cfg, action: str) -> None:
+    """Stop or start tnode1's health check (it would withdraw the node within ~0.3 s)."""
+    import asyncio
+
+    from ecmptui import config
+    from ecmptui import node as node_mod
+    from ecmptui.inventory import Deployment
+
+    d = Deployment(config.load(cfg))
+    rec = d.inventory().node("tnode1")
+
+    async def go():
+        async with d.node(rec) as node:
+            await getattr(node_mod, f"{action}_health")(node)
+
+    asyncio.run(go())
+
+
 def test_stop_nginx_fault_is_refused_traffic_and_restore_clears_it(deployed):
     cfg, _ = deployed
+    _health(cfg, "stop")  # this test is about the fault itself, with nobody withdrawing
     run_cli("--config", str(cfg), "node", "fault", "tnode1", "stop-nginx", check=True)
     try:
         broken = probe(cfg, "--rate", "200", "--duration", "1")
     finally:
         out = run_cli("--config", str(cfg), "node", "restore", "tnode1", check=True).stdout
+        _health(cfg, "start")
     assert "restored (stop-nginx)" in out
     assert broken["errors"].get("refused", 0) >= 50
     assert set(broken["errors"]) <= {"refused", "reset"}
