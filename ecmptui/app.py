@@ -17,8 +17,7 @@ from textual.screen import Screen
 
 from ecmptui.cockpit import Cockpit, ReadOnlyError
 from ecmptui.errors import EcmpError
-from ecmptui.probe import Sample
-from ecmptui.probe_stream import ProbeStream
+from ecmptui.samples import Sample
 from ecmptui.screens.bgp import BgpScreen
 from ecmptui.screens.dialogs import ConfirmScreen, LabDownScreen
 from ecmptui.screens.help import HelpScreen
@@ -69,7 +68,7 @@ class EcmpApp(App):
         self.status_error: str | None = None
         self.events: list[str] = []
         self.traffic = TrafficModel()
-        self.stream: ProbeStream | None = None
+        self.stream = None  # a ProbeStream while probing
         self._probe_starting = False
         self.paused = False
         self.probe_state = "prober idle"

@@ -10,15 +10,18 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
-from ecmptui import node as node_mod
+from typing import TYPE_CHECKING
+
 from ecmptui.config import Settings
 from ecmptui.errors import EcmpError
-from ecmptui.probe import Sample
-from ecmptui.probe_stream import ProbeStream
-from ecmptui.provision import Provisioner, StepEvent, deprovision
+from ecmptui.samples import Sample
+from ecmptui.steps import FAULTS, NODE_ACTIONS, StepEvent
 
-NODE_ACTIONS = ("withdraw", "announce", "shutdown", "start")
-FAULT_ACTIONS = node_mod.FAULTS + ("restore",)
+if TYPE_CHECKING:  # the heavy parts (SSH, HTTP, API) load when first used
+    from ecmptui.probe_stream import ProbeStream
+    from ecmptui.provision import Provisioner
+
+FAULT_ACTIONS = FAULTS + ("restore",)
 
 
 class ReadOnlyError(EcmpError):
@@ -110,7 +113,7 @@ class Cockpit:
 
         return await check_all(self.deployment())
 
-    def provision(self, **overrides) -> tuple[Provisioner, AsyncIterator[StepEvent]]:
+    def provision(self, **overrides) -> tuple["Provisioner", AsyncIterator[StepEvent]]:
         self._guard("provision")
         if self.is_static:
             raise EcmpError("target static: nothing to provision (use Check nodes)")
@@ -123,6 +126,7 @@ class Cockpit:
                                                                     **prov_fields),
                                         source="dashboard"))
         from ecmptui.inventory import Deployment
+        from ecmptui.provision import Provisioner
 
         prov = Provisioner(Deployment(settings, self.deployment().target))
         return prov, prov.run()
@@ -131,6 +135,8 @@ class Cockpit:
         self._guard("deprovision")
         if self.is_static:
             raise EcmpError("target static: ecmptui did not provision these nodes")
+        from ecmptui.provision import deprovision
+
         return deprovision(self.deployment())
 
     async def act(self, node_name: str, action: str,
@@ -144,6 +150,8 @@ class Cockpit:
             raise EcmpError(f"unknown action {action!r}")
         if action in FAULT_ACTIONS and not self.is_lab:
             raise EcmpError("faults are lab-only")
+        from ecmptui import node as node_mod
+
         d = self.deployment()
         rec = (await d.ainventory()).node(node_name)
         opener = self._pool.node if self._pool is not None else d.node
@@ -160,7 +168,9 @@ class Cockpit:
         return f"{rec.name}: {action} done"
 
     async def probe(self, rate: float, on_sample: Callable[[Sample], None],
-                    timeout: float = 1.0) -> ProbeStream:
+                    timeout: float = 1.0) -> "ProbeStream":
+        from ecmptui.probe_stream import ProbeStream
+
         d = self.deployment()
         url, netns = d.probe_target(await d.ainventory())
         stream = ProbeStream(url, rate, timeout, netns, on_sample)

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ecmptui.probe import Sample
+from ecmptui.samples import Sample
 
 
 @dataclass

@@ -318,7 +318,7 @@ class Node:
 
 # -- lab faults ------------------------------------------------------------------------------
 
-FAULTS = ("kill-bird", "freeze-bird", "isolate", "stop-nginx")
+from ecmptui.steps import FAULTS  # noqa: E402,F401 - kept here for callers
 # Drops everything on the uplink (the BGP peer and all client traffic), nothing on mgmt0:
 # the node goes silent for the router while we can still reach it to undo the fault.
 ISOLATE_TABLE = "ecmptui_isolate"

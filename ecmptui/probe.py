@@ -11,19 +11,18 @@ another process and namespace.
 from __future__ import annotations
 
 import errno
-import json
 import math
 import multiprocessing
 import queue
 import re
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+from ecmptui.samples import Sample, percentile, summarize  # noqa: F401 - re-exported
 
 PAGE_RE = re.compile(r"Welcome to nginx (\d+)")
 MAX_RATE = 20000.0
@@ -31,24 +30,6 @@ MAX_DURATION = 24 * 3600.0
 # Above this many requests/s per process the prober is CPU-bound (measured ~1,100/s per
 # process on 2 cores): it runs few threads, so requests that time out lower the rate.
 THROUGHPUT_MODE_RATE = 400.0
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One request: when it was sent (monotonic s), who answered or how it failed."""
-
-    t: float
-    backend: str | None
-    error: str | None          # refused | reset | timeout | http_<status> | other
-    latency_ms: float
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, line: str) -> "Sample":
-        d = json.loads(line)
-        return cls(float(d["t"]), d.get("backend"), d.get("error"), float(d["latency_ms"]))
 
 
 def classify(exc: BaseException) -> str:
@@ -255,35 +236,3 @@ class Prober:
             else:
                 for fields in item:
                     on_sample(Sample(*fields))
-
-
-# -- statistics ----------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[k]
-
-
-def summarize(samples: Iterable[Sample], elapsed: float | None = None) -> dict:
-    """The `probe --json` summary."""
-    samples = list(samples)
-    ok = [s for s in samples if s.error is None]
-    lat = [s.latency_ms for s in ok]
-    if elapsed is None and samples:
-        elapsed = max(samples[-1].t - samples[0].t, 1e-9)
-    return {
-        "requests": len(samples),
-        "failed": len(samples) - len(ok),
-        "by_backend": dict(sorted(Counter(s.backend or "unknown" for s in ok).items())),
-        "errors": dict(sorted(Counter(s.error for s in samples if s.error).items())),
-        "rate": round(len(samples) / elapsed, 1) if elapsed else 0.0,
-        "latency_ms": {"p50": _round(percentile(lat, 50)), "p99": _round(percentile(lat, 99))},
-    }
-
-
-def _round(v: float | None) -> float | None:
-    return None if v is None else round(v, 2)

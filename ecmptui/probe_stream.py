@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from ecmptui.errors import EcmpError
-from ecmptui.probe import Sample
+from ecmptui.samples import Sample
 
 
 def probe_argv(url: str, rate: float, timeout: float, netns: str | None,

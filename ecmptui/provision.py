@@ -22,29 +22,7 @@ from ecmptui.inventory import (
     record_from_device,
 )
 from ecmptui.node import Node, apply_health
-
-STEPS: list[tuple[str, str]] = [
-    ("ssh-key", "SSH key registered with the project"),
-    ("devices", "servers created and active"),
-    ("eip", "Elastic IP reserved"),
-    ("bgp", "Local BGP enabled on the project"),
-    ("sessions", "a BGP session per server"),
-    ("configure", "servers configured over SSH (BIRD, EIP on lo, nginx)"),
-    ("verify", "sessions Established and EIP exported"),
-]
-KEY_LABEL = "ecmptui"
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """Progress of one step (or of one node within a step)."""
-
-    step: str
-    state: str                 # running | done | failed
-    detail: str = ""
-    node: str | None = None
-    changed: bool = False
-
+from ecmptui.steps import KEY_LABEL, STEPS, StepEvent  # noqa: F401 - re-exported
 
 class Provisioner:
     """Runs the steps; iterate `run()` for events, then read `inventory` and `changed`."""

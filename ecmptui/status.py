@@ -11,6 +11,7 @@ from ecmptui import bird
 from ecmptui.errors import EcmpError
 from ecmptui.inventory import Deployment, Inventory, NodeRecord
 from ecmptui.metal import session_status
+from ecmptui.display import health_label  # noqa: F401 - re-exported
 from ecmptui.node import health_state
 
 
@@ -43,13 +44,6 @@ class NodeStatus:
     health: dict | None = None      # the node's health check: state, since, transitions, ...
     peers: list[PeerStatus] = field(default_factory=list)
     error: str | None = None
-
-
-def health_label(h: dict | None) -> str:
-    """A node's health check in one word: up, down, stopped, not running, or "-" (none)."""
-    if not h:
-        return "-"
-    return h.get("state", "?") if h.get("alive", True) else "not running"
 
 
 def _peer(p: bird.ProtocolInfo) -> PeerStatus:

@@ -8,7 +8,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from ecmptui.failover import analyse, first_answer_ms, steady_since
-from ecmptui.probe import Sample, percentile
+from ecmptui.samples import Sample, percentile
 
 
 @dataclass

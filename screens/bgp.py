@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
-from ecmptui.status import health_label
+from ecmptui.display import health_label
 
 COLUMNS = [("node", "node"), ("bird", "BIRD"), ("since", "since"), ("exported", "exp"),
            ("hold", "hold"), ("api", "API"), ("eip", "EIP"), ("health", "health"),

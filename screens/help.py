@@ -6,7 +6,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
 
 HELP = """\
 # ecmptui
@@ -37,5 +36,7 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", key_display="esc")]
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import Markdown  # loaded when help is first opened, not at start
+
         with VerticalScroll(id="help-box"):
             yield Markdown(HELP)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from ecmptui.provision import StepEvent
+from ecmptui.steps import StepEvent
 
 
 class StatusReady(Message):

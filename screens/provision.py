@@ -7,7 +7,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Switch
 
-from ecmptui.provision import STEPS, StepEvent
+from ecmptui.steps import STEPS, StepEvent
 
 ICONS = {"pending": "[dim]·[/]", "running": "[yellow]…[/]", "done": "[green]✓[/]",
          "failed": "[red]✗[/]"}

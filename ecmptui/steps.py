@@ -1,0 +1,31 @@
+"""The provisioning steps and their progress events (no I/O: the dashboard imports these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STEPS: list[tuple[str, str]] = [
+    ("ssh-key", "SSH key registered with the project"),
+    ("devices", "servers created and active"),
+    ("eip", "Elastic IP reserved"),
+    ("bgp", "Local BGP enabled on the project"),
+    ("sessions", "a BGP session per server"),
+    ("configure", "servers configured over SSH (BIRD, EIP on lo, nginx)"),
+    ("verify", "sessions Established and EIP exported"),
+]
+KEY_LABEL = "ecmptui"
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Progress of one step (or of one node within a step)."""
+
+    step: str
+    state: str                 # running | done | failed
+    detail: str = ""
+    node: str | None = None
+    changed: bool = False
+
+
+FAULTS = ("kill-bird", "freeze-bird", "isolate", "stop-nginx")   # lab-only node faults
+NODE_ACTIONS = ("withdraw", "announce", "shutdown", "start")     # work on every target
