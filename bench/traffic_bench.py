@@ -40,6 +40,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--skip-drill", action="store_true")
+    ap.add_argument("--scenario", action="append", default=[],
+                    help="only these drill scenarios (default: all)")
     args = ap.parse_args()
     control.down(LAB)
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,9 +63,10 @@ def main() -> None:
             runs: dict[tuple, list[dict]] = {}
             for i in range(args.runs):
                 # exit 1 means a scenario did not recover: still a result, with its notes
-                out = cli(cfg, "drill", "--rate", "200", "--json", check=False)
+                only = [a for name in args.scenario for a in ("--scenario", name)]
+                out = cli(cfg, "drill", "--rate", "200", "--json", *only, check=False)
                 for r in json.loads(out)["scenarios"]:
-                    runs.setdefault((r["name"], r["bfd"]), []).append(r)
+                    runs.setdefault((r["name"], r["bfd"], r["health"]), []).append(r)
                     for note in r["notes"]:
                         print(f"run {i + 1}: {r['name']} bfd={r['bfd']}: {note}",
                               file=sys.stderr)
@@ -71,14 +74,15 @@ def main() -> None:
         finally:
             control.down(LAB)
     goals = {("withdraw", False): 10, ("isolate", True): 350, ("isolate", False): 3500}
-    print(f"\n{'scenario':14} {'BFD':4} {'convergence ms (median)':>24} "
+    print(f"\n{'scenario':14} {'BFD':4} {'health':7} {'convergence ms (median)':>24} "
           f"{'failed (median)':>16} {'goal ms':>8}")
-    for (name, bfd), rows in runs.items():
+    for (name, bfd, health), rows in runs.items():
         conv = [r["convergence_ms"] for r in rows if r["convergence_ms"] is not None]
         med = f"{statistics.median(conv):.0f}" if len(conv) == len(rows) else "not steady"
         failed = statistics.median(sum(r["failed"].values()) for r in rows)
         goal = goals.get((name, bfd))
-        print(f"{name:14} {'on' if bfd else 'off':4} {med:>24} {failed:16.0f} "
+        check = "-" if health is None else ("on" if health else "off")
+        print(f"{name:14} {'on' if bfd else 'off':4} {check:7} {med:>24} {failed:16.0f} "
               f"{goal if goal is not None else '-':>8}")
 
 

@@ -63,7 +63,23 @@ def record_from_device(dev: DeviceInfo, prefix: str) -> NodeRecord | None:
                       dev.private_gateway, dev.state, dev.lab_root)
 
 
-class Deployment:
+class NodeAccess:
+    """`node(rec)`: an SSH session to one node for the length of a `with` block (the
+    deployment classes supply `connect`)."""
+
+    async def connect(self, rec: NodeRecord) -> Node:
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def node(self, rec: NodeRecord) -> AsyncIterator[Node]:
+        node = await self.connect(rec)
+        try:
+            yield node
+        finally:
+            await node.close()
+
+
+class Deployment(NodeAccess):
     """A target's API client plus the settings needed to reach its nodes."""
 
     def __init__(self, settings: Settings, target: Target | None = None) -> None:
@@ -117,14 +133,6 @@ class Deployment:
             rec.name, rec.index, rec.mgmt_address, self.layout(rec),
             user=self.settings.ssh.user, key=ensure_ssh_key(self.settings.ssh_key_path),
             policy=self.host_key_policy(), timeout=self.settings.ssh.connect_timeout)
-
-    @asynccontextmanager
-    async def node(self, rec: NodeRecord) -> AsyncIterator[Node]:
-        node = await self.connect(rec)
-        try:
-            yield node
-        finally:
-            await node.close()
 
 
 def open_deployment(settings: Settings):

@@ -273,20 +273,17 @@ class Node:
         return [p.name for p in await self.protocols() if p.proto == "BGP"]
 
     async def withdraw(self) -> None:
-        """Stop announcing the EIP; BGP sessions stay Established. Survives BIRD restarts."""
+        """Stop announcing the EIP; BGP sessions stay Established. Survives BIRD restarts
+        (the flag file also tells the health check not to announce it again)."""
+        await self._set_eip_protocol(enabled=False)  # first: the drain starts at once
         await self.run("mkdir", "-p", self.layout.state_dir)
         await self.run("touch", self.layout.withdrawn_flag)
-        await self._set_eip_protocol(enabled=False)
 
     async def announce(self) -> None:
         await self.run("rm", "-f", self.layout.withdrawn_flag)
         await self._set_eip_protocol(enabled=True)
 
     async def _set_eip_protocol(self, enabled: bool) -> None:
-        current = await self.read(self.layout.bird_conf)
-        if current is None:
-            raise NodeError(f"{self.name}: no BIRD config at {self.layout.bird_conf}: "
-                            "provision the node first")
         # the live switch first (takes effect in milliseconds), then the file, so that
         # a restart or reconfigure keeps the same state
         verb = "enable" if enabled else "disable"
@@ -295,9 +292,10 @@ class Node:
         if res.exit_status != 0 or ("enabled" not in out and "disabled" not in out):
             raise NodeError(f"{self.name}: birdc {verb} {self.layout.eip_protocol} failed: "
                             f"{out.strip().splitlines()[-1:] or res.stderr}")
+        current = await self.read(self.layout.bird_conf)
         want = f"  disabled {'no' if enabled else 'yes'};"
         other = f"  disabled {'yes' if enabled else 'no'};"
-        if other in current:
+        if current is not None and other in current:
             await self.write(self.layout.bird_conf, current.replace(other, want, 1), "0640")
 
     async def shutdown(self) -> None:

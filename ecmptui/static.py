@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
 from ecmptui.config import Settings, StaticNode
 from ecmptui.errors import EcmpError
-from ecmptui.inventory import Inventory, NodeRecord, ensure_ssh_key
+from ecmptui.inventory import Inventory, NodeAccess, NodeRecord, ensure_ssh_key
 from ecmptui.node import HostKeyPolicy, Layout, Node
 
 
@@ -24,7 +22,7 @@ class StaticTarget:
     lab_name: str = ""
 
 
-class StaticDeployment:
+class StaticDeployment(NodeAccess):
     """The same surface as inventory.Deployment, for nodes listed in the settings."""
 
     def __init__(self, settings: Settings) -> None:
@@ -76,14 +74,6 @@ class StaticDeployment:
         return await Node.connect(rec.name, rec.index, n.host, self.layout(rec), user=n.user,
                                   key=self.key_for(n), policy=self.host_key_policy(),
                                   port=n.port, timeout=self.settings.ssh.connect_timeout)
-
-    @asynccontextmanager
-    async def node(self, rec: NodeRecord) -> AsyncIterator[Node]:
-        node = await self.connect(rec)
-        try:
-            yield node
-        finally:
-            await node.close()
 
 
 # -- checking nodes (the Provision screen and `ecmptui check` on this target) -----------
