@@ -253,6 +253,9 @@ class EcmpApp(App):
         self.poll_status()
 
     def start_provision(self, values: dict) -> None:
+        if self.cockpit.is_static:  # checking changes nothing: allowed when read-only too
+            self.run_worker(self._check_nodes(), exclusive=True, group="job")
+            return
         if self.refuse_if_read_only("provisioning"):
             return
         if self.job_running:
@@ -276,6 +279,18 @@ class EcmpApp(App):
         detail = (f"{prov.inventory.eip} announced by {len(prov.inventory.nodes)} node(s)"
                   + ("" if prov.changed else " (no change)"))
         self.post_message(JobFinished("provision", None, detail))
+
+    async def _check_nodes(self) -> None:
+        self.notify("checking every node over SSH…")
+        try:
+            results = await self.cockpit.check_nodes()
+        except EcmpError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.get_screen("provision").show_checks(results)
+        bad = [r["name"] for r in results if not r["ok"]]
+        self.notify(f"problems on {', '.join(bad)}" if bad else "every node is healthy",
+                    severity="warning" if bad else "information")
 
     def confirm_deprovision(self) -> None:
         if self.refuse_if_read_only("deprovisioning"):

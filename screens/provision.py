@@ -57,10 +57,30 @@ class ProvisionScreen(Screen):
         dev.add_column("node", key="node")
         dev.add_column("", key="icon", width=1)
         dev.add_column("progress", key="detail")
-        if self.app.read_only:
+        if self.app.cockpit.is_static:
+            # nothing to provision: the screen lists the configured nodes and checks them
+            self.query_one("#btn-provision", Button).label = "Check nodes"
+            self.query_one("#btn-deprovision", Button).display = False
+            self.query_one("#steps", DataTable).display = False
+            for row in self.query(".form-row"):
+                if row.query("Input, Switch"):
+                    row.display = False
+        elif self.app.read_only:
             for b in self.query(Button):
                 b.add_class("-ro")
         self.refresh_view()
+
+    def show_checks(self, results: list[dict]) -> None:
+        """Static target: one row per node with what `ecmptui check` found."""
+        dev = self.query_one("#devices", DataTable)
+        log = self.query_one("#prov-log", RichLog)
+        dev.clear()
+        for r in results:
+            detail = ("BIRD running, " + r["sessions"] + ", EIP on lo, nginx answering"
+                      if r["ok"] else "; ".join(r["problems"]))
+            dev.add_row(r["name"], ICONS["done" if r["ok"] else "failed"], detail, key=r["name"])
+            log.write(f"[{'green' if r['ok'] else 'red'}]check [/]{r['name']} "
+                      f"({r['host']}): {detail}")
 
     def refresh_view(self) -> None:
         self.query_one("#prov-target", Label).update(

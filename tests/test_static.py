@@ -114,3 +114,26 @@ def test_static_dashboard_is_read_only_by_default(static_cfg):
     s = config.load(static_cfg, env=NO_API)
     assert s.dashboard_read_only is True
     assert config.load(static_cfg, env=NO_API).read_only is True
+
+
+async def test_provision_screen_checks_static_nodes(static_cfg):
+    from ecmptui import config
+    from ecmptui.app import EcmpApp
+    from ecmptui.cockpit import Cockpit
+
+    settings = config.load(static_cfg, env=NO_API)
+    app = EcmpApp(Cockpit(settings, read_only=settings.dashboard_read_only), rate=20,
+                  start_mode="provision")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.5)
+        assert str(app.screen.query_one("#btn-provision").label) == "Check nodes"
+        await pilot.click("#btn-provision")
+        dev = app.screen.query_one("#devices")
+        for _ in range(200):
+            if dev.row_count == 2:
+                break
+            await pilot.pause(0.1)
+        assert dev.row_count == 2
+        assert "Established" in str(dev.get_cell("tnode1", "detail"))
+        assert "✓" in str(dev.get_cell("tnode2", "icon"))
+        await pilot.press("q")

@@ -161,7 +161,10 @@ def up(lab: LabInstance, port: int = DEFAULT_PORT) -> tuple[LabInfo, bool]:
         raise EcmpError("no free mgmt subnet for another lab (198.18.100-199.0/24 all used)")
     STATE_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
     # 0711: nginx workers (not root) must traverse to their html; secrets inside are 0600
-    lab.state_dir.mkdir(mode=0o711)
+    try:
+        lab.state_dir.mkdir(mode=0o711)
+    except FileExistsError:  # another `lab up` of the same instance got here first
+        raise EcmpError(f"lab {lab.name!r} is being started by another process") from None
     proc = subprocess.Popen(
         [sys.executable, "-m", "ecmptui.lab.daemon", "--name", lab.name, "--port", str(port),
          "--slot", str(free[0])],
