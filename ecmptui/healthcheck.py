@@ -120,6 +120,10 @@ class Checker:
             n += 1
             now = time.monotonic()
             if now - last_write >= 1.0:  # a heartbeat: `updated` shows the checker is alive
+                if self.state == "down":
+                    # a BIRD reload (`birdc configure` of a changed file) re-enables the
+                    # protocol: keep a failed node withdrawn whoever reloads BIRD
+                    self.birdc("disable")
                 self.write_state()
                 last_write = now
             next_t += interval

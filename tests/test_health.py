@@ -130,3 +130,31 @@ def test_clean_shutdown_withdraws_and_restart_announces(deployed):
         run_cli("--config", str(cfg), "node", "announce", "tnode2", check=True)
     assert wait_for(lambda: len(status(cfg)["router"]["nexthops"]) == 2)
     assert status(cfg)["nodes"][1]["health"]["state"] == "up"
+
+
+def test_a_bird_reload_does_not_re_announce_a_failed_node(deployed):
+    """`birdc configure` with a changed file re-enables a protocol disabled from the CLI;
+    the check must withdraw the failed node again by itself."""
+    cfg, _ = deployed
+    d = Deployment(config.load(cfg))
+    rec = d.inventory().node("tnode1")
+
+    async def reload_with_changed_config():
+        async with d.node(rec) as node:
+            text = await node.read(node.layout.bird_conf)
+            await node.write(node.layout.bird_conf, text + "# touched by a test\n", "0640")
+            out = await node.run(*node.birdc_argv("configure"))
+            await node.write(node.layout.bird_conf, text, "0640")
+            return out.stdout
+
+    run_cli("--config", str(cfg), "node", "fault", "tnode1", "stop-nginx", check=True)
+    try:
+        assert wait_for(lambda: status(cfg)["router"]["nodes"] == ["tnode2"])
+        assert "Reconfigured" in asyncio.run(reload_with_changed_config())
+        time.sleep(2.5)  # the check re-asserts once a second while the node is down
+        st = status(cfg)
+        assert st["router"]["nodes"] == ["tnode2"], st["router"]
+        assert st["nodes"][0]["health"]["state"] == "down"
+    finally:
+        run_cli("--config", str(cfg), "node", "restore", "tnode1", check=True)
+    assert wait_for(lambda: len(status(cfg)["router"]["nexthops"]) == 2)
