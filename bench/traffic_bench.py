@@ -17,15 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import LAB, cli, lab_config
+
 from ecmptui.lab import control
-from ecmptui.lab.instance import LabInstance
-
-LAB = LabInstance("ecmpb")
-
-
-def cli(cfg: Path, *args: str, check: bool = True) -> str:
-    return subprocess.run([sys.executable, "-m", "ecmptui", "--config", str(cfg), *args],
-                          check=check, capture_output=True, text=True, cwd="/").stdout
 
 
 def curl_loop_rate(eip: str, n: int = 300) -> float:
@@ -45,9 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     control.down(LAB)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "c.toml"
-        cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n[ssh]\nkey = "{tmp}/id"\n'
-                       f'known_hosts = "{tmp}/kh"\n')
+        cfg = lab_config(Path(tmp))
         try:
             control.up(LAB, port=0)
             inv = json.loads(cli(cfg, "provision", "--nodes", "2", "--json"))

@@ -8,8 +8,6 @@ Goals (issue 5): app CPU <= 15% of one core; RSS <= 120 MB; screen switch <= 100
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,23 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import LAB, cli, cpu_seconds, lab_config, rss_mb
+
 from ecmptui.lab import control
-from ecmptui.lab.instance import LabInstance
-
-LAB = LabInstance("ecmpb")
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def find_pid(pattern: str, timeout: float = 10) -> int:
@@ -81,13 +65,10 @@ def main() -> None:
         raise SystemExit("tmux is needed (apt-get install tmux)")
     control.down(LAB)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "c.toml"
-        cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n[ssh]\nkey = "{tmp}/id"\n'
-                       f'known_hosts = "{tmp}/kh"\n')
+        cfg = lab_config(Path(tmp))
         try:
             control.up(LAB, port=0)
-            subprocess.run([sys.executable, "-m", "ecmptui", "--config", str(cfg), "provision"],
-                           check=True, capture_output=True, cwd="/")
+            cli(cfg, "provision")
             subprocess.run(["tmux", "new-session", "-d", "-s", "ecmptui-bench", "-x", "120",
                             "-y", "40", f"{sys.executable} -m ecmptui --config {cfg} --rate 200"],
                            check=True)

@@ -239,7 +239,7 @@ def fmt_ms(v: float | None) -> str:
 
 
 def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> str:
-    lines = [f"# ecmptui drill report", "",
+    lines = ["# ecmptui drill report", "",
              f"Target {target}, probing at {rate:.0f} requests/s, a new connection each.", "",
              "| scenario | BFD | health check | node | convergence | last answer from node "
              "| failed (refused/reset/timeout) | before | after | recovery | recovered |",

@@ -105,3 +105,22 @@ def deployed(lab, tmp_path_factory):
     cfg = make_config(tmp_path_factory.mktemp("deployed"), tag="ecmpt-main", prefix="tnode")
     proc = run_cli("--config", str(cfg), "provision", "--nodes", "2", "--json", check=True)
     return cfg, json.loads(proc.stdout)
+
+
+def status(cfg) -> dict:
+    """`ecmptui status --json` for a settings file."""
+    import json
+
+    return json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
+    """Poll `predicate` until it returns something truthy or `timeout` passes (bounded)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

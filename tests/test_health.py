@@ -4,7 +4,6 @@ rise/fall allow, withdraws on a clean shutdown, and shows in status."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import subprocess
 import time
@@ -12,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, status, wait_for
 from ecmptui import config
 from ecmptui import node as node_mod
 from ecmptui.inventory import Deployment
@@ -23,19 +22,6 @@ FLAP_RULES = """table inet ecmptui_test_flap {
   chain input { type filter hook input priority -300; tcp dport 80 iifname "lo" reject with tcp reset; }
 }
 """
-
-
-def status(cfg) -> dict:
-    return json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def test_status_shows_each_nodes_health(deployed):

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 
-from conftest import fetch_from_client, make_config, run_cli
+from conftest import fetch_from_client, make_config, run_cli, status, wait_for
 from ecmptui import config
 from ecmptui.inventory import Deployment
 from ecmptui.node import HostKeyPolicy, NodeError
 
 pytestmark = pytest.mark.lab
-
-
-def status(cfg) -> dict:
-    return json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def test_inventory_shape(deployed):

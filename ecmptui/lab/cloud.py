@@ -13,7 +13,6 @@ import shutil
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import asyncssh
 
