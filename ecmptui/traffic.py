@@ -132,8 +132,11 @@ class TrafficModel:
                 steady = age > self.settle_s + self.timeout_s and steady_since(
                     list(self.samples), now, self.settle_s, rec.node, self.timeout_s)
                 if steady or age > self.limit_s + self.timeout_s:
+                    # steady_since has just seen a clean window; asking analyse for the same
+                    # length again would miss by a sample at the window's edge
                     fo = analyse(list(self.samples), rec.t, rec.node,
-                                 until=now - self.timeout_s, min_tail_s=self.settle_s)
+                                 until=now - self.timeout_s,
+                                 min_tail_s=0.0 if steady else self.settle_s)
                     rec.convergence_ms, rec.failed = fo.convergence_ms, fo.failed
                     rec.settled = True
             else:

@@ -199,3 +199,18 @@ def test_probe_stream_pins_its_namespace():
     argv = probe_argv("http://203.0.113.9/", 200, 1.0, "labx-client")
     assert argv[:4] == ["ip", "netns", "exec", "labx-client"]
     assert argv[-3:] == ["--netns", "labx-client", "http://203.0.113.9/"]
+
+
+def test_traffic_model_measures_a_drain_seen_steady_at_the_window_edge():
+    from ecmptui.traffic import TrafficModel
+
+    m = TrafficModel(settle_s=1.0, timeout_s=1.0)
+    # 100 req/s; b still answers the request sent at 10.01 s, then only a
+    for i in range(900, 1400):
+        m.add(Sample(i / 100, "b" if (i % 2 and i <= 1001) else "a", None, 1.0))
+    rec = m.begin("b", "withdraw", t=10.0)
+    rec.outcome = "done"
+    # the steady window [10.0101, 11.0101] starts just after b's last answer
+    settled = m.settle(now=12.0101)
+    assert settled == [rec] and rec.convergence_ms is not None
+    assert rec.convergence_ms <= 10 and rec.failed == {}
