@@ -341,6 +341,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from ecmptui.probe import Prober, summarize
 
     url, netns = args.url, args.netns
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise EcmpError(f"not an http(s) URL: {url!r}")  # before anything is looked up
     if url is None or (netns is None and not args.no_netns):
         d = _deployment(args)
         inv_url, inv_netns = d.probe_target(d.inventory())
