@@ -263,22 +263,30 @@ class EcmpApp(App):
             return
         self.run_worker(self._provision(values), exclusive=True, group="job")
 
-    async def _provision(self, values: dict) -> None:
+    async def _job(self, name: str, start: Callable[[], tuple], done: Callable) -> None:
+        """Run a provisioning-type job: `start()` returns (state, events); its events go to
+        the Provision screen, then `done(state)` is the closing line."""
         self.job_running = True
-        screen = self.get_screen("provision")
-        screen.reset_steps()
         try:
-            prov, events = self.cockpit.provision(**values)
+            state, events = start()
             async for ev in events:
                 self.post_message(StepUpdate(ev))
         except EcmpError as exc:
-            self.post_message(JobFinished("provision", str(exc)))
+            self.post_message(JobFinished(name, str(exc)))
             return
         finally:
             self.job_running = False
-        detail = (f"{prov.inventory.eip} announced by {len(prov.inventory.nodes)} node(s)"
-                  + ("" if prov.changed else " (no change)"))
-        self.post_message(JobFinished("provision", None, detail))
+        self.post_message(JobFinished(name, None, done(state)))
+
+    async def _provision(self, values: dict) -> None:
+        self.get_screen("provision").reset_steps()
+
+        def done(prov) -> str:
+            inv = prov.inventory
+            return (f"{inv.eip} announced by {len(inv.nodes)} node(s)"
+                    + ("" if prov.changed else " (no change)"))
+
+        await self._job("provision", lambda: self.cockpit.provision(**values), done)
 
     async def _check_nodes(self) -> None:
         self.notify("checking every node over SSH…")
@@ -301,17 +309,9 @@ class EcmpApp(App):
                                                              exclusive=True, group="job"))
 
     async def _deprovision(self) -> None:
-        self.job_running = True
         await self._stop_probe()
-        try:
-            async for ev in self.cockpit.deprovision():
-                self.post_message(StepUpdate(ev))
-        except EcmpError as exc:
-            self.post_message(JobFinished("deprovision", str(exc)))
-            return
-        finally:
-            self.job_running = False
-        self.post_message(JobFinished("deprovision", None, "everything removed"))
+        await self._job("deprovision", lambda: (None, self.cockpit.deprovision()),
+                        lambda _: "everything removed")
 
     def on_step_update(self, msg: StepUpdate) -> None:
         self.get_screen("provision").apply_event(msg.event)

@@ -123,7 +123,7 @@ def _deployment(args: argparse.Namespace, **flags):
     return open_deployment(_settings(args, **flags))
 
 
-def _print_events(con, events_done: list, ev) -> None:
+def _print_events(con, ev) -> None:
     from ecmptui.provision import STEPS
 
     titles = dict(STEPS)
@@ -141,7 +141,7 @@ def _print_events(con, events_done: list, ev) -> None:
 async def _drain(agen, con, quiet: bool) -> None:
     async for ev in agen:
         if not quiet:
-            _print_events(con, [], ev)
+            _print_events(con, ev)
 
 
 def cmd_provision(args: argparse.Namespace) -> int:

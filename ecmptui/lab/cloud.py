@@ -111,7 +111,6 @@ class Cloud:
         self.ips: dict[str, dict] = {}
         self.bgp_config: dict | None = None
         self.sessions: dict[str, dict] = {}
-        self._threads: list[threading.Thread] = []
 
     # -- lookups -------------------------------------------------------------------------
     def _project(self, project_id: str) -> None:
@@ -244,10 +243,8 @@ class Cloud:
             self.devices[dev.id] = dev
             authorized = [self.ssh_keys[k]["key"] for k in dev.ssh_keys]
             data = self.device_json(dev)
-        t = threading.Thread(target=self._provision, args=(dev, authorized), daemon=True,
-                             name=f"provision-{dev.n}")
-        self._threads.append(t)
-        t.start()
+        threading.Thread(target=self._provision, args=(dev, authorized), daemon=True,
+                         name=f"provision-{dev.n}").start()
         return data
 
     def _provision(self, dev: Device, authorized: list[str]) -> None:

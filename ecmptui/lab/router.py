@@ -6,7 +6,6 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ecmptui import bird
 from ecmptui.errors import EcmpError
@@ -143,10 +142,3 @@ class CoreRouter:
                 hops.append(r["gateway"])
             hops += [h["gateway"] for h in r.get("nexthops", []) if "gateway" in h]
         return sorted(hops)
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
