@@ -124,3 +124,20 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def on_node(cfg, name: str, action):
+    """Open an SSH session to node `name` of a settings file and return `await action(node)`."""
+    import asyncio
+
+    from ecmptui import config
+    from ecmptui.inventory import Deployment
+
+    d = Deployment(config.load(cfg))
+    rec = d.inventory().node(name)
+
+    async def go():
+        async with d.node(rec) as node:
+            return await action(node)
+
+    return asyncio.run(go())

@@ -3,7 +3,6 @@ rise/fall allow, withdraws on a clean shutdown, and shows in status."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import time
@@ -11,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import run_cli, status, wait_for
+from conftest import on_node, run_cli, status, wait_for
 from ecmptui import config
 from ecmptui import node as node_mod
 from ecmptui.inventory import Deployment
@@ -93,26 +92,19 @@ def lab_root(rec):
 
 def test_clean_shutdown_withdraws_and_restart_announces(deployed):
     cfg, _ = deployed
-    d = Deployment(config.load(cfg))
-    rec = d.inventory().node("tnode2")
 
-    async def sigterm():
-        async with d.node(rec) as node:
-            pid = node_mod.health_paths(node.layout)["pid"]
-            await node.run("sh", "-c", 'kill -TERM "$(cat "$1")"', "sh", pid)
+    async def sigterm(node):
+        pid = node_mod.health_paths(node.layout)["pid"]
+        await node.run("sh", "-c", 'kill -TERM "$(cat "$1")"', "sh", pid)
 
-    async def restart():
-        async with d.node(rec) as node:
-            await node_mod.start_health(node)
-
-    asyncio.run(sigterm())
+    on_node(cfg, "tnode2", sigterm)
     try:
         st = wait_for(lambda: (s := status(cfg))["router"]["nodes"] == ["tnode1"] and s)
         assert st, "the checker's clean shutdown did not withdraw tnode2"
         assert st["nodes"][1]["health"]["state"] == "stopped"
         assert st["nodes"][1]["bgp_state"] == "Established"
     finally:
-        asyncio.run(restart())
+        on_node(cfg, "tnode2", node_mod.start_health)
         run_cli("--config", str(cfg), "node", "announce", "tnode2", check=True)
     assert wait_for(lambda: len(status(cfg)["router"]["nexthops"]) == 2)
     assert status(cfg)["nodes"][1]["health"]["state"] == "up"
@@ -122,21 +114,18 @@ def test_a_bird_reload_does_not_re_announce_a_failed_node(deployed):
     """`birdc configure` with a changed file re-enables a protocol disabled from the CLI;
     the check must withdraw the failed node again by itself."""
     cfg, _ = deployed
-    d = Deployment(config.load(cfg))
-    rec = d.inventory().node("tnode1")
 
-    async def reload_with_changed_config():
-        async with d.node(rec) as node:
-            text = await node.read(node.layout.bird_conf)
-            await node.write(node.layout.bird_conf, text + "# touched by a test\n", "0640")
-            out = await node.run(*node.birdc_argv("configure"))
-            await node.write(node.layout.bird_conf, text, "0640")
-            return out.stdout
+    async def reload_with_changed_config(node):
+        text = await node.read(node.layout.bird_conf)
+        await node.write(node.layout.bird_conf, text + "# touched by a test\n", "0640")
+        out = await node.run(*node.birdc_argv("configure"))
+        await node.write(node.layout.bird_conf, text, "0640")
+        return out.stdout
 
     run_cli("--config", str(cfg), "node", "fault", "tnode1", "stop-nginx", check=True)
     try:
         assert wait_for(lambda: status(cfg)["router"]["nodes"] == ["tnode2"])
-        assert "Reconfigured" in asyncio.run(reload_with_changed_config())
+        assert "Reconfigured" in on_node(cfg, "tnode1", reload_with_changed_config)
         time.sleep(2.5)  # the check re-asserts once a second while the node is down
         st = status(cfg)
         assert st["router"]["nodes"] == ["tnode2"], st["router"]

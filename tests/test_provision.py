@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import fetch_from_client, make_config, run_cli, status, wait_for
+from conftest import fetch_from_client, make_config, on_node, run_cli, status, wait_for
 from ecmptui import config
 from ecmptui.inventory import Deployment
 from ecmptui.node import HostKeyPolicy, NodeError
@@ -85,18 +85,15 @@ def test_rerun_reports_no_change(deployed):
 
 def test_broken_bird_config_is_refused_and_node_keeps_announcing(deployed):
     cfg, inv = deployed
-    d = Deployment(config.load(cfg))
-    rec = d.inventory().node("tnode1")
 
-    async def attempt():
-        async with d.node(rec) as node:
-            before = await node.read(node.layout.bird_conf)
-            with pytest.raises(NodeError, match="BIRD rejected the new config, nothing applied"):
-                await node.apply_bird_config(before + "\nprotocol bgp { nonsense here; }\n")
-            return before, await node.read(node.layout.bird_conf), \
-                await node.run("ls", node.layout.bird_conf + ".new", check=False)
+    async def attempt(node):
+        before = await node.read(node.layout.bird_conf)
+        with pytest.raises(NodeError, match="BIRD rejected the new config, nothing applied"):
+            await node.apply_bird_config(before + "\nprotocol bgp { nonsense here; }\n")
+        return before, await node.read(node.layout.bird_conf), \
+            await node.run("ls", node.layout.bird_conf + ".new", check=False)
 
-    before, after, leftover = asyncio.run(attempt())
+    before, after, leftover = on_node(cfg, "tnode1", attempt)
     assert after == before and leftover.exit_status != 0
     assert sorted(status(cfg)["router"]["nodes"]) == ["tnode1", "tnode2"]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from conftest import on_node, run_cli
 
 pytestmark = pytest.mark.lab
 
@@ -38,20 +38,9 @@ def test_jsonl_streams_one_record_per_request(deployed):
 
 def _health(cfg, action: str) -> None:
     """Stop or start tnode1's health check (it would withdraw the node within ~0.3 s)."""
-    import asyncio
-
-    from ecmptui import config
     from ecmptui import node as node_mod
-    from ecmptui.inventory import Deployment
 
-    d = Deployment(config.load(cfg))
-    rec = d.inventory().node("tnode1")
-
-    async def go():
-        async with d.node(rec) as node:
-            await getattr(node_mod, f"{action}_health")(node)
-
-    asyncio.run(go())
+    on_node(cfg, "tnode1", getattr(node_mod, f"{action}_health"))
 
 
 def test_stop_nginx_fault_is_refused_traffic_and_restore_clears_it(deployed):
