@@ -30,7 +30,7 @@ MIN_RATE, MAX_RATE = 1.0, 1000.0
 ACTION_TITLES = {"withdraw": "Withdraw", "announce": "Announce", "shutdown": "Shut down BGP on",
                  "start": "Start BGP on", "kill-bird": "Kill BIRD on",
                  "freeze-bird": "Freeze BIRD on", "isolate": "Isolate",
-                 "stop-nginx": "Stop nginx on", "restore": "Restore"}
+                 "stop-nginx": "Stop nginx on", "restore": "Restore", "reboot": "Reboot"}
 
 
 def stamp(t: float) -> str:
@@ -335,6 +335,8 @@ class EcmpApp(App):
         yield SystemCommand("Pause or resume the prober", "Stop/start probing the EIP",
                             self.toggle_pause)
         actions = ["withdraw", "announce", "shutdown", "start"]
+        if not self.cockpit.is_static:
+            actions.append("reboot")
         if self.cockpit.is_lab:
             actions += ["kill-bird", "freeze-bird", "isolate", "stop-nginx", "restore"]
         for n in (self.status or {}).get("nodes", []):

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 
 from ecmptui import __version__
@@ -33,10 +34,24 @@ def _console():
 # -- lab ---------------------------------------------------------------------------------
 
 
-def cmd_lab_up(args: argparse.Namespace) -> int:
-    from ecmptui.lab import control
+def _image_progress(quiet: bool):
+    """Progress lines for an image build, on stderr (stdout may be JSON)."""
+    started = time.monotonic()
 
-    info, started = control.up(LabInstance(args.lab), port=args.port)
+    def say(stage: str) -> None:
+        if not quiet or sys.stderr.isatty():
+            print(f"  image [{time.monotonic() - started:5.1f} s] {stage}", file=sys.stderr,
+                  flush=True)
+    return say
+
+
+def cmd_lab_up(args: argparse.Namespace) -> int:
+    from ecmptui.lab import control, image
+
+    if not image.image("server").ready():
+        print("building the lab image first (once; about a minute)", file=sys.stderr)
+    info, started = control.up(LabInstance(args.lab), port=args.port,
+                               progress=_image_progress(args.json))
     if args.json:
         _print_json(info.public())
         return 0
@@ -47,6 +62,27 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     con.print(f"  token file  {info.token_file}")
     con.print(f"  CA file     {info.ca_file}")
     con.print(f"  client ns   {info.client_namespace}  (the EIP is reachable only from there)")
+    return 0
+
+
+def cmd_lab_image(args: argparse.Namespace) -> int:
+    from ecmptui.lab import image
+
+    names = list(image.PACKAGES) if args.os == "all" else [args.os]
+    out = []
+    for name in names:
+        before = image.image(name).ready()
+        if not before or args.rebuild:
+            print(f"building lab image {name!r} from {image.mirror()}", file=sys.stderr)
+        img = image.ensure(name, _image_progress(args.json), rebuild=args.rebuild)
+        out.append({**img.to_json(), "built_now": args.rebuild or not before})
+    if args.json:
+        _print_json(out if len(out) > 1 else out[0])
+        return 0
+    for item in out:
+        print(f"{item['os']}: {item['path']} ({item['bytes'] / 1e6:.0f} MB, "
+              f"{'built now' if item['built_now'] else 'cached'}, "
+              f"packages: {', '.join(item['recipe']['packages'])})")
     return 0
 
 
@@ -81,10 +117,12 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
               f"project {st['project_id']}")
     con.print(f"  EIPs: {', '.join(st['eips']) or 'none'}   "
               f"Local BGP: {'enabled' if st['bgp']['enabled'] else 'not enabled'}")
-    table = Table("device", "state", "namespace", "mgmt address", "BGP session", "learned")
+    table = Table("device", "state", "os", "machine", "mgmt address", "BGP session", "learned")
     for d in st["devices"]:
         sess = d["sessions"][0] if d["sessions"] else None
-        table.add_row(d["hostname"], d["state"], d["namespace"], d["mgmt_address"],
+        machine = f"{d['machine']} (pid {d['pid']})" if d.get("pid") else (d.get("machine")
+                                                                          or "-")
+        table.add_row(d["hostname"], d["state"], d.get("os", "-"), machine, d["mgmt_address"],
                       sess["status"] if sess else "-",
                       ", ".join(sess["learned_routes"]) if sess else "")
     con.print(table)
@@ -259,6 +297,9 @@ def cmd_node(args: argparse.Namespace) -> int:
     rec = d.inventory().node(args.name)
 
     async def act() -> str:
+        if args.action == "reboot":
+            took = await d.reboot(rec, timeout=args.timeout)
+            return f"rebooted; back (SSH up, BGP Established, EIP announced) after {took:.1f} s"
         async with d.node(rec) as node:
             if args.action == "fault":
                 await node_mod.inject_fault(node, args.fault)
@@ -443,6 +484,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="API port on 127.0.0.1 (0 picks a free one; default %(default)s)")
     p.add_argument("--json", action="store_true", help="print endpoint, project and files")
     p.set_defaults(func=cmd_lab_up)
+    p = lab_sub.add_parser("image", help="build (or show) the cached Debian 12 image of the "
+                           "lab's machines")
+    p.add_argument("--os", choices=("server", "plain", "all"), default="server",
+                   help="server: BIRD/nginx preinstalled (debian_12); plain: a fresh server "
+                   "(debian_12_plain); default %(default)s")
+    p.add_argument("--rebuild", action="store_true", help="build again even when cached")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_lab_image)
     p = lab_sub.add_parser("down", help="stop the lab and remove everything it made")
     p.set_defaults(func=cmd_lab_down)
     p = lab_sub.add_parser("status", help="is the lab up; its devices, EIPs and sessions")
@@ -485,9 +534,14 @@ def build_parser() -> argparse.ArgumentParser:
                          ("shutdown", "take the node's BGP session(s) down"),
                          ("start", "bring the node's BGP session(s) up"),
                          ("fault", "lab only: break the node (undo with restore)"),
-                         ("restore", "lab only: undo every fault on the node")]:
+                         ("restore", "lab only: undo every fault on the node"),
+                         ("reboot", "reboot the server through the API and wait until it "
+                          "announces again by itself")]:
         p = node_sub.add_parser(action, help=text)
         p.add_argument("name", help="node host name, index (2) or node2")
+        if action == "reboot":
+            p.add_argument("--timeout", type=_positive_float, default=90.0, metavar="S",
+                           help="how long to wait for the node to be back (default %(default)s)")
         if action == "fault":
             from ecmptui.node import FAULTS
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ecmptui.config import Settings
 from ecmptui.errors import EcmpError
 from ecmptui.samples import Sample
-from ecmptui.steps import FAULTS, NODE_ACTIONS, StepEvent
+from ecmptui.steps import DEVICE_ACTIONS, FAULTS, NODE_ACTIONS, StepEvent
 
 if TYPE_CHECKING:  # the heavy parts (SSH, HTTP, API) load when first used
     from ecmptui.probe_stream import ProbeStream
@@ -146,7 +146,7 @@ class Cockpit:
         `on_effect(t)` is called with the monotonic time just before the command that takes
         effect, after the SSH connection is set up, so measurements start at the action."""
         self._guard(f"{action} {node_name}")
-        if action not in NODE_ACTIONS + FAULT_ACTIONS:
+        if action not in NODE_ACTIONS + FAULT_ACTIONS + DEVICE_ACTIONS:
             raise EcmpError(f"unknown action {action!r}")
         if action in FAULT_ACTIONS and not self.is_lab:
             raise EcmpError("faults are lab-only")
@@ -154,6 +154,11 @@ class Cockpit:
 
         d = self.deployment()
         rec = (await d.ainventory()).node(node_name)
+        if action == "reboot":
+            if on_effect is not None:
+                on_effect(time.monotonic())
+            took = await d.reboot(rec)
+            return f"{rec.name}: rebooted, back and announcing after {took:.1f} s"
         opener = self._pool.node if self._pool is not None else d.node
         async with opener(rec) as node:
             if on_effect is not None:

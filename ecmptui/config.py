@@ -42,7 +42,7 @@ class ProvisionSettings:
     nodes: int = 2
     metro: str = "lab"
     plan: str = "t1.small"
-    operating_system: str = "ubuntu_22_04"
+    operating_system: str = "debian_12"
     hostname_prefix: str = "ecmp-node"
     asn: int = 65000
     md5: str = ""              # secret: never printed

@@ -2,7 +2,7 @@
 again when it recovers. Standard library only: provisioning copies this file to each node
 and runs it there with the node's python3, independent of any dashboard.
 
-    python3 healthcheck.py --config health.json [--daemon]
+    python3 healthcheck.py --config health.json    (run by the ecmptui-health unit)
 
 Every `interval_ms` it GETs `url` (a new connection each time, `timeout_ms`); after `fall`
 consecutive failures it runs `birdc disable eip` (the BGP session stays up), after `rise`
@@ -27,7 +27,7 @@ import urllib.parse
 DEFAULTS = {"url": "http://127.0.0.1/healthz", "interval_ms": 100, "timeout_ms": 200,
             "rise": 3, "fall": 3, "withdraw_on_exit": True, "birdc": ["birdc"],
             "protocol": "eip", "state_file": "health.json", "log_file": "health.log",
-            "pid_file": "health.pid", "withdrawn_flag": "withdrawn"}
+            "withdrawn_flag": "withdrawn"}
 
 
 def check(url: str, timeout: float) -> str | None:
@@ -142,29 +142,13 @@ class Checker:
         self.write_state()
 
 
-def daemonize(pid_file: str) -> None:
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    with open(pid_file, "w") as fh:
-        fh.write(f"{os.getpid()}\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="ecmptui node health check")
     ap.add_argument("--config", required=True)
-    ap.add_argument("--daemon", action="store_true")
     args = ap.parse_args(argv)
     with open(args.config) as fh:
         cfg = json.load(fh)
     checker = Checker(cfg)
-    if args.daemon:
-        daemonize(checker.cfg["pid_file"])
 
     def stop(*_):
         checker.stopping = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +27,6 @@ class NodeRecord:
     private_address: str | None
     private_gateway: str | None
     state: str
-    lab_root: str | None = None
     peers: list[str] = field(default_factory=list)
 
 
@@ -60,7 +60,10 @@ def record_from_device(dev: DeviceInfo, prefix: str) -> NodeRecord | None:
     if idx is None or not dev.public_ipv4:
         return None
     return NodeRecord(dev.hostname, idx, dev.id, dev.public_ipv4, dev.private_ipv4,
-                      dev.private_gateway, dev.state, dev.lab_root)
+                      dev.private_gateway, dev.state)
+
+
+REBOOT_GRACE = 20.0
 
 
 class NodeAccess:
@@ -119,6 +122,38 @@ class Deployment(NodeAccess):
         lab = self.lab_instance()
         return f"http://{inv.eip}/", lab.client_ns if lab else None
 
+    # -- device actions ------------------------------------------------------------------
+    async def reboot(self, rec: NodeRecord, timeout: float = 90.0) -> float:
+        """Reboot the node through the API (Metal's device action) and wait, bounded, until
+        it is back by itself: device active, SSH answering, BGP Established. Returns the
+        seconds from the request to that point."""
+        started = time.monotonic()
+        await self.client.acall(self.client.reboot_device, rec.device_id)
+        await self.wait_back(rec, started + timeout)
+        return time.monotonic() - started
+
+    async def wait_back(self, rec: NodeRecord, deadline: float) -> None:
+        """Wait until `rec` went down and came back (or, if it was never seen down, until
+        REBOOT_GRACE has passed: a real API may report the reboot late)."""
+        from ecmptui.provision import node_verified
+
+        started, seen_down, last = time.monotonic(), False, "rebooting"
+        while time.monotonic() < deadline:
+            dev = await self.client.acall(self.client.device, rec.device_id)
+            if dev.state != "active":
+                seen_down, last = True, f"device {dev.state}"
+            else:
+                try:
+                    async with self.node(rec) as node:
+                        ok, last = await node_verified(node)
+                except EcmpError as exc:
+                    ok, seen_down, last = False, True, str(exc)
+                if ok and (seen_down or time.monotonic() - started > REBOOT_GRACE):
+                    return
+            await asyncio.sleep(0.2)
+        raise EcmpError(f"{rec.name}: not back after the reboot within "
+                        f"{deadline - started:.0f} s ({last})")
+
     # -- SSH -----------------------------------------------------------------------------
     def host_key_policy(self) -> HostKeyPolicy:
         if self.is_lab:
@@ -126,7 +161,7 @@ class Deployment(NodeAccess):
         return HostKeyPolicy("pin", self.settings.known_hosts_path)
 
     def layout(self, rec: NodeRecord) -> Layout:
-        return Layout.lab(rec.lab_root) if rec.lab_root else Layout.systemd()
+        return Layout()
 
     async def connect(self, rec: NodeRecord) -> Node:
         return await Node.connect(

@@ -74,7 +74,6 @@ class DeviceInfo:
     public_ipv4: str | None
     private_ipv4: str | None
     private_gateway: str | None
-    lab_root: str | None       # lab devices: where the server's files live
 
     @classmethod
     def from_packet(cls, dev: Any) -> "DeviceInfo":
@@ -84,9 +83,8 @@ class DeviceInfo:
                     return a.get(field)
             return None
 
-        lab = (dev.customdata or {}).get("ecmptui_lab") or {}
         return cls(dev.id, dev.hostname, dev.state, tuple(dev.tags or ()), pick(True, "address"),
-                   pick(False, "address"), pick(False, "gateway"), lab.get("root"))
+                   pick(False, "address"), pick(False, "gateway"))
 
 
 @dataclass(frozen=True)
@@ -179,6 +177,11 @@ class MetalClient:
 
     def delete_device(self, device_id: str) -> None:
         self.call(self.manager.call_api, f"devices/{device_id}", type="DELETE")
+
+    def reboot_device(self, device_id: str) -> None:
+        """Metal's device action `reboot` (the device goes through `rebooting` to `active`)."""
+        self.call(self.manager.call_api, f"devices/{device_id}/actions", type="POST",
+                  params={"type": "reboot"})
 
     def ips(self, tag: str | None = None) -> list[IpInfo]:
         ips = self.call(self.manager.list_project_ips, self.project_id)

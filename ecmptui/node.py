@@ -25,35 +25,36 @@ class NodeError(EcmpError):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a node keeps BIRD and nginx files and how its daemons are (re)started."""
+    """Where a node keeps BIRD and nginx files and which systemd units run them: Debian's
+    own places, the same on a lab machine, a Metal server and a server of the user's."""
 
-    kind: str                  # "lab" (daemons run by hand in the namespace) or "systemd"
-    bird_conf: str
-    bird_socket: str
-    bird_pid: str
-    bird_log: str | None
-    nginx_conf: str            # lab: a whole nginx.conf; systemd: a conf.d snippet
-    nginx_prefix: str
-    nginx_html: str
-    state_dir: str
+    bird_conf: str = "/etc/bird/bird.conf"
+    bird_socket: str = "/run/bird/bird.ctl"
+    nginx_conf: str = "/etc/nginx/conf.d/ecmptui.conf"
+    nginx_html: str = "/var/www/ecmptui"
+    state_dir: str = "/var/lib/ecmptui"
     eip_protocol: str = bird.EIP_PROTOCOL
-
-    @classmethod
-    def lab(cls, root: str) -> "Layout":
-        r = root.rstrip("/")
-        return cls("lab", f"{r}/bird/bird.conf", f"{r}/bird/bird.ctl", f"{r}/bird/bird.pid",
-                   f"{r}/bird/bird.log", f"{r}/nginx/nginx.conf", f"{r}/nginx",
-                   f"{r}/nginx/html", f"{r}/ecmptui")
-
-    @classmethod
-    def systemd(cls) -> "Layout":
-        return cls("systemd", "/etc/bird/bird.conf", "/run/bird/bird.ctl", "/run/bird/bird.pid",
-                   None, "/etc/nginx/conf.d/ecmptui.conf", "/etc/nginx", "/var/www/ecmptui",
-                   "/var/lib/ecmptui")
+    bird_unit: str = "bird"
+    nginx_unit: str = "nginx"
 
     @property
     def withdrawn_flag(self) -> str:
         return f"{self.state_dir}/withdrawn"
+
+
+EIP_UNIT = "ecmptui-eip"
+EIP_UNIT_FILE = f"/etc/systemd/system/{EIP_UNIT}.service"
+# Debian package that provides each program provisioning needs on a node
+PACKAGES = {"bird": "bird2", "nginx": "nginx-light", "nft": "nftables"}
+
+
+def eip_unit(eip: str) -> str:
+    """A oneshot unit that puts the EIP on lo at boot, before BIRD and nginx start."""
+    return ("[Unit]\nDescription=ecmptui: the anycast Elastic IP on lo\n"
+            "DefaultDependencies=no\nBefore=network.target bird.service nginx.service\n\n"
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+            f"ExecStart=ip addr replace {eip}/32 dev lo\n\n"
+            "[Install]\nWantedBy=multi-user.target\n")
 
 
 @dataclass(frozen=True)
@@ -145,10 +146,44 @@ class Node:
         res = await self.run("cat", path, check=False)
         return str(res.stdout) if res.exit_status == 0 else None
 
-    async def write(self, path: str, text: str, mode: str = "0644") -> None:
+    async def write(self, path: str, text: str, mode: str = "0644",
+                    dir_group: bool = False) -> None:
+        """Write `path` atomically. `dir_group`: the file gets its directory's group (BIRD
+        reads /etc/bird/bird.conf as user bird after dropping root)."""
         await self.run("mkdir", "-p", str(Path(path).parent))
-        await self.run("sh", "-c", 'umask 022 && cat > "$1" && chmod "$2" "$1"', "sh", path,
-                       mode, input=text)
+        script = 'umask 077 && cat > "$1.tmp" && chmod "$2" "$1.tmp"'
+        if dir_group:
+            script += ' && chgrp --reference "$(dirname "$1")" "$1.tmp"'
+        await self.run("sh", "-c", script + ' && mv -f "$1.tmp" "$1"', "sh", path, mode,
+                       input=text)
+
+    async def systemctl(self, *args: str, check: bool = True) -> Result:
+        return await self.run("systemctl", *args, check=check)
+
+    async def unit_active(self, unit: str) -> bool:
+        res = await self.systemctl("is-active", "--quiet", unit, check=False)
+        return res.exit_status == 0
+
+    async def has_program(self, program: str) -> bool:
+        res = await self.run("sh", "-c", 'command -v "$1" >/dev/null', "sh", program,
+                             check=False)
+        return res.exit_status == 0
+
+    async def install_packages(self, programs: list[str]) -> list[str]:
+        """Install the Debian packages for `programs` that are missing (the guide's own
+        `apt-get install`); returns the packages installed."""
+        missing = [PACKAGES[p] for p in programs if not await self.has_program(p)]
+        if not missing:
+            return []
+        res = await self.run("env", "DEBIAN_FRONTEND=noninteractive", "sh", "-c",
+                             'apt-get update -qq && apt-get install -y -qq '
+                             '--no-install-recommends "$@"', "sh", *missing,
+                             check=False, timeout=600)
+        if res.exit_status != 0:
+            err = str(res.stderr or res.stdout).strip().splitlines()
+            raise NodeError(f"{self.name}: installing {', '.join(missing)} failed: "
+                            f"{err[-1] if err else f'exit {res.exit_status}'}")
+        return missing
 
     # -- BIRD ----------------------------------------------------------------------------
     def birdc_argv(self, *args: str) -> list[str]:
@@ -180,7 +215,7 @@ class Node:
         if current == text and running:
             return False
         new, backup = lay.bird_conf + ".new", lay.bird_conf + ".bak"
-        await self.write(new, text, "0640")
+        await self.write(new, text, "0640", dir_group=True)
         check = await self.run("bird", "-p", "-c", new, check=False)
         if check.exit_status != 0:
             await self.run("rm", "-f", new)
@@ -203,13 +238,9 @@ class Node:
         return True
 
     async def _start_bird(self) -> None:
-        lay = self.layout
-        if lay.kind == "systemd":
-            await self.run("systemctl", "enable", "--now", "bird")
-            await self.run("systemctl", "restart", "bird")
-        else:
-            await self.run("mkdir", "-p", str(Path(lay.bird_socket).parent))
-            await self.run("bird", "-c", lay.bird_conf, "-s", lay.bird_socket, "-P", lay.bird_pid)
+        unit = self.layout.bird_unit
+        await self.systemctl("enable", "--quiet", unit)
+        await self.systemctl("restart", unit)
         for _ in range(100):  # bounded: 5 s
             if await self.bird_running():
                 return
@@ -218,25 +249,29 @@ class Node:
 
     # -- EIP and nginx -------------------------------------------------------------------
     async def ensure_eip(self, eip: str) -> bool:
-        res = await self.run("ip", "-o", "-4", "addr", "show", "dev", "lo")
-        if f" {eip}/32 " in str(res.stdout):
-            return False
-        await self.run("ip", "addr", "add", f"{eip}/32", "dev", "lo")
-        return True
-
-    async def remove_eip(self, eip: str) -> None:
-        await self.run("ip", "addr", "del", f"{eip}/32", "dev", "lo", check=False)
+        """The EIP on lo now and after every boot (a oneshot unit that runs before BIRD and
+        nginx). True if anything changed."""
+        unit = eip_unit(eip)
+        changed = False
+        if await self.read(EIP_UNIT_FILE) != unit:
+            await self.write(EIP_UNIT_FILE, unit)
+            await self.systemctl("daemon-reload")
+            await self.systemctl("enable", "--quiet", EIP_UNIT)
+            changed = True
+        if changed or not await self.has_eip(eip):
+            await self.systemctl("restart", EIP_UNIT)
+            changed = True
+        return changed
 
     async def has_eip(self, eip: str) -> bool:
         res = await self.run("ip", "-o", "-4", "addr", "show", "dev", "lo")
         return f" {eip}/32 " in str(res.stdout)
 
-    async def apply_nginx(self) -> bool:
+    async def apply_nginx(self, eip: str) -> bool:
+        """nginx answers on the EIP with the node's page (a conf.d server block bound to the
+        EIP, so a default site on *:80 stays as it is). True if anything changed."""
         lay = self.layout
-        if lay.kind == "lab":
-            conf = nginx.standalone_config(self.name, lay.nginx_prefix)
-        else:
-            conf = nginx.server_block(self.name, lay.nginx_html)
+        conf = nginx.server_block(self.name, lay.nginx_html, listen=f"{eip}:80")
         index = nginx.page(self.index)
         changed = False
         if await self.read(f"{lay.nginx_html}/index.html") != index:
@@ -248,25 +283,13 @@ class Node:
         running = await self.nginx_running()
         if running and not changed:
             return False
-        if lay.kind == "lab":
-            await self.run("mkdir", "-p", f"{lay.nginx_prefix}/logs", f"{lay.nginx_prefix}/tmp")
-            await self.run("nginx", "-t", "-q", "-p", lay.nginx_prefix, "-c", lay.nginx_conf)
-            if running:
-                await self.run("nginx", "-p", lay.nginx_prefix, "-c", lay.nginx_conf, "-s",
-                               "reload")
-            else:
-                await self.run("nginx", "-p", lay.nginx_prefix, "-c", lay.nginx_conf)
-        else:
-            await self.run("nginx", "-t", "-q")
-            await self.run("systemctl", "enable", "--now", "nginx")
-            await self.run("systemctl", "reload-or-restart", "nginx")
+        await self.run("nginx", "-t", "-q")
+        await self.systemctl("enable", "--quiet", lay.nginx_unit)
+        await self.systemctl("reload-or-restart", lay.nginx_unit)
         return True
 
     async def nginx_running(self) -> bool:
-        lay = self.layout
-        pidfile = f"{lay.nginx_prefix}/nginx.pid" if lay.kind == "lab" else "/run/nginx.pid"
-        res = await self.run("sh", "-c", 'kill -0 "$(cat "$1")"', "sh", pidfile, check=False)
-        return res.exit_status == 0
+        return await self.unit_active(self.layout.nginx_unit)
 
     # -- actions -------------------------------------------------------------------------
     async def peer_protocols(self) -> list[str]:
@@ -296,7 +319,8 @@ class Node:
         want = f"  disabled {'no' if enabled else 'yes'};"
         other = f"  disabled {'yes' if enabled else 'no'};"
         if current is not None and other in current:
-            await self.write(self.layout.bird_conf, current.replace(other, want, 1), "0640")
+            await self.write(self.layout.bird_conf, current.replace(other, want, 1), "0640",
+                             dir_group=True)
 
     async def shutdown(self) -> None:
         """Take the BGP sessions down (BIRD keeps running)."""
@@ -327,22 +351,35 @@ ISOLATE_RULES = f"""table inet {ISOLATE_TABLE} {{
 """
 
 
+# Keeps systemd from restarting a killed BIRD while the kill-bird fault lasts (runtime only:
+# a reboot forgets it, as it would forget a crash).
+NO_RESTART_DROPIN = "/run/systemd/system/{unit}.service.d/ecmptui-fault.conf"
+
+
+async def _main_pid(node: Node, unit: str) -> int:
+    res = await node.systemctl("show", "-p", "MainPID", "--value", unit, check=False)
+    text = str(res.stdout).strip()
+    return int(text) if text.isdigit() else 0
+
+
 async def inject_fault(node: Node, fault: str) -> None:
-    """Break `node` the way `fault` says. Lab nodes only (the lab owns these machines)."""
+    """Break `node` the way an operator could break a server: through systemd and nftables
+    on the node itself. Lab nodes only: callers check that the lab owns the node."""
     lay = node.layout
-    if lay.kind != "lab":
-        raise NodeError(f"{node.name}: fault injection is lab-only; use withdraw/announce or "
-                        "shutdown/start on this target")
     if fault not in FAULTS:
         raise NodeError(f"unknown fault {fault!r} (one of {', '.join(FAULTS)})")
     await node.run("mkdir", "-p", lay.state_dir)
-    if fault in ("kill-bird", "freeze-bird"):
-        sig = "KILL" if fault == "kill-bird" else "STOP"
-        await node.run("sh", "-c", 'kill -s "$1" "$(cat "$2")"', "sh", sig, lay.bird_pid)
+    if fault == "kill-bird":
+        await node.write(NO_RESTART_DROPIN.format(unit=lay.bird_unit),
+                         "[Service]\nRestart=no\n")
+        await node.systemctl("daemon-reload")
+        await node.systemctl("kill", "-s", "KILL", lay.bird_unit)
+    elif fault == "freeze-bird":
+        await node.systemctl("kill", "-s", "STOP", "--kill-who=main", lay.bird_unit)
     elif fault == "isolate":
         await node.run("nft", "-f", "-", input=ISOLATE_RULES)
     else:
-        await node.run("nginx", "-p", lay.nginx_prefix, "-c", lay.nginx_conf, "-s", "stop")
+        await node.systemctl("stop", lay.nginx_unit)
     await node.run("sh", "-c", 'echo "$1" >> "$2"', "sh", fault, f"{lay.state_dir}/faults")
 
 
@@ -355,22 +392,26 @@ async def restore(node: Node) -> list[str]:
     """Undo every fault: lift isolation, thaw or restart BIRD, start nginx. Returns what was
     undone (empty when the node was healthy)."""
     lay = node.layout
-    if lay.kind != "lab":
-        raise NodeError(f"{node.name}: fault injection is lab-only; nothing to restore")
     undone = []
     res = await node.run("nft", "delete", "table", "inet", ISOLATE_TABLE, check=False)
     if res.exit_status == 0:
         undone.append("isolate")
-    frozen = await node.run("sh", "-c", 'grep -q "^State:.*stopped" "/proc/$(cat "$1")/status"',
-                            "sh", lay.bird_pid, check=False)
-    if frozen.exit_status == 0:
-        await node.run("sh", "-c", 'kill -s CONT "$(cat "$1")"', "sh", lay.bird_pid)
-        undone.append("freeze-bird")
+    pid = await _main_pid(node, lay.bird_unit)
+    if pid:
+        frozen = await node.run("grep", "-q", "^State:.*stopped", f"/proc/{pid}/status",
+                                check=False)
+        if frozen.exit_status == 0:
+            await node.systemctl("kill", "-s", "CONT", "--kill-who=main", lay.bird_unit)
+            undone.append("freeze-bird")
+    dropin = NO_RESTART_DROPIN.format(unit=lay.bird_unit)
+    if await node.read(dropin) is not None:
+        await node.run("rm", "-f", dropin)
+        await node.systemctl("daemon-reload")
     if not await node.bird_running():
         await node._start_bird()
         undone.append("kill-bird")
     if not await node.nginx_running():
-        await node.run("nginx", "-p", lay.nginx_prefix, "-c", lay.nginx_conf)
+        await node.systemctl("start", lay.nginx_unit)
         undone.append("stop-nginx")
     await node.run("rm", "-f", f"{lay.state_dir}/faults")
     return undone
@@ -379,59 +420,55 @@ async def restore(node: Node) -> list[str]:
 # -- the health check ------------------------------------------------------------------------
 
 HEALTH_SCRIPT = "healthcheck.py"
-HEALTH_UNIT = "/etc/systemd/system/ecmptui-health.service"
+HEALTH_UNIT = "ecmptui-health"
+HEALTH_UNIT_FILE = f"/etc/systemd/system/{HEALTH_UNIT}.service"
 
 
 def health_paths(lay: Layout) -> dict[str, str]:
     d = lay.state_dir
     return {"script": f"{d}/{HEALTH_SCRIPT}", "config": f"{d}/health-config.json",
-            "state": f"{d}/health.json", "log": f"{d}/health.log", "pid": f"{d}/health.pid"}
+            "state": f"{d}/health.json", "log": f"{d}/health.log"}
 
 
-def health_node_config(node: Node, settings: dict) -> dict:
+def health_unit(lay: Layout) -> str:
+    """The checker as a service. `systemctl stop` sends SIGUSR1: the checker then exits
+    without touching BIRD (SIGTERM would withdraw the EIP on its way out)."""
+    paths = health_paths(lay)
+    return ("[Unit]\nDescription=ecmptui health check (withdraws the EIP when nginx fails)\n"
+            f"After={lay.bird_unit}.service {lay.nginx_unit}.service\n\n[Service]\n"
+            f"ExecStart=/usr/bin/python3 {paths['script']} --config {paths['config']}\n"
+            "KillSignal=SIGUSR1\nRestart=always\nRestartSec=1\n\n"
+            "[Install]\nWantedBy=multi-user.target\n")
+
+
+def health_node_config(node: Node, settings: dict, eip: str) -> dict:
     paths = health_paths(node.layout)
-    return {**settings, "url": "http://127.0.0.1/healthz",
-            "birdc": node.birdc_argv(), "protocol": bird.EIP_PROTOCOL,
-            "state_file": paths["state"], "log_file": paths["log"], "pid_file": paths["pid"],
+    return {**settings, "url": f"http://{eip}/healthz",
+            "birdc": node.birdc_argv(), "protocol": node.layout.eip_protocol,
+            "state_file": paths["state"], "log_file": paths["log"],
             "withdrawn_flag": node.layout.withdrawn_flag}
 
 
 async def health_running(node: Node) -> bool:
-    pid = health_paths(node.layout)["pid"]
-    res = await node.run("sh", "-c", 'kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null', "sh", pid,
-                         check=False)
-    return res.exit_status == 0
+    return await node.unit_active(HEALTH_UNIT)
 
 
 async def start_health(node: Node) -> None:
-    paths = health_paths(node.layout)
-    if node.layout.kind == "systemd":
-        await node.run("systemctl", "restart", "ecmptui-health")
-        return
-    await node.run("python3", paths["script"], "--config", paths["config"], "--daemon")
-    for _ in range(100):  # bounded: 5 s for the pid file and first state
-        if await health_running(node) and await node.read(paths["state"]):
+    await node.systemctl("restart", HEALTH_UNIT)
+    state = health_paths(node.layout)["state"]
+    for _ in range(100):  # bounded: 5 s for the first state
+        if await node.read(state):
             return
         await asyncio.sleep(0.05)
     raise NodeError(f"{node.name}: the health check did not start")
 
 
 async def stop_health(node: Node) -> None:
-    """Stop the checker without touching BIRD (SIGUSR1); bounded wait."""
-    if node.layout.kind == "systemd":
-        await node.run("systemctl", "kill", "-s", "USR1", "ecmptui-health", check=False)
-        await node.run("systemctl", "stop", "ecmptui-health", check=False)
-        return
-    pid = health_paths(node.layout)["pid"]
-    await node.run("sh", "-c", 'kill -USR1 "$(cat "$1")"', "sh", pid, check=False)
-    for _ in range(60):
-        if not await health_running(node):
-            return
-        await asyncio.sleep(0.05)
-    await node.run("sh", "-c", 'kill -KILL "$(cat "$1")"', "sh", pid, check=False)
+    """Stop the checker without touching BIRD."""
+    await node.systemctl("stop", HEALTH_UNIT, check=False)
 
 
-async def apply_health(node: Node, settings: dict | None) -> bool:
+async def apply_health(node: Node, settings: dict | None, eip: str) -> bool:
     """Deploy and (re)start the checker with `settings`, or remove it (None). Returns whether
     anything changed. Turning checks off re-announces the EIP unless the operator withdrew."""
     from importlib import resources
@@ -442,28 +479,24 @@ async def apply_health(node: Node, settings: dict | None) -> bool:
         if not running:
             return False
         await stop_health(node)
+        await node.systemctl("disable", "--quiet", HEALTH_UNIT, check=False)
         if not await node.withdrawn():
-            await node.run(*node.birdc_argv("enable", bird.EIP_PROTOCOL), check=False)
+            await node.run(*node.birdc_argv("enable", node.layout.eip_protocol), check=False)
         return True
     script = resources.files("ecmptui").joinpath(HEALTH_SCRIPT).read_text()
-    config = json.dumps(health_node_config(node, settings), indent=2, sort_keys=True) + "\n"
+    config = json.dumps(health_node_config(node, settings, eip), indent=2,
+                        sort_keys=True) + "\n"
+    unit = health_unit(node.layout)
     changed = False
     await node.run("mkdir", "-p", node.layout.state_dir)
-    if await node.read(paths["script"]) != script:
-        await node.write(paths["script"], script, "0755")
-        changed = True
-    if await node.read(paths["config"]) != config:
-        await node.write(paths["config"], config)
-        changed = True
-    if node.layout.kind == "systemd" and await node.read(HEALTH_UNIT) is None:
-        await node.write(HEALTH_UNIT, (
-            "[Unit]\nDescription=ecmptui health check (withdraws the EIP when nginx fails)\n"
-            "After=bird.service nginx.service\n\n[Service]\n"
-            f"ExecStart=/usr/bin/python3 {paths['script']} --config {paths['config']}\n"
-            "Restart=always\n\n[Install]\nWantedBy=multi-user.target\n"))
-        await node.run("systemctl", "daemon-reload")
-        await node.run("systemctl", "enable", "ecmptui-health")
-        changed = True
+    for path, text, mode in ((paths["script"], script, "0755"), (paths["config"], config, "0644"),
+                             (HEALTH_UNIT_FILE, unit, "0644")):
+        if await node.read(path) != text:
+            await node.write(path, text, mode)
+            changed = True
+    if changed:
+        await node.systemctl("daemon-reload")
+        await node.systemctl("enable", "--quiet", HEALTH_UNIT)
     if running and not changed:
         return False
     if running:

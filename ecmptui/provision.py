@@ -222,17 +222,20 @@ async def configure_node(node: Node, neighbor: bird.Neighbor, eip: str, bfd: boo
     it, so the rendered config routes their /32s there.
     """
     changes = []
+    installed = await node.install_packages(["bird", "nginx"])
+    if installed:
+        changes.append("installed " + ", ".join(installed))
     if await node.ensure_eip(eip):
         changes.append("EIP on lo")
-    if await node.apply_nginx():
+    if await node.apply_nginx(eip):
         changes.append("nginx")
     spec = bird.NodeBgpSpec(
         router_id=neighbor.customer_ip, eip=eip, neighbor=neighbor,
         gateway=gateway if neighbor.multihop else None, bfd=bfd,
-        announce=not await node.withdrawn(), log_file=node.layout.bird_log)
+        announce=not await node.withdrawn(), log_file=None)
     if await node.apply_bird_config(bird.render_node_config(spec)):
         changes.append("BIRD")
-    if await apply_health(node, health):
+    if await apply_health(node, health, eip):
         changes.append("health check" if health else "health check removed")
     return changes
 

@@ -54,13 +54,19 @@ class StaticDeployment(NodeAccess):
     async def ainventory(self) -> Inventory:
         return self.inventory()
 
+    async def reboot(self, rec: NodeRecord, timeout: float = 90.0) -> float:
+        raise EcmpError("target static: ecmptui has no API to reboot these servers; reboot "
+                        f"{rec.name} yourself (BIRD, nginx and the EIP come back by themselves "
+                        "if it was provisioned by ecmptui)")
+
     def host_key_policy(self) -> HostKeyPolicy:
         return HostKeyPolicy(self.settings.ssh.host_key_policy, self.settings.known_hosts_path)
 
     def layout(self, rec: NodeRecord) -> Layout:
         n = self._nodes[rec.name]
-        return Layout("static", n.bird_conf, n.bird_socket, "", None, "", "", "", n.state_dir,
-                      n.eip_protocol)
+        return Layout(bird_conf=n.bird_conf, bird_socket=n.bird_socket, state_dir=n.state_dir,
+                      eip_protocol=n.eip_protocol, bird_unit=n.bird_unit,
+                      nginx_unit=n.nginx_unit)
 
     def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
         """The URL to probe and the namespace to probe from."""

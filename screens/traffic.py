@@ -16,7 +16,7 @@ from .chart import ERROR_COLOUR, TrafficChart, colour_for
 NODE_BUTTONS = [("withdraw", "Withdraw", False), ("announce", "Announce", False),
                 ("kill-bird", "Kill", True), ("freeze-bird", "Freeze", True),
                 ("isolate", "Isolate", True), ("stop-nginx", "Stop web", True),
-                ("restore", "Restore", True)]
+                ("restore", "Restore", True), ("reboot", "Reboot", True)]
 
 
 def _fmt(v: float | None) -> str:

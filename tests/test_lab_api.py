@@ -46,7 +46,7 @@ def test_catalog(manager, lab):
     assert [p.id for p in manager.list_projects()] == [lab.project_id]
     assert {"t1.small", "c3.medium"} <= {p.slug for p in manager.list_plans()}
     assert [m.code for m in manager.list_metros()] == ["lab"]
-    assert {"ubuntu_22_04", "debian_12"} <= {o.slug for o in manager.list_operating_systems()}
+    assert {"debian_12", "debian_12_plain"} <= {o.slug for o in manager.list_operating_systems()}
 
 
 def test_guide_flow_with_packet_python(manager, lab, ssh_keypair):
@@ -55,7 +55,7 @@ def test_guide_flow_with_packet_python(manager, lab, ssh_keypair):
     key = manager.create_project_ssh_key(pid, "ecmptui-test", pub)
     assert key.fingerprint.count(":") == 15
     devices = [manager.create_device(pid, f"api-t{i}", "t1.small", metro="lab",
-                                     operating_system="ubuntu_22_04",
+                                     operating_system="debian_12",
                                      project_ssh_keys=[key.id]) for i in (1, 2)]
     assert all(d.state in ("queued", "provisioning") for d in devices)
     devices = [wait_active(manager, d.id) for d in devices]

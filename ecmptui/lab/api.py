@@ -41,6 +41,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("POST", f"projects/{ID}/devices", lambda c, a, b: (201, c.create_device(a["id"], b))),
         ("GET", f"devices/{ID}", lambda c, a, b: c.get_device(a["id"])),
         ("DELETE", f"devices/{ID}", lambda c, a, b: c.delete_device(a["id"])),
+        ("POST", f"devices/{ID}/actions", lambda c, a, b: (202, c.device_action(a["id"], b))),
         ("GET", f"devices/{ID}/ips", lambda c, a, b: c.device_ips(a["id"])),
         ("GET", f"projects/{ID}/ips", lambda c, a, b: c.list_ips(a["id"])),
         ("POST", f"projects/{ID}/ips", lambda c, a, b: (201, c.reserve_ip(a["id"], b))),

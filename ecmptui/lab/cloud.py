@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ecmptui.lab import fabric, sshd
+from ecmptui.lab import fabric, image, sshd
 from ecmptui.lab.instance import (
     EIP_POOL,
     MAX_NODES,
@@ -27,9 +27,11 @@ from ecmptui.lab.instance import (
     router_link_addr,
     server_link_addr,
 )
+from ecmptui.lab.machine import Machine
 from ecmptui.lab.router import CoreRouter, RouterPeer
 
 log = logging.getLogger("ecmptui.lab")
+BOOT_TIMEOUT = 15.0  # machine boot until sshd accepts
 
 METRO = {"id": "5d9d2e5e-0000-4000-8000-00000000001a", "code": "lab", "name": "Local lab",
          "country": "ZZ"}
@@ -44,11 +46,14 @@ PLANS = [
      "pricing": {"hour": 0.0}, "available_in": [{"href": "/metros/" + METRO["id"]}]},
 ]
 OPERATING_SYSTEMS = [
-    {"slug": "ubuntu_22_04", "name": "Ubuntu 22.04 LTS", "distro": "ubuntu", "version": "22.04",
-     "provisionable_on": ["t1.small", "c3.medium"]},
-    {"slug": "debian_12", "name": "Debian 12", "distro": "debian", "version": "12",
-     "provisionable_on": ["t1.small", "c3.medium"]},
+    {"slug": "debian_12", "name": "Debian 12 (lab image: BIRD 2, nginx, nftables installed)",
+     "distro": "debian", "version": "12", "provisionable_on": ["t1.small", "c3.medium"]},
+    {"slug": "debian_12_plain", "name": "Debian 12, plain (like a fresh Metal server)",
+     "distro": "debian", "version": "12", "provisionable_on": ["t1.small", "c3.medium"]},
 ]
+# operating system slug -> lab image (ecmptui.lab.image)
+OS_IMAGES = {"debian_12": "server", "debian_12_plain": "plain"}
+DEVICE_ACTIONS = ("reboot", "power_off", "power_on")
 
 
 class ApiError(Exception):
@@ -95,6 +100,7 @@ class Device:
     created_at: str
     state: str = "queued"
     host_key: str = ""
+    machine: Machine | None = None
 
 
 class Cloud:
@@ -197,9 +203,7 @@ class Cloud:
             "ssh_keys": [{"href": f"/ssh-keys/{k}"} for k in dev.ssh_keys],
             "provisioning_percentage": {"queued": 0, "provisioning": 50}.get(dev.state, 100),
             # lab-only: where this server's files live and which host key its sshd presents
-            "customdata": {"ecmptui_lab": {"root": str(self.lab.server_dir(dev.n)),
-                                           "namespace": self.lab.server_ns(dev.n),
-                                           "host_key": dev.host_key}},
+            "customdata": {},
             "href": f"/devices/{dev.id}",
         }
 
@@ -225,6 +229,9 @@ class Cloud:
         os_slug = body.get("operating_system")
         _require(any(o["slug"] == os_slug for o in OPERATING_SYSTEMS),
                  f"operating_system {os_slug!r} is not a valid operating system")
+        img = image.image(OS_IMAGES[os_slug])
+        _require(img.ready(), f"operating_system {os_slug!r}: the lab image is not built yet "
+                 f"(run `ecmptui lab image --os {img.os}`)")
         metro, facility = body.get("metro"), body.get("facility")
         _require(metro or facility, "metro or facility is required")
         _require(metro in (None, "", "lab") and facility in (None, "", "lab"),
@@ -247,24 +254,67 @@ class Cloud:
                          name=f"provision-{dev.n}").start()
         return data
 
+    def _machine(self, dev: Device) -> Machine:
+        return Machine(self.lab.server_machine(dev.n), self.lab.server_ns(dev.n),
+                       self.lab.server_dir(dev.n), image.image(OS_IMAGES[dev.os]).rootfs)
+
     def _provision(self, dev: Device, authorized: list[str]) -> None:
         try:
             with self.lock:
                 dev.state = "provisioning"
             fabric.add_server(self.lab, dev.n, self.slot)
-            directory = self.lab.server_dir(dev.n)
-            directory.mkdir(parents=True, exist_ok=True)
-            host_key = sshd.start(self.lab.server_ns(dev.n), directory,
-                                  mgmt_addr(self.slot, dev.n), authorized)
+            machine = self._machine(dev)
+            host_key = sshd.prepare(machine, dev.hostname, authorized)
             with self.lock:
                 if dev.id not in self.devices:  # deleted while provisioning
                     return
+                dev.machine = machine
                 dev.host_key = host_key
-                dev.state = "active"
                 self._write_known_hosts()
-            log.info("device %s (%s) active", dev.hostname, self.lab.server_ns(dev.n))
+            self._boot(dev)
         except Exception as exc:  # noqa: BLE001 - the device shows it; the daemon keeps serving
             log.error("device %s failed: %s", dev.hostname, exc)
+            with self.lock:
+                dev.state = "failed"
+
+    def _boot(self, dev: Device) -> None:
+        """Boot the device's machine; `active` once its sshd accepts, like Metal's."""
+        assert dev.machine is not None
+        dev.machine.boot()
+        sshd.wait_port(mgmt_addr(self.slot, dev.n), 22, BOOT_TIMEOUT)
+        with self.lock:
+            if dev.id in self.devices:
+                dev.state = "active"
+        log.info("device %s (%s) active", dev.hostname, dev.machine.name)
+
+    def device_action(self, device_id: str, body: dict) -> None:
+        """`POST /devices/{id}/actions`: reboot (power cycle on the same disk), power_off,
+        power_on. Runs in the background like Metal's; the device's state tells progress."""
+        kind = body.get("type")
+        _require(kind in DEVICE_ACTIONS, f"type must be one of {', '.join(DEVICE_ACTIONS)}")
+        with self.lock:
+            dev = self._device(device_id)
+            _require(dev.machine is not None and dev.state in ("active", "inactive"),
+                     f"device is {dev.state}; try again when it is active")
+            if kind == "power_on" and dev.state == "active":
+                return
+            dev.state = {"reboot": "rebooting", "power_off": "powering_off",
+                         "power_on": "powering_on"}[kind]
+        threading.Thread(target=self._power, args=(dev, kind), daemon=True,
+                         name=f"{kind}-{dev.n}").start()
+
+    def _power(self, dev: Device, kind: str) -> None:
+        assert dev.machine is not None
+        try:
+            if kind in ("reboot", "power_off"):
+                dev.machine.stop()
+            if kind == "power_off":
+                with self.lock:
+                    dev.state = "inactive"
+                return
+            self._boot(dev)
+        except Exception as exc:  # noqa: BLE001 - the device shows it
+            log.error("device %s %s failed: %s", dev.hostname, kind, exc)
             with self.lock:
                 dev.state = "failed"
 
@@ -283,6 +333,7 @@ class Cloud:
                 del self.sessions[sid]
             self._write_known_hosts()
             self._sync_router()
+        (dev.machine or self._machine(dev)).remove()
         fabric.remove_server(self.lab, dev.n)
         shutil.rmtree(self.lab.server_dir(dev.n), ignore_errors=True)
 
@@ -449,7 +500,9 @@ class Cloud:
                 sess = [self._session_json(s, protocols) for s in self.sessions.values()
                         if s["device_id"] == d.id]
                 devices.append({"id": d.id, "hostname": d.hostname, "state": d.state,
-                                "namespace": self.lab.server_ns(d.n),
+                                "namespace": self.lab.server_ns(d.n), "os": d.os,
+                                "machine": d.machine.name if d.machine else None,
+                                "pid": d.machine.pid() if d.machine else None,
                                 "mgmt_address": mgmt_addr(self.slot, d.n),
                                 "sessions": [{"id": s["id"], "status": s["status"],
                                               "learned_routes": s["learned_routes"]}

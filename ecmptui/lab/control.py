@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecmptui.errors import EcmpError
-from ecmptui.lab import fabric
+from ecmptui.lab import fabric, image, machine
 from ecmptui.lab.instance import MAX_SLOTS, STATE_ROOT, LabInstance, mgmt_net
 
 DEFAULT_PORT = 7443
@@ -25,14 +25,11 @@ UP_TIMEOUT = 15.0
 DOWN_TIMEOUT = 5.0
 
 # program -> Debian package that provides it
+# (BIRD, nginx and sshd run inside the lab's machines, from the lab image: not on the host)
 REQUIRED_PROGRAMS = {
     "ip": "iproute2",
-    "bird": "bird2",
-    "birdc": "bird2",
-    "/usr/sbin/sshd": "openssh-server",
-    "ssh-keygen": "openssh-client",
-    "nginx": "nginx-light (or nginx)",
-    "nft": "nftables",
+    "unshare": "util-linux",
+    "nsenter": "util-linux",
     "sysctl": "procps",
 }
 
@@ -64,7 +61,7 @@ class LabInfo:
 def preflight() -> None:
     """Root and every needed program, else one clear error naming the Debian package."""
     if os.geteuid() != 0:
-        raise EcmpError("the lab needs root (network namespaces, veths, BIRD): run as root")
+        raise EcmpError("the lab needs root (namespaces, machines, veths): run as root")
     for prog, package in REQUIRED_PROGRAMS.items():
         found = os.access(prog, os.X_OK) if prog.startswith("/") else shutil.which(prog)
         if not found:
@@ -139,18 +136,23 @@ def _check_port(port: int) -> None:
 def leftovers(lab: LabInstance) -> list[str]:
     """Namespaces, root links and state of this instance that exist now."""
     namespaces, links = fabric.present(lab)
-    found = [f"namespace {n}" for n in namespaces] + [f"link {link}" for link in links]
+    found = [f"machine {Path(c).name}" for c in fabric.machine_cgroups(lab)]
+    found += [f"namespace {n}" for n in namespaces] + [f"link {link}" for link in links]
     if lab.state_dir.exists():
         found.append(f"directory {lab.state_dir}")
     return found
 
 
-def up(lab: LabInstance, port: int = DEFAULT_PORT) -> tuple[LabInfo, bool]:
-    """Bring the lab up (or find it running). Returns (info, started_now)."""
+def up(lab: LabInstance, port: int = DEFAULT_PORT,
+       progress: image.Progress | None = None) -> tuple[LabInfo, bool]:
+    """Bring the lab up (or find it running), building the lab image first if it is
+    missing. Returns (info, started_now)."""
     preflight()
     info = read_info(lab)
     if info is not None:
         return info, False
+    machine.cgroup_root()  # a clear error now rather than a failed boot later
+    image.ensure("server", progress)
     rest = leftovers(lab)
     if rest:
         raise EcmpError(f"lab {lab.name!r} is partly present ({', '.join(rest[:3])}"

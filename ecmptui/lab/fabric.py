@@ -12,8 +12,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from ecmptui.errors import EcmpError
+from ecmptui.lab import machine
 from ecmptui.lab.instance import (
     CLIENT_ADDR,
     CLIENT_GW,
@@ -180,8 +182,19 @@ def present(lab: LabInstance) -> tuple[list[str], list[str]]:
     )
 
 
+def machine_cgroups(lab: LabInstance) -> list[str]:
+    """Cgroups of this instance's machines that exist now (processes may still be in them)."""
+    return [str(p) for p in machine.leftover_cgroups(lab.prefix)
+            if lab.owns_namespace(p.name)]
+
+
 def teardown(lab: LabInstance) -> None:
-    """Remove every namespace and root link of this instance, killing what runs inside."""
+    """Remove every machine, namespace and root link of this instance, killing what runs
+    inside. Machines go first: killing a machine's init takes its whole PID namespace and
+    its mounts with it."""
+    for cg in machine_cgroups(lab):
+        machine.kill_cgroup(Path(cg))
+    machine.remove_parent_if_empty()
     namespaces, _ = present(lab)
     pids: list[int] = []
     for ns in namespaces:

@@ -115,6 +115,15 @@ class LabInstance:
     def server_dir(self, n: int) -> Path:
         return self.state_dir / f"srv{n}"
 
+    # -- machines ------------------------------------------------------------------------
+    def server_machine(self, n: int) -> str:
+        """Host-unique name of server n's machine (its cgroup is named after it)."""
+        return self.server_ns(n)
+
+    @property
+    def router_machine(self) -> str:
+        return self.core_ns
+
 
 def link_net(n: int) -> ipaddress.IPv4Network:
     """The core<->server n link: .1 is the router, .2 the server."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 
 from ecmptui import bird
 from ecmptui.errors import EcmpError
-from ecmptui.lab import fabric
+from ecmptui.lab import fabric, image
+from ecmptui.lab.machine import Machine
 from ecmptui.lab.instance import ROUTER_ASN, ROUTER_ID, LabInstance, server_link_addr
 
 
@@ -69,49 +69,51 @@ def render_router_config(
 
 
 class CoreRouter:
-    """Runs and reconfigures the core router's BIRD inside the core namespace."""
+    """The core router: a machine from the lab image in the core namespace, whose BIRD is
+    run by systemd and reconfigured from the API's state (validated with `bird -p` first)."""
+
+    CONF = "/etc/bird/bird.conf"
 
     def __init__(self, lab: LabInstance) -> None:
         self.lab = lab
-        d = lab.router_dir
-        self.conf = d / "bird.conf"
-        self.socket = d / "bird.ctl"
-        self.pidfile = d / "bird.pid"
-        self.log = d / "bird.log"
+        self.machine = Machine(lab.router_machine, lab.core_ns, lab.router_dir,
+                               image.image("server").rootfs)
 
     def birdc(self, *args: str) -> str:
-        return fabric.run(["birdc", "-s", str(self.socket), *args], timeout=5)
+        try:
+            return self.machine.run("birdc", *args, timeout=5).stdout
+        except EcmpError as exc:
+            raise fabric.FabricError(str(exc)) from exc
 
     def _write_validated(self, text: str) -> None:
-        tmp = self.conf.with_suffix(".new")
-        tmp.write_text(text)
-        try:
-            fabric.run(["bird", "-p", "-c", str(tmp)])
-        except fabric.FabricError as exc:
-            tmp.unlink(missing_ok=True)
-            raise EcmpError(f"core router config rejected by bird -p: {exc}") from exc
-        os.replace(tmp, self.conf)
+        new = self.CONF + ".new"
+        self.machine.put(new, text, 0o640, owner="bird")
+        check = self.machine.run("bird", "-p", "-c", new, check=False)
+        if check.returncode != 0:
+            self.machine.run("rm", "-f", new, check=False)
+            msg = (check.stderr or check.stdout).strip().splitlines()
+            raise EcmpError(f"core router config rejected by bird -p: {msg[-1:] or check}")
+        self.machine.run("mv", new, self.CONF)
 
     def start(self, peers: list[RouterPeer], eips: list[str]) -> None:
-        self.lab.router_dir.mkdir(parents=True, exist_ok=True)
-        self._write_validated(render_router_config(peers, eips, str(self.log)))
-        fabric.run(fabric.in_ns(
-            self.lab.core_ns, "bird", "-c", str(self.conf), "-s", str(self.socket),
-            "-P", str(self.pidfile),
-        ))
-        deadline = time.monotonic() + 5
+        m = self.machine
+        m.put("/etc/hostname", "core\n")
+        m.put(self.CONF, render_router_config(peers, eips), 0o640, owner="bird")
+        m.enable("bird.service")
+        m.mask("ssh.service")  # nobody logs in to the router
+        m.boot()
+        deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if self.socket.exists():
-                try:
-                    self.birdc("show", "status")
-                    return
-                except fabric.FabricError:
-                    pass
+            if m.run("birdc", "show", "status", check=False, timeout=5).returncode == 0:
+                return
             time.sleep(0.02)
-        raise EcmpError("core router BIRD did not come up within 5 s")
+        raise EcmpError("core router BIRD did not come up within 10 s")
+
+    def stop(self) -> None:
+        self.machine.remove()
 
     def reconfigure(self, peers: list[RouterPeer], eips: list[str]) -> None:
-        self._write_validated(render_router_config(peers, eips, str(self.log)))
+        self._write_validated(render_router_config(peers, eips))
         out = self.birdc("configure")
         if "Reconfigured" not in out and "Reconfiguration in progress" not in out:
             raise EcmpError(f"core router reconfigure failed: {out.strip().splitlines()[-1:]}")

@@ -1,61 +1,33 @@
-"""An OpenSSH server inside one lab server namespace, as Metal's OS image would run it."""
+"""What the lab puts into a new machine before its first boot, as Metal's provisioning did:
+hostname, the device's own SSH host key, and the project's SSH keys for root."""
 
 from __future__ import annotations
 
 import socket
 import time
-from pathlib import Path
+
+import asyncssh
 
 from ecmptui.errors import EcmpError
-from ecmptui.lab import fabric
+from ecmptui.lab.machine import Machine
 
-SSHD = "/usr/sbin/sshd"  # sshd refuses to re-exec itself unless started by absolute path
-
-
-def sshd_config(listen: str, host_key: Path, pid_file: Path, authorized_keys: Path) -> str:
-    return "\n".join([
-        "Port 22",
-        f"ListenAddress {listen}",
-        f"HostKey {host_key}",
-        f"PidFile {pid_file}",
-        f"AuthorizedKeysFile {authorized_keys}",
-        "PermitRootLogin prohibit-password",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "UsePAM no",
-        # keys live under the lab's state directory, not in ~/.ssh: skip the ownership checks
-        "StrictModes no",
-        "X11Forwarding no",
-        "AllowTcpForwarding no",
-        "PrintMotd no",
-        "LogLevel VERBOSE",
-        "",
-    ])
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
+# A drop-in, so the image's own sshd_config stays Debian's: only the key the lab made.
+SSHD_DROPIN = f"HostKey {HOST_KEY}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
 
 
-def generate_host_key(path: Path) -> str:
-    """Create an ed25519 host key at `path`; return the public key line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fabric.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)])
-    return path.with_suffix(".pub").read_text().strip()
-
-
-def start(ns: str, directory: Path, listen: str, authorized: list[str]) -> str:
-    """Start sshd in `ns` listening on `listen`; return its host public key line."""
-    ssh_dir = directory / "ssh"
-    ssh_dir.mkdir(parents=True, exist_ok=True)
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
-    host_pub = generate_host_key(ssh_dir / "ssh_host_ed25519_key")
-    keys = ssh_dir / "authorized_keys"
-    keys.write_text("".join(k.strip() + "\n" for k in authorized))
-    keys.chmod(0o600)
-    conf = ssh_dir / "sshd_config"
-    conf.write_text(sshd_config(listen, ssh_dir / "ssh_host_ed25519_key",
-                                directory / "sshd.pid", keys))
-    fabric.run(fabric.in_ns(ns, SSHD, "-f", str(conf)))
-    wait_port(listen, 22, 5.0)
-    return host_pub
+def prepare(machine: Machine, hostname: str, authorized: list[str]) -> str:
+    """Write hostname, host key and authorized_keys into `machine`; return the host key line."""
+    machine.put("/etc/hostname", hostname + "\n")
+    machine.put("/etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {hostname}\n")
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=f"root@{hostname}")
+    machine.put(HOST_KEY, key.export_private_key().decode(), 0o600)
+    public = key.export_public_key().decode().strip()
+    machine.put(HOST_KEY + ".pub", public + "\n")
+    machine.put("/etc/ssh/sshd_config.d/ecmptui-lab.conf", SSHD_DROPIN)
+    machine.put("/root/.ssh/authorized_keys", "".join(k.strip() + "\n" for k in authorized),
+                0o600)
+    return " ".join(public.split()[:2])
 
 
 def wait_port(host: str, port: int, timeout: float) -> None:
