@@ -299,7 +299,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     async def act() -> str:
         if args.action == "reboot":
             took = await d.reboot(rec, timeout=args.timeout)
-            return f"rebooted; back (SSH up, BGP Established, EIP announced) after {took:.1f} s"
+            return f"rebooted; back (SSH up, BGP Established) after {took:.1f} s"
         async with d.node(rec) as node:
             if args.action == "fault":
                 await node_mod.inject_fault(node, args.fault)

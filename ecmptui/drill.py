@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from ecmptui import node as node_mod
 from ecmptui.errors import EcmpError
-from ecmptui.failover import analyse, first_answer_ms, steady_since
+from ecmptui.failover import analyse, back_after_ms, first_answer_ms, steady_since
 from ecmptui.inventory import Deployment, Inventory, NodeRecord
 from ecmptui.node import Node
 from ecmptui.probe_stream import ProbeStream
@@ -25,8 +25,8 @@ from ecmptui.status import gather, health_label
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    act: Callable[[Node], Awaitable[None]]
-    undo: Callable[[Node], Awaitable[object]]
+    act: Callable[[Node], Awaitable[None]] | None   # None: a device action through the API
+    undo: Callable[[Node], Awaitable[object]] | None  # None: the node comes back by itself
     lab_only: bool
     description: str
 
@@ -48,7 +48,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "the node silently drops everything on its uplink, then recovers"),
     Scenario("stop-nginx", _fault("stop-nginx"), node_mod.restore, True,
              "nginx stopped while BIRD keeps announcing, then started"),
+    Scenario("reboot", None, None, False,
+             "the server rebooted through the API; BIRD, nginx and the EIP come back by "
+             "themselves"),
 ]}
+REBOOT_TIMEOUT = 90.0
 
 
 @dataclass
@@ -125,6 +129,8 @@ class Drill:
             if sc.lab_only and not self.d.is_lab:
                 raise EcmpError(f"scenario {name!r} injects a fault: lab only (this target "
                                 "allows withdraw and shutdown)")
+            if sc.act is None and self.d.client is None:
+                raise EcmpError(f"scenario {name!r} needs the API (lab or metal target)")
             out += [(sc, True), (sc, False)] if sc.lab_only else [(sc, None)]
         return out
 
@@ -190,6 +196,8 @@ class Drill:
                     paused_health = True
                 await asyncio.sleep(1.0)  # a second of normal traffic as the baseline
                 t_action = time.monotonic()
+                if sc.act is None:
+                    return await self._reboot(sc, label, target, stream, t_action, baseline)
                 await sc.act(node)
                 self.on_event(f"{label}: acted on {target.name}")
                 deadline = t_action + self.limit_s + self.timeout
@@ -202,6 +210,7 @@ class Drill:
                 else:
                     notes.append(f"traffic not steady within {self.limit_s:.0f} s")
                 t_restore = time.monotonic()
+                assert sc.undo is not None
                 await sc.undo(node)
                 if paused_health:
                     await node_mod.start_health(node)
@@ -234,6 +243,42 @@ class Drill:
         return result
 
 
+    async def _reboot(self, sc: Scenario, label: str, target: NodeRecord, stream: ProbeStream,
+                      t_action: float, baseline: dict) -> ScenarioResult:
+        """Reboot through the API, wait until the node is back by itself, measure."""
+        notes: list[str] = []
+        await self.d.client.acall(self.d.client.reboot_device, target.device_id)
+        self.on_event(f"{label}: reboot requested for {target.name}")
+        try:
+            await self.d.wait_back(target, t_action + REBOOT_TIMEOUT)
+        except EcmpError as exc:
+            notes.append(str(exc))
+        deadline = time.monotonic() + 15
+        while back_after_ms(stream.samples, t_action, target.name) is None or \
+                first_answer_ms(stream.samples, time.monotonic() - 0.5, target.name) is None:
+            if time.monotonic() > deadline:
+                notes.append("the node did not answer again within 15 s of being back")
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(self.settle_s)
+        await stream.stop()
+        after_status = await wait_status(
+            self.d, lambda st: health_key(st) == health_key(baseline), 15)
+        if after_status is None:
+            notes.append("status differs from before the scenario")
+        back = back_after_ms(stream.samples, t_action, target.name)
+        until = t_action + back / 1000 if back is not None else None
+        fo = analyse(stream.samples, t_action, target.name, until=until)
+        result = ScenarioResult(
+            sc.name, False, None, target.name, fo.convergence_ms, fo.last_affected_ms, back,
+            fo.failed, fo.before, fo.after,
+            recovered=back is not None and after_status is not None,
+            requests=len(stream.samples), notes=notes)
+        self.on_event(f"{label}: failed {sum(result.failed.values())}, answering again after "
+                      f"{fmt_ms(back)}, recovered {result.recovered}")
+        return result
+
+
 def fmt_ms(v: float | None) -> str:
     return "not steady" if v is None else f"{v:.0f} ms"
 
@@ -261,5 +306,6 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
     if notes:
         lines += ["", "Notes:", *notes]
     lines += ["", "convergence: from the action to the last request that failed or still "
-              "reached the node; recovery: from the restore to the node's first answer."]
+              "reached the node; recovery: from the restore to the node's first answer "
+              "(reboot: from the reboot request to its first answer after it was down)."]
     return "\n".join(lines) + "\n"

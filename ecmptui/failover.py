@@ -71,6 +71,17 @@ def first_answer_ms(samples: Sequence[Sample], t: float, backend: str) -> float 
     return _ms(min(sent) - t) if sent else None
 
 
+def back_after_ms(samples: Sequence[Sample], t: float, backend: str) -> float | None:
+    """When `backend` answered again after its longest silence since `t` (a reboot): the send
+    time, after `t`, of the answer that ends the longest gap between its answers."""
+    sent = sorted(s.t for s in samples if s.t >= t and s.error is None and s.backend == backend)
+    if not sent:
+        return None
+    edges = [t, *sent]
+    gap_end = max(range(1, len(edges)), key=lambda i: edges[i] - edges[i - 1])
+    return _ms(edges[gap_end] - t)
+
+
 def steady_since(samples: Sequence[Sample], now: float, window_s: float,
                  affected: str | None, timeout_s: float) -> bool:
     """True if every request sent in the `window_s` seconds before the last `timeout_s`

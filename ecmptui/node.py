@@ -431,13 +431,13 @@ def health_paths(lay: Layout) -> dict[str, str]:
 
 
 def health_unit(lay: Layout) -> str:
-    """The checker as a service. `systemctl stop` sends SIGUSR1: the checker then exits
-    without touching BIRD (SIGTERM would withdraw the EIP on its way out)."""
+    """The checker as a service. `systemctl stop` (SIGTERM) withdraws the EIP on the way out:
+    no check, no announcement. A crash is restarted; a clean exit is not."""
     paths = health_paths(lay)
     return ("[Unit]\nDescription=ecmptui health check (withdraws the EIP when nginx fails)\n"
             f"After={lay.bird_unit}.service {lay.nginx_unit}.service\n\n[Service]\n"
             f"ExecStart=/usr/bin/python3 {paths['script']} --config {paths['config']}\n"
-            "KillSignal=SIGUSR1\nRestart=always\nRestartSec=1\n\n"
+            "Restart=on-failure\nRestartSec=1\n\n"
             "[Install]\nWantedBy=multi-user.target\n")
 
 
@@ -464,8 +464,13 @@ async def start_health(node: Node) -> None:
 
 
 async def stop_health(node: Node) -> None:
-    """Stop the checker without touching BIRD."""
-    await node.systemctl("stop", HEALTH_UNIT, check=False)
+    """Stop the checker without touching BIRD (SIGUSR1: a clean exit, not restarted)."""
+    await node.systemctl("kill", "-s", "USR1", "--kill-who=main", HEALTH_UNIT, check=False)
+    for _ in range(60):  # bounded: 3 s
+        if not await health_running(node):
+            return
+        await asyncio.sleep(0.05)
+    await node.systemctl("kill", "-s", "KILL", HEALTH_UNIT, check=False)
 
 
 async def apply_health(node: Node, settings: dict | None, eip: str) -> bool:

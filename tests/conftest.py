@@ -126,6 +126,16 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
         time.sleep(interval)
 
 
+def machine_of(lab_instance: LabInstance, rec):
+    """The lab machine behind a node record (its index in the lab is in its mgmt address)."""
+    from ecmptui.lab import image
+    from ecmptui.lab.machine import Machine
+
+    n = int(rec.mgmt_address.rsplit(".", 1)[1]) - 10
+    return Machine(lab_instance.server_machine(n), lab_instance.server_ns(n),
+                   lab_instance.server_dir(n), image.image("server").rootfs)
+
+
 def on_node(cfg, name: str, action):
     """Open an SSH session to node `name` of a settings file and return `await action(node)`."""
     import asyncio

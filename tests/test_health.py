@@ -4,13 +4,12 @@ rise/fall allow, withdraws on a clean shutdown, and shows in status."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from datetime import datetime
 
 import pytest
 
-from conftest import on_node, run_cli, status, wait_for
+from conftest import machine_of, on_node, run_cli, status, wait_for
 from ecmptui import config
 from ecmptui import node as node_mod
 from ecmptui.inventory import Deployment
@@ -42,38 +41,34 @@ def _transitions(log: str, since: float) -> list[tuple[float, str]]:
     return out
 
 
-def _flap(ns: str, period: float, seconds: float) -> None:
+def _flap(machine, period: float, seconds: float) -> None:
     """The service goes down and up every `period` s (as the check sees it)."""
     deadline = time.monotonic() + seconds
     down = False
     try:
         while time.monotonic() < deadline:
             if not down:
-                subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=FLAP_RULES,
-                               text=True, check=True)
+                machine.run("nft", "-f", "-", input=FLAP_RULES)
             else:
-                subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet",
-                                "ecmptui_test_flap"], check=True)
+                machine.run("nft", "delete", "table", "inet", "ecmptui_test_flap")
             down = not down
             time.sleep(period)
     finally:
-        subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet",
-                        "ecmptui_test_flap"], capture_output=True)
+        machine.run("nft", "delete", "table", "inet", "ecmptui_test_flap", check=False)
 
 
-def test_flapping_service_does_not_flap_the_route(lab, deployed):
+def test_flapping_service_does_not_flap_the_route(lab_instance, deployed):
     cfg, _ = deployed
     rec = Deployment(config.load(cfg)).inventory().node("tnode1")
-    root = lab_root(rec)
-    ns = f"{lab.name}-{root.name}"
-    log = root / "ecmptui" / "health.log"
+    machine = machine_of(lab_instance, rec)
+    log = "/var/lib/ecmptui/health.log"
     fast_start = time.time()
-    _flap(ns, 0.1, 3.0)           # faster than fall x interval: no transition may follow each
+    _flap(machine, 0.1, 3.0)      # faster than fall x interval: no transition may follow each
     slow_start = time.time()
-    _flap(ns, 0.6, 3.0)           # slow enough that the check must see it
-    fast = _transitions(log.read_text(), fast_start)
+    _flap(machine, 0.6, 3.0)      # slow enough that the check must see it
+    fast = _transitions(machine.get(log) or "", fast_start)
     fast = [c for c in fast if c[0] < slow_start]
-    slow = _transitions(log.read_text(), slow_start)
+    slow = _transitions(machine.get(log) or "", slow_start)
     assert len(slow) >= 2, slow   # the check did see the service go down and up
     for changes in (fast, slow):
         gaps = [b[0] - a[0] for a, b in zip(changes, changes[1:])]
@@ -84,20 +79,13 @@ def test_flapping_service_does_not_flap_the_route(lab, deployed):
     assert wait_for(lambda: len(status(cfg)["router"]["nexthops"]) == 2)
 
 
-def lab_root(rec):
-    from pathlib import Path
-
-    return Path(rec.lab_root)
-
-
 def test_clean_shutdown_withdraws_and_restart_announces(deployed):
     cfg, _ = deployed
 
-    async def sigterm(node):
-        pid = node_mod.health_paths(node.layout)["pid"]
-        await node.run("sh", "-c", 'kill -TERM "$(cat "$1")"', "sh", pid)
+    async def stop(node):  # an operator's `systemctl stop`: SIGTERM to the checker
+        await node.systemctl("stop", node_mod.HEALTH_UNIT)
 
-    on_node(cfg, "tnode2", sigterm)
+    on_node(cfg, "tnode2", stop)
     try:
         st = wait_for(lambda: (s := status(cfg))["router"]["nodes"] == ["tnode1"] and s)
         assert st, "the checker's clean shutdown did not withdraw tnode2"
@@ -117,9 +105,10 @@ def test_a_bird_reload_does_not_re_announce_a_failed_node(deployed):
 
     async def reload_with_changed_config(node):
         text = await node.read(node.layout.bird_conf)
-        await node.write(node.layout.bird_conf, text + "# touched by a test\n", "0640")
+        await node.write(node.layout.bird_conf, text + "# touched by a test\n", "0640",
+                         dir_group=True)
         out = await node.run(*node.birdc_argv("configure"))
-        await node.write(node.layout.bird_conf, text, "0640")
+        await node.write(node.layout.bird_conf, text, "0640", dir_group=True)
         return out.stdout
 
     run_cli("--config", str(cfg), "node", "fault", "tnode1", "stop-nginx", check=True)

@@ -21,11 +21,26 @@ pytestmark = pytest.mark.lab
 
 
 def assert_gone(lab: LabInstance) -> None:
+    """Nothing of the instance: no namespace, link, machine cgroup, process, mount or file."""
     namespaces, links = fabric.present(lab)
     assert namespaces == [] and links == []
+    assert fabric.machine_cgroups(lab) == []
     assert not lab.state_dir.exists()
     procs = subprocess.run(["pgrep", "-af", str(lab.state_dir)], capture_output=True, text=True)
     assert procs.stdout.strip() == ""
+    in_machines = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if f"/ecmptui/{lab.name}-" in (proc / "cgroup").read_text():
+                in_machines.append(proc.name)
+        except OSError:
+            pass
+    assert in_machines == []
+    mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
+                            text=True).stdout
+    assert str(lab.state_dir) not in mounts
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert f"{lab.name}-" not in links
 
 
 def test_up_is_idempotent_and_status_reports(lab, lab_instance):
@@ -60,6 +75,7 @@ def test_down_leaves_nothing(kill):
                                   check=True).stdout)
         _device_with_sshd(info)
         assert len(fabric.present(lab)[0]) == 3
+        assert len(fabric.machine_cgroups(lab)) == 2  # the core router and the server
         if kill:
             pid = json.loads(lab.info_file.read_text())["pid"]
             os.kill(pid, signal.SIGKILL)
@@ -109,12 +125,12 @@ def test_missing_program_names_the_debian_package(tmp_path):
     bindir.mkdir()
     for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin"):
         for prog in Path(d).iterdir():
-            if prog.name not in ("bird", "birdc") and not (bindir / prog.name).exists():
+            if prog.name != "nsenter" and not (bindir / prog.name).exists():
                 (bindir / prog.name).symlink_to(prog)
     proc = run_cli("--lab", "ecmpm", "lab", "up", env={"PATH": str(bindir)})
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("ecmptui: error: bird not found: install the Debian package "
-                                   "bird2")
+    assert proc.stderr.strip() == ("ecmptui: error: nsenter not found: install the Debian "
+                                   "package util-linux")
 
 
 def test_not_root_is_refused():
@@ -124,8 +140,8 @@ def test_not_root_is_refused():
         capture_output=True, text=True, cwd="/tmp",
         env={**os.environ, "PYTHONPATH": os.pathsep.join(os.sys.path)})
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == ("ecmptui: error: the lab needs root (network namespaces, "
-                                   "veths, BIRD): run as root")
+    assert proc.stderr.strip() == ("ecmptui: error: the lab needs root (namespaces, machines, "
+                                   "veths): run as root")
 
 
 def test_invalid_lab_name():

@@ -83,7 +83,7 @@ def test_drill_runs_every_scenario_and_reports(drill):
     rows, report = drill
     names = {name for name, _, _ in rows}
     assert names == {"withdraw", "shutdown", "kill-bird", "freeze-bird", "isolate",
-                     "stop-nginx"}
+                     "stop-nginx", "reboot"}
     for fault in ("kill-bird", "freeze-bird", "isolate"):
         assert (fault, True, True) in rows and (fault, False, True) in rows
     for bfd in (True, False):  # stop-nginx with the health check and without it

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ecmptui.lab import fabric, image, sshd
+from ecmptui.lab import aptproxy, fabric, firstboot, image
 from ecmptui.lab.instance import (
     EIP_POOL,
     MAX_NODES,
@@ -108,6 +108,7 @@ class Cloud:
 
     def __init__(self, lab: LabInstance, slot: int, router: CoreRouter, project_id: str) -> None:
         self.lab, self.slot, self.router = lab, slot, router
+        self.apt_proxy = aptproxy.AptProxy(lab, slot)
         self.lock = threading.RLock()
         self.project = {"id": project_id, "name": f"ecmptui lab {lab.name}",
                         "created_at": _now(), "updated_at": _now(),
@@ -264,7 +265,10 @@ class Cloud:
                 dev.state = "provisioning"
             fabric.add_server(self.lab, dev.n, self.slot)
             machine = self._machine(dev)
-            host_key = sshd.prepare(machine, dev.hostname, authorized)
+            host_key = firstboot.prepare(machine, dev.hostname, authorized)
+            machine.put("/etc/apt/apt.conf.d/01ecmptui-lab-proxy", aptproxy.apt_conf(self.slot))
+            if OS_IMAGES[dev.os] == "plain":  # provisioning will need packages
+                self.apt_proxy.ensure()
             with self.lock:
                 if dev.id not in self.devices:  # deleted while provisioning
                     return
@@ -281,7 +285,7 @@ class Cloud:
         """Boot the device's machine; `active` once its sshd accepts, like Metal's."""
         assert dev.machine is not None
         dev.machine.boot()
-        sshd.wait_port(mgmt_addr(self.slot, dev.n), 22, BOOT_TIMEOUT)
+        firstboot.wait_port(mgmt_addr(self.slot, dev.n), 22, BOOT_TIMEOUT)
         with self.lock:
             if dev.id in self.devices:
                 dev.state = "active"

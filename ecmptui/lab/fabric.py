@@ -185,7 +185,7 @@ def present(lab: LabInstance) -> tuple[list[str], list[str]]:
 def machine_cgroups(lab: LabInstance) -> list[str]:
     """Cgroups of this instance's machines that exist now (processes may still be in them)."""
     return [str(p) for p in machine.leftover_cgroups(lab.prefix)
-            if lab.owns_namespace(p.name)]
+            if lab.owns_machine(p.name)]
 
 
 def teardown(lab: LabInstance) -> None:

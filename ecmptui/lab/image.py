@@ -3,7 +3,7 @@
 Two images, each cached under a directory named by a hash of its recipe (change the recipe and
 the next `lab up` builds a new one; old ones can be removed by hand):
 - `server`: what provisioning expects to find on a prepared server (BIRD 2, nginx, nftables
-  installed but not configured or enabled);
+  installed but not configured or enabled; apt-cacher-ng for the lab's package proxy);
 - `plain`: a fresh Metal-like server (systemd, sshd, python3, iproute2): provisioning has to
   install BIRD and nginx itself.
 
@@ -34,7 +34,7 @@ BUILD_TIMEOUT = 900.0  # one bound on the whole debootstrap run
 _BASE = ["systemd", "systemd-sysv", "openssh-server", "python3", "iproute2", "procps"]
 PACKAGES = {
     "plain": _BASE,
-    "server": _BASE + ["nftables", "bird2", "nginx-light"],
+    "server": _BASE + ["nftables", "bird2", "nginx-light", "apt-cacher-ng"],
 }
 # Units a server in a container does not need (no consoles, no logins to track, no timers
 # that would wake 16 machines at once); masked in the image.
@@ -49,11 +49,13 @@ MASKED_UNITS = [
     "systemd-remount-fs.service", "systemd-sysctl.service",
 ]
 JOURNALD_CONF = "[Journal]\nStorage=volatile\nRuntimeMaxUse=8M\nForwardToConsole=no\n"
-# debootstrap's progress lines that mark a new stage
-_STAGES = [("Retrieving Release", "reaching the mirror"), ("Retrieving packages", "downloading"),
-           ("Validating", "checking packages"), ("Extracting", "unpacking"),
-           ("Installing core", "installing"), ("Unpacking the base", "unpacking base"),
-           ("Configuring", "configuring"), ("Base system installed", "done")]
+# debootstrap's progress lines ("I: ...") that start a new stage
+_STAGES = [("Retrieving InRelease", "reaching the mirror"),
+           ("Resolving dependencies", "resolving packages"),
+           ("Extracting", "unpacking"), ("Installing core", "installing the core"),
+           ("Unpacking the base", "unpacking the rest"), ("Configuring the base", "configuring"),
+           ("Base system installed", "base system installed")]
+_EVERY = 25  # report the download every this many packages
 
 Progress = Callable[[str], None]
 
@@ -90,7 +92,8 @@ def recipe(os_name: str) -> dict:
         raise EcmpError(f"unknown lab image {os_name!r} (one of {', '.join(PACKAGES)})")
     return {"version": 1, "suite": SUITE, "variant": "minbase", "packages": PACKAGES[os_name],
             "masked": MASKED_UNITS, "journald": JOURNALD_CONF,
-            "disabled": ["bird.service", "nginx.service", "ssh.socket"]}
+            "disabled": ["bird.service", "nginx.service", "ssh.socket",
+                         "apt-cacher-ng.service"]}
 
 
 def image(os_name: str) -> Image:
@@ -126,9 +129,13 @@ def ensure(os_name: str, progress: Progress | None = None, rebuild: bool = False
                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "build_seconds": round(time.monotonic() - started, 1), "bytes": size}
         (tmp / "image.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if img.path.exists():
+        if img.path.exists() and rebuild:
             shutil.rmtree(img.path)
-        tmp.rename(img.path)
+        try:
+            tmp.rename(img.path)
+        except OSError:
+            if not img.ready():  # else another build finished first: use that one
+                raise EcmpError(f"cannot put the image in place at {img.path}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     say(f"image {img.path.name} ready ({size / 1e6:.0f} MB)")
@@ -145,7 +152,7 @@ def _debootstrap(os_name: str, target: Path, say: Progress) -> None:
                             env=env, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
     deadline = time.monotonic() + BUILD_TIMEOUT
-    last_stage, tail = "", []
+    last_stage, tail, fetched = "", [], 0
     for line in proc.stdout:
         line = line.rstrip()
         tail = (tail + [line])[-5:]
@@ -153,6 +160,11 @@ def _debootstrap(os_name: str, target: Path, say: Progress) -> None:
             if marker in line and stage != last_stage:
                 last_stage = stage
                 say(stage)
+        if line.startswith("I: Retrieving ") and "Release" not in line \
+                and "Packages" not in line:
+            fetched += 1
+            if fetched % _EVERY == 1:
+                say(f"downloading packages ({fetched} so far)")
         if time.monotonic() > deadline:
             proc.kill()
             raise EcmpError(f"image build took longer than {BUILD_TIMEOUT:.0f} s; stopped")
@@ -178,7 +190,7 @@ def _customize(os_name: str, root: Path) -> None:
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
     for wants in systemd_dir.glob("*.wants"):
-        for unit in ("bird.service", "nginx.service", "getty@tty1.service", "ssh.socket"):
+        for unit in recipe(os_name)["disabled"] + ["getty@tty1.service"]:
             (wants / unit).unlink(missing_ok=True)
     (root / "etc" / "systemd" / "journald.conf.d").mkdir(parents=True, exist_ok=True)
     (root / "etc" / "systemd" / "journald.conf.d" / "ecmptui-lab.conf").write_text(JOURNALD_CONF)

@@ -76,6 +76,17 @@ class LabInstance:
     def owns_namespace(self, ns: str) -> bool:
         return re.fullmatch(re.escape(self.name) + r"-(core|client|srv\d+)", ns) is not None
 
+    def owns_machine(self, name: str) -> bool:
+        return re.fullmatch(re.escape(self.name) + r"-(core|apt|srv\d+)", name) is not None
+
+    @property
+    def apt_machine(self) -> str:
+        return f"{self.name}-apt"
+
+    @property
+    def apt_dir(self) -> Path:
+        return self.state_dir / "apt"
+
     def owns_link(self, link: str) -> bool:
         return re.fullmatch(re.escape(self.name) + r"-(mgmt|m\d+)", link) is not None
 

@@ -65,9 +65,10 @@ def cgroup_parent() -> Path:
 
 
 class Machine:
-    """One machine: `name` is unique on the host (`<lab>-srv1`), `netns` its network."""
+    """One machine: `name` is unique on the host (`<lab>-srv1`), `netns` its network
+    namespace (None: the host's own network, for the lab's package proxy only)."""
 
-    def __init__(self, name: str, netns: str, directory: Path, lower: Path) -> None:
+    def __init__(self, name: str, netns: str | None, directory: Path, lower: Path) -> None:
         self.name, self.netns, self.dir, self.lower = name, netns, directory, lower
 
     # -- paths ---------------------------------------------------------------------------
@@ -185,8 +186,8 @@ class Machine:
             with open(procs, "w") as fh:
                 fh.write("0\n")
 
-        argv = ["ip", "netns", "exec", self.netns,
-                "unshare", "--pid", "--mount", "--uts", "--ipc", "--cgroup", "--fork",
+        argv = ["ip", "netns", "exec", self.netns] if self.netns else []
+        argv += ["unshare", "--pid", "--mount", "--uts", "--ipc", "--cgroup", "--fork",
                 "--propagation", "private", "--", "/bin/sh", "-c", BOOT_SCRIPT, "boot",
                 str(self.dir / "merged"), str(self.lower), str(self.upper), str(self.dir / "work")]
         with open(self.console, "ab") as log:
@@ -299,8 +300,10 @@ def kill_cgroup(cgroup: Path, timeout: float = 5.0) -> None:
         return
     kill_file = cgroup / "cgroup.kill"
     deadline = time.monotonic() + timeout
+    seen: set[int] = set()
     while time.monotonic() < deadline:
         pids = _tree_pids(cgroup)
+        seen.update(pids)
         if not pids:
             break
         if kill_file.exists():
@@ -314,6 +317,10 @@ def kill_cgroup(cgroup: Path, timeout: float = 5.0) -> None:
             except ProcessLookupError:
                 pass
         time.sleep(0.02)
+    # An exited process leaves cgroup.procs at once but lives on until reaped; a PID
+    # namespace's init is reaped only after every process in it is gone. Wait for that.
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in seen):
+        time.sleep(0.01)
     for dirpath, _dirs, _files in sorted(os.walk(cgroup), key=lambda w: -len(w[0])):
         try:
             os.rmdir(dirpath)
