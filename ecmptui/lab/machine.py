@@ -70,6 +70,7 @@ class Machine:
 
     def __init__(self, name: str, netns: str | None, directory: Path, lower: Path) -> None:
         self.name, self.netns, self.dir, self.lower = name, netns, directory, lower
+        self._launcher: subprocess.Popen | None = None
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -191,9 +192,9 @@ class Machine:
                 "--propagation", "private", "--", "/bin/sh", "-c", BOOT_SCRIPT, "boot",
                 str(self.dir / "merged"), str(self.lower), str(self.upper), str(self.dir / "work")]
         with open(self.console, "ab") as log:
-            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                             start_new_session=True, close_fds=True, cwd="/",
-                             preexec_fn=join_cgroup)
+            self._launcher = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                close_fds=True, cwd="/", preexec_fn=join_cgroup)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             pid = self._find_init()
@@ -241,6 +242,9 @@ class Machine:
         """Power off hard: kill every process of the machine, then remove its cgroup."""
         kill_cgroup(self.cgroup, timeout)
         self.pid_file.unlink(missing_ok=True)
+        if self._launcher is not None:  # reap our child, or it stays a zombie
+            self._launcher.wait(timeout)
+            self._launcher = None
 
     def remove(self) -> None:
         """Stop the machine and delete its upper layer."""
@@ -319,7 +323,7 @@ def kill_cgroup(cgroup: Path, timeout: float = 5.0) -> None:
         time.sleep(0.02)
     # An exited process leaves cgroup.procs at once but lives on until reaped; a PID
     # namespace's init is reaped only after every process in it is gone. Wait for that.
-    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in seen):
+    while time.monotonic() < deadline and any(_alive(p) for p in seen):
         time.sleep(0.01)
     for dirpath, _dirs, _files in sorted(os.walk(cgroup), key=lambda w: -len(w[0])):
         try:
@@ -328,6 +332,15 @@ def kill_cgroup(cgroup: Path, timeout: float = 5.0) -> None:
             pass
     if cgroup.exists():
         raise EcmpError(f"could not remove cgroup {cgroup}: processes still in it")
+
+
+def _alive(pid: int) -> bool:
+    """Still running or dying; a zombie (waiting for its parent to reap it) counts as gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
 
 
 def _tree_pids(cgroup: Path) -> list[int]:
