@@ -98,8 +98,12 @@ class EcmpApp(App):
     @work(exclusive=True, group="lab")
     async def start_lab(self) -> None:
         self.notify("starting the lab…")
+
+        def progress(stage: str) -> None:  # the image build, from the worker's thread
+            self.call_from_thread(self.notify, f"building the lab image: {stage}")
+
         try:
-            self.notify(await self.cockpit.start_lab())
+            self.notify(await self.cockpit.start_lab(progress))
         except EcmpError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return

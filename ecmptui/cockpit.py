@@ -58,12 +58,15 @@ class Cockpit:
 
         return control.read_info(LabInstance(self.settings.lab)) is not None
 
-    async def start_lab(self) -> str:
+    async def start_lab(self, progress: Callable[[str], None] | None = None) -> str:
+        """`lab up`; `progress` gets the image build's stages (called from a thread) when
+        the machine image has to be built first."""
         self._guard("start the lab")
         from ecmptui.lab import control
         from ecmptui.lab.instance import LabInstance
 
-        info, _ = await asyncio.to_thread(control.up, LabInstance(self.settings.lab))
+        info, _ = await asyncio.to_thread(control.up, LabInstance(self.settings.lab),
+                                          progress=progress)
         self._deployment = None
         return f"lab {self.settings.lab} is up at {info.endpoint}"
 
