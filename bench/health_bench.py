@@ -17,6 +17,7 @@ from pathlib import Path
 from common import LAB, lab_config
 
 from ecmptui.lab import control
+
 VARIANTS = [("ecmptui default: 100 ms x fall 3", 100, 3, 8),
             ("anycast-healthchecker-style: 10 s x fall 2", 10000, 2, 30)]
 

@@ -30,7 +30,8 @@ def answered_by_all(eip: str, n: int, timeout: float = 10.0) -> None:
     code = ("import http.client,sys\nseen=set()\nfor _ in range(%d):\n"
             " c=http.client.HTTPConnection(sys.argv[1],80,timeout=1)\n"
             " try:\n  c.request('GET','/'); seen.add(c.getresponse().read().decode().strip())\n"
-            " except OSError: pass\n c.close()\nprint('\\n'.join(seen))" % (20 * n))
+            " except OSError: pass\n c.close()\nprint('\\n'.join(seen))").replace(
+                "%d", str(20 * n))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         out = subprocess.run(["ip", "netns", "exec", LAB.client_ns, sys.executable, "-c", code,

@@ -17,8 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cpu_seconds as cpu, rss_mb  # noqa: E402
-from test_serve import Collect, Served  # noqa: E402
+from common import cpu_seconds as cpu
+from common import rss_mb
+
+from test_serve import Collect, Served
 
 
 async def main() -> None:

@@ -36,12 +36,13 @@ def find_pid(pattern: str, timeout: float = 10) -> int:
 
 
 async def switch_latency(cfg: Path) -> tuple[float, float]:
+    from textual import events
+
     from ecmptui import config
     from ecmptui.app import EcmpApp
     from ecmptui.cockpit import Cockpit
     from ecmptui.screens.bgp import BgpScreen
     from ecmptui.screens.traffic import TrafficScreen
-    from textual import events
 
     app = EcmpApp(Cockpit(config.load(cfg)), rate=200)
     times = []
@@ -90,7 +91,7 @@ def main() -> None:
             subprocess.run(["tmux", "kill-session", "-t", "ecmptui-bench"], capture_output=True)
             control.down(LAB)
     print(f"{'measure':44} {'value':>8} {'goal':>8}")
-    for name, value, goal, unit in [
+    for name, value, goal, _unit in [
             ("app CPU, Traffic screen, 200 req/s (% core)", app_cpu, 15, "%"),
             ("prober CPU, separate process (% core)", probe_cpu, None, "%"),
             ("app RSS (MB)", rss, 120, "MB"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from importlib import resources
+from typing import TYPE_CHECKING, cast
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -17,20 +18,19 @@ from textual.screen import Screen
 
 from ecmptui.cockpit import Cockpit, ReadOnlyError
 from ecmptui.errors import EcmpError
-from ecmptui.samples import Sample
 from ecmptui.screens.bgp import BgpScreen
 from ecmptui.screens.dialogs import ConfirmScreen, LabDownScreen
 from ecmptui.screens.help import HelpScreen
 from ecmptui.screens.messages import JobFinished, StatusReady, StepUpdate
 from ecmptui.screens.provision import ProvisionScreen
 from ecmptui.screens.traffic import TrafficScreen
-from ecmptui.traffic import TrafficModel
+from ecmptui.traffic.model import TrafficModel
+from ecmptui.traffic.samples import Sample
+
+if TYPE_CHECKING:
+    from ecmptui.traffic.probe_stream import ProbeStream
 
 MIN_RATE, MAX_RATE = 1.0, 1000.0
-ACTION_TITLES = {"withdraw": "Withdraw", "announce": "Announce", "shutdown": "Shut down BGP on",
-                 "start": "Start BGP on", "kill-bird": "Kill BIRD on",
-                 "freeze-bird": "Freeze BIRD on", "isolate": "Isolate",
-                 "stop-nginx": "Stop nginx on", "restore": "Restore", "reboot": "Reboot"}
 
 
 def stamp(t: float) -> str:
@@ -68,7 +68,7 @@ class EcmpApp(App):
         self.status_error: str | None = None
         self.events: list[str] = []
         self.traffic = TrafficModel()
-        self.stream = None  # a ProbeStream while probing
+        self.stream: ProbeStream | None = None  # while probing
         self._probe_starting = False
         self.paused = False
         self.probe_state = "prober idle"
@@ -145,7 +145,8 @@ class EcmpApp(App):
         for n in new["nodes"]:
             prev = before.get(n["name"])
             if prev is None:
-                self.events.append(f"[dim]{stamp(self.wall())} [/]{n['name']}: BIRD {n['bgp_state']}")
+                self.events.append(
+                    f"[dim]{stamp(self.wall())} [/]{n['name']}: BIRD {n['bgp_state']}")
                 continue
             if prev["bgp_state"] != n["bgp_state"]:
                 why = f" ({n['last_error']})" if n.get("last_error") else ""
@@ -257,7 +258,7 @@ class EcmpApp(App):
         self.poll_status()
 
     def start_provision(self, values: dict) -> None:
-        if self.cockpit.is_static:  # checking changes nothing: allowed when read-only too
+        if not self.cockpit.provisions:  # checking changes nothing: allowed when read-only
             self.run_worker(self._check_nodes(), exclusive=True, group="job")
             return
         if self.refuse_if_read_only("provisioning"):
@@ -282,8 +283,11 @@ class EcmpApp(App):
             self.job_running = False
         self.post_message(JobFinished(name, None, done(state)))
 
+    def _provision_screen(self) -> ProvisionScreen:
+        return cast(ProvisionScreen, self.get_screen("provision"))
+
     async def _provision(self, values: dict) -> None:
-        self.get_screen("provision").reset_steps()
+        self._provision_screen().reset_steps()
 
         def done(prov) -> str:
             inv = prov.inventory
@@ -299,7 +303,7 @@ class EcmpApp(App):
         except EcmpError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.get_screen("provision").show_checks(results)
+        self._provision_screen().show_checks(results)
         bad = [r["name"] for r in results if not r["ok"]]
         self.notify(f"problems on {', '.join(bad)}" if bad else "every node is healthy",
                     severity="warning" if bad else "information")
@@ -307,10 +311,17 @@ class EcmpApp(App):
     def confirm_deprovision(self) -> None:
         if self.refuse_if_read_only("deprovisioning"):
             return
+        if self.job_running:  # never cancel a provisioning run half-way
+            self.notify("a provisioning job is running: deprovision when it has finished",
+                        severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes and not self.job_running:
+                self.run_worker(self._deprovision(), exclusive=True, group="job")
+
         self.push_screen(ConfirmScreen("Delete every server, the EIP and the SSH key that "
-                                       "provisioning made?", yes="Deprovision"),
-                         lambda yes: yes and self.run_worker(self._deprovision(),
-                                                             exclusive=True, group="job"))
+                                       "provisioning made?", yes="Deprovision"), answered)
 
     async def _deprovision(self) -> None:
         await self._stop_probe()
@@ -318,7 +329,7 @@ class EcmpApp(App):
                         lambda _: "everything removed")
 
     def on_step_update(self, msg: StepUpdate) -> None:
-        self.get_screen("provision").apply_event(msg.event)
+        self._provision_screen().apply_event(msg.event)
 
     def on_job_finished(self, msg: JobFinished) -> None:
         if msg.error:
@@ -338,16 +349,10 @@ class EcmpApp(App):
             return
         yield SystemCommand("Pause or resume the prober", "Stop/start probing the EIP",
                             self.toggle_pause)
-        actions = ["withdraw", "announce", "shutdown", "start"]
-        if not self.cockpit.is_static:
-            actions.append("reboot")
-        if self.cockpit.is_lab:
-            actions += ["kill-bird", "freeze-bird", "isolate", "stop-nginx", "restore"]
         for n in (self.status or {}).get("nodes", []):
-            for a in actions:
-                yield SystemCommand(f"{ACTION_TITLES[a]} {n['name']}",
-                                    f"{a} on node {n['name']}",
-                                    lambda a=a, name=n["name"]: self.node_action(name, a))
+            for a in self.cockpit.actions():
+                yield SystemCommand(f"{a.title} {n['name']}", a.help,
+                                    lambda a=a.name, name=n["name"]: self.node_action(name, a))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

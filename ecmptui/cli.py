@@ -139,8 +139,9 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     from ecmptui.app import EcmpApp  # the only place textual is imported
+    from ecmptui.deployment.target import dashboard_read_only
 
-    read_only = args.read_only or settings.dashboard_read_only
+    read_only = args.read_only or dashboard_read_only(settings)
     EcmpApp(Cockpit(settings, read_only=read_only), rate=args.rate,
             start_mode=args.screen).run()
     return 0
@@ -156,13 +157,24 @@ def _settings(args: argparse.Namespace, **flags):
 
 
 def _deployment(args: argparse.Namespace, **flags):
-    from ecmptui.inventory import open_deployment
+    from ecmptui.deployment.target import open_deployment
 
     return open_deployment(_settings(args, **flags))
 
 
+def _api_deployment(args: argparse.Namespace, refusal: str, **flags):
+    """The deployment, where the target has an API; else `refusal` as the error."""
+    from ecmptui.deployment.target import target_for
+
+    settings = _settings(args, **flags)
+    target = target_for(settings)
+    if not target.caps.api:
+        raise EcmpError(f"target {target.kind.value}: {refusal}")
+    return target.open()
+
+
 def _print_events(con, ev) -> None:
-    from ecmptui.provision import STEPS
+    from ecmptui.deployment.provision import STEPS
 
     titles = dict(STEPS)
     mark = {"running": "[yellow]…[/]", "done": "[green]✓[/]", "failed": "[red]✗[/]"}[ev.state]
@@ -185,11 +197,10 @@ async def _drain(agen, con, quiet: bool) -> None:
 def cmd_provision(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ecmptui.provision import Provisioner
+    from ecmptui.deployment.provision import Provisioner
 
-    d = _deployment(args, nodes=args.nodes, bfd=args.bfd, health=args.health)
-    if d.target.kind == "static":
-        raise EcmpError("target static: nothing to provision; `ecmptui check` checks the nodes")
+    d = _api_deployment(args, "nothing to provision; `ecmptui check` checks the nodes",
+                        nodes=args.nodes, bfd=args.bfd, health=args.health)
     prov = Provisioner(d)
     con = _console()
     asyncio.run(_drain(prov.run(), con, args.json))
@@ -208,11 +219,9 @@ def cmd_provision(args: argparse.Namespace) -> int:
 def cmd_deprovision(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ecmptui.provision import deprovision
+    from ecmptui.deployment.provision import deprovision
 
-    d = _deployment(args)
-    if d.target.kind == "static":
-        raise EcmpError("target static: ecmptui did not provision these nodes")
+    d = _api_deployment(args, "ecmptui did not provision these nodes")
     asyncio.run(_drain(deprovision(d), _console(), False))
     return 0
 
@@ -220,7 +229,7 @@ def cmd_deprovision(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ecmptui.static import check_all
+    from ecmptui.deployment.static import check_all
 
     results = asyncio.run(check_all(_deployment(args)))
     if args.json:
@@ -237,11 +246,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_inventory_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ecmptui.static import export_static
+    from ecmptui.deployment.static import export_static
 
-    d = _deployment(args)
-    if d.target.kind == "static":
-        raise EcmpError("the target is static already: its config is the inventory")
+    d = _api_deployment(args, "its config is the inventory already")
     out = Path(args.output).expanduser()
     if out.exists() and not args.force:
         raise EcmpError(f"{out} exists: pass --force to replace it")
@@ -253,7 +260,7 @@ def cmd_inventory_export(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ecmptui.status import gather, health_label
+    from ecmptui.deployment.status import gather, health_label
 
     st = asyncio.run(gather(_deployment(args)))
     if args.json:
@@ -280,7 +287,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if st["router"] is not None:
         hops = st["router"]
         con.print(f"core router next hops for {st['eip']}: "
-                  + (", ".join(f"{h} ({n})" for h, n in zip(hops["nexthops"], hops["nodes"]))
+                  + (", ".join(f"{h} ({n})"
+                               for h, n in zip(hops["nexthops"], hops["nodes"], strict=True))
                      or "[red]none[/]"))
     return 0
 
@@ -288,32 +296,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_node(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ecmptui import node as node_mod
+    from ecmptui.deployment import operate
 
     d = _deployment(args)
-    if args.action in ("fault", "restore") and not d.is_lab:
-        raise EcmpError("faults are lab-only (the lab owns its servers); on this target use "
-                        "node withdraw/announce or shutdown/start")
+    name = args.fault if args.action == "fault" else args.action
+    operate.check_allowed(d, operate.lookup(name))  # refuse before looking anything up
     rec = d.inventory().node(args.name)
-
-    async def act() -> str:
-        if args.action == "reboot":
-            took = await d.reboot(rec, timeout=args.timeout)
-            return f"rebooted; back (SSH up, BGP Established) after {took:.1f} s"
-        async with d.node(rec) as node:
-            if args.action == "fault":
-                await node_mod.inject_fault(node, args.fault)
-                return f"fault {args.fault} injected (undo: ecmptui node restore {rec.name})"
-            if args.action == "restore":
-                undone = await node_mod.restore(node)
-                return f"restored ({', '.join(undone)})" if undone else "nothing to restore"
-            await getattr(node, args.action)()
-        return {"withdraw": "stopped announcing the EIP (BGP session stays up)",
-                "announce": "announcing the EIP again",
-                "shutdown": "BGP session(s) shut down",
-                "start": "BGP session(s) started"}[args.action]
-
-    print(f"{rec.name}: {asyncio.run(act())}")
+    outcome = asyncio.run(operate.perform(d, rec, name,
+                                          reboot_timeout=getattr(args, "timeout", 90.0)))
+    print(f"{rec.name}: {outcome}")
     return 0
 
 
@@ -321,7 +312,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
 
-    from ecmptui.drill import Drill, report_markdown
+    from ecmptui.traffic.drill import Drill, report_markdown
 
     d = _deployment(args)
     con = _console()
@@ -329,7 +320,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
                   on_event=None if args.json else (lambda m: con.print(f"  {m}")))
     drill.plan(args.scenario)  # refuse bad names before touching anything
     results = asyncio.run(drill.run(args.scenario))
-    text = report_markdown(results, args.rate, d.target.kind)
+    text = report_markdown(results, args.rate, d.target.kind.value)
     if args.report:
         Path(args.report).write_text(text)
     if args.json:
@@ -379,7 +370,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import signal
     import time
 
-    from ecmptui.probe import Prober, summarize
+    from ecmptui.traffic.probe import Prober, summarize
 
     url, netns = args.url, args.netns
     if url is not None and not url.startswith(("http://", "https://")):
@@ -526,27 +517,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
 
-    node = sub.add_parser("node", help="act on one node: withdraw, announce, shutdown, start")
+    from ecmptui.actions import ACTIONS, FAULTS, Kind
+
+    node = sub.add_parser("node", help="act on one node: withdraw, announce, shutdown, start, "
+                                       "reboot; in the lab, faults and restore")
     node_sub = node.add_subparsers(dest="action", metavar="ACTION", required=True,
                                    parser_class=_Parser)
-    for action, text in [("withdraw", "stop announcing the EIP; the BGP session stays up"),
-                         ("announce", "announce the EIP again"),
-                         ("shutdown", "take the node's BGP session(s) down"),
-                         ("start", "bring the node's BGP session(s) up"),
-                         ("fault", "lab only: break the node (undo with restore)"),
-                         ("restore", "lab only: undo every fault on the node"),
-                         ("reboot", "reboot the server through the API and wait until it "
-                          "announces again by itself")]:
-        p = node_sub.add_parser(action, help=text)
+    for action in ACTIONS.values():
+        if action.kind is Kind.FAULT:
+            continue  # one `fault` subcommand takes the fault's name
+        text = ("lab only: " if action.lab_only else "") + action.help
+        p = node_sub.add_parser(action.name, help=text)
         p.add_argument("name", help="node host name, index (2) or node2")
-        if action == "reboot":
+        if action.kind is Kind.DEVICE:
             p.add_argument("--timeout", type=_positive_float, default=90.0, metavar="S",
                            help="how long to wait for the node to be back (default %(default)s)")
-        if action == "fault":
-            from ecmptui.node import FAULTS
-
-            p.add_argument("fault", choices=FAULTS, help="what to break")
         p.set_defaults(func=cmd_node)
+    p = node_sub.add_parser("fault", help="lab only: break the node (undo with restore)")
+    p.add_argument("name", help="node host name, index (2) or node2")
+    p.add_argument("fault", choices=FAULTS,
+                   help="; ".join(f"{f}: {ACTIONS[f].help}" for f in FAULTS))
+    p.set_defaults(func=cmd_node)
 
     p = sub.add_parser("probe", help="request the EIP continuously, a new connection each time")
     p.add_argument("url", nargs="?", help="default: http://<EIP>/ from the inventory")
@@ -621,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ecmptui: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+    except Exception as exc:
         if os.environ.get("ECMPTUI_DEBUG"):
             raise
         print(f"ecmptui: internal error: {type(exc).__name__}: {exc} "

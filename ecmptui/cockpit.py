@@ -6,22 +6,22 @@ The app calls these from workers; every failure is an EcmpError with one line to
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-
 from typing import TYPE_CHECKING
 
+from ecmptui.actions import Action
 from ecmptui.config import Settings
+from ecmptui.deployment.steps import StepEvent
+from ecmptui.deployment.target import Target, target_for
 from ecmptui.errors import EcmpError
-from ecmptui.samples import Sample
-from ecmptui.steps import DEVICE_ACTIONS, FAULTS, NODE_ACTIONS, StepEvent
+from ecmptui.traffic.samples import Sample
 
 if TYPE_CHECKING:  # the heavy parts (SSH, HTTP, API) load when first used
-    from ecmptui.probe_stream import ProbeStream
-    from ecmptui.provision import Provisioner
-
-FAULT_ACTIONS = FAULTS + ("restore",)
+    from ecmptui.deployment.inventory import Deployment, NodePool
+    from ecmptui.deployment.provision import Provisioner
+    from ecmptui.deployment.static import StaticDeployment
+    from ecmptui.traffic.probe_stream import ProbeStream
 
 
 class ReadOnlyError(EcmpError):
@@ -34,66 +34,63 @@ class Cockpit:
     def __init__(self, settings: Settings, read_only: bool = False) -> None:
         self.settings = settings
         self.read_only = read_only
-        self._deployment = None
-        self._pool = None
+        self.target: Target = target_for(settings)
+        self._deployment: Deployment | StaticDeployment | None = None
+        self._pool: NodePool | None = None
 
     # -- target ----------------------------------------------------------------------------
-    @property
-    def is_lab(self) -> bool:
-        return self.settings.target == "lab"
-
     def target_label(self) -> str:
-        if self.is_lab:
-            return f"lab {self.settings.lab}"
-        if self.settings.target == "static":
-            return f"static ({len(self.settings.static.nodes)} nodes)"
-        return f"{self.settings.target} {self.settings.metal.endpoint}"
+        return self.target.label()
+
+    def actions(self) -> list[Action]:
+        """The node actions this target offers (a read-only session is refused them when
+        it asks; the buttons still show what exists)."""
+        return self.target.actions()
+
+    @property
+    def provisions(self) -> bool:
+        """Whether ecmptui provisions on this target (else: it checks configured nodes)."""
+        return self.target.caps.api
 
     def lab_up(self) -> bool | None:
         """True/False for a lab target, None for other targets."""
-        if not self.is_lab:
-            return None
-        from ecmptui.lab import control
-        from ecmptui.lab.instance import LabInstance
-
-        return control.read_info(LabInstance(self.settings.lab)) is not None
+        return self.target.lab_up()
 
     async def start_lab(self, progress: Callable[[str], None] | None = None) -> str:
         """`lab up`; `progress` gets the image build's stages (called from a thread) when
         the machine image has to be built first."""
         self._guard("start the lab")
-        from ecmptui.lab import control
-        from ecmptui.lab.instance import LabInstance
-
-        info, _ = await asyncio.to_thread(control.up, LabInstance(self.settings.lab),
-                                          progress=progress)
+        msg = await asyncio.to_thread(self.target.start_lab, progress)
         self._deployment = None
-        return f"lab {self.settings.lab} is up at {info.endpoint}"
+        return msg
 
-    @property
-    def is_static(self) -> bool:
-        return self.settings.target == "static"
-
-    def deployment(self):
+    def deployment(self) -> Deployment | StaticDeployment:
         if self._deployment is None:
-            from ecmptui.inventory import open_deployment
-
-            self._deployment = open_deployment(self.settings)
+            self._deployment = self.target.open()
         return self._deployment
 
+    def api_deployment(self) -> Deployment:
+        """The deployment, where it has an API (provision, deprovision)."""
+        from ecmptui.deployment.inventory import Deployment
+
+        d = self.deployment()
+        if not isinstance(d, Deployment):
+            raise EcmpError(f"target {self.target.kind.value}: ecmptui did not provision these "
+                            "nodes (use Check nodes)")
+        return d
+
     def project_label(self) -> str:
-        if self.is_static:
+        if not self.target.caps.api:
             return "static inventory"
         try:
-            return self.deployment().target.project_id
+            return self.api_deployment().endpoint.project_id
         except EcmpError:
             return "-"
 
     # -- reading ---------------------------------------------------------------------------
     async def status(self) -> dict:
-        from ecmptui.status import gather
-
-        from ecmptui.inventory import NodePool
+        from ecmptui.deployment.inventory import NodePool
+        from ecmptui.deployment.status import gather
 
         if self._pool is None:
             self._pool = NodePool(self.deployment())
@@ -112,14 +109,13 @@ class Cockpit:
 
     async def check_nodes(self) -> list[dict]:
         """Static target: what each node looks like (nothing is changed)."""
-        from ecmptui.static import check_all
+        from ecmptui.deployment.static import check_all
 
         return await check_all(self.deployment())
 
-    def provision(self, **overrides) -> tuple["Provisioner", AsyncIterator[StepEvent]]:
+    def provision(self, **overrides) -> tuple[Provisioner, AsyncIterator[StepEvent]]:
         self._guard("provision")
-        if self.is_static:
-            raise EcmpError("target static: nothing to provision (use Check nodes)")
+        d = self.api_deployment()
         settings = self.settings
         prov_fields = {k: v for k, v in overrides.items() if v is not None}
         if prov_fields:
@@ -128,56 +124,35 @@ class Cockpit:
             settings = validate(replace(settings, provision=replace(settings.provision,
                                                                     **prov_fields),
                                         source="dashboard"))
-        from ecmptui.inventory import Deployment
-        from ecmptui.provision import Provisioner
+        from ecmptui.deployment.inventory import Deployment
+        from ecmptui.deployment.provision import Provisioner
 
-        prov = Provisioner(Deployment(settings, self.deployment().target))
+        prov = Provisioner(Deployment(settings, d.target, d.endpoint))
         return prov, prov.run()
 
     def deprovision(self) -> AsyncIterator[StepEvent]:
         self._guard("deprovision")
-        if self.is_static:
-            raise EcmpError("target static: ecmptui did not provision these nodes")
-        from ecmptui.provision import deprovision
+        from ecmptui.deployment.provision import deprovision
 
-        return deprovision(self.deployment())
+        return deprovision(self.api_deployment())
 
     async def act(self, node_name: str, action: str,
                   on_effect: Callable[[float], None] | None = None) -> str:
-        """withdraw/announce/shutdown/start anywhere; faults and restore in the lab.
-
-        `on_effect(t)` is called with the monotonic time just before the command that takes
-        effect, after the SSH connection is set up, so measurements start at the action."""
+        """Run a registry action on one node (`deployment.operate.perform`), over the pooled
+        connection when there is one. `on_effect(t)`: the moment the action takes effect."""
         self._guard(f"{action} {node_name}")
-        if action not in NODE_ACTIONS + FAULT_ACTIONS + DEVICE_ACTIONS:
-            raise EcmpError(f"unknown action {action!r}")
-        if action in FAULT_ACTIONS and not self.is_lab:
-            raise EcmpError("faults are lab-only")
-        from ecmptui import node as node_mod
+        from ecmptui.deployment import operate
 
         d = self.deployment()
+        operate.check_allowed(d, operate.lookup(action))
         rec = (await d.ainventory()).node(node_name)
-        if action == "reboot":
-            if on_effect is not None:
-                on_effect(time.monotonic())
-            took = await d.reboot(rec)
-            return f"{rec.name}: rebooted, back and announcing after {took:.1f} s"
-        opener = self._pool.node if self._pool is not None else d.node
-        async with opener(rec) as node:
-            if on_effect is not None:
-                on_effect(time.monotonic())
-            if action in node_mod.FAULTS:
-                await node_mod.inject_fault(node, action)
-            elif action == "restore":
-                undone = await node_mod.restore(node)
-                return f"{rec.name}: restored ({', '.join(undone) or 'nothing to undo'})"
-            else:
-                await getattr(node, action)()
-        return f"{rec.name}: {action} done"
+        opener = self._pool.node if self._pool is not None else None
+        return f"{rec.name}: " + await operate.perform(d, rec, action, opener=opener,
+                                                        on_effect=on_effect)
 
     async def probe(self, rate: float, on_sample: Callable[[Sample], None],
-                    timeout: float = 1.0) -> "ProbeStream":
-        from ecmptui.probe_stream import ProbeStream
+                    timeout: float = 1.0) -> ProbeStream:
+        from ecmptui.traffic.probe_stream import ProbeStream
 
         d = self.deployment()
         url, netns = d.probe_target(await d.ainventory())

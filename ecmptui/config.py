@@ -9,12 +9,13 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ecmptui.errors import EcmpError
-from ecmptui.lab.instance import DEFAULT_NAME, MAX_NODES, validate_name
+from ecmptui.limits import DEFAULT_LAB, MAX_NODES, validate_lab_name
 
 METAL_ENDPOINT = "api.equinix.com/metal/v1"
 TARGETS = ("lab", "metal", "static")
@@ -104,7 +105,7 @@ class StaticSettings:
 @dataclass(frozen=True)
 class Settings:
     target: str = "lab"
-    lab: str = DEFAULT_NAME
+    lab: str = DEFAULT_LAB
     metal: MetalSettings = field(default_factory=MetalSettings)
     provision: ProvisionSettings = field(default_factory=ProvisionSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
@@ -113,10 +114,6 @@ class Settings:
     read_only: bool | None = None       # dashboard; None: read-only on `static` only
     token: str = field(default="", repr=False)   # from the environment only
     source: str = "<defaults>"
-
-    @property
-    def dashboard_read_only(self) -> bool:
-        return self.target == "static" if self.read_only is None else self.read_only
 
     @property
     def ssh_key_path(self) -> Path:
@@ -209,7 +206,7 @@ def validate(s: Settings) -> Settings:
     if s.target not in TARGETS:
         raise EcmpError(f"{src}: target: must be one of {', '.join(TARGETS)}, got {s.target!r}")
     try:
-        validate_name(s.lab)
+        validate_lab_name(s.lab)
     except EcmpError as exc:
         raise EcmpError(f"{src}: lab: {exc}") from None
     if not 1 <= p.nodes <= MAX_NODES:
@@ -238,27 +235,42 @@ def validate(s: Settings) -> Settings:
             raise EcmpError(f"{src}: health.{key}: must be 1-100, got {getattr(h, key)}")
     if s.ssh.host_key_policy not in ("pin", "strict"):
         raise EcmpError(f"{src}: ssh.host_key_policy: must be pin or strict")
-    if s.target == "static" and not s.static.nodes:
-        raise EcmpError(f"{src}: static.nodes: target static needs at least one "
-                        "[[static.nodes]] entry")
-    if s.target == "static" and not s.static.eips:
-        raise EcmpError(f"{src}: static.eips: target static needs the EIP(s) the nodes "
-                        "announce")
     if s.ssh.connect_timeout <= 0 or s.ssh.connect_timeout > 120:
         raise EcmpError(f"{src}: ssh.connect_timeout: must be between 0 and 120 seconds")
-    if s.target == "metal" and not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?",
-                                                s.metal.endpoint):
-        raise EcmpError(f"{src}: metal.endpoint: {s.metal.endpoint!r} must look like "
-                        "host[:port][/path] (no scheme)")
+    TARGET_SECTIONS[s.target](s, src)
     return s
 
 
-def load(path: str | Path | None = None, env: dict[str, str] | None = None,
+def _check_lab_section(s: Settings, src: str) -> None:
+    """Nothing beyond `lab` (validated above): the lab is found by its name."""
+
+
+def _check_metal_section(s: Settings, src: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?", s.metal.endpoint):
+        raise EcmpError(f"{src}: metal.endpoint: {s.metal.endpoint!r} must look like "
+                        "host[:port][/path] (no scheme)")
+
+
+def _check_static_section(s: Settings, src: str) -> None:
+    if not s.static.nodes:
+        raise EcmpError(f"{src}: static.nodes: target static needs at least one "
+                        "[[static.nodes]] entry")
+    if not s.static.eips:
+        raise EcmpError(f"{src}: static.eips: target static needs the EIP(s) the nodes "
+                        "announce")
+
+
+# what each target needs of the settings (the target's own section)
+TARGET_SECTIONS: dict[str, Callable[[Settings, str], None]] = {
+    "lab": _check_lab_section, "metal": _check_metal_section, "static": _check_static_section}
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
          **flags: Any) -> Settings:
     """Read the TOML file (default: user's config dir, optional), env, then flags."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     explicit = path is not None
-    cfg_path = Path(path).expanduser() if explicit else default_config_path()
+    cfg_path = Path(path).expanduser() if path is not None else default_config_path()
     data: dict[str, Any] = {}
     src = str(cfg_path)
     if cfg_path.exists():
@@ -286,11 +298,11 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None,
             raise EcmpError(f"{src}: {key}: unknown key (known: target, lab, read_only, "
                             f"static, {', '.join(SECTIONS)})")
     settings = Settings(**top)
-    token = next((env[k] for k in TOKEN_ENV if env.get(k)), "")
-    if env.get("ECMPTUI_TARGET"):
-        settings = replace(settings, target=env["ECMPTUI_TARGET"], source=src)
-    if env.get("ECMPTUI_LAB") and "lab" not in data:
-        settings = replace(settings, lab=env["ECMPTUI_LAB"])
+    token = next((environ[k] for k in TOKEN_ENV if environ.get(k)), "")
+    if environ.get("ECMPTUI_TARGET"):
+        settings = replace(settings, target=environ["ECMPTUI_TARGET"], source=src)
+    if environ.get("ECMPTUI_LAB") and "lab" not in data:
+        settings = replace(settings, lab=environ["ECMPTUI_LAB"])
     settings = validate(replace(settings, token=token))
     prov = {k: v for k, v in flags.items() if v is not None and k in
             {f.name for f in fields(ProvisionSettings)}}

@@ -239,6 +239,8 @@ class DashboardSession(asyncssh.SSHServerSession):
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     def _pty_output(self) -> None:
+        if self.master is None:
+            return
         try:
             data = os.read(self.master, 65536)
         except OSError:

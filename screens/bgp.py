@@ -4,10 +4,11 @@ timestamped log of every change."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
 from ecmptui.display import health_label
+
+from .base import DashboardScreen
 
 COLUMNS = [("node", "node"), ("bird", "BIRD"), ("since", "since"), ("exported", "exp"),
            ("hold", "hold"), ("api", "API"), ("eip", "EIP"), ("health", "health"),
@@ -30,7 +31,7 @@ def node_cells(n: dict) -> dict[str, str]:
     }
 
 
-class BgpScreen(Screen):
+class BgpScreen(DashboardScreen):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         yield DataTable(id="bgp-nodes", cursor_type="row", zebra_stripes=True)
@@ -53,11 +54,11 @@ class BgpScreen(Screen):
         """Bring the table up to the app's latest status, touching only changed cells."""
         if not self.is_mounted:
             return
-        st = self.app.status
+        st = self.dash.status
         table = self.query_one("#bgp-nodes", DataTable)
         router = self.query_one("#bgp-router", Static)
         if st is None:
-            router.update(self.app.status_error or "waiting for the first status…")
+            router.update(self.dash.status_error or "waiting for the first status…")
         else:
             seen = set()
             for n in st["nodes"]:
@@ -78,10 +79,11 @@ class BgpScreen(Screen):
                 router.update(f"EIP {st['eip'] or '-'}  (no router view off the lab)")
             else:
                 hops = st["router"]
-                pairs = ", ".join(f"{h} ({n})" for h, n in zip(hops["nexthops"], hops["nodes"]))
+                pairs = ", ".join(f"{h} ({n})" for h, n
+                                  in zip(hops["nexthops"], hops["nodes"], strict=True))
                 router.update(f"EIP [b]{st['eip'] or '-'}   [/]core router next hops: "
                               f"{pairs or '[red]none[/]'}")
         log = self.query_one("#bgp-events", RichLog)
-        for line in self.app.events[self._events_shown:]:
+        for line in self.dash.events[self._events_shown:]:
             log.write(line)
-        self._events_shown = len(self.app.events)
+        self._events_shown = len(self.dash.events)

@@ -70,7 +70,7 @@ class TrafficChart(Widget):
             label = f"{top:>5}" if row == 0 else (f"{0:>5}" if row == plot_h - 1 else " " * 5)
             text.append(label + "│", style="dim")
             run_style, run_len = None, 0  # one append per run of equal cells, not per cell
-            for ch, style in grid[row]:
+            for _ch, style in grid[row]:
                 if style != run_style and run_len:
                     text.append(("█" if run_style else " ") * run_len, style=run_style or "")
                     run_len = 0

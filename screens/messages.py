@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from ecmptui.steps import StepEvent
+from ecmptui.deployment.steps import StepEvent
 
 
 class StatusReady(Message):

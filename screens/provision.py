@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Switch
 
-from ecmptui.steps import STEPS, StepEvent
+from ecmptui.deployment.steps import STEPS, StepEvent
+
+from .base import DashboardScreen
 
 ICONS = {"pending": "[dim]·[/]", "running": "[yellow]…[/]", "done": "[green]✓[/]",
          "failed": "[red]✗[/]"}
 
 
-class ProvisionScreen(Screen):
+class ProvisionScreen(DashboardScreen):
     """Inputs on the left, the checklist and devices on the right, the log below."""
 
     def compose(self) -> ComposeResult:
@@ -21,8 +24,10 @@ class ProvisionScreen(Screen):
         with Horizontal(id="prov-top"):
             with Vertical(id="prov-form"):
                 yield Label("", id="prov-target")
-                for key, label, kind in [("nodes", "nodes", "integer"), ("metro", "metro", "text"),
-                                         ("plan", "plan", "text"), ("os", "OS", "text")]:
+                fields: list[tuple[str, str, Literal["integer", "text"]]] = [
+                    ("nodes", "nodes", "integer"), ("metro", "metro", "text"),
+                    ("plan", "plan", "text"), ("os", "OS", "text")]
+                for key, label, kind in fields:
                     with Horizontal(classes="form-row"):
                         yield Label(label, classes="form-label")
                         yield Input(id=f"in-{key}", type=kind)
@@ -41,7 +46,7 @@ class ProvisionScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        p = self.app.cockpit.settings.provision
+        p = self.dash.cockpit.settings.provision
         self.query_one("#in-nodes", Input).value = str(p.nodes)
         self.query_one("#in-metro", Input).value = p.metro
         self.query_one("#in-plan", Input).value = p.plan
@@ -57,7 +62,7 @@ class ProvisionScreen(Screen):
         dev.add_column("node", key="node")
         dev.add_column("", key="icon", width=1)
         dev.add_column("progress", key="detail")
-        if self.app.cockpit.is_static:
+        if not self.dash.cockpit.provisions:
             # nothing to provision: the screen lists the configured nodes and checks them
             self.query_one("#btn-provision", Button).label = "Check nodes"
             self.query_one("#btn-deprovision", Button).display = False
@@ -65,7 +70,7 @@ class ProvisionScreen(Screen):
             for row in self.query(".form-row"):
                 if row.query("Input, Switch"):
                     row.display = False
-        elif self.app.read_only:
+        elif self.dash.read_only:
             for b in self.query(Button):
                 b.add_class("-ro")
         self.refresh_view()
@@ -84,7 +89,7 @@ class ProvisionScreen(Screen):
 
     def refresh_view(self) -> None:
         self.query_one("#prov-target", Label).update(
-            f"[b]{self.app.cockpit.target_label()}[/]\nproject {self.app.project_label[:18]}")
+            f"[b]{self.dash.cockpit.target_label()}[/]\nproject {self.dash.project_label[:18]}")
 
     def form_values(self) -> dict:
         nodes = self.query_one("#in-nodes", Input).value.strip()
@@ -122,6 +127,6 @@ class ProvisionScreen(Screen):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "btn-provision":
-            self.app.start_provision(self.form_values())
+            self.dash.start_provision(self.form_values())
         elif event.button.id == "btn-deprovision":
-            self.app.confirm_deprovision()
+            self.dash.confirm_deprovision()

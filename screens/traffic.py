@@ -8,41 +8,46 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
-from .chart import ERROR_COLOUR, TrafficChart, colour_for
+from ecmptui.actions import Action
 
-NODE_BUTTONS = [("withdraw", "Withdraw", False), ("announce", "Announce", False),
-                ("kill-bird", "Kill", True), ("freeze-bird", "Freeze", True),
-                ("isolate", "Isolate", True), ("stop-nginx", "Stop web", True),
-                ("restore", "Restore", True), ("reboot", "Reboot", True)]
+from .base import DashboardScreen
+from .chart import ERROR_COLOUR, TrafficChart, colour_for
 
 
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+class ActionButton(Button):
+    """A node action's button; it knows which action it runs."""
+
+    def __init__(self, action: Action) -> None:
+        assert action.button is not None
+        super().__init__(action.button, id=f"act-{action.name}", classes="act")
+        self.action_name = action.name
+
+
 class NodeRow(Horizontal):
     """A node's name and its action buttons."""
 
-    def __init__(self, name: str, lab: bool, read_only: bool) -> None:
+    def __init__(self, name: str, actions: list[Action], read_only: bool) -> None:
         super().__init__(classes="node-row")
-        self.node_name, self.lab, self.read_only = name, lab, read_only
+        self.node_name, self.actions, self.read_only = name, actions, read_only
 
     def compose(self) -> ComposeResult:
         yield Label(self.node_name, classes="node-name")
-        for action, label, lab_only in NODE_BUTTONS:
-            if lab_only and not self.lab:
+        for action in self.actions:
+            if action.button is None:
                 continue
-            b = Button(label, id=f"act-{action}", classes="act")
-            b.action_name = action
+            b = ActionButton(action)
             if self.read_only:
                 b.add_class("-ro")
             yield b
 
 
-class TrafficScreen(Screen):
+class TrafficScreen(DashboardScreen):
     BINDINGS = [Binding("space", "toggle_pause", "Pause"),
                 Binding("plus", "rate(2)", "Rate x2", key_display="+", show=False),
                 Binding("minus", "rate(0.5)", "Rate /2", key_display="-", show=False)]
@@ -56,7 +61,7 @@ class TrafficScreen(Screen):
                 yield Static("", id="stats")
         with Horizontal(id="traffic-controls"):
             yield Label("rate", classes="ctl-label")
-            yield Input(str(int(self.app.rate)), id="rate", type="number")
+            yield Input(str(int(self.dash.rate)), id="rate", type="number")
             yield Button("Pause", id="pause", classes="act")
             yield Label("", id="probe-state")
         yield VerticalScroll(id="node-rows")
@@ -80,7 +85,7 @@ class TrafficScreen(Screen):
     def refresh_view(self) -> None:
         if not self.is_mounted:
             return
-        app = self.app
+        app = self.dash
         model = app.traffic
         now = app.clock()
         self.query_one("#chart", TrafficChart).set_data(model.buckets(now), model.backends)
@@ -110,22 +115,23 @@ class TrafficScreen(Screen):
             self.query_one(selector, Static).update(content)
 
     def _sync_node_rows(self) -> None:
-        names = [n["name"] for n in (self.app.status or {}).get("nodes", [])]
+        names = [n["name"] for n in (self.dash.status or {}).get("nodes", [])]
         if names == self._rows_for:
             return
         box = self.query_one("#node-rows", VerticalScroll)
         box.remove_children()
-        box.mount_all([NodeRow(n, self.app.cockpit.is_lab, self.app.read_only) for n in names])
+        actions = self.dash.cockpit.actions()
+        box.mount_all([NodeRow(n, actions, self.dash.read_only) for n in names])
         self._rows_for = names
 
     def _sync_timeline(self) -> None:
         tl = self.query_one("#timeline", DataTable)
-        for i, rec in enumerate(self.app.traffic.timeline):
+        for i, rec in enumerate(self.dash.traffic.timeline):
             summary = rec.summary() if rec.outcome == "done" or not rec.outcome.startswith(
                 "running") else "…"
             if i not in self._timeline_shown:
                 stamp = time.strftime("%H:%M:%S", time.localtime(
-                    self.app.wall() - (self.app.clock() - rec.t)))
+                    self.dash.wall() - (self.dash.clock() - rec.t)))
                 tl.add_row(stamp, rec.node, rec.action, rec.source, summary, key=str(i))
                 tl.scroll_end(animate=False)
             elif self._timeline_shown[i] != summary:
@@ -135,23 +141,22 @@ class TrafficScreen(Screen):
     # -- input -----------------------------------------------------------------------------
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "pause":
-            self.app.toggle_pause()
+            self.dash.toggle_pause()
             return
-        action = getattr(event.button, "action_name", None)
         row = event.button.parent
-        if action and isinstance(row, NodeRow):
-            self.app.node_action(row.node_name, action)
+        if isinstance(event.button, ActionButton) and isinstance(row, NodeRow):
+            self.dash.node_action(row.node_name, event.button.action_name)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "rate":
             try:
-                self.app.set_rate(float(event.value))
+                self.dash.set_rate(float(event.value))
             except ValueError:
-                self.app.notify(f"not a rate: {event.value!r}", severity="error")
+                self.dash.notify(f"not a rate: {event.value!r}", severity="error")
 
     def action_toggle_pause(self) -> None:
-        self.app.toggle_pause()
+        self.dash.toggle_pause()
 
     def action_rate(self, factor: float) -> None:
-        self.app.set_rate(self.app.rate * factor)
-        self.query_one("#rate", Input).value = str(int(self.app.rate))
+        self.dash.set_rate(self.dash.rate * factor)
+        self.query_one("#rate", Input).value = str(int(self.dash.rate))

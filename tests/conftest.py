@@ -141,7 +141,7 @@ def on_node(cfg, name: str, action):
     import asyncio
 
     from ecmptui import config
-    from ecmptui.inventory import Deployment
+    from ecmptui.deployment.inventory import Deployment
 
     d = Deployment(config.load(cfg))
     rec = d.inventory().node(name)

@@ -3,8 +3,8 @@ traffic with a withdraw and an isolate in it."""
 
 from __future__ import annotations
 
-from ecmptui.probe import Sample
-from ecmptui.provision import STEPS, StepEvent
+from ecmptui.deployment.provision import STEPS, StepEvent
+from ecmptui.traffic.probe import Sample
 
 NOW = 1000.0
 

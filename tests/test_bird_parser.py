@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecmptui import bird
+from ecmptui.node import bird
 
 FIX = Path(__file__).parent / "fixtures" / "birdc"
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from ecmptui import bird
+from ecmptui.node import bird
 
 METAL_NEIGHBOR = {  # the shape Metal's devices/{id}/bgp/neighbors returned
     "address_family": 4, "customer_as": 65000, "customer_ip": "10.99.182.129",

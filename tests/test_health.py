@@ -11,13 +11,14 @@ import pytest
 
 from conftest import machine_of, on_node, run_cli, status, wait_for
 from ecmptui import config
-from ecmptui import node as node_mod
-from ecmptui.inventory import Deployment
+from ecmptui.deployment.inventory import Deployment
+from ecmptui.node import health as node_health
 
 pytestmark = pytest.mark.lab
 
 FLAP_RULES = """table inet ecmptui_test_flap {
-  chain input { type filter hook input priority -300; tcp dport 80 iifname "lo" reject with tcp reset; }
+  chain input { type filter hook input priority -300;
+                tcp dport 80 iifname "lo" reject with tcp reset; }
 }
 """
 
@@ -71,7 +72,7 @@ def test_flapping_service_does_not_flap_the_route(lab_instance, deployed):
     slow = _transitions(machine.get(log) or "", slow_start)
     assert len(slow) >= 2, slow   # the check did see the service go down and up
     for changes in (fast, slow):
-        gaps = [b[0] - a[0] for a, b in zip(changes, changes[1:])]
+        gaps = [b[0] - a[0] for a, b in zip(changes, changes[1:], strict=False)]
         # never faster than rise/fall allow: 3 checks x 100 ms between two transitions
         assert all(g >= 0.28 for g in gaps), (changes, gaps)
     assert len(fast) <= 3.0 / 0.3
@@ -83,7 +84,7 @@ def test_clean_shutdown_withdraws_and_restart_announces(deployed):
     cfg, _ = deployed
 
     async def stop(node):  # an operator's `systemctl stop`: SIGTERM to the checker
-        await node.systemctl("stop", node_mod.HEALTH_UNIT)
+        await node.systemctl("stop", node_health.HEALTH_UNIT)
 
     on_node(cfg, "tnode2", stop)
     try:
@@ -92,7 +93,7 @@ def test_clean_shutdown_withdraws_and_restart_announces(deployed):
         assert st["nodes"][1]["health"]["state"] == "stopped"
         assert st["nodes"][1]["bgp_state"] == "Established"
     finally:
-        on_node(cfg, "tnode2", node_mod.start_health)
+        on_node(cfg, "tnode2", node_health.start_health)
         run_cli("--config", str(cfg), "node", "announce", "tnode2", check=True)
     assert wait_for(lambda: len(status(cfg)["router"]["nexthops"]) == 2)
     assert status(cfg)["nodes"][1]["health"]["state"] == "up"

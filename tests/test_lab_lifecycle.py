@@ -31,10 +31,13 @@ def assert_gone(lab: LabInstance) -> None:
     in_machines = []
     for proc in Path("/proc").iterdir():
         try:
-            if f"/ecmptui/{lab.name}-" in (proc / "cgroup").read_text():
+            dead = "\nState:\tZ" in (proc / "status").read_text()
+            if f"/ecmptui/{lab.name}-" in (proc / "cgroup").read_text() and not dead:
                 in_machines.append(proc.name)
         except OSError:
             pass
+    # (a machine's processes whose parent was a SIGKILLed supervisor are dead but wait for
+    # the host's init to reap them: zombies hold no resources and are not counted)
     assert in_machines == []
     mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
                             text=True).stdout

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fetch_from_client, machine_of, make_config, on_node, run_cli, status
+from conftest import fetch_from_client, make_config, on_node, run_cli, status
 from ecmptui import config
-from ecmptui.inventory import Deployment
+from ecmptui.deployment.inventory import Deployment
 
 pytestmark = pytest.mark.lab
 

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from conftest import run_cli
-from ecmptui.failover import analyse, first_answer_ms, steady_since
-from ecmptui.probe import Prober, Sample, summarize
+from ecmptui.traffic.failover import analyse, first_answer_ms, steady_since
+from ecmptui.traffic.probe import Prober, Sample, summarize
 
 
 def run_probe(url: str, n: int = 20, rate: float = 200.0, timeout: float = 0.3) -> list[Sample]:
@@ -194,7 +194,7 @@ def test_probe_with_url_and_no_netns_needs_no_settings(http_server, tmp_path):
 
 
 def test_probe_stream_pins_its_namespace():
-    from ecmptui.probe_stream import probe_argv
+    from ecmptui.traffic.probe_stream import probe_argv
 
     argv = probe_argv("http://203.0.113.9/", 200, 1.0, "labx-client")
     assert argv[:4] == ["ip", "netns", "exec", "labx-client"]
@@ -202,7 +202,7 @@ def test_probe_stream_pins_its_namespace():
 
 
 def test_traffic_model_measures_a_drain_seen_steady_at_the_window_edge():
-    from ecmptui.traffic import TrafficModel
+    from ecmptui.traffic.model import TrafficModel
 
     m = TrafficModel(settle_s=1.0, timeout_s=1.0)
     # 100 req/s; b still answers the request sent at 10.01 s, then only a

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import fetch_from_client, make_config, on_node, run_cli, status, wait_for
 from ecmptui import config
-from ecmptui.inventory import Deployment
-from ecmptui.node import HostKeyPolicy, NodeError
+from ecmptui.deployment.inventory import Deployment
+from ecmptui.node.server import HostKeyPolicy, NodeError
 
 pytestmark = pytest.mark.lab
 

@@ -167,7 +167,7 @@ async def test_twenty_sessions_draw_and_the_21st_is_refused(served):
             chan, sess = await open_terminal(extra)
             await sess.wait_for(b"too many sessions (20)")
     finally:
-        for conn, chan, _ in conns:
+        for conn, _chan, _ in conns:
             conn.close()
     deadline = time.monotonic() + 15
     while served.children():
@@ -179,7 +179,7 @@ async def test_twenty_sessions_draw_and_the_21st_is_refused(served):
 async def test_viewer_cannot_withdraw_an_operator_can(deployed, tmp_path):
     cfg, _ = deployed
     s = Served(tmp_path, cfg)
-    status = lambda: json.loads(run_cli("--config", str(cfg), "status", "--json",  # noqa
+    status = lambda: json.loads(run_cli("--config", str(cfg), "status", "--json",
                                         check=True).stdout)
     try:
         for who in ("viewer", "operator"):

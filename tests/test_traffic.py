@@ -38,9 +38,9 @@ def test_jsonl_streams_one_record_per_request(deployed):
 
 def _health(cfg, action: str) -> None:
     """Stop or start tnode1's health check (it would withdraw the node within ~0.3 s)."""
-    from ecmptui import node as node_mod
+    from ecmptui.node import health as node_health
 
-    on_node(cfg, "tnode1", getattr(node_mod, f"{action}_health"))
+    on_node(cfg, "tnode1", getattr(node_health, f"{action}_health"))
 
 
 def test_stop_nginx_fault_is_refused_traffic_and_restore_clears_it(deployed):

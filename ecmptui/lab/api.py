@@ -85,7 +85,7 @@ def dispatch(cloud: Cloud, method: str, path: str, body: dict) -> tuple[int, Any
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "LabApiServer"
+    server: LabApiServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt: str, *args: Any) -> None:  # the token is a header: never logged
@@ -120,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = dispatch(self.server.cloud, method, self.path, body)
         except ApiError as exc:
             status, payload = exc.status, {"errors": exc.messages}
-        except Exception:  # noqa: BLE001 - a bug must not kill the server thread silently
+        except Exception:
             log.exception("%s %s failed", method, normalise(self.path))
             status, payload = 500, {"errors": ["internal error in the lab API"]}
         self._send(status, payload)

@@ -13,6 +13,7 @@ import shutil
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import asyncssh
 
@@ -66,7 +67,7 @@ class ApiError(Exception):
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _single_page(href: str, total: int) -> dict:
@@ -82,7 +83,7 @@ def _require(cond: bool, message: str) -> None:
 
 
 def _tags(body: dict) -> list[str]:
-    tags = body.get("tags") or []
+    tags: Any = body.get("tags") or []
     _require(isinstance(tags, list) and all(isinstance(t, str) for t in tags),
              "tags must be a list of strings")
     return tags
@@ -147,7 +148,8 @@ class Cloud:
     def add_ssh_key(self, project_id: str | None, body: dict) -> dict:
         if project_id is not None:
             self._project(project_id)
-        key, label = body.get("key"), body.get("label", "")
+        key: Any = body.get("key")
+        label: Any = body.get("label", "")
         _require(isinstance(key, str) and key.strip() != "", "key is required")
         _require(isinstance(label, str), "label must be a string")
         try:
@@ -221,24 +223,25 @@ class Cloud:
 
     def create_device(self, project_id: str, body: dict) -> dict:
         self._project(project_id)
-        hostname = body.get("hostname")
+        hostname: Any = body.get("hostname")
         _require(isinstance(hostname, str) and 0 < len(hostname) <= 63
                  and all(c.isalnum() or c in "-." for c in hostname),
                  "hostname is required and must be a valid host name")
-        plan = body.get("plan")
+        plan: Any = body.get("plan")
         _require(any(p["slug"] == plan for p in PLANS), f"plan {plan!r} is not a valid plan")
-        os_slug = body.get("operating_system")
+        os_slug: Any = body.get("operating_system")
         _require(any(o["slug"] == os_slug for o in OPERATING_SYSTEMS),
                  f"operating_system {os_slug!r} is not a valid operating system")
         img = image.image(OS_IMAGES[os_slug])
         _require(img.ready(), f"operating_system {os_slug!r}: the lab image is not built yet "
                  f"(run `ecmptui lab image --os {img.os}`)")
-        metro, facility = body.get("metro"), body.get("facility")
+        metro: Any = body.get("metro")
+        facility: Any = body.get("facility")
         _require(metro or facility, "metro or facility is required")
         _require(metro in (None, "", "lab") and facility in (None, "", "lab"),
                  f"metro {metro or facility!r} is not a valid metro")
         tags = _tags(body)
-        keys = body.get("project_ssh_keys") or []
+        keys: Any = body.get("project_ssh_keys") or []
         _require(isinstance(keys, list) and all(k in self.ssh_keys for k in keys),
                  "project_ssh_keys must list ids of this project's keys")
         with self.lock:
@@ -276,7 +279,7 @@ class Cloud:
                 dev.host_key = host_key
                 self._write_known_hosts()
             self._boot(dev)
-        except Exception as exc:  # noqa: BLE001 - the device shows it; the daemon keeps serving
+        except Exception as exc:
             log.error("device %s failed: %s", dev.hostname, exc)
             with self.lock:
                 dev.state = "failed"
@@ -294,7 +297,7 @@ class Cloud:
     def device_action(self, device_id: str, body: dict) -> None:
         """`POST /devices/{id}/actions`: reboot (power cycle on the same disk), power_off,
         power_on. Runs in the background like Metal's; the device's state tells progress."""
-        kind = body.get("type")
+        kind: Any = body.get("type")
         _require(kind in DEVICE_ACTIONS, f"type must be one of {', '.join(DEVICE_ACTIONS)}")
         with self.lock:
             dev = self._device(device_id)
@@ -317,7 +320,7 @@ class Cloud:
                     dev.state = "inactive"
                 return
             self._boot(dev)
-        except Exception as exc:  # noqa: BLE001 - the device shows it
+        except Exception as exc:
             log.error("device %s %s failed: %s", dev.hostname, kind, exc)
             with self.lock:
                 dev.state = "failed"
@@ -341,6 +344,16 @@ class Cloud:
         fabric.remove_server(self.lab, dev.n)
         shutil.rmtree(self.lab.server_dir(dev.n), ignore_errors=True)
 
+    def shutdown(self) -> None:
+        """Stop every machine of the lab (devices, router, package proxy)."""
+        with self.lock:
+            machines = [d.machine for d in self.devices.values() if d.machine is not None]
+        for m in [*machines, self.apt_proxy.machine, self.router.machine]:
+            try:
+                m.stop()
+            except Exception as exc:
+                log.error("stopping machine %s: %s", m.name, exc)
+
     def device_ips(self, device_id: str) -> dict:
         return {"ip_addresses": self.get_device(device_id)["ip_addresses"]}
 
@@ -349,11 +362,11 @@ class Cloud:
         self._project(project_id)
         _require(body.get("type") == "public_ipv4",
                  f"type {body.get('type')!r} is not supported (the lab reserves public_ipv4)")
-        quantity = body.get("quantity")
+        quantity: Any = body.get("quantity")
         _require(isinstance(quantity, int) and not isinstance(quantity, bool) and quantity >= 1,
                  "quantity must be a positive integer")
         _require(quantity == 1, "the lab reserves single addresses (quantity 1, a /32)")
-        metro = body.get("metro") or body.get("facility")
+        metro: Any = body.get("metro") or body.get("facility")
         _require(metro in (None, "", "lab"), f"metro {metro!r} is not a valid metro")
         tags = _tags(body)
         with self.lock:
@@ -395,11 +408,11 @@ class Cloud:
         _require(body.get("deployment_type") in ("local", "global"),
                  "deployment_type must be local or global")
         _require(body.get("deployment_type") == "local", "the lab offers local BGP only")
-        asn = body.get("asn")
+        asn: Any = body.get("asn")
         _require(isinstance(asn, int) and not isinstance(asn, bool)
                  and (64512 <= asn <= 65534 or 4200000000 <= asn <= 4294967294),
                  "asn must be a private ASN (64512-65534)")
-        md5 = body.get("md5")
+        md5: Any = body.get("md5")
         _require(md5 is None or (isinstance(md5, str) and 0 < len(md5) <= 20
                                  and md5.isascii() and md5.isalnum()),
                  "md5 must be 1-20 letters or digits")
@@ -433,7 +446,7 @@ class Cloud:
     def create_session(self, device_id: str, body: dict) -> dict:
         with self.lock:
             dev = self._device(device_id)
-            family = body.get("address_family")
+            family: Any = body.get("address_family")
             _require(family in ("ipv4", "ipv6"), "address_family must be ipv4 or ipv6")
             _require(family == "ipv4", "the lab offers ipv4 sessions only")
             _require(self.bgp_config is not None, "BGP is not enabled for this project")

@@ -213,7 +213,7 @@ def down(lab: LabInstance) -> list[str]:
         raise EcmpError("the lab needs root to be torn down: run as root")
     found = leftovers(lab)
     pid = _daemon_pid(lab)
-    if _daemon_alive(lab, pid):
+    if pid is not None and _daemon_alive(lab, pid):
         found.insert(0, f"supervisor pid {pid}")
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + DOWN_TIMEOUT

@@ -76,7 +76,7 @@ def serve(lab: LabInstance, port: int, slot: int) -> int:
         tmp = lab.info_file.with_suffix(".new")
         tmp.write_text(json.dumps(info, indent=2) + "\n")
         tmp.replace(lab.info_file)
-    except Exception as exc:  # noqa: BLE001 - reported to `lab up` as one line
+    except Exception as exc:
         log.exception("lab start failed")
         cleanup(lab)
         _report(f"ERROR {exc}".splitlines()[0])
@@ -86,6 +86,7 @@ def serve(lab: LabInstance, port: int, slot: int) -> int:
     stop.wait()
     log.info("lab %s stopping", lab.name)
     server.shutdown()
+    cloud.shutdown()  # stops its machines and reaps their launchers: no zombie left
     cleanup(lab)
     return 0
 

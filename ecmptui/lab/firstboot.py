@@ -37,7 +37,8 @@ def wait_port(host: str, port: int, timeout: float) -> None:
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
-        except OSError:
+        except OSError as exc:
             if time.monotonic() > deadline:
-                raise EcmpError(f"{host}:{port} not accepting connections after {timeout:.0f} s")
+                raise EcmpError(f"{host}:{port} not accepting connections after "
+                                f"{timeout:.0f} s") from exc
             time.sleep(0.01)

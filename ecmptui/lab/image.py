@@ -152,7 +152,8 @@ def _debootstrap(os_name: str, target: Path, say: Progress) -> None:
                             env=env, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
     deadline = time.monotonic() + BUILD_TIMEOUT
-    last_stage, tail, fetched = "", [], 0
+    last_stage, fetched = "", 0
+    tail: list[str] = []
     for line in proc.stdout:
         line = line.rstrip()
         tail = (tail + [line])[-5:]

@@ -13,12 +13,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecmptui.errors import EcmpError
+from ecmptui.limits import DEFAULT_LAB, MAX_NODES, validate_lab_name
 
-DEFAULT_NAME = "ecmp"
+DEFAULT_NAME = DEFAULT_LAB
 STATE_ROOT = Path(os.environ.get("ECMPTUI_STATE_ROOT", "/run/ecmptui"))
-NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
-MAX_NODES = 16
 MAX_SLOTS = 100  # mgmt subnets 198.18.100.0/24 .. 198.18.199.0/24
 
 # Inside the namespaces every instance uses the same plan (namespaces are isolated);
@@ -31,13 +29,7 @@ EIP_POOL = ipaddress.IPv4Network("203.0.113.0/24")
 LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
 
 
-def validate_name(name: str) -> str:
-    """Return `name` if it is a valid instance name, else raise EcmpError."""
-    if not NAME_RE.match(name or ""):
-        raise EcmpError(
-            f"invalid lab name {name!r}: use 1-6 lowercase letters or digits, starting with a letter"
-        )
-    return name
+validate_name = validate_lab_name
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ import json
 import time
 from dataclasses import dataclass
 
-from ecmptui import bird
 from ecmptui.errors import EcmpError
 from ecmptui.lab import fabric, image
-from ecmptui.lab.machine import Machine
 from ecmptui.lab.instance import ROUTER_ASN, ROUTER_ID, LabInstance, server_link_addr
+from ecmptui.lab.machine import Machine
+from ecmptui.node import bird
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def _write_private(path: Path, data: bytes) -> None:
 def make_certificates(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
     """Create ca.pem, server.pem and server.key in `directory`; return their paths."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ecmptui lab CA")])
     ca_cert = (

@@ -72,7 +72,7 @@ class Neighbor:
     routes_in: tuple[str, ...] = ()
 
     @classmethod
-    def from_api(cls, data: dict) -> "Neighbor":
+    def from_api(cls, data: dict) -> Neighbor:
         """Build from the API's JSON; raises BirdParseError on a malformed entry."""
         try:
             md5 = data.get("md5_password") if data.get("md5_enabled") else None
@@ -167,8 +167,8 @@ def render_node_config(spec: NodeBgpSpec) -> str:
     out += ["  ipv4 {", "    import none;", "    export filter eip_out;", "  };", "}", ""]
     for i, peer in enumerate(nb.peer_ips, start=1):
         out.append(
-            f"protocol bgp {PEER_PROTOCOL_PREFIX}{i} from metal {{ neighbor {peer} as {nb.peer_as}; }}"
-        )
+            f"protocol bgp {PEER_PROTOCOL_PREFIX}{i} from metal "
+            f"{{ neighbor {peer} as {nb.peer_as}; }}")
     return "\n".join(out) + "\n"
 
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import AsyncIterator
+from typing import TYPE_CHECKING
 
 import asyncssh
 
 from ecmptui.config import Settings
+from ecmptui.deployment.metal import ApiEndpoint, DeviceInfo, MetalClient
 from ecmptui.errors import EcmpError
-from ecmptui.metal import DeviceInfo, MetalClient, Target, resolve_target
-from ecmptui.node import HostKeyPolicy, Layout, Node
+from ecmptui.node.server import HostKeyPolicy, Layout, Node
+
+if TYPE_CHECKING:
+    from ecmptui.deployment.target import AnyDeployment, _ApiTarget
 
 
 @dataclass
@@ -83,21 +87,15 @@ class NodeAccess:
 
 
 class Deployment(NodeAccess):
-    """A target's API client plus the settings needed to reach its nodes."""
+    """A deployment behind a Metal-compatible API (lab or Metal): the API client plus the
+    settings needed to reach its nodes."""
 
-    def __init__(self, settings: Settings, target: Target | None = None) -> None:
+    def __init__(self, settings: Settings, target: _ApiTarget,
+                 endpoint: ApiEndpoint | None = None) -> None:
         self.settings = settings
-        self.target = target or resolve_target(settings)
-        self.client = MetalClient(self.target)
-
-    @property
-    def is_lab(self) -> bool:
-        return self.target.kind == "lab"
-
-    def lab_instance(self):
-        from ecmptui.lab.instance import LabInstance
-
-        return LabInstance(self.target.lab_name) if self.is_lab else None
+        self.target = target
+        self.endpoint = endpoint or target.endpoint()
+        self.client = MetalClient(self.endpoint)
 
     def inventory(self) -> Inventory:
         p = self.settings.provision
@@ -108,19 +106,18 @@ class Deployment(NodeAccess):
         if p.eip:
             ips = [i for i in self.client.ips() if i.address == p.eip]
         eip = ips[0] if ips else None
-        return Inventory(self.target.kind, eip.address if eip else None,
+        return Inventory(self.target.kind.value, eip.address if eip else None,
                          eip.id if eip else None, nodes)
 
     async def ainventory(self) -> Inventory:
         return await asyncio.to_thread(self.inventory)
 
     def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
-        """The URL to probe and the namespace to probe from (the lab's client namespace:
-        the EIP is routed only there)."""
+        """The URL to probe and the namespace to probe from (in the lab, the client
+        namespace: the EIP is routed only there)."""
         if inv.eip is None:
             raise EcmpError("nothing provisioned yet: no EIP to probe")
-        lab = self.lab_instance()
-        return f"http://{inv.eip}/", lab.client_ns if lab else None
+        return f"http://{inv.eip}/", self.target.probe_netns()
 
     # -- device actions ------------------------------------------------------------------
     async def reboot(self, rec: NodeRecord, timeout: float = 90.0) -> float:
@@ -135,7 +132,7 @@ class Deployment(NodeAccess):
     async def wait_back(self, rec: NodeRecord, deadline: float) -> None:
         """Wait until `rec` went down and came back (or, if it was never seen down, until
         REBOOT_GRACE has passed: a real API may report the reboot late)."""
-        from ecmptui.provision import node_verified
+        from ecmptui.deployment.provision import node_verified
 
         started, seen_down, last = time.monotonic(), False, "rebooting"
         while time.monotonic() < deadline:
@@ -156,9 +153,7 @@ class Deployment(NodeAccess):
 
     # -- SSH -----------------------------------------------------------------------------
     def host_key_policy(self) -> HostKeyPolicy:
-        if self.is_lab:
-            return HostKeyPolicy("strict", Path(self.target.known_hosts))
-        return HostKeyPolicy("pin", self.settings.known_hosts_path)
+        return self.target.host_key_policy(self.endpoint)
 
     def layout(self, rec: NodeRecord) -> Layout:
         return Layout()
@@ -168,15 +163,6 @@ class Deployment(NodeAccess):
             rec.name, rec.index, rec.mgmt_address, self.layout(rec),
             user=self.settings.ssh.user, key=ensure_ssh_key(self.settings.ssh_key_path),
             policy=self.host_key_policy(), timeout=self.settings.ssh.connect_timeout)
-
-
-def open_deployment(settings: Settings):
-    """The deployment for the configured target: the API's, or the config's (static)."""
-    if settings.target == "static":
-        from ecmptui.static import StaticDeployment
-
-        return StaticDeployment(settings)
-    return Deployment(settings)
 
 
 def ensure_ssh_key(path: Path) -> Path:
@@ -203,7 +189,7 @@ class NodePool:
     """Keeps one SSH connection per node open for callers that ask every second (the
     dashboard); a connection that fails is dropped and made again next time."""
 
-    def __init__(self, d: Deployment) -> None:
+    def __init__(self, d: AnyDeployment) -> None:
         self.d = d
         self.nodes: dict[str, Node] = {}
         self._locks: dict[str, asyncio.Lock] = {}

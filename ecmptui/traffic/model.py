@@ -7,8 +7,8 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from ecmptui.failover import analyse, first_answer_ms, steady_since
-from ecmptui.samples import Sample, percentile
+from ecmptui.traffic.failover import analyse, first_answer_ms, steady_since
+from ecmptui.traffic.samples import Sample, percentile
 
 
 @dataclass
@@ -19,7 +19,8 @@ class ActionRecord:
     node: str
     action: str
     outcome: str = "running"          # running | done | failed: <why>
-    takes_node_out: bool = True       # withdraw/faults: watch convergence; announce/restore: recovery
+    # withdraw/faults: watch convergence; announce/restore: recovery
+    takes_node_out: bool = True
     convergence_ms: float | None = None
     recovery_ms: float | None = None
     failed: dict[str, int] = field(default_factory=dict)
@@ -79,9 +80,11 @@ class TrafficModel:
         the current (incomplete) second is left out."""
         now = time.monotonic() if now is None else now
         end = int(now)
-        empty = (Counter(), 0)
-        return [tuple(self._seconds.get(sec, empty))  # type: ignore[misc]
-                for sec in range(end - self.window_s, end)]
+        out: list[tuple[Counter, int]] = []
+        for sec in range(end - self.window_s, end):
+            slot = self._seconds.get(sec)
+            out.append((slot[0], slot[1]) if slot else (Counter(), 0))
+        return out
 
     def recent(self, seconds: float = 5.0, now: float | None = None) -> list[Sample]:
         """Samples sent in the `seconds` before the last `timeout_s` (their fate is known).

@@ -8,15 +8,14 @@ old one, which is kept and restored if the reload fails.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
 
-from ecmptui import bird, nginx
 from ecmptui.errors import EcmpError
-from ecmptui.remote_shell import RemoteShell, Result, ShellError
+from ecmptui.node import bird, nginx
+from ecmptui.node.remote_shell import RemoteShell, Result, ShellError
 
 
 class NodeError(EcmpError):
@@ -104,7 +103,7 @@ class Node:
     @classmethod
     async def connect(cls, name: str, index: int, host: str, layout: Layout, *, user: str,
                       key: Path, policy: HostKeyPolicy, port: int = 22,
-                      timeout: float = 10.0) -> "Node":
+                      timeout: float = 10.0) -> Node:
         try:
             known = await _known_hosts_for(policy, host, port, timeout)
             conn = await asyncio.wait_for(asyncssh.connect(
@@ -120,7 +119,7 @@ class Node:
                             f"{where}; refusing to connect") from None
         except asyncssh.PermissionDenied:
             raise NodeError(f"{name} ({host}): SSH key {key} was refused") from None
-        except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise NodeError(f"{name} ({host}): SSH connection failed: {reason}") from None
         return cls(name, index, host, layout, conn, shell)
@@ -336,188 +335,3 @@ class Node:
         verb = "enable" if enabled else "disable"
         for p in peers:
             await self.run(*self.birdc_argv(verb, p))
-
-
-# -- lab faults ------------------------------------------------------------------------------
-
-from ecmptui.steps import FAULTS  # noqa: E402,F401 - kept here for callers
-# Drops everything on the uplink (the BGP peer and all client traffic), nothing on mgmt0:
-# the node goes silent for the router while we can still reach it to undo the fault.
-ISOLATE_TABLE = "ecmptui_isolate"
-ISOLATE_RULES = f"""table inet {ISOLATE_TABLE} {{
-  chain input {{ type filter hook input priority -300; policy accept; iifname "eth0" drop; }}
-  chain output {{ type filter hook output priority -300; policy accept; oifname "eth0" drop; }}
-}}
-"""
-
-
-# Keeps systemd from restarting a killed BIRD while the kill-bird fault lasts (runtime only:
-# a reboot forgets it, as it would forget a crash).
-NO_RESTART_DROPIN = "/run/systemd/system/{unit}.service.d/ecmptui-fault.conf"
-
-
-async def _main_pid(node: Node, unit: str) -> int:
-    res = await node.systemctl("show", "-p", "MainPID", "--value", unit, check=False)
-    text = str(res.stdout).strip()
-    return int(text) if text.isdigit() else 0
-
-
-async def inject_fault(node: Node, fault: str) -> None:
-    """Break `node` the way an operator could break a server: through systemd and nftables
-    on the node itself. Lab nodes only: callers check that the lab owns the node."""
-    lay = node.layout
-    if fault not in FAULTS:
-        raise NodeError(f"unknown fault {fault!r} (one of {', '.join(FAULTS)})")
-    await node.run("mkdir", "-p", lay.state_dir)
-    if fault == "kill-bird":
-        await node.write(NO_RESTART_DROPIN.format(unit=lay.bird_unit),
-                         "[Service]\nRestart=no\n")
-        await node.systemctl("daemon-reload")
-        await node.systemctl("kill", "-s", "KILL", lay.bird_unit)
-    elif fault == "freeze-bird":
-        await node.systemctl("kill", "-s", "STOP", "--kill-who=main", lay.bird_unit)
-    elif fault == "isolate":
-        await node.run("nft", "-f", "-", input=ISOLATE_RULES)
-    else:
-        await node.systemctl("stop", lay.nginx_unit)
-    await node.run("sh", "-c", 'echo "$1" >> "$2"', "sh", fault, f"{lay.state_dir}/faults")
-
-
-async def active_faults(node: Node) -> list[str]:
-    text = await node.read(f"{node.layout.state_dir}/faults")
-    return sorted(set((text or "").split()))
-
-
-async def restore(node: Node) -> list[str]:
-    """Undo every fault: lift isolation, thaw or restart BIRD, start nginx. Returns what was
-    undone (empty when the node was healthy)."""
-    lay = node.layout
-    undone = []
-    res = await node.run("nft", "delete", "table", "inet", ISOLATE_TABLE, check=False)
-    if res.exit_status == 0:
-        undone.append("isolate")
-    pid = await _main_pid(node, lay.bird_unit)
-    if pid:
-        frozen = await node.run("grep", "-q", "^State:.*stopped", f"/proc/{pid}/status",
-                                check=False)
-        if frozen.exit_status == 0:
-            await node.systemctl("kill", "-s", "CONT", "--kill-who=main", lay.bird_unit)
-            undone.append("freeze-bird")
-    dropin = NO_RESTART_DROPIN.format(unit=lay.bird_unit)
-    if await node.read(dropin) is not None:
-        await node.run("rm", "-f", dropin)
-        await node.systemctl("daemon-reload")
-    if not await node.bird_running():
-        await node._start_bird()
-        undone.append("kill-bird")
-    if not await node.nginx_running():
-        await node.systemctl("start", lay.nginx_unit)
-        undone.append("stop-nginx")
-    await node.run("rm", "-f", f"{lay.state_dir}/faults")
-    return undone
-
-
-# -- the health check ------------------------------------------------------------------------
-
-HEALTH_SCRIPT = "healthcheck.py"
-HEALTH_UNIT = "ecmptui-health"
-HEALTH_UNIT_FILE = f"/etc/systemd/system/{HEALTH_UNIT}.service"
-
-
-def health_paths(lay: Layout) -> dict[str, str]:
-    d = lay.state_dir
-    return {"script": f"{d}/{HEALTH_SCRIPT}", "config": f"{d}/health-config.json",
-            "state": f"{d}/health.json", "log": f"{d}/health.log"}
-
-
-def health_unit(lay: Layout) -> str:
-    """The checker as a service. `systemctl stop` (SIGTERM) withdraws the EIP on the way out:
-    no check, no announcement. A crash is restarted; a clean exit is not."""
-    paths = health_paths(lay)
-    return ("[Unit]\nDescription=ecmptui health check (withdraws the EIP when nginx fails)\n"
-            f"After={lay.bird_unit}.service {lay.nginx_unit}.service\n\n[Service]\n"
-            f"ExecStart=/usr/bin/python3 {paths['script']} --config {paths['config']}\n"
-            "Restart=on-failure\nRestartSec=1\n\n"
-            "[Install]\nWantedBy=multi-user.target\n")
-
-
-def health_node_config(node: Node, settings: dict, eip: str) -> dict:
-    paths = health_paths(node.layout)
-    return {**settings, "url": f"http://{eip}/healthz",
-            "birdc": node.birdc_argv(), "protocol": node.layout.eip_protocol,
-            "state_file": paths["state"], "log_file": paths["log"],
-            "withdrawn_flag": node.layout.withdrawn_flag}
-
-
-async def health_running(node: Node) -> bool:
-    return await node.unit_active(HEALTH_UNIT)
-
-
-async def start_health(node: Node) -> None:
-    await node.systemctl("restart", HEALTH_UNIT)
-    state = health_paths(node.layout)["state"]
-    for _ in range(100):  # bounded: 5 s for the first state
-        if await node.read(state):
-            return
-        await asyncio.sleep(0.05)
-    raise NodeError(f"{node.name}: the health check did not start")
-
-
-async def stop_health(node: Node) -> None:
-    """Stop the checker without touching BIRD (SIGUSR1: a clean exit, not restarted)."""
-    await node.systemctl("kill", "-s", "USR1", "--kill-who=main", HEALTH_UNIT, check=False)
-    for _ in range(60):  # bounded: 3 s
-        if not await health_running(node):
-            return
-        await asyncio.sleep(0.05)
-    await node.systemctl("kill", "-s", "KILL", HEALTH_UNIT, check=False)
-
-
-async def apply_health(node: Node, settings: dict | None, eip: str) -> bool:
-    """Deploy and (re)start the checker with `settings`, or remove it (None). Returns whether
-    anything changed. Turning checks off re-announces the EIP unless the operator withdrew."""
-    from importlib import resources
-
-    paths = health_paths(node.layout)
-    running = await health_running(node)
-    if settings is None:
-        if not running:
-            return False
-        await stop_health(node)
-        await node.systemctl("disable", "--quiet", HEALTH_UNIT, check=False)
-        if not await node.withdrawn():
-            await node.run(*node.birdc_argv("enable", node.layout.eip_protocol), check=False)
-        return True
-    script = resources.files("ecmptui").joinpath(HEALTH_SCRIPT).read_text()
-    config = json.dumps(health_node_config(node, settings, eip), indent=2,
-                        sort_keys=True) + "\n"
-    unit = health_unit(node.layout)
-    changed = False
-    await node.run("mkdir", "-p", node.layout.state_dir)
-    for path, text, mode in ((paths["script"], script, "0755"), (paths["config"], config, "0644"),
-                             (HEALTH_UNIT_FILE, unit, "0644")):
-        if await node.read(path) != text:
-            await node.write(path, text, mode)
-            changed = True
-    if changed:
-        await node.systemctl("daemon-reload")
-        await node.systemctl("enable", "--quiet", HEALTH_UNIT)
-    if running and not changed:
-        return False
-    if running:
-        await stop_health(node)
-    await start_health(node)
-    return True
-
-
-async def health_state(node: Node) -> dict | None:
-    """The checker's state file (None when no checker was deployed), with `alive`."""
-    text = await node.read(health_paths(node.layout)["state"])
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    data["alive"] = data.get("state") != "stopped" and await health_running(node)
-    return data

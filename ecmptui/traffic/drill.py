@@ -9,49 +9,52 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from ecmptui import node as node_mod
+from ecmptui.actions import ACTIONS, Action, Kind
+from ecmptui.deployment import operate
+from ecmptui.deployment.inventory import Deployment, Inventory, NodeRecord
+from ecmptui.deployment.provision import set_bfd
+from ecmptui.deployment.status import gather, health_label
 from ecmptui.errors import EcmpError
-from ecmptui.failover import analyse, back_after_ms, first_answer_ms, steady_since
-from ecmptui.inventory import Deployment, Inventory, NodeRecord
-from ecmptui.node import Node
-from ecmptui.probe_stream import ProbeStream
-from ecmptui.provision import set_bfd
-from ecmptui.status import gather, health_label
+from ecmptui.node import health as node_health
+from ecmptui.node.server import Node
+from ecmptui.traffic.failover import analyse, back_after_ms, first_answer_ms, steady_since
+from ecmptui.traffic.probe_stream import ProbeStream
 
 
 @dataclass(frozen=True)
 class Scenario:
-    name: str
-    act: Callable[[Node], Awaitable[None]] | None   # None: a device action through the API
-    undo: Callable[[Node], Awaitable[object]] | None  # None: the node comes back by itself
-    lab_only: bool
-    description: str
+    """A drill scenario: an action of the registry that takes a node out of service, and
+    the action that puts it back (none: the node comes back by itself, as after a reboot)."""
+
+    action: Action
+    undo: Action | None
+
+    @property
+    def name(self) -> str:
+        return self.action.name
+
+    @property
+    def lab_only(self) -> bool:
+        return self.action.lab_only
+
+    @property
+    def via_api(self) -> bool:
+        return self.action.kind is Kind.DEVICE
+
+    async def act(self, node: Node) -> None:
+        await operate.on_node(node, self.action)
+
+    async def restore(self, node: Node) -> None:
+        if self.undo is not None:
+            await operate.on_node(node, self.undo)
 
 
-def _fault(name: str) -> Callable[[Node], Awaitable[None]]:
-    return lambda n: node_mod.inject_fault(n, name)
-
-
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
-    Scenario("withdraw", lambda n: n.withdraw(), lambda n: n.announce(), False,
-             "stop announcing the EIP (graceful drain), then announce"),
-    Scenario("shutdown", lambda n: n.shutdown(), lambda n: n.start(), False,
-             "take the BGP session down, then start it"),
-    Scenario("kill-bird", _fault("kill-bird"), node_mod.restore, True,
-             "BIRD killed with SIGKILL, then restarted"),
-    Scenario("freeze-bird", _fault("freeze-bird"), node_mod.restore, True,
-             "BIRD frozen with SIGSTOP (session silently stalls), then thawed"),
-    Scenario("isolate", _fault("isolate"), node_mod.restore, True,
-             "the node silently drops everything on its uplink, then recovers"),
-    Scenario("stop-nginx", _fault("stop-nginx"), node_mod.restore, True,
-             "nginx stopped while BIRD keeps announcing, then started"),
-    Scenario("reboot", None, None, False,
-             "the server rebooted through the API; BIRD, nginx and the EIP come back by "
-             "themselves"),
-]}
+SCENARIOS: dict[str, Scenario] = {
+    a.name: Scenario(a, ACTIONS[a.undo] if a.undo else None)
+    for a in ACTIONS.values() if a.out_of_service}
 REBOOT_TIMEOUT = 90.0
 
 
@@ -126,10 +129,10 @@ class Drill:
         out: list[tuple[Scenario, bool | None]] = []
         for name in names:
             sc = SCENARIOS[name]
-            if sc.lab_only and not self.d.is_lab:
+            if sc.lab_only and not self.d.target.caps.faults:
                 raise EcmpError(f"scenario {name!r} injects a fault: lab only (this target "
                                 "allows withdraw and shutdown)")
-            if sc.act is None and self.d.client is None:
+            if sc.via_api and not self.d.target.caps.api:
                 raise EcmpError(f"scenario {name!r} needs the API (lab or metal target)")
             out += [(sc, True), (sc, False)] if sc.lab_only else [(sc, None)]
         return out
@@ -148,7 +151,7 @@ class Drill:
         original_bfd = await self._bfd_now(target)
         current_bfd = original_bfd
         async with self.d.node(target) as node:
-            has_health = await node_mod.health_running(node)
+            has_health = await node_health.health_running(node)
         results = []
         try:
             for sc, bfd in plan:
@@ -191,12 +194,12 @@ class Drill:
         paused_health = False
         try:
             async with self.d.node(target) as node:
-                if health is False and await node_mod.health_running(node):
-                    await node_mod.stop_health(node)
+                if health is False and await node_health.health_running(node):
+                    await node_health.stop_health(node)
                     paused_health = True
                 await asyncio.sleep(1.0)  # a second of normal traffic as the baseline
                 t_action = time.monotonic()
-                if sc.act is None:
+                if sc.via_api:
                     return await self._reboot(sc, label, target, stream, t_action, baseline)
                 await sc.act(node)
                 self.on_event(f"{label}: acted on {target.name}")
@@ -210,10 +213,9 @@ class Drill:
                 else:
                     notes.append(f"traffic not steady within {self.limit_s:.0f} s")
                 t_restore = time.monotonic()
-                assert sc.undo is not None
-                await sc.undo(node)
+                await sc.restore(node)
                 if paused_health:
-                    await node_mod.start_health(node)
+                    await node_health.start_health(node)
                     paused_health = False
                 self.on_event(f"{label}: restored {target.name}")
                 deadline = t_restore + 15
@@ -226,7 +228,7 @@ class Drill:
             await stream.stop()
             if paused_health:  # an error mid-scenario: never leave the check off
                 async with self.d.node(target) as node:
-                    await node_mod.start_health(node)
+                    await node_health.start_health(node)
         after_status = await wait_status(
             self.d, lambda st: health_key(st) == health_key(baseline), 15)
         if after_status is None:
@@ -291,7 +293,7 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         f = r.to_json()["failed"]
-        dist = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"  # noqa
+        dist = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"
         lines.append(
             f"| {r.name} | {'on' if r.bfd else 'off'} "
             f"| {'-' if r.health is None else ('on' if r.health else 'off')} "

@@ -6,13 +6,17 @@ import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-from ecmptui import bird
-from ecmptui.errors import EcmpError
-from ecmptui.inventory import Deployment, Inventory, NodeRecord
-from ecmptui.metal import session_status
+from ecmptui.deployment.inventory import Inventory, NodeRecord
+from ecmptui.deployment.metal import session_status
 from ecmptui.display import health_label  # noqa: F401 - re-exported
-from ecmptui.node import health_state
+from ecmptui.errors import EcmpError
+from ecmptui.node import bird
+
+if TYPE_CHECKING:
+    from ecmptui.deployment.target import AnyDeployment
+from ecmptui.node.health import health_state
 
 
 @dataclass
@@ -55,7 +59,7 @@ def _peer(p: bird.ProtocolInfo) -> PeerStatus:
 NodeOpener = Callable[[NodeRecord], AbstractAsyncContextManager]
 
 
-async def node_status(d: Deployment, rec: NodeRecord, eip: str | None,
+async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
                       opener: NodeOpener | None = None) -> NodeStatus:
     st = NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address)
     if d.client is None:
@@ -90,11 +94,12 @@ async def node_status(d: Deployment, rec: NodeRecord, eip: str | None,
     return st
 
 
-def router_status(d: Deployment, inv: Inventory) -> dict | None:
+def router_status(d: AnyDeployment, inv: Inventory) -> dict | None:
     """Lab only: the core router's FIB next hops for the EIP, mapped to node names."""
-    lab = d.lab_instance()
-    if lab is None:
+    if not d.target.caps.router_view:
         return None
+    lab = d.target.lab()
+    assert lab is not None
     from ecmptui.lab.router import CoreRouter
 
     hops = CoreRouter(lab).nexthops(f"{inv.eip}/32") if inv.eip else []
@@ -102,7 +107,7 @@ def router_status(d: Deployment, inv: Inventory) -> dict | None:
     return {"nexthops": hops, "nodes": [by_addr.get(h, h) for h in hops]}
 
 
-async def gather(d: Deployment, opener: NodeOpener | None = None) -> dict:
+async def gather(d: AnyDeployment, opener: NodeOpener | None = None) -> dict:
     """The `status --json` document. `opener` may hand out pooled node connections."""
     inv = await d.ainventory()
     nodes = await asyncio.gather(*(node_status(d, r, inv.eip, opener) for r in inv.nodes))

@@ -11,17 +11,19 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from ecmptui import bird
-from ecmptui.errors import EcmpError
-from ecmptui.inventory import (
+from ecmptui.deployment.inventory import (
     Deployment,
     Inventory,
     NodeRecord,
     public_key_line,
     record_from_device,
 )
-from ecmptui.node import Node, apply_health
-from ecmptui.steps import KEY_LABEL, STEPS, StepEvent  # noqa: F401 - re-exported
+from ecmptui.deployment.steps import KEY_LABEL, STEPS, StepEvent
+from ecmptui.errors import EcmpError
+from ecmptui.node import bird
+from ecmptui.node.health import apply_health
+from ecmptui.node.server import Node
+
 
 class Provisioner:
     """Runs the steps; iterate `run()` for events, then read `inventory` and `changed`."""
@@ -35,9 +37,7 @@ class Provisioner:
         self.health = health_config(deployment)
         self.inventory: Inventory | None = None
         self.changed = False
-        self.lab = deployment.is_lab
-        self.poll = 0.1 if self.lab else 5.0
-        self.active_timeout = 60.0 if self.lab else 1800.0
+        self.timing = deployment.target.timing
 
     async def _call(self, fn, *args, **kwargs):
         return await self.d.client.acall(fn, *args, **kwargs)
@@ -46,7 +46,8 @@ class Provisioner:
         steps = [self._ssh_key, self._devices, self._eip, self._bgp, self._sessions]
         state: dict = {"nodes": {}}
         try:
-            for (name, _), step in zip(STEPS, steps):
+            # STEPS also names configure and verify, which run per node below
+            for (name, _), step in zip(STEPS, steps, strict=False):
                 yield StepEvent(name, "running")
                 try:
                     detail, changed = await step(state)
@@ -62,7 +63,7 @@ class Provisioner:
         finally:  # the SSH connections opened by configure, reused by verify
             await asyncio.gather(*(n.close() for n in state["nodes"].values()),
                                  return_exceptions=True)
-        self.inventory = Inventory(self.d.target.kind, state["eip"].address, state["eip"].id,
+        self.inventory = Inventory(self.d.target.kind.value, state["eip"].address, state["eip"].id,
                                    state["records"])
 
     # -- steps ---------------------------------------------------------------------------
@@ -88,7 +89,7 @@ class Provisioner:
                     self.p.operating_system, [self.p.tag], [state["key_id"]])
                 created.append(name)
         wanted = [existing[f"{prefix}{i}"] for i in range(1, self.nodes + 1)]
-        deadline = time.monotonic() + self.active_timeout
+        deadline = time.monotonic() + self.timing.active_timeout
         devices = []
         for dev in wanted:
             while dev.state != "active":
@@ -96,8 +97,8 @@ class Provisioner:
                     raise EcmpError(f"device {dev.hostname} failed to provision")
                 if time.monotonic() > deadline:
                     raise EcmpError(f"device {dev.hostname} not active after "
-                                    f"{self.active_timeout:.0f} s (state {dev.state})")
-                await asyncio.sleep(self.poll)
+                                    f"{self.timing.active_timeout:.0f} s (state {dev.state})")
+                await asyncio.sleep(self.timing.poll)
                 dev = await self._call(self.d.client.device, dev.id)
             devices.append(dev)
         state["records"] = [record_from_device(d, prefix) for d in devices]
@@ -172,10 +173,11 @@ class Provisioner:
         while not gathered.done() or not queue.empty():
             try:
                 yield await asyncio.wait_for(queue.get(), 0.1)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
-        results = gathered.result()
-        errors = [r for r in results if isinstance(r, BaseException)]
+        outcomes = gathered.result()
+        errors = [r for r in outcomes if isinstance(r, BaseException)]
+        results = [r for r in outcomes if isinstance(r, bool)]
         if errors:
             yield StepEvent("configure", "failed", f"{len(errors)} node(s) failed")
             err = errors[0]
@@ -188,7 +190,7 @@ class Provisioner:
 
     async def _verify(self, state: dict) -> AsyncIterator[StepEvent]:
         yield StepEvent("verify", "running")
-        deadline = time.monotonic() + (20.0 if self.lab else 120.0)
+        deadline = time.monotonic() + self.timing.verify_timeout
         pending = {r.name: r for r in state["records"]}
         last: dict[str, str] = {}
         while pending and time.monotonic() < deadline:
@@ -291,6 +293,8 @@ async def set_bfd(d: Deployment, inv: Inventory, bfd: bool) -> None:
         nbs = await d.client.acall(d.client.neighbors, rec.device_id)
         if not nbs:
             raise EcmpError(f"{rec.name}: the API lists no BGP neighbors")
+        if inv.eip is None:
+            raise EcmpError("nothing provisioned: no EIP")
         async with d.node(rec) as node:
             await configure_node(node, bird.Neighbor.from_api(nbs[0]), inv.eip, bfd,
                                  rec.private_gateway, health_config(d))

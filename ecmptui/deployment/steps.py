@@ -27,6 +27,3 @@ class StepEvent:
     changed: bool = False
 
 
-FAULTS = ("kill-bird", "freeze-bird", "isolate", "stop-nginx")   # lab-only node faults
-NODE_ACTIONS = ("withdraw", "announce", "shutdown", "start")     # work on every target
-DEVICE_ACTIONS = ("reboot",)     # through the API (lab and Metal; not on a static target)

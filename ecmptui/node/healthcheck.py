@@ -33,7 +33,8 @@ DEFAULTS = {"url": "http://127.0.0.1/healthz", "interval_ms": 100, "timeout_ms":
 def check(url: str, timeout: float) -> str | None:
     """None if the service answered 2xx/3xx, else a short reason."""
     parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
+                                      timeout=timeout)
     try:
         conn.request("GET", parts.path or "/", headers={"Connection": "close",
                                                         "User-Agent": "ecmptui-health"})

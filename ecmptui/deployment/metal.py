@@ -11,13 +11,12 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import packet
 import requests
 
-from ecmptui.config import Settings
 from ecmptui.errors import EcmpError
 
 T = TypeVar("T")
@@ -33,36 +32,15 @@ class MetalError(EcmpError):
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where the API is and how to authenticate (the token is never in repr or logs)."""
+class ApiEndpoint:
+    """Where a Metal-compatible API is and how to authenticate (the token is never in repr
+    or logs). `known_hosts`: the lab publishes its machines' host keys there."""
 
-    kind: str                  # "lab" or "metal"
     endpoint: str
     project_id: str
-    token: str
+    token: str = field(repr=False)
     ca_file: str = ""
-    known_hosts: str = ""      # lab: the host keys the lab published
-    lab_name: str = ""
-
-    def __repr__(self) -> str:
-        return f"Target(kind={self.kind!r}, endpoint={self.endpoint!r}, project={self.project_id!r})"
-
-
-def resolve_target(settings: Settings) -> Target:
-    """Endpoint, token, CA and project for the configured target, or a clear error."""
-    if settings.target == "lab":
-        from ecmptui.lab import control
-        from ecmptui.lab.instance import LabInstance
-
-        info = control.require_info(LabInstance(settings.lab))
-        return Target("lab", info.endpoint, info.project_id, info.token(), info.ca_file,
-                      info.known_hosts, settings.lab)
-    if not settings.token:
-        raise EcmpError("no API token: set METAL_AUTH_TOKEN (or PACKET_AUTH_TOKEN)")
-    if not settings.metal.project_id:
-        raise EcmpError(f"{settings.source}: metal.project_id: required for target metal")
-    return Target("metal", settings.metal.endpoint, settings.metal.project_id, settings.token,
-                  settings.metal.ca_file)
+    known_hosts: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,7 +54,7 @@ class DeviceInfo:
     private_gateway: str | None
 
     @classmethod
-    def from_packet(cls, dev: Any) -> "DeviceInfo":
+    def from_packet(cls, dev: Any) -> DeviceInfo:
         def pick(public: bool, field: str) -> str | None:
             for a in dev.ip_addresses or []:
                 if a.get("address_family") == 4 and bool(a.get("public")) == public:
@@ -98,7 +76,7 @@ class IpInfo:
 class MetalClient:
     """packet.Manager for one target with retries and clear errors."""
 
-    def __init__(self, target: Target, retries: int = 3) -> None:
+    def __init__(self, target: ApiEndpoint, retries: int = 3) -> None:
         self.target = target
         self.retries = retries
         self.manager = packet.Manager(auth_token=target.token)

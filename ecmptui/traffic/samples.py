@@ -23,7 +23,7 @@ class Sample:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, line: str) -> "Sample":
+    def from_json(cls, line: str) -> Sample:
         d = json.loads(line)
         return cls(float(d["t"]), d.get("backend"), d.get("error"), float(d["latency_ms"]))
 

@@ -5,45 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecmptui.config import Settings, StaticNode
+from ecmptui.deployment.inventory import Inventory, NodeAccess, NodeRecord, ensure_ssh_key
 from ecmptui.errors import EcmpError
-from ecmptui.inventory import Inventory, NodeAccess, NodeRecord, ensure_ssh_key
-from ecmptui.node import HostKeyPolicy, Layout, Node
+from ecmptui.node.server import HostKeyPolicy, Layout, Node
 
-
-@dataclass(frozen=True)
-class StaticTarget:
-    kind: str = "static"
-    endpoint: str = ""
-    project_id: str = "-"
-    lab_name: str = ""
+if TYPE_CHECKING:
+    from ecmptui.deployment.target import StaticTarget
 
 
 class StaticDeployment(NodeAccess):
     """The same surface as inventory.Deployment, for nodes listed in the settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, target: StaticTarget) -> None:
         self.settings = settings
-        self.target = StaticTarget()
+        self.target = target
         self.client = None
         self._nodes = {n.name: n for n in settings.static.nodes}
-
-    is_lab = False
-
-    def lab_instance(self):
-        return None
 
     @property
     def probe_url(self) -> str:
         st = self.settings.static
         return st.probe_url or f"http://{st.eips[0]}/"
 
-    @property
-    def probe_netns(self) -> str | None:
-        return self.settings.static.probe_netns or None
 
     def inventory(self) -> Inventory:
         st = self.settings.static
@@ -70,7 +57,7 @@ class StaticDeployment(NodeAccess):
 
     def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
         """The URL to probe and the namespace to probe from."""
-        return self.probe_url, self.probe_netns
+        return self.probe_url, self.target.probe_netns()
 
     def key_for(self, n: StaticNode) -> Path:
         return Path(n.key).expanduser() if n.key else ensure_ssh_key(self.settings.ssh_key_path)
@@ -91,7 +78,7 @@ NGINX_PROBE = ("import http.client,sys\nc=http.client.HTTPConnection('127.0.0.1'
 async def check_node(d, rec: NodeRecord, eip: str) -> dict:
     """Each check's result for one node: ssh, bird, sessions, eip_on_lo, nginx; plus
     `ok` and `problems` (one line each)."""
-    from ecmptui.node import NodeError
+    from ecmptui.node.server import NodeError
 
     res: dict = {"name": rec.name, "host": rec.mgmt_address, "ssh": False, "bird": False,
                  "sessions": "-", "eip_on_lo": False, "nginx": False, "problems": []}
@@ -139,15 +126,14 @@ def export_static(d, output: Path) -> list[str]:
         raise EcmpError("nothing provisioned to export: run `ecmptui provision` first")
     settings = d.settings
     lines = ["# ecmptui static target, exported from the "
-             f"{d.target.kind} deployment", 'target = "static"',
+             f"{d.target.kind.value} deployment", 'target = "static"',
              "read_only = true   # the dashboard changes nothing until you set this to false",
              "", "[ssh]", f"user = {_toml_str(settings.ssh.user)}",
              f"key = {_toml_str(str(settings.ssh_key_path))}"]
     written = [str(output)]
-    lab = d.lab_instance()
-    if lab is not None:
+    if d.endpoint.known_hosts:  # the lab publishes its host keys: keep checking them strictly
         known = output.with_name(output.name + ".known_hosts")
-        known.write_text(Path(d.target.known_hosts).read_text())
+        known.write_text(Path(d.endpoint.known_hosts).read_text())
         written.append(str(known))
         lines += [f"known_hosts = {_toml_str(str(known))}", 'host_key_policy = "strict"']
     else:
@@ -155,8 +141,9 @@ def export_static(d, output: Path) -> list[str]:
                   'host_key_policy = "pin"']
     lines += ["", "[static]", f"eips = [{_toml_str(inv.eip)}]",
               f"probe_url = {_toml_str(f'http://{inv.eip}/')}"]
-    if lab is not None:
-        lines.append(f"probe_netns = {_toml_str(lab.client_ns)}  # the EIP is routed only there")
+    netns = d.target.probe_netns()
+    if netns:
+        lines.append(f"probe_netns = {_toml_str(netns)}  # the EIP is routed only there")
     for rec in inv.nodes:
         lay = d.layout(rec)
         lines += ["", "[[static.nodes]]", f"name = {_toml_str(rec.name)}",

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ecmptui.samples import Sample
+from ecmptui.traffic.samples import Sample
 
 
 @dataclass
@@ -41,8 +41,8 @@ def analyse(samples: Sequence[Sample], action_t: float, affected: str, *,
             until: float | None = None, before_s: float = 1.0,
             min_tail_s: float = 0.5) -> Failover:
     """Analyse samples sent in [action_t, until) (until: end of samples if None)."""
-    before = Counter(s.backend for s in samples
-                     if action_t - before_s <= s.t < action_t and s.error is None)
+    before = Counter(s.backend for s in samples if action_t - before_s <= s.t < action_t
+                     and s.error is None and s.backend is not None)
     window = sorted((s for s in samples if s.t >= action_t and (until is None or s.t < until)),
                     key=lambda s: s.t)
     bad = [s for s in window if s.error is not None or s.backend == affected]
@@ -60,7 +60,7 @@ def analyse(samples: Sequence[Sample], action_t: float, affected: str, *,
         steady = _ms(tail[0].t - action_t) if bad else 0.0
         convergence = _ms(last_bad - action_t) if bad else 0.0
     failed = Counter(s.error for s in window if s.error is not None)
-    after = Counter(s.backend for s in tail if s.error is None)
+    after = Counter(s.backend for s in tail if s.error is None and s.backend is not None)
     return Failover(affected, last_affected, convergence, steady, dict(failed), dict(before),
                     dict(after))
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from ecmptui.errors import EcmpError
-from ecmptui.samples import Sample
+from ecmptui.traffic.samples import Sample
 
 
 def probe_argv(url: str, rate: float, timeout: float, netns: str | None,
@@ -49,6 +49,7 @@ class ProbeStream:
         try:
             while not self.samples:
                 if self._proc.returncode is not None or self._reader.done():
+                    assert self._proc.stderr is not None  # started with stderr=PIPE
                     err = (await self._proc.stderr.read()).decode().strip()
                     raise EcmpError("prober exited: "
                                     f"{err.splitlines()[-1] if err else 'no output'}")
@@ -83,7 +84,7 @@ class ProbeStream:
                 os.killpg(proc.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()

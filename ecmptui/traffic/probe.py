@@ -3,9 +3,9 @@ attributes every answer to a backend (`X-Served-By`, else the page text).
 
 One `httpx.Client` per process is reused for the whole run with keep-alive off (a client per
 request would build a new SSL context every time); worker threads give the concurrency that
-holds the rate while some requests wait out their timeout. Sample times are `time.monotonic()`, which on Linux
-is comparable across processes, so a drill can line up its actions with a prober running in
-another process and namespace.
+holds the rate while some requests wait out their timeout. Sample times are
+`time.monotonic()`, which on Linux is comparable across processes, so a drill can line up
+its actions with a prober running in another process and namespace.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from ecmptui.samples import Sample, percentile, summarize  # noqa: F401 - re-exported
+from ecmptui.traffic.samples import Sample, percentile, summarize  # noqa: F401 - re-exported
 
 PAGE_RE = re.compile(r"Welcome to nginx (\d+)")
 MAX_RATE = 20000.0
@@ -70,8 +70,8 @@ class _Engine:
     request) that send request k at t0 + k * stride, for k = first, first + step, ..."""
 
     def __init__(self, url: str, rate: float, timeout: float, duration: float | None,
-                 t0: float, first: int, step: int, emit: Callable[[tuple], None],
-                 stop: "threading.Event | Any") -> None:
+                 t0: float, first: int, step: int, emit: Callable[[list[tuple]], None],
+                 stop: threading.Event | Any) -> None:
         self.url, self.timeout, self.t0 = url, timeout, t0
         self.stride = 1.0 / rate
         # a count, not a time comparison: duration x rate requests exactly
@@ -157,7 +157,8 @@ class _Engine:
 
 
 def _process_main(args: tuple, out: Any, stop: Any) -> None:
-    _Engine(*args, emit=out.put, stop=stop).run()
+    url, rate, timeout, duration, t0, first, step = args
+    _Engine(url, rate, timeout, duration, t0, first, step, emit=out.put, stop=stop).run()
     out.put(None)
 
 

@@ -37,7 +37,7 @@ class RemoteShell:
         self._broken = False
 
     @classmethod
-    async def open(cls, conn: asyncssh.SSHClientConnection) -> "RemoteShell":
+    async def open(cls, conn: asyncssh.SSHClientConnection) -> RemoteShell:
         proc = await conn.create_process("exec /bin/sh", encoding="utf-8", errors="replace",
                                          stderr=asyncssh.STDOUT)
         return cls(proc)
@@ -59,7 +59,7 @@ class RemoteShell:
             try:
                 self._proc.stdin.write(script)
                 out = await asyncio.wait_for(self._read_until(done), timeout)
-            except (asyncio.TimeoutError, asyncssh.Error, OSError, ShellError) as exc:
+            except (TimeoutError, asyncssh.Error, OSError, ShellError) as exc:
                 self._broken = True
                 self._proc.close()
                 raise ShellError(f"remote shell failed: {exc or type(exc).__name__}") from None

@@ -1,0 +1,78 @@
+"""Runs one node action of the registry (`ecmptui.actions`): the CLI's `node` commands, the
+dashboard's buttons and palette, and the drills all come here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
+
+from ecmptui.actions import ACTIONS, Action, Kind
+from ecmptui.errors import EcmpError
+from ecmptui.node import faults
+from ecmptui.node.server import Node
+
+if TYPE_CHECKING:
+    from ecmptui.deployment.inventory import Deployment, NodeRecord
+    from ecmptui.deployment.static import StaticDeployment
+
+NodeOpener = Callable[["NodeRecord"], AbstractAsyncContextManager[Node]]
+DONE = {"withdraw": "stopped announcing the EIP (BGP session stays up)",
+        "announce": "announcing the EIP again",
+        "shutdown": "BGP session(s) shut down",
+        "start": "BGP session(s) started"}
+
+
+def lookup(name: str) -> Action:
+    action = ACTIONS.get(name)
+    if action is None:
+        raise EcmpError(f"unknown action {name!r} (one of {', '.join(ACTIONS)})")
+    return action
+
+
+def check_allowed(d: Deployment | StaticDeployment, action: Action) -> None:
+    """One clear line when the target does not offer `action`."""
+    if action.lab_only and not d.target.caps.faults:
+        raise EcmpError("faults are lab-only (the lab owns its servers); on this target use "
+                        "node withdraw/announce or shutdown/start")
+    if action.kind is Kind.DEVICE and not d.target.caps.api:
+        raise EcmpError(f"{action.name} needs the provider's API (target lab or metal); "
+                        f"this target is {d.target.kind.value}")
+
+
+async def on_node(node: Node, action: Action) -> str:
+    """Run an SSH-level action (node, fault, restore) on an open node; its outcome."""
+    if action.kind is Kind.FAULT:
+        await faults.inject_fault(node, action.name)
+        return f"fault {action.name} injected (undo: ecmptui node restore {node.name})"
+    if action.kind is Kind.RESTORE:
+        undone = await faults.restore(node)
+        return f"restored ({', '.join(undone)})" if undone else "nothing to restore"
+    steps = {"withdraw": node.withdraw, "announce": node.announce,
+             "shutdown": node.shutdown, "start": node.start}
+    if action.kind is not Kind.NODE or action.name not in steps:
+        raise EcmpError(f"{action.name} does not run over SSH")
+    await steps[action.name]()
+    return DONE[action.name]
+
+
+async def perform(d: Deployment | StaticDeployment, rec: NodeRecord, name: str, *,
+                  opener: NodeOpener | None = None,
+                  on_effect: Callable[[float], None] | None = None,
+                  reboot_timeout: float = 90.0) -> str:
+    """Run action `name` on node `rec`; returns its outcome (without the node's name).
+
+    `on_effect(t)` gets the monotonic time just before the command that takes effect (after
+    the SSH connection is set up), so measurements start at the action, not the click."""
+    action = lookup(name)
+    check_allowed(d, action)
+    if action.kind is Kind.DEVICE:
+        if on_effect is not None:
+            on_effect(time.monotonic())
+        took = await d.reboot(rec, timeout=reboot_timeout)
+        return f"rebooted; back (SSH up, BGP Established) after {took:.1f} s"
+    async with (opener or d.node)(rec) as node:
+        if on_effect is not None:
+            on_effect(time.monotonic())
+        return await on_node(node, action)

@@ -1,0 +1,82 @@
+"""Lab faults: break a node the way an operator could break a server (systemd, nftables on
+the node itself), and undo them. Only for nodes the lab owns: callers check the target."""
+
+from __future__ import annotations
+
+from ecmptui.actions import FAULTS
+from ecmptui.node.server import Node, NodeError
+
+# Drops everything on the uplink (the BGP peer and all client traffic), nothing on mgmt0:
+# the node goes silent for the router while we can still reach it to undo the fault.
+ISOLATE_TABLE = "ecmptui_isolate"
+ISOLATE_RULES = f"""table inet {ISOLATE_TABLE} {{
+  chain input {{ type filter hook input priority -300; policy accept; iifname "eth0" drop; }}
+  chain output {{ type filter hook output priority -300; policy accept; oifname "eth0" drop; }}
+}}
+"""
+
+
+# Keeps systemd from restarting a killed BIRD while the kill-bird fault lasts (runtime only:
+# a reboot forgets it, as it would forget a crash).
+NO_RESTART_DROPIN = "/run/systemd/system/{unit}.service.d/ecmptui-fault.conf"
+
+
+async def _main_pid(node: Node, unit: str) -> int:
+    res = await node.systemctl("show", "-p", "MainPID", "--value", unit, check=False)
+    text = str(res.stdout).strip()
+    return int(text) if text.isdigit() else 0
+
+
+async def inject_fault(node: Node, fault: str) -> None:
+    """Break `node` the way an operator could break a server: through systemd and nftables
+    on the node itself. Lab nodes only: callers check that the lab owns the node."""
+    lay = node.layout
+    if fault not in FAULTS:
+        raise NodeError(f"unknown fault {fault!r} (one of {', '.join(FAULTS)})")
+    await node.run("mkdir", "-p", lay.state_dir)
+    if fault == "kill-bird":
+        await node.write(NO_RESTART_DROPIN.format(unit=lay.bird_unit),
+                         "[Service]\nRestart=no\n")
+        await node.systemctl("daemon-reload")
+        await node.systemctl("kill", "-s", "KILL", lay.bird_unit)
+    elif fault == "freeze-bird":
+        await node.systemctl("kill", "-s", "STOP", "--kill-who=main", lay.bird_unit)
+    elif fault == "isolate":
+        await node.run("nft", "-f", "-", input=ISOLATE_RULES)
+    else:
+        await node.systemctl("stop", lay.nginx_unit)
+    await node.run("sh", "-c", 'echo "$1" >> "$2"', "sh", fault, f"{lay.state_dir}/faults")
+
+
+async def active_faults(node: Node) -> list[str]:
+    text = await node.read(f"{node.layout.state_dir}/faults")
+    return sorted(set((text or "").split()))
+
+
+async def restore(node: Node) -> list[str]:
+    """Undo every fault: lift isolation, thaw or restart BIRD, start nginx. Returns what was
+    undone (empty when the node was healthy)."""
+    lay = node.layout
+    undone = []
+    res = await node.run("nft", "delete", "table", "inet", ISOLATE_TABLE, check=False)
+    if res.exit_status == 0:
+        undone.append("isolate")
+    pid = await _main_pid(node, lay.bird_unit)
+    if pid:
+        frozen = await node.run("grep", "-q", "^State:.*stopped", f"/proc/{pid}/status",
+                                check=False)
+        if frozen.exit_status == 0:
+            await node.systemctl("kill", "-s", "CONT", "--kill-who=main", lay.bird_unit)
+            undone.append("freeze-bird")
+    dropin = NO_RESTART_DROPIN.format(unit=lay.bird_unit)
+    if await node.read(dropin) is not None:
+        await node.run("rm", "-f", dropin)
+        await node.systemctl("daemon-reload")
+    if not await node.bird_running():
+        await node._start_bird()
+        undone.append("kill-bird")
+    if not await node.nginx_running():
+        await node.systemctl("start", lay.nginx_unit)
+        undone.append("stop-nginx")
+    await node.run("rm", "-f", f"{lay.state_dir}/faults")
+    return undone
