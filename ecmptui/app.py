@@ -17,6 +17,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from ecmptui.cockpit import Cockpit, ReadOnlyError
+from ecmptui.deployment.status import DeploymentStatus, diff
+from ecmptui.display import event_line
 from ecmptui.errors import EcmpError
 from ecmptui.screens.bgp import BgpScreen
 from ecmptui.screens.dialogs import ConfirmScreen, LabDownScreen
@@ -64,7 +66,8 @@ class EcmpApp(App):
         self.start_mode = start_mode
         self.clock: Callable[[], float] = time.monotonic   # sample times
         self.wall: Callable[[], float] = time.time         # what the log shows
-        self.status: dict | None = None
+        self.status: DeploymentStatus | None = None
+        self._status_in_flight = False
         self.status_error: str | None = None
         self.events: list[str] = []
         self.traffic = TrafficModel()
@@ -117,7 +120,12 @@ class EcmpApp(App):
 
     # -- status ----------------------------------------------------------------------------
     def poll_status(self) -> None:
-        self.run_worker(self._status_worker(), exclusive=True, group="status")
+        """Ask for a new snapshot, unless one is still being gathered: a poll that takes
+        longer than the interval must land, not be cancelled by the next one."""
+        if self._status_in_flight:
+            return
+        self._status_in_flight = True
+        self.run_worker(self._status_worker(), group="status")
 
     async def _status_worker(self) -> None:
         try:
@@ -125,51 +133,30 @@ class EcmpApp(App):
         except EcmpError as exc:
             self.post_message(StatusReady(None, str(exc)))
             return
+        finally:
+            self._status_in_flight = False
         self.post_message(StatusReady(st))
 
     def on_status_ready(self, msg: StatusReady) -> None:
         self.show_status(msg.status, msg.error)
-        if msg.status and msg.status.get("eip") and self.stream is None and not self.paused \
+        if msg.status and msg.status.eip and self.stream is None and not self.paused \
                 and self.live and not self._probe_starting:
             self.start_probe()
 
-    def show_status(self, st: dict | None, error: str | None = None) -> None:
+    def show_status(self, st: DeploymentStatus | None, error: str | None = None) -> None:
         """Take a status snapshot (also used by tests with fixed data)."""
         if st is not None:
             self._log_changes(self.status, st)
         self.status, self.status_error = (st if st is not None else self.status), error
         self._refresh_current()
 
-    def _log_changes(self, old: dict | None, new: dict) -> None:
-        before = {n["name"]: n for n in (old or {}).get("nodes", [])}
-        for n in new["nodes"]:
-            prev = before.get(n["name"])
-            if prev is None:
-                self.events.append(
-                    f"[dim]{stamp(self.wall())} [/]{n['name']}: BIRD {n['bgp_state']}")
-                continue
-            if prev["bgp_state"] != n["bgp_state"]:
-                why = f" ({n['last_error']})" if n.get("last_error") else ""
-                self.events.append(f"[dim]{stamp(self.wall())} [/]{n['name']}: BIRD "
-                                   f"{prev['bgp_state']} → {n['bgp_state']}{why}")
-            if prev.get("withdrawn") != n.get("withdrawn"):
-                self.events.append(f"[dim]{stamp(self.wall())} [/]{n['name']}: EIP "
-                                   f"{'withdrawn' if n['withdrawn'] else 'announced'}")
-            if prev.get("api_status") != n.get("api_status"):
-                self.events.append(f"[dim]{stamp(self.wall())} [/]{n['name']}: API session "
-                                   f"{prev.get('api_status')} → {n.get('api_status')}")
-            h_old, h_new = (prev.get("health") or {}), (n.get("health") or {})
-            if h_old.get("state") != h_new.get("state") and h_new.get("state"):
-                self.events.append(f"[dim]{stamp(self.wall())} [/]{n['name']}: health "
-                                   f"{h_old.get('state', '-')} → {h_new['state']}")
-                if h_new["state"] in ("down", "up") and h_old.get("state"):
-                    action = "withdraw" if h_new["state"] == "down" else "announce"
-                    self.traffic.begin(n["name"], action, source="health").outcome = "done"
-        old_hops = ((old or {}).get("router") or {}).get("nodes")
-        new_hops = (new.get("router") or {}).get("nodes")
-        if old is not None and old_hops != new_hops and new_hops is not None:
-            self.events.append(f"[dim]{stamp(self.wall())} [/]router next hops: "
-                               f"{', '.join(new_hops) or 'none'}")
+    def _log_changes(self, old: DeploymentStatus | None, new: DeploymentStatus) -> None:
+        for ev in diff(old, new):
+            self.events.append(f"[dim]{stamp(self.wall())} [/]{event_line(ev)}")
+            if ev.kind == "health" and ev.old is not None and ev.new in ("down", "up"):
+                action = "withdraw" if ev.new == "down" else "announce"
+                assert ev.node is not None
+                self.traffic.begin(ev.node, action, source="health").outcome = "done"
 
     def _refresh_current(self) -> None:
         screen = self.screen
@@ -349,10 +336,10 @@ class EcmpApp(App):
             return
         yield SystemCommand("Pause or resume the prober", "Stop/start probing the EIP",
                             self.toggle_pause)
-        for n in (self.status or {}).get("nodes", []):
+        for n in self.status.nodes if self.status else []:
             for a in self.cockpit.actions():
-                yield SystemCommand(f"{a.title} {n['name']}", a.help,
-                                    lambda a=a.name, name=n["name"]: self.node_action(name, a))
+                yield SystemCommand(f"{a.title} {n.name}", a.help,
+                                    lambda a=a.name, name=n.name: self.node_action(name, a))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

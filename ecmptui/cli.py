@@ -230,6 +230,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     import asyncio
 
     from ecmptui.deployment.static import check_all
+    from ecmptui.display import check_line
 
     results = asyncio.run(check_all(_deployment(args)))
     if args.json:
@@ -237,9 +238,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         for r in results:
             mark = "[green]✓[/]" if r["ok"] else "[red]✗[/]"
-            detail = "BIRD running, " + r["sessions"] + ", EIP on lo, nginx answering" \
-                if r["ok"] else "; ".join(r["problems"])
-            _console().print(f"{mark} {r['name']} ({r['host']}): {detail}")
+            _console().print(f"{mark} {r['name']} ({r['host']}): {check_line(r)}")
     return 0 if all(r["ok"] for r in results) else 1
 
 
@@ -260,36 +259,30 @@ def cmd_inventory_export(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ecmptui.deployment.status import gather, health_label
+    from ecmptui.deployment.status import gather
+    from ecmptui.display import NODE_COLUMNS, node_cells, router_line
 
     st = asyncio.run(gather(_deployment(args)))
     if args.json:
-        _print_json(st)
+        _print_json(st.to_json())
         return 0
+    from rich import box
     from rich.table import Table
 
     con = _console()
-    con.print(f"target [bold]{st['target']}[/]   EIP [bold]{st['eip'] or 'none'}[/]")
-    from rich import box
-
+    con.print(f"target [bold]{st.target}[/]   EIP [bold]{st.eip or 'none'}[/]")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("node", "BGP", "since", "exp", "hold", "API", "EIP", "health"):
-        table.add_column(name, no_wrap=True)
-    table.add_column("last error", overflow="fold")
-    for n in st["nodes"]:
-        state = n["bgp_state"]
-        since = n["since"].split(" ")[-1].split(".")[0]  # the time is enough on a dashboard
-        table.add_row(n["name"], f"[{'green' if state == 'Established' else 'red'}]{state}[/]",
-                      since, str(n["routes_exported"]), (n["hold_timer"] or "-").split("/")[-1],
-                      n["api_status"], "withdrawn" if n["withdrawn"] else "announced",
-                      health_label(n.get("health")), n["last_error"] or n["error"] or "")
+    for key, heading in NODE_COLUMNS:
+        if key == "error":  # the reason must show at any width: fold it, never drop it
+            table.add_column(heading, overflow="fold")
+        else:
+            table.add_column(heading, no_wrap=True)
+    for n in st.nodes:
+        cells = node_cells(n)
+        table.add_row(*(cells[k] for k, _ in NODE_COLUMNS))
     con.print(table)
-    if st["router"] is not None:
-        hops = st["router"]
-        con.print(f"core router next hops for {st['eip']}: "
-                  + (", ".join(f"{h} ({n})"
-                               for h, n in zip(hops["nexthops"], hops["nodes"], strict=True))
-                     or "[red]none[/]"))
+    if st.router is not None:
+        con.print(router_line(st.eip, st.router))
     return 0
 
 
@@ -393,7 +386,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         prober = Prober(url, rate=args.rate, timeout=args.timeout, duration=args.duration,
                         workers=args.workers)
     except ValueError as exc:
-        raise EcmpError(str(exc)) from None
+        raise EcmpError(str(exc)) from exc
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: prober.stop())
     samples = []
@@ -455,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Anycast load balancing with BGP and ECMP: provision it, watch it, break it safely. "
         "With no command, opens the dashboard."))
     parser.add_argument("--version", action="version", version=f"ecmptui {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="log what the core does to stderr; on an error, show its causes "
+                        "(env ECMPTUI_DEBUG=1)")
     parser.add_argument("--lab", default=None, metavar="NAME",
                         help=f"lab instance name (env ECMPTUI_LAB; default {DEFAULT_NAME})")
     parser.add_argument("--config", metavar="PATH", default=None,
@@ -601,6 +597,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.lab is None:
         args.lab = os.environ.get("ECMPTUI_LAB", DEFAULT_NAME)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    debug = args.debug or bool(os.environ.get("ECMPTUI_DEBUG"))
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                            format="%(asctime)s %(name)s: %(message)s")
+        for noisy in ("asyncio", "asyncssh", "urllib3", "httpx", "httpcore", "markdown_it",
+                      "packet"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         LabInstance(args.lab)
         if func is None:
@@ -608,13 +613,26 @@ def main(argv: list[str] | None = None) -> int:
         return func(args)
     except EcmpError as exc:
         print(f"ecmptui: error: {exc}", file=sys.stderr)
+        if debug:
+            for cause in _causes(exc):
+                print(f"  caused by {type(cause).__name__}: {cause}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ecmptui: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if os.environ.get("ECMPTUI_DEBUG"):
+        if debug:
             raise
         print(f"ecmptui: internal error: {type(exc).__name__}: {exc} "
-              "(ECMPTUI_DEBUG=1 shows the traceback)", file=sys.stderr)
+              "(--debug shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The chain of causes behind an error (bounded: a cycle cannot loop)."""
+    out: list[BaseException] = []
+    cur = exc.__cause__ or exc.__context__
+    while cur is not None and len(out) < 10 and cur not in out:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out

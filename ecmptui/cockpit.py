@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the heavy parts (SSH, HTTP, API) load when first used
     from ecmptui.deployment.inventory import Deployment, NodePool
     from ecmptui.deployment.provision import Provisioner
     from ecmptui.deployment.static import StaticDeployment
+    from ecmptui.deployment.status import DeploymentStatus
     from ecmptui.traffic.probe_stream import ProbeStream
 
 
@@ -88,7 +89,7 @@ class Cockpit:
             return "-"
 
     # -- reading ---------------------------------------------------------------------------
-    async def status(self) -> dict:
+    async def status(self) -> DeploymentStatus:
         from ecmptui.deployment.inventory import NodePool
         from ecmptui.deployment.status import gather
 

@@ -172,8 +172,8 @@ def _static(src: str, data: Any) -> StaticSettings:
     for e in eips:
         try:
             ipaddress.IPv4Address(e)
-        except ValueError:
-            raise EcmpError(f"{src}: static.eips: {e!r} is not an IPv4 address") from None
+        except ValueError as exc:
+            raise EcmpError(f"{src}: static.eips: {e!r} is not an IPv4 address") from exc
     nodes_raw = data.get("nodes", [])
     if not isinstance(nodes_raw, list):
         raise EcmpError(f"{src}: static.nodes: expected [[static.nodes]] tables")
@@ -208,7 +208,7 @@ def validate(s: Settings) -> Settings:
     try:
         validate_lab_name(s.lab)
     except EcmpError as exc:
-        raise EcmpError(f"{src}: lab: {exc}") from None
+        raise EcmpError(f"{src}: lab: {exc}") from exc
     if not 1 <= p.nodes <= MAX_NODES:
         raise EcmpError(f"{src}: provision.nodes: must be 1-{MAX_NODES}, got {p.nodes}")
     if not (1 <= p.asn <= 4294967294) or p.asn in (23456, 65535):
@@ -223,8 +223,8 @@ def validate(s: Settings) -> Settings:
     if p.eip:
         try:
             ipaddress.IPv4Address(p.eip)
-        except ValueError:
-            raise EcmpError(f"{src}: provision.eip: {p.eip!r} is not an IPv4 address") from None
+        except ValueError as exc:
+            raise EcmpError(f"{src}: provision.eip: {p.eip!r} is not an IPv4 address") from exc
     h = s.health
     if not 10 <= h.interval_ms <= 60000:
         raise EcmpError(f"{src}: health.interval_ms: must be 10-60000, got {h.interval_ms}")
@@ -277,9 +277,9 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
         try:
             data = tomllib.loads(cfg_path.read_text())
         except tomllib.TOMLDecodeError as exc:
-            raise EcmpError(f"{src}: not valid TOML: {exc}") from None
+            raise EcmpError(f"{src}: not valid TOML: {exc}") from exc
         except OSError as exc:
-            raise EcmpError(f"{src}: cannot read: {exc.strerror}") from None
+            raise EcmpError(f"{src}: cannot read: {exc.strerror}") from exc
     elif explicit:
         raise EcmpError(f"{src}: config file not found")
     else:

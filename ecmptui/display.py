@@ -1,10 +1,67 @@
-"""Small text helpers shared by the CLI and the dashboard (no I/O, quick to import)."""
+"""What the CLI and the dashboard both print, written once (no I/O, quick to import).
+
+Markup is Rich's (`[green]...[/]`), which both the CLI's console and Textual render.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def health_label(h: dict | None) -> str:
+if TYPE_CHECKING:
+    from ecmptui.deployment.status import HealthStatus, NodeStatus, RouterStatus, StatusEvent
+
+# The node table: (key, heading), in order, for `status` and the BGP screen.
+NODE_COLUMNS = [("node", "node"), ("bird", "BIRD"), ("since", "since"), ("exported", "exp"),
+                ("hold", "hold"), ("api", "API"), ("eip", "EIP"), ("health", "health"),
+                ("error", "last error")]
+
+
+def health_label(h: HealthStatus | None) -> str:
     """A node's health check in one word: up, down, stopped, not running, or "-" (none)."""
-    if not h:
-        return "-"
-    return h.get("state", "?") if h.get("alive", True) else "not running"
+    return "-" if h is None else h.label
+
+
+def node_cells(n: NodeStatus) -> dict[str, str]:
+    """One node's row, by column key."""
+    colour = "green" if n.established else "red"
+    return {
+        "node": n.name,
+        "bird": f"[{colour}]{n.bgp_state}[/]",
+        "since": n.since.split(" ")[-1].split(".")[0],  # the time is enough on a dashboard
+        "exported": str(n.routes_exported),
+        "hold": (n.hold_timer or "-").split("/")[-1],
+        "api": n.api_status,
+        "eip": "[yellow]withdrawn[/]" if n.withdrawn else "announced",
+        "health": health_label(n.health),
+        "error": n.last_error or n.error or "",
+    }
+
+
+def router_line(eip: str | None, router: RouterStatus | None) -> str:
+    """The core router's next hops for the EIP, or why there are none to show."""
+    if router is None:
+        return f"EIP {eip or '-'}  (no router view off the lab)"
+    pairs = ", ".join(f"{h} ({n})" for h, n in zip(router.nexthops, router.nodes, strict=True))
+    return f"EIP [b]{eip or '-'}   [/]core router next hops: {pairs or '[red]none[/]'}"
+
+
+def event_line(ev: StatusEvent) -> str:
+    """A status change as one log line (without its time stamp)."""
+    if ev.kind == "node":
+        return f"{ev.node}: BIRD {ev.new}"
+    if ev.kind == "bgp":
+        return f"{ev.node}: BIRD {ev.old} → {ev.new}" + (f" ({ev.why})" if ev.why else "")
+    if ev.kind == "eip":
+        return f"{ev.node}: EIP {ev.new}"
+    if ev.kind == "api":
+        return f"{ev.node}: API session {ev.old} → {ev.new}"
+    if ev.kind == "health":
+        return f"{ev.node}: health {ev.old or '-'} → {ev.new}"
+    return f"router next hops: {ev.new}"
+
+
+def check_line(r: dict) -> str:
+    """One node of `check` (the CLI and the Provision screen of a static target)."""
+    if r["ok"]:
+        return "BIRD running, " + r["sessions"] + ", EIP on lo, nginx answering"
+    return "; ".join(r["problems"])

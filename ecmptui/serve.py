@@ -358,7 +358,7 @@ async def serve(cfg: ServeConfig, ready: asyncio.Event | None = None) -> None:
             login_timeout=30, keepalive_interval=30)
     except OSError as exc:
         raise EcmpError(f"cannot listen on {cfg.listen_host}:{cfg.listen_port}: "
-                        f"{exc.strerror}") from None
+                        f"{exc.strerror}") from exc
     log.info("serving the dashboard on %s:%d (host key %s)", cfg.listen_host,
              cfg.listen_port, host_key.get_fingerprint())
     if ready is not None:

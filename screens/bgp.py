@@ -6,29 +6,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Header, RichLog, Static
 
-from ecmptui.display import health_label
+from ecmptui.display import NODE_COLUMNS, node_cells, router_line
 
 from .base import DashboardScreen
-
-COLUMNS = [("node", "node"), ("bird", "BIRD"), ("since", "since"), ("exported", "exp"),
-           ("hold", "hold"), ("api", "API"), ("eip", "EIP"), ("health", "health"),
-           ("error", "last error")]
-
-
-def node_cells(n: dict) -> dict[str, str]:
-    state = n["bgp_state"]
-    colour = "green" if state == "Established" else "red"
-    return {
-        "node": n["name"],
-        "bird": f"[{colour}]{state}[/]",
-        "since": (n.get("since") or "").split(" ")[-1].split(".")[0],
-        "exported": str(n.get("routes_exported", 0)),
-        "hold": (n.get("hold_timer") or "-").split("/")[-1],
-        "api": n.get("api_status", "-"),
-        "eip": "[yellow]withdrawn[/]" if n.get("withdrawn") else "announced",
-        "health": health_label(n.get("health")),
-        "error": n.get("last_error") or n.get("error") or "",
-    }
 
 
 class BgpScreen(DashboardScreen):
@@ -41,7 +21,7 @@ class BgpScreen(DashboardScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#bgp-nodes", DataTable)
-        for key, label in COLUMNS:
+        for key, label in NODE_COLUMNS:
             table.add_column(label, key=key)
         self._cells: dict[str, dict[str, str]] = {}
         self._events_shown = 0
@@ -61,28 +41,21 @@ class BgpScreen(DashboardScreen):
             router.update(self.dash.status_error or "waiting for the first status…")
         else:
             seen = set()
-            for n in st["nodes"]:
+            for n in st.nodes:
                 cells = node_cells(n)
-                seen.add(n["name"])
-                old = self._cells.get(n["name"])
+                seen.add(n.name)
+                old = self._cells.get(n.name)
                 if old is None:
-                    table.add_row(*(cells[k] for k, _ in COLUMNS), key=n["name"])
+                    table.add_row(*(cells[k] for k, _ in NODE_COLUMNS), key=n.name)
                 else:
                     for key, value in cells.items():
                         if old.get(key) != value:
-                            table.update_cell(n["name"], key, value)
-                self._cells[n["name"]] = cells
+                            table.update_cell(n.name, key, value)
+                self._cells[n.name] = cells
             for gone in set(self._cells) - seen:
                 table.remove_row(gone)
                 del self._cells[gone]
-            if st.get("router") is None:
-                router.update(f"EIP {st['eip'] or '-'}  (no router view off the lab)")
-            else:
-                hops = st["router"]
-                pairs = ", ".join(f"{h} ({n})" for h, n
-                                  in zip(hops["nexthops"], hops["nodes"], strict=True))
-                router.update(f"EIP [b]{st['eip'] or '-'}   [/]core router next hops: "
-                              f"{pairs or '[red]none[/]'}")
+            router.update(router_line(st.eip, st.router))
         log = self.query_one("#bgp-events", RichLog)
         for line in self.dash.events[self._events_shown:]:
             log.write(line)

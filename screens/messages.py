@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.deployment.steps import StepEvent
 
 
 class StatusReady(Message):
     """A fresh `status` snapshot (or the error that prevented one)."""
 
-    def __init__(self, status: dict | None, error: str | None = None) -> None:
+    def __init__(self, status: DeploymentStatus | None, error: str | None = None) -> None:
         super().__init__()
         self.status, self.error = status, error
 

@@ -115,7 +115,7 @@ class TrafficScreen(DashboardScreen):
             self.query_one(selector, Static).update(content)
 
     def _sync_node_rows(self) -> None:
-        names = [n["name"] for n in (self.dash.status or {}).get("nodes", [])]
+        names = [n.name for n in self.dash.status.nodes] if self.dash.status else []
         if names == self._rows_for:
             return
         box = self.query_one("#node-rows", VerticalScroll)

@@ -14,7 +14,29 @@ from ecmptui.lab.instance import LabInstance
 
 # The suite's own lab: never the user's (default `ecmp`).
 TEST_LAB = os.environ.get("ECMPTUI_TEST_LAB", "ecmpt")
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+LAB_TOOLS = ("ip", "unshare", "nsenter", "sysctl")
+
+
+def _lab_unavailable() -> str | None:
+    """Why lab tests cannot run here (None: they can)."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces and lab machines): run the suite as root"
+    import shutil
+
+    missing = [t for t in LAB_TOOLS if shutil.which(t) is None]
+    if missing:
+        return f"lab tools missing: {', '.join(missing)} (run `bash .ci/setup`)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `lab` are skipped, with the reason, where no lab can run."""
+    reason = _lab_unavailable()
+    if reason is None:
+        return
+    for item in items:
+        if item.get_closest_marker("lab") is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def run_cli(*args: str, env: dict | None = None, check: bool = False,
@@ -141,9 +163,9 @@ def on_node(cfg, name: str, action):
     import asyncio
 
     from ecmptui import config
-    from ecmptui.deployment.inventory import Deployment
+    from ecmptui.deployment.target import open_deployment
 
-    d = Deployment(config.load(cfg))
+    d = open_deployment(config.load(cfg))
     rec = d.inventory().node(name)
 
     async def go():

@@ -4,26 +4,28 @@ traffic with a withdraw and an isolate in it."""
 from __future__ import annotations
 
 from ecmptui.deployment.provision import STEPS, StepEvent
+from ecmptui.deployment.status import (
+    DeploymentStatus,
+    HealthStatus,
+    NodeStatus,
+    RouterStatus,
+)
 from ecmptui.traffic.probe import Sample
 
 NOW = 1000.0
 
-STATUS = {
-    "target": "lab", "eip": "203.0.113.10",
-    "nodes": [
-        {"name": "ecmp-node1", "index": 1, "device_id": "d1", "mgmt_address": "198.18.100.11",
-         "bgp_state": "Established", "since": "2026-11-26 18:32:23.101", "routes_exported": 1,
-         "hold_timer": "2.412/3", "last_error": None, "api_status": "up", "withdrawn": False,
-         "eip_on_lo": True, "peers": [], "error": None,
-         "health": {"state": "up", "since": "18:32:24"}},
-        {"name": "ecmp-node2", "index": 2, "device_id": "d2", "mgmt_address": "198.18.100.12",
-         "bgp_state": "Active", "since": "2026-11-26 18:40:02.877", "routes_exported": 0,
-         "hold_timer": None, "last_error": "Hold timer expired", "api_status": "down",
-         "withdrawn": False, "eip_on_lo": True, "peers": [], "error": None,
-         "health": {"state": "up", "since": "18:32:25"}},
+STATUS = DeploymentStatus(
+    target="lab", eip="203.0.113.10",
+    nodes=[
+        NodeStatus("ecmp-node1", 1, "d1", "198.18.100.11", bgp_state="Established",
+                   since="2026-11-26 18:32:23.101", routes_exported=1, hold_timer="2.412/3",
+                   api_status="up", eip_on_lo=True, health=HealthStatus("up", since="18:32:24")),
+        NodeStatus("ecmp-node2", 2, "d2", "198.18.100.12", bgp_state="Active",
+                   since="2026-11-26 18:40:02.877", last_error="Hold timer expired",
+                   api_status="down", eip_on_lo=True, health=HealthStatus("up", since="18:32:25")),
     ],
-    "router": {"nexthops": ["198.18.11.2"], "nodes": ["ecmp-node1"]},
-}
+    router=RouterStatus(["198.18.11.2"], ["ecmp-node1"]),
+)
 
 
 def samples() -> list[Sample]:

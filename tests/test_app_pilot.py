@@ -47,8 +47,8 @@ async def test_provision_bgp_and_traffic_screens(lab, tmp_path):
                                            for k in steps.rows), 90, "every step done")
             # BGP screen: Established for each node
             await pilot.press("b")
-            await until(pilot, lambda: app.status and len(app.status["nodes"]) == 2 and all(
-                n["bgp_state"] == "Established" for n in app.status["nodes"]), 30,
+            await until(pilot, lambda: app.status and len(app.status.nodes) == 2 and all(
+                n.established for n in app.status.nodes), 30,
                 "both sessions Established")
             table = app.screen.query_one("#bgp-nodes")
             assert "Established" in str(table.get_cell("ui1", "bird"))

@@ -13,9 +13,12 @@ def write(tmp_path, text: str):
     return path
 
 
-def test_defaults_without_a_file(tmp_path):
-    s = config.load(None, env={}, **{})  # the user's default file may not exist
-    assert s.target in ("lab", "metal")
+def test_defaults_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "empty-config-home"))
+    s = config.load(None, env={})  # no file in the (isolated) default place
+    assert (s.target, s.lab, s.provision.nodes, s.source) == (
+        "lab", "ecmp", 2, str(tmp_path / "empty-config-home" / "ecmptui" / "config.toml"))
+    assert s.read_only is None and s.token == ""
 
 
 def test_file_env_and_flags_in_order(tmp_path):

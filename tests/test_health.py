@@ -11,7 +11,7 @@ import pytest
 
 from conftest import machine_of, on_node, run_cli, status, wait_for
 from ecmptui import config
-from ecmptui.deployment.inventory import Deployment
+from ecmptui.deployment.target import open_deployment
 from ecmptui.node import health as node_health
 
 pytestmark = pytest.mark.lab
@@ -60,7 +60,7 @@ def _flap(machine, period: float, seconds: float) -> None:
 
 def test_flapping_service_does_not_flap_the_route(lab_instance, deployed):
     cfg, _ = deployed
-    rec = Deployment(config.load(cfg)).inventory().node("tnode1")
+    rec = open_deployment(config.load(cfg)).inventory().node("tnode1")
     machine = machine_of(lab_instance, rec)
     log = "/var/lib/ecmptui/health.log"
     fast_start = time.time()

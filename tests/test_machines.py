@@ -10,7 +10,7 @@ import pytest
 
 from conftest import fetch_from_client, make_config, on_node, run_cli, status
 from ecmptui import config
-from ecmptui.deployment.inventory import Deployment
+from ecmptui.deployment.target import open_deployment
 
 pytestmark = pytest.mark.lab
 
@@ -76,7 +76,7 @@ def test_plain_server_gets_bird_and_nginx_through_the_lab_apt_proxy(lab, lab_ins
         proc = run_cli("--config", str(cfg), "provision", "--nodes", "1", timeout=600)
         assert proc.returncode == 0, proc.stderr
         assert "installed bird2, nginx-light" in proc.stdout
-        inv = Deployment(config.load(cfg)).inventory()
+        inv = open_deployment(config.load(cfg)).inventory()
         seen = fetch_from_client(lab, inv.eip, 10)
         assert seen == {"Welcome to nginx 1": 10}, seen
         # the packages came through the lab's proxy, asked for by this node

@@ -33,3 +33,22 @@ def test_unknown_subcommand_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_headless_commands_never_load_textual(tmp_path):
+    """The core is usable without the TUI: the CLI, its headless commands' modules and the
+    drills import neither Textual nor the screens."""
+    code = ("import sys\n"
+            "import ecmptui.cli as cli\n"
+            "cli.build_parser().parse_args(['status'])\n"
+            "import ecmptui.deployment.status, ecmptui.deployment.provision\n"
+            "import ecmptui.deployment.operate, ecmptui.deployment.static\n"
+            "import ecmptui.traffic.drill, ecmptui.traffic.probe, ecmptui.cockpit\n"
+            "import ecmptui.lab.control, ecmptui.serve\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'textual'\n"
+            "             or m.startswith('ecmptui.screens') or m == 'ecmptui.app')\n"
+            "print(','.join(bad))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import fetch_from_client, make_config, on_node, run_cli, status, wait_for
 from ecmptui import config
-from ecmptui.deployment.inventory import Deployment
+from ecmptui.deployment.target import open_deployment
 from ecmptui.node.server import HostKeyPolicy, NodeError
 
 pytestmark = pytest.mark.lab
@@ -100,7 +100,7 @@ def test_broken_bird_config_is_refused_and_node_keeps_announcing(deployed):
 
 def test_first_host_key_is_pinned_and_a_change_refused(deployed, tmp_path):
     cfg, _ = deployed
-    d = Deployment(config.load(cfg))
+    d = open_deployment(config.load(cfg))
     rec = d.inventory().node("tnode1")
     pinned = tmp_path / "known_hosts"
     d.host_key_policy = lambda: HostKeyPolicy("pin", pinned)  # as on a real server

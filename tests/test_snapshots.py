@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -13,8 +12,16 @@ from ecmptui.cockpit import Cockpit
 from fixed_data import prime, provision_events
 
 SIZES = [(80, 24), (120, 40)]
-os.environ["TZ"] = "UTC"  # the fixed data's wall-clock times render the same everywhere
-time.tzset()
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    """The fixed data's wall-clock times render the same everywhere; restored afterwards."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 def make_app(tmp_path, screen: str, read_only: bool = False) -> EcmpApp:

@@ -8,6 +8,7 @@ import asyncssh
 import pytest
 
 from conftest import run_cli
+from ecmptui.deployment.target import dashboard_read_only
 
 pytestmark = pytest.mark.lab
 NO_API = {"METAL_AUTH_TOKEN": "", "PACKET_AUTH_TOKEN": ""}
@@ -112,7 +113,7 @@ def test_static_dashboard_is_read_only_by_default(static_cfg):
     from ecmptui import config
 
     s = config.load(static_cfg, env=NO_API)
-    assert s.dashboard_read_only is True
+    assert dashboard_read_only(s) is True
     assert config.load(static_cfg, env=NO_API).read_only is True
 
 
@@ -122,7 +123,7 @@ async def test_provision_screen_checks_static_nodes(static_cfg):
     from ecmptui.cockpit import Cockpit
 
     settings = config.load(static_cfg, env=NO_API)
-    app = EcmpApp(Cockpit(settings, read_only=settings.dashboard_read_only), rate=20,
+    app = EcmpApp(Cockpit(settings, read_only=dashboard_read_only(settings)), rate=20,
                   start_mode="provision")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.5)

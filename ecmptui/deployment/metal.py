@@ -8,6 +8,7 @@ Metal-compatible endpoint.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from ecmptui.errors import EcmpError
 
 T = TypeVar("T")
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+log = logging.getLogger(__name__)  # never given the token: ApiEndpoint's repr leaves it out
 
 
 class MetalError(EcmpError):
@@ -95,9 +97,11 @@ class MetalClient:
         delay = 0.2
         for attempt in range(self.retries + 1):
             try:
+                log.debug("API %s (attempt %d)", getattr(fn, "__name__", fn), attempt + 1)
                 return fn(*args, **kwargs)
             except packet.baseapi.ResponseError as exc:
                 status = exc.response.status_code
+                log.debug("API %s: HTTP %s", getattr(fn, "__name__", fn), status)
                 if status in RETRY_STATUSES and attempt < self.retries:
                     time.sleep(delay)
                     delay *= 2
@@ -105,10 +109,10 @@ class MetalClient:
                 msg = str(exc).removeprefix(f"Error {status}: ")
                 hint = {401: " (check the API token)", 404: " (check the project id)"}
                 raise MetalError(f"Metal API at {self.target.endpoint}: {status} {msg}"
-                                 f"{hint.get(status, '')}", status) from None
+                                 f"{hint.get(status, '')}", status) from exc
             except (KeyError, TypeError, ValueError) as exc:
                 raise MetalError(f"Metal API at {self.target.endpoint}: unexpected response "
-                                 f"({type(exc).__name__}: {exc})") from None
+                                 f"({type(exc).__name__}: {exc})") from exc
             except (packet.baseapi.Error, requests.RequestException) as exc:
                 cause = getattr(exc, "cause", None) or exc
                 if attempt < self.retries:
@@ -116,7 +120,7 @@ class MetalClient:
                     delay *= 2
                     continue
                 raise MetalError(f"cannot reach the Metal API at {self.target.endpoint}: "
-                                 f"{type(cause).__name__}") from None
+                                 f"{type(cause).__name__}") from exc
         raise AssertionError("unreachable")
 
     async def acall(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -3,6 +3,7 @@ dashboard's buttons and palette, and the drills all come here."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from ecmptui.deployment.inventory import Deployment, NodeRecord
     from ecmptui.deployment.static import StaticDeployment
 
+log = logging.getLogger(__name__)
 NodeOpener = Callable[["NodeRecord"], AbstractAsyncContextManager[Node]]
 DONE = {"withdraw": "stopped announcing the EIP (BGP session stays up)",
         "announce": "announcing the EIP again",
@@ -67,6 +69,7 @@ async def perform(d: Deployment | StaticDeployment, rec: NodeRecord, name: str, 
     the SSH connection is set up), so measurements start at the action, not the click."""
     action = lookup(name)
     check_allowed(d, action)
+    log.debug("%s on %s (%s)", name, rec.name, action.kind.value)
     if action.kind is Kind.DEVICE:
         if on_effect is not None:
             on_effect(time.monotonic())

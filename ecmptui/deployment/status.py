@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from ecmptui.deployment.inventory import Inventory, NodeRecord
 from ecmptui.deployment.metal import session_status
-from ecmptui.display import health_label  # noqa: F401 - re-exported
 from ecmptui.errors import EcmpError
 from ecmptui.node import bird
 
 if TYPE_CHECKING:
     from ecmptui.deployment.target import AnyDeployment
 from ecmptui.node.health import health_state
+from ecmptui.node.server import NodeError, NodeFailure
 
 
 @dataclass
@@ -32,12 +32,40 @@ class PeerStatus:
 
 
 @dataclass
+class HealthStatus:
+    """The node's health check as its state file says, plus whether its unit runs."""
+
+    state: str                      # up | down | stopped
+    alive: bool = True
+    since: float | str | None = None
+    transitions: int = 0
+    last_error: str | None = None
+    interval_ms: int | None = None
+    timeout_ms: int | None = None
+    rise: int | None = None
+    fall: int | None = None
+    updated: float | None = None
+
+    @classmethod
+    def from_state(cls, data: dict | None) -> HealthStatus | None:
+        if not data or "state" not in data:
+            return None
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def label(self) -> str:
+        """One word: up, down, stopped, or "not running"."""
+        return self.state if self.alive else "not running"
+
+
+@dataclass
 class NodeStatus:
     name: str
     index: int
     device_id: str
     mgmt_address: str
-    bgp_state: str = "unknown"      # the first peer's state, or "unreachable"
+    bgp_state: str = "unknown"      # the first peer's state, "unreachable" or "not running"
     since: str = ""
     routes_exported: int = 0
     hold_timer: str | None = None
@@ -45,9 +73,82 @@ class NodeStatus:
     api_status: str = "unknown"
     withdrawn: bool = False
     eip_on_lo: bool | None = None
-    health: dict | None = None      # the node's health check: state, since, transitions, ...
+    health: HealthStatus | None = None
     peers: list[PeerStatus] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def established(self) -> bool:
+        return self.bgp_state == "Established"
+
+
+@dataclass
+class RouterStatus:
+    """The lab core router's FIB route for the EIP: its next hops and whose they are."""
+
+    nexthops: list[str]
+    nodes: list[str]
+
+
+@dataclass
+class DeploymentStatus:
+    """One snapshot of the whole deployment (`status --json` is `to_json()` of it)."""
+
+    target: str
+    eip: str | None
+    nodes: list[NodeStatus]
+    router: RouterStatus | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def node(self, name: str) -> NodeStatus | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """One change between two snapshots. `kind`: node (first seen), bgp, eip, api, health,
+    router. `old`/`new` are the values before and after (strings, for the log)."""
+
+    kind: str
+    node: str | None
+    old: str | None
+    new: str
+    why: str | None = None
+
+
+def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEvent]:
+    """What changed from `old` to `new` (everything is new when `old` is None)."""
+    events: list[StatusEvent] = []
+    before = {n.name: n for n in old.nodes} if old is not None else {}
+    for n in new.nodes:
+        prev = before.get(n.name)
+        if prev is None:
+            events.append(StatusEvent("node", n.name, None, n.bgp_state))
+            continue
+        if prev.bgp_state != n.bgp_state:
+            events.append(StatusEvent("bgp", n.name, prev.bgp_state, n.bgp_state,
+                                      n.last_error))
+        if prev.withdrawn != n.withdrawn:
+            events.append(StatusEvent("eip", n.name, eip_label(prev.withdrawn),
+                                      eip_label(n.withdrawn)))
+        if prev.api_status != n.api_status:
+            events.append(StatusEvent("api", n.name, prev.api_status, n.api_status))
+        h_old = prev.health.state if prev.health else None
+        h_new = n.health.state if n.health else None
+        if h_new is not None and h_old != h_new:
+            events.append(StatusEvent("health", n.name, h_old, h_new))
+    if old is not None and new.router is not None:
+        old_nodes = old.router.nodes if old.router is not None else None
+        if old_nodes != new.router.nodes:
+            events.append(StatusEvent("router", None, ", ".join(old_nodes or []) or None,
+                                      ", ".join(new.router.nodes) or "none"))
+    return events
+
+
+def eip_label(withdrawn: bool) -> str:
+    return "withdrawn" if withdrawn else "announced"
 
 
 def _peer(p: bird.ProtocolInfo) -> PeerStatus:
@@ -77,10 +178,9 @@ async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
             peers = [_peer(p) for p in await node.protocols() if p.proto == "BGP"]
             st.withdrawn = await node.withdrawn()
             st.eip_on_lo = await node.has_eip(eip) if eip else None
-            st.health = await health_state(node)
-    except EcmpError as exc:
-        st.bgp_state = "unreachable" if "SSH" in str(exc) or "host key" in str(exc) \
-            else "not running"
+            st.health = HealthStatus.from_state(await health_state(node))
+    except NodeError as exc:
+        st.bgp_state = "unreachable" if exc.reason is NodeFailure.UNREACHABLE else "not running"
         st.error = str(exc)
         return st
     st.peers = peers
@@ -94,7 +194,7 @@ async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
     return st
 
 
-def router_status(d: AnyDeployment, inv: Inventory) -> dict | None:
+def router_status(d: AnyDeployment, inv: Inventory) -> RouterStatus | None:
     """Lab only: the core router's FIB next hops for the EIP, mapped to node names."""
     if not d.target.caps.router_view:
         return None
@@ -104,13 +204,12 @@ def router_status(d: AnyDeployment, inv: Inventory) -> dict | None:
 
     hops = CoreRouter(lab).nexthops(f"{inv.eip}/32") if inv.eip else []
     by_addr = {n.private_address: n.name for n in inv.nodes}
-    return {"nexthops": hops, "nodes": [by_addr.get(h, h) for h in hops]}
+    return RouterStatus(hops, [by_addr.get(h, h) for h in hops])
 
 
-async def gather(d: AnyDeployment, opener: NodeOpener | None = None) -> dict:
-    """The `status --json` document. `opener` may hand out pooled node connections."""
+async def gather(d: AnyDeployment, opener: NodeOpener | None = None) -> DeploymentStatus:
+    """One snapshot of the deployment. `opener` may hand out pooled node connections."""
     inv = await d.ainventory()
     nodes = await asyncio.gather(*(node_status(d, r, inv.eip, opener) for r in inv.nodes))
     router = await asyncio.to_thread(router_status, d, inv)
-    return {"target": inv.target, "eip": inv.eip,
-            "nodes": [asdict(n) for n in nodes], "router": router}
+    return DeploymentStatus(inv.target, inv.eip, list(nodes), router)

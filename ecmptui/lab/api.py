@@ -113,8 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
             if raw.strip():
                 try:
                     body = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    raise ApiError(422, "request body is not valid JSON") from None
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise ApiError(422, "request body is not valid JSON") from exc
                 if not isinstance(body, dict):
                     raise ApiError(422, "request body must be a JSON object")
             status, payload = dispatch(self.server.cloud, method, self.path, body)

@@ -154,8 +154,8 @@ class Cloud:
         _require(isinstance(label, str), "label must be a string")
         try:
             parsed = asyncssh.import_public_key(key.strip())
-        except (asyncssh.KeyImportError, ValueError):
-            raise ApiError(422, "key is not a valid OpenSSH public key") from None
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            raise ApiError(422, "key is not a valid OpenSSH public key") from exc
         fingerprint = parsed.get_fingerprint("md5").removeprefix("MD5:")
         with self.lock:
             kid = str(uuid.uuid4())

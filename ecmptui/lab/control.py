@@ -128,9 +128,9 @@ def _check_port(port: int) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
-        except OSError:
+        except OSError as exc:
             raise EcmpError(
-                f"port 127.0.0.1:{port} is in use: pick another with `lab up --port`") from None
+                f"port 127.0.0.1:{port} is in use: pick another with `lab up --port`") from exc
 
 
 def leftovers(lab: LabInstance) -> list[str]:
@@ -165,8 +165,8 @@ def up(lab: LabInstance, port: int = DEFAULT_PORT,
     # 0711: nginx workers (not root) must traverse to their html; secrets inside are 0600
     try:
         lab.state_dir.mkdir(mode=0o711)
-    except FileExistsError:  # another `lab up` of the same instance got here first
-        raise EcmpError(f"lab {lab.name!r} is being started by another process") from None
+    except FileExistsError as exc:  # another `lab up` of the same instance got here first
+        raise EcmpError(f"lab {lab.name!r} is being started by another process") from exc
     proc = subprocess.Popen(
         [sys.executable, "-m", "ecmptui.lab.daemon", "--name", lab.name, "--port", str(port),
          "--slot", str(free[0])],

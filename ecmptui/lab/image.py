@@ -133,9 +133,9 @@ def ensure(os_name: str, progress: Progress | None = None, rebuild: bool = False
             shutil.rmtree(img.path)
         try:
             tmp.rename(img.path)
-        except OSError:
+        except OSError as exc:
             if not img.ready():  # else another build finished first: use that one
-                raise EcmpError(f"cannot put the image in place at {img.path}") from None
+                raise EcmpError(f"cannot put the image in place at {img.path}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     say(f"image {img.path.name} ready ({size / 1e6:.0f} MB)")

@@ -281,9 +281,9 @@ def parse_protocols(text: str) -> list[ProtocolInfo]:
     lines = [ln.rstrip() for ln in text.splitlines()]
     try:
         start = next(i for i, ln in enumerate(lines) if _HEADER_RE.match(ln))
-    except StopIteration:
+    except StopIteration as exc:
         first = next((ln for ln in lines if ln.strip()), "")
-        raise BirdParseError(f"no protocol table in birdc output: {first[:80]!r}") from None
+        raise BirdParseError(f"no protocol table in birdc output: {first[:80]!r}") from exc
     protocols: list[ProtocolInfo] = []
     for line in lines[start + 1:]:
         if not line.strip():

@@ -56,13 +56,20 @@ class RemoteShell:
         script = f"{line}; printf '\\n{marker} %d\\n' \"$?\"\n"
         done = re.compile(rf"\n{marker} (\d+)\n$")
         async with self._lock:
+            if self._broken:
+                raise ShellError("remote shell is no longer usable")
             try:
                 self._proc.stdin.write(script)
                 out = await asyncio.wait_for(self._read_until(done), timeout)
             except (TimeoutError, asyncssh.Error, OSError, ShellError) as exc:
-                self._broken = True
-                self._proc.close()
-                raise ShellError(f"remote shell failed: {exc or type(exc).__name__}") from None
+                self.close()
+                raise ShellError(f"remote shell failed: {exc or type(exc).__name__}") from exc
+            except BaseException:
+                # Cancelled mid-command: the command may still run and its output is
+                # unread. The shell can never be trusted again (its next result would
+                # carry this one's output, or wait behind a hung command): close it.
+                self.close()
+                raise
         m = done.search(out)
         assert m is not None
         return Result(int(m.group(1)), out[: m.start()])
@@ -75,6 +82,10 @@ class RemoteShell:
                 raise ShellError("remote shell closed")
             buf += chunk
         return buf
+
+    @property
+    def usable(self) -> bool:
+        return not self._broken
 
     def close(self) -> None:
         self._broken = True

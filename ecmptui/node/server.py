@@ -8,6 +8,8 @@ old one, which is kept and restored if the reload fails.
 from __future__ import annotations
 
 import asyncio
+import enum
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +19,29 @@ from ecmptui.errors import EcmpError
 from ecmptui.node import bird, nginx
 from ecmptui.node.remote_shell import RemoteShell, Result, ShellError
 
+log = logging.getLogger(__name__)
+
+
+class NodeFailure(enum.Enum):
+    """Why a node command failed, for callers that act on it (never by matching text)."""
+
+    UNREACHABLE = "unreachable"      # no SSH session, or it broke
+    BIRD_DOWN = "bird-down"          # BIRD does not answer on its socket
+    COMMAND = "command"              # a command ran and failed
+    CONFIG = "config"                # BIRD refused a config (nothing applied)
+    INSTALL = "install"              # a package could not be installed
+
 
 class NodeError(EcmpError):
-    """A node could not be reached or refused an action."""
+    """A node could not be reached or refused an action; `reason` says which."""
+
+    def __init__(self, message: str, reason: NodeFailure = NodeFailure.COMMAND) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+UNREACHABLE, BIRD_DOWN, CONFIG, INSTALL = (NodeFailure.UNREACHABLE, NodeFailure.BIRD_DOWN,
+                                         NodeFailure.CONFIG, NodeFailure.INSTALL)
 
 
 @dataclass(frozen=True)
@@ -104,24 +126,27 @@ class Node:
     async def connect(cls, name: str, index: int, host: str, layout: Layout, *, user: str,
                       key: Path, policy: HostKeyPolicy, port: int = 22,
                       timeout: float = 10.0) -> Node:
+        log.debug("connecting to %s (%s:%d) as %s", name, host, port, user)
         try:
             known = await _known_hosts_for(policy, host, port, timeout)
             conn = await asyncio.wait_for(asyncssh.connect(
                 host, port=port, username=user, client_keys=[str(key)], known_hosts=known,
                 agent_path=None, config=None), timeout)
             shell = await asyncio.wait_for(RemoteShell.open(conn), timeout)
-        except asyncssh.HostKeyNotVerifiable:
+        except asyncssh.HostKeyNotVerifiable as exc:
             where = policy.known_hosts
             if not _pinned(where, host if port == 22 else f"[{host}]:{port}"):
                 raise NodeError(f"{name} ({host}): unknown host: no host key for it in "
-                                f"{where}; refusing to connect") from None
+                                f"{where}; refusing to connect", UNREACHABLE) from exc
             raise NodeError(f"{name} ({host}): host key does not match the one recorded in "
-                            f"{where}; refusing to connect") from None
-        except asyncssh.PermissionDenied:
-            raise NodeError(f"{name} ({host}): SSH key {key} was refused") from None
+                            f"{where}; refusing to connect", UNREACHABLE) from exc
+        except asyncssh.PermissionDenied as exc:
+            raise NodeError(f"{name} ({host}): SSH key {key} was refused", UNREACHABLE) \
+                from exc
         except (TimeoutError, OSError, asyncssh.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise NodeError(f"{name} ({host}): SSH connection failed: {reason}") from None
+            raise NodeError(f"{name} ({host}): SSH connection failed: {reason}",
+                            UNREACHABLE) from exc
         return cls(name, index, host, layout, conn, shell)
 
     async def close(self) -> None:
@@ -134,7 +159,7 @@ class Node:
         try:
             res = await self.shell.run(argv, input=input, timeout=timeout)
         except ShellError as exc:
-            raise NodeError(f"{self.name}: `{argv[0]}` failed: {exc}") from None
+            raise NodeError(f"{self.name}: `{argv[0]}` failed: {exc}", UNREACHABLE) from exc
         if check and res.exit_status != 0:
             err = (str(res.stderr or res.stdout or "")).strip().splitlines()
             raise NodeError(f"{self.name}: `{' '.join(argv[:3])}` exited {res.exit_status}: "
@@ -181,7 +206,7 @@ class Node:
         if res.exit_status != 0:
             err = str(res.stderr or res.stdout).strip().splitlines()
             raise NodeError(f"{self.name}: installing {', '.join(missing)} failed: "
-                            f"{err[-1] if err else f'exit {res.exit_status}'}")
+                            f"{err[-1] if err else f'exit {res.exit_status}'}", INSTALL)
         return missing
 
     # -- BIRD ----------------------------------------------------------------------------
@@ -195,12 +220,13 @@ class Node:
     async def protocols(self) -> list[bird.ProtocolInfo]:
         res = await self.run(*self.birdc_argv("show", "protocols", "all"), check=False)
         if res.exit_status != 0:
-            raise NodeError(f"{self.name}: BIRD is not running "
-                            f"({str(res.stdout or res.stderr).strip().splitlines()[-1:]})")
+            last = str(res.stdout or res.stderr).strip().splitlines()
+            raise NodeError(f"{self.name}: BIRD is not running"
+                            + (f" ({last[-1]})" if last else ""), BIRD_DOWN)
         try:
             return bird.parse_protocols(str(res.stdout))
         except bird.BirdParseError as exc:
-            raise NodeError(f"{self.name}: unreadable birdc output: {exc}") from None
+            raise NodeError(f"{self.name}: unreadable birdc output: {exc}") from exc
 
     async def withdrawn(self) -> bool:
         res = await self.run("test", "-e", self.layout.withdrawn_flag, check=False)
@@ -220,7 +246,7 @@ class Node:
             await self.run("rm", "-f", new)
             msg = str(check.stderr or check.stdout).strip().splitlines()
             raise NodeError(f"{self.name}: BIRD rejected the new config, nothing applied: "
-                            f"{msg[-1] if msg else 'bird -p failed'}")
+                            f"{msg[-1] if msg else 'bird -p failed'}", CONFIG)
         if current is not None:
             await self.run("cp", "-p", lay.bird_conf, backup)
         await self.run("mv", new, lay.bird_conf)

@@ -16,7 +16,8 @@ from ecmptui.actions import ACTIONS, Action, Kind
 from ecmptui.deployment import operate
 from ecmptui.deployment.inventory import Deployment, Inventory, NodeRecord
 from ecmptui.deployment.provision import set_bfd
-from ecmptui.deployment.status import gather, health_label
+from ecmptui.deployment.status import DeploymentStatus, gather
+from ecmptui.display import health_label
 from ecmptui.errors import EcmpError
 from ecmptui.node import health as node_health
 from ecmptui.node.server import Node
@@ -81,24 +82,23 @@ class ScenarioResult:
         return d
 
 
-def health_key(st: dict) -> tuple:
+def health_key(st: DeploymentStatus) -> tuple:
     """The parts of `status` a scenario must leave as it found them."""
-    nodes = tuple((n["name"], n["bgp_state"], n["routes_exported"], n["withdrawn"],
-                   n["eip_on_lo"], health_label(n.get("health"))) for n in st["nodes"])
-    router = tuple(sorted(st["router"]["nodes"])) if st["router"] else None
+    nodes = tuple((n.name, n.bgp_state, n.routes_exported, n.withdrawn, n.eip_on_lo,
+                   health_label(n.health)) for n in st.nodes)
+    router = tuple(sorted(st.router.nodes)) if st.router else None
     return nodes, router
 
 
-def _healthy(st: dict) -> bool:
-    ok = all(n["bgp_state"] == "Established" and n["routes_exported"] >= 1
-             and not n["withdrawn"] for n in st["nodes"])
-    if st["router"] is not None:
-        ok = ok and len(st["router"]["nexthops"]) == len(st["nodes"])
+def _healthy(st: DeploymentStatus) -> bool:
+    ok = all(n.established and n.routes_exported >= 1 and not n.withdrawn for n in st.nodes)
+    if st.router is not None:
+        ok = ok and len(st.router.nexthops) == len(st.nodes)
     return ok
 
 
-async def wait_status(d: Deployment, predicate: Callable[[dict], bool],
-                      timeout: float) -> dict | None:
+async def wait_status(d: Deployment, predicate: Callable[[DeploymentStatus], bool],
+                      timeout: float) -> DeploymentStatus | None:
     deadline = time.monotonic() + timeout
     while True:
         st = await gather(d)
@@ -183,7 +183,7 @@ class Drill:
             return "bfd on;" in (await node.read(node.layout.bird_conf) or "")
 
     async def _one(self, sc: Scenario, bfd: bool, inv: Inventory, target: NodeRecord,
-                   baseline: dict, health: bool | None) -> ScenarioResult:
+                   baseline: DeploymentStatus, health: bool | None) -> ScenarioResult:
         label = f"{sc.name}{' (BFD)' if bfd else ''}" + (
             "" if health is None else f" (health {'on' if health else 'off'})")
         self.on_event(f"{label}: probing at {self.rate:.0f} req/s")
@@ -246,7 +246,7 @@ class Drill:
 
 
     async def _reboot(self, sc: Scenario, label: str, target: NodeRecord, stream: ProbeStream,
-                      t_action: float, baseline: dict) -> ScenarioResult:
+                      t_action: float, baseline: DeploymentStatus) -> ScenarioResult:
         """Reboot through the API, wait until the node is back by itself, measure."""
         notes: list[str] = []
         await self.d.client.acall(self.d.client.reboot_device, target.device_id)
