@@ -16,8 +16,7 @@ def write(tmp_path, text: str):
 def test_defaults_without_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "empty-config-home"))
     s = config.load(None, env={})  # no file in the (isolated) default place
-    assert (s.target, s.lab, s.provision.nodes, s.source) == (
-        "lab", "ecmp", 2, str(tmp_path / "empty-config-home" / "ecmptui" / "config.toml"))
+    assert (s.target, s.lab, s.provision.nodes, s.source) == ("lab", "ecmp", 2, "<defaults>")
     assert s.read_only is None and s.token == ""
 
 
