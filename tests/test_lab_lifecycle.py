@@ -54,7 +54,10 @@ def test_up_is_idempotent_and_status_reports(lab, lab_instance):
     st = json.loads(run_cli("--lab", lab_instance.name, "lab", "status", "--json",
                             check=True).stdout)
     assert st["up"] is True and st["endpoint"] == lab.endpoint
-    assert {"devices", "eips", "router"} <= set(st)
+    # every reserved EIP has the router's view, every device its machine and sessions
+    assert set(st["router"]) == set(st["eips"])
+    assert all(d["machine"] and d["state"] in ("active", "provisioning", "queued", "rebooting")
+               and isinstance(d["sessions"], list) for d in st["devices"])
 
 
 def _device_with_sshd(info) -> None:

@@ -126,11 +126,14 @@ async def test_provision_screen_checks_static_nodes(static_cfg):
     app = EcmpApp(Cockpit(settings, read_only=dashboard_read_only(settings)), rate=20,
                   start_mode="provision")
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.5)
+        for _ in range(50):  # bounded: until the Provision screen is mounted
+            if app.screen.query("#btn-provision"):
+                break
+            await pilot.pause(0.05)
         assert str(app.screen.query_one("#btn-provision").label) == "Check nodes"
         await pilot.click("#btn-provision")
         dev = app.screen.query_one("#devices")
-        for _ in range(200):
+        for _ in range(200):  # bounded: the check runs over SSH to both nodes
             if dev.row_count == 2:
                 break
             await pilot.pause(0.1)
