@@ -83,11 +83,23 @@ class NodeStatus:
 
 
 @dataclass
+class CoreView:
+    """One core router as the lab sees it: its BIRD, and the nodes it learned the EIP from."""
+
+    name: str
+    bgp_address: str
+    bird: str                       # running | frozen | not running | down
+    learned_from: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RouterStatus:
-    """The lab core router's FIB route for the EIP: its next hops and whose they are."""
+    """The lab's routing for the EIP: the fabric's FIB next hops (and whose they are), and
+    each core router's view."""
 
     nexthops: list[str]
     nodes: list[str]
+    cores: list[CoreView] = field(default_factory=list)
 
 
 @dataclass
@@ -200,11 +212,19 @@ def router_status(d: AnyDeployment, inv: Inventory) -> RouterStatus | None:
         return None
     lab = d.target.lab()
     assert lab is not None
-    from ecmptui.lab.router import CoreRouter
+    from ecmptui.lab import router
 
-    hops = CoreRouter(lab).nexthops(f"{inv.eip}/32") if inv.eip else []
+    hops = router.fib_nexthops(lab, f"{inv.eip}/32") if inv.eip else []
     by_addr = {n.private_address: n.name for n in inv.nodes}
-    return RouterStatus(hops, [by_addr.get(h, h) for h in hops])
+    by_protocol = {f"s{int(n.private_address.split('.')[2]) - 10}": n.name
+                   for n in inv.nodes if n.private_address}
+    cores = []
+    for name in router.ROUTERS:
+        b = router.core(lab, name)
+        learned = router.learned_from(lab, name, inv.eip) if inv.eip else []
+        cores.append(CoreView(name, router.ROUTER_PEER_IPS[name], b.state(),
+                              [by_protocol.get(p, p) for p in learned]))
+    return RouterStatus(hops, [by_addr.get(h, h) for h in hops], cores)
 
 
 async def gather(d: AnyDeployment, opener: NodeOpener | None = None) -> DeploymentStatus:

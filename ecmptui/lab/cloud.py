@@ -22,6 +22,8 @@ from ecmptui.lab.instance import (
     EIP_POOL,
     MAX_NODES,
     ROUTER_ASN,
+    ROUTER_PEER_IPS,
+    ROUTERS,
     LabInstance,
     mgmt_addr,
     mgmt_gateway,
@@ -29,7 +31,7 @@ from ecmptui.lab.instance import (
     server_link_addr,
 )
 from ecmptui.lab.machine import Machine
-from ecmptui.lab.router import CoreRouter, RouterPeer
+from ecmptui.lab.router import Backbone, RouterPeer, learned_from
 
 log = logging.getLogger("ecmptui.lab")
 BOOT_TIMEOUT = 15.0  # machine boot until sshd accepts
@@ -107,7 +109,7 @@ class Device:
 class Cloud:
     """One lab project with its keys, devices, EIPs, BGP config and sessions."""
 
-    def __init__(self, lab: LabInstance, slot: int, router: CoreRouter, project_id: str) -> None:
+    def __init__(self, lab: LabInstance, slot: int, router: Backbone, project_id: str) -> None:
         self.lab, self.slot, self.router = lab, slot, router
         self.apt_proxy = aptproxy.AptProxy(lab, slot)
         self.lock = threading.RLock()
@@ -348,7 +350,7 @@ class Cloud:
         """Stop every machine of the lab (devices, router, package proxy)."""
         with self.lock:
             machines = [d.machine for d in self.devices.values() if d.machine is not None]
-        for m in [*machines, self.apt_proxy.machine, self.router.machine]:
+        for m in [*machines, self.apt_proxy.machine, *self.router.machines]:
             try:
                 m.stop()
             except Exception as exc:
@@ -437,11 +439,14 @@ class Cloud:
             return cfg
 
     def _session_json(self, sess: dict, protocols: dict) -> dict:
+        """A session as Metal showed it: `status` one word per router ("up,down")."""
         dev = self.devices.get(sess["device_id"])
-        proto = protocols.get(f"s{dev.n}") if dev else None
-        status = "up" if proto is not None and proto.established else "down"
-        routes = self.router.learned_routes(f"s{dev.n}") if status == "up" and dev else []
-        return {**sess, "status": status, "learned_routes": routes}
+        states = []
+        for router in ROUTERS:
+            proto = protocols.get(router, {}).get(f"s{dev.n}") if dev else None
+            states.append("up" if proto is not None and proto.established else "down")
+        routes = self.router.learned_routes(f"s{dev.n}") if "up" in states and dev else []
+        return {**sess, "status": ",".join(states), "learned_routes": routes}
 
     def create_session(self, device_id: str, body: dict) -> dict:
         with self.lock:
@@ -455,7 +460,7 @@ class Cloud:
             sid = str(uuid.uuid4())
             self.sessions[sid] = {
                 "id": sid, "device_id": device_id, "address_family": "ipv4",
-                "default_route": False, "switch_name": f"lab-core/{dev.n}",
+                "default_route": False, "switch_name": "core1,core2",
                 "created_at": _now(), "updated_at": _now(),
                 "device": {"href": f"/devices/{device_id}"}, "href": f"/bgp/sessions/{sid}",
             }
@@ -492,8 +497,8 @@ class Cloud:
             return {"bgp_neighbors": [{
                 "address_family": 4, "customer_as": self.bgp_config["asn"],
                 "customer_ip": server_link_addr(dev.n), "md5_enabled": md5 is not None,
-                "md5_password": md5, "multihop": False, "peer_as": ROUTER_ASN,
-                "peer_ips": [router_link_addr(dev.n)],
+                "md5_password": md5, "multihop": True, "peer_as": ROUTER_ASN,
+                "peer_ips": [ROUTER_PEER_IPS[r] for r in ROUTERS],
                 "routes_in": [{"route": f"{ip['address']}/32", "exact": True}
                               for ip in self.ips.values()],
                 "routes_out": [],
@@ -525,6 +530,10 @@ class Cloud:
                                               "learned_routes": s["learned_routes"]}
                                              for s in sess]})
             eips = [ip["address"] for ip in self.ips.values()]
+        routers = {r: {"bgp_address": ROUTER_PEER_IPS[r], "bird": c.state(),
+                       "learned": {eip: learned_from(self.lab, r, eip) for eip in eips}}
+                   for r, c in self.router.cores.items()}
         return {"devices": devices, "eips": eips,
                 "bgp": {"enabled": self.bgp_config is not None},
+                "routers": routers,
                 "router": {eip: self.router.nexthops(f"{eip}/32") for eip in eips}}

@@ -48,7 +48,7 @@ class LabInfo:
     slot: int
     mgmt_subnet: str
     client_namespace: str
-    core_namespace: str
+    fabric_namespace: str
 
     def token(self) -> str:
         return Path(self.token_file).read_text().strip()

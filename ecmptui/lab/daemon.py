@@ -23,7 +23,7 @@ from ecmptui.lab import fabric, tls
 from ecmptui.lab.api import LabApiServer
 from ecmptui.lab.cloud import Cloud
 from ecmptui.lab.instance import LabInstance, mgmt_net
-from ecmptui.lab.router import CoreRouter
+from ecmptui.lab.router import Backbone
 
 log = logging.getLogger("ecmptui.lab")
 
@@ -57,8 +57,8 @@ def serve(lab: LabInstance, port: int, slot: int) -> int:
         token = secrets.token_urlsafe(32)
         _write_private(lab.token_file, token + "\n")
         fabric.build_base(lab, slot)
-        router = CoreRouter(lab)
-        router.start([], [])
+        router = Backbone(lab)
+        router.start()
         project_id = str(uuid.uuid4())
         cloud = Cloud(lab, slot, router, project_id)
         try:
@@ -71,7 +71,7 @@ def serve(lab: LabInstance, port: int, slot: int) -> int:
             "project_id": project_id, "token_file": str(lab.token_file),
             "ca_file": str(lab.ca_file), "known_hosts": str(lab.known_hosts),
             "slot": slot, "mgmt_subnet": str(mgmt_net(slot)),
-            "client_namespace": lab.client_ns, "core_namespace": lab.core_ns,
+            "client_namespace": lab.client_ns, "fabric_namespace": lab.fabric_ns,
         }
         tmp = lab.info_file.with_suffix(".new")
         tmp.write_text(json.dumps(info, indent=2) + "\n")

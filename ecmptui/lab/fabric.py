@@ -19,10 +19,13 @@ from ecmptui.lab import machine
 from ecmptui.lab.instance import (
     CLIENT_ADDR,
     CLIENT_GW,
+    ROUTER_PEER_IPS,
+    ROUTERS,
     LabInstance,
     mgmt_addr,
     mgmt_gateway,
     mgmt_net,
+    router_link,
     router_link_addr,
     server_link_addr,
 )
@@ -113,20 +116,35 @@ def kill_pids(pids: Sequence[int], grace: float = 0.5) -> None:
 
 
 def build_base(lab: LabInstance, slot: int) -> None:
-    """Core router and client namespaces, their link, and the root mgmt bridge."""
-    core, client = lab.core_ns, lab.client_ns
-    for ns in (core, client):
+    """Fabric, client and core router namespaces, their links, and the root mgmt bridge.
+
+    The fabric forwards (client -> servers, kernel ECMP); the core routers are BGP speakers
+    beside it, reached at 169.254.255.1/.2 through the fabric, like Metal's."""
+    fab, client = lab.fabric_ns, lab.client_ns
+    for ns in (fab, client, *(lab.router_ns(r) for r in ROUTERS)):
         run(["ip", "netns", "add", ns])
         ip("link", "set", "lo", "up", ns=ns)
-    sysctl(core, "net.ipv4.ip_forward", "1")
+    sysctl(fab, "net.ipv4.ip_forward", "1")
     # Without L4 hashing every connection from the one client goes to the same server.
-    sysctl(core, "net.ipv4.fib_multipath_hash_policy", "1")
-    ip("link", "add", "rt-client", "type", "veth", "peer", "name", "eth0", "netns", client, ns=core)
-    ip("addr", "add", f"{CLIENT_GW}/24", "dev", "rt-client", ns=core)
-    ip("link", "set", "rt-client", "up", ns=core)
+    sysctl(fab, "net.ipv4.fib_multipath_hash_policy", "1")
+    ip("link", "add", "rt-client", "type", "veth", "peer", "name", "eth0", "netns", client, ns=fab)
+    ip("addr", "add", f"{CLIENT_GW}/24", "dev", "rt-client", ns=fab)
+    ip("link", "set", "rt-client", "up", ns=fab)
     ip("addr", "add", f"{CLIENT_ADDR}/24", "dev", "eth0", ns=client)
     ip("link", "set", "eth0", "up", ns=client)
     ip("route", "add", "default", "via", CLIENT_GW, ns=client)
+    for router in ROUTERS:
+        rns, (fab_side, router_side) = lab.router_ns(router), router_link(router)
+        link = f"rt-{router}"
+        ip("link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", rns, ns=fab)
+        ip("addr", "add", f"{fab_side}/30", "dev", link, ns=fab)
+        ip("link", "set", link, "up", ns=fab)
+        ip("addr", "add", f"{router_side}/30", "dev", "eth0", ns=rns)
+        ip("link", "set", "eth0", "up", ns=rns)
+        ip("addr", "add", f"{ROUTER_PEER_IPS[router]}/32", "dev", "lo", ns=rns)
+        ip("route", "add", "default", "via", fab_side, ns=rns)
+        # the servers reach the router's BGP address through the fabric
+        ip("route", "add", f"{ROUTER_PEER_IPS[router]}/32", "via", router_side, ns=fab)
 
     net = mgmt_net(slot)
     ip("link", "add", lab.bridge, "type", "bridge")
@@ -135,17 +153,17 @@ def build_base(lab: LabInstance, slot: int) -> None:
 
 
 def add_server(lab: LabInstance, n: int, slot: int) -> None:
-    """Server namespace n: uplink to the core router and a mgmt link to the root bridge."""
-    ns, core = lab.server_ns(n), lab.core_ns
+    """Server namespace n: its private network to the fabric and a mgmt link to the bridge."""
+    ns, fab = lab.server_ns(n), lab.fabric_ns
     run(["ip", "netns", "add", ns])
     ip("link", "set", "lo", "up", ns=ns)
     rt_if = f"rt-s{n}"
-    ip("link", "add", rt_if, "type", "veth", "peer", "name", "eth0", "netns", ns, ns=core)
-    ip("addr", "add", f"{router_link_addr(n)}/24", "dev", rt_if, ns=core)
-    ip("link", "set", rt_if, "up", ns=core)
+    ip("link", "add", rt_if, "type", "veth", "peer", "name", "eth0", "netns", ns, ns=fab)
+    ip("addr", "add", f"{router_link_addr(n)}/24", "dev", rt_if, ns=fab)
+    ip("link", "set", rt_if, "up", ns=fab)
     ip("addr", "add", f"{server_link_addr(n)}/24", "dev", "eth0", ns=ns)
     ip("link", "set", "eth0", "up", ns=ns)
-    # The server's own default route (inside its namespace), like a host's public gateway.
+    # The server's own default route (inside its namespace): its private gateway.
     ip("route", "add", "default", "via", router_link_addr(n), ns=ns)
 
     veth = lab.mgmt_veth(n)
@@ -168,7 +186,7 @@ def remove_server(lab: LabInstance, n: int) -> None:
     asynchronously, and a new server n created right after would find the old links."""
     ns = lab.server_ns(n)
     ip("link", "del", lab.mgmt_veth(n), check=False)
-    ip("link", "del", f"rt-s{n}", ns=lab.core_ns, check=False)
+    ip("link", "del", f"rt-s{n}", ns=lab.fabric_ns, check=False)
     if ns in list_namespaces():
         kill_pids(namespace_pids(ns))
         run(["ip", "netns", "del", ns], check=False)

@@ -23,8 +23,11 @@ MAX_SLOTS = 100  # mgmt subnets 198.18.100.0/24 .. 198.18.199.0/24
 # only the mgmt bridge lives in the root namespace, so its subnet depends on the slot.
 CLIENT_ADDR = "198.18.1.2"
 CLIENT_GW = "198.18.1.1"
-ROUTER_ID = "198.18.1.1"
+FABRIC_ID = "198.18.1.1"           # the fabric's BIRD router id
 ROUTER_ASN = 65530
+# The two core routers, as on Metal: their BGP addresses, reached multihop by every server
+ROUTERS = ("core1", "core2")
+ROUTER_PEER_IPS = {"core1": "169.254.255.1", "core2": "169.254.255.2"}
 EIP_POOL = ipaddress.IPv4Network("203.0.113.0/24")
 LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
 
@@ -47,8 +50,13 @@ class LabInstance:
         return f"{self.name}-"
 
     @property
-    def core_ns(self) -> str:
-        return f"{self.name}-core"
+    def fabric_ns(self) -> str:
+        """The forwarding fabric: every server's private gateway, the client side, kernel
+        ECMP to the EIP (BIRD learns it from both core routers)."""
+        return f"{self.name}-fabric"
+
+    def router_ns(self, router: str) -> str:
+        return f"{self.name}-{router}"
 
     @property
     def client_ns(self) -> str:
@@ -66,10 +74,12 @@ class LabInstance:
         return f"{self.name}-m{n}"
 
     def owns_namespace(self, ns: str) -> bool:
-        return re.fullmatch(re.escape(self.name) + r"-(core|client|srv\d+)", ns) is not None
+        return re.fullmatch(re.escape(self.name) + r"-(fabric|core[12]|client|srv\d+)",
+                            ns) is not None
 
     def owns_machine(self, name: str) -> bool:
-        return re.fullmatch(re.escape(self.name) + r"-(core|apt|srv\d+)", name) is not None
+        return re.fullmatch(re.escape(self.name) + r"-(fabric|core[12]|apt|srv\d+)",
+                            name) is not None
 
     @property
     def apt_machine(self) -> str:
@@ -111,9 +121,12 @@ class LabInstance:
     def log_file(self) -> Path:
         return self.state_dir / "daemon.log"
 
+    def router_dir(self, router: str) -> Path:
+        return self.state_dir / router
+
     @property
-    def router_dir(self) -> Path:
-        return self.state_dir / "router"
+    def fabric_dir(self) -> Path:
+        return self.state_dir / "fabric"
 
     def server_dir(self, n: int) -> Path:
         return self.state_dir / f"srv{n}"
@@ -123,13 +136,24 @@ class LabInstance:
         """Host-unique name of server n's machine (its cgroup is named after it)."""
         return self.server_ns(n)
 
+    def router_machine(self, router: str) -> str:
+        return self.router_ns(router)
+
     @property
-    def router_machine(self) -> str:
-        return self.core_ns
+    def fabric_machine(self) -> str:
+        return self.fabric_ns
+
+
+def router_link(router: str) -> tuple[str, str]:
+    """(fabric side, router side) of the fabric <-> router link, a /30 each."""
+    k = ROUTERS.index(router)
+    base = ipaddress.IPv4Address("198.18.2.0") + 4 * k
+    return str(base + 1), str(base + 2)
 
 
 def link_net(n: int) -> ipaddress.IPv4Network:
-    """The core<->server n link: .1 is the router, .2 the server."""
+    """The fabric<->server n link (the server's private network): .1 is the private gateway
+    in the fabric, .2 the server."""
     if not 1 <= n <= MAX_NODES:
         raise ValueError(f"server index {n} out of range")
     return ipaddress.IPv4Network(f"198.18.{10 + n}.0/24")

@@ -1,4 +1,17 @@
-"""The lab's core router: BIRD (AS 65530) with kernel ECMP, configured from the API's state."""
+"""The lab's routing, in Metal's shape: two core routers and a forwarding fabric.
+
+- `core1` and `core2` (AS 65530, BGP addresses 169.254.255.1 and .2) are BGP speakers: every
+  server peers with both, multihop, through its private gateway. They accept only the
+  project's EIPs and pass every path on to the fabric (iBGP, ADD-PATH, next hop unchanged).
+- The fabric holds the servers' private gateways and the client side. Its BIRD learns the
+  EIP from both cores and installs one multipath kernel route whose next hops are the
+  announcing servers, whichever core it heard them from: losing one core changes nothing
+  in the forwarding table.
+
+Each of the three runs BIRD under systemd in a machine from the lab image; configs are
+validated with `bird -p` in the machine before they replace the old one (mode 0640, group
+bird: they hold the MD5 password).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +21,32 @@ from dataclasses import dataclass
 
 from ecmptui.errors import EcmpError
 from ecmptui.lab import fabric, image
-from ecmptui.lab.instance import ROUTER_ASN, ROUTER_ID, LabInstance, server_link_addr
+from ecmptui.lab.instance import (
+    FABRIC_ID,
+    ROUTER_ASN,
+    ROUTER_PEER_IPS,
+    ROUTERS,
+    LabInstance,
+    router_link,
+    server_link_addr,
+)
 from ecmptui.lab.machine import Machine
 from ecmptui.node import bird
+
+ROUTER_FAULTS = ("kill-bird", "freeze-bird", "isolate")
+ISOLATE_TABLE = "ecmptui_isolate"
+# Everything on the fabric link is dropped, both ways: the router goes silent.
+ISOLATE_RULES = f"""table inet {ISOLATE_TABLE} {{
+  chain input {{ type filter hook input priority -300; policy accept; iifname "eth0" drop; }}
+  chain output {{ type filter hook output priority -300; policy accept; oifname "eth0" drop; }}
+}}
+"""
+NO_RESTART_DROPIN = "/run/systemd/system/bird.service.d/ecmptui-fault.conf"
 
 
 @dataclass(frozen=True)
 class RouterPeer:
-    """One BGP session the router accepts: from server n in AS `asn`."""
+    """One BGP session a core router accepts: from server n in AS `asn`."""
 
     n: int
     asn: int
@@ -26,121 +57,279 @@ class RouterPeer:
         return f"s{self.n}"
 
 
-def render_router_config(
-    peers: list[RouterPeer], eips: list[str], log_file: str | None = None,
-    timers: bird.BgpTimers = bird.BgpTimers(), bfd: bird.BfdTimers = bird.BfdTimers(),
-) -> str:
-    """bird.conf of the core router: accepts only `eips` (/32) from customers, ECMP to kernel."""
+def _eip_filter(name: str, eips: list[str]) -> list[str]:
     nets = ", ".join(f"{e}/32" for e in sorted(eips))
-    accept = f"  if net ~ [ {nets} ] then accept;\n" if eips else ""
-    out = [f'log "{log_file}" all;' if log_file else "",
-           'timeformat protocol "%F %T.%3f";',
-           'timeformat log "%F %T.%3f";',
-           f"router id {ROUTER_ID};",
+    accept = [f"  if net ~ [ {nets} ] then accept;"] if eips else []
+    return [f"filter {name} {{", *accept, "  reject;", "}"]
+
+
+def render_core_config(router: str, peers: list[RouterPeer], eips: list[str],
+                       timers: bird.BgpTimers = bird.BgpTimers(),
+                       bfd: bird.BfdTimers = bird.BfdTimers()) -> str:
+    """bird.conf of core router `router`: customers multihop, every path to the fabric."""
+    own = ROUTER_PEER_IPS[router]
+    fab_side, _ = router_link(router)
+    out = ['timeformat protocol "%F %T.%3f";',
+           f"router id {own};",
            "debug protocols { states };",
            "protocol device { scan time 10; }",
+           # the servers' private networks are behind the fabric: resolves their next hops
+           f"protocol static fabric_routes {{ ipv4; route 198.18.0.0/15 via {fab_side}; }}",
+           bfd.render("*"),
+           *_eip_filter("customer_in", eips),
+           "template bgp customer {",
+           f"  local {own} as {ROUTER_ASN};",
+           "  multihop 5;",
+           timers.render(),
+           "  bfd on;  # only for servers that run BFD too (provisioned with --bfd)",
+           "  ipv4 { import filter customer_in; export none; };",
+           "}"]
+    for p in sorted(peers, key=lambda p: p.n):
+        pw = f' password "{p.md5}";' if p.md5 else ""
+        out.append(f"protocol bgp {p.protocol} from customer "
+                   f"{{ neighbor {server_link_addr(p.n)} as {p.asn};{pw} }}")
+    out += ["protocol bgp fabric {",
+            f"  local as {ROUTER_ASN};",
+            f"  neighbor {fab_side} as {ROUTER_ASN};",
+            "  direct;",
+            timers.render(),
+            "  bfd on;",
+            "  ipv4 {",
+            "    import none;",
+            "    export filter { if source = RTS_BGP then accept; reject; };",
+            "    next hop keep;   # the fabric forwards straight to the servers",
+            "    add paths tx;    # every server's path, not only the best",
+            "  };",
+            "}"]
+    return "\n".join(out) + "\n"
+
+
+def render_fabric_config(eips: list[str], timers: bird.BgpTimers = bird.BgpTimers(),
+                         bfd: bird.BfdTimers = bird.BfdTimers()) -> str:
+    """bird.conf of the fabric: learns the EIPs from both cores, ECMP into the kernel."""
+    out = ['timeformat protocol "%F %T.%3f";',
+           f"router id {FABRIC_ID};",
+           "debug protocols { states };",
+           "protocol device { scan time 10; }",
+           'protocol direct { ipv4; interface "rt-s*"; }   # the servers: next hops resolve',
            "protocol kernel {",
            "  ipv4 {",
            "    import none;",
            "    export filter { if source = RTS_BGP then accept; reject; };",
            "  };",
-           "  merge paths on;   # ECMP: all equal-best BGP paths become one multipath route",
+           "  merge paths on;   # ECMP: all equal paths become one multipath route",
            "  learn off;",
            "}",
-           bfd.render("rt-s*"),
-           "filter customer_in {",
-           accept + "  reject;",
-           "}",
-           "template bgp customer {",
+           bfd.render("rt-core*"),
+           *_eip_filter("eips_in", eips),
+           "template bgp core {",
            f"  local as {ROUTER_ASN};",
            "  direct;",
            timers.render(),
-           # BFD only takes effect for servers that run it too (provisioned with --bfd)
            "  bfd on;",
-           "  ipv4 { import filter customer_in; export none; };",
+           "  ipv4 {",
+           "    import filter eips_in;",
+           "    export none;",
+           "    add paths rx;",
+           "    gateway recursive;",
+           "    igp table master4;",
+           "  };",
            "}"]
-    for p in sorted(peers, key=lambda p: p.n):
-        pw = f" password \"{p.md5}\";" if p.md5 else ""
-        out.append(
-            f"protocol bgp {p.protocol} from customer "
-            f"{{ neighbor {server_link_addr(p.n)} as {p.asn};{pw} }}"
-        )
-    return "\n".join(line for line in out if line != "") + "\n"
+    for router in ROUTERS:
+        _, router_side = router_link(router)
+        out.append(f"protocol bgp {router} from core {{ neighbor {router_side} as {ROUTER_ASN}; }}")
+    return "\n".join(out) + "\n"
 
 
-class CoreRouter:
-    """The core router: a machine from the lab image in the core namespace, whose BIRD is
-    run by systemd and reconfigured from the API's state (validated with `bird -p` first)."""
+class BirdMachine:
+    """A lab machine whose job is BIRD (a core router or the fabric)."""
 
     CONF = "/etc/bird/bird.conf"
 
-    def __init__(self, lab: LabInstance) -> None:
-        self.lab = lab
-        self.machine = Machine(lab.router_machine, lab.core_ns, lab.router_dir,
-                               image.image("server").rootfs)
+    def __init__(self, name: str, machine: Machine) -> None:
+        self.name, self.machine = name, machine
 
-    def birdc(self, *args: str) -> str:
+    def birdc(self, *args: str, timeout: float = 5.0) -> str:
         try:
-            return self.machine.run("birdc", *args, timeout=5).stdout
+            return self.machine.run("birdc", *args, timeout=timeout).stdout
         except EcmpError as exc:
             raise fabric.FabricError(str(exc)) from exc
 
-    def _write_validated(self, text: str) -> None:
+    def write_validated(self, text: str) -> None:
         new = self.CONF + ".new"
         self.machine.put(new, text, 0o640, owner="bird")
         check = self.machine.run("bird", "-p", "-c", new, check=False)
         if check.returncode != 0:
             self.machine.run("rm", "-f", new, check=False)
             msg = (check.stderr or check.stdout).strip().splitlines()
-            raise EcmpError(f"core router config rejected by bird -p: {msg[-1:] or check}")
+            raise EcmpError(f"{self.name}: config rejected by bird -p: "
+                            f"{msg[-1] if msg else check.returncode}")
         self.machine.run("mv", new, self.CONF)
 
-    def start(self, peers: list[RouterPeer], eips: list[str]) -> None:
+    def start(self, config: str) -> None:
         m = self.machine
-        m.put("/etc/hostname", "core\n")
-        m.put(self.CONF, render_router_config(peers, eips), 0o640, owner="bird")
+        m.put("/etc/hostname", self.name + "\n")
+        m.put(self.CONF, config, 0o640, owner="bird")
         m.enable("bird.service")
-        m.mask("ssh.service")  # nobody logs in to the router
+        m.mask("ssh.service")  # nobody logs in to a router
         m.boot()
-        deadline = time.monotonic() + 10
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if m.run("birdc", "show", "status", check=False, timeout=5).returncode == 0:
+            if self.machine.run("birdc", "show", "status", check=False,
+                                timeout=5).returncode == 0:
                 return
             time.sleep(0.02)
-        raise EcmpError("core router BIRD did not come up within 10 s")
+        raise EcmpError(f"{self.name}: BIRD did not come up within {timeout:.0f} s")
 
-    def stop(self) -> None:
-        self.machine.remove()
-
-    def reconfigure(self, peers: list[RouterPeer], eips: list[str]) -> None:
-        self._write_validated(render_router_config(peers, eips))
+    def reconfigure(self, config: str) -> None:
+        self.write_validated(config)
         out = self.birdc("configure")
         if "Reconfigured" not in out and "Reconfiguration in progress" not in out:
-            raise EcmpError(f"core router reconfigure failed: {out.strip().splitlines()[-1:]}")
+            raise EcmpError(f"{self.name}: reconfigure failed: {out.strip().splitlines()[-1:]}")
 
     def protocols(self) -> dict[str, bird.ProtocolInfo]:
         try:
-            return {p.name: p for p in bird.parse_protocols(self.birdc("show", "protocols", "all"))}
+            return {p.name: p for p in bird.parse_protocols(
+                self.birdc("show", "protocols", "all", timeout=2))}
         except (fabric.FabricError, bird.BirdParseError):
             return {}
 
     def learned_routes(self, protocol: str) -> list[str]:
         try:
-            out = self.birdc("show", "route", "protocol", protocol)
+            out = self.birdc("show", "route", "protocol", protocol, timeout=2)
         except fabric.FabricError:
             return []
         return bird.parse_route_prefixes(out)
 
+    def state(self) -> str:
+        """running, frozen (SIGSTOPped), not running, or down (the machine is off)."""
+        pid = self.machine.pid()
+        if pid is None:
+            return "down"
+        res = self.machine.run("systemctl", "show", "-p", "MainPID", "--value", "bird",
+                               check=False)
+        main = res.stdout.strip()
+        if not main.isdigit() or main == "0":
+            return "not running"
+        status = self.machine.get(f"/proc/{main}/status") or ""
+        return "frozen" if "\nState:\tT" in status else "running"
+
+
+def core(lab: LabInstance, router: str) -> BirdMachine:
+    if router not in ROUTERS:
+        raise EcmpError(f"no router {router!r} (routers: {', '.join(ROUTERS)})")
+    return BirdMachine(router, Machine(lab.router_machine(router), lab.router_ns(router),
+                                       lab.router_dir(router), image.image("server").rootfs))
+
+
+def fabric_bird(lab: LabInstance) -> BirdMachine:
+    return BirdMachine("fabric", Machine(lab.fabric_machine, lab.fabric_ns, lab.fabric_dir,
+                                         image.image("server").rootfs))
+
+
+class Backbone:
+    """The two core routers and the fabric, configured together from the API's state."""
+
+    def __init__(self, lab: LabInstance) -> None:
+        self.lab = lab
+        self.cores = {r: core(lab, r) for r in ROUTERS}
+        self.fabric = fabric_bird(lab)
+
+    @property
+    def machines(self) -> list[Machine]:
+        return [self.fabric.machine, *(c.machine for c in self.cores.values())]
+
+    def start(self) -> None:
+        self.fabric.start(render_fabric_config([]))
+        for r, c in self.cores.items():
+            c.start(render_core_config(r, [], []))
+        for b in (self.fabric, *self.cores.values()):
+            b.wait_ready()
+
+    def reconfigure(self, peers: list[RouterPeer], eips: list[str]) -> None:
+        for r, c in self.cores.items():
+            c.reconfigure(render_core_config(r, peers, eips))
+        self.fabric.reconfigure(render_fabric_config(eips))
+
+    def protocols(self) -> dict[str, dict[str, bird.ProtocolInfo]]:
+        """Every core's protocols, by router name."""
+        return {r: c.protocols() for r, c in self.cores.items()}
+
+    def learned_routes(self, protocol: str) -> list[str]:
+        """The EIPs either core learned over `protocol` (a server's session)."""
+        out: set[str] = set()
+        for c in self.cores.values():
+            out.update(c.learned_routes(protocol))
+        return sorted(out)
+
     def nexthops(self, prefix: str) -> list[str]:
-        """Gateways of the kernel FIB route for `prefix` in the core namespace, right now."""
-        out = fabric.run(["ip", "-j", "-n", self.lab.core_ns, "route", "show", prefix], check=False)
-        try:
-            routes = json.loads(out or "[]")
-        except json.JSONDecodeError:
-            return []
-        hops: list[str] = []
-        for r in routes:
-            if "gateway" in r:
-                hops.append(r["gateway"])
-            hops += [h["gateway"] for h in r.get("nexthops", []) if "gateway" in h]
-        return sorted(hops)
+        """Gateways of the fabric's kernel route for `prefix`, right now."""
+        return fib_nexthops(self.lab, prefix)
+
+
+def fib_nexthops(lab: LabInstance, prefix: str) -> list[str]:
+    out = fabric.run(["ip", "-j", "-n", lab.fabric_ns, "route", "show", prefix], check=False)
+    try:
+        routes = json.loads(out or "[]")
+    except json.JSONDecodeError:
+        return []
+    hops: list[str] = []
+    for r in routes:
+        if "gateway" in r:
+            hops.append(r["gateway"])
+        hops += [h["gateway"] for h in r.get("nexthops", []) if "gateway" in h]
+    return sorted(hops)
+
+
+def learned_from(lab: LabInstance, router: str, eip: str) -> list[str]:
+    """The BGP protocols (`s1`, `s2`, ...) through which `router` has a route for the EIP."""
+    try:
+        out = core(lab, router).birdc("show", "route", f"{eip}/32", "all", timeout=2)
+    except fabric.FabricError:
+        return []
+    return bird.parse_route_protocols(out)
+
+
+# -- router faults (lab only) ----------------------------------------------------------------
+
+
+def inject_fault(lab: LabInstance, router: str, fault: str) -> None:
+    """Break a core router the way a failing box would: BIRD killed (and kept down), BIRD
+    frozen, or the box silent on the fabric."""
+    if fault not in ROUTER_FAULTS:
+        raise EcmpError(f"unknown router fault {fault!r} (one of {', '.join(ROUTER_FAULTS)})")
+    m = core(lab, router).machine
+    if not m.running():
+        raise EcmpError(f"{router} is not running (is the lab up?)")
+    if fault == "kill-bird":
+        m.put(NO_RESTART_DROPIN, "[Service]\nRestart=no\n")
+        m.run("systemctl", "daemon-reload")
+        m.run("systemctl", "kill", "-s", "KILL", "bird")
+    elif fault == "freeze-bird":
+        m.run("systemctl", "kill", "-s", "STOP", "--kill-who=main", "bird")
+    else:
+        m.run("nft", "-f", "-", input=ISOLATE_RULES)
+
+
+def restore(lab: LabInstance, router: str) -> list[str]:
+    """Undo every fault on a core router; returns what was undone."""
+    b = core(lab, router)
+    m = b.machine
+    if not m.running():
+        raise EcmpError(f"{router} is not running (is the lab up?)")
+    undone = []
+    if m.run("nft", "delete", "table", "inet", ISOLATE_TABLE, check=False).returncode == 0:
+        undone.append("isolate")
+    if b.state() == "frozen":
+        m.run("systemctl", "kill", "-s", "CONT", "--kill-who=main", "bird")
+        undone.append("freeze-bird")
+    if m.get(NO_RESTART_DROPIN) is not None:
+        m.run("rm", "-f", NO_RESTART_DROPIN)
+        m.run("systemctl", "daemon-reload")
+    if b.state() == "not running":
+        m.run("systemctl", "start", "bird")
+        b.wait_ready()
+        undone.append("kill-bird")
+    return undone

@@ -47,16 +47,16 @@ class BfdTimers:
     multiplier: int = 3
 
     def render(self, interface: str) -> str:
-        return (
-            "protocol bfd {\n"
-            f'  interface "{interface}" {{\n'
-            f"    min rx interval {self.min_rx_ms} ms;\n"
-            f"    min tx interval {self.min_tx_ms} ms;\n"
-            "    idle tx interval 1 s;\n"
-            f"    multiplier {self.multiplier};\n"
-            "  };\n"
-            "}\n"
-        )
+        """A BFD protocol with these timers for direct sessions on `interface` and for
+        multihop sessions (Metal's peers are multihop)."""
+        timers = (f"    min rx interval {self.min_rx_ms} ms;\n"
+                  f"    min tx interval {self.min_tx_ms} ms;\n"
+                  "    idle tx interval 1 s;\n"
+                  f"    multiplier {self.multiplier};\n")
+        return ("protocol bfd {\n"
+                f'  interface "{interface}" {{\n{timers}  }};\n'
+                f"  multihop {{\n{timers}  }};\n"
+                "}\n")
 
 
 @dataclass(frozen=True)
@@ -317,3 +317,16 @@ def parse_route_prefixes(text: str) -> list[str]:
         if str(net) not in seen and "/" in token:
             seen.append(str(net))
     return seen
+
+
+_ROUTE_SOURCE = re.compile(r"\b(?:unicast|blackhole|unreachable|prohibit)\s+\[([A-Za-z0-9_]+)[\s\]]")
+
+
+def parse_route_protocols(text: str) -> list[str]:
+    """The protocols that gave the routes listed by `birdc show route PREFIX [all]`
+    (`s1`, `s2`, ...), in order, deduplicated."""
+    out: list[str] = []
+    for name in _ROUTE_SOURCE.findall(text):
+        if name not in out:
+            out.append(name)
+    return out
