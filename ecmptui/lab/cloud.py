@@ -450,7 +450,7 @@ class Cloud:
 
     def create_session(self, device_id: str, body: dict) -> dict:
         with self.lock:
-            dev = self._device(device_id)
+            self._device(device_id)
             family: Any = body.get("address_family")
             _require(family in ("ipv4", "ipv6"), "address_family must be ipv4 or ipv6")
             _require(family == "ipv4", "the lab offers ipv4 sessions only")

@@ -319,7 +319,8 @@ def parse_route_prefixes(text: str) -> list[str]:
     return seen
 
 
-_ROUTE_SOURCE = re.compile(r"\b(?:unicast|blackhole|unreachable|prohibit)\s+\[([A-Za-z0-9_]+)[\s\]]")
+_ROUTE_SOURCE = re.compile(
+    r"\b(?:unicast|blackhole|unreachable|prohibit)\s+\[([A-Za-z0-9_]+)[\s\]]")
 
 
 def parse_route_protocols(text: str) -> list[str]:
