@@ -77,3 +77,25 @@ def available(faults: bool, api: bool) -> list[Action]:
             continue
         out.append(a)
     return out
+
+
+@dataclass(frozen=True)
+class RouterAction:
+    """A lab-only action on one of the two core routers."""
+
+    name: str
+    title: str             # "Kill BIRD on" + router name
+    button: str
+    help: str
+
+
+ROUTER_ACTIONS: dict[str, RouterAction] = {a.name: a for a in [
+    RouterAction("kill-bird", "Kill BIRD on", "Kill",
+                 "the router's BIRD killed (and kept down until restore)"),
+    RouterAction("freeze-bird", "Freeze BIRD on", "Freeze",
+                 "the router's BIRD stopped with SIGSTOP: its sessions stall silently"),
+    RouterAction("isolate", "Isolate", "Isolate",
+                 "the router drops everything on its fabric link"),
+    RouterAction("restore", "Restore", "Restore", "undo every fault on the router"),
+]}
+ROUTER_FAULTS = tuple(n for n in ROUTER_ACTIONS if n != "restore")

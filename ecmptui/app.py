@@ -16,6 +16,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from ecmptui.actions import ROUTER_ACTIONS
 from ecmptui.cockpit import Cockpit, ReadOnlyError
 from ecmptui.deployment.status import DeploymentStatus, diff
 from ecmptui.display import event_line
@@ -166,7 +167,9 @@ class EcmpApp(App):
     def _tick(self) -> None:
         now = self.clock()
         self.traffic.prune(now)
-        self.traffic.settle(now)
+        for rec in self.traffic.settle(now):
+            if rec.takes_node_out and rec.source == "operator":
+                rec.fib_ms = self.cockpit.fib_ms(rec.t)
         if isinstance(self.screen, TrafficScreen):
             self.screen.refresh_view()
 
@@ -228,14 +231,22 @@ class EcmpApp(App):
             return
         self.run_worker(self._node_action(node, action), group="actions")
 
-    async def _node_action(self, node: str, action: str) -> None:
+    def router_action(self, router: str, action: str) -> None:
+        if self.refuse_if_read_only(f"{action} {router}"):
+            return
+        self.run_worker(self._node_action(router, action, router=True), group="actions")
+
+    async def _node_action(self, node: str, action: str, router: bool = False) -> None:
         rec = self.traffic.begin(node, action)
 
         def effect(t: float) -> None:
             rec.t = t  # measure from the moment the command runs, not from the click
 
         try:
-            msg = await self.cockpit.act(node, action, on_effect=effect)
+            if router:
+                msg = await self.cockpit.router_act(node, action, on_effect=effect)
+            else:
+                msg = await self.cockpit.act(node, action, on_effect=effect)
         except (EcmpError, ReadOnlyError) as exc:
             rec.outcome = f"failed: {exc}"
             self.notify(str(exc), severity="error")
@@ -340,6 +351,11 @@ class EcmpApp(App):
             for a in self.cockpit.actions():
                 yield SystemCommand(f"{a.title} {n.name}", a.help,
                                     lambda a=a.name, name=n.name: self.node_action(name, a))
+        cores = self.status.router.cores if self.status and self.status.router else []
+        for c in cores:
+            for ra in ROUTER_ACTIONS.values():
+                yield SystemCommand(f"{ra.title} router {c.name}", ra.help,
+                                    lambda a=ra.name, r=c.name: self.router_action(r, a))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

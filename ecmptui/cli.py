@@ -260,7 +260,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import asyncio
 
     from ecmptui.deployment.status import gather
-    from ecmptui.display import NODE_COLUMNS, node_cells, router_line
+    from ecmptui.display import NODE_COLUMNS, core_lines, node_cells, router_line
 
     st = asyncio.run(gather(_deployment(args)))
     if args.json:
@@ -283,6 +283,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     con.print(table)
     if st.router is not None:
         con.print(router_line(st.eip, st.router))
+        for line in core_lines(st):
+            con.print(line)
     return 0
 
 
@@ -298,6 +300,17 @@ def cmd_node(args: argparse.Namespace) -> int:
     outcome = asyncio.run(operate.perform(d, rec, name,
                                           reboot_timeout=getattr(args, "timeout", 90.0)))
     print(f"{rec.name}: {outcome}")
+    return 0
+
+
+def cmd_router(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ecmptui.deployment import operate
+
+    name = args.fault if args.router_action == "fault" else "restore"
+    outcome = asyncio.run(operate.perform_router(_deployment(args), args.name, name))
+    print(f"{args.name}: {outcome}")
     return 0
 
 
@@ -534,6 +547,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("fault", choices=FAULTS,
                    help="; ".join(f"{f}: {ACTIONS[f].help}" for f in FAULTS))
     p.set_defaults(func=cmd_node)
+
+    from ecmptui.actions import ROUTER_ACTIONS, ROUTER_FAULTS
+
+    router = sub.add_parser("router", help="lab only: break a core router (core1, core2) and "
+                                           "restore it")
+    router_sub = router.add_subparsers(dest="router_action", metavar="ACTION", required=True,
+                                       parser_class=_Parser)
+    p = router_sub.add_parser("fault", help="break the router (undo with restore)")
+    p.add_argument("name", choices=("core1", "core2"), help="which router")
+    p.add_argument("fault", choices=ROUTER_FAULTS,
+                   help="; ".join(f"{f}: {ROUTER_ACTIONS[f].help}" for f in ROUTER_FAULTS))
+    p.set_defaults(func=cmd_router)
+    p = router_sub.add_parser("restore", help="undo every fault on the router")
+    p.add_argument("name", choices=("core1", "core2"), help="which router")
+    p.set_defaults(func=cmd_router)
 
     p = sub.add_parser("probe", help="request the EIP continuously, a new connection each time")
     p.add_argument("url", nargs="?", help="default: http://<EIP>/ from the inventory")

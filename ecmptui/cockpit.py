@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the heavy parts (SSH, HTTP, API) load when first used
     from ecmptui.deployment.provision import Provisioner
     from ecmptui.deployment.static import StaticDeployment
     from ecmptui.deployment.status import DeploymentStatus
+    from ecmptui.lab.fibwatch import FibWatch
     from ecmptui.traffic.probe_stream import ProbeStream
 
 
@@ -38,6 +39,7 @@ class Cockpit:
         self.target: Target = target_for(settings)
         self._deployment: Deployment | StaticDeployment | None = None
         self._pool: NodePool | None = None
+        self.fib: FibWatch | None = None
 
     # -- target ----------------------------------------------------------------------------
     def target_label(self) -> str:
@@ -98,10 +100,13 @@ class Cockpit:
         return await gather(self.deployment(), self._pool.node)
 
     async def close(self) -> None:
-        """Close pooled connections (call when the dashboard ends)."""
+        """Close pooled connections and the FIB watch (call when the dashboard ends)."""
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        if self.fib is not None:
+            await self.fib.stop()
+            self.fib = None
 
     # -- changing --------------------------------------------------------------------------
     def _guard(self, what: str) -> None:
@@ -151,12 +156,30 @@ class Cockpit:
         return f"{rec.name}: " + await operate.perform(d, rec, action, opener=opener,
                                                         on_effect=on_effect)
 
+    async def router_act(self, router: str, action: str,
+                         on_effect: Callable[[float], None] | None = None) -> str:
+        """A lab core router action (fault or restore)."""
+        self._guard(f"{action} {router}")
+        from ecmptui.deployment import operate
+
+        return f"{router}: " + await operate.perform_router(self.deployment(), router, action,
+                                                            on_effect=on_effect)
+
     async def probe(self, rate: float, on_sample: Callable[[Sample], None],
                     timeout: float = 1.0) -> ProbeStream:
         from ecmptui.traffic.probe_stream import ProbeStream
 
         d = self.deployment()
-        url, netns = d.probe_target(await d.ainventory())
+        inv = await d.ainventory()
+        url, netns = d.probe_target(inv)
         stream = ProbeStream(url, rate, timeout, netns, on_sample)
         await stream.start()
+        if self.fib is None:
+            self.fib = self.target.fib_watch(inv.eip)
+            if self.fib is not None:
+                await self.fib.start()
         return stream
+
+    def fib_ms(self, t: float) -> float | None:
+        """Lab: ms from `t` to the fabric's next FIB change for the EIP (None: none yet)."""
+        return self.fib.first_change_after(t) if self.fib is not None else None

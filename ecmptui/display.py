@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ecmptui.deployment.status import HealthStatus, NodeStatus, RouterStatus, StatusEvent
+    from ecmptui.deployment.status import (
+        DeploymentStatus,
+        HealthStatus,
+        NodeStatus,
+        RouterStatus,
+        StatusEvent,
+    )
 
 # The node table: (key, heading), in order, for `status` and the BGP screen.
 NODE_COLUMNS = [("node", "node"), ("bird", "BIRD"), ("since", "since"), ("exported", "exp"),
@@ -42,7 +48,35 @@ def router_line(eip: str | None, router: RouterStatus | None) -> str:
     if router is None:
         return f"EIP {eip or '-'}  (no router view off the lab)"
     pairs = ", ".join(f"{h} ({n})" for h, n in zip(router.nexthops, router.nodes, strict=True))
-    return f"EIP [b]{eip or '-'}   [/]core router next hops: {pairs or '[red]none[/]'}"
+    return f"EIP [b]{eip or '-'}   [/]fabric next hops: {pairs or '[red]none[/]'}"
+
+
+def core_lines(st: DeploymentStatus) -> list[str]:
+    """Each core router's view: its BIRD, and which nodes it learned the EIP from."""
+    if st.router is None:
+        return []
+    out = []
+    for c in st.router.cores:
+        colour = "green" if c.bird == "running" else "red"
+        learned = ", ".join(c.learned_from) or "[red]nobody[/]"
+        out.append(f"  {c.name} ({c.bgp_address}): BIRD [{colour}]{c.bird}[/], EIP learned "
+                   f"from {learned}")
+    return out
+
+
+def grid_cells(n: NodeStatus, st: DeploymentStatus) -> dict[str, str]:
+    """A node's session to each core router (by router name), for the node x router grid."""
+    by_address = {p.neighbor: p for p in n.peers}
+    out = {}
+    for c in st.router.cores if st.router else []:
+        p = by_address.get(c.bgp_address)
+        if p is None:
+            out[c.name] = "-"
+            continue
+        colour = "green" if p.bgp_state == "Established" else "red"
+        out[c.name] = f"[{colour}]{p.bgp_state}[/]" + (
+            f" ({p.last_error})" if p.last_error and p.bgp_state != "Established" else "")
+    return out
 
 
 def event_line(ev: StatusEvent) -> str:

@@ -4,11 +4,38 @@ timestamped log of every change."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer, Header, RichLog, Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DataTable, Footer, Header, Label, RichLog, Static
 
-from ecmptui.display import NODE_COLUMNS, node_cells, router_line
+from ecmptui.actions import ROUTER_ACTIONS, RouterAction
+from ecmptui.deployment.status import DeploymentStatus
+from ecmptui.display import NODE_COLUMNS, grid_cells, node_cells, router_line
 
 from .base import DashboardScreen
+
+
+class RouterButton(Button):
+    """A core router action's button."""
+
+    def __init__(self, router: str, action: RouterAction) -> None:
+        super().__init__(action.button, id=f"rt-{router}-{action.name}", classes="act")
+        self.router, self.action_name = router, action.name
+
+
+class RouterRow(Horizontal):
+    """A core router's name and its action buttons (lab only)."""
+
+    def __init__(self, router: str, read_only: bool) -> None:
+        super().__init__(classes="router-row")
+        self.router, self.read_only = router, read_only
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.router, classes="node-name")
+        for action in ROUTER_ACTIONS.values():
+            b = RouterButton(self.router, action)
+            if self.read_only:
+                b.add_class("-ro")
+            yield b
 
 
 class BgpScreen(DashboardScreen):
@@ -16,6 +43,8 @@ class BgpScreen(DashboardScreen):
         yield Header(show_clock=False)
         yield DataTable(id="bgp-nodes", cursor_type="row", zebra_stripes=True)
         yield Static("", id="bgp-router")
+        yield DataTable(id="bgp-grid", cursor_type="none", zebra_stripes=True)
+        yield Vertical(id="router-rows")
         yield RichLog(id="bgp-events", markup=True, wrap=True, max_lines=1000)
         yield Footer(compact=True)
 
@@ -24,6 +53,8 @@ class BgpScreen(DashboardScreen):
         for key, label in NODE_COLUMNS:
             table.add_column(label, key=key)
         self._cells: dict[str, dict[str, str]] = {}
+        self._grid: dict[str, dict[str, str]] = {}
+        self._routers: list[str] = []
         self._events_shown = 0
         self.refresh_view()
 
@@ -56,7 +87,46 @@ class BgpScreen(DashboardScreen):
                 table.remove_row(gone)
                 del self._cells[gone]
             router.update(router_line(st.eip, st.router))
+            self._refresh_grid(st)
         log = self.query_one("#bgp-events", RichLog)
         for line in self.dash.events[self._events_shown:]:
             log.write(line)
         self._events_shown = len(self.dash.events)
+
+    def _refresh_grid(self, st: DeploymentStatus) -> None:
+        """The node x core router grid: each node's session to each router."""
+        grid = self.query_one("#bgp-grid", DataTable)
+        routers = [c.name for c in st.router.cores] if st.router else []
+        if routers != self._routers:
+            grid.clear(columns=True)
+            self._grid = {}
+            self._routers = routers
+            if routers:
+                grid.add_column("node × router", key="node")
+                for r in routers:
+                    grid.add_column(r, key=r)
+                rows = self.query_one("#router-rows", Vertical)
+                rows.remove_children()
+                rows.mount_all([RouterRow(r, self.dash.read_only) for r in routers])
+        grid.display = bool(routers)
+        if not routers:
+            return
+        seen = set()
+        for n in st.nodes:
+            cells = grid_cells(n, st)
+            seen.add(n.name)
+            old = self._grid.get(n.name)
+            if old is None:
+                grid.add_row(n.name, *(cells[r] for r in routers), key=n.name)
+            else:
+                for r in routers:
+                    if old.get(r) != cells[r]:
+                        grid.update_cell(n.name, r, cells[r])
+            self._grid[n.name] = cells
+        for gone in set(self._grid) - seen:
+            grid.remove_row(gone)
+            del self._grid[gone]
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if isinstance(event.button, RouterButton):
+            self.dash.router_action(event.button.router, event.button.action_name)

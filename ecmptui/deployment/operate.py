@@ -3,13 +3,14 @@ dashboard's buttons and palette, and the drills all come here."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
-from ecmptui.actions import ACTIONS, Action, Kind
+from ecmptui.actions import ACTIONS, ROUTER_ACTIONS, Action, Kind
 from ecmptui.errors import EcmpError
 from ecmptui.node import faults
 from ecmptui.node.server import Node
@@ -57,6 +58,26 @@ async def on_node(node: Node, action: Action) -> str:
         raise EcmpError(f"{action.name} does not run over SSH")
     await steps[action.name]()
     return DONE[action.name]
+
+
+async def perform_router(d: Deployment | StaticDeployment, router: str, name: str,
+                         on_effect: Callable[[float], None] | None = None) -> str:
+    """A router action (lab only): a fault on core1/core2, or restore. Its outcome."""
+    if name not in ROUTER_ACTIONS:
+        raise EcmpError(f"unknown router action {name!r} (one of {', '.join(ROUTER_ACTIONS)})")
+    lab = d.target.lab() if d.target.caps.router_view else None
+    if lab is None:
+        raise EcmpError("router faults are lab-only (the lab owns its routers)")
+    from ecmptui.lab import router as lab_router
+
+    log.debug("%s on router %s", name, router)
+    if on_effect is not None:
+        on_effect(time.monotonic())
+    if name == "restore":
+        undone = await asyncio.to_thread(lab_router.restore, lab, router)
+        return f"restored ({', '.join(undone)})" if undone else "nothing to restore"
+    await asyncio.to_thread(lab_router.inject_fault, lab, router, name)
+    return f"fault {name} injected (undo: ecmptui router restore {router})"
 
 
 async def perform(d: Deployment | StaticDeployment, rec: NodeRecord, name: str, *,

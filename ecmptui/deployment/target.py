@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the lab and the API client load when first used
     from ecmptui.deployment.inventory import Deployment
     from ecmptui.deployment.metal import ApiEndpoint
     from ecmptui.deployment.static import StaticDeployment
+    from ecmptui.lab.fibwatch import FibWatch
     from ecmptui.lab.instance import LabInstance
 
     AnyDeployment: TypeAlias = Deployment | StaticDeployment
@@ -92,6 +93,10 @@ class Target:
         """The network namespace to probe the EIP from (None: this one)."""
         return None
 
+    def fib_watch(self, eip: str | None) -> FibWatch | None:
+        """Lab: a watcher of the forwarding router's route for the EIP (else None)."""
+        return None
+
     def open(self) -> Deployment | StaticDeployment:
         """The deployment on this target (may need the lab up or the API reachable)."""
         raise NotImplementedError
@@ -152,6 +157,11 @@ class LabTarget(_ApiTarget):
 
     def probe_netns(self) -> str:
         return self.lab().client_ns  # the EIP is routed only there
+
+    def fib_watch(self, eip: str | None) -> FibWatch | None:
+        from ecmptui.lab.fibwatch import FibWatch
+
+        return FibWatch(self.lab().fabric_ns, eip) if eip else None
 
 
 class MetalTarget(_ApiTarget):

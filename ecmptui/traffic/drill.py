@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from ecmptui.actions import ACTIONS, Action, Kind
 from ecmptui.deployment import operate
@@ -23,6 +24,9 @@ from ecmptui.node import health as node_health
 from ecmptui.node.server import Node
 from ecmptui.traffic.failover import analyse, back_after_ms, first_answer_ms, steady_since
 from ecmptui.traffic.probe_stream import ProbeStream
+
+if TYPE_CHECKING:
+    from ecmptui.lab.fibwatch import FibWatch
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,25 @@ class Scenario:
             await operate.on_node(node, self.undo)
 
 
-SCENARIOS: dict[str, Scenario] = {
+@dataclass(frozen=True)
+class RouterScenario:
+    """A lab core router broken (kill, freeze, isolate) while traffic flows, then restored:
+    with two routers, nothing should fail."""
+
+    name: str
+    fault: str
+    router: str = "core1"
+    lab_only: bool = True
+    via_api: bool = False
+
+
+SCENARIOS: dict[str, Scenario | RouterScenario] = {
     a.name: Scenario(a, ACTIONS[a.undo] if a.undo else None)
     for a in ACTIONS.values() if a.out_of_service}
+SCENARIOS.update({f"router-{short}": RouterScenario(f"router-{short}", fault)
+                  for short, fault in (("kill", "kill-bird"), ("freeze", "freeze-bird"),
+                                       ("isolate", "isolate"))})
+ROUTER_WATCH_S = 5.0  # longer than the hold time (3 s): every session that can fail has
 REBOOT_TIMEOUT = 90.0
 
 
@@ -74,6 +94,7 @@ class ScenarioResult:
     recovered: bool
     requests: int
     notes: list[str] = field(default_factory=list)
+    fib_ms: float | None = None    # lab: when the fabric's route for the EIP changed
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -118,15 +139,17 @@ class Drill:
         self.d, self.rate, self.timeout = d, rate, timeout
         self.node_name, self.settle_s, self.limit_s = node, settle_s, limit_s
         self.on_event = on_event or (lambda _msg: None)
+        self._fib: FibWatch | None = None
 
-    def plan(self, names: list[str] | None) -> list[tuple[Scenario, bool | None]]:
+    def plan(self, names: list[str] | None
+             ) -> list[tuple[Scenario | RouterScenario, bool | None]]:
         """(scenario, bfd) pairs; bfd None keeps the current setting. Lab faults run with
         and without BFD; `run` also runs stop-nginx with the health check paused."""
         names = names or list(SCENARIOS)
         unknown = [n for n in names if n not in SCENARIOS]
         if unknown:
             raise EcmpError(f"unknown scenario {unknown[0]!r} (one of {', '.join(SCENARIOS)})")
-        out: list[tuple[Scenario, bool | None]] = []
+        out: list[tuple[Scenario | RouterScenario, bool | None]] = []
         for name in names:
             sc = SCENARIOS[name]
             if sc.lab_only and not self.d.target.caps.faults:
@@ -148,6 +171,9 @@ class Drill:
         if baseline is None:
             raise EcmpError("the deployment is not healthy (every node Established and "
                             "announcing): fix that before a drill")
+        self._fib = self.d.target.fib_watch(inv.eip)
+        if self._fib is not None:
+            await self._fib.start()
         original_bfd = await self._bfd_now(target)
         current_bfd = original_bfd
         async with self.d.node(target) as node:
@@ -162,7 +188,9 @@ class Drill:
                     baseline = await wait_status(self.d, _healthy, 15)
                     if baseline is None:
                         raise EcmpError("sessions did not come back after changing BFD")
-                if sc.name == "stop-nginx" and has_health:
+                if isinstance(sc, RouterScenario):
+                    results.append(await self._router_one(sc, current_bfd, inv, baseline))
+                elif sc.name == "stop-nginx" and has_health:
                     # the contrast: the node's own check withdraws it; without it nobody does
                     results.append(await self._one(sc, current_bfd, inv, target, baseline,
                                                    health=True))
@@ -176,7 +204,53 @@ class Drill:
                 self.on_event(f"BFD back {'on' if original_bfd else 'off'}")
                 await set_bfd(self.d, inv, original_bfd)
                 await wait_status(self.d, _healthy, 15)
+            if self._fib is not None:
+                await self._fib.stop()
         return results
+
+    def _fib_ms(self, t_action: float) -> float | None:
+        """Lab: ms from the action to the fabric's first FIB change for the EIP."""
+        return self._fib.first_change_after(t_action) if self._fib is not None else None
+
+    async def _router_one(self, sc: RouterScenario, bfd: bool, inv: Inventory,
+                          baseline: DeploymentStatus) -> ScenarioResult:
+        """Break a core router for ROUTER_WATCH_S, restore it, measure what failed."""
+        from ecmptui.deployment import operate
+
+        label = f"{sc.name}{' (BFD)' if bfd else ''}"
+        self.on_event(f"{label}: probing at {self.rate:.0f} req/s")
+        url, netns = self.d.probe_target(inv)
+        stream = ProbeStream(url, self.rate, self.timeout, netns)
+        notes: list[str] = []
+        await stream.start()
+        try:
+            await asyncio.sleep(1.0)  # a second of normal traffic as the baseline
+            t_action = time.monotonic()
+            await operate.perform_router(self.d, sc.router, sc.fault)
+            self.on_event(f"{label}: {sc.fault} on {sc.router}")
+            await asyncio.sleep(ROUTER_WATCH_S)
+            t_restore = time.monotonic()
+            await operate.perform_router(self.d, sc.router, "restore")
+            self.on_event(f"{label}: restored {sc.router}")
+            await asyncio.sleep(self.settle_s + self.timeout)
+        finally:
+            await stream.stop()
+        after_status = await wait_status(
+            self.d, lambda st: health_key(st) == health_key(baseline), 20)
+        if after_status is None:
+            notes.append("status differs from before the scenario")
+        fo = analyse(stream.samples, t_action, "", until=t_restore)
+        spread = {n.name for n in inv.nodes} <= set(fo.after)
+        if not spread:
+            notes.append(f"traffic not spread over every node while {sc.router} was down: "
+                         f"{fo.after}")
+        result = ScenarioResult(
+            sc.name, bfd, None, sc.router, fo.convergence_ms, None, None, fo.failed,
+            fo.before, fo.after, recovered=after_status is not None and spread,
+            requests=len(stream.samples), notes=notes, fib_ms=self._fib_ms(t_action))
+        self.on_event(f"{label}: failed {sum(result.failed.values())}, traffic on "
+                      f"{', '.join(sorted(fo.after)) or 'nobody'}, recovered {result.recovered}")
+        return result
 
     async def _bfd_now(self, rec: NodeRecord) -> bool:
         async with self.d.node(rec) as node:
@@ -239,7 +313,7 @@ class Drill:
             sc.name, bfd, health, target.name, fo.convergence_ms, fo.last_affected_ms, recovery,
             fo.failed, fo.before, fo.after,
             recovered=recovery is not None and after_status is not None,
-            requests=len(stream.samples), notes=notes)
+            requests=len(stream.samples), notes=notes, fib_ms=self._fib_ms(t_action))
         self.on_event(f"{label}: convergence {fmt_ms(result.convergence_ms)}, failed "
                       f"{sum(result.failed.values())}, recovered {result.recovered}")
         return result
@@ -275,10 +349,15 @@ class Drill:
             sc.name, False, None, target.name, fo.convergence_ms, fo.last_affected_ms, back,
             fo.failed, fo.before, fo.after,
             recovered=back is not None and after_status is not None,
-            requests=len(stream.samples), notes=notes)
+            requests=len(stream.samples), notes=notes, fib_ms=self._fib_ms(t_action))
         self.on_event(f"{label}: failed {sum(result.failed.values())}, answering again after "
                       f"{fmt_ms(back)}, recovered {result.recovered}")
         return result
+
+
+def fib_label(v: float | None) -> str:
+    """A FIB change as the report says it: +2.4 ms, or unchanged."""
+    return "unchanged" if v is None else f"+{v:.1f} ms"
 
 
 def fmt_ms(v: float | None) -> str:
@@ -288,16 +367,17 @@ def fmt_ms(v: float | None) -> str:
 def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> str:
     lines = ["# ecmptui drill report", "",
              f"Target {target}, probing at {rate:.0f} requests/s, a new connection each.", "",
-             "| scenario | BFD | health check | node | convergence | last answer from node "
-             "| failed (refused/reset/timeout) | before | after | recovery | recovered |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| scenario | BFD | health check | node | FIB updated | convergence "
+             "| last answer from node | failed (refused/reset/timeout) | before | after "
+             "| recovery | recovered |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         f = r.to_json()["failed"]
         dist = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"
         lines.append(
             f"| {r.name} | {'on' if r.bfd else 'off'} "
             f"| {'-' if r.health is None else ('on' if r.health else 'off')} "
-            f"| {r.node} | {fmt_ms(r.convergence_ms)} "
+            f"| {r.node} | {fib_label(r.fib_ms)} | {fmt_ms(r.convergence_ms)} "
             f"| {fmt_ms(r.last_answer_ms) if r.last_answer_ms is not None else '-'} "
             f"| {f['refused']}/{f['reset']}/{f['timeout']} | {dist(r.before)} | {dist(r.after)}"
             f" | {fmt_ms(r.recovery_ms) if r.recovery_ms is not None else '-'} "
@@ -307,7 +387,9 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
              f": {n}" for r in results for n in r.notes]
     if notes:
         lines += ["", "Notes:", *notes]
-    lines += ["", "convergence: from the action to the last request that failed or still "
+    lines += ["", "FIB updated (lab): from the action to the fabric's first change of its "
+              "route for the EIP (`ip monitor route`; unchanged: no change within 10 s).",
+              "convergence: from the action to the last request that failed or still "
               "reached the node; recovery: from the restore to the node's first answer "
               "(reboot: from the reboot request to its first answer after it was down)."]
     return "\n".join(lines) + "\n"

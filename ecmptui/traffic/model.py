@@ -7,6 +7,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from ecmptui.actions import ACTIONS
 from ecmptui.traffic.failover import analyse, first_answer_ms, steady_since
 from ecmptui.traffic.samples import Sample, percentile
 
@@ -26,6 +27,7 @@ class ActionRecord:
     failed: dict[str, int] = field(default_factory=dict)
     settled: bool = False
     source: str = "operator"          # operator | health (a node's own health check)
+    fib_ms: float | None = None       # lab: when the fabric's route for the EIP changed
 
     def summary(self) -> str:
         if self.outcome.startswith("failed"):
@@ -34,14 +36,15 @@ class ActionRecord:
             return "measuring…"
         fails = sum(self.failed.values())
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.failed.items()))
+        fib = "" if self.fib_ms is None else f"FIB +{self.fib_ms:.1f} ms, "
         if self.takes_node_out:
             conv = "not steady" if self.convergence_ms is None else f"{self.convergence_ms:.0f} ms"
-            return f"converged {conv}, failed {fails}" + (f" ({kinds})" if kinds else "")
+            return f"{fib}converged {conv}, failed {fails}" + (f" ({kinds})" if kinds else "")
         rec = "no answer yet" if self.recovery_ms is None else f"{self.recovery_ms:.0f} ms"
         return f"answering again after {rec}"
 
 
-TAKES_OUT = {"withdraw", "shutdown", "kill-bird", "freeze-bird", "isolate", "stop-nginx"}
+TAKES_OUT = {a.name for a in ACTIONS.values() if a.out_of_service}
 
 
 class TrafficModel:
