@@ -91,7 +91,7 @@ def event_line(ev: StatusEvent) -> str:
         return f"{ev.node}: API session {ev.old} → {ev.new}"
     if ev.kind == "health":
         return f"{ev.node}: health {ev.old or '-'} → {ev.new}"
-    return f"router next hops: {ev.new}"
+    return f"fabric next hops: {ev.new}"
 
 
 def check_line(r: dict) -> str:

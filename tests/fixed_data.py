@@ -5,26 +5,39 @@ from __future__ import annotations
 
 from ecmptui.deployment.provision import STEPS, StepEvent
 from ecmptui.deployment.status import (
+    CoreView,
     DeploymentStatus,
     HealthStatus,
     NodeStatus,
+    PeerStatus,
     RouterStatus,
 )
 from ecmptui.traffic.probe import Sample
 
 NOW = 1000.0
 
+def _peer(name: str, neighbor: str, state: str = "Established",
+          error: str | None = None) -> PeerStatus:
+    return PeerStatus(name, state, "2026-11-26 18:32:23.101", neighbor, 0,
+                      1 if state == "Established" else 0, None, error)
+
+
 STATUS = DeploymentStatus(
     target="lab", eip="203.0.113.10",
     nodes=[
         NodeStatus("ecmp-node1", 1, "d1", "198.18.100.11", bgp_state="Established",
-                   since="2026-11-26 18:32:23.101", routes_exported=1, hold_timer="2.412/3",
-                   api_status="up", eip_on_lo=True, health=HealthStatus("up", since="18:32:24")),
+                   since="2026-11-26 18:32:23.101", routes_exported=2, hold_timer="2.412/3",
+                   api_status="up", eip_on_lo=True, health=HealthStatus("up", since="18:32:24"),
+                   peers=[_peer("peer1", "169.254.255.1"), _peer("peer2", "169.254.255.2")]),
         NodeStatus("ecmp-node2", 2, "d2", "198.18.100.12", bgp_state="Active",
                    since="2026-11-26 18:40:02.877", last_error="Hold timer expired",
-                   api_status="down", eip_on_lo=True, health=HealthStatus("up", since="18:32:25")),
+                   api_status="down", eip_on_lo=True, health=HealthStatus("up", since="18:32:25"),
+                   peers=[_peer("peer1", "169.254.255.1", "Active", "Hold timer expired"),
+                          _peer("peer2", "169.254.255.2", "Active", "Hold timer expired")]),
     ],
-    router=RouterStatus(["198.18.11.2"], ["ecmp-node1"]),
+    router=RouterStatus(["198.18.11.2"], ["ecmp-node1"], [
+        CoreView("core1", "169.254.255.1", "running", ["ecmp-node1"]),
+        CoreView("core2", "169.254.255.2", "running", ["ecmp-node1"])]),
 )
 
 
@@ -54,7 +67,7 @@ def prime(app) -> None:
     app.show_status(STATUS)
     app.events += ["[dim]18:39:59.877 [/]ecmp-node2: BIRD Established → Active "
                    "(Hold timer expired)",
-                   "[dim]18:39:59.902 [/]router next hops: ecmp-node1"]
+                   "[dim]18:39:59.902 [/]fabric next hops: ecmp-node1"]
     for s in samples():
         app.traffic.add(s)
     w = app.traffic.begin("ecmp-node2", "withdraw", t=NOW - 40)

@@ -67,7 +67,7 @@ def test_guide_flow_with_packet_python(manager, lab, ssh_keypair):
         assert manager.get_bgp_config(pid).status == "enabled"
         for dev in devices:
             sess = manager.create_bgp_session(dev.id, "ipv4")
-            assert sess.address_family == "ipv4" and sess.status == "down"
+            assert sess.address_family == "ipv4" and sess.status == "down,down"  # per router
             [listed] = manager.get_bgp_sessions(dev.id)
             assert listed.id == sess.id and listed.learned_routes == []
             [nb] = manager.call_api(f"devices/{dev.id}/bgp/neighbors")["bgp_neighbors"]

@@ -80,8 +80,9 @@ def test_down_leaves_nothing(kill):
         info = json.loads(run_cli("--lab", lab.name, "lab", "up", "--port", "0", "--json",
                                   check=True).stdout)
         _device_with_sshd(info)
-        assert len(fabric.present(lab)[0]) == 3
-        assert len(fabric.machine_cgroups(lab)) == 2  # the core router and the server
+        # fabric, client, core1, core2, srv1; machines: fabric, core1, core2, srv1
+        assert len(fabric.present(lab)[0]) == 5
+        assert len(fabric.machine_cgroups(lab)) == 4
         if kill:
             pid = json.loads(lab.info_file.read_text())["pid"]
             os.kill(pid, signal.SIGKILL)
@@ -114,13 +115,13 @@ def test_port_in_use_is_one_line_exit_2():
 def test_partly_present_lab_is_refused_then_cleaned():
     lab = LabInstance("ecmpv")
     run_cli("--lab", lab.name, "lab", "down")
-    fabric.run(["ip", "netns", "add", lab.core_ns])
+    fabric.run(["ip", "netns", "add", lab.fabric_ns])
     try:
         proc = run_cli("--lab", lab.name, "lab", "up", "--port", "0")
         assert proc.returncode == 2
-        assert "partly present (namespace ecmpv-core)" in proc.stderr
+        assert "partly present (namespace ecmpv-fabric)" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
-        assert fabric.present(lab)[0] == [lab.core_ns]  # untouched
+        assert fabric.present(lab)[0] == [lab.fabric_ns]  # untouched
     finally:
         run_cli("--lab", lab.name, "lab", "down", check=True)
     assert_gone(lab)

@@ -36,7 +36,7 @@ def test_status_shows_established_exports_and_router_nexthops(deployed):
     st = status(cfg)
     assert st["eip"] == inv["eip"] and st["target"] == "lab"
     assert [n["bgp_state"] for n in st["nodes"]] == ["Established", "Established"]
-    assert [n["routes_exported"] for n in st["nodes"]] == [1, 1]
+    assert [n["routes_exported"] for n in st["nodes"]] == [2, 2]  # to both core routers
     assert [n["api_status"] for n in st["nodes"]] == ["up", "up"]
     assert all(n["eip_on_lo"] for n in st["nodes"])
     assert sorted(st["router"]["nodes"]) == ["tnode1", "tnode2"]

@@ -112,10 +112,31 @@ def health_key(st: DeploymentStatus) -> tuple:
 
 
 def _healthy(st: DeploymentStatus) -> bool:
-    ok = all(n.established and n.routes_exported >= 1 and not n.withdrawn for n in st.nodes)
+    """Every node announcing to every peer, and (lab) every router and the fabric know it."""
+    ok = all(n.established and not n.withdrawn and n.peers
+             and all(p.bgp_state == "Established" and p.routes_exported >= 1 for p in n.peers)
+             for n in st.nodes)
     if st.router is not None:
-        ok = ok and len(st.router.nexthops) == len(st.nodes)
+        names = sorted(n.name for n in st.nodes)
+        ok = ok and sorted(st.router.nodes) == names and all(
+            sorted(c.learned_from) == names for c in st.router.cores)
     return ok
+
+
+async def wait_healthy(d: Deployment, timeout: float, hold: float = 1.0
+                       ) -> DeploymentStatus | None:
+    """A healthy snapshot that stayed healthy for `hold` seconds (a BIRD reconfigure can
+    restart sessions a moment after it returns: one healthy reading is not enough)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        first = await wait_status(d, _healthy, max(0.0, deadline - time.monotonic()))
+        if first is None:
+            return None
+        await asyncio.sleep(hold)
+        again = await gather(d)
+        if _healthy(again):
+            return again
+    return None
 
 
 async def wait_status(d: Deployment, predicate: Callable[[DeploymentStatus], bool],
@@ -167,7 +188,7 @@ class Drill:
             raise EcmpError("a drill needs an EIP announced by at least 2 nodes: run "
                             "`ecmptui provision` first")
         target = inv.node(self.node_name) if self.node_name else inv.nodes[-1]
-        baseline = await wait_status(self.d, _healthy, 15)
+        baseline = await wait_healthy(self.d, 20)
         if baseline is None:
             raise EcmpError("the deployment is not healthy (every node Established and "
                             "announcing): fix that before a drill")
@@ -185,7 +206,7 @@ class Drill:
                     self.on_event(f"BFD {'on' if bfd else 'off'} on every node")
                     await set_bfd(self.d, inv, bfd)
                     current_bfd = bfd
-                    baseline = await wait_status(self.d, _healthy, 15)
+                    baseline = await wait_healthy(self.d, 20)
                     if baseline is None:
                         raise EcmpError("sessions did not come back after changing BFD")
                 if isinstance(sc, RouterScenario):
@@ -203,7 +224,7 @@ class Drill:
             if current_bfd != original_bfd:
                 self.on_event(f"BFD back {'on' if original_bfd else 'off'}")
                 await set_bfd(self.d, inv, original_bfd)
-                await wait_status(self.d, _healthy, 15)
+                await wait_healthy(self.d, 20)
             if self._fib is not None:
                 await self._fib.stop()
         return results

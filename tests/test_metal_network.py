@@ -1,0 +1,113 @@
+"""The lab network in Metal's shape: two core routers reached multihop, a fabric doing ECMP,
+and a router failure that loses nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import on_node, run_cli, status, wait_for
+from ecmptui import config
+from ecmptui.deployment.target import open_deployment
+
+pytestmark = pytest.mark.lab
+
+# Metal's BgpNeighborData, as its API documentation and OpenAPI spec describe it
+NEIGHBOR_FIELDS = {"address_family": int, "customer_as": int, "customer_ip": str,
+                   "md5_enabled": bool, "md5_password": (str, type(None)), "multihop": bool,
+                   "peer_as": int, "peer_ips": list, "routes_in": list, "routes_out": list}
+
+
+def test_every_node_peers_multihop_with_both_routers_through_its_gateway(deployed):
+    cfg, inv = deployed
+    d = open_deployment(config.load(cfg))
+    for rec in d.inventory().nodes:
+        (nb,) = d.client.neighbors(rec.device_id)
+        assert set(nb) == set(NEIGHBOR_FIELDS)
+        assert all(isinstance(nb[k], t) for k, t in NEIGHBOR_FIELDS.items()), nb
+        assert (nb["address_family"], nb["customer_as"], nb["peer_as"]) == (4, 65000, 65530)
+        assert nb["customer_ip"] == rec.private_address and nb["multihop"] is True
+        assert nb["peer_ips"] == ["169.254.255.1", "169.254.255.2"]
+        assert nb["routes_in"] == [{"route": f"{inv['eip']}/32", "exact": True}]
+        assert nb["routes_out"] == [] and nb["md5_enabled"] is False
+        sessions = d.client.sessions(rec.device_id)
+        assert [s["status"] for s in sessions] == ["up,up"]
+
+        async def conf(node):
+            return await node.read(node.layout.bird_conf)
+
+        text = on_node(cfg, rec.name, conf)
+        for peer in ("169.254.255.1", "169.254.255.2"):
+            assert f"route {peer}/32 via {rec.private_gateway};" in text
+        assert "multihop 5;" in text
+    for n in status(cfg)["nodes"]:
+        peers = {p["neighbor"]: p for p in n["peers"]}
+        assert set(peers) == {"169.254.255.1", "169.254.255.2"}
+        assert all(p["bgp_state"] == "Established" and p["routes_exported"] == 1
+                   for p in peers.values())
+
+
+def test_status_shows_each_routers_view_and_the_fabric(deployed):
+    cfg, _ = deployed
+    st = status(cfg)
+    assert sorted(st["router"]["nodes"]) == ["tnode1", "tnode2"]
+    cores = {c["name"]: c for c in st["router"]["cores"]}
+    assert set(cores) == {"core1", "core2"}
+    for name, address in (("core1", "169.254.255.1"), ("core2", "169.254.255.2")):
+        assert cores[name]["bgp_address"] == address and cores[name]["bird"] == "running"
+        assert sorted(cores[name]["learned_from"]) == ["tnode1", "tnode2"]
+
+
+def test_an_isolated_router_shows_in_the_api_and_status_and_loses_nothing(deployed):
+    cfg, _ = deployed
+    run_cli("--config", str(cfg), "router", "fault", "core2", "isolate", check=True)
+    try:
+        st = wait_for(lambda: (s := status(cfg)) and all(
+            p["bgp_state"] != "Established" for n in s["nodes"] for p in n["peers"]
+            if p["neighbor"] == "169.254.255.2") and s, timeout=15)
+        assert st, "sessions to the isolated router never went down"
+        assert [n["api_status"] for n in st["nodes"]] == ["partial", "partial"]
+        cores = {c["name"]: c for c in st["router"]["cores"]}
+        assert cores["core2"]["learned_from"] == []
+        assert sorted(cores["core1"]["learned_from"]) == ["tnode1", "tnode2"]
+        assert sorted(st["router"]["nodes"]) == ["tnode1", "tnode2"]  # the FIB kept both
+    finally:
+        out = run_cli("--config", str(cfg), "router", "restore", "core2", check=True).stdout
+    assert "restored (isolate)" in out
+    assert wait_for(lambda: all(p["bgp_state"] == "Established" for n in status(cfg)["nodes"]
+                                for p in n["peers"]), timeout=20)
+
+
+def test_router_kill_drill_fails_no_request_and_keeps_traffic_spread(deployed):
+    cfg, _ = deployed
+    proc = run_cli("--config", str(cfg), "drill", "--scenario", "router-kill", "--rate", "200",
+                   "--json", timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["scenarios"]
+    assert [(r["name"], r["bfd"]) for r in rows] == [("router-kill", True),
+                                                      ("router-kill", False)]
+    for r in rows:
+        assert sum(r["failed"].values()) == 0, r
+        assert set(r["after"]) == {"tnode1", "tnode2"}, r  # still spread over every node
+        assert r["fib_ms"] is None and r["recovered"] is True, r  # the FIB never changed
+
+
+def test_withdraw_reports_when_the_fib_changed(deployed):
+    cfg, _ = deployed
+    proc = run_cli("--config", str(cfg), "drill", "--scenario", "withdraw", "--rate", "200",
+                   "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = json.loads(proc.stdout)["scenarios"]
+    assert r["fib_ms"] is not None and 0 <= r["fib_ms"] < 500, r
+    assert sum(r["failed"].values()) == 0
+
+
+def test_router_faults_are_refused_off_the_lab(tmp_path):
+    cfg = tmp_path / "metal.toml"
+    cfg.write_text('target = "metal"\n[metal]\nproject_id = "p"\n')
+    proc = run_cli("--config", str(cfg), "router", "fault", "core1", "kill-bird",
+                   env={"METAL_AUTH_TOKEN": "x"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("ecmptui: error: router faults are lab-only (the lab owns "
+                                   "its routers)")
