@@ -89,3 +89,27 @@ def test_multihop_without_gateway_is_refused():
 def test_malformed_neighbor_is_a_parse_error(bad):
     with pytest.raises(bird.BirdParseError):
         bird.Neighbor.from_api({**METAL_NEIGHBOR, **bad})
+
+
+def test_real_metal_shape_with_bfd_uses_multihop_bfd(tmp_path):
+    nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
+    text = bird.render_node_config(bird.NodeBgpSpec(
+        router_id=nb.customer_ip, eip="203.0.113.46", neighbor=nb, gateway="10.99.182.128",
+        bfd=True))
+    assert "bfd on;" in text and "  multihop {" in text  # BFD timers for multihop sessions
+    proc = bird_accepts(tmp_path, text)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_lab_router_configs_are_accepted_by_bird(tmp_path):
+    from ecmptui.lab.router import RouterPeer, render_core_config, render_fabric_config
+
+    peers = [RouterPeer(1, 65000), RouterPeer(2, 65000, "s3cretPW")]
+    core = render_core_config("core1", peers, ["203.0.113.10"])
+    assert "add paths tx;" in core and "next hop keep;" in core
+    assert "local 169.254.255.1 as 65530;" in core and 'password "s3cretPW";' in core
+    fabric = render_fabric_config(["203.0.113.10"])
+    assert "add paths rx;" in fabric and "merge paths on;" in fabric
+    for text in (core, fabric, render_core_config("core2", [], [])):
+        proc = bird_accepts(tmp_path, text)
+        assert proc.returncode == 0, (proc.stderr, text)

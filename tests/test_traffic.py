@@ -83,7 +83,7 @@ def test_drill_runs_every_scenario_and_reports(drill):
     rows, report = drill
     names = {name for name, _, _ in rows}
     assert names == {"withdraw", "shutdown", "kill-bird", "freeze-bird", "isolate",
-                     "stop-nginx", "reboot"}
+                     "stop-nginx", "reboot", "router-kill", "router-freeze", "router-isolate"}
     for fault in ("kill-bird", "freeze-bird", "isolate"):
         assert (fault, True, True) in rows and (fault, False, True) in rows
     for bfd in (True, False):  # stop-nginx with the health check and without it
@@ -94,6 +94,10 @@ def test_drill_runs_every_scenario_and_reports(drill):
         assert sum(r["before"].values()) > 100  # a second at 200 req/s, both nodes
         assert len(r["before"]) == 2
     assert report.count("\n| ") == len(rows) + 1  # header + one row per scenario
+    for name in ("router-kill", "router-freeze", "router-isolate"):  # two routers: no loss
+        for bfd in (True, False):
+            r = rows[(name, bfd, None)]
+            assert sum(r["failed"].values()) == 0 and r["fib_ms"] is None, r
 
 
 def test_every_scenario_restores_the_lab(drill):

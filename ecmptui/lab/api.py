@@ -12,7 +12,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from ecmptui.lab.cloud import METRO, OPERATING_SYSTEMS, PLANS, ApiError, Cloud
 
@@ -29,6 +29,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("GET", f"projects/{ID}", lambda c, a, b: c.get_project(a["id"])),
         ("GET", "plans", lambda c, a, b: {"plans": PLANS}),
         ("GET", "locations/metros", lambda c, a, b: {"metros": [METRO]}),
+        ("GET", f"locations/metros/{ID}", lambda c, a, b: c.get_metro(a["id"])),
         ("GET", "facilities", lambda c, a, b: {"facilities": []}),
         ("GET", "operating-systems", lambda c, a, b: {"operating_systems": OPERATING_SYSTEMS}),
         ("GET", "ssh-keys", lambda c, a, b: c.list_ssh_keys(None)),
@@ -37,18 +38,21 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("DELETE", f"ssh-keys/{ID}", lambda c, a, b: c.delete_ssh_key(a["id"])),
         ("GET", f"projects/{ID}/ssh-keys", lambda c, a, b: c.list_ssh_keys(a["id"])),
         ("POST", f"projects/{ID}/ssh-keys", lambda c, a, b: (201, c.add_ssh_key(a["id"], b))),
-        ("GET", f"projects/{ID}/devices", lambda c, a, b: c.list_devices(a["id"])),
+        ("GET", f"projects/{ID}/devices", lambda c, a, b: c.list_devices(a["id"], b)),
         ("POST", f"projects/{ID}/devices", lambda c, a, b: (201, c.create_device(a["id"], b))),
         ("GET", f"devices/{ID}", lambda c, a, b: c.get_device(a["id"])),
+        ("PUT", f"devices/{ID}", lambda c, a, b: c.update_device(a["id"], b)),
         ("DELETE", f"devices/{ID}", lambda c, a, b: c.delete_device(a["id"])),
         ("POST", f"devices/{ID}/actions", lambda c, a, b: (202, c.device_action(a["id"], b))),
         ("GET", f"devices/{ID}/ips", lambda c, a, b: c.device_ips(a["id"])),
-        ("GET", f"projects/{ID}/ips", lambda c, a, b: c.list_ips(a["id"])),
+        ("GET", f"projects/{ID}/ips", lambda c, a, b: c.list_ips(a["id"], b)),
         ("POST", f"projects/{ID}/ips", lambda c, a, b: (201, c.reserve_ip(a["id"], b))),
         ("GET", f"ips/{ID}", lambda c, a, b: c.get_ip(a["id"])),
         ("DELETE", f"ips/{ID}", lambda c, a, b: c.delete_ip(a["id"])),
         ("POST", f"projects/{ID}/bgp-configs", lambda c, a, b: c.enable_bgp(a["id"], b)),
         ("GET", f"projects/{ID}/bgp-config", lambda c, a, b: c.get_bgp_config(a["id"])),
+        ("GET", f"bgp-configs/{ID}", lambda c, a, b: c.get_bgp_config_by_id(a["id"])),
+        ("GET", f"projects/{ID}/bgp/sessions", lambda c, a, b: c.project_sessions(a["id"])),
         ("GET", f"devices/{ID}/bgp/sessions", lambda c, a, b: c.list_sessions(a["id"])),
         ("POST", f"devices/{ID}/bgp/sessions",
          lambda c, a, b: (201, c.create_session(a["id"], b))),
@@ -67,8 +71,11 @@ def normalise(path: str) -> str:
 
 
 def dispatch(cloud: Cloud, method: str, path: str, body: dict) -> tuple[int, Any]:
-    """Find the route for method+path and run it; returns (status, JSON body or None)."""
+    """Find the route for method+path and run it; returns (status, JSON body or None).
+    A GET's handler gets the query parameters (page, per_page, type, ...) as its body."""
     norm = normalise(path)
+    if method == "GET":
+        body = {k: v[-1] for k, v in parse_qs(urlsplit(path).query).items()}
     allowed = False
     for m, pattern, handler in ROUTES:
         match = pattern.match(norm)

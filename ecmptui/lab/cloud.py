@@ -37,16 +37,18 @@ log = logging.getLogger("ecmptui.lab")
 BOOT_TIMEOUT = 15.0  # machine boot until sshd accepts
 
 METRO = {"id": "5d9d2e5e-0000-4000-8000-00000000001a", "code": "lab", "name": "Local lab",
-         "country": "ZZ"}
+         "country": "ZZ", "href": "/locations/metros/5d9d2e5e-0000-4000-8000-00000000001a"}
 PLANS = [
     {"id": "6e8b0b5c-0000-4000-8000-000000000001", "slug": "t1.small", "name": "t1.small.x86",
      "line": "baremetal", "description": "The guide's plan (a lab namespace underneath)",
      "specs": {"cpus": [{"count": 1, "type": "lab"}], "memory": {"total": "8GB"}},
-     "pricing": {"hour": 0.0}, "available_in": [{"href": "/metros/" + METRO["id"]}]},
+     "pricing": {"hour": 0.0}, "available_in": [],
+     "available_in_metros": [{"href": METRO["href"]}]},
     {"id": "6e8b0b5c-0000-4000-8000-000000000002", "slug": "c3.medium", "name": "c3.medium.x86",
      "line": "baremetal", "description": "A larger plan (the same lab namespace underneath)",
      "specs": {"cpus": [{"count": 1, "type": "lab"}], "memory": {"total": "64GB"}},
-     "pricing": {"hour": 0.0}, "available_in": [{"href": "/metros/" + METRO["id"]}]},
+     "pricing": {"hour": 0.0}, "available_in": [],
+     "available_in_metros": [{"href": METRO["href"]}]},
 ]
 OPERATING_SYSTEMS = [
     {"slug": "debian_12", "name": "Debian 12 (lab image: BIRD 2, nginx, nftables installed)",
@@ -79,6 +81,42 @@ def _single_page(href: str, total: int) -> dict:
             "total": total, "current_page": 1, "last_page": 1}
 
 
+DEFAULT_PER_PAGE = 10
+MAX_PER_PAGE = 1000
+
+
+def _positive_int(query: dict, key: str, default: int, top: int) -> int:
+    raw = query.get(key, default)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ApiError(422, f"{key} must be a positive integer") from None
+    _require(1 <= value <= top, f"{key} must be between 1 and {top}")
+    return value
+
+
+def _paginate(items: list, key: str, href: str, query: dict) -> dict:
+    """One page of `items` with Metal's meta (`page`, `per_page`; previous/next null at the
+    ends, as the real API returned them)."""
+    per_page = _positive_int(query, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+    last = max(1, -(-len(items) // per_page))
+    page = _positive_int(query, "page", 1, max(last, 1))
+
+    def link(n: int) -> dict:
+        return {"href": f"{href}?page={n}&per_page={per_page}"}
+
+    return {key: items[(page - 1) * per_page: page * per_page],
+            "meta": {"first": link(1), "previous": link(page - 1) if page > 1 else None,
+                     "self": link(page), "next": link(page + 1) if page < last else None,
+                     "last": link(last), "total": len(items), "current_page": page,
+                     "last_page": last}}
+
+
+def assignment_id(device_id: str, kind: str) -> str:
+    """A stable UUID for one of a device's IP assignments (mgmt or private)."""
+    return str(uuid.uuid5(uuid.UUID(device_id), f"ecmptui-lab-{kind}"))
+
+
 def _require(cond: bool, message: str) -> None:
     if not cond:
         raise ApiError(422, message)
@@ -103,6 +141,7 @@ class Device:
     created_at: str
     state: str = "queued"
     host_key: str = ""
+    description: str | None = None
     machine: Machine | None = None
 
 
@@ -164,7 +203,7 @@ class Cloud:
             self.ssh_keys[kid] = {
                 "id": kid, "label": label, "key": key.strip(), "fingerprint": fingerprint,
                 "created_at": _now(), "updated_at": _now(), "href": f"/ssh-keys/{kid}",
-                "owner": {"href": self.project["href"]},
+                "entity": {"href": self.project["href"]},
             }
             return self.ssh_keys[kid]
 
@@ -188,19 +227,11 @@ class Cloud:
         os_entry = next(o for o in OPERATING_SYSTEMS if o["slug"] == dev.os)
         plan = next(p for p in PLANS if p["slug"] == dev.plan)
         mgmt = mgmt_addr(self.slot, dev.n)
-        ips = [
-            {"id": f"{dev.id[:8]}-mgmt", "address_family": 4, "public": True, "management": True,
-             "address": mgmt, "cidr": 24, "netmask": "255.255.255.0",
-             "network": str(ipaddress.IPv4Network(f"{mgmt}/24", strict=False).network_address),
-             "gateway": mgmt_gateway(self.slot), "href": f"/ips/{dev.id[:8]}-mgmt"},
-            {"id": f"{dev.id[:8]}-priv", "address_family": 4, "public": False,
-             "management": True, "address": server_link_addr(dev.n), "cidr": 24,
-             "netmask": "255.255.255.0", "network": router_link_addr(dev.n).rsplit(".", 1)[0]
-             + ".0", "gateway": router_link_addr(dev.n), "href": f"/ips/{dev.id[:8]}-priv"},
-        ]
+        ips = self._assignments(dev)
         return {
             "id": dev.id, "short_id": dev.id[:8], "hostname": dev.hostname,
-            "description": None, "state": dev.state, "tags": dev.tags,
+            **({"description": dev.description} if dev.description is not None else {}),
+            "state": dev.state, "tags": dev.tags,
             "billing_cycle": "hourly", "user": "root", "locked": False,
             "created_at": dev.created_at, "updated_at": dev.created_at,
             "operating_system": os_entry, "plan": plan, "metro": METRO, "facility": None,
@@ -212,12 +243,45 @@ class Cloud:
             "href": f"/devices/{dev.id}",
         }
 
-    def list_devices(self, project_id: str) -> dict:
+    def _assignments(self, dev: Device) -> list[dict]:
+        """The device's public (mgmt) and private IPv4 assignments, as Metal lists them."""
+        mgmt = mgmt_addr(self.slot, dev.n)
+        out = []
+        for kind, public, address, gateway in (
+                ("mgmt", True, mgmt, mgmt_gateway(self.slot)),
+                ("priv", False, server_link_addr(dev.n), router_link_addr(dev.n))):
+            aid = assignment_id(dev.id, kind)
+            out.append({
+                "id": aid, "address_family": 4, "public": public, "management": True,
+                "address": address, "cidr": 24, "netmask": "255.255.255.0",
+                "network": str(ipaddress.IPv4Network(f"{address}/24", strict=False)
+                               .network_address),
+                "gateway": gateway, "manageable": True, "enabled": True, "global_ip": False,
+                "assigned_to": {"href": f"/devices/{dev.id}"}, "created_at": dev.created_at,
+                "metro": METRO, "href": f"/ips/{aid}"})
+        return out
+
+    def list_devices(self, project_id: str, query: dict | None = None) -> dict:
         self._project(project_id)
         with self.lock:
             devs = sorted(self.devices.values(), key=lambda d: d.n)
-            return {"devices": [self.device_json(d) for d in devs],
-                    "meta": _single_page(f"{self.project['href']}/devices", len(devs))}
+            return _paginate([self.device_json(d) for d in devs], "devices",
+                             f"{self.project['href']}/devices", query or {})
+
+    def update_device(self, device_id: str, body: dict) -> dict:
+        """`PUT /devices/{id}`: hostname, description, tags."""
+        with self.lock:
+            dev = self._device(device_id)
+            hostname: Any = body.get("hostname", dev.hostname)
+            _require(isinstance(hostname, str) and 0 < len(hostname) <= 63
+                     and all(c.isalnum() or c in "-." for c in hostname),
+                     "hostname must be a valid host name")
+            description: Any = body.get("description", dev.description)
+            _require(description is None or isinstance(description, str),
+                     "description must be a string")
+            tags = _tags(body) if "tags" in body else dev.tags
+            dev.hostname, dev.description, dev.tags = hostname, description, tags
+            return self.device_json(dev)
 
     def get_device(self, device_id: str) -> dict:
         with self.lock:
@@ -389,14 +453,27 @@ class Cloud:
             self._sync_router()
             return self.ips[iid]
 
-    def list_ips(self, project_id: str) -> dict:
+    def list_ips(self, project_id: str, query: dict | None = None) -> dict:
+        """The project's reservations; `type` filters them (comma-separated), as Metal's."""
         self._project(project_id)
-        return {"ip_addresses": list(self.ips.values())}
+        wanted: Any = (query or {}).get("type")
+        ips = list(self.ips.values())
+        if wanted:
+            _require(isinstance(wanted, str), "type must be a string")
+            kinds = {t.strip() for t in wanted.split(",")}
+            ips = [ip for ip in ips if ip["type"] in kinds]
+        return {"ip_addresses": ips}
 
     def get_ip(self, ip_id: str) -> dict:
-        if ip_id not in self.ips:
-            raise ApiError(404, "Not found")
-        return self.ips[ip_id]
+        """A reservation, or one of a device's assignments."""
+        if ip_id in self.ips:
+            return self.ips[ip_id]
+        with self.lock:
+            for dev in self.devices.values():
+                for a in self._assignments(dev):
+                    if a["id"] == ip_id:
+                        return a
+        raise ApiError(404, "Not found")
 
     def delete_ip(self, ip_id: str) -> None:
         with self.lock:
@@ -435,8 +512,31 @@ class Cloud:
             if self.bgp_config is None:
                 return {}
             cfg = dict(self.bgp_config)
-            cfg["sessions"] = [{"href": f"/bgp/sessions/{s}"} for s in self.sessions]
-            return cfg
+            if cfg.get("md5") is None:
+                del cfg["md5"]  # the spec has no null here: absent when not configured
+            sessions = list(self.sessions.values())
+        protocols = self.router.protocols() if sessions else {}
+        cfg["sessions"] = [self._session_json(s, protocols) for s in sessions]
+        return cfg
+
+    def get_bgp_config_by_id(self, config_id: str) -> dict:
+        with self.lock:
+            if self.bgp_config is None or self.bgp_config["id"] != config_id:
+                raise ApiError(404, "Not found")
+        return self.get_bgp_config(self.project["id"])
+
+    def project_sessions(self, project_id: str) -> dict:
+        """`GET /projects/{id}/bgp/sessions`: every session of the project."""
+        self._project(project_id)
+        with self.lock:
+            sessions = list(self.sessions.values())
+        protocols = self.router.protocols() if sessions else {}
+        return {"bgp_sessions": [self._session_json(s, protocols) for s in sessions]}
+
+    def get_metro(self, metro_id: str) -> dict:
+        if metro_id not in (METRO["id"], METRO["code"]):
+            raise ApiError(404, "Not found")
+        return METRO
 
     def _session_json(self, sess: dict, protocols: dict) -> dict:
         """A session as Metal showed it: `status` one word per router ("up,down")."""
@@ -497,11 +597,13 @@ class Cloud:
             return {"bgp_neighbors": [{
                 "address_family": 4, "customer_as": self.bgp_config["asn"],
                 "customer_ip": server_link_addr(dev.n), "md5_enabled": md5 is not None,
-                "md5_password": md5, "multihop": True, "peer_as": ROUTER_ASN,
+                "multihop": True, "peer_as": ROUTER_ASN,
                 "peer_ips": [ROUTER_PEER_IPS[r] for r in ROUTERS],
                 "routes_in": [{"route": f"{ip['address']}/32", "exact": True}
                               for ip in self.ips.values()],
                 "routes_out": [],
+                # the spec has no null here: the password only when MD5 is on
+                **({"md5_password": md5} if md5 is not None else {}),
             }]}
 
     def _sync_router(self) -> None:
