@@ -226,7 +226,6 @@ class Cloud:
     def device_json(self, dev: Device) -> dict:
         os_entry = next(o for o in OPERATING_SYSTEMS if o["slug"] == dev.os)
         plan = next(p for p in PLANS if p["slug"] == dev.plan)
-        mgmt = mgmt_addr(self.slot, dev.n)
         ips = self._assignments(dev)
         return {
             "id": dev.id, "short_id": dev.id[:8], "hostname": dev.hostname,
