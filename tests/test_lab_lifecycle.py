@@ -155,3 +155,19 @@ def test_invalid_lab_name():
     proc = run_cli("--lab", "Bad-Name", "lab", "status")
     assert proc.returncode == 2
     assert "invalid lab name 'Bad-Name'" in proc.stderr
+
+
+def test_unreachable_mirror_is_one_line_and_keeps_the_cached_image():
+    from ecmptui.lab import image
+
+    cached = image.image("plain")
+    was_ready = cached.ready()
+    proc = run_cli("lab", "image", "--os", "plain", "--rebuild",
+                   env={"ECMPTUI_DEBIAN_MIRROR": "http://127.0.0.1:9/debian"})
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ecmptui: error: cannot reach the Debian package mirror "
+                           "http://127.0.0.1:9/debian")
+    assert "Traceback" not in proc.stderr
+    assert cached.ready() == was_ready  # a failed rebuild leaves the cached image as it was
+    assert not list(cached.path.parent.glob("*.building-*"))
