@@ -162,6 +162,13 @@ def _deployment(args: argparse.Namespace, **flags):
     return open_deployment(_settings(args, **flags))
 
 
+def _writer(args: argparse.Namespace, d, what: str):
+    """The deployment's writer lock for `what` (one line `busy: ...` if someone holds it)."""
+    from ecmptui.deployment.lock import DeploymentLock
+
+    return DeploymentLock(d.target.lock_key(), what, wait=args.wait)
+
+
 def _api_deployment(args: argparse.Namespace, refusal: str, **flags):
     """The deployment, where the target has an API; else `refusal` as the error."""
     from ecmptui.deployment.target import target_for
@@ -203,7 +210,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
                         nodes=args.nodes, bfd=args.bfd, health=args.health)
     prov = Provisioner(d)
     con = _console()
-    asyncio.run(_drain(prov.run(), con, args.json))
+    with _writer(args, d, "provision"):
+        asyncio.run(_drain(prov.run(), con, args.json))
     assert prov.inventory is not None
     if args.json:
         _print_json(prov.inventory.to_json())
@@ -222,7 +230,8 @@ def cmd_deprovision(args: argparse.Namespace) -> int:
     from ecmptui.deployment.provision import deprovision
 
     d = _api_deployment(args, "ecmptui did not provision these nodes")
-    asyncio.run(_drain(deprovision(d), _console(), False))
+    with _writer(args, d, "deprovision"):
+        asyncio.run(_drain(deprovision(d), _console(), False))
     return 0
 
 
@@ -296,9 +305,10 @@ def cmd_node(args: argparse.Namespace) -> int:
     d = _deployment(args)
     name = args.fault if args.action == "fault" else args.action
     operate.check_allowed(d, operate.lookup(name))  # refuse before looking anything up
-    rec = d.inventory().node(args.name)
-    outcome = asyncio.run(operate.perform(d, rec, name,
-                                          reboot_timeout=getattr(args, "timeout", 90.0)))
+    with _writer(args, d, f"node {name} {args.name}"):
+        rec = d.inventory().node(args.name)
+        outcome = asyncio.run(operate.perform(d, rec, name,
+                                              reboot_timeout=getattr(args, "timeout", 90.0)))
     print(f"{rec.name}: {outcome}")
     return 0
 
@@ -309,7 +319,9 @@ def cmd_router(args: argparse.Namespace) -> int:
     from ecmptui.deployment import operate
 
     name = args.fault if args.router_action == "fault" else "restore"
-    outcome = asyncio.run(operate.perform_router(_deployment(args), args.name, name))
+    d = _deployment(args)
+    with _writer(args, d, f"router {name} {args.name}"):
+        outcome = asyncio.run(operate.perform_router(d, args.name, name))
     print(f"{args.name}: {outcome}")
     return 0
 
@@ -325,7 +337,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
     drill = Drill(d, rate=args.rate, node=args.node, limit_s=args.limit,
                   on_event=None if args.json else (lambda m: con.print(f"  {m}")))
     drill.plan(args.scenario)  # refuse bad names before touching anything
-    results = asyncio.run(drill.run(args.scenario))
+    with _writer(args, d, "drill"):
+        results = asyncio.run(drill.run(args.scenario))
     text = report_markdown(results, args.rate, d.target.kind.value)
     if args.report:
         Path(args.report).write_text(text)
@@ -461,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Anycast load balancing with BGP and ECMP: provision it, watch it, break it safely. "
         "With no command, opens the dashboard."))
     parser.add_argument("--version", action="version", version=f"ecmptui {__version__}")
+    parser.add_argument("--wait", type=_positive_float, default=0.0, metavar="S",
+                        help="commands that change the deployment: wait up to S seconds for "
+                        "another writer to finish (default: refuse at once)")
     parser.add_argument("--debug", action="store_true",
                         help="log what the core does to stderr; on an error, show its causes "
                         "(env ECMPTUI_DEBUG=1)")

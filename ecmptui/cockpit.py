@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ecmptui.actions import Action
 from ecmptui.config import Settings
+from ecmptui.deployment.lock import DeploymentLock
 from ecmptui.deployment.steps import StepEvent
 from ecmptui.deployment.target import Target, target_for
 from ecmptui.errors import EcmpError
@@ -109,6 +110,15 @@ class Cockpit:
             self.fib = None
 
     # -- changing --------------------------------------------------------------------------
+    def writer(self, what: str) -> DeploymentLock:
+        """The deployment's writer lock (refused at once with `busy: ...` if held)."""
+        return DeploymentLock(self.target.lock_key(), f"{what} (dashboard)")
+
+    async def _locked(self, what: str, events: AsyncIterator[StepEvent]
+                      ) -> AsyncIterator[StepEvent]:
+        with self.writer(what):
+            async for ev in events:
+                yield ev
     def _guard(self, what: str) -> None:
         if self.read_only:
             raise ReadOnlyError(f"read-only session: cannot {what}")
@@ -134,13 +144,13 @@ class Cockpit:
         from ecmptui.deployment.provision import Provisioner
 
         prov = Provisioner(Deployment(settings, d.target, d.endpoint))
-        return prov, prov.run()
+        return prov, self._locked("provision", prov.run())
 
     def deprovision(self) -> AsyncIterator[StepEvent]:
         self._guard("deprovision")
         from ecmptui.deployment.provision import deprovision
 
-        return deprovision(self.api_deployment())
+        return self._locked("deprovision", deprovision(self.api_deployment()))
 
     async def act(self, node_name: str, action: str,
                   on_effect: Callable[[float], None] | None = None) -> str:
@@ -153,8 +163,9 @@ class Cockpit:
         operate.check_allowed(d, operate.lookup(action))
         rec = (await d.ainventory()).node(node_name)
         opener = self._pool.node if self._pool is not None else None
-        return f"{rec.name}: " + await operate.perform(d, rec, action, opener=opener,
-                                                        on_effect=on_effect)
+        with self.writer(f"{action} {rec.name}"):
+            return f"{rec.name}: " + await operate.perform(d, rec, action, opener=opener,
+                                                            on_effect=on_effect)
 
     async def router_act(self, router: str, action: str,
                          on_effect: Callable[[float], None] | None = None) -> str:
@@ -162,8 +173,9 @@ class Cockpit:
         self._guard(f"{action} {router}")
         from ecmptui.deployment import operate
 
-        return f"{router}: " + await operate.perform_router(self.deployment(), router, action,
-                                                            on_effect=on_effect)
+        with self.writer(f"router {action} {router}"):
+            return f"{router}: " + await operate.perform_router(
+                self.deployment(), router, action, on_effect=on_effect)
 
     async def probe(self, rate: float, on_sample: Callable[[Sample], None],
                     timeout: float = 1.0) -> ProbeStream:

@@ -165,3 +165,33 @@ def test_api_failures_are_one_line_and_change_nothing(lab, tmp_path, kind):
     assert expected in line and token not in line
     after = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json").stdout)
     assert after["devices"] == before["devices"] and after["eips"] == before["eips"]
+
+
+def test_two_provisions_at_once_make_one_deployment(lab, tmp_path):
+    """One writer per deployment: the second is refused at once, or waits with --wait."""
+    import subprocess
+    import sys
+
+    cfg = make_config(tmp_path, tag="ecmpt-race", prefix="race")
+
+    def start(*extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "ecmptui", "--config", str(cfg), *extra,
+                                 "provision", "--nodes", "2"], cwd="/", text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    try:
+        procs = [start(), start()]
+        outs = [(p.wait(timeout=120), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+        codes = sorted(code for code, _ in outs)
+        assert codes == [0, 2], outs
+        refusal = next(err for code, err in outs if code == 2).strip()
+        assert refusal.startswith("ecmptui: error: busy: provision by PID ")
+        assert len(refusal.splitlines()) == 1
+        d = open_deployment(config.load(cfg))
+        assert sorted(r.name for r in d.inventory().nodes) == ["race1", "race2"]
+        assert len(d.client.devices("ecmpt-race")) == 2
+        waited = [start("--wait", "120"), start("--wait", "120")]
+        assert [p.wait(timeout=180) for p in waited] == [0, 0]
+        assert len(d.client.devices("ecmpt-race")) == 2
+    finally:
+        run_cli("--config", str(cfg), "deprovision")

@@ -75,6 +75,10 @@ class Target:
     def label(self) -> str:
         raise NotImplementedError
 
+    def lock_key(self) -> str:
+        """What names this deployment for its writer lock (the same for every operator)."""
+        return self.label()
+
     def actions(self) -> list[Action]:
         return available(self.caps.faults, self.caps.api)
 
@@ -172,6 +176,10 @@ class MetalTarget(_ApiTarget):
     def label(self) -> str:
         return f"metal {self.settings.metal.endpoint}"
 
+    def lock_key(self) -> str:
+        m = self.settings.metal
+        return f"metal {m.endpoint} project {m.project_id} tag {self.settings.provision.tag}"
+
     def endpoint(self) -> ApiEndpoint:
         from ecmptui.deployment.metal import ApiEndpoint
 
@@ -189,6 +197,10 @@ class StaticTarget(Target):
 
     def label(self) -> str:
         return f"static ({len(self.settings.static.nodes)} nodes)"
+
+    def lock_key(self) -> str:
+        hosts = sorted(f"{n.host}:{n.port}" for n in self.settings.static.nodes)
+        return "static " + ",".join(hosts)
 
     def probe_netns(self) -> str | None:
         return self.settings.static.probe_netns or None
