@@ -36,6 +36,7 @@ class MetalSettings:
     endpoint: str = METAL_ENDPOINT
     project_id: str = ""
     ca_file: str = ""          # extra CA bundle for a private Metal-compatible endpoint
+    timeout: float = 10.0      # seconds for one API request (the lab's API too)
 
 
 @dataclass(frozen=True)
@@ -235,8 +236,11 @@ def validate(s: Settings) -> Settings:
             raise EcmpError(f"{src}: health.{key}: must be 1-100, got {getattr(h, key)}")
     if s.ssh.host_key_policy not in ("pin", "strict"):
         raise EcmpError(f"{src}: ssh.host_key_policy: must be pin or strict")
-    if s.ssh.connect_timeout <= 0 or s.ssh.connect_timeout > 120:
+    # `not (0 < x <= top)` also refuses NaN, which every comparison fails
+    if not 0 < s.ssh.connect_timeout <= 120:
         raise EcmpError(f"{src}: ssh.connect_timeout: must be between 0 and 120 seconds")
+    if not 0 < s.metal.timeout <= 300:
+        raise EcmpError(f"{src}: metal.timeout: must be between 0 and 300 seconds")
     TARGET_SECTIONS[s.target](s, src)
     return s
 

@@ -171,3 +171,21 @@ def test_unreachable_mirror_is_one_line_and_keeps_the_cached_image():
     assert "Traceback" not in proc.stderr
     assert cached.ready() == was_ready  # a failed rebuild leaves the cached image as it was
     assert not list(cached.path.parent.glob("*.building-*"))
+
+
+def test_a_hung_api_is_one_clear_error_within_the_timeout(lab, tmp_path):
+    """The lab API stopped (SIGSTOP): commands give up after metal.timeout, never hang."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'target = "lab"\nlab = "{lab.name}"\n[metal]\ntimeout = 1.5\n'
+                   f'[ssh]\nkey = "{tmp_path}/id"\nknown_hosts = "{tmp_path}/kh"\n')
+    os.kill(lab.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        proc = run_cli("--config", str(cfg), "status", timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        os.kill(lab.pid, signal.SIGCONT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"ecmptui: error: the Metal API at {lab.endpoint} did not "
+                                   "answer within 1.5 s")
+    assert took < 10

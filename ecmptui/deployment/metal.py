@@ -43,6 +43,7 @@ class ApiEndpoint:
     token: str = field(repr=False)
     ca_file: str = ""
     known_hosts: str = ""
+    timeout: float = 10.0      # one request; a request that times out is not retried
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,22 @@ class IpInfo:
     tags: tuple[str, ...]
 
 
+class _RequestsWithTimeout:
+    """`requests` as packet-python uses it, with a timeout on every call."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(requests, name)
+        if name in ("get", "post", "put", "patch", "delete", "request"):
+            def call(*args: Any, **kwargs: Any) -> Any:
+                kwargs.setdefault("timeout", self._timeout)
+                return attr(*args, **kwargs)
+            return call
+        return attr
+
+
 class MetalClient:
     """packet.Manager for one target with retries and clear errors."""
 
@@ -83,6 +100,8 @@ class MetalClient:
         self.retries = retries
         self.manager = packet.Manager(auth_token=target.token)
         self.manager.end_point = target.endpoint
+        # packet-python calls module-level requests.* without a timeout: give it one
+        packet.baseapi.requests = _RequestsWithTimeout(target.timeout)
         if target.ca_file:
             # packet-python calls module-level requests.*; requests reads the bundle from the
             # environment per request. This process talks to one target, so this is its scope.
@@ -113,8 +132,14 @@ class MetalClient:
             except (KeyError, TypeError, ValueError) as exc:
                 raise MetalError(f"Metal API at {self.target.endpoint}: unexpected response "
                                  f"({type(exc).__name__}: {exc})") from exc
+            except requests.Timeout as exc:  # not retried: the request may have been applied
+                raise MetalError(f"the Metal API at {self.target.endpoint} did not answer "
+                                 f"within {self.target.timeout:g} s") from exc
             except (packet.baseapi.Error, requests.RequestException) as exc:
                 cause = getattr(exc, "cause", None) or exc
+                if isinstance(cause, requests.Timeout):
+                    raise MetalError(f"the Metal API at {self.target.endpoint} did not answer "
+                                     f"within {self.target.timeout:g} s") from exc
                 if attempt < self.retries:
                     time.sleep(delay)
                     delay *= 2

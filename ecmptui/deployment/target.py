@@ -153,7 +153,7 @@ class LabTarget(_ApiTarget):
 
         info = control.require_info(self.lab())
         return ApiEndpoint(info.endpoint, info.project_id, info.token(), info.ca_file,
-                           info.known_hosts)
+                           info.known_hosts, self.settings.metal.timeout)
 
     def host_key_policy(self, endpoint: ApiEndpoint) -> HostKeyPolicy:
         # the lab publishes every machine's host key: nothing else is accepted
@@ -188,7 +188,8 @@ class MetalTarget(_ApiTarget):
             raise EcmpError("no API token: set METAL_AUTH_TOKEN (or PACKET_AUTH_TOKEN)")
         if not s.metal.project_id:
             raise EcmpError(f"{s.source}: metal.project_id: required for target metal")
-        return ApiEndpoint(s.metal.endpoint, s.metal.project_id, s.token, s.metal.ca_file)
+        return ApiEndpoint(s.metal.endpoint, s.metal.project_id, s.token, s.metal.ca_file,
+                           timeout=s.metal.timeout)
 
 
 class StaticTarget(Target):

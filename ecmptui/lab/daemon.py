@@ -35,9 +35,13 @@ def _write_private(path, text: str) -> None:
 
 
 def _report(line: str) -> None:
-    """Tell `lab up` how the start went, then detach stdout."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    """Tell `lab up` how the start went, then detach stdout. If `lab up` is gone (killed
+    while waiting), the lab still runs: only the message is lost."""
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError:  # BrokenPipeError: nobody is reading any more
+        log.warning("lab up is gone; the lab runs on (%s)", line)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
