@@ -26,9 +26,10 @@ def _print_json(data: object) -> None:
 
 
 def _console():
+    """Rich's console; to a pipe or a file it keeps every column (no squeezing to 80)."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 250)
 
 
 # -- lab ---------------------------------------------------------------------------------

@@ -37,10 +37,21 @@ def node_cells(n: NodeStatus) -> dict[str, str]:
         "exported": str(n.routes_exported),
         "hold": (n.hold_timer or "-").split("/")[-1],
         "api": n.api_status,
-        "eip": "[yellow]withdrawn[/]" if n.withdrawn else "announced",
+        "eip": eip_cell(n),
         "health": health_label(n.health),
         "error": n.last_error or n.error or "",
     }
+
+
+def eip_cell(n: NodeStatus) -> str:
+    """Whether the node announces the EIP, as far as anyone can tell right now."""
+    if n.withdrawn:
+        return "[yellow]withdrawn[/]"
+    if n.bgp_state == "unreachable":
+        return "unknown"
+    if not n.established or n.routes_exported == 0:
+        return "[red]not announced[/]"
+    return "announced"
 
 
 def router_line(eip: str | None, router: RouterStatus | None) -> str:

@@ -195,3 +195,24 @@ def test_two_provisions_at_once_make_one_deployment(lab, tmp_path):
         assert len(d.client.devices("ecmpt-race")) == 2
     finally:
         run_cli("--config", str(cfg), "deprovision")
+
+
+def test_status_tells_the_truth_about_a_node_whose_bird_is_dead(deployed):
+    cfg, _ = deployed
+    run_cli("--config", str(cfg), "node", "fault", "tnode1", "kill-bird", check=True)
+    try:
+        st = wait_for(lambda: (s := status(cfg))["nodes"][0]["bgp_state"] == "not running"
+                      and s, timeout=10)
+        assert st, "status never noticed the dead BIRD"
+        node = st["nodes"][0]
+        assert node["health"] is not None and node["health"]["alive"] is True  # still known
+        assert "BIRD is not running" in (node["last_error"] or "")
+        text = run_cli("--config", str(cfg), "status", check=True).stdout  # a pipe, not a tty
+        row = next(line for line in text.splitlines() if line.strip().startswith("tnode1"))
+        assert "not running" in row and "not announced" in row
+        assert "BIRD is not running" in row  # the last error column survives a pipe
+        assert " announced" not in row.replace("not announced", "")
+    finally:
+        run_cli("--config", str(cfg), "node", "restore", "tnode1", check=True)
+    assert wait_for(lambda: all(n["bgp_state"] == "Established"
+                                for n in status(cfg)["nodes"]), timeout=20)

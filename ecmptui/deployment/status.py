@@ -185,15 +185,25 @@ async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
         except EcmpError as exc:
             st.api_status = "error"
             st.error = str(exc)
+    bird_down: NodeError | None = None
     try:
         async with (opener or d.node)(rec) as node:
-            peers = [_peer(p) for p in await node.protocols() if p.proto == "BGP"]
+            # what the node says about itself, also when its BIRD is down
             st.withdrawn = await node.withdrawn()
             st.eip_on_lo = await node.has_eip(eip) if eip else None
             st.health = HealthStatus.from_state(await health_state(node))
+            try:
+                peers = [_peer(p) for p in await node.protocols() if p.proto == "BGP"]
+            except NodeError as exc:
+                if exc.reason is NodeFailure.UNREACHABLE:
+                    raise
+                bird_down, peers = exc, []
     except NodeError as exc:
-        st.bgp_state = "unreachable" if exc.reason is NodeFailure.UNREACHABLE else "not running"
-        st.error = str(exc)
+        st.bgp_state, st.error = "unreachable", str(exc)
+        return st
+    if bird_down is not None:
+        st.bgp_state, st.error = "not running", str(bird_down)
+        st.last_error = str(bird_down).split(": ", 1)[-1]
         return st
     st.peers = peers
     if peers:
