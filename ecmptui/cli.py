@@ -253,14 +253,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_inventory_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from ecmptui.deployment.static import export_static
 
+    out = _writable_output(args.output, args.force)  # before anything is looked up
     d = _api_deployment(args, "its config is the inventory already")
-    out = Path(args.output).expanduser()
-    if out.exists() and not args.force:
-        raise EcmpError(f"{out} exists: pass --force to replace it")
     for path in export_static(d, out):
         print(f"wrote {path}")
     return 0
@@ -333,6 +330,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     from ecmptui.traffic.drill import Drill, report_markdown
 
+    if args.report:
+        _writable_output(args.report, force=True)  # a drill's results must not be lost
     d = _deployment(args)
     con = _console()
     drill = Drill(d, rate=args.rate, node=args.node, limit_s=args.limit,
@@ -391,10 +390,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import time
 
     from ecmptui.traffic.probe import Prober, summarize
+    from ecmptui.traffic.url import check_url
 
     url, netns = args.url, args.netns
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise EcmpError(f"not an http(s) URL: {url!r}")  # before anything is looked up
+    if url is not None:
+        check_url(url)  # before anything is looked up
     if url is None or (netns is None and not args.no_netns):
         d = _deployment(args)
         inv_url, inv_netns = d.probe_target(d.inventory())
@@ -460,6 +460,33 @@ def cmd_probe(args: argparse.Namespace) -> int:
 # -- parser ------------------------------------------------------------------------------
 
 
+def _writable_output(path_text: str, force: bool):
+    """The output path, if a file can be written there (checked before any work)."""
+    from pathlib import Path
+
+    out = Path(path_text).expanduser()
+    if out.is_dir():
+        raise EcmpError(f"{out} is a directory: name a file")
+    if out.exists() and not force:
+        raise EcmpError(f"{out} exists: pass --force to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise EcmpError(f"{parent}: no such directory")
+    if not os.access(parent, os.W_OK):
+        raise EcmpError(f"{parent}: not writable")
+    return out
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535: {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -497,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True,
                                  parser_class=_Parser)
     p = lab_sub.add_parser("up", help="build the lab and start its API (idempotent)")
-    p.add_argument("--port", type=int, default=7443,
+    p.add_argument("--port", type=_port, default=7443,
                    help="API port on 127.0.0.1 (0 picks a free one; default %(default)s)")
     p.add_argument("--json", action="store_true", help="print endpoint, project and files")
     p.set_defaults(func=cmd_lab_up)

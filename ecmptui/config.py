@@ -181,9 +181,9 @@ def _static(src: str, data: Any) -> StaticSettings:
     nodes = []
     for i, raw in enumerate(nodes_raw):
         node = _section(src, f"static.nodes[{i}]", StaticNode, raw)
-        if not NODE_NAME_RE.match(node.name):
+        if not NODE_NAME_RE.fullmatch(node.name):
             raise EcmpError(f"{src}: static.nodes[{i}].name: {node.name!r} is not a valid name")
-        if not HOST_RE.match(node.host):
+        if not HOST_RE.fullmatch(node.host):
             raise EcmpError(f"{src}: static.nodes[{i}].host: {node.host!r} is not a host")
         if not 1 <= node.port <= 65535:
             raise EcmpError(f"{src}: static.nodes[{i}].port: must be 1-65535")
@@ -216,7 +216,7 @@ def validate(s: Settings) -> Settings:
         raise EcmpError(f"{src}: provision.asn: {p.asn} is not a usable AS number")
     if p.md5 and not (len(p.md5) <= 20 and p.md5.isascii() and p.md5.isalnum()):
         raise EcmpError(f"{src}: provision.md5: must be 1-20 letters or digits")
-    if not HOSTNAME_RE.match(p.hostname_prefix):
+    if not HOSTNAME_RE.fullmatch(p.hostname_prefix):
         raise EcmpError(f"{src}: provision.hostname_prefix: {p.hostname_prefix!r} is not a "
                         "valid host name prefix (lowercase letters, digits, '-')")
     if not p.tag or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", p.tag):
@@ -279,9 +279,13 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
     src = str(cfg_path)
     if cfg_path.exists():
         try:
-            data = tomllib.loads(cfg_path.read_text())
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise EcmpError(f"{src}: not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise EcmpError(f"{src}: not a text file (not UTF-8 at byte {exc.start})") from exc
+        except IsADirectoryError as exc:
+            raise EcmpError(f"{src}: is a directory, not a config file") from exc
         except OSError as exc:
             raise EcmpError(f"{src}: cannot read: {exc.strerror}") from exc
     elif explicit:

@@ -13,7 +13,7 @@ MAX_NODES = 16
 
 def validate_lab_name(name: str) -> str:
     """Return `name` if it is a valid lab instance name, else raise EcmpError."""
-    if not LAB_NAME_RE.match(name or ""):
+    if not LAB_NAME_RE.fullmatch(name or ""):
         raise EcmpError(
             f"invalid lab name {name!r}: use 1-6 lowercase letters or digits, starting "
             "with a letter")

@@ -109,8 +109,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length < 0 or length > MAX_BODY:
+            raw_length = self.headers.get("Content-Length") or "0"
+            if not raw_length.isdigit():
+                self.close_connection = True  # the body's end is unknown: do not read on
+                raise ApiError(400, "Content-Length must be a number of bytes")
+            length = int(raw_length)
+            if length > MAX_BODY:
                 raise ApiError(413, "request body too large")
             raw = self.rfile.read(length) if length else b""
             token = self.headers.get("X-Auth-Token") or ""
@@ -122,6 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
                     body = json.loads(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise ApiError(422, "request body is not valid JSON") from exc
+                except RecursionError as exc:
+                    raise ApiError(422, "request body is nested too deeply") from exc
                 if not isinstance(body, dict):
                     raise ApiError(422, "request body must be a JSON object")
             status, payload = dispatch(self.server.cloud, method, self.path, body)

@@ -307,7 +307,8 @@ class Cloud:
                  f"metro {metro or facility!r} is not a valid metro")
         tags = _tags(body)
         keys: Any = body.get("project_ssh_keys") or []
-        _require(isinstance(keys, list) and all(k in self.ssh_keys for k in keys),
+        _require(isinstance(keys, list) and all(isinstance(k, str) and k in self.ssh_keys
+                                                for k in keys),
                  "project_ssh_keys must list ids of this project's keys")
         with self.lock:
             used = {d.n for d in self.devices.values()}

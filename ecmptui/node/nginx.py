@@ -12,7 +12,7 @@ def page(index: int) -> str:
 
 
 def _check(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ValueError(f"node name {name!r} cannot be used in an nginx header")
     return name
 

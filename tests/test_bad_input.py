@@ -1,0 +1,150 @@
+"""Bad input, everywhere: one line on stderr and exit code 2 from the CLI and the config
+(checked before any work starts), a 4xx JSON error from the lab API. Never a traceback."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+
+import pytest
+
+from conftest import run_cli
+
+NOT_UP = "ecmpz"  # a lab that is never up: input must be refused before it is looked up
+URL = "http://127.0.0.1:9/"
+
+CLI_CASES = [
+    (["probe", "http://127.0.0.1:abc/"], "not a valid URL"),
+    (["probe", "http://[::1/"], "not a valid URL"),
+    (["probe", "http://127.0.0.1/\r\nX-Injected: 1"], "control characters"),
+    (["probe", "http://" + "a" * 5000 + "/"], "URL too long"),
+    (["probe", "http://" + "a" * 300 + ".example/"], "host name too long"),
+    (["probe", "ftp://127.0.0.1/"], "not an http(s) URL"),
+    (["probe", "http:///just-a-path"], "has no host"),
+    (["probe", "--rate", "0", URL], "must be a positive number"),
+    (["probe", "--rate", "nan", URL], "must be a positive number"),
+    (["probe", "--duration", "-1", URL], "must be a positive number"),
+    (["probe", "--timeout", "inf", URL], "must be a positive number"),
+    (["lab", "up", "--port", "70000"], "must be 0-65535"),
+    (["lab", "up", "--port", "abc"], "not a port number"),
+    (["--lab", "Bad-Name", "lab", "status"], "invalid lab name"),
+    (["--lab", "ab\n", "lab", "status"], "invalid lab name"),
+    (["--config", "/no/such/ecmptui.toml", "status"], "config file not found"),
+    (["--config", "/", "status"], "is a directory"),
+    (["inventory", "export", "-o", "/no/such/dir/x.toml"], "no such directory"),
+    (["inventory", "export", "-o", "/tmp"], "is a directory"),
+    (["drill", "--report", "/no/such/dir/r.md"], "no such directory"),
+    (["provision", "--nodes", "0"], "must be 1-16"),
+    (["provision", "--nodes", "abc"], "invalid int value"),
+    (["node", "fault", "n1", "frobnicate"], "invalid choice"),
+    (["router", "fault", "core3", "isolate"], "invalid choice"),
+    (["serve", "--listen", "nonsense"], "expected HOST:PORT"),
+    (["--wait", "-1", "status"], "must be a positive number"),
+    (["frobnicate"], "invalid choice"),
+]
+
+CONFIG_CASES = [
+    ("[ssh]\nconnect_timeout = nan\n", "ssh.connect_timeout"),
+    ('[provision]\nhostname_prefix = "node\\n"\n', "provision.hostname_prefix"),
+    ('target = "aws"\n', "target: must be one of"),
+    ("frob = 1\n", "frob: unknown key"),
+    ('[provision]\nnodes = "two"\n', "provision.nodes"),
+    ("[metal]\ntimeout = 0\n", "metal.timeout"),
+    ("[health]\ninterval_ms = 5\n", "health.interval_ms"),
+    ('[provision]\neip = "not-an-ip"\n', "is not an IPv4 address"),
+    ('lab = "UPPER"\n', "invalid lab name"),
+    ("[provision\n", "not valid TOML"),
+    ('target = "static"\n', "static.nodes"),
+    ('target = "metal"\n[metal]\nendpoint = "https://x"\nproject_id = "p"\n',
+     "must look like host"),
+    ('[provision]\ntag = "bad tag"\n', "provision.tag"),
+]
+
+
+def _assert_one_line(proc, fragment: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ecmptui") and "error" in lines[0], lines[0]
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("argv", "fragment"), CLI_CASES,
+                         ids=[" ".join(a)[:40] for a, _ in CLI_CASES])
+def test_cli(argv, fragment, tmp_path):
+    env = {"ECMPTUI_LAB": NOT_UP, "XDG_CONFIG_HOME": str(tmp_path)}
+    _assert_one_line(run_cli(*argv, env=env), fragment)
+
+
+@pytest.mark.parametrize(("text", "fragment"), CONFIG_CASES,
+                         ids=[t.splitlines()[-1][:30] for t, _ in CONFIG_CASES])
+def test_config(text, fragment, tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text)
+    _assert_one_line(run_cli("--config", str(cfg), "status"), fragment)
+
+
+def test_binary_config(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_bytes(b"\x00\x01\xff\xfe binary")
+    _assert_one_line(run_cli("--config", str(cfg), "status"), "not a text file")
+
+
+# -- the lab API ---------------------------------------------------------------------------
+
+def _request(lab, method: str, path: str, body: bytes | None = None,
+             headers: dict | None = None, token: bool = True) -> tuple[int, dict]:
+    ctx = ssl.create_default_context(cafile=lab.ca_file)
+    host, port = lab.endpoint.split(":")
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
+    try:
+        conn.putrequest(method, "/" + path)
+        if token:
+            conn.putheader("X-Auth-Token", lab.token())
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        if body is not None and "Content-Length" not in (headers or {}):
+            conn.putheader("Content-Length", str(len(body)))
+        conn.putheader("Content-Type", "application/json")
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def _api_cases(lab):
+    pid = lab.project_id
+    nested = b"[" * 100_000 + b"]" * 100_000
+    return [
+        ("POST", f"projects/{pid}/ssh-keys", b'{"label": "x"}', {"Content-Length": "abc"},
+         True, 400),
+        ("POST", f"projects/{pid}/devices", nested, None, True, 422),
+        ("POST", f"projects/{pid}/devices", json.dumps(
+            {"hostname": "h", "plan": "t1.small", "metro": "lab", "operating_system":
+             "debian_12", "project_ssh_keys": [{}]}).encode(), None, True, 422),
+        ("POST", f"projects/{pid}/devices", b'["a", "list"]', None, True, 422),
+        ("POST", f"projects/{pid}/devices", json.dumps(
+            {"hostname": "h" * 64, "plan": "t1.small", "metro": "lab",
+             "operating_system": "debian_12"}).encode(), None, True, 422),
+        ("POST", f"projects/{pid}/devices", b"{not json", None, True, 422),
+        ("GET", f"projects/{pid}/devices", None, None, False, 401),
+        ("GET", f"projects/{pid}/devices?per_page=abc", None, None, True, 422),
+        ("POST", f"projects/{pid}/ips", json.dumps(
+            {"type": "public_ipv4", "quantity": "1"}).encode(), None, True, 422),
+        ("GET", "no/such/path", None, None, True, 404),
+        ("PUT", f"projects/{pid}", b"{}", None, True, 405),
+        ("POST", f"projects/{pid}/bgp-configs", json.dumps(
+            {"deployment_type": "local", "asn": "65000"}).encode(), None, True, 422),
+    ]
+
+
+@pytest.mark.lab
+def test_api(lab):
+    for method, path, body, headers, token, want in _api_cases(lab):
+        status, payload = _request(lab, method, path, body, headers, token)
+        assert status == want, (method, path[:60], status, payload)
+        assert isinstance(payload.get("errors"), list) and payload["errors"], payload
+        assert all(isinstance(e, str) and "\n" not in e for e in payload["errors"])
