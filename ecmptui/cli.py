@@ -332,6 +332,11 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     if args.report:
         _writable_output(args.report, force=True)  # a drill's results must not be lost
+    import signal
+
+    # SIGTERM and SIGHUP end a drill like Ctrl-C: its finally blocks undo what it changed
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
     d = _deployment(args)
     con = _console()
     drill = Drill(d, rate=args.rate, node=args.node, limit_s=args.limit,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import on_node, run_cli
+from conftest import on_node, run_cli, status, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -152,3 +152,40 @@ def test_faults_are_refused_off_the_lab(lab, tmp_path):
     proc = run_cli("--config", str(path), "drill", "--scenario", "isolate",
                    env={"METAL_AUTH_TOKEN": lab.token()})
     assert proc.returncode == 2 and "lab only" in proc.stderr
+
+
+def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed):
+    """A drill ended by SIGTERM between its fault and its restore undoes both the fault and
+    the BFD change it made, like Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cfg, _ = deployed
+
+    async def bfd_in_config(node):
+        return "bfd on;" in (await node.read(node.layout.bird_conf) or "")
+
+    bfd_before = on_node(cfg, "tnode2", bfd_in_config)
+    proc = subprocess.Popen([sys.executable, "-m", "ecmptui", "--config", str(cfg), "drill",
+                             "--scenario", "kill-bird", "--node", "tnode2", "--rate", "50"],
+                            cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    try:
+        assert proc.stdout is not None
+        for _ in range(2000):  # bounded: the first scenario acts within seconds
+            line = proc.stdout.readline()
+            if not line or "acted on tnode2" in line:
+                break
+        assert "acted on tnode2" in line, line
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert wait_for(lambda: all(n["bgp_state"] == "Established"
+                                for n in status(cfg)["nodes"]), timeout=30)
+    assert on_node(cfg, "tnode2", bfd_in_config) == bfd_before
+    faults = run_cli("--config", str(cfg), "node", "restore", "tnode2", check=True).stdout
+    assert "nothing to restore" in faults  # the drill had undone its fault itself

@@ -162,9 +162,8 @@ def up(lab: LabInstance, port: int = DEFAULT_PORT,
     if not free:
         raise EcmpError("no free mgmt subnet for another lab (198.18.100-199.0/24 all used)")
     STATE_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
-    # 0711: nginx workers (not root) must traverse to their html; secrets inside are 0600
     try:
-        lab.state_dir.mkdir(mode=0o711)
+        lab.state_dir.mkdir(mode=0o700)  # keys, token and machine layers: root only
     except FileExistsError as exc:  # another `lab up` of the same instance got here first
         raise EcmpError(f"lab {lab.name!r} is being started by another process") from exc
     proc = subprocess.Popen(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -161,6 +161,8 @@ class Drill:
         self.node_name, self.settle_s, self.limit_s = node, settle_s, limit_s
         self.on_event = on_event or (lambda _msg: None)
         self._fib: FibWatch | None = None
+        # what must be undone if the drill is interrupted between an action and its restore
+        self._pending: tuple[str, Callable[[], Awaitable[object]]] | None = None
 
     def plan(self, names: list[str] | None
              ) -> list[tuple[Scenario | RouterScenario, bool | None]]:
@@ -221,6 +223,11 @@ class Drill:
                     results.append(await self._one(sc, current_bfd, inv, target, baseline,
                                                    health=has_health or None))
         finally:
+            if self._pending is not None:  # interrupted (Ctrl-C, SIGTERM, an error) mid-way
+                what, undo = self._pending
+                self._pending = None
+                self.on_event(f"interrupted: {what}")
+                await undo()
             if current_bfd != original_bfd:
                 self.on_event(f"BFD back {'on' if original_bfd else 'off'}")
                 await set_bfd(self.d, inv, original_bfd)
@@ -247,11 +254,14 @@ class Drill:
         try:
             await asyncio.sleep(1.0)  # a second of normal traffic as the baseline
             t_action = time.monotonic()
+            self._pending = (f"restore {sc.router}",
+                             lambda: operate.perform_router(self.d, sc.router, "restore"))
             await operate.perform_router(self.d, sc.router, sc.fault)
             self.on_event(f"{label}: {sc.fault} on {sc.router}")
             await asyncio.sleep(ROUTER_WATCH_S)
             t_restore = time.monotonic()
             await operate.perform_router(self.d, sc.router, "restore")
+            self._pending = None
             self.on_event(f"{label}: restored {sc.router}")
             await asyncio.sleep(self.settle_s + self.timeout)
         finally:
@@ -272,6 +282,10 @@ class Drill:
         self.on_event(f"{label}: failed {sum(result.failed.values())}, traffic on "
                       f"{', '.join(sorted(fo.after)) or 'nobody'}, recovered {result.recovered}")
         return result
+
+    async def _undo_node(self, sc: Scenario, target: NodeRecord) -> None:
+        async with self.d.node(target) as node:
+            await sc.restore(node)
 
     async def _bfd_now(self, rec: NodeRecord) -> bool:
         async with self.d.node(rec) as node:
@@ -296,6 +310,7 @@ class Drill:
                 t_action = time.monotonic()
                 if sc.via_api:
                     return await self._reboot(sc, label, target, stream, t_action, baseline)
+                self._pending = (f"restore {target.name}", lambda: self._undo_node(sc, target))
                 await sc.act(node)
                 self.on_event(f"{label}: acted on {target.name}")
                 deadline = t_action + self.limit_s + self.timeout
@@ -309,6 +324,7 @@ class Drill:
                     notes.append(f"traffic not steady within {self.limit_s:.0f} s")
                 t_restore = time.monotonic()
                 await sc.restore(node)
+                self._pending = None
                 if paused_health:
                     await node_health.start_health(node)
                     paused_health = False
