@@ -216,3 +216,16 @@ def test_status_tells_the_truth_about_a_node_whose_bird_is_dead(deployed):
         run_cli("--config", str(cfg), "node", "restore", "tnode1", check=True)
     assert wait_for(lambda: all(n["bgp_state"] == "Established"
                                 for n in status(cfg)["nodes"]), timeout=20)
+
+
+def test_a_different_md5_is_refused_before_anything_is_created(deployed, tmp_path):
+    assert deployed  # the test lab's project has Local BGP enabled, without MD5
+    cfg = make_config(tmp_path, tag="ecmpt-md5", prefix="md5n", extra='md5 = "s3cretPW"')
+    proc = run_cli("--config", str(cfg), "provision", "--nodes", "1")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "ecmptui: error: Local BGP is enabled with no MD5 password, not the configured one: "
+        "the API cannot change it; use the password BGP was enabled with")
+    assert "s3cretPW" not in proc.stderr + proc.stdout
+    d = open_deployment(config.load(cfg))
+    assert d.client.devices("ecmpt-md5") == [] and d.client.ips("ecmpt-md5") == []

@@ -45,6 +45,8 @@ class Provisioner:
     async def run(self) -> AsyncIterator[StepEvent]:
         steps = [self._ssh_key, self._devices, self._eip, self._bgp, self._sessions]
         state: dict = {"nodes": {}}
+        # what the API cannot change is checked before anything is created
+        self._check_bgp(await self._call(self.d.client.bgp_config))
         try:
             # STEPS also names configure and verify, which run per node below
             for (name, _), step in zip(STEPS, steps, strict=False):
@@ -122,12 +124,25 @@ class Provisioner:
         state["eip"] = await self._call(self.d.client.reserve_ip, self.p.metro, [self.p.tag])
         return f"{state['eip'].address} reserved", True
 
-    async def _bgp(self, state: dict) -> tuple[str, bool]:
-        cfg = await self._call(self.d.client.bgp_config)
+    def _check_bgp(self, cfg: dict) -> None:
+        """Local BGP already enabled with another ASN or MD5 password: refuse (the API has
+        no way to change either, and nodes with other values would never peer)."""
         if cfg.get("status") == "enabled":
             if int(cfg.get("asn", 0)) != self.p.asn:
                 raise EcmpError(f"Local BGP is enabled with AS {cfg.get('asn')}, not the "
                                 f"configured {self.p.asn}")
+            if not same_md5(cfg.get("md5"), self.p.md5 or None):
+                # the API offers no way to change it, and a node with another password
+                # would never bring its sessions up: refuse rather than half-apply
+                raise EcmpError("Local BGP is enabled with " + (
+                    "an MD5 password" if cfg.get("md5") else "no MD5 password") + ", not "
+                    + ("the configured one" if self.p.md5 else "none as configured")
+                    + ": the API cannot change it; use the password BGP was enabled with")
+
+    async def _bgp(self, state: dict) -> tuple[str, bool]:
+        cfg = await self._call(self.d.client.bgp_config)
+        if cfg.get("status") == "enabled":
+            self._check_bgp(cfg)
             return f"already enabled (AS {cfg['asn']})", False
         await self._call(self.d.client.enable_bgp, self.p.asn, self.p.md5 or None)
         return f"enabled (AS {self.p.asn}{', MD5' if self.p.md5 else ''})", True
@@ -208,6 +223,17 @@ class Provisioner:
             yield StepEvent("verify", "failed", detail)
             raise EcmpError(f"verification failed: {detail}")
         yield StepEvent("verify", "done", f"{len(state['records'])} node(s) announcing")
+
+
+def same_md5(enabled_with: str | None, configured: str | None) -> bool:
+    """Whether the API's MD5 (plain, or base64 as Metal's responses showed it) is the one
+    configured. Neither value is ever printed."""
+    import base64
+
+    if not enabled_with or not configured:
+        return not enabled_with and not configured
+    encoded = base64.b64encode(configured.encode()).decode()
+    return enabled_with in (configured, encoded, encoded.rstrip("="))
 
 
 def health_config(d: Deployment) -> dict | None:
