@@ -109,7 +109,10 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
     con = _console()
     if not st["up"]:
         con.print(f"lab {args.lab!r} is [bold red]down[/]")
-        if st.get("leftovers"):
+        if st.get("adoptable"):
+            con.print("  its supervisor died, but its machines still serve: `ecmptui lab up` "
+                      "adopts them (`ecmptui lab down` removes them)")
+        elif st.get("leftovers"):
             con.print("  leftovers: " + ", ".join(st["leftovers"]) + " (run `ecmptui lab down`)")
         return 0
     from rich.table import Table
@@ -298,13 +301,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_node(args: argparse.Namespace) -> int:
     import asyncio
 
+    from ecmptui.actions import Kind
     from ecmptui.deployment import operate
 
     d = _deployment(args)
     name = args.fault if args.action == "fault" else args.action
     operate.check_allowed(d, operate.lookup(name))  # refuse before looking anything up
     with _writer(args, d, f"node {name} {args.name}"):
-        rec = d.inventory().node(args.name)
+        if operate.lookup(name).kind is Kind.DEVICE or d.client is None:
+            inv = d.inventory()
+        else:  # SSH-only: works through an API outage with the last known inventory
+            inv = d.inventory_or_last(lambda msg: print(f"ecmptui: note: {msg}",
+                                                        file=sys.stderr))
+        rec = inv.node(args.name)
         outcome = asyncio.run(operate.perform(d, rec, name,
                                               reboot_timeout=getattr(args, "timeout", 90.0)))
     print(f"{rec.name}: {outcome}")

@@ -30,7 +30,7 @@ def _commands(path: Path) -> list[list[str]]:
             fenced = not fenced
             continue
         text = line.strip().removeprefix("$ ")
-        if fenced and text.startswith("ecmptui"):
+        if fenced and (text == "ecmptui" or text.startswith("ecmptui ")):  # not output
             for sep in ("|", ">", "&&", "#"):
                 text = text.split(sep)[0]
             out.append(shlex.split(text)[1:])

@@ -189,3 +189,85 @@ def test_a_hung_api_is_one_clear_error_within_the_timeout(lab, tmp_path):
     assert proc.stderr.strip() == (f"ecmptui: error: the Metal API at {lab.endpoint} did not "
                                    "answer within 1.5 s")
     assert took < 10
+
+
+def test_ssh_only_actions_work_through_an_api_outage(lab, deployed):
+    """With the API stopped, withdraw/announce still work over SSH from the last inventory
+    the API gave, and say so."""
+    cfg, _ = deployed
+    run_cli("--config", str(cfg), "status", check=True)  # the API answers: inventory cached
+    text = cfg.read_text().replace("[ssh]", "[metal]\ntimeout = 1.0\n[ssh]")
+    slow = cfg.with_name("outage.toml")
+    slow.write_text(text)
+    os.kill(lab.pid, signal.SIGSTOP)
+    try:
+        out = run_cli("--config", str(slow), "node", "withdraw", "tnode2", timeout=60)
+        back = run_cli("--config", str(slow), "node", "announce", "tnode2", timeout=60)
+    finally:
+        os.kill(lab.pid, signal.SIGCONT)
+    for proc, said in ((out, "stopped announcing"), (back, "announcing the EIP again")):
+        assert proc.returncode == 0, proc.stderr
+        assert said in proc.stdout
+        assert "did not answer within 1 s; using the inventory it gave at" in proc.stderr
+
+
+def test_a_lab_whose_supervisor_died_is_adopted_not_rebuilt():
+    """SIGKILL of the supervisor: its machines keep serving, `lab status` says so, and
+    `lab up` takes them back (same endpoint, token, devices, machines)."""
+    lab = LabInstance("ecmpa")
+    run_cli("--lab", lab.name, "lab", "down")
+    try:
+        info = json.loads(run_cli("--lab", lab.name, "lab", "up", "--port", "0", "--json",
+                                  check=True).stdout)
+        _device_with_sshd(info)
+        m = packet.Manager(auth_token=Path(info["token_file"]).read_text().strip())
+        m.end_point = info["endpoint"]
+        (dev,) = m.list_all_devices(info["project_id"])
+        before = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json",
+                                    check=True).stdout)
+        machine_pid = before["devices"][0]["pid"]
+        os.kill(json.loads(lab.info_file.read_text())["pid"], signal.SIGKILL)
+        time.sleep(0.3)
+        st = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json").stdout)
+        assert st["up"] is False and st["adoptable"] is True
+        text = run_cli("--lab", lab.name, "lab", "status").stdout
+        assert "`ecmptui lab up` adopts them" in text
+        again = json.loads(run_cli("--lab", lab.name, "lab", "up", "--json",
+                                   check=True).stdout)
+        assert again["endpoint"] == info["endpoint"]
+        assert again["project_id"] == info["project_id"]
+        assert m.get_device(dev.id).state == "active"  # the old token still works
+        after = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json",
+                                   check=True).stdout)
+        assert after["devices"][0]["pid"] == machine_pid  # the same machine, not rebooted
+    finally:
+        run_cli("--lab", lab.name, "lab", "down")
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    assert_gone(lab)
+
+
+def test_lab_up_killed_while_starting_leaves_a_working_lab():
+    lab = LabInstance("ecmpu")
+    run_cli("--lab", lab.name, "lab", "down")
+    try:
+        proc = subprocess.Popen([os.sys.executable, "-m", "ecmptui", "--lab", lab.name, "lab",
+                                 "up", "--port", "0"], cwd="/", stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not lab.pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.kill()  # `lab up` dies while its supervisor is still starting
+        proc.wait()
+        up = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            st = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json").stdout)
+            if st["up"]:
+                up = st
+                break
+            time.sleep(0.2)
+        assert up is not None, "the supervisor did not survive its starter"
+        assert up["routers"]["core1"]["bird"] == "running"
+    finally:
+        run_cli("--lab", lab.name, "lab", "down")
+    assert_gone(lab)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -106,8 +107,56 @@ class Deployment(NodeAccess):
         if p.eip:
             ips = [i for i in self.client.ips() if i.address == p.eip]
         eip = ips[0] if ips else None
-        return Inventory(self.target.kind.value, eip.address if eip else None,
-                         eip.id if eip else None, nodes)
+        inv = Inventory(self.target.kind.value, eip.address if eip else None,
+                        eip.id if eip else None, nodes)
+        self._save_last(inv)
+        return inv
+
+    # -- the last inventory the API gave, for SSH-only actions during an API outage ---------
+    def _last_path(self) -> Path:
+        import hashlib
+
+        digest = hashlib.sha256(self.target.lock_key().encode()).hexdigest()[:16]
+        return self.settings.known_hosts_path.parent / f"inventory-{digest}.json"
+
+    def _save_last(self, inv: Inventory) -> None:
+        path = self._last_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_suffix(".new")
+            tmp.write_text(json.dumps({**inv.to_json(), "eip_id": inv.eip_id,
+                                       "saved_at": time.time()}))
+            tmp.replace(path)
+        except OSError:
+            pass  # a cache: losing it only loses the fallback
+
+    def last_inventory(self) -> tuple[Inventory, float] | None:
+        """The inventory the API last gave (and when), or None."""
+        try:
+            data = json.loads(self._last_path().read_text())
+            nodes = [NodeRecord(**n) for n in data["nodes"]]
+            return Inventory(data["target"], data["eip"], data.get("eip_id"),
+                             nodes), float(data["saved_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def inventory_or_last(self, warn: Callable[[str], None]) -> Inventory:
+        """The API's inventory; if the API cannot be reached, the last one it gave (and
+        `warn` says so). SSH-only actions keep working through an API outage."""
+        from ecmptui.deployment.metal import MetalError
+
+        try:
+            return self.inventory()
+        except MetalError as exc:
+            if exc.status is not None:  # the API answered: no outage, a real refusal
+                raise
+            last = self.last_inventory()
+            if last is None:
+                raise
+            inv, saved_at = last
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(saved_at))
+            warn(f"{exc}; using the inventory it gave at {when}")
+            return inv
 
     async def ainventory(self) -> Inventory:
         return await asyncio.to_thread(self.inventory)

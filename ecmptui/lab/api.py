@@ -85,6 +85,9 @@ def dispatch(cloud: Cloud, method: str, path: str, body: dict) -> tuple[int, Any
         if m != method:
             continue
         result = handler(cloud, match.groupdict(), body)
+        if method != "GET":
+            with cloud.lock:
+                cloud.save()
         if isinstance(result, tuple):
             return result
         return (204, None) if result is None else (200, result)

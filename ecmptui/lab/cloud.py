@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import logging
+import os
 import shutil
 import threading
 import uuid
@@ -160,6 +162,33 @@ class Cloud:
         self.ips: dict[str, dict] = {}
         self.bgp_config: dict | None = None
         self.sessions: dict[str, dict] = {}
+
+    # -- persistence: a restarted supervisor adopts the running lab -----------------------
+    def save(self) -> None:
+        """Write every API object to the state file (call with the lock held)."""
+        devices = [{k: v for k, v in vars(d).items() if k != "machine"}
+                   for d in self.devices.values()]
+        data = {"project": self.project, "ssh_keys": self.ssh_keys, "devices": devices,
+                "ips": self.ips, "bgp_config": self.bgp_config, "sessions": self.sessions}
+        tmp = self.lab.cloud_file.with_suffix(".new")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+        tmp.replace(self.lab.cloud_file)
+
+    def load(self) -> None:
+        """Take back the objects of a supervisor that died; its machines still run."""
+        data = json.loads(self.lab.cloud_file.read_text())
+        self.project = data["project"]
+        self.ssh_keys, self.ips = data["ssh_keys"], data["ips"]
+        self.bgp_config, self.sessions = data["bgp_config"], data["sessions"]
+        for raw in data["devices"]:
+            dev = Device(**raw)
+            dev.machine = self._machine(dev)
+            if dev.state in ("queued", "provisioning", "rebooting", "powering_on") \
+                    or (dev.state == "active" and not dev.machine.running()):
+                dev.state = "failed" if not dev.machine.running() else "active"
+            self.devices[dev.id] = dev
 
     # -- lookups -------------------------------------------------------------------------
     def _project(self, project_id: str) -> None:
@@ -349,6 +378,7 @@ class Cloud:
             log.error("device %s failed: %s", dev.hostname, exc)
             with self.lock:
                 dev.state = "failed"
+                self.save()
 
     def _boot(self, dev: Device) -> None:
         """Boot the device's machine; `active` once its sshd accepts, like Metal's."""
@@ -358,6 +388,7 @@ class Cloud:
         with self.lock:
             if dev.id in self.devices:
                 dev.state = "active"
+                self.save()
         log.info("device %s (%s) active", dev.hostname, dev.machine.name)
 
     def device_action(self, device_id: str, body: dict) -> None:
@@ -384,12 +415,14 @@ class Cloud:
             if kind == "power_off":
                 with self.lock:
                     dev.state = "inactive"
+                    self.save()
                 return
             self._boot(dev)
         except Exception as exc:
             log.error("device %s %s failed: %s", dev.hostname, kind, exc)
             with self.lock:
                 dev.state = "failed"
+                self.save()
 
     def _write_known_hosts(self) -> None:
         lines = [f"{mgmt_addr(self.slot, d.n)} {d.host_key}\n"

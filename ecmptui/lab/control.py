@@ -153,6 +153,9 @@ def up(lab: LabInstance, port: int = DEFAULT_PORT,
         return info, False
     machine.cgroup_root()  # a clear error now rather than a failed boot later
     image.ensure("server", progress)
+    orphan = _orphaned(lab)
+    if orphan is not None:  # its supervisor died; its machines still serve: adopt them
+        return _start_daemon(lab, orphan["port"], orphan["slot"], adopt=True), True
     rest = leftovers(lab)
     if rest:
         raise EcmpError(f"lab {lab.name!r} is partly present ({', '.join(rest[:3])}"
@@ -166,18 +169,40 @@ def up(lab: LabInstance, port: int = DEFAULT_PORT,
         lab.state_dir.mkdir(mode=0o700)  # keys, token and machine layers: root only
     except FileExistsError as exc:  # another `lab up` of the same instance got here first
         raise EcmpError(f"lab {lab.name!r} is being started by another process") from exc
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ecmptui.lab.daemon", "--name", lab.name, "--port", str(port),
-         "--slot", str(free[0])],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True, cwd="/",
-    )
+    return _start_daemon(lab, port, free[0], adopt=False), True
+
+
+def _orphaned(lab: LabInstance) -> dict | None:
+    """The port and slot of a lab whose supervisor died while its machines run on (its
+    state and info files, fabric and routers all still there), else None."""
+    try:
+        info = json.loads(lab.info_file.read_text())
+        port, slot = int(info["endpoint"].rsplit(":", 1)[1]), int(info["slot"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    if not lab.cloud_file.exists() or lab.fabric_ns not in fabric.list_namespaces():
+        return None
+    from ecmptui.lab.router import Backbone
+
+    if not all(m.running() for m in Backbone(lab).machines):
+        return None
+    return {"port": port, "slot": slot}
+
+
+def _start_daemon(lab: LabInstance, port: int, slot: int, adopt: bool) -> LabInfo:
+    """Start the supervisor (fully detached: its own session, no terminal, logs to its
+    file) and wait for its one line."""
+    argv = [sys.executable, "-m", "ecmptui.lab.daemon", "--name", lab.name, "--port",
+            str(port), "--slot", str(slot)] + (["--adopt"] if adopt else [])
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                            cwd="/")
     lab.pid_file.write_text(f"{proc.pid}\n")
     line = _read_line(proc, UP_TIMEOUT)
     if line == "READY":
         info = read_info(lab)
         if info is not None:
-            return info, True
+            return info
         line = "ERROR the lab started but its info file is unreadable"
     if proc.poll() is None:
         proc.terminate()
@@ -185,8 +210,11 @@ def up(lab: LabInstance, port: int = DEFAULT_PORT,
         proc.wait(timeout=DOWN_TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.kill()
-    down(lab)
     reason = line.removeprefix("ERROR ").strip() or "the supervisor exited without a word"
+    if adopt:  # never tear down machines that still serve because adopting them failed
+        raise EcmpError(f"lab {lab.name!r}: could not adopt its running machines ({reason}); "
+                        "`ecmptui lab down` removes them")
+    down(lab)
     raise EcmpError(f"lab up failed: {reason}")
 
 
@@ -231,7 +259,8 @@ def status(lab: LabInstance) -> dict:
     info = read_info(lab)
     if info is None:
         rest = leftovers(lab) if os.geteuid() == 0 else []
-        return {"name": lab.name, "up": False, "leftovers": rest}
+        adoptable = bool(rest) and _orphaned(lab) is not None
+        return {"name": lab.name, "up": False, "leftovers": rest, "adoptable": adoptable}
     import httpx  # only needed when a lab is up
 
     ctx = ssl.create_default_context(cafile=info.ca_file)

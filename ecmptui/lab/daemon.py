@@ -52,19 +52,32 @@ def cleanup(lab: LabInstance) -> None:
     shutil.rmtree(lab.state_dir, ignore_errors=True)
 
 
-def serve(lab: LabInstance, port: int, slot: int) -> int:
+def serve(lab: LabInstance, port: int, slot: int, adopt: bool = False) -> int:
+    """Build and serve the lab; with `adopt`, take over a running lab whose supervisor died
+    (same token, certificates, port, machines and API objects)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        _, cert, key = tls.make_certificates(lab.state_dir / "tls")
-        token = secrets.token_urlsafe(32)
-        _write_private(lab.token_file, token + "\n")
-        fabric.build_base(lab, slot)
-        router = Backbone(lab)
-        router.start()
-        project_id = str(uuid.uuid4())
-        cloud = Cloud(lab, slot, router, project_id)
+        tls_dir = lab.state_dir / "tls"
+        if adopt:
+            cert, key = tls_dir / "server.pem", tls_dir / "server.key"
+            token = lab.token_file.read_text().strip()
+            router = Backbone(lab)
+            cloud = Cloud(lab, slot, router, "")
+            cloud.load()
+            project_id = cloud.project["id"]
+        else:
+            _, cert, key = tls.make_certificates(tls_dir)
+            token = secrets.token_urlsafe(32)
+            _write_private(lab.token_file, token + "\n")
+            fabric.build_base(lab, slot)
+            router = Backbone(lab)
+            router.start()
+            project_id = str(uuid.uuid4())
+            cloud = Cloud(lab, slot, router, project_id)
+            with cloud.lock:
+                cloud.save()
         try:
             server = LabApiServer(cloud, token, port, cert, key)
         except OSError as exc:
@@ -82,7 +95,8 @@ def serve(lab: LabInstance, port: int, slot: int) -> int:
         tmp.replace(lab.info_file)
     except Exception as exc:
         log.exception("lab start failed")
-        cleanup(lab)
+        if not adopt:  # an adopted lab's machines still serve: leave them to `lab down`
+            cleanup(lab)
         _report(f"ERROR {exc}".splitlines()[0])
         return 1
     log.info("lab %s ready on %s", lab.name, info["endpoint"])
@@ -100,12 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--slot", type=int, required=True)
+    parser.add_argument("--adopt", action="store_true")
     args = parser.parse_args(argv)
     lab = LabInstance(args.name)
     logging.basicConfig(
         filename=lab.log_file, level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return serve(lab, args.port, args.slot)
+    return serve(lab, args.port, args.slot, adopt=args.adopt)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,11 @@ class LabInstance:
         return self.state_dir / "lab.json"
 
     @property
+    def cloud_file(self) -> Path:
+        """The API's objects (devices, EIPs, keys, BGP), for a supervisor that adopts."""
+        return self.state_dir / "cloud.json"
+
+    @property
     def token_file(self) -> Path:
         return self.state_dir / "token"
 
