@@ -252,6 +252,9 @@ class EcmpApp(App):
             self.notify(str(exc), severity="error")
             return
         rec.outcome = "done"
+        for note in self.cockpit.warnings:  # e.g. the API was not reached
+            self.notify(note, severity="warning")
+        self.cockpit.warnings.clear()
         self.notify(msg)
         self.poll_status()
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ecmptui.actions import Action
+from ecmptui.actions import Action, Kind
 from ecmptui.config import Settings
 from ecmptui.deployment.lock import DeploymentLock
 from ecmptui.deployment.steps import StepEvent
@@ -41,6 +41,10 @@ class Cockpit:
         self._deployment: Deployment | StaticDeployment | None = None
         self._pool: NodePool | None = None
         self.fib: FibWatch | None = None
+        self.warnings: list[str] = []   # what the dashboard should tell the operator
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
 
     # -- target ----------------------------------------------------------------------------
     def target_label(self) -> str:
@@ -160,8 +164,13 @@ class Cockpit:
         from ecmptui.deployment import operate
 
         d = self.deployment()
+        kind = operate.lookup(action).kind
         operate.check_allowed(d, operate.lookup(action))
-        rec = (await d.ainventory()).node(node_name)
+        if kind is Kind.DEVICE or d.client is None:
+            inv = await d.ainventory()
+        else:  # SSH-only: works through an API outage with the last known inventory
+            inv = await asyncio.to_thread(d.inventory_or_last, self.warn)
+        rec = inv.node(node_name)
         opener = self._pool.node if self._pool is not None else None
         with self.writer(f"{action} {rec.name}"):
             return f"{rec.name}: " + await operate.perform(d, rec, action, opener=opener,

@@ -113,3 +113,14 @@ def test_router_faults_are_refused_off_the_lab(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("ecmptui: error: router faults are lab-only (the lab owns "
                                    "its routers)")
+
+
+def test_router_configs_hold_the_md5_password_for_root_and_bird_only(lab, deployed):
+    from ecmptui.lab import router
+    from ecmptui.lab.instance import LabInstance
+
+    for name in ("core1", "core2", "fabric"):
+        b = router.fabric_bird(LabInstance(lab.name)) if name == "fabric" else \
+            router.core(LabInstance(lab.name), name)
+        out = b.machine.run("stat", "-c", "%a %U %G", "/etc/bird/bird.conf").stdout.split()
+        assert out == ["640", "bird", "bird"], (name, out)

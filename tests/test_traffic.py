@@ -189,3 +189,33 @@ def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed):
     assert on_node(cfg, "tnode2", bfd_in_config) == bfd_before
     faults = run_cli("--config", str(cfg), "node", "restore", "tnode2", check=True).stdout
     assert "nothing to restore" in faults  # the drill had undone its fault itself
+
+
+def test_an_operator_cannot_act_on_a_node_while_a_drill_owns_it(deployed):
+    """The drill holds the deployment: a withdraw meanwhile is refused (busy), so the
+    drill's restore can never undo an operator's change."""
+    import os
+    import subprocess
+    import sys
+
+    cfg, _ = deployed
+    proc = subprocess.Popen([sys.executable, "-m", "ecmptui", "--config", str(cfg), "drill",
+                             "--scenario", "withdraw", "--node", "tnode2", "--rate", "50"],
+                            cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    try:
+        assert proc.stdout is not None
+        for _ in range(2000):  # bounded
+            line = proc.stdout.readline()
+            if not line or "acted on tnode2" in line:
+                break
+        assert "acted on tnode2" in line, line
+        busy = run_cli("--config", str(cfg), "node", "withdraw", "tnode1")
+        assert busy.returncode == 2
+        assert busy.stderr.startswith("ecmptui: error: busy: drill by PID ")
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    st = status(cfg)
+    assert [n["withdrawn"] for n in st["nodes"]] == [False, False]

@@ -22,7 +22,7 @@ from ecmptui.display import health_label
 from ecmptui.errors import EcmpError
 from ecmptui.node import health as node_health
 from ecmptui.node.server import Node
-from ecmptui.traffic.failover import analyse, back_after_ms, first_answer_ms, steady_since
+from ecmptui.traffic.failover import Failover, analyse, back_after_ms, first_answer_ms, steady_since
 from ecmptui.traffic.probe_stream import ProbeStream
 
 if TYPE_CHECKING:
@@ -236,6 +236,34 @@ class Drill:
                 await self._fib.stop()
         return results
 
+    async def _as_before(self, baseline: DeploymentStatus, notes: list[str],
+                         timeout: float) -> bool:
+        """Whether status came back to the baseline (bounded wait); notes it if not."""
+        if await wait_status(self.d, lambda st: health_key(st) == health_key(baseline),
+                             timeout) is not None:
+            return True
+        now = health_key(await gather(self.d))
+        was = health_key(baseline)
+        fields = ("BGP", "exported", "withdrawn", "EIP on lo", "health")
+        diffs = [f"{a[0]} {f} {x!r} -> {y!r}"
+                 for a, b in zip(was[0], now[0], strict=False) if a[0] == b[0]
+                 for f, x, y in zip(fields, a[1:], b[1:], strict=True) if x != y]
+        if was[1] != now[1]:
+            diffs.append(f"fabric next hops {list(was[1] or [])} -> {list(now[1] or [])}")
+        notes.append("status differs from before the scenario: "
+                     + ("; ".join(diffs) or "the set of nodes changed"))
+        return False
+
+    def _result(self, name: str, bfd: bool, health: bool | None, node: str, fo: Failover,
+                recovery: float | None, recovered: bool, stream: ProbeStream,
+                notes: list[str], t_action: float, last_answer: bool = True
+                ) -> ScenarioResult:
+        return ScenarioResult(
+            name, bfd, health, node, fo.convergence_ms,
+            fo.last_affected_ms if last_answer else None, recovery, fo.failed, fo.before,
+            fo.after, recovered=recovered, requests=len(stream.samples), notes=notes,
+            fib_ms=self._fib_ms(t_action))
+
     def _fib_ms(self, t_action: float) -> float | None:
         """Lab: ms from the action to the fabric's first FIB change for the EIP."""
         return self._fib.first_change_after(t_action) if self._fib is not None else None
@@ -266,19 +294,14 @@ class Drill:
             await asyncio.sleep(self.settle_s + self.timeout)
         finally:
             await stream.stop()
-        after_status = await wait_status(
-            self.d, lambda st: health_key(st) == health_key(baseline), 20)
-        if after_status is None:
-            notes.append("status differs from before the scenario")
+        as_before = await self._as_before(baseline, notes, 20)
         fo = analyse(stream.samples, t_action, "", until=t_restore)
         spread = {n.name for n in inv.nodes} <= set(fo.after)
         if not spread:
             notes.append(f"traffic not spread over every node while {sc.router} was down: "
                          f"{fo.after}")
-        result = ScenarioResult(
-            sc.name, bfd, None, sc.router, fo.convergence_ms, None, None, fo.failed,
-            fo.before, fo.after, recovered=after_status is not None and spread,
-            requests=len(stream.samples), notes=notes, fib_ms=self._fib_ms(t_action))
+        result = self._result(sc.name, bfd, None, sc.router, fo, None, as_before and spread,
+                              stream, notes, t_action, last_answer=False)
         self.on_event(f"{label}: failed {sum(result.failed.values())}, traffic on "
                       f"{', '.join(sorted(fo.after)) or 'nobody'}, recovered {result.recovered}")
         return result
@@ -340,17 +363,11 @@ class Drill:
             if paused_health:  # an error mid-scenario: never leave the check off
                 async with self.d.node(target) as node:
                     await node_health.start_health(node)
-        after_status = await wait_status(
-            self.d, lambda st: health_key(st) == health_key(baseline), 15)
-        if after_status is None:
-            notes.append("status differs from before the scenario")
+        as_before = await self._as_before(baseline, notes, 15)
         fo = analyse(stream.samples, t_action, target.name, until=t_restore)
         recovery = first_answer_ms(stream.samples, t_restore, target.name)
-        result = ScenarioResult(
-            sc.name, bfd, health, target.name, fo.convergence_ms, fo.last_affected_ms, recovery,
-            fo.failed, fo.before, fo.after,
-            recovered=recovery is not None and after_status is not None,
-            requests=len(stream.samples), notes=notes, fib_ms=self._fib_ms(t_action))
+        result = self._result(sc.name, bfd, health, target.name, fo, recovery,
+                              recovery is not None and as_before, stream, notes, t_action)
         self.on_event(f"{label}: convergence {fmt_ms(result.convergence_ms)}, failed "
                       f"{sum(result.failed.values())}, recovered {result.recovered}")
         return result
@@ -375,18 +392,12 @@ class Drill:
             await asyncio.sleep(0.05)
         await asyncio.sleep(self.settle_s)
         await stream.stop()
-        after_status = await wait_status(
-            self.d, lambda st: health_key(st) == health_key(baseline), 15)
-        if after_status is None:
-            notes.append("status differs from before the scenario")
+        as_before = await self._as_before(baseline, notes, 15)
         back = back_after_ms(stream.samples, t_action, target.name)
         until = t_action + back / 1000 if back is not None else None
         fo = analyse(stream.samples, t_action, target.name, until=until)
-        result = ScenarioResult(
-            sc.name, False, None, target.name, fo.convergence_ms, fo.last_affected_ms, back,
-            fo.failed, fo.before, fo.after,
-            recovered=back is not None and after_status is not None,
-            requests=len(stream.samples), notes=notes, fib_ms=self._fib_ms(t_action))
+        result = self._result(sc.name, False, None, target.name, fo, back,
+                              back is not None and as_before, stream, notes, t_action)
         self.on_event(f"{label}: failed {sum(result.failed.values())}, answering again after "
                       f"{fmt_ms(back)}, recovered {result.recovered}")
         return result
