@@ -69,6 +69,10 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
 def cmd_lab_image(args: argparse.Namespace) -> int:
     from ecmptui.lab import image
 
+    if args.prune:
+        removed = image.prune(_images_in_use())
+        print("\n".join(f"removed {p}" for p in removed) or "no stale image to remove")
+        return 0
     names = list(image.PACKAGES) if args.os == "all" else [args.os]
     out = []
     for name in names:
@@ -85,6 +89,21 @@ def cmd_lab_image(args: argparse.Namespace) -> int:
               f"{'built now' if item['built_now'] else 'cached'}, "
               f"packages: {', '.join(item['recipe']['packages'])})")
     return 0
+
+
+def _images_in_use():
+    """The image directories that running lab machines are built on (never pruned)."""
+    from pathlib import Path
+
+    used = set()
+    for mountinfo in Path("/proc").glob("[0-9]*/mountinfo"):
+        try:
+            text = mountinfo.read_text()
+        except OSError:
+            continue
+        for part in text.split("lowerdir=")[1:]:
+            used.add(Path(part.split(",")[0].split()[0]).parent)
+    return used
 
 
 def cmd_lab_down(args: argparse.Namespace) -> int:
@@ -548,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="server: BIRD/nginx preinstalled (debian_12); plain: a fresh server "
                    "(debian_12_plain); default %(default)s")
     p.add_argument("--rebuild", action="store_true", help="build again even when cached")
+    p.add_argument("--prune", action="store_true",
+                   help="remove images of an older recipe that no running machine uses")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_lab_image)
     p = lab_sub.add_parser("down", help="stop the lab and remove everything it made")

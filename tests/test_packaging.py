@@ -52,3 +52,21 @@ def test_the_headless_commands_never_load_textual(tmp_path):
                           text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_lab_image_prune_removes_only_stale_images(tmp_path):
+    from ecmptui.lab import image
+
+    current = tmp_path / image.image("server").path.name
+    stale = [tmp_path / "debian12-server-0123456789ab",
+             tmp_path / "debian12-plain-aaaaaaaaaaaa.building-123"]
+    unrelated = tmp_path / "something-else"
+    for d in (current, *stale, unrelated):
+        (d / "rootfs").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-m", "ecmptui", "lab", "image", "--prune"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={**__import__("os").environ, "ECMPTUI_IMAGE_ROOT": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == sorted(["removed", "removed", *map(str, stale)])
+    assert current.exists() and unrelated.exists()
+    assert not any(p.exists() for p in stale)

@@ -130,6 +130,9 @@ class Deployment(NodeAccess):
         except OSError:
             pass  # a cache: losing it only loses the fallback
 
+    def forget_inventory(self) -> None:
+        self._last_path().unlink(missing_ok=True)
+
     def last_inventory(self) -> tuple[Inventory, float] | None:
         """The inventory the API last gave (and when), or None."""
         try:

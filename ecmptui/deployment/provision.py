@@ -310,6 +310,7 @@ async def deprovision(d: Deployment) -> AsyncIterator[StepEvent]:
         await d.client.acall(d.client.delete_key, k["id"])
     yield StepEvent("ssh-key", "done", "removed" if keys else "not registered",
                     changed=bool(keys))
+    d.forget_inventory()  # nothing left for SSH-only actions to fall back on
     yield StepEvent("bgp", "done", "Local BGP stays enabled (the API has no way to disable it)")
 
 

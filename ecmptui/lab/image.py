@@ -219,6 +219,27 @@ def _du(path: Path) -> int:
     return total
 
 
+def stale() -> list[Path]:
+    """Images of an older recipe (or a build that died), which no `lab up` uses any more."""
+    current = {image(name).path.name for name in PACKAGES}
+    if not IMAGE_ROOT.is_dir():
+        return []
+    return sorted(p for p in IMAGE_ROOT.iterdir() if p.is_dir()
+                  and re.fullmatch(r"debian12-[a-z]+-[0-9a-f]{12}(\.building-\d+)?", p.name)
+                  and p.name not in current)
+
+
+def prune(in_use: set[Path]) -> list[Path]:
+    """Remove the stale images no running machine is built on; returns what was removed."""
+    removed = []
+    for path in stale():
+        if path in in_use:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 def status() -> list[dict]:
     """Every known image and whether it is built."""
     return [image(name).to_json() for name in PACKAGES]
