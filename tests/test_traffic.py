@@ -154,13 +154,32 @@ def test_faults_are_refused_off_the_lab(lab, tmp_path):
     assert proc.returncode == 2 and "lab only" in proc.stderr
 
 
+def _drill_until_it_acts(cfg, scenario: str, node: str):
+    """A drill started in the background, returned once it has acted on `node`."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "ecmptui", "--config", str(cfg), "drill",
+                             "--scenario", scenario, "--node", node, "--rate", "50"],
+                            cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    assert proc.stdout is not None
+    line = ""
+    for _ in range(2000):  # bounded: the first scenario acts within seconds
+        line = proc.stdout.readline()
+        if not line or f"acted on {node}" in line:
+            break
+    if f"acted on {node}" not in line:
+        proc.kill()
+        raise AssertionError(f"the drill never acted on {node}: {line!r}")
+    return proc
+
+
 def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed):
     """A drill ended by SIGTERM between its fault and its restore undoes both the fault and
     the BFD change it made, like Ctrl-C."""
-    import os
     import signal
-    import subprocess
-    import sys
 
     cfg, _ = deployed
 
@@ -168,17 +187,8 @@ def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed):
         return "bfd on;" in (await node.read(node.layout.bird_conf) or "")
 
     bfd_before = on_node(cfg, "tnode2", bfd_in_config)
-    proc = subprocess.Popen([sys.executable, "-m", "ecmptui", "--config", str(cfg), "drill",
-                             "--scenario", "kill-bird", "--node", "tnode2", "--rate", "50"],
-                            cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    proc = _drill_until_it_acts(cfg, "kill-bird", "tnode2")
     try:
-        assert proc.stdout is not None
-        for _ in range(2000):  # bounded: the first scenario acts within seconds
-            line = proc.stdout.readline()
-            if not line or "acted on tnode2" in line:
-                break
-        assert "acted on tnode2" in line, line
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=90)
     finally:
@@ -194,22 +204,10 @@ def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed):
 def test_an_operator_cannot_act_on_a_node_while_a_drill_owns_it(deployed):
     """The drill holds the deployment: a withdraw meanwhile is refused (busy), so the
     drill's restore can never undo an operator's change."""
-    import os
-    import subprocess
-    import sys
 
     cfg, _ = deployed
-    proc = subprocess.Popen([sys.executable, "-m", "ecmptui", "--config", str(cfg), "drill",
-                             "--scenario", "withdraw", "--node", "tnode2", "--rate", "50"],
-                            cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    proc = _drill_until_it_acts(cfg, "withdraw", "tnode2")
     try:
-        assert proc.stdout is not None
-        for _ in range(2000):  # bounded
-            line = proc.stdout.readline()
-            if not line or "acted on tnode2" in line:
-                break
-        assert "acted on tnode2" in line, line
         busy = run_cli("--config", str(cfg), "node", "withdraw", "tnode1")
         assert busy.returncode == 2
         assert busy.stderr.startswith("ecmptui: error: busy: drill by PID ")
