@@ -239,13 +239,3 @@ def prune(in_use: set[Path]) -> list[Path]:
         removed.append(path)
     return removed
 
-
-def status() -> list[dict]:
-    """Every known image and whether it is built."""
-    return [image(name).to_json() for name in PACKAGES]
-
-
-def validate_os(os_name: str) -> str:
-    if not re.fullmatch(r"[a-z]+", os_name or "") or os_name not in PACKAGES:
-        raise EcmpError(f"unknown lab image {os_name!r} (one of {', '.join(PACKAGES)})")
-    return os_name

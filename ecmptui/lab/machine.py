@@ -273,18 +273,6 @@ class Machine:
                             f"{msg[-1] if msg else f'exit {proc.returncode}'}")
         return proc
 
-    def wait_system(self, timeout: float = 10.0) -> str:
-        """Wait (bounded) until systemd has finished booting; returns its state."""
-        deadline = time.monotonic() + timeout
-        state = "unknown"
-        while time.monotonic() < deadline:
-            res = self.run("systemctl", "is-system-running", check=False, timeout=5)
-            state = res.stdout.strip() or "unknown"
-            if state in ("running", "degraded"):
-                return state
-            time.sleep(0.05)
-        return state
-
     def rss_bytes(self) -> int:
         """Resident memory of all the machine's processes."""
         total = 0

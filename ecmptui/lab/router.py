@@ -19,6 +19,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from ecmptui.actions import ROUTER_FAULTS
 from ecmptui.errors import EcmpError
 from ecmptui.lab import fabric, image
 from ecmptui.lab.instance import (
@@ -31,17 +32,11 @@ from ecmptui.lab.instance import (
     server_link_addr,
 )
 from ecmptui.lab.machine import Machine
-from ecmptui.node import bird
+from ecmptui.node import bird, faults
 
-ROUTER_FAULTS = ("kill-bird", "freeze-bird", "isolate")
-ISOLATE_TABLE = "ecmptui_isolate"
-# Everything on the fabric link is dropped, both ways: the router goes silent.
-ISOLATE_RULES = f"""table inet {ISOLATE_TABLE} {{
-  chain input {{ type filter hook input priority -300; policy accept; iifname "eth0" drop; }}
-  chain output {{ type filter hook output priority -300; policy accept; oifname "eth0" drop; }}
-}}
-"""
-NO_RESTART_DROPIN = "/run/systemd/system/bird.service.d/ecmptui-fault.conf"
+# The same fault mechanics as a node's: its eth0 (here the fabric link) dropped both ways,
+# and a runtime drop-in that keeps a killed BIRD down until restore.
+NO_RESTART_DROPIN = faults.NO_RESTART_DROPIN.format(unit="bird")
 
 
 @dataclass(frozen=True)
@@ -310,7 +305,7 @@ def inject_fault(lab: LabInstance, router: str, fault: str) -> None:
     elif fault == "freeze-bird":
         m.run("systemctl", "kill", "-s", "STOP", "--kill-who=main", "bird")
     else:
-        m.run("nft", "-f", "-", input=ISOLATE_RULES)
+        m.run("nft", "-f", "-", input=faults.ISOLATE_RULES)
 
 
 def restore(lab: LabInstance, router: str) -> list[str]:
@@ -320,7 +315,8 @@ def restore(lab: LabInstance, router: str) -> list[str]:
     if not m.running():
         raise EcmpError(f"{router} is not running (is the lab up?)")
     undone = []
-    if m.run("nft", "delete", "table", "inet", ISOLATE_TABLE, check=False).returncode == 0:
+    if m.run("nft", "delete", "table", "inet", faults.ISOLATE_TABLE,
+             check=False).returncode == 0:
         undone.append("isolate")
     if b.state() == "frozen":
         m.run("systemctl", "kill", "-s", "CONT", "--kill-who=main", "bird")
