@@ -6,6 +6,10 @@ post messages; the screens only render the app's state.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterable
 from importlib import resources
@@ -17,23 +21,25 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from ecmptui.actions import ROUTER_ACTIONS
-from ecmptui.cockpit import Cockpit, ReadOnlyError
+from ecmptui.cockpit import Cockpit, ReadOnlyError, SampleStream
 from ecmptui.deployment.status import DeploymentStatus, diff
 from ecmptui.display import event_line
 from ecmptui.errors import EcmpError
+from ecmptui.limits import MAX_RATE, MIN_RATE
 from ecmptui.screens.bgp import BgpScreen
 from ecmptui.screens.dialogs import ConfirmScreen, LabDownScreen
 from ecmptui.screens.help import HelpScreen
 from ecmptui.screens.messages import JobFinished, StatusReady, StepUpdate
 from ecmptui.screens.provision import ProvisionScreen
 from ecmptui.screens.traffic import TrafficScreen
-from ecmptui.traffic.model import TrafficModel
+from ecmptui.traffic.model import ActionRecord, TrafficModel
 from ecmptui.traffic.samples import Sample
 
 if TYPE_CHECKING:
-    from ecmptui.traffic.probe_stream import ProbeStream
+    from ecmptui.serve.client import FeedCockpit
 
-MIN_RATE, MAX_RATE = 1.0, 1000.0
+SERVER_SIDE_COMMANDS = {"Screenshot"}   # not offered in a served session
+
 
 
 def stamp(t: float) -> str:
@@ -58,9 +64,12 @@ class EcmpApp(App):
     ]
 
     def __init__(self, cockpit: Cockpit, *, live: bool = True, rate: float = 100.0,
-                 start_mode: str | None = None) -> None:
+                 start_mode: str | None = None, served: bool = False,
+                 error_fd: int | None = None) -> None:
         super().__init__()
         self.cockpit = cockpit
+        self.served = served          # a session of `ecmptui serve`: nothing outside the app
+        self.error_fd = error_fd      # served: where a traceback goes (the server's log)
         self.read_only = cockpit.read_only
         self.live = live
         self.rate = rate
@@ -72,19 +81,45 @@ class EcmpApp(App):
         self.status_error: str | None = None
         self.events: list[str] = []
         self.traffic = TrafficModel()
-        self.stream: ProbeStream | None = None  # while probing
+        self.stream: SampleStream | None = None  # while probing
         self._probe_starting = False
         self.paused = False
         self.probe_state = "prober idle"
         self.project_label = "-"
         self.job_running = False
+        self._remote: dict[int, ActionRecord] = {}   # served: the server's timeline records
         self.sub_title = cockpit.target_label() + (" · read-only" if self.read_only else "")
 
     # -- start-up --------------------------------------------------------------------------
     def on_mount(self) -> None:
         self.switch_mode(self.start_mode or "traffic")
+        if self.served:
+            signal.signal(signal.SIGTERM, lambda *_: self.call_later(self.exit))
         if not self.live:
             return
+        if self.cockpit.shared_timeline:
+            self.run_worker(self._join_feed(), group="feed")
+        else:
+            self._start_live()
+
+    async def _join_feed(self) -> None:
+        """A served session: connect to the server's feed, then go on as usual."""
+        cockpit = cast("FeedCockpit", self.cockpit)
+        cockpit.on_record = self._on_remote_record
+        cockpit.on_step = lambda ev: None if self.post_message(StepUpdate(ev)) else None
+        cockpit.on_job = self._on_remote_job
+        try:
+            await cockpit.open()
+        except EcmpError as exc:
+            self.status_error = str(exc)
+            self._refresh_current()
+            return
+        self.read_only = cockpit.read_only
+        self.rate = cockpit.fixed_rate or self.rate
+        self.sub_title = cockpit.target_label() + (" · read-only" if self.read_only else "")
+        self._start_live()
+
+    def _start_live(self) -> None:
         lab_up = self.cockpit.lab_up()
         if lab_up is False:
             self.push_screen(LabDownScreen(self.cockpit.settings.lab, self.read_only),
@@ -98,6 +133,8 @@ class EcmpApp(App):
         else:
             self.status_error = "the lab is not up: start it with `ecmptui lab up`"
             self._refresh_current()
+            if self.cockpit.shared_timeline:  # the server says when it comes up
+                self._begin_polling()
 
     @work(exclusive=True, group="lab")
     async def start_lab(self) -> None:
@@ -170,6 +207,8 @@ class EcmpApp(App):
         for rec in self.traffic.settle(now):
             if rec.takes_node_out and rec.source == "operator":
                 rec.fib_ms = self.cockpit.fib_ms(rec.t)
+        if self.cockpit.shared_timeline and not self.paused:
+            self.probe_state = cast("FeedCockpit", self.cockpit).probe_state
         if isinstance(self.screen, TrafficScreen):
             self.screen.refresh_view()
 
@@ -211,6 +250,10 @@ class EcmpApp(App):
         self._refresh_current()
 
     def set_rate(self, rate: float) -> None:
+        if self.cockpit.fixed_rate is not None:
+            self.notify(f"the server probes for every session at {self.rate:.0f}/s",
+                        severity="warning")
+            return
         rate = max(MIN_RATE, min(MAX_RATE, rate))
         if rate == self.rate:
             return
@@ -237,10 +280,12 @@ class EcmpApp(App):
         self.run_worker(self._node_action(router, action, router=True), group="actions")
 
     async def _node_action(self, node: str, action: str, router: bool = False) -> None:
-        rec = self.traffic.begin(node, action)
+        # served: the server keeps the timeline record (`_on_remote_record`)
+        rec = None if self.cockpit.shared_timeline else self.traffic.begin(node, action)
 
         def effect(t: float) -> None:
-            rec.t = t  # measure from the moment the command runs, not from the click
+            if rec is not None:
+                rec.t = t  # measure from the moment the command runs, not from the click
 
         try:
             if router:
@@ -248,10 +293,12 @@ class EcmpApp(App):
             else:
                 msg = await self.cockpit.act(node, action, on_effect=effect)
         except (EcmpError, ReadOnlyError) as exc:
-            rec.outcome = f"failed: {exc}"
+            if rec is not None:
+                rec.outcome = f"failed: {exc}"
             self.notify(str(exc), severity="error")
             return
-        rec.outcome = "done"
+        if rec is not None:
+            rec.outcome = "done"
         for note in self.cockpit.warnings:  # e.g. the API was not reached
             self.notify(note, severity="warning")
         self.cockpit.warnings.clear()
@@ -291,6 +338,8 @@ class EcmpApp(App):
         self._provision_screen().reset_steps()
 
         def done(prov) -> str:
+            if self.cockpit.shared_timeline:  # the server ran it and said how it went
+                return str(prov.detail)
             inv = prov.inventory
             return (f"{inv.eip} announced by {len(inv.nodes)} node(s)"
                     + ("" if prov.changed else " (no change)"))
@@ -329,6 +378,21 @@ class EcmpApp(App):
         await self._job("deprovision", lambda: (None, self.cockpit.deprovision()),
                         lambda _: "everything removed")
 
+    def _on_remote_record(self, rid: int, remote: ActionRecord) -> None:
+        """Served: an action the server ran (for any operator), as it progresses."""
+        rec = self._remote.get(rid)
+        if rec is None:
+            rec = self._remote[rid] = self.traffic.begin(remote.node, remote.action,
+                                                         t=remote.t)
+        for f in ("t", "outcome", "convergence_ms", "recovery_ms", "failed", "settled",
+                  "fib_ms", "by"):
+            setattr(rec, f, getattr(remote, f))
+        if remote.settled:
+            del self._remote[rid]
+
+    def _on_remote_job(self, job: str, error: str | None, detail: str | None) -> None:
+        self.post_message(JobFinished(job, error, detail or ""))
+
     def on_step_update(self, msg: StepUpdate) -> None:
         self._provision_screen().apply_event(msg.event)
 
@@ -341,7 +405,9 @@ class EcmpApp(App):
 
     # -- commands, help, quit --------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if not (self.served and command.title in SERVER_SIDE_COMMANDS):
+                yield command
         for mode, title in (("provision", "Provision screen"), ("bgp", "BGP screen"),
                             ("traffic", "Traffic screen")):
             yield SystemCommand(title, f"Switch to the {title}",
@@ -359,6 +425,31 @@ class EcmpApp(App):
             for ra in ROUTER_ACTIONS.values():
                 yield SystemCommand(f"{ra.title} router {c.name}", ra.help,
                                     lambda a=ra.name, r=c.name: self.router_action(r, a))
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        if self.served:  # it would write a file on the server
+            self.notify("screenshots are not available in a served session",
+                        severity="warning")
+            return None
+        return super().deliver_screenshot(filename, path, time_format)
+
+    def _print_error_renderables(self) -> None:
+        """Served: the viewer gets one line; the traceback goes to the server's log."""
+        if not self.served or not self._exit_renderables:
+            super()._print_error_renderables()
+            return
+        if self.error_fd is not None:
+            from rich.console import Console
+
+            with contextlib.suppress(OSError), \
+                    os.fdopen(self.error_fd, "w", closefd=False) as fh:
+                console = Console(file=fh, width=120, no_color=True, force_terminal=False)
+                for renderable in self._exit_renderables:
+                    console.print(renderable)
+        self._exit_renderables.clear()
+        print("ecmptui: the dashboard stopped after an internal error; the server's log "
+              "has the details", file=sys.stderr)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

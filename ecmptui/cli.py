@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ecmptui import __version__
 from ecmptui.errors import EcmpError
 from ecmptui.lab.instance import DEFAULT_NAME, LabInstance
+from ecmptui.limits import validate_rate
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,13 +161,25 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
 def cmd_tui(args: argparse.Namespace) -> int:
     from ecmptui.cockpit import Cockpit
 
+    validate_rate(args.rate)
     settings = _settings(args)
     from ecmptui.app import EcmpApp  # the only place textual is imported
     from ecmptui.deployment.target import dashboard_read_only
 
     read_only = args.read_only or dashboard_read_only(settings)
-    EcmpApp(Cockpit(settings, read_only=read_only), rate=args.rate,
-            start_mode=args.screen).run()
+    feed = os.environ.get("ECMPTUI_FEED")
+    cockpit: Cockpit
+    if feed:  # a session of `ecmptui serve`: everything comes from the server's feed
+        from ecmptui.serve.client import FeedCockpit
+
+        cockpit = FeedCockpit(settings, feed, os.environ.get("ECMPTUI_FEED_TOKEN", ""),
+                              read_only=read_only)
+    else:
+        cockpit = Cockpit(settings, read_only=read_only)
+    error_fd = os.environ.get("ECMPTUI_ERROR_FD")
+    EcmpApp(cockpit, rate=args.rate, start_mode=args.screen,
+            served=bool(os.environ.get("ECMPTUI_SERVED")),
+            error_fd=int(error_fd) if error_fd and error_fd.isdigit() else None).run()
     return 0
 
 
@@ -388,24 +401,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ecmptui import serve
+    from ecmptui.serve import guard
 
-    _settings(args)  # refuse a broken config here, not once per session
+    settings = _settings(args)  # refuse a broken config here, not once per session
     host, port = serve.parse_listen(args.listen)
-    if args.max_sessions < 1 or args.idle_timeout <= 0:
-        raise EcmpError("--max-sessions and --idle-timeout must be positive")
+    if args.demo_password is not None:
+        raise EcmpError("--demo-password: a password on the command line is visible to every "
+                        f"local user (ps); use --demo-password-file FILE or ${guard.PASSWORD_ENV}")
+    for flag, value in (("--max-viewers", args.max_viewers),
+                        ("--max-operators", args.max_operators),
+                        ("--max-startups", args.max_startups)):
+        least = 1 if flag == "--max-startups" else 0
+        if value < least:
+            raise EcmpError(f"{flag} {value}: must be at least {least}")
+    validate_rate(args.rate)
     app_args = ["--lab", args.lab] if args.lab_given else []  # a flag would beat the file
     if args.config:
         app_args = ["--config", str(Path(args.config).resolve()), *app_args]
     cfg = serve.ServeConfig(
-        listen_host=host, listen_port=port, max_sessions=args.max_sessions,
-        idle_timeout=args.idle_timeout, demo_password=args.demo_password, app_args=app_args,
-        operators=Path(args.operators) if args.operators else None)
+        listen_host=host, listen_port=port, max_viewers=args.max_viewers,
+        max_operators=args.max_operators, max_startups=args.max_startups,
+        login_grace=args.login_grace, idle_timeout=args.idle_timeout,
+        max_session=args.max_session, rate=args.rate, log_format=args.log_format,
+        demo_password=guard.demo_password(args.demo_password_file), settings=settings,
+        app_args=app_args, operators=Path(args.operators) if args.operators else None)
     if args.authorized_keys:
-        cfg.authorized_keys = Path(args.authorized_keys)
+        cfg.authorized_keys, cfg.authorized_keys_given = Path(args.authorized_keys), True
     if args.host_key:
         cfg.host_key = Path(args.host_key)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    serve.ssh.check_files(cfg)
+    fmt = "%(message)s" if args.log_format == "json" else "%(asctime)s %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=fmt)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)  # ours says who and when
     asyncio.run(serve.serve(cfg))
     return 0
@@ -673,12 +699,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keys that get the full app (may act on nodes)")
     p.add_argument("--host-key", metavar="FILE",
                    help="server host key (generated once, 0600; default in the state dir)")
-    p.add_argument("--max-sessions", type=int, default=10, metavar="N",
-                   help="concurrent sessions (default %(default)s)")
+    p.add_argument("--max-viewers", type=int, default=8, metavar="N",
+                   help="read-only sessions at once (default %(default)s)")
+    p.add_argument("--max-operators", type=int, default=2, metavar="N",
+                   help="operator sessions at once, kept free of viewers (default %(default)s)")
+    p.add_argument("--max-startups", type=int, default=10, metavar="N",
+                   help="connections still logging in; more are dropped (default %(default)s)")
+    p.add_argument("--login-grace", type=_positive_float, default=30.0, metavar="S",
+                   help="time to log in, and then to open a terminal (default %(default)s s)")
     p.add_argument("--idle-timeout", type=_positive_float, default=900.0, metavar="S",
-                   help="close sessions without input for S seconds (default %(default)s)")
+                   help="end sessions without input for S seconds (default %(default)s)")
+    p.add_argument("--max-session", type=_positive_float, default=3600.0, metavar="S",
+                   help="end a viewer's session after S seconds however busy "
+                        "(default %(default)s)")
+    p.add_argument("--rate", type=_positive_float, default=100.0, dest="rate",
+                   help="the shared prober's requests/s, the same for every session "
+                        "(default %(default)s)")
+    p.add_argument("--demo-password-file", metavar="FILE", default=None,
+                   help="also accept the password on this file's first line, for read-only "
+                        "viewers only (or set $ECMPTUI_DEMO_PASSWORD)")
     p.add_argument("--demo-password", metavar="PASSWORD", default=None,
-                   help="also accept this password, for read-only viewers only")
+                   help=argparse.SUPPRESS)  # refused: visible in ps
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="the audit log on stderr: text or JSON lines (default %(default)s)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("drill", help="failover scenarios while probing, with a report")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ecmptui.actions import Action, Kind
 from ecmptui.config import Settings
@@ -24,7 +24,15 @@ if TYPE_CHECKING:  # the heavy parts (SSH, HTTP, API) load when first used
     from ecmptui.deployment.static import StaticDeployment
     from ecmptui.deployment.status import DeploymentStatus
     from ecmptui.lab.fibwatch import FibWatch
-    from ecmptui.traffic.probe_stream import ProbeStream
+
+
+class SampleStream(Protocol):
+    """What the dashboard holds while samples flow (a prober, or a served feed)."""
+
+    @property
+    def running(self) -> bool: ...
+
+    async def stop(self) -> None: ...
 
 
 class ReadOnlyError(EcmpError):
@@ -33,6 +41,8 @@ class ReadOnlyError(EcmpError):
 
 class Cockpit:
     """The deployment as the dashboard sees it."""
+
+    shared_timeline = False   # a served session's actions are recorded by the server
 
     def __init__(self, settings: Settings, read_only: bool = False) -> None:
         self.settings = settings
@@ -49,6 +59,11 @@ class Cockpit:
     # -- target ----------------------------------------------------------------------------
     def target_label(self) -> str:
         return self.target.label()
+
+    @property
+    def fixed_rate(self) -> float | None:
+        """The probe rate when someone else sets it (a served session); None: ours."""
+        return None
 
     def actions(self) -> list[Action]:
         """The node actions this target offers (a read-only session is refused them when
@@ -187,7 +202,7 @@ class Cockpit:
                 self.deployment(), router, action, on_effect=on_effect)
 
     async def probe(self, rate: float, on_sample: Callable[[Sample], None],
-                    timeout: float = 1.0) -> ProbeStream:
+                    timeout: float = 1.0) -> SampleStream:
         from ecmptui.traffic.probe_stream import ProbeStream
 
         d = self.deployment()

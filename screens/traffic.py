@@ -132,7 +132,7 @@ class TrafficScreen(DashboardScreen):
             if i not in self._timeline_shown:
                 stamp = time.strftime("%H:%M:%S", time.localtime(
                     self.dash.wall() - (self.dash.clock() - rec.t)))
-                tl.add_row(stamp, rec.node, rec.action, rec.source, summary, key=str(i))
+                tl.add_row(stamp, rec.node, rec.action, rec.by or rec.source, summary, key=str(i))
                 tl.scroll_end(animate=False)
             elif self._timeline_shown[i] != summary:
                 tl.update_cell(str(i), "result", summary)

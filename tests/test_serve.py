@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
+import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,80 +14,7 @@ import asyncssh
 import pytest
 
 from conftest import run_cli
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    def __init__(self, tmp: Path, config: Path, *extra: str) -> None:
-        self.tmp, self.port = tmp, free_port()
-        self.keys = {}
-        for name in ("operator", "viewer", "stranger"):
-            key = asyncssh.generate_private_key("ssh-ed25519")
-            key.write_private_key(tmp / name)
-            self.keys[name] = str(tmp / name)
-            (tmp / f"{name}.pub").write_bytes(key.export_public_key())
-        (tmp / "operators").write_bytes((tmp / "operator.pub").read_bytes())
-        (tmp / "viewers").write_bytes((tmp / "viewer.pub").read_bytes())
-        self.log = open(tmp / "serve.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ecmptui", "--config", str(config), "serve", "--listen",
-             f"127.0.0.1:{self.port}", "--authorized-keys", str(tmp / "viewers"),
-             "--operators", str(tmp / "operators"), "--host-key", str(tmp / "hostkey"),
-             *extra], stdout=self.log, stderr=subprocess.STDOUT, cwd="/")
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and self.proc.poll() is None, self.logs()
-                time.sleep(0.05)
-
-    def logs(self) -> str:
-        return (self.tmp / "serve.log").read_text()
-
-    def children(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
-                             text=True).stdout
-        return [int(p) for p in out.split()]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-    def connect(self, who: str, **kw):
-        kw.setdefault("client_keys", [self.keys[who]] if who in self.keys else [])
-        return asyncssh.connect("127.0.0.1", self.port, username=who, known_hosts=None,
-                                agent_path=None, config=None, **kw)
-
-
-async def open_terminal(conn, size=(80, 24)):
-    chan, sess = await conn.create_session(Collect, term_type="xterm-256color",
-                                           term_size=size, encoding=None)
-    return chan, sess
-
-
-class Collect(asyncssh.SSHClientSession):
-    def __init__(self) -> None:
-        self.data = b""
-
-    def data_received(self, data, datatype) -> None:
-        self.data += data
-
-    async def wait_for(self, needle: bytes, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while needle not in self.data:
-            assert time.monotonic() < deadline, f"{needle!r} never arrived"
-            await asyncio.sleep(0.05)
+from serving import Served, open_terminal, palette
 
 
 @pytest.fixture
@@ -100,7 +26,7 @@ def lab_down_config(tmp_path) -> Path:
 
 @pytest.fixture
 def served(tmp_path, lab_down_config):
-    s = Served(tmp_path, lab_down_config, "--max-sessions", "20", "--idle-timeout", "30")
+    s = Served(tmp_path, lab_down_config, "--max-viewers", "20", "--idle-timeout", "30")
     yield s
     s.stop()
 
@@ -109,7 +35,7 @@ async def test_authorised_key_gets_the_app_and_disconnect_ends_it(served):
     async with served.connect("viewer") as conn:
         chan, sess = await open_terminal(conn)
         await sess.wait_for(b"is not up")         # the dashboard's own dialog, drawn
-        [child] = served.children()
+        [child] = served.sessions()
         cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         assert b"--read-only" in cmdline           # a viewer key: read-only app
         chan.change_terminal_size(120, 40)
@@ -118,17 +44,18 @@ async def test_authorised_key_gets_the_app_and_disconnect_ends_it(served):
         await sess.wait_for(b"Traffic")
         chan.close()
     deadline = time.monotonic() + 5
-    while served.children():
+    while served.sessions():
         assert time.monotonic() < deadline, "the session's app process outlived it"
         await asyncio.sleep(0.05)
-    assert "logout" in served.logs() and "SHA256:" in served.logs()
+    assert "session-end" in served.logs() and "disconnect" in served.logs()
+    assert "fingerprint=SHA256:" in served.logs()
 
 
 async def test_operator_key_gets_the_full_app(served):
     async with served.connect("operator") as conn:
         chan, sess = await open_terminal(conn)
         await sess.wait_for(b"is not up")
-        [child] = served.children()
+        [child] = served.sessions()
         assert b"--read-only" not in Path(f"/proc/{child}/cmdline").read_bytes()
         chan.close()
 
@@ -141,7 +68,7 @@ async def test_unknown_key_password_and_none_are_refused(served, how):
     with pytest.raises(asyncssh.PermissionDenied):
         async with served.connect("stranger", **kw):
             pass
-    assert served.children() == []
+    assert served.sessions() == []
 
 
 async def test_exec_and_port_forwarding_are_refused(served):
@@ -152,7 +79,7 @@ async def test_exec_and_port_forwarding_are_refused(served):
             await conn.open_connection("127.0.0.1", 22)
         with pytest.raises(asyncssh.ChannelOpenError):
             await conn.run(subsystem="sftp")
-    assert served.children() == []
+    assert served.sessions() == []
 
 
 async def test_twenty_sessions_draw_and_the_21st_is_refused(served):
@@ -162,17 +89,27 @@ async def test_twenty_sessions_draw_and_the_21st_is_refused(served):
             conn = await served.connect("viewer")
             conns.append((conn, *await open_terminal(conn)))
         await asyncio.gather(*(sess.wait_for(b"is not up", 60) for _, _, sess in conns))
-        assert len(served.children()) == 20
+        assert len(served.sessions()) == 20
         async with served.connect("viewer") as extra:
             chan, sess = await open_terminal(extra)
-            await sess.wait_for(b"too many sessions (20)")
+            await sess.wait_for(b"too many viewer sessions (20)")
     finally:
         for conn, _chan, _ in conns:
             conn.close()
     deadline = time.monotonic() + 15
-    while served.children():
-        assert time.monotonic() < deadline, f"left: {served.children()}"
+    while served.sessions():
+        assert time.monotonic() < deadline, f"left: {served.sessions()}"
         await asyncio.sleep(0.1)
+
+
+def app_env(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def probers() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "ecmptui probe"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
 
 
 @pytest.mark.lab
@@ -182,23 +119,69 @@ async def test_viewer_cannot_withdraw_an_operator_can(deployed, tmp_path):
     status = lambda: json.loads(run_cli("--config", str(cfg), "status", "--json",
                                         check=True).stdout)
     try:
-        for who in ("viewer", "operator"):
-            async with s.connect(who) as conn:
+        async with s.connect("viewer") as vconn:
+            vchan, vsess = await open_terminal(vconn, (120, 40))
+            await vsess.wait_for(b"tnode2", 30)
+            # the palette of a read-only app offers no action...
+            await palette(vchan, b"Withdraw tnode2")
+            vchan.write(b"\x1b")
+            await asyncio.sleep(1.0)
+            # ...and the feed is the app's alone: a made-up token or a second reader of
+            # the viewer's token gets nothing
+            [child] = s.sessions()
+            env = app_env(child)
+            for token in ("0" * 32, env["ECMPTUI_FEED_TOKEN"]):
+                reader, writer = await asyncio.open_unix_connection(env["ECMPTUI_FEED"])
+                writer.write(json.dumps({"k": "hello", "token": token}).encode() + b"\n")
+                assert await reader.readline() == b""
+                writer.close()
+            assert [n["withdrawn"] for n in status()["nodes"]] == [False, False]
+
+            async with s.connect("operator") as conn:
                 chan, sess = await open_terminal(conn, (120, 40))
                 await sess.wait_for(b"tnode2", 30)
                 await asyncio.sleep(1)
-                chan.write(b"\x10")                    # ctrl+p: the command palette
-                await asyncio.sleep(0.5)
-                chan.write(b"Withdraw tnode2")
-                await asyncio.sleep(1.0)
-                chan.write(b"\r")
-                await asyncio.sleep(2.5)
-                withdrawn = [n["withdrawn"] for n in status()["nodes"]]
-                if who == "viewer":
-                    assert withdrawn == [False, False]  # nothing to run: refused
-                else:
-                    assert withdrawn == [False, True]
+                await palette(chan, b"Withdraw tnode2")
+                deadline = time.monotonic() + 30
+                while "action-result" not in s.logs():   # measured by the server
+                    assert time.monotonic() < deadline, s.logs()
+                    await asyncio.sleep(0.2)
+                assert [n["withdrawn"] for n in status()["nodes"]] == [False, True]
+                # the viewer's timeline shows the operator's action
+                await vsess.wait_for(b"withdraw", 10)
                 chan.close()
     finally:
         s.stop()
         run_cli("--config", str(cfg), "node", "announce", "tnode2")
+    logs = s.logs()
+    assert "action source=" in logs and "role=operator node=tnode2 action=withdraw " \
+        "outcome=done" in logs
+    assert re.search(r"action-result .*node=tnode2 action=withdraw .*convergence_ms=", logs)
+
+
+@pytest.mark.lab
+async def test_twenty_viewers_cost_the_service_one_prober(deployed, tmp_path):
+    cfg, _ = deployed
+    s = Served(tmp_path, cfg, "--max-viewers", "20", "--rate", "50")
+    conns = []
+    try:
+        for _ in range(20):
+            conn = await s.connect("viewer")
+            conns.append((conn, *await open_terminal(conn, (100, 30))))
+        await asyncio.gather(*(sess.wait_for(b"shared by every session", 90)
+                               for _, _, sess in conns))
+        await asyncio.gather(*(sess.wait_for(b"tnode2", 30) for _, _, sess in conns))
+        assert len(s.sessions()) == 20
+        running = probers()
+        assert len(running) == 1, running             # one prober, whoever watches
+        parent = int(Path(f"/proc/{running[0]}/stat").read_text().split()[3])
+        assert parent == s.proc.pid
+        for child in s.sessions():                   # no session probes or polls by itself
+            assert subprocess.run(["pgrep", "-P", str(child)],
+                                  capture_output=True).stdout == b""
+            assert "ECMPTUI_FEED_TOKEN" in app_env(child)
+    finally:
+        for conn, _chan, _ in conns:
+            conn.close()
+        s.stop()
+    assert probers() == []

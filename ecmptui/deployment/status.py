@@ -114,6 +114,19 @@ class DeploymentStatus:
     def to_json(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, d: dict) -> DeploymentStatus:
+        """The inverse of `to_json` (a served session gets its status this way)."""
+        def node(n: dict) -> NodeStatus:
+            health = HealthStatus.from_state(n.get("health"))
+            peers = [PeerStatus(**p) for p in n.get("peers") or []]
+            return NodeStatus(**{**n, "health": health, "peers": peers})
+
+        r = d.get("router")
+        router = None if r is None else RouterStatus(
+            r["nexthops"], r["nodes"], [CoreView(**c) for c in r.get("cores") or []])
+        return cls(d["target"], d.get("eip"), [node(n) for n in d.get("nodes") or []], router)
+
     def node(self, name: str) -> NodeStatus | None:
         return next((n for n in self.nodes if n.name == name), None)
 

@@ -28,6 +28,7 @@ class ActionRecord:
     settled: bool = False
     source: str = "operator"          # operator | health (a node's own health check)
     fib_ms: float | None = None       # lab: when the fabric's route for the EIP changed
+    by: str | None = None             # who asked (a served session's user name)
 
     def summary(self) -> str:
         if self.outcome.startswith("failed"):
