@@ -301,7 +301,7 @@ def cmd_inventory_export(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ecmptui.deployment.status import gather
+    from ecmptui.deployment.gather import gather
     from ecmptui.display import NODE_COLUMNS, core_lines, node_cells, router_line
 
     st = asyncio.run(gather(_deployment(args)))
@@ -400,11 +400,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from ecmptui import serve
-    from ecmptui.serve import guard
+    from ecmptui.serve import guard, ssh
 
     settings = _settings(args)  # refuse a broken config here, not once per session
-    host, port = serve.parse_listen(args.listen)
+    host, port = ssh.parse_listen(args.listen)
     if args.demo_password is not None:
         raise EcmpError("--demo-password: a password on the command line is visible to every "
                         f"local user (ps); use --demo-password-file FILE or ${guard.PASSWORD_ENV}")
@@ -418,7 +417,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app_args = ["--lab", args.lab] if args.lab_given else []  # a flag would beat the file
     if args.config:
         app_args = ["--config", str(Path(args.config).resolve()), *app_args]
-    cfg = serve.ServeConfig(
+    cfg = ssh.ServeConfig(
         listen_host=host, listen_port=port, max_viewers=args.max_viewers,
         max_operators=args.max_operators, max_startups=args.max_startups,
         login_grace=args.login_grace, idle_timeout=args.idle_timeout,
@@ -429,11 +428,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg.authorized_keys, cfg.authorized_keys_given = Path(args.authorized_keys), True
     if args.host_key:
         cfg.host_key = Path(args.host_key)
-    serve.ssh.check_files(cfg)
+    ssh.check_files(cfg)
     fmt = "%(message)s" if args.log_format == "json" else "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=fmt)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)  # ours says who and when
-    asyncio.run(serve.serve(cfg))
+    asyncio.run(ssh.serve(cfg))
     return 0
 
 

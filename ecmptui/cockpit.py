@@ -112,8 +112,8 @@ class Cockpit:
 
     # -- reading ---------------------------------------------------------------------------
     async def status(self) -> DeploymentStatus:
+        from ecmptui.deployment.gather import gather
         from ecmptui.deployment.inventory import NodePool
-        from ecmptui.deployment.status import gather
 
         if self._pool is None:
             self._pool = NodePool(self.deployment())

@@ -44,10 +44,23 @@ def test_the_headless_commands_never_load_textual(tmp_path):
             "import ecmptui.deployment.status, ecmptui.deployment.provision\n"
             "import ecmptui.deployment.operate, ecmptui.deployment.static\n"
             "import ecmptui.traffic.drill, ecmptui.traffic.probe, ecmptui.cockpit\n"
-            "import ecmptui.lab.control, ecmptui.serve\n"
+            "import ecmptui.lab.control, ecmptui.serve.ssh, ecmptui.serve.feed\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'textual'\n"
             "             or m.startswith('ecmptui.screens') or m == 'ecmptui.app')\n"
             "print(','.join(bad))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_the_dashboard_loads_no_network_client_library(tmp_path):
+    """The dashboard (and a served session's app) starts without asyncssh, packet-python,
+    requests or httpx: they load when first used, which keeps start-up and memory small."""
+    code = ("import sys\n"
+            "import ecmptui.cli, ecmptui.app, ecmptui.serve.client\n"
+            "heavy = {'asyncssh', 'packet', 'requests', 'httpx'}\n"
+            "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr

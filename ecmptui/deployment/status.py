@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING
-
-from ecmptui.deployment.inventory import Inventory, NodeRecord
-from ecmptui.deployment.metal import session_status
-from ecmptui.errors import EcmpError
-from ecmptui.node import bird
-
-if TYPE_CHECKING:
-    from ecmptui.deployment.target import AnyDeployment
-from ecmptui.node.health import health_state
-from ecmptui.node.server import NodeError, NodeFailure
 
 
 @dataclass
@@ -174,85 +160,3 @@ def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEven
 
 def eip_label(withdrawn: bool) -> str:
     return "withdrawn" if withdrawn else "announced"
-
-
-def _peer(p: bird.ProtocolInfo) -> PeerStatus:
-    return PeerStatus(p.name, p.bgp_state or p.info.split(" ")[0] or p.state, p.since,
-                      p.neighbor_address, p.routes_imported, p.routes_exported, p.hold_timer,
-                      p.last_error)
-
-
-NodeOpener = Callable[[NodeRecord], AbstractAsyncContextManager]
-
-
-async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
-                      opener: NodeOpener | None = None) -> NodeStatus:
-    st = NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address)
-    if d.client is None:
-        st.api_status = "n/a"  # static target: no API
-    else:
-        try:
-            sessions = await d.client.acall(d.client.sessions, rec.device_id)
-            st.api_status = ",".join(session_status(s.get("status")) for s in sessions) \
-                or "none"
-        except EcmpError as exc:
-            st.api_status = "error"
-            st.error = str(exc)
-    bird_down: NodeError | None = None
-    try:
-        async with (opener or d.node)(rec) as node:
-            # what the node says about itself, also when its BIRD is down
-            st.withdrawn = await node.withdrawn()
-            st.eip_on_lo = await node.has_eip(eip) if eip else None
-            st.health = HealthStatus.from_state(await health_state(node))
-            try:
-                peers = [_peer(p) for p in await node.protocols() if p.proto == "BGP"]
-            except NodeError as exc:
-                if exc.reason is NodeFailure.UNREACHABLE:
-                    raise
-                bird_down, peers = exc, []
-    except NodeError as exc:
-        st.bgp_state, st.error = "unreachable", str(exc)
-        return st
-    if bird_down is not None:
-        st.bgp_state, st.error = "not running", str(bird_down)
-        st.last_error = str(bird_down).split(": ", 1)[-1]
-        return st
-    st.peers = peers
-    if peers:
-        first = peers[0]
-        st.bgp_state, st.since, st.hold_timer = first.bgp_state, first.since, first.hold_timer
-        st.last_error = next((p.last_error for p in peers if p.last_error), None)
-        st.routes_exported = sum(p.routes_exported for p in peers)
-    else:
-        st.bgp_state = "no BGP protocol"
-    return st
-
-
-def router_status(d: AnyDeployment, inv: Inventory) -> RouterStatus | None:
-    """Lab only: the core router's FIB next hops for the EIP, mapped to node names."""
-    if not d.target.caps.router_view:
-        return None
-    lab = d.target.lab()
-    assert lab is not None
-    from ecmptui.lab import router
-
-    hops = router.fib_nexthops(lab, f"{inv.eip}/32") if inv.eip else []
-    by_addr = {n.private_address: n.name for n in inv.nodes}
-    by_protocol = {f"s{int(n.private_address.split('.')[2]) - 10}": n.name
-                   for n in inv.nodes if n.private_address}
-    cores = []
-    for name in router.ROUTERS:
-        b = router.core(lab, name)
-        learned = router.learned_from(lab, name, inv.eip) if inv.eip else []
-        cores.append(CoreView(name, router.ROUTER_PEER_IPS[name], b.state(),
-                              [by_protocol.get(p, p) for p in learned]))
-    return RouterStatus(hops, [by_addr.get(h, h) for h in hops], cores)
-
-
-async def gather(d: AnyDeployment, opener: NodeOpener | None = None) -> DeploymentStatus:
-    """One snapshot of the deployment. `opener` may hand out pooled node connections."""
-    inv = await d.ainventory()
-    nodes = await asyncio.gather(*(node_status(d, r, inv.eip, opener) for r in inv.nodes))
-    router = await asyncio.to_thread(router_status, d, inv)
-    return DeploymentStatus(inv.target, inv.eip, list(nodes), router)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ecmptui.actions import Action, available
 from ecmptui.config import Settings
 from ecmptui.errors import EcmpError
-from ecmptui.node.server import HostKeyPolicy
+from ecmptui.node.host_key_policy import HostKeyPolicy
 
 if TYPE_CHECKING:  # the lab and the API client load when first used
     from typing import TypeAlias

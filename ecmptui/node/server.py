@@ -17,6 +17,7 @@ import asyncssh
 
 from ecmptui.errors import EcmpError
 from ecmptui.node import bird, nginx
+from ecmptui.node.host_key_policy import HostKeyPolicy
 from ecmptui.node.remote_shell import RemoteShell, Result, ShellError
 
 log = logging.getLogger(__name__)
@@ -76,15 +77,6 @@ def eip_unit(eip: str) -> str:
             "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
             f"ExecStart=ip addr replace {eip}/32 dev lo\n\n"
             "[Install]\nWantedBy=multi-user.target\n")
-
-
-@dataclass(frozen=True)
-class HostKeyPolicy:
-    """`strict`: only keys in the file (the lab publishes them); `pin`: first key seen is
-    recorded in the file and a later mismatch is refused."""
-
-    mode: str
-    known_hosts: Path
 
 
 def _pinned(path: Path, host: str) -> list[str]:

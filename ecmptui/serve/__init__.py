@@ -1,5 +1,4 @@
-"""`ecmptui serve`: the dashboard over SSH, with one shared feed and an audit log."""
+"""`ecmptui serve`: the dashboard over SSH (`ssh`, `session`), one shared feed (`feed`, and
+`client` in each session's app), sshd-grade limits (`guard`) and an audit log (`audit`).
 
-from ecmptui.serve.ssh import ServeConfig, parse_listen, serve
-
-__all__ = ["ServeConfig", "parse_listen", "serve"]
+Nothing is imported here, so a session's app loads only its client side."""

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from ecmptui.actions import ACTIONS, Action, Kind
 from ecmptui.deployment import operate
+from ecmptui.deployment.gather import gather
 from ecmptui.deployment.inventory import Deployment, Inventory, NodeRecord
 from ecmptui.deployment.provision import set_bfd
-from ecmptui.deployment.status import DeploymentStatus, gather
+from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.display import health_label
 from ecmptui.errors import EcmpError
 from ecmptui.node import health as node_health
