@@ -1,12 +1,16 @@
 """Dashboard cost: CPU and memory of the app process with the Traffic screen at 200 req/s
 (the prober's own process counted separately), and key press to screen switch.
 
-Run as root: .venv/bin/python bench/tui_bench.py   (own lab `ecmpb`, the app in tmux)
-Goals (issue 5): app CPU <= 15% of one core; RSS <= 120 MB; screen switch <= 100 ms.
+Run as root: .venv/bin/python bench/tui_bench.py [--soak MINUTES]
+(own lab `ecmpb`, the app in tmux; --soak keeps it running and samples its memory every
+minute, then measures the CPU again)
+Goals (issues 5 and 16): app CPU <= 15% of one core; RSS <= 120 MB after an hour, and flat;
+key press to a redrawn screen <= 100 ms.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import shutil
 import subprocess
@@ -61,7 +65,26 @@ async def switch_latency(cfg: Path) -> tuple[float, float]:
     return times[len(times) // 2] * 1000, times[-1] * 1000
 
 
+def soak(app_pid: int, minutes: int) -> list[tuple[int, float, float]]:
+    """(minute, RSS MB, CPU % over that minute) once a minute while the app runs on."""
+    rows = []
+    c0 = cpu_seconds(app_pid)
+    for minute in range(1, minutes + 1):
+        time.sleep(60)
+        c1 = cpu_seconds(app_pid)
+        rows.append((minute, rss_mb(app_pid), (c1 - c0) / 60 * 100))
+        c0 = c1
+        print(f"minute {minute:3}: RSS {rows[-1][1]:6.1f} MB, CPU {rows[-1][2]:5.1f}%",
+              file=sys.stderr, flush=True)
+    return rows
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--soak", type=int, default=0, metavar="MINUTES",
+                    help="keep the app running this long, sampling its memory each minute")
+    args = ap.parse_args()
+    rows: list[tuple[int, float, float]] = []
     if not shutil.which("tmux"):
         raise SystemExit("tmux is needed (apt-get install tmux)")
     control.down(LAB)
@@ -70,9 +93,9 @@ def main() -> None:
         try:
             control.up(LAB, port=0)
             cli(cfg, "provision")
+            app = f"cd / && {sys.executable} -m ecmptui --config {cfg} --rate 200"
             subprocess.run(["tmux", "new-session", "-d", "-s", "ecmptui-bench", "-x", "120",
-                            "-y", "40", f"{sys.executable} -m ecmptui --config {cfg} --rate 200"],
-                           check=True)
+                            "-y", "40", app], check=True)
             app_pid = find_pid(f"ecmptui --config {cfg} --rate 200")
             probe_pid = find_pid("ecmptui probe --jsonl --rate 200")
             time.sleep(5)  # start-up and the first status
@@ -82,6 +105,8 @@ def main() -> None:
             app_cpu = (cpu_seconds(app_pid) - a0) / dt * 100
             probe_cpu = (cpu_seconds(probe_pid) - p0) / dt * 100
             rss = rss_mb(app_pid)
+            if args.soak:
+                rows = soak(app_pid, args.soak)
             subprocess.run(["tmux", "send-keys", "-t", "ecmptui-bench", "q"])
             time.sleep(1)
             subprocess.run(["tmux", "kill-session", "-t", "ecmptui-bench"],
@@ -99,6 +124,15 @@ def main() -> None:
             ("key press to screen switch, worst of 10 (ms)", switch_max, None, "ms")]:
         verdict = "" if goal is None else ("ok" if value <= goal else "OVER")
         print(f"{name:44} {value:8.1f} {goal if goal is not None else '-':>8}  {verdict}")
+    if rows:
+        print(f"\nsoak, {len(rows)} min at 200 req/s: minute, RSS MB, CPU % of a core")
+        for minute, mb, cpu in rows:
+            if minute in (1, 2, 5, 10) or minute % 10 == 0 or minute == len(rows):
+                print(f"{minute:6} {mb:8.1f} {cpu:6.1f}")
+        half = len(rows) // 2
+        growth = rows[-1][1] - rows[half][1] if half else 0.0
+        print(f"RSS growth over the second half: {growth:+.1f} MB (flat: within +-5 MB); "
+              f"after {len(rows)} min {rows[-1][1]:.1f} MB (goal <= 120)")
 
 
 if __name__ == "__main__":

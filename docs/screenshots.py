@@ -14,7 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from fixed_data import prime, provision_events  # noqa: E402
+from fixed_data import prime, provision_events, update_after_first_draw  # noqa: E402
 
 from ecmptui import config  # noqa: E402
 from ecmptui.app import EcmpApp  # noqa: E402
@@ -31,6 +31,9 @@ async def shoot(screen: str, size: tuple[int, int], name: str) -> None:
         if screen == "provision":
             for ev in provision_events():
                 app.screen.apply_event(ev)
+        app.screen.refresh_view()
+        await pilot.pause()
+        update_after_first_draw(app)
         app.screen.refresh_view()
         await pilot.pause()
         app.save_screenshot(str(HERE / "screenshots" / f"{name}.svg"))

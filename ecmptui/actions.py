@@ -30,6 +30,12 @@ class Action:
     undo: str | None = None  # the action that puts the node back (drills run it)
     out_of_service: bool = True
     operator_only: bool = True  # every action changes something: never for viewers
+    key: str | None = None      # the Traffic screen's key for the selected node
+
+    @property
+    def confirm(self) -> bool:
+        """Whether the dashboard asks first (it takes the node out, or reboots it)."""
+        return self.out_of_service or self.kind is Kind.DEVICE
 
     @property
     def lab_only(self) -> bool:
@@ -38,27 +44,28 @@ class Action:
 
 ACTIONS: dict[str, Action] = {a.name: a for a in [
     Action("withdraw", "Withdraw", "Withdraw", Kind.NODE,
-           "stop announcing the EIP; the BGP session stays up", undo="announce"),
+           "stop announcing the EIP; the BGP session stays up", undo="announce", key="w"),
     Action("announce", "Announce", "Announce", Kind.NODE, "announce the EIP again",
-           out_of_service=False),
+           out_of_service=False, key="a"),
     Action("shutdown", "Shut down BGP on", None, Kind.NODE,
-           "take the node's BGP session(s) down", undo="start"),
+           "take the node's BGP session(s) down", undo="start", key="s"),
     Action("start", "Start BGP on", None, Kind.NODE, "bring the node's BGP session(s) up",
-           out_of_service=False),
+           out_of_service=False, key="S"),
     Action("kill-bird", "Kill BIRD on", "Kill", Kind.FAULT,
            "BIRD killed with SIGKILL (systemd does not restart it until restore)",
-           undo="restore"),
+           undo="restore", key="k"),
     Action("freeze-bird", "Freeze BIRD on", "Freeze", Kind.FAULT,
-           "BIRD stopped with SIGSTOP: its sessions stall silently", undo="restore"),
+           "BIRD stopped with SIGSTOP: its sessions stall silently", undo="restore", key="f"),
     Action("isolate", "Isolate", "Isolate", Kind.FAULT,
            "the node drops everything on its uplink (nftables), mgmt stays reachable",
-           undo="restore"),
+           undo="restore", key="i"),
     Action("stop-nginx", "Stop nginx on", "Stop web", Kind.FAULT,
-           "nginx stopped while BIRD keeps announcing", undo="restore"),
+           "nginx stopped while BIRD keeps announcing", undo="restore", key="n"),
     Action("restore", "Restore", "Restore", Kind.RESTORE, "undo every fault on the node",
-           out_of_service=False),
+           out_of_service=False, key="r"),
     Action("reboot", "Reboot", "Reboot", Kind.DEVICE,
-           "reboot the server through the API and wait until it announces again by itself"),
+           "reboot the server through the API and wait until it announces again by itself",
+           key="R"),
 ]}
 
 FAULTS = tuple(a.name for a in ACTIONS.values() if a.kind is Kind.FAULT)

@@ -11,16 +11,20 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from ecmptui.actions import ROUTER_ACTIONS
+from ecmptui.actions import ACTIONS, ROUTER_ACTIONS
 from ecmptui.cockpit import Cockpit, ReadOnlyError, SampleStream
 from ecmptui.deployment.status import DeploymentStatus, diff
 from ecmptui.display import event_line
@@ -39,12 +43,18 @@ if TYPE_CHECKING:
     from ecmptui.serve.client import FeedCockpit
 
 SERVER_SIDE_COMMANDS = {"Screenshot"}   # not offered in a served session
+MAX_EVENTS = 2000                       # the BGP log keeps this many lines
+STALE_S = 3.0                           # a status older than this is highlighted
 
 
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of the BGP log: when it happened (wall time) and what."""
 
-def stamp(t: float) -> str:
-    """HH:MM:SS.mmm of a wall-clock time."""
-    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
+    seq: int
+    at: float
+    text: str
+
 
 
 class EcmpApp(App):
@@ -59,13 +69,14 @@ class EcmpApp(App):
         Binding("p", "switch_mode('provision')", "Provision"),
         Binding("b", "switch_mode('bgp')", "BGP"),
         Binding("t", "switch_mode('traffic')", "Traffic"),
+        Binding("L", "start_lab", "Start lab"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
 
     def __init__(self, cockpit: Cockpit, *, live: bool = True, rate: float = 100.0,
                  start_mode: str | None = None, served: bool = False,
-                 error_fd: int | None = None) -> None:
+                 error_fd: int | None = None, export_dir: str | None = None) -> None:
         super().__init__()
         self.cockpit = cockpit
         self.served = served          # a session of `ecmptui serve`: nothing outside the app
@@ -79,7 +90,12 @@ class EcmpApp(App):
         self.status: DeploymentStatus | None = None
         self._status_in_flight = False
         self.status_error: str | None = None
-        self.events: list[str] = []
+        self.lab_down = False
+        self.events: deque[LogEntry] = deque(maxlen=MAX_EVENTS)   # the BGP screen's log
+        self._event_seq = 0
+        self.export_dir = export_dir
+        self._polling = False
+        self._probe_eip: str | None = None
         self.traffic = TrafficModel()
         self.stream: SampleStream | None = None  # while probing
         self._probe_starting = False
@@ -122,6 +138,7 @@ class EcmpApp(App):
     def _start_live(self) -> None:
         lab_up = self.cockpit.lab_up()
         if lab_up is False:
+            self.lab_down = True
             self.push_screen(LabDownScreen(self.cockpit.settings.lab, self.read_only),
                              self._lab_answer)
         else:
@@ -130,11 +147,18 @@ class EcmpApp(App):
     def _lab_answer(self, start: bool | None) -> None:
         if start:
             self.start_lab()
-        else:
-            self.status_error = "the lab is not up: start it with `ecmptui lab up`"
-            self._refresh_current()
-            if self.cockpit.shared_timeline:  # the server says when it comes up
-                self._begin_polling()
+        self._begin_polling()  # also without a lab: the screens say so and how to start it
+
+    def action_start_lab(self) -> None:
+        if self.cockpit.lab_up() is None:
+            self.notify("this target has no lab", severity="warning")
+        elif not self.refuse_if_read_only("starting the lab"):
+            self.start_lab()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start_lab":
+            return self.lab_down   # in the Footer only when there is a lab to start
+        return True
 
     @work(exclusive=True, group="lab")
     async def start_lab(self) -> None:
@@ -148,9 +172,15 @@ class EcmpApp(App):
         except EcmpError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return
+        self.lab_down = False
+        self.refresh_bindings()
         self._begin_polling()
+        self.poll_status()
 
     def _begin_polling(self) -> None:
+        if self._polling:
+            return
+        self._polling = True
         self.project_label = self.cockpit.project_label()
         self.set_interval(1.0, self.poll_status)
         self.set_interval(0.25, self._tick)
@@ -169,32 +199,100 @@ class EcmpApp(App):
         try:
             st = await self.cockpit.status()
         except EcmpError as exc:
-            self.post_message(StatusReady(None, str(exc)))
+            lab_up = self.cockpit.lab_up()
+            if lab_up is False and not self.lab_down:  # the lab went away under us
+                await self.cockpit.reset()
+            self.post_message(StatusReady(None, str(exc), lab_up is False))
+            return
+        except Exception as exc:  # a status must never end the dashboard
+            self.post_message(StatusReady(None, f"status failed: {type(exc).__name__}: "
+                                                f"{exc}"))
             return
         finally:
             self._status_in_flight = False
+        if st.error and self.cockpit.lab_up() is False:  # the lab went away under us
+            await self.cockpit.reset()
+            self.post_message(StatusReady(None, st.error, lab_down=True))
+            return
         self.post_message(StatusReady(st))
 
     def on_status_ready(self, msg: StatusReady) -> None:
-        self.show_status(msg.status, msg.error)
-        if msg.status and msg.status.eip and self.stream is None and not self.paused \
-                and self.live and not self._probe_starting:
-            self.start_probe()
+        if msg.lab_down != self.lab_down:
+            self.lab_down = msg.lab_down
+            self.refresh_bindings()
+            if msg.lab_down:
+                self.notify(f"the lab {self.cockpit.settings.lab!r} is down: press L to "
+                            "start it", severity="warning", timeout=10)
+        self.show_status(None if msg.lab_down else msg.status, msg.error)
+        self._follow_eip()
+
+    def _follow_eip(self) -> None:
+        """Probe the EIP there is: start when one appears, stop (and forget the traffic)
+        when it goes, restart when it changes."""
+        eip = self.status.eip if self.status is not None and not self.lab_down else None
+        if eip != self._probe_eip and self.live:
+            self._probe_eip = eip
+            if eip is None:
+                self.run_worker(self._stop_probe(), group="probe-stop")
+                self.traffic.reset()
+                self.probe_state = "prober idle: nothing is deployed"
+            elif not self.paused:
+                self.start_probe()
 
     def show_status(self, st: DeploymentStatus | None, error: str | None = None) -> None:
         """Take a status snapshot (also used by tests with fixed data)."""
         if st is not None:
             self._log_changes(self.status, st)
-        self.status, self.status_error = (st if st is not None else self.status), error
+        if st is not None or self.lab_down:
+            self.status = st
+        self.status_error = error
         self._refresh_current()
 
     def _log_changes(self, old: DeploymentStatus | None, new: DeploymentStatus) -> None:
         for ev in diff(old, new):
-            self.events.append(f"[dim]{stamp(self.wall())} [/]{event_line(ev)}")
+            at = ev.at or self.wall()
+            self.log_event(at, event_line(ev))
             if ev.kind == "health" and ev.old is not None and ev.new in ("down", "up"):
                 action = "withdraw" if ev.new == "down" else "announce"
                 assert ev.node is not None
-                self.traffic.begin(ev.node, action, source="health").outcome = "done"
+                # measured from when the node's check changed, not from when we saw it
+                t = self.clock() - max(0.0, self.wall() - at)
+                self.traffic.begin(ev.node, action, source="health", t=t).outcome = "done"
+
+    def log_event(self, at: float, text: str) -> None:
+        """Add a line to the BGP log (`at`: when it happened, wall time)."""
+        self._event_seq += 1
+        self.events.append(LogEntry(self._event_seq, at, text))
+
+    def status_line(self) -> Text:
+        """How old what the screens show is (highlighted once older than 3 s), and any
+        status error."""
+        st = self.status
+        oldest = st.oldest() if st is not None else None
+        line = Text()
+        if oldest is not None:
+            age = max(0.0, self.wall() - oldest)
+            line.append(f"status updated {age:.1f} s ago",
+                        style="bold red" if age > STALE_S else "dim")
+        if st is not None and st.error:
+            line.append(f"  API: {st.error} (last inventory shown)", style="yellow")
+        if self.status_error:
+            line.append(f"  {self.status_error}", style="red")
+        return line
+
+    def empty_state(self) -> str:
+        """What to do next when there is nothing to show ("" when there is)."""
+        if self.lab_down:
+            return (f"The lab [b]{self.cockpit.settings.lab}[/] is down. Press [b]L[/] to "
+                    "start it (the same as `ecmptui lab up`).")
+        if self.status is None:
+            return self.status_error or "waiting for the first status…"
+        if not self.status.nodes:
+            if self.read_only:
+                return "Nothing is provisioned yet (an operator can provision it)."
+            return ("Nothing is provisioned yet: press [b]p[/] for the Provision screen, then "
+                    "[b]P[/] to provision.")
+        return ""
 
     def _refresh_current(self) -> None:
         screen = self.screen
@@ -209,8 +307,7 @@ class EcmpApp(App):
                 rec.fib_ms = self.cockpit.fib_ms(rec.t)
         if self.cockpit.shared_timeline and not self.paused:
             self.probe_state = cast("FeedCockpit", self.cockpit).probe_state
-        if isinstance(self.screen, TrafficScreen):
-            self.screen.refresh_view()
+        self._refresh_current()
 
     # -- prober ----------------------------------------------------------------------------
     def _on_sample(self, s: Sample) -> None:
@@ -270,14 +367,33 @@ class EcmpApp(App):
         return False
 
     def node_action(self, node: str, action: str) -> None:
+        """Run a node action; one that takes the node out (or reboots it) asks first."""
         if self.refuse_if_read_only(f"{action} {node}"):
             return
-        self.run_worker(self._node_action(node, action), group="actions")
+        a = ACTIONS.get(action)
+        run = lambda: self.run_worker(self._node_action(node, action), group="actions")
+        if a is not None and a.confirm:
+            self._confirm(f"{a.title} {node}?", a.help, a.button or a.title, run)
+        else:
+            run()
 
     def router_action(self, router: str, action: str) -> None:
         if self.refuse_if_read_only(f"{action} {router}"):
             return
-        self.run_worker(self._node_action(router, action, router=True), group="actions")
+        ra = ROUTER_ACTIONS[action]
+        run = lambda: self.run_worker(self._node_action(router, action, router=True),
+                                      group="actions")
+        if action != "restore":
+            self._confirm(f"{ra.title} router {router}?", ra.help, ra.button, run)
+        else:
+            run()
+
+    def _confirm(self, question: str, detail: str, yes: str, then: Callable[[], object]) -> None:
+        def answered(ok: bool | None) -> None:
+            if ok:
+                then()
+
+        self.push_screen(ConfirmScreen(question, yes=yes, detail=detail), answered)
 
     async def _node_action(self, node: str, action: str, router: bool = False) -> None:
         # served: the server keeps the timeline record (`_on_remote_record`)
@@ -295,7 +411,7 @@ class EcmpApp(App):
         except (EcmpError, ReadOnlyError) as exc:
             if rec is not None:
                 rec.outcome = f"failed: {exc}"
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", timeout=10)
             return
         if rec is not None:
             rec.outcome = "done"
@@ -412,10 +528,30 @@ class EcmpApp(App):
                             ("traffic", "Traffic screen")):
             yield SystemCommand(title, f"Switch to the {title}",
                                 lambda m=mode: self.switch_mode(m))
+        yield SystemCommand("Zoom the chart", "1, 5 or 15 minutes of traffic",
+                            self._zoom_chart)
+        if not self.served:  # it would write files on the server
+            yield SystemCommand("Export the timeline and the BGP log",
+                                "JSON lines and Markdown, for an incident report",
+                                self.export)
         if self.read_only:
             return
         yield SystemCommand("Pause or resume the prober", "Stop/start probing the EIP",
                             self.toggle_pause)
+        if self.cockpit.fixed_rate is None:
+            yield SystemCommand("Set the probe rate", f"now {self.rate:.0f}/s "
+                                f"({MIN_RATE:.0f}-{MAX_RATE:.0f})", self._edit_rate)
+        if self.lab_down:
+            yield SystemCommand("Start the lab", "the same as `ecmptui lab up`",
+                                self.start_lab)
+        if self.cockpit.provisions:
+            yield SystemCommand("Provision", "the guide's steps with the Provision screen's "
+                                "values", self._provision_from_form)
+            yield SystemCommand("Deprovision", "delete the servers, the EIP and the key",
+                                self.confirm_deprovision)
+        else:
+            yield SystemCommand("Check nodes", "what each configured node looks like",
+                                self._provision_from_form)
         for n in self.status.nodes if self.status else []:
             for a in self.cockpit.actions():
                 yield SystemCommand(f"{a.title} {n.name}", a.help,
@@ -425,6 +561,33 @@ class EcmpApp(App):
             for ra in ROUTER_ACTIONS.values():
                 yield SystemCommand(f"{ra.title} router {c.name}", ra.help,
                                     lambda a=ra.name, r=c.name: self.router_action(r, a))
+
+    def _zoom_chart(self) -> None:
+        self.switch_mode("traffic")
+        cast(TrafficScreen, self.get_screen("traffic")).action_zoom()
+
+    def _edit_rate(self) -> None:
+        self.switch_mode("traffic")
+        self.get_screen("traffic").query_one("#rate").focus()
+
+    def _provision_from_form(self) -> None:
+        self.start_provision(self._provision_screen().form_values())
+
+    def export(self) -> list[Path]:
+        """Write the timeline and the BGP log (to --export DIR, else a new directory here)."""
+        from ecmptui.traffic.export import timeline_rows, write_export
+
+        directory = Path(self.export_dir or time.strftime("ecmptui-export-%Y%m%d-%H%M%S"))
+        now_wall, now = self.wall(), self.clock()
+        rows = timeline_rows(self.traffic.timeline, lambda t: now_wall - (now - t))
+        try:
+            paths = write_export(directory, rows, [(e.at, e.text) for e in self.events])
+        except EcmpError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return []
+        self.notify(f"exported {len(rows)} action(s) and {len(self.events)} log line(s) to "
+                    f"{directory}/")
+        return paths
 
     def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
                            time_format: str | None = None) -> str | None:
@@ -459,6 +622,8 @@ class EcmpApp(App):
 
     async def action_quit(self) -> None:
         await self._stop_probe()
+        if self.export_dir:  # --export: what this session saw, written on the way out
+            self.export()
         self.exit()
 
     async def on_unmount(self) -> None:

@@ -59,7 +59,9 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         return 0
     con = _console()
     con.print(f"[bold green]lab {args.lab!r} {'is up' if started else 'was already up'}[/]")
-    con.print(f"  endpoint    https://{info.endpoint}")
+    taken = args.port is None and started and not info.endpoint.endswith(":7443")
+    con.print(f"  endpoint    https://{info.endpoint}"
+              + ("  (port 7443 was taken: a free one was picked)" if taken else ""))
     con.print(f"  project id  {info.project_id}")
     con.print(f"  token file  {info.token_file}")
     con.print(f"  CA file     {info.ca_file}")
@@ -179,7 +181,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     error_fd = os.environ.get("ECMPTUI_ERROR_FD")
     EcmpApp(cockpit, rate=args.rate, start_mode=args.screen,
             served=bool(os.environ.get("ECMPTUI_SERVED")),
-            error_fd=int(error_fd) if error_fd and error_fd.isdigit() else None).run()
+            error_fd=int(error_fd) if error_fd and error_fd.isdigit() else None,
+            export_dir=args.export).run()
     return 0
 
 
@@ -574,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dashboard: refuse every action that changes anything")
     parser.add_argument("--rate", type=_positive_float, default=100.0, dest="rate",
                         help="dashboard: probe rate in requests/s (default %(default)s)")
+    parser.add_argument("--export", metavar="DIR", default=None,
+                        help="dashboard: on quit (and from the palette) write the timeline and "
+                        "the BGP log to DIR as JSON lines and Markdown")
     parser.add_argument("--screen", choices=("provision", "bgp", "traffic"), default=None,
                         help="dashboard: the screen to open on (default traffic)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -582,8 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True,
                                  parser_class=_Parser)
     p = lab_sub.add_parser("up", help="build the lab and start its API (idempotent)")
-    p.add_argument("--port", type=_port, default=7443,
-                   help="API port on 127.0.0.1 (0 picks a free one; default %(default)s)")
+    p.add_argument("--port", type=_port, default=None,
+                   help="API port on 127.0.0.1 (0 picks a free one; default 7443, or a free "
+                        "one when 7443 is taken)")
     p.add_argument("--json", action="store_true", help="print endpoint, project and files")
     p.set_defaults(func=cmd_lab_up)
     p = lab_sub.add_parser("image", help="build (or show) the cached Debian 12 image of the "

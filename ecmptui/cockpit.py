@@ -20,6 +20,7 @@ from ecmptui.traffic.samples import Sample
 
 if TYPE_CHECKING:  # the heavy parts (SSH, HTTP, API) load when first used
     from ecmptui.deployment.inventory import Deployment, NodePool
+    from ecmptui.deployment.poller import StatusPoller
     from ecmptui.deployment.provision import Provisioner
     from ecmptui.deployment.static import StaticDeployment
     from ecmptui.deployment.status import DeploymentStatus
@@ -50,6 +51,7 @@ class Cockpit:
         self.target: Target = target_for(settings)
         self._deployment: Deployment | StaticDeployment | None = None
         self._pool: NodePool | None = None
+        self._poller: StatusPoller | None = None
         self.fib: FibWatch | None = None
         self.warnings: list[str] = []   # what the dashboard should tell the operator
 
@@ -84,7 +86,7 @@ class Cockpit:
         the machine image has to be built first."""
         self._guard("start the lab")
         msg = await asyncio.to_thread(self.target.start_lab, progress)
-        self._deployment = None
+        await self.reset()
         return msg
 
     def deployment(self) -> Deployment | StaticDeployment:
@@ -112,18 +114,32 @@ class Cockpit:
 
     # -- reading ---------------------------------------------------------------------------
     async def status(self) -> DeploymentStatus:
-        from ecmptui.deployment.gather import gather
+        """The latest status (a poller keeps it: one loop per node, each with its own
+        deadline; the first call waits for the first round)."""
         from ecmptui.deployment.inventory import NodePool
+        from ecmptui.deployment.poller import StatusPoller
 
-        if self._pool is None:
-            self._pool = NodePool(self.deployment())
-        return await gather(self.deployment(), self._pool.node)
+        if self._poller is None:
+            d = self.deployment()
+            self._pool = NodePool(d)
+            self._poller = StatusPoller(d, self._pool.node)
+            self._poller.start()
+            await self._poller.wait_first()
+        return self._poller.snapshot()
 
-    async def close(self) -> None:
-        """Close pooled connections and the FIB watch (call when the dashboard ends)."""
+    async def reset(self) -> None:
+        """Forget the deployment and its connections (the lab was restarted, or went)."""
+        if self._poller is not None:
+            await self._poller.stop()
+            self._poller = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        self._deployment = None
+
+    async def close(self) -> None:
+        """Close pooled connections and the FIB watch (call when the dashboard ends)."""
+        await self.reset()
         if self.fib is not None:
             await self.fib.stop()
             self.fib = None
@@ -186,9 +202,10 @@ class Cockpit:
         else:  # SSH-only: works through an API outage with the last known inventory
             inv = await asyncio.to_thread(d.inventory_or_last, self.warn)
         rec = inv.node(node_name)
-        opener = self._pool.node if self._pool is not None else None
+        # a connection of its own: an action never queues behind a status poll (which may
+        # be stuck on a frozen BIRD)
         with self.writer(f"{action} {rec.name}"):
-            return f"{rec.name}: " + await operate.perform(d, rec, action, opener=opener,
+            return f"{rec.name}: " + await operate.perform(d, rec, action,
                                                             on_effect=on_effect)
 
     async def router_act(self, router: str, action: str,

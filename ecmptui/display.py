@@ -5,6 +5,7 @@ Markup is Rich's (`[green]...[/]`), which both the CLI's console and Textual ren
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,6 +16,11 @@ if TYPE_CHECKING:
         RouterStatus,
         StatusEvent,
     )
+
+def stamp(t: float) -> str:
+    """HH:MM:SS.mmm of a wall-clock time."""
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
+
 
 # The node table: (key, heading), in order, for `status` and the BGP screen.
 NODE_COLUMNS = [("node", "node"), ("bird", "BIRD"), ("since", "since"), ("exported", "exp"),
@@ -47,11 +53,25 @@ def eip_cell(n: NodeStatus) -> str:
     """Whether the node announces the EIP, as far as anyone can tell right now."""
     if n.withdrawn:
         return "[yellow]withdrawn[/]"
-    if n.bgp_state == "unreachable":
+    if not n.answering:
         return "unknown"
     if not n.established or n.routes_exported == 0:
         return "[red]not announced[/]"
     return "announced"
+
+
+def traffic_state(n: NodeStatus) -> str:
+    """A node's part in the traffic, in a word or two: announced, withdrawn, or what keeps
+    it from announcing (its BIRD's state, unresponsive, unreachable)."""
+    if not n.answering:
+        return f"[bold red]{n.bgp_state}[/]"
+    if n.withdrawn:
+        return "[yellow]withdrawn[/]"
+    if n.established and n.routes_exported:
+        return "[green]announced[/]"
+    if n.established:
+        return "[red]not announced[/]"
+    return f"[red]{n.bgp_state}[/]"
 
 
 def router_line(eip: str | None, router: RouterStatus | None) -> str:

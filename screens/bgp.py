@@ -9,9 +9,10 @@ from textual.widgets import Button, DataTable, Footer, Header, Label, RichLog, S
 
 from ecmptui.actions import ROUTER_ACTIONS, RouterAction
 from ecmptui.deployment.status import DeploymentStatus
-from ecmptui.display import NODE_COLUMNS, grid_cells, node_cells, router_line
+from ecmptui.display import NODE_COLUMNS, grid_cells, node_cells, router_line, stamp
 
 from .base import DashboardScreen
+from .traffic import age_text
 
 
 class RouterButton(Button):
@@ -20,6 +21,7 @@ class RouterButton(Button):
     def __init__(self, router: str, action: RouterAction) -> None:
         super().__init__(action.button, id=f"rt-{router}-{action.name}", classes="act")
         self.router, self.action_name = router, action.name
+        self.can_focus = False  # mouse or palette: no Tab stop per button
 
 
 class RouterRow(Horizontal):
@@ -46,11 +48,12 @@ class BgpScreen(DashboardScreen):
         yield DataTable(id="bgp-grid", cursor_type="none", zebra_stripes=True)
         yield Vertical(id="router-rows")
         yield RichLog(id="bgp-events", markup=True, wrap=True, max_lines=1000)
+        yield Static("", id="bgp-age", classes="status-line")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#bgp-nodes", DataTable)
-        for key, label in NODE_COLUMNS:
+        for key, label in [*NODE_COLUMNS, ("age", "age")]:
             table.add_column(label, key=key)
         self._cells: dict[str, dict[str, str]] = {}
         self._grid: dict[str, dict[str, str]] = {}
@@ -68,30 +71,37 @@ class BgpScreen(DashboardScreen):
         st = self.dash.status
         table = self.query_one("#bgp-nodes", DataTable)
         router = self.query_one("#bgp-router", Static)
-        if st is None:
-            router.update(self.dash.status_error or "waiting for the first status…")
-        else:
+        empty = self.dash.empty_state()
+        if st is None or empty:
+            router.update(empty)
+        if st is not None:
             seen = set()
+            wall = self.dash.wall()
             for n in st.nodes:
-                cells = node_cells(n)
+                cells: dict = dict(node_cells(n))
+                cells["age"] = age_text(None if n.updated is None else wall - n.updated)
                 seen.add(n.name)
                 old = self._cells.get(n.name)
                 if old is None:
-                    table.add_row(*(cells[k] for k, _ in NODE_COLUMNS), key=n.name)
+                    table.add_row(*(cells[k] for k in cells), key=n.name)
                 else:
                     for key, value in cells.items():
                         if old.get(key) != value:
-                            table.update_cell(n.name, key, value)
+                            table.update_cell(n.name, key, value, update_width=True)
                 self._cells[n.name] = cells
             for gone in set(self._cells) - seen:
                 table.remove_row(gone)
                 del self._cells[gone]
-            router.update(router_line(st.eip, st.router))
+            if not empty:
+                router.update(router_line(st.eip, st.router))
             self._refresh_grid(st)
+        table.display = bool(st and st.nodes)
         log = self.query_one("#bgp-events", RichLog)
-        for line in self.dash.events[self._events_shown:]:
-            log.write(line)
-        self._events_shown = len(self.dash.events)
+        for entry in self.dash.events:
+            if entry.seq > self._events_shown:
+                log.write(f"[dim]{stamp(entry.at)} [/]{entry.text}")
+                self._events_shown = entry.seq
+        self.query_one("#bgp-age", Static).update(self.dash.status_line())
 
     def _refresh_grid(self, st: DeploymentStatus) -> None:
         """The node x core router grid: each node's session to each router."""
@@ -121,7 +131,7 @@ class BgpScreen(DashboardScreen):
             else:
                 for r in routers:
                     if old.get(r) != cells[r]:
-                        grid.update_cell(n.name, r, cells[r])
+                        grid.update_cell(n.name, r, cells[r], update_width=True)
             self._grid[n.name] = cells
         for gone in set(self._grid) - seen:
             grid.remove_row(gone)

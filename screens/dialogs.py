@@ -10,18 +10,25 @@ from textual.widgets import Button, Label
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question: Enter confirms (the yes button has the focus), Esc cancels."""
+
     BINDINGS = [Binding("escape", "dismiss(False)", "Cancel")]
 
-    def __init__(self, question: str, yes: str = "Yes") -> None:
+    def __init__(self, question: str, yes: str = "Yes", detail: str = "") -> None:
         super().__init__()
-        self.question, self.yes = question, yes
+        self.question, self.yes, self.detail = question, yes, detail
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.question, classes="question")
+            if self.detail:
+                yield Label(self.detail, classes="detail")
             with Horizontal(classes="buttons"):
                 yield Button(self.yes, variant="error", id="yes")
                 yield Button("Cancel", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#yes", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
@@ -45,6 +52,9 @@ class LabDownScreen(ModalScreen[bool]):
                 yield Button("Start the lab", variant="primary", id="yes",
                              disabled=self.read_only)
                 yield Button("Continue without", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no" if self.read_only else "#yes", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

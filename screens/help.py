@@ -17,16 +17,29 @@ where the traffic goes and lets you take nodes out.
 | key | action |
 |---|---|
 | p / b / t | Provision, BGP and Traffic screens |
-| ctrl+p | command palette: every action by name |
-| space | pause or resume the prober (Traffic) |
-| + / - | probe rate up / down (Traffic) |
+| ctrl+p | command palette: every action by name (provision, export, rate, ...) |
+| P / D | provision / deprovision (Provision screen) |
+| L | start the lab, when it is down |
+| ↑ ↓ | select a node in the Traffic screen's table |
+| w / a | withdraw / announce the selected node |
+| s / S | shut down / start its BGP sessions |
+| k / f / i / n | lab faults: kill BIRD, freeze BIRD, isolate, stop nginx |
+| r | restore (undo every fault) |
+| R | reboot through the API |
+| z, [ / ] | chart: zoom 1/5/15 min, scroll back / forward |
+| space | pause or resume the prober |
+| + / - | probe rate up / down |
 | ? | this help |
 | q | quit (stops the prober; the lab stays as it is) |
 
-**Withdraw** stops announcing the EIP (the BGP session stays up: a graceful drain);
-**Announce** brings it back. In the lab, **Kill**, **Freeze**, **Isolate** and **Stop web**
-break a node the way real servers break; **Restore** undoes it. After each action the
-Traffic screen measures how long ECMP took to converge and how many requests failed.
+Actions that take a node out (withdraw, shut down, faults, reboot) ask first: **Enter**
+confirms, **Esc** cancels. After each action the timeline measures how long ECMP took to
+converge and how many requests failed; the chart marks it with ▲.
+
+Every backend keeps its colour and its glyph (node1 █, node2 ▓, node3 ▒, ...), so the chart
+reads without colour too. The **age** columns and the status line say how old what you see
+is: older than 3 s is shown in red, and a node that does not answer within 2 s is
+**unresponsive**.
 
 In a read-only session (an SSH viewer) every action is refused.
 """

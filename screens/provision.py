@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Switch
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Static, Switch
 
+from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.deployment.steps import STEPS, StepEvent
 
 from .base import DashboardScreen
@@ -16,8 +18,39 @@ ICONS = {"pending": "[dim]·[/]", "running": "[yellow]…[/]", "done": "[green]�
          "failed": "[red]✗[/]"}
 
 
+def deployment_steps(st: DeploymentStatus) -> tuple[dict[str, str], dict[str, str]]:
+    """Each step's state and detail as the deployment stands (done, failed or pending)."""
+    n = len(st.nodes)
+    sessions = sum(1 for x in st.nodes if x.api_status not in ("none", "unknown", "error"))
+    bird = sum(1 for x in st.nodes if x.answering and x.bgp_state not in
+               ("not running", "waiting"))
+    up = sum(1 for x in st.nodes if x.established and x.routes_exported)
+
+    def state(done: bool, started: bool = True) -> str:
+        return "done" if done else ("failed" if started else "pending")
+
+    states = {
+        "ssh-key": state(n > 0, False),
+        "devices": state(n > 0, False),
+        "eip": state(st.eip is not None, False),
+        "bgp": state(sessions > 0, False),
+        "sessions": state(n > 0 and sessions == n, n > 0),
+        "configure": state(n > 0 and bird == n, n > 0),
+        "verify": state(n > 0 and up == n, n > 0),
+    }
+    details = {"devices": f"{n} server(s)" if n else "", "eip": st.eip or "",
+               "sessions": f"{sessions}/{n}" if n else "",
+               "configure": f"BIRD answers on {bird}/{n}" if n else "",
+               "verify": f"{up}/{n} Established and exporting" if n else ""}
+    return states, details
+
+
 class ProvisionScreen(DashboardScreen):
-    """Inputs on the left, the checklist and devices on the right, the log below."""
+    """Inputs on the left, the checklist and devices on the right, the log below. Between
+    jobs the checklist shows the deployment that exists, live."""
+
+    BINDINGS = [Binding("P", "provision", "Provision it"),
+                Binding("D", "deprovision", "Deprovision")]
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -43,6 +76,7 @@ class ProvisionScreen(DashboardScreen):
                 yield DataTable(id="steps", cursor_type="none", show_header=False)
                 yield DataTable(id="devices", cursor_type="none")
         yield RichLog(id="prov-log", markup=True, wrap=True, max_lines=500)
+        yield Static("", id="prov-age", classes="status-line")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -58,6 +92,8 @@ class ProvisionScreen(DashboardScreen):
         steps.add_column("detail", key="detail")
         for key, title in STEPS:
             steps.add_row(ICONS["pending"], title, "", key=key)
+        self._step_cells: dict[str, tuple[str, str]] = {}
+        self._nodes_set = False
         dev = self.query_one("#devices", DataTable)
         dev.add_column("node", key="node")
         dev.add_column("", key="icon", width=1)
@@ -88,8 +124,41 @@ class ProvisionScreen(DashboardScreen):
                       f"({r['host']}): {detail}")
 
     def refresh_view(self) -> None:
+        if not self.is_mounted or not self.query("#prov-target"):
+            return  # not composed yet: on_mount draws it
+        st = self.dash.status
+        count = f"{len(st.nodes)} node(s), EIP {st.eip or '-'}" if st else "-"
         self.query_one("#prov-target", Label).update(
-            f"[b]{self.dash.cockpit.target_label()}[/]\nproject {self.dash.project_label[:18]}")
+            f"[b]{self.dash.cockpit.target_label()}[/]\nproject {self.dash.project_label[:18]}"
+            f"\n{count}")
+        if self.dash.cockpit.provisions and not self.dash.job_running:
+            self._show_deployment()
+        self.query_one("#prov-age", Static).update(self.dash.status_line())
+
+    def _show_deployment(self) -> None:
+        """The checklist as the deployment stands (nothing provisioned: all pending)."""
+        st = self.dash.status
+        if st is None or self.dash.lab_down:
+            states = dict.fromkeys((k for k, _ in STEPS), "pending")
+            details: dict[str, str] = {}
+        else:
+            states, details = deployment_steps(st)
+        steps = self.query_one("#steps", DataTable)
+        for key, _title in STEPS:
+            icon, detail = ICONS[states[key]], details.get(key, "")
+            if self._step_cells.get(key) != (icon, detail):
+                steps.update_cell(key, "icon", icon)
+                steps.update_cell(key, "detail", detail, update_width=True)
+                self._step_cells[key] = (icon, detail)
+        if st is not None and not self._nodes_set and st.nodes:
+            self.query_one("#in-nodes", Input).value = str(len(st.nodes))
+            self._nodes_set = True   # once: after that the field is the operator's
+
+    def action_provision(self) -> None:
+        self.dash.start_provision(self.form_values())
+
+    def action_deprovision(self) -> None:
+        self.dash.confirm_deprovision()
 
     def form_values(self) -> dict:
         nodes = self.query_one("#in-nodes", Input).value.strip()
@@ -105,6 +174,7 @@ class ProvisionScreen(DashboardScreen):
             if keys is None or key in keys:
                 steps.update_cell(key, "icon", ICONS["pending"])
                 steps.update_cell(key, "detail", "")
+                self._step_cells.pop(key, None)
         self.query_one("#devices", DataTable).clear()
 
     def apply_event(self, ev: StepEvent) -> None:
@@ -116,10 +186,11 @@ class ProvisionScreen(DashboardScreen):
                 dev.add_row(ev.node, ICONS[ev.state], ev.detail, key=ev.node)
             else:
                 dev.update_cell(ev.node, "icon", ICONS[ev.state])
-                dev.update_cell(ev.node, "detail", ev.detail)
+                dev.update_cell(ev.node, "detail", ev.detail, update_width=True)
         elif ev.step in steps.rows:
             steps.update_cell(ev.step, "icon", ICONS[ev.state])
-            steps.update_cell(ev.step, "detail", ev.detail)
+            steps.update_cell(ev.step, "detail", ev.detail, update_width=True)
+            self._step_cells.pop(ev.step, None)
         if ev.state != "running":
             who = f"{ev.node}: " if ev.node else ""
             colour = {"done": "green", "failed": "red"}[ev.state]

@@ -1,4 +1,5 @@
-"""Traffic: who answers the EIP, second by second, and buttons to take nodes out."""
+"""Traffic: who answers the EIP, second by second; a table of the nodes whose keys act on
+the selected one; the timeline of actions with what each cost."""
 
 from __future__ import annotations
 
@@ -7,75 +8,81 @@ import time
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
-from ecmptui.actions import Action
+from ecmptui.actions import ACTIONS
+from ecmptui.display import traffic_state
 
 from .base import DashboardScreen
-from .chart import ERROR_COLOUR, TrafficChart, colour_for
+from .chart import ERROR_COLOUR, ERROR_GLYPH, ZOOMS, TrafficChart, swatch
+
+NODE_TABLE = [("swatch", ""), ("node", "node"), ("state", "state"), ("share", "share"),
+              ("rate", "ans/s"), ("p50", "p50 ms"), ("p99", "p99 ms"), ("hold", "hold"),
+              ("age", "age")]
+STALE_S = 3.0   # status older than this is highlighted
+FOOTER_ACTIONS = ("withdraw", "announce", "restore")
 
 
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
-class ActionButton(Button):
-    """A node action's button; it knows which action it runs."""
-
-    def __init__(self, action: Action) -> None:
-        assert action.button is not None
-        super().__init__(action.button, id=f"act-{action.name}", classes="act")
-        self.action_name = action.name
-
-
-class NodeRow(Horizontal):
-    """A node's name and its action buttons."""
-
-    def __init__(self, name: str, actions: list[Action], read_only: bool) -> None:
-        super().__init__(classes="node-row")
-        self.node_name, self.actions, self.read_only = name, actions, read_only
-
-    def compose(self) -> ComposeResult:
-        yield Label(self.node_name, classes="node-name")
-        for action in self.actions:
-            if action.button is None:
-                continue
-            b = ActionButton(action)
-            if self.read_only:
-                b.add_class("-ro")
-            yield b
+def age_text(age: float | None) -> Text:
+    """How old a status is: highlighted once it is older than STALE_S."""
+    if age is None:
+        return Text("-", style="dim")
+    return Text(f"{age:.1f}s", style="bold red" if age > STALE_S else "dim")
 
 
 class TrafficScreen(DashboardScreen):
-    BINDINGS = [Binding("space", "toggle_pause", "Pause"),
-                Binding("plus", "rate(2)", "Rate x2", key_display="+", show=False),
-                Binding("minus", "rate(0.5)", "Rate /2", key_display="-", show=False)]
+    # the Footer has room for the common ones at 80 columns; `?` lists every key
+    BINDINGS = [
+        *[Binding(a.key, f"node_action('{a.name}')", a.button or a.title.split()[0],
+                  show=a.name in FOOTER_ACTIONS)
+          for a in ACTIONS.values() if a.key],
+        Binding("space", "toggle_pause", "Pause", show=False),
+        Binding("z", "zoom", "Zoom"),
+        Binding("left_square_bracket", "scroll_chart(1)", "Back", key_display="[",
+                show=False),
+        Binding("right_square_bracket", "scroll_chart(-1)", "Fwd", key_display="]",
+                show=False),
+        Binding("plus", "rate(2)", "Rate x2", key_display="+", show=False),
+        Binding("minus", "rate(0.5)", "Rate /2", key_display="-", show=False),
+    ]
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         with Horizontal(id="traffic-top"):
             yield TrafficChart(id="chart")
             with Vertical(id="traffic-side"):
-                yield Static("", id="legend")
                 yield Static("", id="stats")
         with Horizontal(id="traffic-controls"):
             yield Label("rate", classes="ctl-label")
             yield Input(str(int(self.dash.rate)), id="rate", type="number")
             yield Button("Pause", id="pause", classes="act")
             yield Label("", id="probe-state")
-        yield VerticalScroll(id="node-rows")
+        yield Static("", id="traffic-empty", classes="empty")
+        yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
         yield DataTable(id="timeline", cursor_type="none")
+        yield Static("", id="traffic-age", classes="status-line")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        nodes = self.query_one("#nodes", DataTable)
+        for key, label in NODE_TABLE:
+            nodes.add_column(label, key=key)
         tl = self.query_one("#timeline", DataTable)
         for key, label in [("time", "time"), ("node", "node"), ("action", "action"),
                            ("by", "by"), ("result", "result")]:
             tl.add_column(label, key=key)
+        self.query_one("#pause", Button).can_focus = False
         self._rows_for: list[str] = []
+        self._node_cells: dict[str, dict] = {}
         self._timeline_shown: dict[int, str] = {}
         self._shown: dict[str, object] = {}
+        self.zoom = 0           # index into ZOOMS
+        self.back_s = 0         # how far back the chart looks
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
@@ -88,25 +95,33 @@ class TrafficScreen(DashboardScreen):
         app = self.dash
         model = app.traffic
         now = app.clock()
-        self.query_one("#chart", TrafficChart).set_data(model.buckets(now), model.backends)
+        span = ZOOMS[self.zoom]
+        self.back_s = min(self.back_s, max(0, model.recorded_s(now) - span))
+        left = int(now) - self.back_s - span
+        marks = [(rec.t - left, rec.action) for rec in model.timeline
+                 if left <= rec.t < left + span]
+        caption = f"-{span // 60} min" + (f" (scrolled back {self.back_s}s)" if self.back_s
+                                          else "")
+        self.query_one("#chart", TrafficChart).set_data(
+            model.buckets(now, span, self.back_s), model.backends, marks, caption)
         stats = model.stats(now=now)
-        legend = Text()
-        for i, b in enumerate(model.backends):
-            share = stats["shares"].get(b, 0.0)
-            legend.append("██ ", style=colour_for(i))
-            legend.append(f"{b:<12} {share * 100:5.1f}%\n")
-        legend.append("██ ", style=ERROR_COLOUR)
-        legend.append("failed")
         errors = ", ".join(f"{k} {v}" for k, v in sorted(stats["errors"].items())) or "none"
-        self._set("#legend", legend)
-        self._set("#stats", f"[b]{stats['rate']:.0f} [/]req/s\nerrors: {errors}\n"
-                            f"p50 {_fmt(stats['p50'])} ms  p99 {_fmt(stats['p99'])} ms")
+        self._set("#stats", Text.assemble(
+            (f"{stats['rate']:.0f}", "bold"), " req/s\n", "errors: ", errors, "\n",
+            f"p50 {_fmt(stats['p50'])} ms\np99 {_fmt(stats['p99'])} ms\n",
+            (ERROR_GLYPH * 2, ERROR_COLOUR), " failed"))
         self._set("#probe-state", app.probe_state)
+        rate_field = self.query_one("#rate", Input)
+        if not rate_field.has_focus and rate_field.value != str(int(app.rate)):
+            rate_field.value = str(int(app.rate))   # the rate in force, not what was typed
         pause = "Resume" if app.paused else "Pause"
         if str(self.query_one("#pause", Button).label) != pause:
             self.query_one("#pause", Button).label = pause
-        self._sync_node_rows()
+        self._set("#traffic-empty", app.empty_state())
+        self.query_one("#traffic-empty").display = bool(app.empty_state())
+        self._sync_nodes(stats)
         self._sync_timeline()
+        self._set("#traffic-age", app.status_line())
 
     def _set(self, selector: str, content) -> None:
         """Update a Static/Label only when its content changed (updates cost a repaint)."""
@@ -114,38 +129,89 @@ class TrafficScreen(DashboardScreen):
             self._shown[selector] = content
             self.query_one(selector, Static).update(content)
 
-    def _sync_node_rows(self) -> None:
-        names = [n.name for n in self.dash.status.nodes] if self.dash.status else []
-        if names == self._rows_for:
+    def _sync_nodes(self, stats: dict) -> None:
+        st = self.dash.status
+        table = self.query_one("#nodes", DataTable)
+        names = [n.name for n in st.nodes] if st else []
+        if names != self._rows_for:
+            cursor = table.cursor_row
+            table.clear()
+            self._node_cells = {}
+            for name in names:
+                table.add_row(*([""] * len(NODE_TABLE)), key=name)
+            self._rows_for = names
+            table.move_cursor(row=min(cursor, max(0, len(names) - 1)))
+        table.display = bool(names)
+        if not st:
             return
-        box = self.query_one("#node-rows", VerticalScroll)
-        box.remove_children()
-        actions = self.dash.cockpit.actions()
-        box.mount_all([NodeRow(n, actions, self.dash.read_only) for n in names])
-        self._rows_for = names
+        wall = self.dash.wall()
+        per = stats.get("per_backend", {})
+        for n in st.nodes:
+            mine = per.get(n.name, {})
+            age = None if n.updated is None else max(0.0, wall - n.updated)
+            hold = "-"
+            if n.hold_timer and n.answering:
+                try:
+                    left = float(n.hold_timer.split("/")[0]) - (age or 0.0)
+                    hold = f"{max(0.0, left):.1f}/{n.hold_timer.split('/')[-1]}"
+                except ValueError:
+                    hold = n.hold_timer
+            share = stats["shares"].get(n.name)
+            cells = {"swatch": swatch(n.name), "node": n.name, "state": traffic_state(n),
+                     "share": "-" if share is None else f"{share * 100:.1f}%",
+                     "rate": f"{mine.get('rate', 0.0):.0f}", "p50": _fmt(mine.get("p50")),
+                     "p99": _fmt(mine.get("p99")), "hold": hold, "age": age_text(age)}
+            old = self._node_cells.get(n.name, {})
+            for key, value in cells.items():
+                if old.get(key) != value:
+                    table.update_cell(n.name, key, value, update_width=True)
+            self._node_cells[n.name] = cells
 
     def _sync_timeline(self) -> None:
         tl = self.query_one("#timeline", DataTable)
-        for i, rec in enumerate(self.dash.traffic.timeline):
+        for rec in self.dash.traffic.timeline:
             summary = rec.summary() if rec.outcome == "done" or not rec.outcome.startswith(
                 "running") else "…"
-            if i not in self._timeline_shown:
+            key = str(rec.seq)
+            if rec.seq not in self._timeline_shown:
                 stamp = time.strftime("%H:%M:%S", time.localtime(
                     self.dash.wall() - (self.dash.clock() - rec.t)))
-                tl.add_row(stamp, rec.node, rec.action, rec.by or rec.source, summary, key=str(i))
+                tl.add_row(stamp, rec.node, rec.action, rec.by or rec.source, summary,
+                           key=key)
                 tl.scroll_end(animate=False)
-            elif self._timeline_shown[i] != summary:
-                tl.update_cell(str(i), "result", summary)
-            self._timeline_shown[i] = summary
+            elif self._timeline_shown[rec.seq] != summary:
+                tl.update_cell(key, "result", summary, update_width=True)
+            self._timeline_shown[rec.seq] = summary
+        kept = {rec.seq for rec in self.dash.traffic.timeline}
+        for seq in [s for s in self._timeline_shown if s not in kept]:
+            tl.remove_row(str(seq))
+            del self._timeline_shown[seq]
+
+    def selected_node(self) -> str | None:
+        table = self.query_one("#nodes", DataTable)
+        if not self._rows_for or table.cursor_row < 0:
+            return None
+        return self._rows_for[min(table.cursor_row, len(self._rows_for) - 1)]
 
     # -- input -----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "node_action":
+            offered = {a.name for a in self.dash.cockpit.actions()}
+            # not on this target: not in the Footer; read-only: the key says it is refused
+            return parameters[0] in offered
+        return True
+
+    def action_node_action(self, action: str) -> None:
+        node = self.selected_node()
+        if node is None:
+            self.dash.notify("no node selected (nothing is provisioned yet)",
+                             severity="warning")
+            return
+        self.dash.node_action(node, action)
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "pause":
             self.dash.toggle_pause()
-            return
-        row = event.button.parent
-        if isinstance(event.button, ActionButton) and isinstance(row, NodeRow):
-            self.dash.node_action(row.node_name, event.button.action_name)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "rate":
@@ -153,6 +219,8 @@ class TrafficScreen(DashboardScreen):
                 self.dash.set_rate(float(event.value))
             except ValueError:
                 self.dash.notify(f"not a rate: {event.value!r}", severity="error")
+            event.input.value = str(int(self.dash.rate))
+            self.query_one("#nodes", DataTable).focus()
 
     def action_toggle_pause(self) -> None:
         self.dash.toggle_pause()
@@ -160,3 +228,12 @@ class TrafficScreen(DashboardScreen):
     def action_rate(self, factor: float) -> None:
         self.dash.set_rate(self.dash.rate * factor)
         self.query_one("#rate", Input).value = str(int(self.dash.rate))
+
+    def action_zoom(self) -> None:
+        self.zoom = (self.zoom + 1) % len(ZOOMS)
+        self.refresh_view()
+
+    def action_scroll_chart(self, direction: int) -> None:
+        span = ZOOMS[self.zoom]
+        self.back_s = max(0, self.back_s + direction * span // 2)
+        self.refresh_view()

@@ -51,6 +51,18 @@ def run_cli(*args: str, env: dict | None = None, check: bool = False,
     return proc
 
 
+@pytest.fixture
+def utc(monkeypatch):
+    """Wall-clock times render the same everywhere (fixed data); restored afterwards."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.fixture(scope="session")
 def lab_instance() -> LabInstance:
     return LabInstance(TEST_LAB)
@@ -79,6 +91,13 @@ def ssh_keypair(tmp_path_factory) -> tuple[Path, str]:
     key.write_private_key(path)
     path.chmod(0o600)
     return path, key.export_public_key().decode().strip()
+
+
+def probers() -> list[int]:
+    """Prober processes aimed at the test lab (a bench on its own lab may run beside)."""
+    out = subprocess.run(["pgrep", "-f", f"ecmptui probe .*--netns {TEST_LAB}-client"],
+                         capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
 
 
 def make_config(directory: Path, *, tag: str, prefix: str, extra: str = "") -> Path:

@@ -3,6 +3,8 @@ traffic with a withdraw and an isolate in it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ecmptui.deployment.provision import STEPS, StepEvent
 from ecmptui.deployment.status import (
     CoreView,
@@ -58,16 +60,32 @@ def samples() -> list[Sample]:
     return out
 
 
+WALL = 1795718000.0  # 2026-11-26 (shown in the local time zone)
+
+
+def status(**node2) -> DeploymentStatus:
+    """STATUS as seen at WALL: node1 answered 0.4 s ago, node2 5.2 s ago (stale)."""
+    n1, n2 = STATUS.nodes
+    return replace(STATUS, nodes=[replace(n1, updated=WALL - 0.4),
+                                  replace(n2, updated=WALL - 5.2, **node2)], updated=WALL)
+
+
+def many_nodes(count: int = 16) -> DeploymentStatus:
+    """`count` nodes with long names, all Established."""
+    base = STATUS.nodes[0]
+    return replace(STATUS, nodes=[replace(base, name=f"ecmp-node{i}", index=i, updated=WALL)
+                                  for i in range(1, count + 1)], updated=WALL)
+
+
 def prime(app) -> None:
     """Put the fixed data into an app started with live=False."""
     app.clock = lambda: NOW
-    app.wall = lambda: 1795718000.0  # 2026-11-26 (shown in the local time zone)
+    app.wall = lambda: WALL
     app.project_label = "4f0c2a9e-lab"
     app.probe_state = "probing at 100/s"
-    app.show_status(STATUS)
-    app.events += ["[dim]18:39:59.877 [/]ecmp-node2: BIRD Established → Active "
-                   "(Hold timer expired)",
-                   "[dim]18:39:59.902 [/]fabric next hops: ecmp-node1"]
+    app.show_status(status())
+    app.log_event(WALL - 20.123, "ecmp-node2: BIRD Established → Active (Hold timer expired)")
+    app.log_event(WALL - 20.098, "fabric next hops: ecmp-node1")
     for s in samples():
         app.traffic.add(s)
     w = app.traffic.begin("ecmp-node2", "withdraw", t=NOW - 40)
@@ -77,6 +95,18 @@ def prime(app) -> None:
     iso = app.traffic.begin("ecmp-node2", "isolate", t=NOW - 12)
     iso.outcome, iso.settled, iso.convergence_ms = "done", True, 2496.0
     iso.failed = {"timeout": 125}
+    kill = app.traffic.begin("ecmp-node2", "kill-bird", t=NOW - 3)
+    kill.outcome = "running"
+
+
+def update_after_first_draw(app) -> None:
+    """What changes while a screen is up: a result that is longer than the "…" it replaces,
+    a BGP state and error longer than the ones drawn first."""
+    kill = app.traffic.timeline[-1]
+    kill.outcome, kill.settled, kill.convergence_ms = "done", True, 82.0
+    kill.failed, kill.fib_ms = {"timeout": 9}, 3.9
+    app.show_status(status(bgp_state="Connect", api_status="down,down",
+                           last_error="BGP Error: Hold timer expired (peer 169.254.255.1)"))
 
 
 def provision_events() -> list[StepEvent]:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 
 import pytest
 
-from conftest import make_config, run_cli
+from conftest import make_config, probers, run_cli
 from ecmptui import config
 from ecmptui.app import EcmpApp
 from ecmptui.cockpit import Cockpit
-from ecmptui.screens.traffic import NodeRow
 
 pytestmark = pytest.mark.lab
 
@@ -24,11 +25,25 @@ async def until(pilot, predicate, timeout: float, what: str):
         await pilot.pause(0.1)
 
 
-def button(app, node: str, action: str):
-    rows = [r for r in app.screen.query(NodeRow) if r.node_name == node]
-    assert rows, f"no row for {node} on {type(app.screen).__name__}: " \
-        f"{[r.node_name for r in app.screen.query(NodeRow)]}"
-    return rows[0].query_one(f"#act-{action}")
+async def act(pilot, node: str, key: str, confirm: bool = True) -> None:
+    """Select `node` in the Traffic screen's table and press `key` (then Enter, to confirm
+    an action that takes the node out)."""
+    app = pilot.app
+    table = app.screen.query_one("#nodes")
+    await until(pilot, lambda: node in table.rows, 20, f"{node} in the node table")
+    table.move_cursor(row=table.get_row_index(node))
+    await pilot.press(key)
+    if confirm:
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", 5,
+                    "the confirmation")
+        await pilot.press("enter")
+
+
+def drawn(app) -> str:
+    """The text of the screen as drawn now (what a user would read)."""
+    svg = app.export_screenshot()
+    text = re.sub(r"<[^>]+>", "", svg)
+    return html.unescape(text).replace("\xa0", " ")
 
 
 def recent_backends(app, seconds: float) -> set[str | None]:
@@ -57,9 +72,7 @@ async def test_provision_bgp_and_traffic_screens(lab, tmp_path):
             await pilot.press("t")
             await until(pilot, lambda: {"ui1", "ui2"} <= recent_backends(app, 2), 30,
                         "answers from both nodes")
-            await until(pilot, lambda: all(r.region.height for r in app.screen.query(NodeRow)),
-                        5, "node rows laid out")
-            await pilot.click(button(app, "ui2", "withdraw"))
+            await act(pilot, "ui2", "w")
             await until(pilot, lambda: app.traffic.timeline and app.traffic.timeline[-1].settled,
                         30, "the withdraw to be measured")
             rec = app.traffic.timeline[-1]
@@ -69,11 +82,26 @@ async def test_provision_bgp_and_traffic_screens(lab, tmp_path):
             await pilot.pause(1.5)
             assert recent_backends(app, 1) == {"ui1"}
             timeline = app.screen.query_one("#timeline")
-            assert "converged" in str(timeline.get_cell(str(len(app.traffic.timeline) - 1),
-                                                        "result"))
-            await pilot.click(button(app, "ui2", "announce"))
+            assert "converged" in str(timeline.get_cell(str(rec.seq), "result"))
+            await pilot.pause(0.3)
+            assert rec.summary() in drawn(app)       # the whole result, not cut
+            await act(pilot, "ui2", "a", confirm=False)
             await until(pilot, lambda: "ui2" in recent_backends(app, 1), 10,
                         "ui2 answering again")
+            # deprovision from the dashboard: the prober stops, the nodes go
+            await pilot.press("p")
+            await pilot.press("D")
+            await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", 5,
+                        "the question")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.status is not None and not app.status.nodes, 90,
+                        "no nodes left")
+            await until(pilot, lambda: app.stream is None and not app.traffic.backends, 10,
+                        "the prober stopped and the traffic forgotten")
+            assert not probers(), "a prober outlived the deployment"
+            await pilot.press("t")
+            await pilot.pause(0.5)
+            assert "Nothing is provisioned yet" in drawn(app)
             await pilot.press("q")
         assert app.stream is None  # the prober was stopped on quit
     finally:
@@ -85,20 +113,54 @@ async def test_read_only_refuses_actions_and_says_so(deployed):
     before = json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
     app = EcmpApp(Cockpit(config.load(cfg), read_only=True), rate=50)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: len(app.screen.query(NodeRow)) == 2 and all(
-            r.region.height for r in app.screen.query(NodeRow)), 20, "node rows laid out")
+        table = app.screen.query_one("#nodes")
+        await until(pilot, lambda: len(table.rows) == 2, 20, "the node table")
         notes = []
         app.notify = lambda msg, **kw: notes.append(msg)  # what the user would see
-        await pilot.click(button(app, "tnode2", "withdraw"))
-        await pilot.click(button(app, "tnode1", "isolate"))
+        await act(pilot, "tnode2", "w", confirm=False)
+        await act(pilot, "tnode1", "i", confirm=False)
         await pilot.press("p")
         await pilot.click("#btn-provision")
         await pilot.pause(0.5)
         assert notes == ["read-only session: withdraw tnode2 is not allowed",
                          "read-only session: isolate tnode1 is not allowed",
                          "read-only session: provisioning is not allowed"]
-        assert app.traffic.timeline == []
+        assert list(app.traffic.timeline) == []
         await pilot.press("q")
     after = json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
     assert [n["withdrawn"] for n in after["nodes"]] == [False, False]
     assert after["router"]["nodes"] == before["router"]["nodes"]
+
+
+async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboard(deployed):
+    """A frozen BIRD: that node is `unresponsive` within 3 s while the other keeps updating;
+    Restore from the dashboard works at once (it does not queue behind the hung poll)."""
+    cfg, _ = deployed
+    app = EcmpApp(Cockpit(config.load(cfg)), rate=50)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.status and all(
+                n.established for n in app.status.nodes), 30, "both Established")
+            await act(pilot, "tnode2", "f")                  # Freeze, confirmed
+            await until(pilot, lambda: app.traffic.timeline and
+                        app.traffic.timeline[-1].outcome == "done", 20, "the freeze")
+            frozen_at = time.time()
+            await until(pilot, lambda: app.status.node("tnode2").bgp_state == "unresponsive",
+                        3.5, "tnode2 unresponsive")
+            assert time.time() - frozen_at <= 3.5
+            seen = app.status.node("tnode1").updated
+            await pilot.pause(2.5)
+            assert app.status.node("tnode1").updated > seen + 1   # the other keeps updating
+            assert app.status.node("tnode1").established
+            assert "unresponsive" in drawn(app)
+            t0 = time.monotonic()
+            await act(pilot, "tnode2", "r", confirm=False)   # Restore: no question
+            await until(pilot, lambda: app.traffic.timeline[-1].action == "restore" and
+                        app.traffic.timeline[-1].outcome != "running", 15, "the restore")
+            assert app.traffic.timeline[-1].outcome == "done", app.traffic.timeline[-1].outcome
+            assert time.monotonic() - t0 < 10
+            await until(pilot, lambda: app.status.node("tnode2").established, 30,
+                        "tnode2 Established again")
+            await pilot.press("q")
+    finally:
+        run_cli("--config", str(cfg), "node", "restore", "tnode2")

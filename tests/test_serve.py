@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from conftest import run_cli
+from conftest import probers, run_cli
 from serving import Served, open_terminal, palette
 
 
@@ -107,11 +107,6 @@ def app_env(pid: int) -> dict[str, str]:
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
-def probers() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "ecmptui probe"], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
-
-
 @pytest.mark.lab
 async def test_viewer_cannot_withdraw_an_operator_can(deployed, tmp_path):
     cfg, _ = deployed
@@ -142,6 +137,8 @@ async def test_viewer_cannot_withdraw_an_operator_can(deployed, tmp_path):
                 await sess.wait_for(b"tnode2", 30)
                 await asyncio.sleep(1)
                 await palette(chan, b"Withdraw tnode2")
+                await sess.wait_for(b"Withdraw tnode2?", 10)    # asks first
+                chan.write(b"\r")                                # Enter: yes
                 deadline = time.monotonic() + 30
                 while "action-result" not in s.logs():   # measured by the server
                     assert time.monotonic() < deadline, s.logs()

@@ -1,27 +1,19 @@
-"""Every screen with fixed data, at 80x24 and 120x40 (pytest-textual-snapshot)."""
+"""Every screen with fixed data, at 80x24 and 200x50 (pytest-textual-snapshot), drawn first
+and then updated with longer values, as a live dashboard is."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
 from ecmptui import config
 from ecmptui.app import EcmpApp
 from ecmptui.cockpit import Cockpit
-from fixed_data import prime, provision_events
+from fixed_data import prime, provision_events, update_after_first_draw
 
-SIZES = [(80, 24), (120, 40)]
+SIZES = [(80, 24), (200, 50)]
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    """The fixed data's wall-clock times render the same everywhere; restored afterwards."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 def make_app(tmp_path, screen: str, read_only: bool = False) -> EcmpApp:
@@ -39,6 +31,9 @@ async def _prime(pilot) -> None:
     if hasattr(screen, "apply_event"):
         for ev in provision_events():
             screen.apply_event(ev)
+    screen.refresh_view()
+    await pilot.pause()
+    update_after_first_draw(pilot.app)   # what arrives after the first frame
     screen.refresh_view()
     await pilot.pause()
 

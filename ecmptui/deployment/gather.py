@@ -4,6 +4,7 @@ routers (the I/O behind `status.DeploymentStatus`)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
@@ -36,19 +37,24 @@ def _peer(p: bird.ProtocolInfo) -> PeerStatus:
 NodeOpener = Callable[[NodeRecord], AbstractAsyncContextManager]
 
 
-async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
-                      opener: NodeOpener | None = None) -> NodeStatus:
-    st = NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address)
+async def api_status(d: AnyDeployment, rec: NodeRecord) -> tuple[str, str | None]:
+    """The API's view of a node's BGP sessions ("up,down": one word per router), and the
+    error if the API could not say."""
     if d.client is None:
-        st.api_status = "n/a"  # static target: no API
-    else:
-        try:
-            sessions = await d.client.acall(d.client.sessions, rec.device_id)
-            st.api_status = ",".join(session_status(s.get("status")) for s in sessions) \
-                or "none"
-        except EcmpError as exc:
-            st.api_status = "error"
-            st.error = str(exc)
+        return "n/a", None  # static target: no API
+    try:
+        sessions = await d.client.acall(d.client.sessions, rec.device_id)
+    except EcmpError as exc:
+        return "error", str(exc)
+    return ",".join(session_status(s.get("status")) for s in sessions) or "none", None
+
+
+async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
+                      opener: NodeOpener | None = None, with_api: bool = True) -> NodeStatus:
+    """One node as it says (over SSH) and, `with_api`, as the API says."""
+    st = NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address)
+    if with_api:
+        st.api_status, st.error = await api_status(d, rec)
     bird_down: NodeError | None = None
     try:
         async with (opener or d.node)(rec) as node:
@@ -101,9 +107,23 @@ def router_status(d: AnyDeployment, inv: Inventory) -> RouterStatus | None:
     return RouterStatus(hops, [by_addr.get(h, h) for h in hops], cores)
 
 
-async def gather(d: AnyDeployment, opener: NodeOpener | None = None) -> DeploymentStatus:
-    """One snapshot of the deployment. `opener` may hand out pooled node connections."""
+async def gather(d: AnyDeployment, opener: NodeOpener | None = None,
+                 node_timeout: float = 10.0) -> DeploymentStatus:
+    """One snapshot of the deployment. `opener` may hand out pooled node connections; a
+    node that has not answered within `node_timeout` is `unresponsive` (a hung BIRD blocks
+    `birdc` for much longer)."""
     inv = await d.ainventory()
-    nodes = await asyncio.gather(*(node_status(d, r, inv.eip, opener) for r in inv.nodes))
+
+    async def one(rec: NodeRecord) -> NodeStatus:
+        try:
+            st = await asyncio.wait_for(node_status(d, rec, inv.eip, opener), node_timeout)
+        except TimeoutError:
+            return NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address,
+                              bgp_state="unresponsive",
+                              error=f"no answer within {node_timeout:g} s (BIRD or SSH hung)")
+        st.updated = time.time()
+        return st
+
+    nodes = await asyncio.gather(*(one(r) for r in inv.nodes))
     router = await asyncio.to_thread(router_status, d, inv)
-    return DeploymentStatus(inv.target, inv.eip, list(nodes), router)
+    return DeploymentStatus(inv.target, inv.eip, list(nodes), router, updated=time.time())

@@ -146,6 +146,9 @@ class MetalClient:
                     continue
                 raise MetalError(f"cannot reach the Metal API at {self.target.endpoint}: "
                                  f"{type(cause).__name__}") from exc
+            except OSError as exc:  # e.g. the CA bundle went with the lab that made it
+                raise MetalError(f"cannot reach the Metal API at {self.target.endpoint}: "
+                                 f"{exc.strerror or exc}") from exc
         raise AssertionError("unreachable")
 
     async def acall(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field, fields
 
 
@@ -62,6 +63,12 @@ class NodeStatus:
     health: HealthStatus | None = None
     peers: list[PeerStatus] = field(default_factory=list)
     error: str | None = None
+    updated: float | None = None    # wall time of the node's last answer (None: never)
+
+    @property
+    def answering(self) -> bool:
+        """Whether the last poll got an answer (else: unreachable or unresponsive)."""
+        return self.bgp_state not in ("unreachable", "unresponsive")
 
     @property
     def established(self) -> bool:
@@ -96,6 +103,15 @@ class DeploymentStatus:
     eip: str | None
     nodes: list[NodeStatus]
     router: RouterStatus | None = None
+    updated: float | None = None    # wall time this snapshot was put together
+    error: str | None = None        # the inventory could not be read: this is the last one
+
+    def oldest(self) -> float | None:
+        """The wall time of the stalest node's last answer (what "updated" means)."""
+        times = [n.updated for n in self.nodes]
+        if not times:
+            return self.updated
+        return None if None in times else min(t for t in times if t is not None)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -111,7 +127,8 @@ class DeploymentStatus:
         r = d.get("router")
         router = None if r is None else RouterStatus(
             r["nexthops"], r["nodes"], [CoreView(**c) for c in r.get("cores") or []])
-        return cls(d["target"], d.get("eip"), [node(n) for n in d.get("nodes") or []], router)
+        return cls(d["target"], d.get("eip"), [node(n) for n in d.get("nodes") or []], router,
+                   d.get("updated"), d.get("error"))
 
     def node(self, name: str) -> NodeStatus | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -127,6 +144,7 @@ class StatusEvent:
     old: str | None
     new: str
     why: str | None = None
+    at: float | None = None         # wall time it happened (node-side where known)
 
 
 def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEvent]:
@@ -135,27 +153,45 @@ def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEven
     before = {n.name: n for n in old.nodes} if old is not None else {}
     for n in new.nodes:
         prev = before.get(n.name)
+        seen = n.updated or new.updated
         if prev is None:
-            events.append(StatusEvent("node", n.name, None, n.bgp_state))
+            events.append(StatusEvent("node", n.name, None, n.bgp_state, at=seen))
             continue
         if prev.bgp_state != n.bgp_state:
+            # BIRD knows when its session changed; an unanswered poll is known when seen
+            at = bird_time(n.since) if n.answering else None
+            if at is None or (prev.updated is not None and at < prev.updated - 60):
+                at = seen
             events.append(StatusEvent("bgp", n.name, prev.bgp_state, n.bgp_state,
-                                      n.last_error))
+                                      n.last_error, at=at))
         if prev.withdrawn != n.withdrawn:
             events.append(StatusEvent("eip", n.name, eip_label(prev.withdrawn),
-                                      eip_label(n.withdrawn)))
+                                      eip_label(n.withdrawn), at=seen))
         if prev.api_status != n.api_status:
-            events.append(StatusEvent("api", n.name, prev.api_status, n.api_status))
+            events.append(StatusEvent("api", n.name, prev.api_status, n.api_status, at=seen))
         h_old = prev.health.state if prev.health else None
         h_new = n.health.state if n.health else None
         if h_new is not None and h_old != h_new:
-            events.append(StatusEvent("health", n.name, h_old, h_new))
+            since = n.health.since if n.health else None
+            events.append(StatusEvent("health", n.name, h_old, h_new,
+                                      at=since if isinstance(since, float) else seen))
     if old is not None and new.router is not None:
         old_nodes = old.router.nodes if old.router is not None else None
         if old_nodes != new.router.nodes:
             events.append(StatusEvent("router", None, ", ".join(old_nodes or []) or None,
-                                      ", ".join(new.router.nodes) or "none"))
+                                      ", ".join(new.router.nodes) or "none", at=new.updated))
     return events
+
+
+def bird_time(since: str) -> float | None:
+    """BIRD's `since` ("2026-11-26 18:32:23.101", the node's local time) as a wall time."""
+    try:
+        day, clock = since.split(" ")
+        whole, _, frac = clock.partition(".")
+        t = time.mktime(time.strptime(f"{day} {whole}", "%Y-%m-%d %H:%M:%S"))
+        return t + (float(f"0.{frac}") if frac else 0.0)
+    except (ValueError, OverflowError):
+        return None
 
 
 def eip_label(withdrawn: bool) -> str:

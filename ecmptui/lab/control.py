@@ -121,16 +121,19 @@ def _used_slots() -> set[int]:
     return used
 
 
-def _check_port(port: int) -> None:
-    if port == 0:
-        return
+def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise EcmpError(
-                f"port 127.0.0.1:{port} is in use: pick another with `lab up --port`") from exc
+        except OSError:
+            return False
+    return True
+
+
+def _check_port(port: int) -> None:
+    if port != 0 and not _port_free(port):
+        raise EcmpError(f"port 127.0.0.1:{port} is in use: pick another with `lab up --port`")
 
 
 def leftovers(lab: LabInstance) -> list[str]:
@@ -143,10 +146,11 @@ def leftovers(lab: LabInstance) -> list[str]:
     return found
 
 
-def up(lab: LabInstance, port: int = DEFAULT_PORT,
+def up(lab: LabInstance, port: int | None = None,
        progress: image.Progress | None = None) -> tuple[LabInfo, bool]:
     """Bring the lab up (or find it running), building the lab image first if it is
-    missing. Returns (info, started_now)."""
+    missing. Returns (info, started_now). `port` None: DEFAULT_PORT, or a free one when
+    that is taken; a port asked for that is taken is an error."""
     preflight()
     info = read_info(lab)
     if info is not None:
@@ -160,6 +164,8 @@ def up(lab: LabInstance, port: int = DEFAULT_PORT,
     if rest:
         raise EcmpError(f"lab {lab.name!r} is partly present ({', '.join(rest[:3])}"
                         f"{', ...' if len(rest) > 3 else ''}): run `ecmptui lab down` first")
+    if port is None:
+        port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else 0
     _check_port(port)
     free = [s for s in range(MAX_SLOTS) if s not in _used_slots()]
     if not free:

@@ -237,7 +237,8 @@ class Hub:
                                  failed=sum(rec.failed.values()), fib_ms=rec.fib_ms)
                 del self.records[rid]
             # the model's own timeline only holds what is being measured here
-            self.model.timeline = [r for r in self.model.timeline if not r.settled]
+            for rec in [r for r in self.model.timeline if r.settled]:
+                self.model.timeline.remove(rec)
 
     def _publish(self, rid: int) -> None:
         rec = self.records[rid]

@@ -29,6 +29,7 @@ class ActionRecord:
     source: str = "operator"          # operator | health (a node's own health check)
     fib_ms: float | None = None       # lab: when the fabric's route for the EIP changed
     by: str | None = None             # who asked (a served session's user name)
+    seq: int = 0                      # its number in this model's timeline
 
     def summary(self) -> str:
         if self.outcome.startswith("failed"):
@@ -48,18 +49,33 @@ class ActionRecord:
 TAKES_OUT = {a.name for a in ACTIONS.values() if a.out_of_service}
 
 
+HISTORY_S = 900          # what the chart can scroll back and zoom over (15 min)
+MAX_TIMELINE = 500       # actions kept in the timeline (the oldest go first)
+
+
 class TrafficModel:
-    """Rolling view of probe samples. Feed `add()`; read the properties."""
+    """Rolling view of probe samples. Feed `add()`; read the properties. Everything it keeps
+    is bounded: samples for a minute, per-second counts for `history_s`, the last
+    MAX_TIMELINE actions."""
 
     def __init__(self, window_s: int = 60, timeout_s: float = 1.0,
-                 settle_s: float = 1.0, limit_s: float = 10.0) -> None:
+                 settle_s: float = 1.0, limit_s: float = 10.0,
+                 history_s: int = HISTORY_S) -> None:
         self.window_s, self.timeout_s = window_s, timeout_s
         self.settle_s, self.limit_s = settle_s, limit_s
+        self.history_s = max(history_s, window_s)
         self.samples: deque[Sample] = deque()
-        self.timeline: list[ActionRecord] = []
-        self.backends: list[str] = []     # in order of first appearance: stable colours
+        self.timeline: deque[ActionRecord] = deque(maxlen=MAX_TIMELINE)
+        self.backends: list[str] = []     # in order of first appearance
         # per whole second of send time: [answers by backend, failures], kept as they come
         self._seconds: dict[int, list] = {}
+        self._seq = 0
+
+    def reset(self) -> None:
+        """Forget the traffic (the deployment went away); the timeline stays."""
+        self.samples.clear()
+        self._seconds.clear()
+        self.backends = []
 
     def add(self, s: Sample) -> None:
         self.samples.append(s)
@@ -76,19 +92,26 @@ class TrafficModel:
         keep = max(self.window_s, self.limit_s + self.timeout_s + 2)
         while self.samples and self.samples[0].t < now - keep:
             self.samples.popleft()
-        for sec in [k for k in self._seconds if k < now - self.window_s - 1]:
+        for sec in [k for k in self._seconds if k < now - self.history_s - 1]:
             del self._seconds[sec]
 
-    def buckets(self, now: float | None = None) -> list[tuple[Counter, int]]:
-        """One (answers by backend, failures) per second, oldest first, `window_s` of them;
-        the current (incomplete) second is left out."""
+    def buckets(self, now: float | None = None, span_s: int | None = None,
+                back_s: int = 0) -> list[tuple[Counter, int]]:
+        """One (answers by backend, failures) per second, oldest first, `span_s` of them
+        (default `window_s`) ending `back_s` seconds ago; the current (incomplete) second
+        is left out."""
         now = time.monotonic() if now is None else now
-        end = int(now)
+        end = int(now) - max(0, back_s)
         out: list[tuple[Counter, int]] = []
-        for sec in range(end - self.window_s, end):
+        for sec in range(end - (span_s or self.window_s), end):
             slot = self._seconds.get(sec)
             out.append((slot[0], slot[1]) if slot else (Counter(), 0))
         return out
+
+    def recorded_s(self, now: float | None = None) -> int:
+        """How many seconds of history there are to scroll back over."""
+        now = time.monotonic() if now is None else now
+        return int(now) - min(self._seconds, default=int(now))
 
     def recent(self, seconds: float = 5.0, now: float | None = None) -> list[Sample]:
         """Samples sent in the `seconds` before the last `timeout_s` (their fate is known).
@@ -112,18 +135,24 @@ class TrafficModel:
         by_backend = Counter(s.backend or "unknown" for s in ok)
         total_ok = sum(by_backend.values())
         lat = [s.latency_ms for s in ok]
+        by_lat: dict[str, list[float]] = {}
+        for s in ok:
+            by_lat.setdefault(s.backend or "unknown", []).append(s.latency_ms)
         return {
             "rate": len(recent) / seconds,
             "shares": {b: by_backend[b] / total_ok for b in by_backend} if total_ok else {},
             "errors": dict(Counter(s.error for s in recent if s.error)),
             "p50": percentile(lat, 50), "p99": percentile(lat, 99),
+            "per_backend": {b: {"rate": len(v) / seconds, "p50": percentile(v, 50),
+                                "p99": percentile(v, 99)} for b, v in by_lat.items()},
         }
 
     # -- actions ---------------------------------------------------------------------------
     def begin(self, node: str, action: str, source: str = "operator",
               t: float | None = None) -> ActionRecord:
+        self._seq += 1
         rec = ActionRecord(time.monotonic() if t is None else t, node, action,
-                           takes_node_out=action in TAKES_OUT, source=source)
+                           takes_node_out=action in TAKES_OUT, source=source, seq=self._seq)
         self.timeline.append(rec)
         return rec
 

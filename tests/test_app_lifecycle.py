@@ -1,0 +1,80 @@
+"""The dashboard when the lab itself comes and goes: `lab down` under the open app is shown
+as such (no crash), L starts it again; `lab up` picks a free port when 7443 is taken.
+Its own lab instance (`ecmpd`), so the shared lab is never taken down."""
+
+from __future__ import annotations
+
+import html
+import re
+import socket
+import time
+
+import pytest
+
+from conftest import run_cli
+from ecmptui import config
+from ecmptui.app import EcmpApp
+from ecmptui.cockpit import Cockpit
+from ecmptui.lab import control
+from ecmptui.lab.instance import LabInstance
+
+pytestmark = pytest.mark.lab
+LAB = LabInstance("ecmpd")
+
+
+@pytest.fixture
+def own_lab():
+    control.down(LAB)
+    try:
+        yield LAB
+    finally:
+        control.down(LAB)
+
+
+def drawn(app) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
+
+
+async def until(pilot, predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        await pilot.pause(0.1)
+
+
+async def test_lab_down_under_the_dashboard_and_back(own_lab, tmp_path):
+    # 7443 taken (by us, or by anything else): `lab up` picks another and says so
+    holder = socket.socket()
+    try:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", 7443))
+        holder.listen()
+    except OSError:
+        pass  # already taken by something else: just as good
+    try:
+        up = run_cli("--lab", LAB.name, "lab", "up", timeout=300)
+    finally:
+        holder.close()
+    assert up.returncode == 0, up.stderr
+    assert "port 7443 was taken: a free one was picked" in up.stdout
+    assert ":7443" not in control.read_info(LAB).endpoint
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n')
+    app = EcmpApp(Cockpit(config.load(cfg, env={})), rate=20)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.status is not None, 30, "the first status")
+        await pilot.pause(0.3)
+        assert "Nothing is provisioned yet" in drawn(app)
+        down = run_cli("--lab", LAB.name, "lab", "down", timeout=120)
+        assert down.returncode == 0, down.stderr
+        await until(pilot, lambda: app.lab_down, 10, "the dashboard to see the lab go")
+        await pilot.pause(0.5)
+        assert f"The lab {LAB.name} is down. Press L to start it" in drawn(app)
+        assert app.is_running
+        await pilot.press("L")
+        await until(pilot, lambda: not app.lab_down and app.status is not None, 300,
+                    "the lab started from the dashboard")
+        assert control.read_info(LAB) is not None
+        await pilot.press("q")
+    assert app.return_code in (0, None)

@@ -1,0 +1,177 @@
+"""What the dashboard draws, checked as text: values that arrive after the first frame are
+not cut, 16 nodes keep distinct names, colours and glyphs, dialogs answer to Enter and Esc,
+the empty state says what to do next. Fixed data, no lab."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from ecmptui import config
+from ecmptui.app import EcmpApp
+from ecmptui.cockpit import Cockpit
+from ecmptui.deployment.status import DeploymentStatus
+from ecmptui.screens.chart import GLYPHS, PALETTE, style_for
+from fixed_data import WALL, many_nodes, prime, update_after_first_draw
+
+SIZES = [(80, 24), (200, 50)]
+
+
+pytestmark = pytest.mark.usefixtures("utc")
+
+
+def make_app(tmp_path, screen: str = "traffic", read_only: bool = False) -> EcmpApp:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('target = "lab"\nlab = "ecmp"\n')
+    return EcmpApp(Cockpit(config.load(cfg, env={}), read_only=read_only), live=False,
+                   start_mode=screen)
+
+
+def drawn(app) -> str:
+    text = re.sub(r"<[^>]+>", "", app.export_screenshot())
+    return html.unescape(text).replace("\xa0", " ")
+
+
+def widths_fit(table) -> list[str]:
+    """Cells wider than their column (what would be cut)."""
+    cut = []
+    for row_key in table.rows:
+        for col_key, column in table.columns.items():
+            value = table.get_cell(row_key, col_key)
+            plain = value.plain if hasattr(value, "plain") else re.sub(r"\[/?[^\]]*\]", "",
+                                                                       str(value))
+            if len(plain) > column.content_width:
+                cut.append(f"{row_key.value}/{col_key.value}: {plain!r}")
+    return cut
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_values_that_grow_after_the_first_frame_are_not_cut(tmp_path, size):
+    app = make_app(tmp_path)
+    async with app.run_test(size=size) as pilot:
+        prime(app)
+        app.screen.refresh_view()
+        await pilot.pause()
+        update_after_first_draw(app)
+        app.screen.refresh_view()
+        await pilot.pause()
+        timeline = app.screen.query_one("#timeline")
+        assert widths_fit(timeline) == []
+        assert widths_fit(app.screen.query_one("#nodes")) == []
+        result = app.traffic.timeline[-1].summary()
+        assert result == "FIB +3.9 ms, converged 82 ms, failed 9 (timeout 9)"
+        if size[0] >= 200:
+            assert result in drawn(app)
+        await pilot.press("b")
+        await pilot.pause()
+        bgp = app.screen.query_one("#bgp-nodes")
+        assert widths_fit(bgp) == []
+        if size[0] >= 200:
+            assert "BGP Error: Hold timer expired (peer 169.254.255.1)" in drawn(app)
+        await pilot.press("p")
+        await pilot.pause()
+        assert widths_fit(app.screen.query_one("#steps")) == []
+
+
+async def test_stale_status_is_shown_with_its_age(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        prime(app)
+        app.screen.refresh_view()
+        await pilot.pause()
+        text = drawn(app)
+        assert "status updated 5.2 s ago" in text   # the stalest node decides
+        assert "0.4s" in text and "5.2s" in text     # each node's own age
+        line = app.status_line()
+        assert any("red" in str(span.style) for span in line.spans)
+
+
+async def test_sixteen_nodes_keep_their_names_colours_and_glyphs(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(200, 50)) as pilot:
+        prime(app)
+        app.show_status(many_nodes(16))
+        app.screen.refresh_view()
+        await pilot.pause()
+        text = drawn(app)
+        for i in range(1, 17):
+            assert f"ecmp-node{i} " in text, f"ecmp-node{i} cut or missing"
+        styles = {style_for(f"ecmp-node{i}") for i in range(1, 17)}
+        assert len(styles) == 16
+        assert {c for c, _ in styles} == set(PALETTE)
+        assert {g for _, g in styles} == set(GLYPHS)
+        # the same node has the same colour whatever order the nodes come in
+        assert style_for("ecmp-node9") != style_for("ecmp-node1")
+        assert style_for("ecmp-node9") == style_for("other-node9")
+
+
+async def test_the_empty_state_says_what_to_do_next(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.wall = lambda: WALL
+        app.show_status(DeploymentStatus("lab", None, [], None, updated=WALL))
+        app.screen.refresh_view()
+        await pilot.pause()
+        assert "Nothing is provisioned yet: press p for the Provision screen, then P to " \
+            "provision." in drawn(app)
+        await pilot.press("b")
+        await pilot.pause()
+        assert "Nothing is provisioned yet" in drawn(app)
+
+
+async def test_destructive_keys_ask_and_enter_or_escape_answer(tmp_path):
+    app = make_app(tmp_path)
+    ran: list[tuple[str, str]] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        prime(app)
+        app.screen.refresh_view()
+        await pilot.pause()
+        app._node_action = lambda node, action, router=False: _record(ran, node, action)
+        table = app.screen.query_one("#nodes")
+        table.move_cursor(row=1)
+        await pilot.press("i")                      # isolate ecmp-node2: asks
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmScreen"
+        assert "Isolate ecmp-node2?" in drawn(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert ran == []
+        await pilot.press("w")
+        await pilot.pause()
+        await pilot.press("enter")                  # the yes button has the focus
+        await pilot.pause()
+        assert ran == [("ecmp-node2", "withdraw")]
+        await pilot.press("a")                      # announce puts back: no question
+        await pilot.pause()
+        assert ran[-1] == ("ecmp-node2", "announce")
+        await pilot.press("z")
+        await pilot.pause()
+        assert "-5 min" in drawn(app)
+
+
+async def _record(ran, node, action):
+    ran.append((node, action))
+
+
+async def test_the_rate_field_shows_the_rate_in_force(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        prime(app)
+        await pilot.pause()
+        field = app.screen.query_one("#rate")
+        field.focus()
+        field.value = "2500"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.rate == 1000 and field.value == "1000"
+
+
+def test_a_start_rate_out_of_range_is_refused(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("--rate", "5000", "--lab", "ecmpz")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("ecmptui: error: --rate 5000: the dashboard probes at 1 "
+                                   "to 1000 requests/s")
