@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import struct
@@ -214,3 +215,21 @@ def test_traffic_model_measures_a_drain_seen_steady_at_the_window_edge():
     settled = m.settle(now=12.0101)
     assert settled == [rec] and rec.convergence_ms is not None
     assert rec.convergence_ms <= 10 and rec.failed == {}
+
+
+async def test_a_stream_with_a_callback_keeps_no_samples_of_its_own(http_server):
+    """The dashboard keeps its own bounded store: the stream must not keep every sample as
+    well (hours at 1,000/s), while a drill, without a callback, gets them all."""
+    from ecmptui.traffic.probe_stream import ProbeStream
+
+    got: list = []
+    stream = ProbeStream(http_server + "/", rate=200, on_sample=got.append)
+    await stream.start()
+    await asyncio.sleep(0.5)
+    await stream.stop()
+    assert len(got) == stream.received > 10 and stream.samples == []
+    kept = ProbeStream(http_server + "/", rate=200)
+    await kept.start()
+    await asyncio.sleep(0.3)
+    await kept.stop()
+    assert len(kept.samples) == kept.received > 10
