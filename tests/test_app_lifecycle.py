@@ -78,3 +78,33 @@ async def test_lab_down_under_the_dashboard_and_back(own_lab, tmp_path):
         assert control.read_info(LAB) is not None
         await pilot.press("q")
     assert app.return_code in (0, None)
+
+
+async def test_twelve_nodes_keep_their_names_and_colours(own_lab, tmp_path):
+    """A 12-node deployment: every node has its full name, its own colour and glyph, and
+    each one answers."""
+    from ecmptui.screens.chart import style_for
+
+    control.up(LAB, port=0)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n[provision]\nnodes = 12\n'
+                   f'hostname_prefix = "ecmp-node"\n[ssh]\nkey = "{tmp_path}/id"\n'
+                   f'known_hosts = "{tmp_path}/kh"\n')
+    prov = run_cli("--config", str(cfg), "provision", timeout=900)
+    assert prov.returncode == 0, prov.stderr
+    app = EcmpApp(Cockpit(config.load(cfg, env={})), rate=200)
+    names = [f"ecmp-node{i}" for i in range(1, 13)]
+    async with app.run_test(size=(160, 50)) as pilot:
+        await until(pilot, lambda: app.status is not None and len(app.status.nodes) == 12
+                    and all(n.established for n in app.status.nodes), 60,
+                    "12 nodes Established")
+        await until(pilot, lambda: set(app.traffic.backends) == set(names), 60,
+                    "answers from all 12")
+        await pilot.pause(0.5)
+        text = drawn(app)
+        for name in names:
+            assert f"{name} " in text, f"{name} cut or missing"
+        assert len({style_for(n) for n in app.traffic.backends}) == 12
+        table = app.screen.query_one("#nodes")
+        assert [k.value for k in table.rows] == names
+        await pilot.press("q")
