@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ecmptui.lab.instance import LabInstance
 
-LAB = LabInstance("ecmpb")  # never the user's lab nor the test suite's
+# never the user's lab nor the test suite's; ECMPTUI_BENCH_LAB runs two benches side by side
+LAB = LabInstance(os.environ.get("ECMPTUI_BENCH_LAB", "ecmpb"))
 TICK = os.sysconf("SC_CLK_TCK")
 
 

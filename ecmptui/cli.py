@@ -381,10 +381,13 @@ def cmd_drill(args: argparse.Namespace) -> int:
     # SIGTERM and SIGHUP end a drill like Ctrl-C: its finally blocks undo what it changed
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.default_int_handler)
+    if not 0 <= args.flows <= 5000:
+        raise EcmpError(f"--flows {args.flows}: must be 0-5000")
     d = _deployment(args)
     con = _console()
     drill = Drill(d, rate=args.rate, node=args.node, limit_s=args.limit,
-                  on_event=None if args.json else (lambda m: con.print(f"  {m}")))
+                  on_event=None if args.json else (lambda m: con.print(f"  {m}")),
+                  flows=args.flows, flow_interval=args.flow_interval)
     drill.plan(args.scenario)  # refuse bad names before touching anything
     with _writer(args, d, "drill"):
         results = asyncio.run(drill.run(args.scenario))
@@ -470,21 +473,48 @@ def cmd_probe(args: argparse.Namespace) -> int:
             argv += ["--netns", netns]
         os.execvp("ip", ["ip", "netns", "exec", netns, sys.executable, "-m", "ecmptui",
                          *argv, url])
+    import threading
+
+    from ecmptui.traffic.flows import FlowEvent, FlowKeeper
+
     try:
         prober = Prober(url, rate=args.rate, timeout=args.timeout, duration=args.duration,
                         workers=args.workers)
+        keeper = FlowKeeper(url, args.flows, args.flow_interval, args.timeout) \
+            if args.flows else None
     except ValueError as exc:
         raise EcmpError(str(exc)) from exc
+
+    def stop(*_: object) -> None:
+        prober.stop()
+        if keeper is not None:
+            keeper.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: prober.stop())
+        signal.signal(sig, stop)
     samples = []
     out = sys.stdout
+    flow_events: list[FlowEvent] = []
+    write_lock = threading.Lock()
+
+    def on_flow(ev: FlowEvent) -> None:
+        if args.jsonl:
+            with write_lock:
+                out.write(ev.to_json() + "\n")
+        else:
+            flow_events.append(ev)
+
+    flow_thread = None
+    if keeper is not None:
+        flow_thread = threading.Thread(target=keeper.run, args=(on_flow,), daemon=True)
+        flow_thread.start()
     interval_start = [time.monotonic()]
     bucket: list = []
 
     def on_sample(s) -> None:
         if args.jsonl and not args.interval:
-            out.write(s.to_json() + "\n")
+            with write_lock:
+                out.write(s.to_json() + "\n")
             return
         samples.append(s)
         if args.interval:
@@ -502,11 +532,20 @@ def cmd_probe(args: argparse.Namespace) -> int:
         prober.run(on_sample)
     except BrokenPipeError:
         return 0
+    finally:
+        if keeper is not None and flow_thread is not None:
+            keeper.stop()
+            flow_thread.join(timeout=args.timeout + 2)
     elapsed = time.monotonic() - start
     if args.jsonl:
         out.flush()
         return 0
     summary = summarize(samples, elapsed)
+    summary["schedule"] = sched = prober.schedule.summary()
+    if keeper is not None:
+        from ecmptui.traffic.flows import flow_summary
+
+        summary["flows"] = flow_summary(flow_events, args.flows)
     if args.json:
         _print_json(summary)
     else:
@@ -515,6 +554,17 @@ def cmd_probe(args: argparse.Namespace) -> int:
         print(f"{summary['requests']} requests at {summary['rate']}/s to {url}: {shares}; "
               f"failed {summary['failed']} ({errors}); latency p50 "
               f"{summary['latency_ms']['p50']} ms, p99 {summary['latency_ms']['p99']} ms")
+        if keeper is not None:
+            f = summary["flows"]
+            where = ", ".join(f"{b} {n}" for b, n in f["broken_on"].items()) or "none"
+            print(f"{args.flows} long-lived flows: {f['broken']} broke (on {where}), "
+                  f"{f['moved']} came back on another backend")
+        if sched["slipped"]:
+            print(f"warning: the prober could not keep {sched['target_rate']:g}/s: it sent "
+                  f"{sched['sent']} of {sched['due']} requests due ({sched['achieved_rate']}/s"
+                  f"), late by p50 {sched['lag_ms']['p50']} ms, p99 {sched['lag_ms']['p99']} "
+                  "ms; failover times are only as fine as the requests actually sent",
+                  file=sys.stderr)
     return 0
 
 
@@ -688,6 +738,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --jsonl: one summary record every S seconds instead")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
     p.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--flows", type=int, default=0, metavar="N",
+                   help="also keep N long-lived connections (keep-alive request loops) and "
+                        "report every one that breaks, with where it was")
+    p.add_argument("--flow-interval", type=_positive_float, default=1.0, metavar="S",
+                   help="one request per flow every S seconds (default %(default)s)")
     p.add_argument("--netns", default=None, metavar="NS",
                    help="run inside this network namespace (default: the lab's client "
                         "namespace on the lab target)")
@@ -732,14 +787,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("drill", help="failover scenarios while probing, with a report")
     p.add_argument("--scenario", action="append", metavar="NAME",
-                   help="withdraw, shutdown, kill-bird, freeze-bird, isolate, stop-nginx "
-                        "(repeatable; default all that the target allows)")
+                   help="withdraw, shutdown, kill-bird, freeze-bird, isolate, stop-nginx, "
+                        "reboot, router-kill, router-freeze, router-isolate, remove-node, "
+                        "add-node (repeatable; default all that the target allows)")
     p.add_argument("--rate", type=_positive_float, default=200.0,
                    help="probe requests per second (default %(default)s)")
     p.add_argument("--node", default=None, help="node to act on (default: the last one)")
     p.add_argument("--limit", type=_positive_float, default=8.0, metavar="S",
                    help="how long to wait for traffic to settle after an action "
                         "(default %(default)s s)")
+    p.add_argument("--flows", type=int, default=0, metavar="N",
+                   help="also keep N long-lived connections and count the ones each change "
+                        "breaks, on the node and on the others (remove-node and add-node "
+                        "keep 100 by default)")
+    p.add_argument("--flow-interval", type=_positive_float, default=0.5, metavar="S",
+                   help="one request per flow every S seconds (default %(default)s)")
     p.add_argument("--report", metavar="PATH", help="write the Markdown report there")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_drill)

@@ -24,6 +24,9 @@ def server_block(name: str, html_dir: str, listen: str = "80") -> str:
         f"  listen {listen};\n"
         f"  root {html_dir};\n"
         f'  add_header X-Served-By "{_check(name)}" always;\n'
+        # long-lived flows (`probe --flows`): a connection is closed by ECMP, not by nginx
+        "  keepalive_timeout 3600s;\n"
+        "  keepalive_requests 1000000;\n"
         "  location / { index index.html; }\n"
         "  location = /healthz { access_log off; return 200 \"ok\\n\"; }\n"
         "}\n"

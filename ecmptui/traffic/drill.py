@@ -24,6 +24,7 @@ from ecmptui.errors import EcmpError
 from ecmptui.node import health as node_health
 from ecmptui.node.server import Node
 from ecmptui.traffic.failover import Failover, analyse, back_after_ms, first_answer_ms, steady_since
+from ecmptui.traffic.flows import FlowEvent
 from ecmptui.traffic.probe_stream import ProbeStream
 
 if TYPE_CHECKING:
@@ -70,12 +71,27 @@ class RouterScenario:
     via_api: bool = False
 
 
-SCENARIOS: dict[str, Scenario | RouterScenario] = {
+SCENARIOS: dict[str, Scenario | RouterScenario | MembershipScenario] = {
     a.name: Scenario(a, ACTIONS[a.undo] if a.undo else None)
     for a in ACTIONS.values() if a.out_of_service}
 SCENARIOS.update({f"router-{short}": RouterScenario(f"router-{short}", fault)
                   for short, fault in (("kill", "kill-bird"), ("freeze", "freeze-bird"),
                                        ("isolate", "isolate"))})
+
+
+@dataclass(frozen=True)
+class MembershipScenario:
+    """A node leaving (`remove-node`: withdrawn) or joining (`add-node`: announced after it
+    was withdrawn) the ECMP set, measured by what it does to long-lived flows."""
+
+    name: str
+    lab_only: bool = False
+    via_api: bool = False
+
+
+SCENARIOS.update({n: MembershipScenario(n) for n in ("remove-node", "add-node")})
+MEMBERSHIP_FLOWS = 100   # flows kept for these scenarios when --flows does not say
+FLOW_SETTLE_S = 3.0      # after a change, how long flows have to break and come back
 ROUTER_WATCH_S = 5.0  # longer than the hold time (3 s): every session that can fail has
 REBOOT_TIMEOUT = 90.0
 
@@ -96,12 +112,40 @@ class ScenarioResult:
     requests: int
     notes: list[str] = field(default_factory=list)
     fib_ms: float | None = None    # lab: when the fabric's route for the EIP changed
+    flows: dict | None = None      # with flows: how many, and how many the change broke
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["failed"] = {k: self.failed.get(k, 0) for k in ("refused", "reset", "timeout")} | {
             k: v for k, v in self.failed.items() if k not in ("refused", "reset", "timeout")}
         return d
+
+
+def disruption(events: list[FlowEvent], t0: float, t1: float, node: str,
+               open_flows: int) -> dict:
+    """What a change on `node` between t0 and t1 did to the flows open at t0: broken on the
+    node itself (affected), broken on the others (bystanders), and came back elsewhere."""
+    window = [e for e in events if t0 <= e.t < t1]
+    broken = [e for e in window if e.event == "break"]
+    on_node_before = _flows_on(events, t0)
+    return {"flows": open_flows, "on_node": sum(1 for b in on_node_before.values()
+                                                if b == node),
+            "affected": sum(1 for e in broken if e.backend == node),
+            "bystanders": sum(1 for e in broken if e.backend != node),
+            "moved": sum(1 for e in window if e.event == "moved")}
+
+
+def _flows_on(events: list[FlowEvent], t: float) -> dict[int, str | None]:
+    """Which backend each flow was on at time t (flows open then)."""
+    where: dict[int, str | None] = {}
+    for e in events:
+        if e.t >= t:
+            break
+        if e.event in ("open", "moved"):
+            where[e.flow] = e.backend
+        elif e.event == "break":
+            where.pop(e.flow, None)
+    return where
 
 
 def health_key(st: DeploymentStatus) -> tuple:
@@ -157,8 +201,10 @@ class Drill:
 
     def __init__(self, d: Deployment, *, rate: float = 200.0, timeout: float = 1.0,
                  node: str | None = None, settle_s: float = 1.0, limit_s: float = 8.0,
-                 on_event: Callable[[str], None] | None = None) -> None:
+                 on_event: Callable[[str], None] | None = None, flows: int = 0,
+                 flow_interval: float = 0.5) -> None:
         self.d, self.rate, self.timeout = d, rate, timeout
+        self.flows, self.flow_interval = flows, flow_interval
         self.node_name, self.settle_s, self.limit_s = node, settle_s, limit_s
         self.on_event = on_event or (lambda _msg: None)
         self._fib: FibWatch | None = None
@@ -166,14 +212,14 @@ class Drill:
         self._pending: tuple[str, Callable[[], Awaitable[object]]] | None = None
 
     def plan(self, names: list[str] | None
-             ) -> list[tuple[Scenario | RouterScenario, bool | None]]:
+             ) -> list[tuple[Scenario | RouterScenario | MembershipScenario, bool | None]]:
         """(scenario, bfd) pairs; bfd None keeps the current setting. Lab faults run with
         and without BFD; `run` also runs stop-nginx with the health check paused."""
         names = names or list(SCENARIOS)
         unknown = [n for n in names if n not in SCENARIOS]
         if unknown:
             raise EcmpError(f"unknown scenario {unknown[0]!r} (one of {', '.join(SCENARIOS)})")
-        out: list[tuple[Scenario | RouterScenario, bool | None]] = []
+        out: list[tuple[Scenario | RouterScenario | MembershipScenario, bool | None]] = []
         for name in names:
             sc = SCENARIOS[name]
             if sc.lab_only and not self.d.target.caps.faults:
@@ -214,6 +260,9 @@ class Drill:
                         raise EcmpError("sessions did not come back after changing BFD")
                 if isinstance(sc, RouterScenario):
                     results.append(await self._router_one(sc, current_bfd, inv, baseline))
+                elif isinstance(sc, MembershipScenario):
+                    results.append(await self._membership(sc, current_bfd, inv, target,
+                                                          baseline))
                 elif sc.name == "stop-nginx" and has_health:
                     # the contrast: the node's own check withdraws it; without it nobody does
                     results.append(await self._one(sc, current_bfd, inv, target, baseline,
@@ -277,11 +326,11 @@ class Drill:
         label = f"{sc.name}{' (BFD)' if bfd else ''}"
         self.on_event(f"{label}: probing at {self.rate:.0f} req/s")
         url, netns = self.d.probe_target(inv)
-        stream = ProbeStream(url, self.rate, self.timeout, netns)
+        stream = self._stream(url, netns)
         notes: list[str] = []
         await stream.start()
         try:
-            await asyncio.sleep(1.0)  # a second of normal traffic as the baseline
+            await asyncio.sleep(self._baseline_s())  # normal traffic (and flows open)
             t_action = time.monotonic()
             self._pending = (f"restore {sc.router}",
                              lambda: operate.perform_router(self.d, sc.router, "restore"))
@@ -303,6 +352,7 @@ class Drill:
                          f"{fo.after}")
         result = self._result(sc.name, bfd, None, sc.router, fo, None, as_before and spread,
                               stream, notes, t_action, last_answer=False)
+        result.flows = self._flows(stream, t_action, t_restore, sc.router)
         self.on_event(f"{label}: failed {sum(result.failed.values())}, traffic on "
                       f"{', '.join(sorted(fo.after)) or 'nobody'}, recovered {result.recovered}")
         return result
@@ -321,7 +371,7 @@ class Drill:
             "" if health is None else f" (health {'on' if health else 'off'})")
         self.on_event(f"{label}: probing at {self.rate:.0f} req/s")
         url, netns = self.d.probe_target(inv)
-        stream = ProbeStream(url, self.rate, self.timeout, netns)
+        stream = self._stream(url, netns)
         notes: list[str] = []
         await stream.start()
         paused_health = False
@@ -330,7 +380,7 @@ class Drill:
                 if health is False and await node_health.health_running(node):
                     await node_health.stop_health(node)
                     paused_health = True
-                await asyncio.sleep(1.0)  # a second of normal traffic as the baseline
+                await asyncio.sleep(self._baseline_s())  # normal traffic (and flows open)
                 t_action = time.monotonic()
                 if sc.via_api:
                     return await self._reboot(sc, label, target, stream, t_action, baseline)
@@ -369,8 +419,76 @@ class Drill:
         recovery = first_answer_ms(stream.samples, t_restore, target.name)
         result = self._result(sc.name, bfd, health, target.name, fo, recovery,
                               recovery is not None and as_before, stream, notes, t_action)
+        result.flows = self._flows(stream, t_action, t_restore, target.name)
         self.on_event(f"{label}: convergence {fmt_ms(result.convergence_ms)}, failed "
-                      f"{sum(result.failed.values())}, recovered {result.recovered}")
+                      f"{sum(result.failed.values())}, recovered {result.recovered}"
+                      + flows_text(result.flows))
+        return result
+
+    # -- long-lived flows ------------------------------------------------------------------
+    def _stream(self, url: str, netns: str | None, flows: int | None = None) -> ProbeStream:
+        return ProbeStream(url, self.rate, self.timeout, netns,
+                           flows=self.flows if flows is None else flows,
+                           flow_interval=self.flow_interval)
+
+    def _baseline_s(self, flows: int | None = None) -> float:
+        """Normal traffic before the action; with flows, long enough for all to open."""
+        return 1.0 if not (self.flows if flows is None else flows) \
+            else 1.0 + 2 * self.flow_interval
+
+    def _flows(self, stream: ProbeStream, t0: float, t1: float, node: str) -> dict | None:
+        if not stream.argv.count("--flows"):
+            return None
+        open_flows = len(_flows_on(stream.flow_events, t0))
+        return disruption(stream.flow_events, t0, t1, node, open_flows)
+
+    async def _membership(self, sc: MembershipScenario, bfd: bool, inv: Inventory,
+                          target: NodeRecord, baseline: DeploymentStatus) -> ScenarioResult:
+        """remove-node: withdraw the node and count the flows that broke, on it and on the
+        others. add-node: withdraw it first (not measured), let the flows settle on the
+        others, then announce it and count what that broke."""
+        label = f"{sc.name} ({len(inv.nodes)} nodes)"
+        flows = self.flows or MEMBERSHIP_FLOWS
+        self.on_event(f"{label}: probing at {self.rate:.0f} req/s with {flows} flows")
+        url, netns = self.d.probe_target(inv)
+        stream = self._stream(url, netns, flows)
+        notes: list[str] = []
+        withdraw, announce = ACTIONS["withdraw"], ACTIONS["announce"]
+        await stream.start()
+        try:
+            async with self.d.node(target) as node:
+                await asyncio.sleep(self._baseline_s(flows))
+                self._pending = (f"announce {target.name}",
+                                 lambda: self._undo_node(Scenario(withdraw, announce), target))
+                if sc.name == "add-node":
+                    await operate.on_node(node, withdraw)
+                    self.on_event(f"{label}: withdrew {target.name} first")
+                    await asyncio.sleep(FLOW_SETTLE_S)
+                    t_action = time.monotonic()
+                    await operate.on_node(node, announce)
+                    self._pending = None
+                    self.on_event(f"{label}: announced {target.name}")
+                    await asyncio.sleep(FLOW_SETTLE_S)
+                    t_end = time.monotonic()
+                else:
+                    t_action = time.monotonic()
+                    await operate.on_node(node, withdraw)
+                    self.on_event(f"{label}: withdrew {target.name}")
+                    await asyncio.sleep(FLOW_SETTLE_S)
+                    t_end = time.monotonic()
+                    await operate.on_node(node, announce)
+                    self._pending = None
+                    await asyncio.sleep(self.settle_s)
+        finally:
+            await stream.stop()
+        as_before = await self._as_before(baseline, notes, 15)
+        fo = analyse(stream.samples, t_action, target.name if sc.name == "remove-node" else "",
+                     until=t_end)
+        result = self._result(sc.name, bfd, None, target.name, fo, None, as_before, stream,
+                              notes, t_action, last_answer=False)
+        result.flows = self._flows(stream, t_action, t_end, target.name)
+        self.on_event(f"{label}: failed {sum(result.failed.values())}"
+                      + flows_text(result.flows))
         return result
 
 
@@ -404,6 +522,15 @@ class Drill:
         return result
 
 
+def flows_text(f: dict | None) -> str:
+    """A scenario's flow disruption in a few words (empty without flows)."""
+    if not f:
+        return ""
+    return (f"; flows: {f['affected']} of {f['on_node']} on the node broke, "
+            f"{f['bystanders']} of {f['flows'] - f['on_node']} on the others (bystanders), "
+            f"{f['moved']} came back elsewhere")
+
+
 def fib_label(v: float | None) -> str:
     """A FIB change as the report says it: +2.4 ms, or unchanged."""
     return "unchanged" if v is None else f"+{v:.1f} ms"
@@ -431,6 +558,18 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
             f"| {f['refused']}/{f['reset']}/{f['timeout']} | {dist(r.before)} | {dist(r.after)}"
             f" | {fmt_ms(r.recovery_ms) if r.recovery_ms is not None else '-'} "
             f"| {'yes' if r.recovered else 'NO'} |")
+    with_flows = [r for r in results if r.flows]
+    if with_flows:
+        lines += ["", "Long-lived flows (keep-alive connections open when the change came):", "",
+                  "| scenario | node | flows | on the node | broken on the node "
+                  "| broken elsewhere (bystanders) | share of bystanders broken | came back "
+                  "elsewhere |", "|---|---|---|---|---|---|---|---|"]
+        for r in with_flows:
+            f = r.flows or {}
+            others = f["flows"] - f["on_node"]
+            share = f"{f['bystanders'] / others:.2f}" if others else "-"
+            lines.append(f"| {r.name} | {r.node} | {f['flows']} | {f['on_node']} "
+                         f"| {f['affected']} | {f['bystanders']} | {share} | {f['moved']} |")
     notes = [f"- {r.name}{' (BFD)' if r.bfd else ''}"
              f"{'' if r.health is None else ' (health ' + ('on' if r.health else 'off') + ')'}"
              f": {n}" for r in results for n in r.notes]

@@ -1,11 +1,17 @@
 """The traffic prober: requests a URL at a steady rate, a new TCP connection each time, and
 attributes every answer to a backend (`X-Served-By`, else the page text).
 
-One `httpx.Client` per process is reused for the whole run with keep-alive off (a client per
-request would build a new SSL context every time); worker threads give the concurrency that
-holds the rate while some requests wait out their timeout. Sample times are
-`time.monotonic()`, which on Linux is comparable across processes, so a drill can line up
-its actions with a prober running in another process and namespace.
+For plain http:// (the EIP) each request is a raw socket: connect, one GET with
+`Connection: close`, read to the end; that costs a fraction of an HTTP client's work per
+request, which is what sets the ceiling at thousands of new connections a second. https://
+goes through one `httpx.Client` per process (keep-alive off). Worker threads give the
+concurrency that holds the rate while some requests wait out their timeout.
+
+The schedule is honest: request k is due at t0 + k / rate; when the prober cannot keep up,
+it does not run longer to catch up (the duration is kept) and it says so: how many were
+sent of those due, the achieved rate and how late they went out (`Schedule`). Sample times
+are the real send times, `time.monotonic()`, which on Linux is comparable across processes,
+so a drill can line up its actions with a prober in another process and namespace.
 """
 
 from __future__ import annotations
@@ -14,11 +20,15 @@ import errno
 import math
 import multiprocessing
 import queue
+import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -65,26 +75,128 @@ def backend_of(resp: httpx.Response) -> str | None:
     return f"nginx {m.group(1)}" if m else None
 
 
+SERVED_BY = re.compile(rb"\r\nx-served-by:[ \t]*([^\r\n]*)", re.IGNORECASE)
+PAGE_RE_B = re.compile(rb"Welcome to nginx (\d+)")
+
+
+def raw_classify(exc: OSError) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return "reset"
+    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable"
+    return "other"
+
+
+class RawGet:
+    """One GET over a new TCP connection, without an HTTP client: (backend, error)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        self.addr = (parts.hostname or "", parts.port or 80)
+        self.timeout = timeout
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                        "User-Agent: ecmptui-probe\r\nConnection: close\r\n\r\n").encode()
+
+    def __call__(self) -> tuple[str | None, str | None]:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        deadline = time.monotonic() + self.timeout
+        try:
+            sock.connect(self.addr)
+            sock.sendall(self.request)
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if time.monotonic() > deadline:
+                    return None, "timeout"
+        except OSError as exc:
+            return None, raw_classify(exc)
+        finally:
+            sock.close()
+        if not data.startswith(b"HTTP/"):
+            return None, "reset" if not data else "other"
+        try:
+            status = int(data[9:12])
+        except ValueError:
+            return None, "other"
+        if status >= 400:
+            return None, f"http_{status}"
+        m = SERVED_BY.search(data)
+        if m:
+            return m.group(1).decode(errors="replace").strip(), None
+        page = PAGE_RE_B.search(data)
+        return (f"nginx {page.group(1).decode()}" if page else None), None
+
+
+@dataclass
+class Schedule:
+    """How well the prober kept its schedule: requests due and sent, the achieved rate,
+    and how late requests went out (a reservoir of lags, in seconds)."""
+
+    rate: float
+    due: int = 0
+    sent: int = 0
+    elapsed: float = 0.0
+    lags: list[float] = field(default_factory=list)
+    _seen: int = 0
+
+    RESERVOIR = 20000
+
+    def add_lags(self, lags: list[float]) -> None:
+        for lag in lags:
+            self._seen += 1
+            if len(self.lags) < self.RESERVOIR:
+                self.lags.append(lag)
+            else:
+                j = random.randrange(self._seen)
+                if j < self.RESERVOIR:
+                    self.lags[j] = lag
+
+    def summary(self) -> dict:
+        achieved = self.sent / self.elapsed if self.elapsed else 0.0
+        p50, p99 = percentile(self.lags, 50), percentile(self.lags, 99)
+        slipped = self.sent < self.due * 0.98 or (p99 is not None and p99 > 0.05)
+        return {"target_rate": self.rate, "achieved_rate": round(achieved, 1),
+                "due": self.due, "sent": self.sent, "slipped": slipped,
+                "lag_ms": {"p50": _ms(p50), "p99": _ms(p99),
+                           "max": _ms(max(self.lags, default=None))}}
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(v * 1000, 2)
+
+
 class _Engine:
-    """Worker threads sharing one httpx.Client (keep-alive off: a new TCP connection per
-    request) that send request k at t0 + k * stride, for k = first, first + step, ..."""
+    """Worker threads that send request k at t0 + k * stride, for k = first, first + step,
+    ... until `duration` has passed: a request whose time has come goes out at once, late if
+    need be; one that would go out after the end is not sent (the run keeps its length).
+    Each emitted batch is (samples, lags of the requests sent, requests due)."""
 
     def __init__(self, url: str, rate: float, timeout: float, duration: float | None,
-                 t0: float, first: int, step: int, emit: Callable[[list[tuple]], None],
+                 t0: float, first: int, step: int, emit: Callable[[tuple], None],
                  stop: threading.Event | Any) -> None:
         self.url, self.timeout, self.t0 = url, timeout, t0
         self.stride = 1.0 / rate
-        # a count, not a time comparison: duration x rate requests exactly
-        self.total = None if duration is None else max(1, round(duration * rate))
+        self.end = None if duration is None else t0 + duration
         self.emit, self.stop_event = emit, stop
         self._buf: list[tuple] = []
+        self._lags: list[float] = []
         self._next = first
         self._step = step
         self._lock = threading.Lock()
+        self.raw = RawGet(url, timeout) if url.startswith("http://") else None
         per_process_rate = rate / step
         if per_process_rate > THROUGHPUT_MODE_RATE:
-            # CPU-bound: every extra runnable thread costs throughput (GIL contention)
-            self.threads = 4
+            # CPU-bound: a few more threads than cores keep connects in flight
+            self.threads = 8 if self.raw else 4
         else:
             # enough threads to hold the rate while half the requests wait out their
             # timeout (a silently dead node)
@@ -94,12 +206,13 @@ class _Engine:
         with self._lock:
             k = self._next
             self._next += self._step
-        if self.total is not None and k >= self.total:
+        due = self.t0 + k * self.stride
+        if self.end is not None and (due >= self.end or time.monotonic() >= self.end):
             return None
-        return self.t0 + k * self.stride
+        return due
 
-    def _worker(self, client: httpx.Client) -> None:
-        request = client.build_request("GET", self.url)
+    def _worker(self, client: httpx.Client | None) -> None:
+        request = client.build_request("GET", self.url) if client is not None else None
         while not self.stop_event.is_set():
             due = self._claim()
             if due is None:
@@ -108,30 +221,48 @@ class _Engine:
             if delay > 0 and self.stop_event.wait(delay):
                 return
             start = time.monotonic()
+            if self.raw is not None:
+                backend, err = self.raw()
+                self._record((start, backend, err, (time.monotonic() - start) * 1000),
+                             start - due)
+                continue
+            assert client is not None and request is not None
             try:
                 resp = client.send(request)
                 resp.read()
                 latency = (time.monotonic() - start) * 1000
                 err = f"http_{resp.status_code}" if resp.status_code >= 400 else None
-                self._record((start, backend_of(resp), err, latency))
+                self._record((start, backend_of(resp), err, latency), start - due)
             except httpx.HTTPError as exc:
-                self._record((start, None, classify(exc), (time.monotonic() - start) * 1000))
+                self._record((start, None, classify(exc), (time.monotonic() - start) * 1000),
+                             start - due)
 
-    def _record(self, item: tuple) -> None:
+    def _record(self, item: tuple, lag: float) -> None:
         with self._lock:
             self._buf.append(item)
+            self._lags.append(max(0.0, lag))
 
-    def _flush(self) -> None:
+    def _due_so_far(self) -> int:
+        """Requests of this engine whose time has come (or all, at the end)."""
+        now = time.monotonic() if self.end is None else min(time.monotonic(), self.end)
+        if now <= self.t0:
+            return 0
+        total = math.ceil((now - self.t0) / self.stride)
+        first = self._next % self._step
+        return max(0, math.ceil((total - first) / self._step))
+
+    def _flush(self, final: bool = False) -> None:
         with self._lock:
             batch, self._buf = self._buf, []
-        if batch:
-            self.emit(batch)
+            lags, self._lags = self._lags, []
+        if batch or final:
+            self.emit((batch, lags, self._due_so_far()))
 
     def _flusher(self, done: threading.Event) -> None:
         # batches keep the per-sample cost of crossing a process boundary low
         while not done.wait(0.05):
             self._flush()
-        self._flush()
+        self._flush(final=True)
 
     def run(self) -> None:
         done = threading.Event()
@@ -144,6 +275,14 @@ class _Engine:
             flusher.join()
 
     def _run_workers(self) -> None:
+        if self.raw is not None:
+            workers = [threading.Thread(target=self._worker, args=(None,), daemon=True)
+                       for _ in range(self.threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            return
         limits = httpx.Limits(max_connections=self.threads + 4, max_keepalive_connections=0)
         with httpx.Client(limits=limits, timeout=httpx.Timeout(self.timeout), trust_env=False,
                           headers={"Connection": "close", "User-Agent": "ecmptui-probe"}
@@ -158,7 +297,8 @@ class _Engine:
 
 def _process_main(args: tuple, out: Any, stop: Any) -> None:
     url, rate, timeout, duration, t0, first, step = args
-    _Engine(url, rate, timeout, duration, t0, first, step, emit=out.put, stop=stop).run()
+    _Engine(url, rate, timeout, duration, t0, first, step,
+            emit=lambda b: out.put((first, b)), stop=stop).run()
     out.put(None)
 
 
@@ -186,6 +326,8 @@ class Prober:
             raise ValueError("workers must be 1-8")
         self._stop_thread = threading.Event()
         self._stop_proc: Any = None
+        self.schedule = Schedule(rate)
+        self._due: dict[int, int] = {}
 
     def stop(self) -> None:
         self._stop_thread.set()
@@ -194,10 +336,18 @@ class Prober:
 
     def run(self, on_sample: Callable[[Sample], None]) -> None:
         t0 = time.monotonic() + 0.05
+        try:
+            self._run(t0, on_sample)
+        finally:
+            self.schedule.elapsed = max(0.0, time.monotonic() - t0)
+            if self.duration is not None:
+                self.schedule.elapsed = min(self.schedule.elapsed, self.duration)
+
+    def _run(self, t0: float, on_sample: Callable[[Sample], None]) -> None:
         if self.workers == 1:
             out: queue.SimpleQueue = queue.SimpleQueue()
             engine = _Engine(self.url, self.rate, self.timeout, self.duration, t0, 0, 1,
-                             out.put, self._stop_thread)
+                             lambda b: out.put((0, b)), self._stop_thread)
 
             def body() -> None:
                 engine.run()
@@ -234,6 +384,12 @@ class Prober:
                 continue
             if item is None:
                 finished += 1
-            else:
-                for fields in item:
-                    on_sample(Sample(*fields))
+                continue
+            engine, (batch, lags, due) = item
+            self._due[engine] = due
+            self.schedule.due = sum(self._due.values())
+            self.schedule.sent += len(batch)
+            self.schedule.add_lags(lags)
+            for fields in batch:
+                on_sample(Sample(*fields))
+

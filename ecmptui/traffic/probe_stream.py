@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
 from collections.abc import Callable
 
 from ecmptui.errors import EcmpError
+from ecmptui.traffic.flows import FlowEvent
 from ecmptui.traffic.samples import Sample
 
 
 def probe_argv(url: str, rate: float, timeout: float, netns: str | None,
-               duration: float | None = None) -> list[str]:
+               duration: float | None = None, flows: int = 0,
+               flow_interval: float = 1.0) -> list[str]:
     """The prober command; with a URL and an explicit namespace (or --no-netns) it needs no
     settings, so it can never wander to another lab."""
     argv = [sys.executable, "-m", "ecmptui", "probe", "--jsonl", "--rate", str(rate),
             "--timeout", str(timeout)]
     if duration is not None:
         argv += ["--duration", str(duration)]
+    if flows:
+        argv += ["--flows", str(flows), "--flow-interval", str(flow_interval)]
     if netns:
         return ["ip", "netns", "exec", netns, *argv, "--netns", netns, url]
     return [*argv, "--no-netns", url]
@@ -33,9 +38,12 @@ class ProbeStream:
 
     def __init__(self, url: str, rate: float = 200.0, timeout: float = 1.0,
                  netns: str | None = None,
-                 on_sample: Callable[[Sample], None] | None = None) -> None:
-        self.argv = probe_argv(url, rate, timeout, netns)
+                 on_sample: Callable[[Sample], None] | None = None, flows: int = 0,
+                 flow_interval: float = 1.0) -> None:
+        self.argv = probe_argv(url, rate, timeout, netns, flows=flows,
+                               flow_interval=flow_interval)
         self.samples: list[Sample] = []
+        self.flow_events: list[FlowEvent] = []   # with flows: every open, break and move
         self.on_sample = on_sample
         self.received = 0
         self._proc: asyncio.subprocess.Process | None = None
@@ -65,6 +73,12 @@ class ProbeStream:
     async def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
         async for line in self._proc.stdout:
+            if line.startswith(b'{"flow"'):
+                try:
+                    self.flow_events.append(FlowEvent.from_dict(json.loads(line)))
+                except (ValueError, KeyError):
+                    pass
+                continue
             try:
                 sample = Sample.from_json(line.decode())
             except (ValueError, KeyError):
