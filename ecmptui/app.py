@@ -377,6 +377,30 @@ class EcmpApp(App):
         else:
             run()
 
+    def drain_node(self, node: str) -> None:
+        """Drain a node (asks first): new connections elsewhere, then withdrawn."""
+        if self.refuse_if_read_only(f"drain {node}"):
+            return
+        self._confirm(f"Drain {node}?", "new connections go to the others; when its own "
+                      "have ended (at most 60 s) it is withdrawn (resilient-ECMP router only)",
+                      "Drain", lambda: self.run_worker(self._drain(node), group="actions"))
+
+    async def _drain(self, node: str) -> None:
+        rec = self.traffic.begin(node, "drain")
+        rec.settled = True  # it measures itself: its note is the result
+        rec.note = "draining…"
+
+        def progress(msg: str) -> None:
+            self.notify(msg)
+
+        try:
+            rec.note = await self.cockpit.drain(node, on_progress=progress)
+            rec.outcome = "done"
+        except (EcmpError, ReadOnlyError) as exc:
+            rec.outcome = f"failed: {exc}"
+            self.notify(str(exc), severity="error", timeout=15)
+        self.poll_status()
+
     def router_action(self, router: str, action: str) -> None:
         if self.refuse_if_read_only(f"{action} {router}"):
             return
@@ -556,6 +580,10 @@ class EcmpApp(App):
             for a in self.cockpit.actions():
                 yield SystemCommand(f"{a.title} {n.name}", a.help,
                                     lambda a=a.name, name=n.name: self.node_action(name, a))
+            if self.cockpit.target.caps.router_view:
+                yield SystemCommand(f"Drain {n.name}", "new connections elsewhere, then "
+                                    "withdraw (resilient ECMP)",
+                                    lambda name=n.name: self.drain_node(name))
         cores = self.status.router.cores if self.status and self.status.router else []
         for c in cores:
             for ra in ROUTER_ACTIONS.values():

@@ -52,8 +52,15 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
 
     if not image.image("server").ready():
         print("building the lab image first (once; about a minute)", file=sys.stderr)
+    from ecmptui.lab.router import Resilient
+
+    resilient = Resilient(args.buckets, args.idle_timer, args.unbalanced_timer)
+    if args.ecmp != "resilient" and resilient != Resilient():
+        raise EcmpError("--buckets, --idle-timer and --unbalanced-timer are for --ecmp "
+                        "resilient")
     info, started = control.up(LabInstance(args.lab), port=args.port,
-                               progress=_image_progress(args.json))
+                               progress=_image_progress(args.json), ecmp=args.ecmp,
+                               resilient=resilient)
     if args.json:
         _print_json(info.public())
         return 0
@@ -66,6 +73,9 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     con.print(f"  token file  {info.token_file}")
     con.print(f"  CA file     {info.ca_file}")
     con.print(f"  client ns   {info.client_namespace}  (the EIP is reachable only from there)")
+    con.print(f"  ECMP        {info.ecmp}" + ("  (resilient next-hop groups, kept by an agent "
+                                                "on the fabric)" if info.ecmp == "resilient"
+                                                else "  (hash-threshold, as a plain router)"))
     return 0
 
 
@@ -142,7 +152,8 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
     con.print(f"lab {args.lab!r} is [bold green]up[/] at https://{st['endpoint']}  "
               f"project {st['project_id']}")
     con.print(f"  EIPs: {', '.join(st['eips']) or 'none'}   "
-              f"Local BGP: {'enabled' if st['bgp']['enabled'] else 'not enabled'}")
+              f"Local BGP: {'enabled' if st['bgp']['enabled'] else 'not enabled'}   "
+              f"ECMP: {st.get('ecmp', 'hash')}")
     table = Table("device", "state", "os", "machine", "mgmt address", "BGP session", "learned")
     for d in st["devices"]:
         sess = d["sessions"][0] if d["sessions"] else None
@@ -355,6 +366,24 @@ def cmd_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drain(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ecmptui.deployment.drain import drain
+
+    d = _deployment(args)
+    con = _console()
+    with _writer(args, d, f"node drain {args.name}"):
+        inv = d.inventory()
+        rec = inv.node(args.name)
+        if inv.eip is None:
+            raise EcmpError("nothing is deployed: no EIP to drain from")
+        result = asyncio.run(drain(d, rec, inv.eip, args.timeout,
+                                   on_progress=lambda m: con.print(f"  {m}")))
+    print(result.line())
+    return 0
+
+
 def cmd_router(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -475,13 +504,16 @@ def cmd_probe(args: argparse.Namespace) -> int:
                          *argv, url])
     import threading
 
-    from ecmptui.traffic.flows import FlowEvent, FlowKeeper
+    from ecmptui.traffic.flows import FlowEvent, FlowKeeper, FlowsOnly
 
+    if args.rate == 0 and not args.flows:
+        raise EcmpError("--rate 0 probes nothing: it is for --flows N alone")
     try:
-        prober = Prober(url, rate=args.rate, timeout=args.timeout, duration=args.duration,
-                        workers=args.workers)
-        keeper = FlowKeeper(url, args.flows, args.flow_interval, args.timeout) \
-            if args.flows else None
+        prober: Prober | FlowsOnly = Prober(
+            url, rate=args.rate, timeout=args.timeout, duration=args.duration,
+            workers=args.workers) if args.rate else FlowsOnly(args.duration)
+        keeper = FlowKeeper(url, args.flows, args.flow_interval, args.timeout,
+                            args.flow_life) if args.flows else None
     except ValueError as exc:
         raise EcmpError(str(exc)) from exc
 
@@ -541,7 +573,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
         out.flush()
         return 0
     summary = summarize(samples, elapsed)
-    summary["schedule"] = sched = prober.schedule.summary()
+    sched = prober.schedule.summary() if isinstance(prober, Prober) else None
+    if sched is not None:
+        summary["schedule"] = sched
     if keeper is not None:
         from ecmptui.traffic.flows import flow_summary
 
@@ -559,7 +593,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             where = ", ".join(f"{b} {n}" for b, n in f["broken_on"].items()) or "none"
             print(f"{args.flows} long-lived flows: {f['broken']} broke (on {where}), "
                   f"{f['moved']} came back on another backend")
-        if sched["slipped"]:
+        if sched is not None and sched["slipped"]:
             print(f"warning: the prober could not keep {sched['target_rate']:g}/s: it sent "
                   f"{sched['sent']} of {sched['due']} requests due ({sched['achieved_rate']}/s"
                   f"), late by p50 {sched['lag_ms']['p50']} ms, p99 {sched['lag_ms']['p99']} "
@@ -596,6 +630,10 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be 0-65535: {text!r}")
     return value
+
+
+def _rate_or_zero(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0") else _positive_float(text)
 
 
 def _positive_float(text: str) -> float:
@@ -641,6 +679,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=None,
                    help="API port on 127.0.0.1 (0 picks a free one; default 7443, or a free "
                         "one when 7443 is taken)")
+    p.add_argument("--ecmp", choices=("hash", "resilient"), default=None,
+                   help="the fabric's ECMP: hash (hash-threshold, what a plain router does; "
+                        "the default) or resilient (next-hop groups whose buckets move only "
+                        "from a removed server, or when idle)")
+    p.add_argument("--buckets", type=int, default=128, metavar="N",
+                   help="resilient: buckets in the group (default %(default)s)")
+    p.add_argument("--idle-timer", type=int, default=10, metavar="S",
+                   help="resilient: a bucket idle this long may move to a new server "
+                        "(default %(default)s)")
+    p.add_argument("--unbalanced-timer", type=int, default=0, metavar="S",
+                   help="resilient: force buckets to move after S s unbalanced (0: never, "
+                        "the default: a busy flow is never moved)")
     p.add_argument("--json", action="store_true", help="print endpoint, project and files")
     p.set_defaults(func=cmd_lab_up)
     p = lab_sub.add_parser("image", help="build (or show) the cached Debian 12 image of the "
@@ -703,6 +753,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--timeout", type=_positive_float, default=90.0, metavar="S",
                            help="how long to wait for the node to be back (default %(default)s)")
         p.set_defaults(func=cmd_node)
+    p = node_sub.add_parser("drain", help="take the node out without breaking its "
+                            "connections (resilient-ECMP router only): new ones go "
+                            "elsewhere, then it is withdrawn")
+    p.add_argument("name", help="node host name, index (2) or node2")
+    p.add_argument("--timeout", type=_positive_float, default=60.0, metavar="S",
+                   help="withdraw after S seconds even if connections are still open "
+                        "(default %(default)s)")
+    p.set_defaults(func=cmd_drain)
     p = node_sub.add_parser("fault", help="lab only: break the node (undo with restore)")
     p.add_argument("name", help="node host name, index (2) or node2")
     p.add_argument("fault", choices=FAULTS,
@@ -726,8 +784,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("probe", help="request the EIP continuously, a new connection each time")
     p.add_argument("url", nargs="?", help="default: http://<EIP>/ from the inventory")
-    p.add_argument("--rate", type=_positive_float, default=100.0,
-                   help="requests per second (default %(default)s)")
+    p.add_argument("--rate", type=_rate_or_zero, default=100.0,
+                   help="new connections per second (default %(default)s; 0 with --flows: "
+                        "long-lived flows only)")
     p.add_argument("--duration", type=_positive_float, default=None, metavar="S",
                    help="stop after S seconds (default: until Ctrl-C)")
     p.add_argument("--timeout", type=_positive_float, default=1.0, metavar="T",
@@ -743,6 +802,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "report every one that breaks, with where it was")
     p.add_argument("--flow-interval", type=_positive_float, default=1.0, metavar="S",
                    help="one request per flow every S seconds (default %(default)s)")
+    p.add_argument("--flow-life", type=_positive_float, default=None, metavar="S",
+                   help="each flow ends by itself after S seconds (default: never)")
     p.add_argument("--netns", default=None, metavar="NS",
                    help="run inside this network namespace (default: the lab's client "
                         "namespace on the lab target)")

@@ -208,6 +208,20 @@ class Cockpit:
             return f"{rec.name}: " + await operate.perform(d, rec, action,
                                                             on_effect=on_effect)
 
+    async def drain(self, node_name: str, timeout: float = 60.0,
+                    on_progress: Callable[[str], None] | None = None) -> str:
+        """`node drain` (a resilient-ECMP lab router only; elsewhere it says why not)."""
+        self._guard(f"drain {node_name}")
+        from ecmptui.deployment.drain import drain
+
+        d = self.api_deployment()
+        inv = await d.ainventory()
+        if inv.eip is None:
+            raise EcmpError("nothing is deployed: no EIP to drain from")
+        rec = inv.node(node_name)
+        with self.writer(f"drain {rec.name}"):
+            return (await drain(d, rec, inv.eip, timeout, on_progress)).line()
+
     async def router_act(self, router: str, action: str,
                          on_effect: Callable[[float], None] | None = None) -> str:
         """A lab core router action (fault or restore)."""

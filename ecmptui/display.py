@@ -78,8 +78,11 @@ def router_line(eip: str | None, router: RouterStatus | None) -> str:
     """The core router's next hops for the EIP, or why there are none to show."""
     if router is None:
         return f"EIP {eip or '-'}  (no router view off the lab)"
-    pairs = ", ".join(f"{h} ({n})" for h, n in zip(router.nexthops, router.nodes, strict=True))
-    return f"EIP [b]{eip or '-'}   [/]fabric next hops: {pairs or '[red]none[/]'}"
+    pairs = ", ".join(f"{h} ({n}" + (f", {router.buckets[n]} buckets" if n in router.buckets
+                                     else "") + ")"
+                      for h, n in zip(router.nexthops, router.nodes, strict=True))
+    mode = f" ({router.mode} ECMP)" if router.mode != "hash" else ""
+    return f"EIP [b]{eip or '-'}   [/]fabric next hops{mode}: {pairs or '[red]none[/]'}"
 
 
 def core_lines(st: DeploymentStatus) -> list[str]:

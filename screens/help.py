@@ -26,6 +26,7 @@ where the traffic goes and lets you take nodes out.
 | k / f / i / n | lab faults: kill BIRD, freeze BIRD, isolate, stop nginx |
 | r | restore (undo every fault) |
 | R | reboot through the API |
+| d | drain: new connections elsewhere, then withdraw (resilient-ECMP lab) |
 | z, [ / ] | chart: zoom 1/5/15 min, scroll back / forward |
 | space | pause or resume the prober |
 | + / - | probe rate up / down |

@@ -41,6 +41,7 @@ class TrafficScreen(DashboardScreen):
         *[Binding(a.key, f"node_action('{a.name}')", a.button or a.title.split()[0],
                   show=a.name in FOOTER_ACTIONS)
           for a in ACTIONS.values() if a.key],
+        Binding("d", "drain", "Drain", show=False),
         Binding("space", "toggle_pause", "Pause", show=False),
         Binding("z", "zoom", "Zoom"),
         Binding("left_square_bracket", "scroll_chart(1)", "Back", key_display="[",
@@ -208,6 +209,11 @@ class TrafficScreen(DashboardScreen):
                              severity="warning")
             return
         self.dash.node_action(node, action)
+
+    def action_drain(self) -> None:
+        node = self.selected_node()
+        if node is not None:
+            self.dash.drain_node(node)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "pause":

@@ -77,3 +77,103 @@ def test_removing_and_adding_a_node_breaks_bystander_flows_on_a_hash_router(four
     assert add["on_node"] == 0 and add["bystanders"] / add["flows"] > 0.2, add
     assert "Long-lived flows" in report.read_text()
     assert "remove-node" in report.read_text()
+
+
+RLAB = LabInstance("ecmpr")
+
+
+@pytest.fixture(scope="module")
+def resilient(tmp_path_factory):
+    """A 4-node lab whose fabric runs resilient ECMP (the agent's next-hop groups)."""
+    tmp = tmp_path_factory.mktemp("resilient")
+    control.down(RLAB)
+    up = run_cli("--lab", RLAB.name, "lab", "up", "--port", "0", "--ecmp", "resilient",
+                 timeout=300)
+    cfg = tmp / "config.toml"
+    cfg.write_text(f'target = "lab"\nlab = "{RLAB.name}"\n[provision]\nnodes = 4\n'
+                   f'hostname_prefix = "rnode"\n[ssh]\nkey = "{tmp}/id"\n'
+                   f'known_hosts = "{tmp}/kh"\n')
+    try:
+        assert up.returncode == 0 and "ECMP        resilient" in up.stdout, up.stderr
+        prov = run_cli("--config", str(cfg), "provision", timeout=600)
+        assert prov.returncode == 0, prov.stderr
+        yield cfg
+    finally:
+        control.down(RLAB)
+
+
+def test_resilient_status_shows_the_mode_and_buckets(resilient):
+    st = json.loads(run_cli("--config", str(resilient), "status", "--json",
+                            check=True).stdout)
+    assert st["router"]["mode"] == "resilient"
+    assert st["router"]["buckets"] == {f"rnode{i}": 32 for i in range(1, 5)}
+    assert sorted(st["router"]["nodes"]) == [f"rnode{i}" for i in range(1, 5)]
+    text = run_cli("--config", str(resilient), "status", check=True).stdout
+    assert "fabric next hops (resilient ECMP)" in text and "32 buckets" in text
+
+
+def test_resilient_ecmp_breaks_no_bystander_and_adding_breaks_nothing(resilient):
+    proc = run_cli("--config", str(resilient), "drill", "--scenario", "remove-node",
+                   "--scenario", "add-node", "--flows", "300", "--node", "rnode4", "--json",
+                   timeout=300)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    results = {r["name"]: r for r in json.loads(proc.stdout)["scenarios"]}
+    remove, add = results["remove-node"]["flows"], results["add-node"]["flows"]
+    assert remove["on_node"] > 30 and remove["affected"] == remove["on_node"]
+    assert remove["bystanders"] == 0, remove
+    assert add["affected"] == 0 and add["bystanders"] == 0, add
+
+
+def _probe_in_background(cfg, *args):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "ecmptui", "--config", str(cfg), "probe",
+                             "--json", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd="/")
+
+
+def test_drain_waits_for_flows_that_end_and_breaks_none(resilient):
+    probe = _probe_in_background(resilient, "--rate", "0", "--flows", "80", "--flow-life",
+                                 "6", "--flow-interval", "0.5", "--duration", "14")
+    try:
+        time.sleep(2.5)                               # every flow open, on every node
+        drain = run_cli("--config", str(resilient), "node", "drain", "rnode4", "--timeout",
+                        "20", timeout=60)
+        assert drain.returncode == 0, drain.stderr
+        assert "withdrawn; 0 connection(s) broken" in drain.stdout
+        out, _ = probe.communicate(timeout=30)
+    finally:
+        probe.kill()
+        run_cli("--config", str(resilient), "node", "announce", "rnode4")
+    flows = json.loads(out)["flows"]
+    assert flows["broken"] == 0 and flows["ended"] == 80
+    assert "weight 1: new connections go to the others" in drain.stdout
+
+
+def test_drain_with_traffic_counts_what_it_broke_and_says_why(resilient):
+    probe = _probe_in_background(resilient, "--rate", "200", "--flows", "60",
+                                 "--flow-interval", "0.5", "--duration", "10")
+    try:
+        time.sleep(2.5)
+        drain = run_cli("--config", str(resilient), "node", "drain", "rnode4", "--timeout",
+                        "3", timeout=60)
+        assert drain.returncode == 0, drain.stderr
+        out, _ = probe.communicate(timeout=30)
+    finally:
+        probe.kill()
+        run_cli("--config", str(resilient), "node", "announce", "rnode4")
+    flows = json.loads(out)["flows"]
+    said = int(drain.stdout.split("withdrawn; ")[1].split(" connection")[0])
+    assert said > 0 and "still open after 3 s" in drain.stdout
+    assert flows["broken"] == flows["broken_on"].get("rnode4", 0) == said
+    assert json.loads(out)["failed"] == 0           # new connections never failed
+
+
+def test_a_hash_router_drain_says_what_it_cannot_do(four):
+    proc = run_cli("--config", str(four), "node", "drain", "fnode2", timeout=60)
+    assert proc.returncode == 2
+    assert "hash-threshold ECMP" in proc.stderr and "cannot move" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    st = json.loads(run_cli("--config", str(four), "status", "--json", check=True).stdout)
+    assert not any(n["withdrawn"] for n in st["nodes"])   # nothing changed

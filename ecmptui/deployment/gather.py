@@ -104,7 +104,11 @@ def router_status(d: AnyDeployment, inv: Inventory) -> RouterStatus | None:
         learned = router.learned_from(lab, name, inv.eip) if inv.eip else []
         cores.append(CoreView(name, router.ROUTER_PEER_IPS[name], b.state(),
                               [by_protocol.get(p, p) for p in learned]))
-    return RouterStatus(hops, [by_addr.get(h, h) for h in hops], cores)
+    mode = router.ecmp_mode(lab)
+    buckets = {by_addr.get(gw, gw): n for gw, n in
+               router.buckets_by_gateway(lab, f"{inv.eip}/32").items()} \
+        if mode == "resilient" and inv.eip else {}
+    return RouterStatus(hops, [by_addr.get(h, h) for h in hops], cores, mode, buckets)
 
 
 async def gather(d: AnyDeployment, opener: NodeOpener | None = None,

@@ -93,6 +93,8 @@ class RouterStatus:
     nexthops: list[str]
     nodes: list[str]
     cores: list[CoreView] = field(default_factory=list)
+    mode: str = "hash"              # the fabric's ECMP: hash or resilient
+    buckets: dict[str, int] = field(default_factory=dict)   # resilient: per node
 
 
 @dataclass
@@ -126,7 +128,8 @@ class DeploymentStatus:
 
         r = d.get("router")
         router = None if r is None else RouterStatus(
-            r["nexthops"], r["nodes"], [CoreView(**c) for c in r.get("cores") or []])
+            r["nexthops"], r["nodes"], [CoreView(**c) for c in r.get("cores") or []],
+            r.get("mode", "hash"), dict(r.get("buckets") or {}))
         return cls(d["target"], d.get("eip"), [node(n) for n in d.get("nodes") or []], router,
                    d.get("updated"), d.get("error"))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from ecmptui.errors import EcmpError
 from ecmptui.lab import fabric, image, machine
 from ecmptui.lab.instance import MAX_SLOTS, STATE_ROOT, LabInstance, mgmt_net
+from ecmptui.lab.router import Resilient
 
 DEFAULT_PORT = 7443
 UP_TIMEOUT = 15.0
@@ -49,6 +50,7 @@ class LabInfo:
     mgmt_subnet: str
     client_namespace: str
     fabric_namespace: str
+    ecmp: str = "hash"
 
     def token(self) -> str:
         return Path(self.token_file).read_text().strip()
@@ -147,13 +149,19 @@ def leftovers(lab: LabInstance) -> list[str]:
 
 
 def up(lab: LabInstance, port: int | None = None,
-       progress: image.Progress | None = None) -> tuple[LabInfo, bool]:
+       progress: image.Progress | None = None, ecmp: str | None = None,
+       resilient: Resilient | None = None) -> tuple[LabInfo, bool]:
     """Bring the lab up (or find it running), building the lab image first if it is
     missing. Returns (info, started_now). `port` None: DEFAULT_PORT, or a free one when
     that is taken; a port asked for that is taken is an error."""
     preflight()
+    if resilient is not None:
+        resilient.validate()
     info = read_info(lab)
     if info is not None:
+        if ecmp is not None and info.ecmp != ecmp:
+            raise EcmpError(f"lab {lab.name!r} is up with {info.ecmp} ECMP: `ecmptui lab down` "
+                            f"first to start it with {ecmp}")
         return info, False
     machine.cgroup_root()  # a clear error now rather than a failed boot later
     image.ensure("server", progress)
@@ -175,7 +183,8 @@ def up(lab: LabInstance, port: int | None = None,
         lab.state_dir.mkdir(mode=0o700)  # keys, token and machine layers: root only
     except FileExistsError as exc:  # another `lab up` of the same instance got here first
         raise EcmpError(f"lab {lab.name!r} is being started by another process") from exc
-    return _start_daemon(lab, port, free[0], adopt=False), True
+    return _start_daemon(lab, port, free[0], adopt=False, ecmp=ecmp or "hash",
+                         resilient=resilient or Resilient()), True
 
 
 def _orphaned(lab: LabInstance) -> dict | None:
@@ -195,11 +204,16 @@ def _orphaned(lab: LabInstance) -> dict | None:
     return {"port": port, "slot": slot}
 
 
-def _start_daemon(lab: LabInstance, port: int, slot: int, adopt: bool) -> LabInfo:
+def _start_daemon(lab: LabInstance, port: int, slot: int, adopt: bool, ecmp: str = "hash",
+                  resilient: Resilient | None = None) -> LabInfo:
     """Start the supervisor (fully detached: its own session, no terminal, logs to its
     file) and wait for its one line."""
     argv = [sys.executable, "-m", "ecmptui.lab.daemon", "--name", lab.name, "--port",
             str(port), "--slot", str(slot)] + (["--adopt"] if adopt else [])
+    if not adopt:
+        r = resilient or Resilient()
+        argv += ["--ecmp", ecmp, "--buckets", str(r.buckets), "--idle-timer",
+                 str(r.idle_timer), "--unbalanced-timer", str(r.unbalanced_timer)]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
                             cwd="/")
@@ -279,4 +293,5 @@ def status(lab: LabInstance) -> dict:
         raise EcmpError(f"lab {lab.name!r} API at {info.endpoint} did not answer: {exc}") from exc
     return {"name": lab.name, "up": True, **info.public(), "known_hosts": info.known_hosts,
             "mgmt_subnet": info.mgmt_subnet, "client_namespace": info.client_namespace,
+            "ecmp": info.ecmp,
             **detail}

@@ -23,7 +23,7 @@ from ecmptui.lab import fabric, tls
 from ecmptui.lab.api import LabApiServer
 from ecmptui.lab.cloud import Cloud
 from ecmptui.lab.instance import LabInstance, mgmt_net
-from ecmptui.lab.router import Backbone
+from ecmptui.lab.router import ECMP_MODES, Backbone, Resilient
 
 log = logging.getLogger("ecmptui.lab")
 
@@ -52,7 +52,8 @@ def cleanup(lab: LabInstance) -> None:
     shutil.rmtree(lab.state_dir, ignore_errors=True)
 
 
-def serve(lab: LabInstance, port: int, slot: int, adopt: bool = False) -> int:
+def serve(lab: LabInstance, port: int, slot: int, adopt: bool = False, ecmp: str = "hash",
+          resilient: Resilient = Resilient()) -> int:
     """Build and serve the lab; with `adopt`, take over a running lab whose supervisor died
     (same token, certificates, port, machines and API objects)."""
     stop = threading.Event()
@@ -72,7 +73,7 @@ def serve(lab: LabInstance, port: int, slot: int, adopt: bool = False) -> int:
             token = secrets.token_urlsafe(32)
             _write_private(lab.token_file, token + "\n")
             fabric.build_base(lab, slot)
-            router = Backbone(lab)
+            router = Backbone(lab, ecmp, resilient)
             router.start()
             project_id = str(uuid.uuid4())
             cloud = Cloud(lab, slot, router, project_id)
@@ -89,6 +90,7 @@ def serve(lab: LabInstance, port: int, slot: int, adopt: bool = False) -> int:
             "ca_file": str(lab.ca_file), "known_hosts": str(lab.known_hosts),
             "slot": slot, "mgmt_subnet": str(mgmt_net(slot)),
             "client_namespace": lab.client_ns, "fabric_namespace": lab.fabric_ns,
+            "ecmp": router.mode,
         }
         tmp = lab.info_file.with_suffix(".new")
         tmp.write_text(json.dumps(info, indent=2) + "\n")
@@ -115,12 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--adopt", action="store_true")
+    parser.add_argument("--ecmp", choices=ECMP_MODES, default="hash")
+    parser.add_argument("--buckets", type=int, default=Resilient.buckets)
+    parser.add_argument("--idle-timer", type=int, default=Resilient.idle_timer)
+    parser.add_argument("--unbalanced-timer", type=int, default=Resilient.unbalanced_timer)
     args = parser.parse_args(argv)
     lab = LabInstance(args.name)
     logging.basicConfig(
         filename=lab.log_file, level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return serve(lab, args.port, args.slot, adopt=args.adopt)
+    return serve(lab, args.port, args.slot, adopt=args.adopt, ecmp=args.ecmp,
+                 resilient=Resilient(args.buckets, args.idle_timer, args.unbalanced_timer))
 
 
 if __name__ == "__main__":

@@ -99,9 +99,60 @@ def render_core_config(router: str, peers: list[RouterPeer], eips: list[str],
     return "\n".join(out) + "\n"
 
 
+ECMP_MODES = ("hash", "resilient")
+AGENT_TABLE = 100          # resilient: BIRD's routes go here; the agent builds the groups
+AGENT_PATH = "/usr/local/lib/ecmptui/ecmp-agent.py"
+AGENT_UNIT = "ecmptui-ecmp-agent.service"
+AGENT_WEIGHTS = "/run/ecmptui-agent/weights.json"
+
+
+@dataclass(frozen=True)
+class Resilient:
+    """The resilient next-hop group's knobs: buckets, and after how long an idle bucket may
+    move to a new or under-loaded server (unbalanced 0: never force a busy one)."""
+
+    buckets: int = 128
+    idle_timer: int = 10
+    unbalanced_timer: int = 0
+
+    def validate(self) -> Resilient:
+        if not 2 <= self.buckets <= 4096 or not 0 <= self.idle_timer <= 3600 or \
+                not 0 <= self.unbalanced_timer <= 3600:
+            raise EcmpError("resilient ECMP: buckets 2-4096, idle and unbalanced timers "
+                            "0-3600 s")
+        return self
+
+
+AGENT_UNIT_TEXT = f"""[Unit]
+Description=ecmptui resilient ECMP agent (mirrors BIRD's routes into resilient groups)
+After=network.target bird.service
+StartLimitIntervalSec=0
+
+[Service]
+ExecStart=/usr/bin/python3 {AGENT_PATH}
+Restart=always
+RestartSec=0.2
+RuntimeDirectory=ecmptui-agent
+RuntimeDirectoryPreserve=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def ecmp_mode(lab: LabInstance) -> str:
+    """The lab's ECMP mode, as it was started (hash when it does not say)."""
+    try:
+        mode = (lab.state_dir / "ecmp").read_text().strip()
+    except OSError:
+        return "hash"
+    return mode if mode in ECMP_MODES else "hash"
+
+
 def render_fabric_config(eips: list[str], timers: bird.BgpTimers = bird.BgpTimers(),
-                         bfd: bird.BfdTimers = bird.BfdTimers()) -> str:
-    """bird.conf of the fabric: learns the EIPs from both cores, ECMP into the kernel."""
+                         bfd: bird.BfdTimers = bird.BfdTimers(), mode: str = "hash") -> str:
+    """bird.conf of the fabric: learns the EIPs from both cores, ECMP into the kernel (hash:
+    the main table, a multipath route; resilient: table 100, for the agent)."""
     out = ['timeformat protocol "%F %T.%3f";',
            f"router id {FABRIC_ID};",
            "debug protocols { states };",
@@ -114,6 +165,8 @@ def render_fabric_config(eips: list[str], timers: bird.BgpTimers = bird.BgpTimer
            "  };",
            "  merge paths on;   # ECMP: all equal paths become one multipath route",
            "  learn off;",
+           *([f"  kernel table {AGENT_TABLE};   # the agent turns it into resilient groups"]
+             if mode == "resilient" else []),
            "}",
            bfd.render("rt-core*"),
            *_eip_filter("eips_in", eips),
@@ -227,8 +280,11 @@ def fabric_bird(lab: LabInstance) -> BirdMachine:
 class Backbone:
     """The two core routers and the fabric, configured together from the API's state."""
 
-    def __init__(self, lab: LabInstance) -> None:
+    def __init__(self, lab: LabInstance, mode: str | None = None,
+                 resilient: Resilient = Resilient()) -> None:
         self.lab = lab
+        self.mode = mode or ecmp_mode(lab)
+        self.resilient = resilient
         self.cores = {r: core(lab, r) for r in ROUTERS}
         self.fabric = fabric_bird(lab)
 
@@ -237,16 +293,33 @@ class Backbone:
         return [self.fabric.machine, *(c.machine for c in self.cores.values())]
 
     def start(self) -> None:
-        self.fabric.start(render_fabric_config([]))
+        (self.lab.state_dir / "ecmp").write_text(self.mode + "\n")
+        if self.mode == "resilient":
+            self._install_agent()
+        self.fabric.start(render_fabric_config([], mode=self.mode))
         for r, c in self.cores.items():
             c.start(render_core_config(r, [], []))
         for b in (self.fabric, *self.cores.values()):
             b.wait_ready()
 
+    def _install_agent(self) -> None:
+        from importlib import resources
+
+        m = self.fabric.machine
+        script = (resources.files("ecmptui.lab") / "ecmp_agent.py").read_text()
+        m.put(AGENT_PATH, script, 0o755)
+        r = self.resilient.validate()
+        m.put("/etc/ecmptui/ecmp-agent.json", json.dumps(
+            {"buckets": r.buckets, "idle_timer": r.idle_timer,
+             "unbalanced_timer": r.unbalanced_timer}) + "\n")
+        # /usr/lib: /lib is a symlink to it in the image, and must stay one
+        m.put(f"/usr/lib/systemd/system/{AGENT_UNIT}", AGENT_UNIT_TEXT)
+        m.enable(AGENT_UNIT)
+
     def reconfigure(self, peers: list[RouterPeer], eips: list[str]) -> None:
         for r, c in self.cores.items():
             c.reconfigure(render_core_config(r, peers, eips))
-        self.fabric.reconfigure(render_fabric_config(eips))
+        self.fabric.reconfigure(render_fabric_config(eips, mode=self.mode))
 
     def protocols(self) -> dict[str, dict[str, bird.ProtocolInfo]]:
         """Every core's protocols, by router name."""
@@ -264,18 +337,65 @@ class Backbone:
         return fib_nexthops(self.lab, prefix)
 
 
-def fib_nexthops(lab: LabInstance, prefix: str) -> list[str]:
-    out = fabric.run(["ip", "-j", "-n", lab.fabric_ns, "route", "show", prefix], check=False)
+def _ip_json(lab: LabInstance, *args: str) -> list:
+    out = fabric.run(["ip", "-j", "-n", lab.fabric_ns, *args], check=False)
     try:
-        routes = json.loads(out or "[]")
+        data = json.loads(out or "[]")
     except json.JSONDecodeError:
         return []
+    return data if isinstance(data, list) else []
+
+
+def fib_nexthops(lab: LabInstance, prefix: str) -> list[str]:
+    """The gateways the fabric forwards `prefix` to (a multipath route's, or a resilient
+    group's members)."""
     hops: list[str] = []
-    for r in routes:
+    for r in _ip_json(lab, "route", "show", prefix):
+        if "nhid" in r:  # a group (resilient mode): its members, however ip shows them
+            hops += list(group_members(lab, int(r["nhid"])).values())
+            continue
         if "gateway" in r:
             hops.append(r["gateway"])
         hops += [h["gateway"] for h in r.get("nexthops", []) if "gateway" in h]
     return sorted(hops)
+
+
+def group_members(lab: LabInstance, group: int) -> dict[int, str]:
+    """A next-hop group's members: nexthop id -> gateway."""
+    by_id = {n["id"]: n.get("gateway") for n in _ip_json(lab, "nexthop", "show")
+             if "id" in n}
+    out = {}
+    for g in _ip_json(lab, "nexthop", "show", "id", str(group)):
+        for member in g.get("group", []):
+            gw = by_id.get(member.get("id"))
+            if gw:
+                out[member["id"]] = gw
+    return out
+
+
+def buckets_by_gateway(lab: LabInstance, prefix: str) -> dict[str, int]:
+    """Resilient mode: how many of the EIP group's buckets each gateway holds."""
+    out: dict[str, int] = {}
+    for r in _ip_json(lab, "route", "show", prefix):
+        if "nhid" not in r:
+            continue
+        members = group_members(lab, int(r["nhid"]))
+        for b in _ip_json(lab, "nexthop", "bucket", "show", "id", str(r["nhid"])):
+            gw = members.get(b.get("bucket", {}).get("nhid"))
+            if gw:
+                out[gw] = out.get(gw, 0) + 1
+    return out
+
+
+def set_weight(lab: LabInstance, gateway: str, weight: int | None) -> None:
+    """Resilient mode: the agent's weight for a gateway (None: back to full)."""
+    m = fabric_bird(lab).machine
+    current = json.loads(m.get(AGENT_WEIGHTS) or "{}")
+    if weight is None:
+        current.pop(gateway, None)
+    else:
+        current[gateway] = weight
+    m.put(AGENT_WEIGHTS, json.dumps(current) + "\n")
 
 
 def learned_from(lab: LabInstance, router: str, eip: str) -> list[str]:

@@ -199,6 +199,11 @@ class FeedCockpit(Cockpit):
         self.warnings.extend(reply.get("warnings") or [])
         return str(reply.get("message", ""))
 
+    async def drain(self, node_name: str, timeout: float = 60.0,
+                    on_progress: Callable[[str], None] | None = None) -> str:
+        raise EcmpError("drain from the server's command line (`ecmptui node drain`): a "
+                        "served session runs one action at a time through the server")
+
     async def router_act(self, router: str, action: str,
                          on_effect: Callable[[float], None] | None = None) -> str:
         self._guard(f"{action} {router}")

@@ -49,7 +49,7 @@ class FlowKeeper:
     holds it). A flow that breaks is reported with where it was, and opened again."""
 
     def __init__(self, url: str, count: int, interval: float = 1.0,
-                 timeout: float = 1.0) -> None:
+                 timeout: float = 1.0, life: float | None = None) -> None:
         if not url.startswith("http://"):
             raise ValueError("long-lived flows need an http:// URL")
         if not 1 <= count <= 5000:
@@ -60,6 +60,7 @@ class FlowKeeper:
         self.request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
                         "User-Agent: ecmptui-flow\r\n\r\n").encode()
         self.count, self.interval, self.timeout = count, interval, timeout
+        self.life = life   # a flow closes by itself after this long (None: never)
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -78,6 +79,7 @@ class FlowKeeper:
 
     async def _flow(self, i: int, emit: Callable[[FlowEvent], None]) -> None:
         await asyncio.sleep(random.random() * self.interval)  # spread the opens
+        ends = None if self.life is None else time.monotonic() + self.life
         last: str | None = None
         while not self._stop.is_set():
             try:
@@ -90,6 +92,9 @@ class FlowKeeper:
             backend: str | None = None
             try:
                 while not self._stop.is_set():
+                    if ends is not None and time.monotonic() >= ends:
+                        emit(FlowEvent(time.monotonic(), i, "end", backend))
+                        return   # closed by the client: an ending, not a break
                     writer.write(self.request)
                     now_backend = await asyncio.wait_for(self._answer(reader), self.timeout)
                     if backend is None:
@@ -129,4 +134,20 @@ def flow_summary(events: list[FlowEvent], count: int) -> dict:
         on[e.backend or "unknown"] = on.get(e.backend or "unknown", 0) + 1
     return {"flows": count, "opened": sum(e.event == "open" for e in events),
             "broken": len(broken), "broken_on": dict(sorted(on.items())),
-            "moved": sum(e.event == "moved" for e in events)}
+            "moved": sum(e.event == "moved" for e in events),
+            "ended": sum(e.event == "end" for e in events)}
+
+
+class FlowsOnly:
+    """`probe --rate 0 --flows N`: no new-connection traffic, only the flows, for
+    `duration` seconds (or until stopped)."""
+
+    def __init__(self, duration: float | None) -> None:
+        self.duration = duration
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, on_sample: Callable[..., None]) -> None:
+        self._stop.wait(self.duration)

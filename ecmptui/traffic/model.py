@@ -30,10 +30,13 @@ class ActionRecord:
     fib_ms: float | None = None       # lab: when the fabric's route for the EIP changed
     by: str | None = None             # who asked (a served session's user name)
     seq: int = 0                      # its number in this model's timeline
+    note: str | None = None           # an action that reports its own result (a drain)
 
     def summary(self) -> str:
         if self.outcome.startswith("failed"):
             return self.outcome
+        if self.note is not None:
+            return self.note
         if not self.settled:
             return "measuring…"
         fails = sum(self.failed.values())

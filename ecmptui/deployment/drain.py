@@ -1,0 +1,110 @@
+"""`ecmptui node drain`: take a node out without breaking the connections it holds, where
+the router can do that.
+
+On a resilient-ECMP router (the lab with `--ecmp resilient`) the node's weight drops to the
+minimum with no unbalanced timer, so its buckets move to the others only as they go idle:
+connections it already holds stay on it, new ones go elsewhere. The drain waits until the
+node holds no client connection (or the timeout), then withdraws it and says how many
+connections that still broke, and why.
+
+A hash-threshold router cannot do this: any change to its set of next hops rehashes, so a
+drain there is only a withdraw. The drain says so and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ecmptui.actions import ACTIONS
+from ecmptui.deployment import operate
+from ecmptui.deployment.inventory import Deployment, NodeRecord
+from ecmptui.errors import EcmpError
+from ecmptui.node.server import Node
+
+DRAIN_WEIGHT = 1       # the lowest a group member can have (0 is not allowed)
+
+HASH_REFUSAL = (
+    "this router does hash-threshold ECMP: every change to its set of next hops rehashes "
+    "connections (also those of the other nodes), so a drain cannot move the node's "
+    "connections gracefully; `ecmptui node withdraw` takes it out at once, and a lab started "
+    "with `lab up --ecmp resilient` can drain")
+
+
+@dataclass
+class DrainResult:
+    node: str
+    drained: bool               # no client connection left when it was withdrawn
+    waited_s: float
+    open_at_start: int
+    open_at_withdraw: int       # connections the withdraw broke
+    why: str
+
+    def line(self) -> str:
+        return (f"{self.node}: drained in {self.waited_s:.1f} s, withdrawn; "
+                f"{self.open_at_withdraw} connection(s) broken ({self.why})")
+
+
+ACTIVE_MS = 3000       # a connection that received nothing for longer is not counted
+
+
+async def client_connections(node: Node, eip: str) -> int:
+    """Live client connections to the EIP's port 80 on the node: established and active in
+    the last ACTIVE_MS (nginx keeps idle keep-alive connections whose client went away for
+    a long time; those are not flows any more)."""
+    res = await node.run("ss", "-Htni", "state", "established", "( sport = :80 )",
+                         check=False)
+    count, mine = 0, False
+    for line in str(res.stdout).splitlines():
+        if not line.startswith(("\t", " ")):
+            mine = f"{eip}:80 " in line + " "
+            continue
+        m = re.search(r"lastrcv:(\d+)", line)
+        if mine and m and int(m.group(1)) <= ACTIVE_MS:
+            count += 1
+    return count
+
+
+async def drain(d: Deployment, rec: NodeRecord, eip: str, timeout: float,
+                on_progress: Callable[[str], None] | None = None) -> DrainResult:
+    """Drain `rec` (resilient lab router only); see the module's docstring."""
+    lab = d.target.lab() if d.target.caps.router_view else None
+    from ecmptui.lab import router
+
+    if lab is None or router.ecmp_mode(lab) != "resilient":
+        raise EcmpError(f"cannot drain {rec.name}: {HASH_REFUSAL}")
+    if rec.private_address is None:
+        raise EcmpError(f"{rec.name}: no private address in the inventory")
+    gateway = rec.private_address
+    say = on_progress or (lambda _m: None)
+    t0 = time.monotonic()
+    async with d.node(rec) as node:
+        start = await client_connections(node, eip)
+        await asyncio.to_thread(router.set_weight, lab, gateway, DRAIN_WEIGHT)
+        say(f"{rec.name}: weight {DRAIN_WEIGHT}: new connections go to the others, its "
+            f"{start} open one(s) stay until they end (timeout {timeout:.0f} s)")
+        try:
+            left = start
+            while time.monotonic() - t0 < timeout:
+                left = await client_connections(node, eip)
+                if left == 0:
+                    break
+                await asyncio.sleep(0.5)
+            at_withdraw = await client_connections(node, eip)
+            await operate.on_node(node, ACTIONS["withdraw"])
+        finally:
+            # the weight is the agent's business again; the node is withdrawn by now (or
+            # the drain failed and it keeps serving at full weight)
+            await asyncio.to_thread(router.set_weight, lab, gateway, None)
+    waited = time.monotonic() - t0
+    if at_withdraw == 0:
+        why = "none were open"
+    elif waited >= timeout:
+        why = (f"still open after {timeout:.0f} s: long-lived connections, or new ones on "
+               "the bucket a drained node keeps (its weight cannot go below 1)")
+    else:
+        why = "opened on the bucket a drained node keeps, just before the withdraw"
+    return DrainResult(rec.name, at_withdraw == 0, waited, start, at_withdraw, why)
