@@ -76,7 +76,8 @@ class EcmpApp(App):
 
     def __init__(self, cockpit: Cockpit, *, live: bool = True, rate: float = 100.0,
                  start_mode: str | None = None, served: bool = False,
-                 error_fd: int | None = None, export_dir: str | None = None) -> None:
+                 error_fd: int | None = None, export_dir: str | None = None,
+                 flows: int = 0) -> None:
         super().__init__()
         self.cockpit = cockpit
         self.served = served          # a session of `ecmptui serve`: nothing outside the app
@@ -94,6 +95,7 @@ class EcmpApp(App):
         self.events: deque[LogEntry] = deque(maxlen=MAX_EVENTS)   # the BGP screen's log
         self._event_seq = 0
         self.export_dir = export_dir
+        self.flows = flows            # long-lived flows beside the probe (0: none)
         self._polling = False
         self._probe_eip: str | None = None
         self.traffic = TrafficModel()
@@ -323,7 +325,9 @@ class EcmpApp(App):
             await self._stop_probe()
             self.probe_state = f"starting prober at {self.rate:.0f}/s…"
             try:
-                self.stream = await self.cockpit.probe(self.rate, self._on_sample)
+                self.stream = await self.cockpit.probe(
+                    self.rate, self._on_sample, flows=self.flows,
+                    on_flow=self.traffic.add_flow if self.flows else None)
             except EcmpError as exc:
                 self.probe_state = f"prober failed: {exc}"
                 self.notify(str(exc), severity="error")

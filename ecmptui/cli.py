@@ -175,6 +175,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     from ecmptui.cockpit import Cockpit
 
     validate_rate(args.rate)
+    if not 0 <= args.dash_flows <= 5000:
+        raise EcmpError(f"--flows {args.dash_flows}: must be 0-5000")
     settings = _settings(args)
     from ecmptui.app import EcmpApp  # the only place textual is imported
     from ecmptui.deployment.target import dashboard_read_only
@@ -193,7 +195,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     EcmpApp(cockpit, rate=args.rate, start_mode=args.screen,
             served=bool(os.environ.get("ECMPTUI_SERVED")),
             error_fd=int(error_fd) if error_fd and error_fd.isdigit() else None,
-            export_dir=args.export).run()
+            export_dir=args.export, flows=args.dash_flows).run()
     return 0
 
 
@@ -485,6 +487,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from ecmptui.traffic.probe import Prober, summarize
     from ecmptui.traffic.url import check_url
 
+    if args.rate == 0 and not args.flows:
+        raise EcmpError("--rate 0 probes nothing: it is for --flows N alone")
+    if not 0 <= args.flows <= 5000:
+        raise EcmpError(f"--flows {args.flows}: must be 0-5000")
     url, netns = args.url, args.netns
     if url is not None:
         check_url(url)  # before anything is looked up
@@ -506,8 +512,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     from ecmptui.traffic.flows import FlowEvent, FlowKeeper, FlowsOnly
 
-    if args.rate == 0 and not args.flows:
-        raise EcmpError("--rate 0 probes nothing: it is for --flows N alone")
     try:
         prober: Prober | FlowsOnly = Prober(
             url, rate=args.rate, timeout=args.timeout, duration=args.duration,
@@ -665,6 +669,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dashboard: refuse every action that changes anything")
     parser.add_argument("--rate", type=_positive_float, default=100.0, dest="rate",
                         help="dashboard: probe rate in requests/s (default %(default)s)")
+    parser.add_argument("--flows", type=int, default=0, metavar="N", dest="dash_flows",
+                        help="dashboard: also keep N long-lived connections; the timeline "
+                        "says how many each action broke, on the node and elsewhere")
     parser.add_argument("--export", metavar="DIR", default=None,
                         help="dashboard: on quit (and from the palette) write the timeline and "
                         "the BGP log to DIR as JSON lines and Markdown")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the heavy parts (SSH, HTTP, API) load when first used
     from ecmptui.deployment.static import StaticDeployment
     from ecmptui.deployment.status import DeploymentStatus
     from ecmptui.lab.fibwatch import FibWatch
+    from ecmptui.traffic.flows import FlowEvent
 
 
 class SampleStream(Protocol):
@@ -233,13 +234,15 @@ class Cockpit:
                 self.deployment(), router, action, on_effect=on_effect)
 
     async def probe(self, rate: float, on_sample: Callable[[Sample], None],
-                    timeout: float = 1.0) -> SampleStream:
+                    timeout: float = 1.0, flows: int = 0,
+                    on_flow: Callable[[FlowEvent], None] | None = None) -> SampleStream:
         from ecmptui.traffic.probe_stream import ProbeStream
 
         d = self.deployment()
         inv = await d.ainventory()
         url, netns = d.probe_target(inv)
-        stream = ProbeStream(url, rate, timeout, netns, on_sample)
+        stream = ProbeStream(url, rate, timeout, netns, on_sample, flows=flows,
+                             on_flow=on_flow)
         await stream.start()
         if self.fib is None:
             self.fib = self.target.fib_watch(inv.eip)

@@ -18,18 +18,27 @@ pytestmark = pytest.mark.lab
 LAB = LabInstance("ecmpf")
 
 
+def node_config(tmp, lab: LabInstance, prefix: str, nodes: int = 4):
+    """A settings file for `nodes` servers named prefix1.. in `lab`, with its own key."""
+    cfg = tmp / "config.toml"
+    cfg.write_text(f'target = "lab"\nlab = "{lab.name}"\n[provision]\nnodes = {nodes}\n'
+                   f'hostname_prefix = "{prefix}"\n[ssh]\nkey = "{tmp}/id"\n'
+                   f'known_hosts = "{tmp}/kh"\n')
+    return cfg
+
+
+def provision(cfg) -> None:
+    prov = run_cli("--config", str(cfg), "provision", timeout=600)
+    assert prov.returncode == 0, prov.stderr
+
+
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("four")
+    cfg = node_config(tmp_path_factory.mktemp("four"), LAB, "fnode")
     control.down(LAB)
     control.up(LAB, port=0)
-    cfg = tmp / "config.toml"
-    cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n[provision]\nnodes = 4\n'
-                   f'hostname_prefix = "fnode"\n[ssh]\nkey = "{tmp}/id"\n'
-                   f'known_hosts = "{tmp}/kh"\n')
     try:
-        prov = run_cli("--config", str(cfg), "provision", timeout=600)
-        assert prov.returncode == 0, prov.stderr
+        provision(cfg)
         yield cfg
     finally:
         control.down(LAB)
@@ -85,18 +94,13 @@ RLAB = LabInstance("ecmpr")
 @pytest.fixture(scope="module")
 def resilient(tmp_path_factory):
     """A 4-node lab whose fabric runs resilient ECMP (the agent's next-hop groups)."""
-    tmp = tmp_path_factory.mktemp("resilient")
+    cfg = node_config(tmp_path_factory.mktemp("resilient"), RLAB, "rnode")
     control.down(RLAB)
-    up = run_cli("--lab", RLAB.name, "lab", "up", "--port", "0", "--ecmp", "resilient",
-                 timeout=300)
-    cfg = tmp / "config.toml"
-    cfg.write_text(f'target = "lab"\nlab = "{RLAB.name}"\n[provision]\nnodes = 4\n'
-                   f'hostname_prefix = "rnode"\n[ssh]\nkey = "{tmp}/id"\n'
-                   f'known_hosts = "{tmp}/kh"\n')
     try:
+        up = run_cli("--lab", RLAB.name, "lab", "up", "--port", "0", "--ecmp", "resilient",
+                     timeout=300)
         assert up.returncode == 0 and "ECMP        resilient" in up.stdout, up.stderr
-        prov = run_cli("--config", str(cfg), "provision", timeout=600)
-        assert prov.returncode == 0, prov.stderr
+        provision(cfg)
         yield cfg
     finally:
         control.down(RLAB)
@@ -177,3 +181,46 @@ def test_a_hash_router_drain_says_what_it_cannot_do(four):
     assert len(proc.stderr.strip().splitlines()) == 1
     st = json.loads(run_cli("--config", str(four), "status", "--json", check=True).stdout)
     assert not any(n["withdrawn"] for n in st["nodes"])   # nothing changed
+
+
+async def test_the_dashboard_timeline_counts_the_flows_an_action_broke(four):
+    """Long-lived flows beside the dashboard's probe: a withdraw's timeline row says how
+    many flows it broke on the node and elsewhere."""
+    from ecmptui import config
+    from ecmptui.app import EcmpApp
+    from ecmptui.cockpit import Cockpit
+
+    app = EcmpApp(Cockpit(config.load(four)), rate=50, flows=120)
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            deadline = time.monotonic() + 30
+            while len(app.traffic.flow_events) < 120 or app.status is None:
+                assert time.monotonic() < deadline, "flows never opened"
+                await pilot.pause(0.2)
+            table = app.screen.query_one("#nodes")
+            table.move_cursor(row=table.get_row_index("fnode3"))
+            await pilot.press("w")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            deadline = time.monotonic() + 30
+            while not (app.traffic.timeline and app.traffic.timeline[-1].flows):
+                assert time.monotonic() < deadline, "the withdraw's flows never counted"
+                await pilot.pause(0.2)
+            f = app.traffic.timeline[-1].flows
+            assert f["on_node"] > 0 and f["affected"] == f["on_node"], f
+            assert "flows broken:" in app.traffic.timeline[-1].summary()
+            await pilot.press("q")
+    finally:
+        run_cli("--config", str(four), "node", "announce", "fnode3")
+
+
+def test_disruption_counts_where_each_flow_was():
+    from ecmptui.traffic.flows import FlowEvent, disruption, flows_on
+
+    ev = [FlowEvent(1.0, 0, "open", "a"), FlowEvent(1.1, 1, "open", "b"),
+          FlowEvent(1.2, 2, "open", "b"), FlowEvent(1.3, 3, "open", "c"),
+          FlowEvent(5.0, 0, "break", "a", "reset"), FlowEvent(5.1, 1, "break", "b", "reset"),
+          FlowEvent(5.3, 0, "moved", "c"), FlowEvent(9.0, 3, "break", "c", "reset")]
+    assert flows_on(ev, 2.0) == {0: "a", 1: "b", 2: "b", 3: "c"}
+    assert disruption(ev, 4.0, 6.0, "a", 4) == {"flows": 4, "on_node": 1, "affected": 1,
+                                                "bystanders": 1, "moved": 1}

@@ -72,6 +72,11 @@ class Agent:
     def apply(self):
         weights = load(WEIGHTS, {})
         want = wanted()
+        if any(d not in want for d in self.applied):
+            # BIRD replaces a route by deleting and adding it: a route that is gone for a
+            # moment must not cost its group (a new group would reshuffle every bucket)
+            time.sleep(0.05)
+            want = wanted()
         cmds = []
         for dst, hops in want.items():
             members, mine = [], []

@@ -185,7 +185,8 @@ class FeedCockpit(Cockpit):
         return st
 
     async def probe(self, rate: float, on_sample: Callable[[Sample], None],
-                    timeout: float = 1.0) -> FeedStream:
+                    timeout: float = 1.0, flows: int = 0,
+                    on_flow: Callable[..., None] | None = None) -> FeedStream:
         self.on_sample = on_sample
         return FeedStream(self)
 

@@ -24,7 +24,7 @@ from ecmptui.errors import EcmpError
 from ecmptui.node import health as node_health
 from ecmptui.node.server import Node
 from ecmptui.traffic.failover import Failover, analyse, back_after_ms, first_answer_ms, steady_since
-from ecmptui.traffic.flows import FlowEvent
+from ecmptui.traffic.flows import disruption, flows_on
 from ecmptui.traffic.probe_stream import ProbeStream
 
 if TYPE_CHECKING:
@@ -119,33 +119,6 @@ class ScenarioResult:
         d["failed"] = {k: self.failed.get(k, 0) for k in ("refused", "reset", "timeout")} | {
             k: v for k, v in self.failed.items() if k not in ("refused", "reset", "timeout")}
         return d
-
-
-def disruption(events: list[FlowEvent], t0: float, t1: float, node: str,
-               open_flows: int) -> dict:
-    """What a change on `node` between t0 and t1 did to the flows open at t0: broken on the
-    node itself (affected), broken on the others (bystanders), and came back elsewhere."""
-    window = [e for e in events if t0 <= e.t < t1]
-    broken = [e for e in window if e.event == "break"]
-    on_node_before = _flows_on(events, t0)
-    return {"flows": open_flows, "on_node": sum(1 for b in on_node_before.values()
-                                                if b == node),
-            "affected": sum(1 for e in broken if e.backend == node),
-            "bystanders": sum(1 for e in broken if e.backend != node),
-            "moved": sum(1 for e in window if e.event == "moved")}
-
-
-def _flows_on(events: list[FlowEvent], t: float) -> dict[int, str | None]:
-    """Which backend each flow was on at time t (flows open then)."""
-    where: dict[int, str | None] = {}
-    for e in events:
-        if e.t >= t:
-            break
-        if e.event in ("open", "moved"):
-            where[e.flow] = e.backend
-        elif e.event == "break":
-            where.pop(e.flow, None)
-    return where
 
 
 def health_key(st: DeploymentStatus) -> tuple:
@@ -439,7 +412,7 @@ class Drill:
     def _flows(self, stream: ProbeStream, t0: float, t1: float, node: str) -> dict | None:
         if not stream.argv.count("--flows"):
             return None
-        open_flows = len(_flows_on(stream.flow_events, t0))
+        open_flows = len(flows_on(stream.flow_events, t0))
         return disruption(stream.flow_events, t0, t1, node, open_flows)
 
     async def _membership(self, sc: MembershipScenario, bfd: bool, inv: Inventory,

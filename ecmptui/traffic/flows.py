@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ecmptui.traffic.probe import SERVED_BY, raw_classify
+from ecmptui.traffic.wire import SERVED_BY, raw_classify
 
 
 @dataclass(frozen=True)
@@ -151,3 +151,30 @@ class FlowsOnly:
 
     def run(self, on_sample: Callable[..., None]) -> None:
         self._stop.wait(self.duration)
+
+
+def disruption(events: list[FlowEvent], t0: float, t1: float, node: str,
+               open_flows: int) -> dict:
+    """What a change on `node` between t0 and t1 did to the flows open at t0: broken on the
+    node itself (affected), broken on the others (bystanders), and came back elsewhere."""
+    window = [e for e in events if t0 <= e.t < t1]
+    broken = [e for e in window if e.event == "break"]
+    on_node_before = flows_on(events, t0)
+    return {"flows": open_flows, "on_node": sum(1 for b in on_node_before.values()
+                                                if b == node),
+            "affected": sum(1 for e in broken if e.backend == node),
+            "bystanders": sum(1 for e in broken if e.backend != node),
+            "moved": sum(1 for e in window if e.event == "moved")}
+
+
+def flows_on(events: list[FlowEvent], t: float) -> dict[int, str | None]:
+    """Which backend each flow was on at time t (flows open then)."""
+    where: dict[int, str | None] = {}
+    for e in events:
+        if e.t >= t:
+            break
+        if e.event in ("open", "moved"):
+            where[e.flow] = e.backend
+        elif e.event == "break":
+            where.pop(e.flow, None)
+    return where

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ecmptui.actions import ACTIONS
 from ecmptui.traffic.failover import analyse, first_answer_ms, steady_since
+from ecmptui.traffic.flows import FlowEvent, disruption, flows_on
 from ecmptui.traffic.samples import Sample, percentile
 
 
@@ -31,8 +32,12 @@ class ActionRecord:
     by: str | None = None             # who asked (a served session's user name)
     seq: int = 0                      # its number in this model's timeline
     note: str | None = None           # an action that reports its own result (a drain)
+    flows: dict | None = None         # with long-lived flows: what the action broke
 
     def summary(self) -> str:
+        return self._summary() + (flows_words(self.flows) if self.flows else "")
+
+    def _summary(self) -> str:
         if self.outcome.startswith("failed"):
             return self.outcome
         if self.note is not None:
@@ -50,6 +55,13 @@ class ActionRecord:
 
 
 TAKES_OUT = {a.name for a in ACTIONS.values() if a.out_of_service}
+FLOW_WINDOW_S = 3.0      # after an action, how long its flows have to break
+
+
+def flows_words(f: dict) -> str:
+    """An action's flow disruption, for the timeline."""
+    return (f"; flows broken: {f['affected']}/{f['on_node']} on the node, "
+            f"{f['bystanders']}/{f['flows'] - f['on_node']} elsewhere")
 
 
 HISTORY_S = 900          # what the chart can scroll back and zoom over (15 min)
@@ -73,10 +85,15 @@ class TrafficModel:
         # per whole second of send time: [answers by backend, failures], kept as they come
         self._seconds: dict[int, list] = {}
         self._seq = 0
+        self.flow_events: deque[FlowEvent] = deque(maxlen=20000)   # with flows
+
+    def add_flow(self, ev: FlowEvent) -> None:
+        self.flow_events.append(ev)
 
     def reset(self) -> None:
         """Forget the traffic (the deployment went away); the timeline stays."""
         self.samples.clear()
+        self.flow_events.clear()
         self._seconds.clear()
         self.backends = []
 
@@ -184,4 +201,10 @@ class TrafficModel:
                     rec.settled = True
             if rec.settled:
                 done.append(rec)
+        for rec in self.timeline:  # flows are counted once they had time to break
+            if rec.settled and rec.flows is None and self.flow_events \
+                    and rec.outcome == "done" and now - rec.t > FLOW_WINDOW_S:
+                events = list(self.flow_events)
+                rec.flows = disruption(events, rec.t, rec.t + FLOW_WINDOW_S, rec.node,
+                                       len(flows_on(events, rec.t)))
         return done

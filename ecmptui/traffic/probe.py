@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ecmptui.traffic.samples import Sample, percentile, summarize  # noqa: F401 - re-exported
+from ecmptui.traffic.wire import PAGE_RE_B, SERVED_BY, raw_classify
 
 PAGE_RE = re.compile(r"Welcome to nginx (\d+)")
 MAX_RATE = 20000.0
@@ -73,22 +74,6 @@ def backend_of(resp: httpx.Response) -> str | None:
         return served
     m = PAGE_RE.search(resp.text)
     return f"nginx {m.group(1)}" if m else None
-
-
-SERVED_BY = re.compile(rb"\r\nx-served-by:[ \t]*([^\r\n]*)", re.IGNORECASE)
-PAGE_RE_B = re.compile(rb"Welcome to nginx (\d+)")
-
-
-def raw_classify(exc: OSError) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
-        return "reset"
-    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return "unreachable"
-    return "other"
 
 
 class RawGet:

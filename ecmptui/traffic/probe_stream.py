@@ -39,11 +39,13 @@ class ProbeStream:
     def __init__(self, url: str, rate: float = 200.0, timeout: float = 1.0,
                  netns: str | None = None,
                  on_sample: Callable[[Sample], None] | None = None, flows: int = 0,
-                 flow_interval: float = 1.0) -> None:
+                 flow_interval: float = 1.0,
+                 on_flow: Callable[[FlowEvent], None] | None = None) -> None:
         self.argv = probe_argv(url, rate, timeout, netns, flows=flows,
                                flow_interval=flow_interval)
         self.samples: list[Sample] = []
         self.flow_events: list[FlowEvent] = []   # with flows: every open, break and move
+        self.on_flow = on_flow                    # ...or to this, and not kept here
         self.on_sample = on_sample
         self.received = 0
         self._proc: asyncio.subprocess.Process | None = None
@@ -75,9 +77,13 @@ class ProbeStream:
         async for line in self._proc.stdout:
             if line.startswith(b'{"flow"'):
                 try:
-                    self.flow_events.append(FlowEvent.from_dict(json.loads(line)))
+                    ev = FlowEvent.from_dict(json.loads(line))
                 except (ValueError, KeyError):
-                    pass
+                    continue
+                if self.on_flow is not None:
+                    self.on_flow(ev)
+                else:
+                    self.flow_events.append(ev)
                 continue
             try:
                 sample = Sample.from_json(line.decode())
