@@ -68,6 +68,7 @@ class Agent:
                      f"{int(conf['idle_timer'])} unbalanced_timer {int(conf['unbalanced_timer'])}")
         self.applied = {}
         self.weights_mtime = None
+        self._ip = None
 
     def apply(self):
         weights = load(WEIGHTS, {})
@@ -97,9 +98,22 @@ class Agent:
             cmds.append(f"nexthop del id {group_id(dst)}")
             del self.applied[dst]
         if cmds:
-            subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(cmds) + "\n",
-                           text=True, capture_output=True)
+            self.batch("\n".join(cmds) + "\n")
             print(f"{time.time():.6f} applied {len(cmds)} change(s)", flush=True)
+
+    def batch(self, text):
+        """One long-running `ip -batch` takes the commands (no process start per change)."""
+        if self._ip is None or self._ip.poll() is not None:
+            self._ip = subprocess.Popen(["ip", "-force", "-batch", "-"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        text=True, bufsize=1)
+        pipe = self._ip.stdin
+        try:
+            assert pipe is not None
+            pipe.write(text)
+            pipe.flush()
+        except OSError:
+            self._ip = None
 
     def weights_changed(self):
         try:
