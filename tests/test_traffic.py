@@ -83,7 +83,8 @@ def test_drill_runs_every_scenario_and_reports(drill):
     rows, report = drill
     names = {name for name, _, _ in rows}
     assert names == {"withdraw", "shutdown", "kill-bird", "freeze-bird", "isolate",
-                     "stop-nginx", "reboot", "router-kill", "router-freeze", "router-isolate"}
+                     "stop-nginx", "reboot", "router-kill", "router-freeze", "router-isolate",
+                     "remove-node", "add-node"}
     for fault in ("kill-bird", "freeze-bird", "isolate"):
         assert (fault, True, True) in rows and (fault, False, True) in rows
     for bfd in (True, False):  # stop-nginx with the health check and without it
@@ -92,8 +93,11 @@ def test_drill_runs_every_scenario_and_reports(drill):
         assert set(r["failed"]) >= {"refused", "reset", "timeout"}
         assert {"name", "bfd", "convergence_ms", "before", "after", "recovered"} <= set(r)
         assert sum(r["before"].values()) > 100  # a second at 200 req/s, both nodes
-        assert len(r["before"]) == 2
-    assert report.count("\n| ") == len(rows) + 1  # header + one row per scenario
+        assert len(r["before"]) == (1 if r["name"] == "add-node" else 2)  # it was out
+    with_flows = [r for r in rows.values() if r["flows"]]
+    assert {r["name"] for r in with_flows} == {"remove-node", "add-node"}  # 100 flows each
+    # the scenarios' table (header + a row each) and the flows' table (header + a row each)
+    assert report.count("\n| ") == len(rows) + 1 + len(with_flows) + 1
     for name in ("router-kill", "router-freeze", "router-isolate"):  # two routers: no loss
         for bfd in (True, False):
             r = rows[(name, bfd, None)]
