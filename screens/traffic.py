@@ -18,8 +18,8 @@ from .base import DashboardScreen
 from .chart import ERROR_COLOUR, ERROR_GLYPH, ZOOMS, TrafficChart, swatch
 
 NODE_TABLE = [("swatch", ""), ("node", "node"), ("state", "state"), ("share", "share"),
-              ("rate", "ans/s"), ("p50", "p50 ms"), ("p99", "p99 ms"), ("hold", "hold"),
-              ("age", "age")]
+              ("rate", "ans/s"), ("p50", "p50 ms"), ("p99", "p99 ms"), ("bfd", "BFD"),
+              ("hold", "hold"), ("age", "age")]
 STALE_S = 3.0   # status older than this is highlighted
 FOOTER_ACTIONS = ("withdraw", "announce", "restore")
 
@@ -161,7 +161,8 @@ class TrafficScreen(DashboardScreen):
             cells = {"swatch": swatch(n.name), "node": n.name, "state": traffic_state(n),
                      "share": "-" if share is None else f"{share * 100:.1f}%",
                      "rate": f"{mine.get('rate', 0.0):.0f}", "p50": _fmt(mine.get("p50")),
-                     "p99": _fmt(mine.get("p99")), "hold": hold, "age": age_text(age)}
+                     "p99": _fmt(mine.get("p99")), "bfd": n.bfd or "-", "hold": hold,
+                     "age": age_text(age)}
             old = self._node_cells.get(n.name, {})
             for key, value in cells.items():
                 if old.get(key) != value:

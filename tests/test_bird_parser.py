@@ -105,3 +105,16 @@ def test_route_prefixes():
             "\tvia 198.18.11.2 on rt-s1\n"
             "                     unicast [s2 18:10:13.000] (100) [AS65000i]\n")
     assert bird.parse_route_prefixes(text) == ["203.0.113.10/32"]
+
+
+def test_bfd_sessions_as_birdc_prints_them():
+    from ecmptui.node.bird import parse_bfd_sessions
+
+    out = ("BIRD 2.0.12 ready.\nbfd1:\n"
+           "IP address                Interface  State      Since         Interval  Timeout\n"
+           "169.254.255.1             ---        Up         2026-11-27 08:22:06.617    0.100"
+           "    0.300\n"
+           "169.254.255.2             ---        Down       2026-11-27 08:22:06.679    1.000"
+           "    0.000\n")
+    assert parse_bfd_sessions(out) == [("169.254.255.1", "Up"), ("169.254.255.2", "Down")]
+    assert parse_bfd_sessions("BIRD 2.0.12 ready.\nNo BFD protocols\n") == []

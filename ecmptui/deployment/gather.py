@@ -64,6 +64,9 @@ async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
             st.health = HealthStatus.from_state(await health_state(node))
             try:
                 peers = [_peer(p) for p in await node.protocols() if p.proto == "BGP"]
+                bfd = await node.bfd_sessions()
+                if bfd:
+                    st.bfd = f"{sum(state == 'Up' for _, state in bfd)}/{len(bfd)} up"
             except NodeError as exc:
                 if exc.reason is NodeFailure.UNREACHABLE:
                     raise

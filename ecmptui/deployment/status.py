@@ -64,6 +64,7 @@ class NodeStatus:
     peers: list[PeerStatus] = field(default_factory=list)
     error: str | None = None
     updated: float | None = None    # wall time of the node's last answer (None: never)
+    bfd: str | None = None          # "2/2 up": BFD sessions up of those BIRD runs (None: no BFD)
 
     @property
     def answering(self) -> bool:

@@ -331,3 +331,12 @@ def parse_route_protocols(text: str) -> list[str]:
         if name not in out:
             out.append(name)
     return out
+
+
+BFD_ROW = re.compile(r"^(\d+\.\d+\.\d+\.\d+)\s+\S+\s+(\w+)\s")
+
+
+def parse_bfd_sessions(text: str) -> list[tuple[str, str]]:
+    """`birdc show bfd sessions`: (peer address, state: Up, Down, Init, AdminDown)."""
+    return [(m.group(1), m.group(2)) for line in text.splitlines()
+            if (m := BFD_ROW.match(line.strip()))]

@@ -205,6 +205,11 @@ class Node:
     def birdc_argv(self, *args: str) -> list[str]:
         return ["birdc", "-s", self.layout.bird_socket, *args]
 
+    async def bfd_sessions(self) -> list[tuple[str, str]]:
+        """(peer address, state) of every BFD session BIRD runs (none without BFD)."""
+        res = await self.run(*self.birdc_argv("show", "bfd", "sessions"), check=False)
+        return bird.parse_bfd_sessions(str(res.stdout)) if res.exit_status == 0 else []
+
     async def bird_running(self) -> bool:
         res = await self.run(*self.birdc_argv("show", "status"), check=False)
         return res.exit_status == 0 and "Daemon is up" in str(res.stdout)
