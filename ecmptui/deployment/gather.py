@@ -97,7 +97,9 @@ def router_status(d: AnyDeployment, inv: Inventory) -> RouterStatus | None:
     assert lab is not None
     from ecmptui.lab import router
 
-    hops = router.fib_nexthops(lab, f"{inv.eip}/32") if inv.eip else []
+    mode = router.ecmp_mode(lab)
+    hops, held = router.fib_view(lab, f"{inv.eip}/32", buckets=mode == "resilient") \
+        if inv.eip else ([], {})
     by_addr = {n.private_address: n.name for n in inv.nodes}
     by_protocol = {f"s{int(n.private_address.split('.')[2]) - 10}": n.name
                    for n in inv.nodes if n.private_address}
@@ -107,10 +109,7 @@ def router_status(d: AnyDeployment, inv: Inventory) -> RouterStatus | None:
         learned = router.learned_from(lab, name, inv.eip) if inv.eip else []
         cores.append(CoreView(name, router.ROUTER_PEER_IPS[name], b.state(),
                               [by_protocol.get(p, p) for p in learned]))
-    mode = router.ecmp_mode(lab)
-    buckets = {by_addr.get(gw, gw): n for gw, n in
-               router.buckets_by_gateway(lab, f"{inv.eip}/32").items()} \
-        if mode == "resilient" and inv.eip else {}
+    buckets = {by_addr.get(gw, gw): n for gw, n in held.items()}
     return RouterStatus(hops, [by_addr.get(h, h) for h in hops], cores, mode, buckets)
 
 

@@ -346,44 +346,48 @@ def _ip_json(lab: LabInstance, *args: str) -> list:
     return data if isinstance(data, list) else []
 
 
-def fib_nexthops(lab: LabInstance, prefix: str) -> list[str]:
+def fib_view(lab: LabInstance, prefix: str, buckets: bool = False
+             ) -> tuple[list[str], dict[str, int]]:
     """The gateways the fabric forwards `prefix` to (a multipath route's, or a resilient
-    group's members)."""
+    group's members) and, with `buckets`, how many of the group's buckets each holds; one
+    read of the routes, the next hops and the buckets."""
     hops: list[str] = []
+    counts: dict[str, int] = {}
+    nexthops: list | None = None
     for r in _ip_json(lab, "route", "show", prefix):
-        if "nhid" in r:  # a group (resilient mode): its members, however ip shows them
-            hops += list(group_members(lab, int(r["nhid"])).values())
+        if "nhid" not in r:
+            if "gateway" in r:
+                hops.append(r["gateway"])
+            hops += [h["gateway"] for h in r.get("nexthops", []) if "gateway" in h]
             continue
-        if "gateway" in r:
-            hops.append(r["gateway"])
-        hops += [h["gateway"] for h in r.get("nexthops", []) if "gateway" in h]
-    return sorted(hops)
+        # a group (resilient mode): its members, however `ip route` shows them
+        if nexthops is None:
+            nexthops = _ip_json(lab, "nexthop", "show")
+        members = _group_members(nexthops, int(r["nhid"]))
+        hops += list(members.values())
+        if buckets:
+            for b in _ip_json(lab, "nexthop", "bucket", "show", "id", str(r["nhid"])):
+                gw = members.get(b.get("bucket", {}).get("nhid"))
+                if gw:
+                    counts[gw] = counts.get(gw, 0) + 1
+    return sorted(hops), counts
 
 
-def group_members(lab: LabInstance, group: int) -> dict[int, str]:
-    """A next-hop group's members: nexthop id -> gateway."""
-    by_id = {n["id"]: n.get("gateway") for n in _ip_json(lab, "nexthop", "show")
-             if "id" in n}
+def fib_nexthops(lab: LabInstance, prefix: str) -> list[str]:
+    return fib_view(lab, prefix)[0]
+
+
+def _group_members(nexthops: list, group: int) -> dict[int, str]:
+    """A next-hop group's members (from `ip -j nexthop show`): nexthop id -> gateway."""
+    by_id = {n["id"]: n.get("gateway") for n in nexthops if "id" in n}
     out = {}
-    for g in _ip_json(lab, "nexthop", "show", "id", str(group)):
+    for g in nexthops:
+        if g.get("id") != group:
+            continue
         for member in g.get("group", []):
             gw = by_id.get(member.get("id"))
             if gw:
                 out[member["id"]] = gw
-    return out
-
-
-def buckets_by_gateway(lab: LabInstance, prefix: str) -> dict[str, int]:
-    """Resilient mode: how many of the EIP group's buckets each gateway holds."""
-    out: dict[str, int] = {}
-    for r in _ip_json(lab, "route", "show", prefix):
-        if "nhid" not in r:
-            continue
-        members = group_members(lab, int(r["nhid"]))
-        for b in _ip_json(lab, "nexthop", "bucket", "show", "id", str(r["nhid"])):
-            gw = members.get(b.get("bucket", {}).get("nhid"))
-            if gw:
-                out[gw] = out.get(gw, 0) + 1
     return out
 
 
