@@ -465,7 +465,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg.authorized_keys, cfg.authorized_keys_given = Path(args.authorized_keys), True
     if args.host_key:
         cfg.host_key = Path(args.host_key)
-    ssh.check_files(cfg)
     fmt = "%(message)s" if args.log_format == "json" else "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=fmt)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)  # ours says who and when

@@ -48,10 +48,15 @@ def test_the_headless_commands_never_load_textual(tmp_path):
             "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'textual'\n"
             "             or m.startswith('ecmptui.screens') or m == 'ecmptui.app')\n"
             "print(','.join(bad))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+    assert loaded(code, tmp_path) == ""
+
+
+def loaded(code: str, cwd) -> str:
+    """What `code`, run in a fresh interpreter, prints about the modules it loaded."""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == ""
+    return proc.stdout.strip()
 
 
 def test_the_dashboard_loads_no_network_client_library(tmp_path):
@@ -61,10 +66,7 @@ def test_the_dashboard_loads_no_network_client_library(tmp_path):
             "import ecmptui.cli, ecmptui.app, ecmptui.serve.client\n"
             "heavy = {'asyncssh', 'packet', 'requests', 'httpx'}\n"
             "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == ""
+    assert loaded(code, tmp_path) == ""
 
 
 def test_lab_image_prune_removes_only_stale_images(tmp_path):

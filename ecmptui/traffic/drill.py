@@ -410,7 +410,7 @@ class Drill:
             else 1.0 + 2 * self.flow_interval
 
     def _flows(self, stream: ProbeStream, t0: float, t1: float, node: str) -> dict | None:
-        if not stream.argv.count("--flows"):
+        if "--flows" not in stream.argv:
             return None
         open_flows = len(flows_on(stream.flow_events, t0))
         return disruption(stream.flow_events, t0, t1, node, open_flows)

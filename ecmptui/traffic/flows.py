@@ -85,9 +85,8 @@ class FlowKeeper:
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port), self.timeout)
-            except (OSError, TimeoutError) as exc:
-                await asyncio.sleep(min(self.interval, 0.2))
-                del exc
+            except (OSError, TimeoutError):
+                await asyncio.sleep(min(self.interval, 0.2))  # not up yet: try again
                 continue
             backend: str | None = None
             try:
