@@ -71,7 +71,7 @@ def test_flows_stay_up_while_nothing_changes(four):
 def test_removing_and_adding_a_node_breaks_bystander_flows_on_a_hash_router(four, tmp_path):
     report = tmp_path / "report.md"
     proc = run_cli("--config", str(four), "drill", "--scenario", "remove-node", "--scenario",
-                   "add-node", "--flows", "300", "--node", "fnode4", "--json", "--report",
+                   "add-node", "--flows", "600", "--node", "fnode4", "--json", "--report",
                    str(report), timeout=300)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     results = {r["name"]: r for r in json.loads(proc.stdout)["scenarios"]}
