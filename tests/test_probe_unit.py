@@ -217,6 +217,31 @@ def test_traffic_model_measures_a_drain_seen_steady_at_the_window_edge():
     assert rec.convergence_ms <= 10 and rec.failed == {}
 
 
+
+def test_a_slow_action_still_counts_the_flows_it_broke_after_it_returned():
+    from ecmptui.traffic.flows import FlowEvent
+    from ecmptui.traffic.model import FLOW_WINDOW_S, TrafficModel
+
+    m = TrafficModel()
+    for flow, backend in enumerate("abab"):
+        m.add_flow(FlowEvent(1.0 + flow / 10, flow, "open", backend))
+    rec = m.begin("b", "announce", t=10.0)   # measured from the command's start...
+    m.add(Sample(11.0, "b", None, 1.0))      # (b answers: the announce is measured)
+    m.settle(now=12.5)                       # ...which returned only at 12.5
+    assert rec.flows is None and rec.done_at is None
+    rec.outcome = "done"
+    m.settle(now=12.5)
+    assert rec.done_at == 12.5 and rec.settled
+    # the node's flows break 4 s after the start, within the window after the return
+    m.add_flow(FlowEvent(14.0, 1, "break", "b", "reset"))
+    m.add_flow(FlowEvent(14.1, 3, "break", "b", "reset"))
+    m.add_flow(FlowEvent(14.2, 0, "break", "a", "reset"))
+    m.settle(now=12.5 + FLOW_WINDOW_S - 0.1)
+    assert rec.flows is None                 # not counted before the window is over
+    m.settle(now=12.5 + FLOW_WINDOW_S + 0.1)
+    assert rec.flows == {"flows": 4, "on_node": 2, "affected": 2, "bystanders": 1,
+                         "moved": 0}
+
 async def test_a_stream_with_a_callback_keeps_no_samples_of_its_own(http_server):
     """The dashboard keeps its own bounded store: the stream must not keep every sample as
     well (hours at 1,000/s), while a drill, without a callback, gets them all."""

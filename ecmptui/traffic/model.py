@@ -33,6 +33,7 @@ class ActionRecord:
     seq: int = 0                      # its number in this model's timeline
     note: str | None = None           # an action that reports its own result (a drain)
     flows: dict | None = None         # with long-lived flows: what the action broke
+    done_at: float | None = None      # when it was first seen done (flows are counted after)
 
     def summary(self) -> str:
         return self._summary() + (flows_words(self.flows) if self.flows else "")
@@ -202,9 +203,15 @@ class TrafficModel:
             if rec.settled:
                 done.append(rec)
         for rec in self.timeline:  # flows are counted once they had time to break
-            if rec.settled and rec.flows is None and self.flow_events \
-                    and rec.outcome == "done" and now - rec.t > FLOW_WINDOW_S:
+            if rec.outcome != "done" or rec.flows is not None or not self.flow_events:
+                continue
+            if rec.done_at is None:
+                rec.done_at = now
+            # from the command's start until FLOW_WINDOW_S after it returned: a slow
+            # command (a loaded node, SSH) must not cut the flows it broke out of the count
+            end = max(rec.t, rec.done_at) + FLOW_WINDOW_S
+            if rec.settled and now > end:
                 events = list(self.flow_events)
-                rec.flows = disruption(events, rec.t, rec.t + FLOW_WINDOW_S, rec.node,
+                rec.flows = disruption(events, rec.t, end, rec.node,
                                        len(flows_on(events, rec.t)))
         return done
