@@ -101,3 +101,17 @@ async def test_unknown_and_reused_tokens_get_nothing(hub):
 def test_a_status_survives_the_trip_to_a_session():
     st = fixed_data.STATUS
     assert DeploymentStatus.from_json(json.loads(json.dumps(st.to_json()))) == st
+
+
+async def test_a_session_keeps_no_more_action_timings_than_its_timeline(tmp_path):
+    from ecmptui.serve.client import FeedCockpit
+    from ecmptui.traffic.model import MAX_TIMELINE, ActionRecord
+
+    cfg = tmp_path / "down.toml"
+    cfg.write_text('target = "lab"\nlab = "zz9"\n')
+    fc = FeedCockpit(load(cfg), str(tmp_path / "feed.sock"), "token", read_only=True)
+    for i in range(MAX_TIMELINE + 50):   # a served session that lives for days
+        rec = ActionRecord(float(i), "node1", "withdraw", fib_ms=float(i) / 10)
+        fc._dispatch({"k": "action", "id": i, "record": rec.__dict__})
+    assert fc.fib_ms(float(MAX_TIMELINE + 49)) == pytest.approx((MAX_TIMELINE + 49) / 10)
+    assert fc.fib_ms(0.0) is None and len(fc._fib) == MAX_TIMELINE

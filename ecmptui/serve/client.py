@@ -17,7 +17,7 @@ from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.deployment.steps import StepEvent
 from ecmptui.errors import EcmpError
 from ecmptui.serve.feed import MAX_LINE
-from ecmptui.traffic.model import ActionRecord
+from ecmptui.traffic.model import MAX_TIMELINE, ActionRecord
 from ecmptui.traffic.samples import Sample
 
 STATUS_WAIT = 5.0     # no status from the server for this long: say so
@@ -116,6 +116,8 @@ class FeedCockpit(Cockpit):
         elif kind == "action":
             rec = ActionRecord(**{k: v for k, v in msg["record"].items() if k in RECORD_FIELDS})
             self._fib[rec.t] = rec.fib_ms
+            while len(self._fib) > MAX_TIMELINE:  # as many as the timeline keeps
+                del self._fib[next(iter(self._fib))]
             if self.on_record is not None:
                 self.on_record(int(msg["id"]), rec)
         elif kind == "step" and self.on_step is not None:
