@@ -40,7 +40,7 @@ class DrainResult:
     drained: bool               # no client connection left when it was withdrawn
     waited_s: float
     open_at_start: int
-    open_at_withdraw: int       # connections the withdraw broke
+    open_at_withdraw: int       # connections the withdraw broke (counted once it applied)
     why: str
 
     def line(self) -> str:
@@ -68,6 +68,18 @@ async def client_connections(node: Node, eip: str) -> int:
     return count
 
 
+async def _out_of_fabric(lab, eip: str, gateway: str, timeout: float = 5.0) -> None:
+    """Until the fabric forwards nothing for the EIP to `gateway` (bounded)."""
+    from ecmptui.lab import router
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hops, _ = await asyncio.to_thread(router.fib_view, lab, f"{eip}/32")
+        if gateway not in hops:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def drain(d: Deployment, rec: NodeRecord, eip: str, timeout: float,
                 on_progress: Callable[[str], None] | None = None) -> DrainResult:
     """Drain `rec` (resilient lab router only); see the module's docstring."""
@@ -93,8 +105,12 @@ async def drain(d: Deployment, rec: NodeRecord, eip: str, timeout: float,
                 if left == 0:
                     break
                 await asyncio.sleep(0.5)
-            at_withdraw = await client_connections(node, eip)
             await operate.on_node(node, ACTIONS["withdraw"])
+            # counted once the router has let go of the node: its sockets of the connections
+            # the withdraw broke stay established there (the resets come from the others),
+            # so this also counts one that opened on its bucket just before the withdraw
+            await _out_of_fabric(lab, eip, gateway)
+            at_withdraw = await client_connections(node, eip)
         finally:
             # the weight is the agent's business again; the node is withdrawn by now (or
             # the drain failed and it keeps serving at full weight)
