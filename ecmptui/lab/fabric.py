@@ -115,6 +115,23 @@ def kill_pids(pids: Sequence[int], grace: float = 0.5) -> None:
 # -- building ----------------------------------------------------------------------------
 
 
+def set_l4_hash(ns: str) -> None:
+    """Hash each connection's addresses and ports, as a hardware router does.
+
+    Without L4 hashing every connection from the one client goes to the same server. Policy 1
+    is not enough here: for a packet that carries its socket's flow hash (the client is in
+    this kernel, and a veth keeps the hash), it uses that random value instead of the ports,
+    and TCP draws a new one after a retransmission timeout, so a connection could change
+    server where a real router would keep it. Policy 3 with these fields (source and
+    destination address, protocol, ports) always hashes the packet itself; kernels before
+    5.12 lack it and get policy 1."""
+    try:
+        sysctl(ns, "net.ipv4.fib_multipath_hash_policy", "3")
+        sysctl(ns, "net.ipv4.fib_multipath_hash_fields", "0x0037")
+    except FabricError:
+        sysctl(ns, "net.ipv4.fib_multipath_hash_policy", "1")
+
+
 def build_base(lab: LabInstance, slot: int) -> None:
     """Fabric, client and core router namespaces, their links, and the root mgmt bridge.
 
@@ -125,8 +142,7 @@ def build_base(lab: LabInstance, slot: int) -> None:
         run(["ip", "netns", "add", ns])
         ip("link", "set", "lo", "up", ns=ns)
     sysctl(fab, "net.ipv4.ip_forward", "1")
-    # Without L4 hashing every connection from the one client goes to the same server.
-    sysctl(fab, "net.ipv4.fib_multipath_hash_policy", "1")
+    set_l4_hash(fab)
     ip("link", "add", "rt-client", "type", "veth", "peer", "name", "eth0", "netns", client, ns=fab)
     ip("addr", "add", f"{CLIENT_GW}/24", "dev", "rt-client", ns=fab)
     ip("link", "set", "rt-client", "up", ns=fab)
