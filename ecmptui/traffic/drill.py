@@ -81,8 +81,9 @@ SCENARIOS.update({f"router-{short}": RouterScenario(f"router-{short}", fault)
 
 @dataclass(frozen=True)
 class MembershipScenario:
-    """A node leaving (`remove-node`: withdrawn) or joining (`add-node`: announced after it
-    was withdrawn) the ECMP set, measured by what it does to long-lived flows."""
+    """A node leaving (`remove-node`: withdrawn) or joining (`add-node`: withdrawn, then
+    announced to flows opened while it was out) the ECMP set, measured by what it does to
+    long-lived flows."""
 
     name: str
     lab_only: bool = False
@@ -418,33 +419,35 @@ class Drill:
     async def _membership(self, sc: MembershipScenario, bfd: bool, inv: Inventory,
                           target: NodeRecord, baseline: DeploymentStatus) -> ScenarioResult:
         """remove-node: withdraw the node and count the flows that broke, on it and on the
-        others. add-node: withdraw it first (not measured), let the flows settle on the
-        others, then announce it and count what that broke."""
+        others. add-node: withdraw it first (not measured), wait until it is out of the
+        routing, and only then open the flows, so that every flow was opened on the smaller
+        pool as on one about to grow (flows that had survived the withdraw sit where the
+        two layouts agree and could never break); then announce it and count what broke."""
         label = f"{sc.name} ({len(inv.nodes)} nodes)"
         flows = self.flows or MEMBERSHIP_FLOWS
-        self.on_event(f"{label}: probing at {self.rate:.0f} req/s with {flows} flows")
         url, netns = self.d.probe_target(inv)
         stream = self._stream(url, netns, flows)
         notes: list[str] = []
         withdraw, announce = ACTIONS["withdraw"], ACTIONS["announce"]
-        await stream.start()
-        try:
-            async with self.d.node(target) as node:
+        async with self.d.node(target) as node:
+            self._pending = (f"announce {target.name}",
+                             lambda: self._undo_node(Scenario(withdraw, announce), target))
+            if sc.name == "add-node":
+                await operate.on_node(node, withdraw)
+                self.on_event(f"{label}: withdrew {target.name} first")
+                await self._out_of_routing(target.name)
+            self.on_event(f"{label}: probing at {self.rate:.0f} req/s with {flows} flows")
+            await stream.start()
+            try:
                 await asyncio.sleep(self._baseline_s(flows))
-                self._pending = (f"announce {target.name}",
-                                 lambda: self._undo_node(Scenario(withdraw, announce), target))
+                t_action = time.monotonic()
                 if sc.name == "add-node":
-                    await operate.on_node(node, withdraw)
-                    self.on_event(f"{label}: withdrew {target.name} first")
-                    await asyncio.sleep(FLOW_SETTLE_S)
-                    t_action = time.monotonic()
                     await operate.on_node(node, announce)
                     self._pending = None
                     self.on_event(f"{label}: announced {target.name}")
                     await asyncio.sleep(FLOW_SETTLE_S)
                     t_end = time.monotonic()
                 else:
-                    t_action = time.monotonic()
                     await operate.on_node(node, withdraw)
                     self.on_event(f"{label}: withdrew {target.name}")
                     await asyncio.sleep(FLOW_SETTLE_S)
@@ -452,8 +455,8 @@ class Drill:
                     await operate.on_node(node, announce)
                     self._pending = None
                     await asyncio.sleep(self.settle_s)
-        finally:
-            await stream.stop()
+            finally:
+                await stream.stop()
         as_before = await self._as_before(baseline, notes, 15)
         fo = analyse(stream.samples, t_action, target.name if sc.name == "remove-node" else "",
                      until=t_end)
@@ -464,6 +467,13 @@ class Drill:
                       + flows_text(result.flows))
         return result
 
+    async def _out_of_routing(self, name: str) -> None:
+        """After a withdraw: until the router forwards nothing to `name` (lab: the fabric's
+        next hops; elsewhere, where the router cannot be seen, a fixed settle time)."""
+        st = await wait_status(self.d, lambda st: st.router is None
+                               or name not in st.router.nodes, FLOW_SETTLE_S * 3)
+        if st is None or st.router is None:
+            await asyncio.sleep(FLOW_SETTLE_S)
 
     async def _reboot(self, sc: Scenario, label: str, target: NodeRecord, stream: ProbeStream,
                       t_action: float, baseline: DeploymentStatus) -> ScenarioResult:
