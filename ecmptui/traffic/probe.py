@@ -261,23 +261,22 @@ class _Engine:
 
     def _run_workers(self) -> None:
         if self.raw is not None:
-            workers = [threading.Thread(target=self._worker, args=(None,), daemon=True)
-                       for _ in range(self.threads)]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
+            self._run_threads(None)
             return
         limits = httpx.Limits(max_connections=self.threads + 4, max_keepalive_connections=0)
         with httpx.Client(limits=limits, timeout=httpx.Timeout(self.timeout), trust_env=False,
                           headers={"Connection": "close", "User-Agent": "ecmptui-probe"}
                           ) as client:
-            workers = [threading.Thread(target=self._worker, args=(client,), daemon=True)
-                       for _ in range(self.threads)]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
+            self._run_threads(client)
+
+    def _run_threads(self, client: httpx.Client | None) -> None:
+        """`threads` workers sharing `client` (None: raw sockets), until they all end."""
+        workers = [threading.Thread(target=self._worker, args=(client,), daemon=True)
+                   for _ in range(self.threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
 
 
 def _process_main(args: tuple, out: Any, stop: Any) -> None:
