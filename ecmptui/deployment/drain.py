@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ecmptui.actions import ACTIONS
 from ecmptui.deployment import operate
+from ecmptui.deployment.gather import wait_fabric_drops
 from ecmptui.deployment.inventory import Deployment, NodeRecord
 from ecmptui.errors import EcmpError
 from ecmptui.node.server import Node
@@ -68,18 +69,6 @@ async def client_connections(node: Node, eip: str) -> int:
     return count
 
 
-async def _out_of_fabric(lab, eip: str, gateway: str, timeout: float = 5.0) -> None:
-    """Until the fabric forwards nothing for the EIP to `gateway` (bounded)."""
-    from ecmptui.lab import router
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hops, _ = await asyncio.to_thread(router.fib_view, lab, f"{eip}/32")
-        if gateway not in hops:
-            return
-        await asyncio.sleep(0.05)
-
-
 async def drain(d: Deployment, rec: NodeRecord, eip: str, timeout: float,
                 on_progress: Callable[[str], None] | None = None) -> DrainResult:
     """Drain `rec` (resilient lab router only); see the module's docstring."""
@@ -109,7 +98,7 @@ async def drain(d: Deployment, rec: NodeRecord, eip: str, timeout: float,
             # counted once the router has let go of the node: its sockets of the connections
             # the withdraw broke stay established there (the resets come from the others),
             # so this also counts one that opened on its bucket just before the withdraw
-            await _out_of_fabric(lab, eip, gateway)
+            await wait_fabric_drops(d, eip, gateway, 5.0)
             at_withdraw = await client_connections(node, eip)
         finally:
             # the weight is the agent's business again; the node is withdrawn by now (or

@@ -89,6 +89,25 @@ async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
     return st
 
 
+async def wait_fabric_drops(d: AnyDeployment, eip: str, gateway: str,
+                            timeout: float) -> bool:
+    """Lab only: until the fabric forwards nothing for the EIP to `gateway` (bounded). False
+    where the router cannot be seen, or when it still does at the timeout."""
+    if not d.target.caps.router_view:
+        return False
+    lab = d.target.lab()
+    assert lab is not None
+    from ecmptui.lab import router
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hops, _ = await asyncio.to_thread(router.fib_view, lab, f"{eip}/32")
+        if gateway not in hops:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 def router_status(d: AnyDeployment, inv: Inventory) -> RouterStatus | None:
     """Lab only: the core router's FIB next hops for the EIP, mapped to node names."""
     if not d.target.caps.router_view:

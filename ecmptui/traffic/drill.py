@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ecmptui.actions import ACTIONS, Action, Kind
 from ecmptui.deployment import operate
-from ecmptui.deployment.gather import gather
+from ecmptui.deployment.gather import gather, wait_fabric_drops
 from ecmptui.deployment.inventory import Deployment, Inventory, NodeRecord
 from ecmptui.deployment.provision import set_bfd
 from ecmptui.deployment.status import DeploymentStatus
@@ -435,7 +435,7 @@ class Drill:
             if sc.name == "add-node":
                 await operate.on_node(node, withdraw)
                 self.on_event(f"{label}: withdrew {target.name} first")
-                await self._out_of_routing(target.name)
+                await self._out_of_routing(inv, target)
             self.on_event(f"{label}: probing at {self.rate:.0f} req/s with {flows} flows")
             await stream.start()
             try:
@@ -467,12 +467,11 @@ class Drill:
                       + flows_text(result.flows))
         return result
 
-    async def _out_of_routing(self, name: str) -> None:
-        """After a withdraw: until the router forwards nothing to `name` (lab: the fabric's
+    async def _out_of_routing(self, inv: Inventory, target: NodeRecord) -> None:
+        """After a withdraw: until the router forwards nothing to `target` (lab: the fabric's
         next hops; elsewhere, where the router cannot be seen, a fixed settle time)."""
-        st = await wait_status(self.d, lambda st: st.router is None
-                               or name not in st.router.nodes, FLOW_SETTLE_S * 3)
-        if st is None or st.router is None:
+        if not (inv.eip and target.private_address and await wait_fabric_drops(
+                self.d, inv.eip, target.private_address, FLOW_SETTLE_S * 3)):
             await asyncio.sleep(FLOW_SETTLE_S)
 
     async def _reboot(self, sc: Scenario, label: str, target: NodeRecord, stream: ProbeStream,
