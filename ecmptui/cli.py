@@ -120,9 +120,13 @@ def _images_in_use():
 
 
 def cmd_lab_down(args: argparse.Namespace) -> int:
+    from ecmptui.deployment.lock import DeploymentLock
+    from ecmptui.deployment.target import lab_label
     from ecmptui.lab import control
 
-    found = control.down(LabInstance(args.lab))
+    # never from under a provision, drill or action on this lab: they hold its writer lock
+    with DeploymentLock(lab_label(args.lab), "lab down", wait=args.wait):
+        found = control.down(LabInstance(args.lab))
     if found:
         print(f"lab {args.lab!r} is down: removed {len(found)} item(s): " + ", ".join(found[:6])
               + (", ..." if len(found) > 6 else ""))
@@ -257,10 +261,11 @@ def cmd_provision(args: argparse.Namespace) -> int:
     import asyncio
 
     from ecmptui.deployment.provision import Provisioner
+    from ecmptui.traffic.service import verify as verify_service
 
     d = _api_deployment(args, "nothing to provision; `ecmptui check` checks the nodes",
                         nodes=args.nodes, bfd=args.bfd, health=args.health)
-    prov = Provisioner(d)
+    prov = Provisioner(d, end_to_end=lambda: verify_service(d))
     con = _console()
     with _writer(args, d, "provision"):
         asyncio.run(_drain(prov.run(), con, args.json))
@@ -290,16 +295,17 @@ def cmd_deprovision(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ecmptui.deployment.static import check_all
     from ecmptui.display import check_line
+    from ecmptui.traffic.service import check
 
-    results = asyncio.run(check_all(_deployment(args)))
+    results = asyncio.run(check(_deployment(args)))
     if args.json:
         _print_json(results)
     else:
         for r in results:
             mark = "[green]✓[/]" if r["ok"] else "[red]✗[/]"
-            _console().print(f"{mark} {r['name']} ({r['host']}): {check_line(r)}")
+            where = "" if r.get("kind") == "service" else f" ({r['host']})"
+            _console().print(f"{mark} {r['name']}{where}: {check_line(r)}")
     return 0 if all(r["ok"] for r in results) else 1
 
 

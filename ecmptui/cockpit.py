@@ -160,10 +160,10 @@ class Cockpit:
             raise ReadOnlyError(f"read-only session: cannot {what}")
 
     async def check_nodes(self) -> list[dict]:
-        """Static target: what each node looks like (nothing is changed)."""
-        from ecmptui.deployment.static import check_all
+        """What each node looks like, and the service end to end (nothing is changed)."""
+        from ecmptui.traffic.service import check
 
-        return await check_all(self.deployment())
+        return await check(self.deployment())
 
     def provision(self, **overrides) -> tuple[Provisioner, AsyncIterator[StepEvent]]:
         self._guard("provision")
@@ -178,8 +178,10 @@ class Cockpit:
                                         source="dashboard"))
         from ecmptui.deployment.inventory import Deployment
         from ecmptui.deployment.provision import Provisioner
+        from ecmptui.traffic.service import verify
 
-        prov = Provisioner(Deployment(settings, d.target, d.endpoint))
+        target = Deployment(settings, d.target, d.endpoint)
+        prov = Provisioner(target, end_to_end=lambda: verify(target))
         return prov, self._locked("provision", prov.run())
 
     def deprovision(self) -> AsyncIterator[StepEvent]:

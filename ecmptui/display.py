@@ -35,40 +35,66 @@ def health_label(h: HealthStatus | None) -> str:
 
 def node_cells(n: NodeStatus) -> dict[str, str]:
     """One node's row, by column key."""
-    colour = "green" if n.established else "red"
     return {
         "node": n.name,
-        "bird": f"[{colour}]{n.bgp_state}[/]",
+        "bird": bird_cell(n),
         "since": n.since.split(" ")[-1].split(".")[0],  # the time is enough on a dashboard
         "exported": str(n.routes_exported),
         "hold": (n.hold_timer or "-").split("/")[-1],
         "api": n.api_status,
         "eip": eip_cell(n),
         "health": health_label(n.health),
-        "error": n.last_error or n.error or "",
+        "error": "; ".join(x for x in (faults_text(n), n.last_error or n.error or "") if x),
     }
 
 
+# what a node's fault file may hold beside the faults themselves (a drill's changes)
+FAULT_LABELS = {"drill-bfd-on": "BFD turned on by a drill",
+                "drill-bfd-off": "BFD turned off by a drill"}
+
+
+def faults_text(n: NodeStatus) -> str:
+    """The faults a node carries and how to undo them ("" when none)."""
+    if not n.faults:
+        return ""
+    what = ", ".join(FAULT_LABELS.get(f, f) for f in n.faults)
+    return f"[red]faults: {what}[/] (undo: ecmptui node restore {n.name})"
+
+
+def bird_cell(n: NodeStatus) -> str:
+    """The node's BGP state; with several routers, how many it is Established with (one
+    router down is not the node down)."""
+    if n.established and n.peers_up < len(n.peers):
+        return f"[yellow]Established {n.peers_up}/{len(n.peers)}[/]"
+    colour = "green" if n.established else "red"
+    return f"[{colour}]{n.bgp_state}[/]"
+
+
+def _partial(n: NodeStatus) -> str:
+    return f" {n.announcing_to}/{len(n.peers)}" if n.announcing_to < len(n.peers) else ""
+
+
 def eip_cell(n: NodeStatus) -> str:
-    """Whether the node announces the EIP, as far as anyone can tell right now."""
+    """Whether the node announces the EIP, as far as anyone can tell right now: to how many
+    of its routers when not to all; not announced only when no router has its route."""
     if n.withdrawn:
         return "[yellow]withdrawn[/]"
     if not n.answering:
         return "unknown"
-    if not n.established or n.routes_exported == 0:
+    if not n.announced:
         return "[red]not announced[/]"
-    return "announced"
+    return f"[yellow]announced{_partial(n)}[/]" if _partial(n) else "announced"
 
 
 def traffic_state(n: NodeStatus) -> str:
-    """A node's part in the traffic, in a word or two: announced, withdrawn, or what keeps
-    it from announcing (its BIRD's state, unresponsive, unreachable)."""
+    """A node's part in the traffic, in a word or two: announced (to how many routers when
+    not to all), withdrawn, or what keeps it from announcing."""
     if not n.answering:
         return f"[bold red]{n.bgp_state}[/]"
     if n.withdrawn:
         return "[yellow]withdrawn[/]"
-    if n.established and n.routes_exported:
-        return "[green]announced[/]"
+    if n.announced:
+        return f"[yellow]announced{_partial(n)}[/]" if _partial(n) else "[green]announced[/]"
     if n.established:
         return "[red]not announced[/]"
     return f"[red]{n.bgp_state}[/]"
@@ -82,7 +108,8 @@ def router_line(eip: str | None, router: RouterStatus | None) -> str:
                                      else "") + ")"
                       for h, n in zip(router.nexthops, router.nodes, strict=True))
     mode = f" ({router.mode} ECMP)" if router.mode != "hash" else ""
-    return f"EIP [b]{eip or '-'}   [/]fabric next hops{mode}: {pairs or '[red]none[/]'}"
+    agent = f"   [red]{router.agent}[/]" if router.agent not in (None, "ok") else ""
+    return f"EIP [b]{eip or '-'}   [/]fabric next hops{mode}: {pairs or '[red]none[/]'}{agent}"
 
 
 def core_lines(st: DeploymentStatus) -> list[str]:
@@ -118,7 +145,8 @@ def event_line(ev: StatusEvent) -> str:
     if ev.kind == "node":
         return f"{ev.node}: BIRD {ev.new}"
     if ev.kind == "bgp":
-        return f"{ev.node}: BIRD {ev.old} → {ev.new}" + (f" ({ev.why})" if ev.why else "")
+        return f"{ev.node}" + (f" ↔ {ev.peer}" if ev.peer else "") + \
+            f": BIRD {ev.old} → {ev.new}" + (f" ({ev.why})" if ev.why else "")
     if ev.kind == "eip":
         return f"{ev.node}: EIP {ev.new}"
     if ev.kind == "api":
@@ -129,7 +157,14 @@ def event_line(ev: StatusEvent) -> str:
 
 
 def check_line(r: dict) -> str:
-    """One node of `check` (the CLI and the Provision screen of a static target)."""
+    """One row of `check` (the CLI and the Provision screen): a node, or the service end
+    to end (its row has kind "service" and its own line)."""
+    if r.get("kind") == "service":
+        where = f" from {r['netns']}" if r.get("netns") else ""
+        if r["ok"]:
+            return (f"{r['url']}{where}: {r['requests'] - r['failed']}/{r['requests']} "
+                    f"answered (by {', '.join(r['answers']) or 'nobody'})")
+        return "; ".join(r["problems"])
     if r["ok"]:
         return "BIRD running, " + r["sessions"] + ", EIP on lo, nginx answering"
     return "; ".join(r["problems"])

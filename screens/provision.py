@@ -11,6 +11,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Ric
 
 from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.deployment.steps import STEPS, StepEvent
+from ecmptui.display import check_line
 
 from .base import DashboardScreen
 
@@ -24,24 +25,31 @@ def deployment_steps(st: DeploymentStatus) -> tuple[dict[str, str], dict[str, st
     sessions = sum(1 for x in st.nodes if x.api_status not in ("none", "unknown", "error"))
     bird = sum(1 for x in st.nodes if x.answering and x.bgp_state not in
                ("not running", "waiting"))
-    up = sum(1 for x in st.nodes if x.established and x.routes_exported)
+    up = sum(1 for x in st.nodes if x.announced)
+    failed = [x.name for x in st.nodes if x.device_state == "failed"]
 
     def state(done: bool, started: bool = True) -> str:
         return "done" if done else ("failed" if started else "pending")
 
     states = {
         "ssh-key": state(n > 0, False),
-        "devices": state(n > 0, False),
+        "devices": "failed" if failed else state(n > 0, False),
         "eip": state(st.eip is not None, False),
         "bgp": state(sessions > 0, False),
         "sessions": state(n > 0 and sessions == n, n > 0),
         "configure": state(n > 0 and bird == n, n > 0),
         "verify": state(n > 0 and up == n, n > 0),
+        # from the status alone: the router forwards to every announcing node (the probe
+        # itself runs when provisioning ends, and in `check`)
+        "service": state(n > 0 and up > 0 and not st.fabric_problems(), n > 0),
     }
-    details = {"devices": f"{n} server(s)" if n else "", "eip": st.eip or "",
+    details = {"devices": (f"failed: {', '.join(failed)} (provision replaces them)" if failed
+                           else f"{n} server(s)" if n else ""), "eip": st.eip or "",
                "sessions": f"{sessions}/{n}" if n else "",
                "configure": f"BIRD answers on {bird}/{n}" if n else "",
-               "verify": f"{up}/{n} Established and exporting" if n else ""}
+               "verify": f"{up}/{n} announcing to a router" if n else "",
+               "service": "; ".join(st.fabric_problems()) or (
+                   "the router forwards to every announcing node" if up else "")}
     return states, details
 
 
@@ -117,8 +125,7 @@ class ProvisionScreen(DashboardScreen):
         log = self.query_one("#prov-log", RichLog)
         dev.clear()
         for r in results:
-            detail = ("BIRD running, " + r["sessions"] + ", EIP on lo, nginx answering"
-                      if r["ok"] else "; ".join(r["problems"]))
+            detail = check_line(r)
             dev.add_row(r["name"], ICONS["done" if r["ok"] else "failed"], detail, key=r["name"])
             log.write(f"[{'green' if r['ok'] else 'red'}]check [/]{r['name']} "
                       f"({r['host']}): {detail}")

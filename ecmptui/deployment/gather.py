@@ -21,6 +21,7 @@ from ecmptui.deployment.status import (
 )
 from ecmptui.errors import EcmpError
 from ecmptui.node import bird
+from ecmptui.node.faults import active_faults
 from ecmptui.node.health import health_state
 from ecmptui.node.server import NodeError, NodeFailure
 
@@ -52,9 +53,17 @@ async def api_status(d: AnyDeployment, rec: NodeRecord) -> tuple[str, str | None
 async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
                       opener: NodeOpener | None = None, with_api: bool = True) -> NodeStatus:
     """One node as it says (over SSH) and, `with_api`, as the API says."""
-    st = NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address)
+    st = NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address,
+                    device_state=rec.state or "active")
     if with_api:
         st.api_status, st.error = await api_status(d, rec)
+    if st.device_state == "failed" and d.client is not None:
+        try:
+            st.device_error = await d.client.acall(d.client.device_failure, rec.device_id)
+        except EcmpError as exc:
+            st.device_error = str(exc)
+        st.bgp_state, st.error = "device failed", st.device_error
+        return st
     bird_down: NodeError | None = None
     try:
         async with (opener or d.node)(rec) as node:
@@ -62,6 +71,7 @@ async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
             st.withdrawn = await node.withdrawn()
             st.eip_on_lo = await node.has_eip(eip) if eip else None
             st.health = HealthStatus.from_state(await health_state(node))
+            st.faults = await active_faults(node)
             try:
                 peers = [_peer(p) for p in await node.protocols() if p.proto == "BGP"]
                 bfd = await node.bfd_sessions()
@@ -80,9 +90,11 @@ async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
         return st
     st.peers = peers
     if peers:
-        first = peers[0]
+        # the node serves while any router has its session: its state is the best one
+        first = next((p for p in peers if p.bgp_state == "Established"), peers[0])
         st.bgp_state, st.since, st.hold_timer = first.bgp_state, first.since, first.hold_timer
-        st.last_error = next((p.last_error for p in peers if p.last_error), None)
+        st.last_error = next((p.last_error for p in peers
+                              if p.last_error and p.bgp_state != "Established"), None)
         st.routes_exported = sum(p.routes_exported for p in peers)
     else:
         st.bgp_state = "no BGP protocol"
@@ -129,7 +141,8 @@ def router_status(d: AnyDeployment, inv: Inventory) -> RouterStatus | None:
         cores.append(CoreView(name, router.ROUTER_PEER_IPS[name], b.state(),
                               [by_protocol.get(p, p) for p in learned]))
     buckets = {by_addr.get(gw, gw): n for gw, n in held.items()}
-    return RouterStatus(hops, [by_addr.get(h, h) for h in hops], cores, mode, buckets)
+    return RouterStatus(hops, [by_addr.get(h, h) for h in hops], cores, mode, buckets,
+                        router.agent_status(lab))
 
 
 async def gather(d: AnyDeployment, opener: NodeOpener | None = None,

@@ -17,7 +17,7 @@ import asyncssh
 from ecmptui.config import Settings
 from ecmptui.deployment.metal import ApiEndpoint, DeviceInfo, MetalClient
 from ecmptui.errors import EcmpError
-from ecmptui.node.server import HostKeyPolicy, Layout, Node
+from ecmptui.node.server import HostKeyPolicy, Layout, Node, forget_pinned
 
 if TYPE_CHECKING:
     from ecmptui.deployment.target import AnyDeployment, _ApiTarget
@@ -209,6 +209,12 @@ class Deployment(NodeAccess):
 
     def layout(self, rec: NodeRecord) -> Layout:
         return Layout()
+
+    def forget_host(self, address: str) -> None:
+        """A deleted server's pinned host key goes with it (a strict file is the API's)."""
+        policy = self.host_key_policy()
+        if policy.mode == "pin":
+            forget_pinned(policy.known_hosts, address)
 
     async def connect(self, rec: NodeRecord) -> Node:
         return await Node.connect(

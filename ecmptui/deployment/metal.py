@@ -178,6 +178,13 @@ class MetalClient:
     def device(self, device_id: str) -> DeviceInfo:
         return DeviceInfo.from_packet(self.call(self.manager.get_device, device_id))
 
+    def device_failure(self, device_id: str) -> str:
+        """Why a failed device failed: its last provisioning event (Metal's own words)."""
+        data = self.call(self.manager.call_api, f"devices/{device_id}")
+        events = [e for e in data.get("provisioning_events") or [] if isinstance(e, dict)]
+        last = events[-1] if events else {}
+        return str(last.get("body") or last.get("interpolated") or "the API gives no reason")
+
     def create_device(self, hostname: str, plan: str, metro: str, os_slug: str,
                       tags: list[str], key_ids: list[str]) -> DeviceInfo:
         dev = self.call(self.manager.create_device, self.project_id, hostname, plan,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ecmptui.deployment.inventory import (
     Deployment,
@@ -18,18 +18,23 @@ from ecmptui.deployment.inventory import (
     public_key_line,
     record_from_device,
 )
+from ecmptui.deployment.metal import DeviceInfo
 from ecmptui.deployment.steps import KEY_LABEL, STEPS, StepEvent
 from ecmptui.errors import EcmpError
 from ecmptui.node import bird
 from ecmptui.node.health import apply_health
 from ecmptui.node.server import Node
+from ecmptui.waits import Deadline
+
+# the service end to end (the composition root passes traffic's check): (ok, what was seen)
+EndToEnd = Callable[[], Awaitable[tuple[bool, str]]]
 
 
 class Provisioner:
     """Runs the steps; iterate `run()` for events, then read `inventory` and `changed`."""
 
     def __init__(self, deployment: Deployment, *, nodes: int | None = None,
-                 bfd: bool | None = None) -> None:
+                 bfd: bool | None = None, end_to_end: EndToEnd | None = None) -> None:
         self.d = deployment
         self.p = deployment.settings.provision
         self.nodes = nodes or self.p.nodes
@@ -38,6 +43,7 @@ class Provisioner:
         self.inventory: Inventory | None = None
         self.changed = False
         self.timing = deployment.target.timing
+        self.end_to_end = end_to_end
 
     async def _call(self, fn, *args, **kwargs):
         return await self.d.client.acall(fn, *args, **kwargs)
@@ -62,6 +68,9 @@ class Provisioner:
                 yield ev
             async for ev in self._verify(state):
                 yield ev
+            if self.end_to_end is not None:
+                async for ev in self._service():
+                    yield ev
         finally:  # the SSH connections opened by configure, reused by verify
             await asyncio.gather(*(n.close() for n in state["nodes"].values()),
                                  return_exceptions=True)
@@ -82,33 +91,75 @@ class Provisioner:
     async def _devices(self, state: dict) -> tuple[str, bool]:
         prefix = self.p.hostname_prefix
         existing = {d.hostname: d for d in await self._call(self.d.client.devices, self.p.tag)}
-        created = []
-        for i in range(1, self.nodes + 1):
-            name = f"{prefix}{i}"
-            if name not in existing:
-                existing[name] = await self._call(
-                    self.d.client.create_device, name, self.p.plan, self.p.metro,
-                    self.p.operating_system, [self.p.tag], [state["key_id"]])
+        names = [f"{prefix}{i}" for i in range(1, self.nodes + 1)]
+        created: list[str] = []
+        replaced: list[str] = []
+        for name in names:
+            dev = existing.get(name)
+            if dev is not None and dev.state == "failed":
+                # a machine that never came up: replaced, the healthy ones left alone
+                replaced.append(f"{name} ({await self._replace(dev)})")
+                dev = None
+            if dev is None:
+                existing[name] = await self._create(name, state)
                 created.append(name)
-        wanted = [existing[f"{prefix}{i}"] for i in range(1, self.nodes + 1)]
-        deadline = time.monotonic() + self.timing.active_timeout
-        devices = []
-        for dev in wanted:
-            while dev.state != "active":
-                if dev.state == "failed":
-                    raise EcmpError(f"device {dev.hostname} failed to provision")
-                if time.monotonic() > deadline:
-                    raise EcmpError(f"device {dev.hostname} not active after "
-                                    f"{self.timing.active_timeout:.0f} s (state {dev.state})")
-                await asyncio.sleep(self.timing.poll)
-                dev = await self._call(self.d.client.device, dev.id)
-            devices.append(dev)
+        devices = await self._wait_active([existing[n] for n in names], state, replaced)
         state["records"] = [record_from_device(d, prefix) for d in devices]
         extra = sorted(set(existing) - {d.hostname for d in devices})
-        detail = (f"created {', '.join(created)}; " if created else "") + \
+        fresh = [n for n in created if not any(r.startswith(n + " ") for r in replaced)]
+        detail = (f"created {', '.join(fresh)}; " if fresh else "") + \
+            (f"replaced {'; '.join(replaced)}; " if replaced else "") + \
             f"{len(devices)} active" + (f" (also tagged, left alone: {', '.join(extra)})"
                                         if extra else "")
         return detail, bool(created)
+
+    async def _create(self, name: str, state: dict) -> DeviceInfo:
+        return await self._call(self.d.client.create_device, name, self.p.plan, self.p.metro,
+                                self.p.operating_system, [self.p.tag], [state["key_id"]])
+
+    async def _replace(self, dev: DeviceInfo) -> str:
+        """Delete a failed device (and forget its host key); returns why it failed."""
+        why = await self._call(self.d.client.device_failure, dev.id)
+        await self._call(self.d.client.delete_device, dev.id)
+        if dev.public_ipv4:
+            self.d.forget_host(dev.public_ipv4)
+        return f"failed: {why}"
+
+    async def _wait_active(self, wanted: list[DeviceInfo], state: dict,
+                           replaced: list[str]) -> list[DeviceInfo]:
+        """Every device active, polled together; one that fails while we wait is replaced
+        once; every one that still fails or times out is named with its reason."""
+        deadlines = {d.hostname: Deadline(self.timing.active_timeout) for d in wanted}
+        current = {d.hostname: d for d in wanted}
+        retried: set[str] = set()
+        problems: dict[str, str] = {}
+        while True:
+            pending = [n for n, d in current.items()
+                       if d.state != "active" and n not in problems]
+            if not pending:
+                break
+            for name in pending:
+                dev = current[name]
+                if dev.state == "failed":
+                    if name in retried:
+                        why = await self._call(self.d.client.device_failure, dev.id)
+                        problems[name] = f"failed again ({why})"
+                        continue
+                    retried.add(name)
+                    replaced.append(f"{name} ({await self._replace(dev)})")
+                    current[name] = await self._create(name, state)
+                    deadlines[name] = Deadline(self.timing.active_timeout)
+                elif deadlines[name].expired():
+                    problems[name] = (f"not active after {deadlines[name].elapsed():.0f} s "
+                                      f"(state {dev.state})")
+            await asyncio.sleep(self.timing.poll)
+            for name in [n for n in pending if n not in problems]:
+                current[name] = await self._call(self.d.client.device, current[name].id)
+        if problems:
+            raise EcmpError(f"{len(problems)} device(s) did not come up: " + "; ".join(
+                f"{n}: {why}" for n, why in problems.items())
+                + " (the next `provision` replaces a failed device)")
+        return [current[d.hostname] for d in wanted]
 
     async def _eip(self, state: dict) -> tuple[str, bool]:
         if self.p.eip:
@@ -157,6 +208,21 @@ class Provisioner:
         n = len(state["records"])
         return (f"{created} created, {n - created} existing" if created else
                 f"{n} existing"), created > 0
+
+    async def _service(self) -> AsyncIterator[StepEvent]:
+        """Until the service answers end to end (bounded; longer under load)."""
+        assert self.end_to_end is not None
+        yield StepEvent("service", "running")
+        deadline = Deadline(self.timing.verify_timeout)
+        ok, seen = await self.end_to_end()
+        while not ok and not deadline.expired():
+            await asyncio.sleep(0.5)
+            ok, seen = await self.end_to_end()
+        if not ok:
+            yield StepEvent("service", "failed", seen)
+            raise EcmpError("the nodes announce, but the service does not answer end to "
+                            f"end: {seen}")
+        yield StepEvent("service", "done", seen)
 
     # -- per node ------------------------------------------------------------------------
     async def _configure(self, state: dict) -> AsyncIterator[StepEvent]:
@@ -294,6 +360,7 @@ async def deprovision(d: Deployment) -> AsyncIterator[StepEvent]:
     yield StepEvent("devices", "running")
     for rec in inv.nodes:
         await d.client.acall(d.client.delete_device, rec.device_id)
+        d.forget_host(rec.mgmt_address)  # a new server may get its address
         yield StepEvent("devices", "done", "deleted", rec.name, changed=True)
     yield StepEvent("devices", "done", f"{len(inv.nodes)} deleted", changed=bool(inv.nodes))
     yield StepEvent("eip", "running")

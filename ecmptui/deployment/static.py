@@ -76,15 +76,26 @@ NGINX_PROBE = ("import http.client,sys\nc=http.client.HTTPConnection('127.0.0.1'
 
 
 async def check_node(d, rec: NodeRecord, eip: str) -> dict:
-    """Each check's result for one node: ssh, bird, sessions, eip_on_lo, nginx; plus
-    `ok` and `problems` (one line each)."""
+    """Each check's result for one node: ssh, bird, sessions, eip_on_lo, nginx, faults;
+    plus `ok` and `problems` (one line each)."""
+    from ecmptui.node.faults import active_faults
     from ecmptui.node.server import NodeError
 
-    res: dict = {"name": rec.name, "host": rec.mgmt_address, "ssh": False, "bird": False,
-                 "sessions": "-", "eip_on_lo": False, "nginx": False, "problems": []}
+    res: dict = {"kind": "node", "name": rec.name, "host": rec.mgmt_address, "ssh": False,
+                 "bird": False, "sessions": "-", "eip_on_lo": False, "nginx": False,
+                 "faults": [], "problems": []}
+    if rec.state == "failed" and d.client is not None:
+        why = await d.client.acall(d.client.device_failure, rec.device_id)
+        res["problems"].append(f"device failed: {why} (the next `provision` replaces it)")
+        res["ok"] = False
+        return res
     try:
         async with d.node(rec) as node:
             res["ssh"] = True
+            res["faults"] = await active_faults(node)
+            if res["faults"]:
+                res["problems"].append(f"carries {', '.join(res['faults'])} (undo: "
+                                       f"ecmptui node restore {rec.name})")
             try:
                 peers = [p for p in await node.protocols() if p.proto == "BGP"]
                 res["bird"] = True

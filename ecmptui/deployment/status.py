@@ -65,6 +65,9 @@ class NodeStatus:
     error: str | None = None
     updated: float | None = None    # wall time of the node's last answer (None: never)
     bfd: str | None = None          # "2/2 up": BFD sessions up of those BIRD runs (None: no BFD)
+    faults: list[str] = field(default_factory=list)  # what the node carries (its fault file)
+    device_state: str = "active"    # the API's device state (failed: it never came up)
+    device_error: str | None = None  # why the device failed, as the API says
 
     @property
     def answering(self) -> bool:
@@ -73,7 +76,29 @@ class NodeStatus:
 
     @property
     def established(self) -> bool:
+        """At least one session is Established (the node can serve)."""
         return self.bgp_state == "Established"
+
+    @property
+    def peers_up(self) -> int:
+        """Sessions Established, of `len(peers)`."""
+        return sum(p.bgp_state == "Established" for p in self.peers)
+
+    @property
+    def announcing_to(self) -> int:
+        """Routers that have the node's route now: Established sessions it exports to."""
+        return 0 if self.withdrawn else sum(
+            p.bgp_state == "Established" and p.routes_exported > 0 for p in self.peers)
+
+    @property
+    def announced(self) -> bool:
+        """Some router has the node's route (not announced only when none has)."""
+        return self.announcing_to > 0
+
+    @property
+    def routers_label(self) -> str:
+        """"2/2 routers": how many of its routers the node is Established with."""
+        return f"{self.peers_up}/{len(self.peers)} routers" if self.peers else ""
 
 
 @dataclass
@@ -96,6 +121,7 @@ class RouterStatus:
     cores: list[CoreView] = field(default_factory=list)
     mode: str = "hash"              # the fabric's ECMP: hash or resilient
     buckets: dict[str, int] = field(default_factory=dict)   # resilient: per node
+    agent: str | None = None        # resilient: "ok" or what is wrong with the ECMP agent
 
 
 @dataclass
@@ -130,12 +156,26 @@ class DeploymentStatus:
         r = d.get("router")
         router = None if r is None else RouterStatus(
             r["nexthops"], r["nodes"], [CoreView(**c) for c in r.get("cores") or []],
-            r.get("mode", "hash"), dict(r.get("buckets") or {}))
+            r.get("mode", "hash"), dict(r.get("buckets") or {}), r.get("agent"))
         return cls(d["target"], d.get("eip"), [node(n) for n in d.get("nodes") or []], router,
                    d.get("updated"), d.get("error"))
 
     def node(self, name: str) -> NodeStatus | None:
         return next((n for n in self.nodes if n.name == name), None)
+
+    def fabric_problems(self) -> list[str]:
+        """Where the router's view contradicts the nodes': a node that says it announces
+        but is not among the next hops, or an ECMP agent that reports an error."""
+        if self.router is None:
+            return []
+        out = []
+        if self.router.agent not in (None, "ok"):
+            out.append(f"fabric: {self.router.agent}")
+        missing = [n.name for n in self.nodes if n.announced and n.name not in self.router.nodes]
+        if missing:
+            out.append(f"the fabric does not forward to {', '.join(missing)} although "
+                       f"{'it announces' if len(missing) == 1 else 'they announce'} the EIP")
+        return out
 
 
 @dataclass(frozen=True)
@@ -149,23 +189,33 @@ class StatusEvent:
     new: str
     why: str | None = None
     at: float | None = None         # wall time it happened (node-side where known)
+    peer: str | None = None         # bgp: the session's router (name, or its address)
 
 
 def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEvent]:
     """What changed from `old` to `new` (everything is new when `old` is None)."""
     events: list[StatusEvent] = []
     before = {n.name: n for n in old.nodes} if old is not None else {}
+    routers = {c.bgp_address: c.name for c in new.router.cores} if new.router else {}
     for n in new.nodes:
         prev = before.get(n.name)
         seen = n.updated or new.updated
         if prev is None:
             events.append(StatusEvent("node", n.name, None, n.bgp_state, at=seen))
             continue
-        if prev.bgp_state != n.bgp_state:
+        if prev.peers and n.peers:
+            # both answered: one event per session that changed, naming its router
+            old_peers = {p.protocol: p for p in prev.peers}
+            for p in n.peers:
+                q = old_peers.get(p.protocol)
+                if q is not None and q.bgp_state != p.bgp_state:
+                    events.append(StatusEvent(
+                        "bgp", n.name, q.bgp_state, p.bgp_state, p.last_error,
+                        at=_when(p.since, prev.updated, seen),
+                        peer=routers.get(p.neighbor or "", p.neighbor or p.protocol)))
+        elif prev.bgp_state != n.bgp_state:
             # BIRD knows when its session changed; an unanswered poll is known when seen
-            at = bird_time(n.since) if n.answering else None
-            if at is None or (prev.updated is not None and at < prev.updated - 60):
-                at = seen
+            at = _when(n.since, prev.updated, seen) if n.answering else seen
             events.append(StatusEvent("bgp", n.name, prev.bgp_state, n.bgp_state,
                                       n.last_error, at=at))
         if prev.withdrawn != n.withdrawn:
@@ -185,6 +235,14 @@ def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEven
             events.append(StatusEvent("router", None, ", ".join(old_nodes or []) or None,
                                       ", ".join(new.router.nodes) or "none", at=new.updated))
     return events
+
+
+def _when(since: str, before: float | None, seen: float | None) -> float | None:
+    """When a session changed: BIRD's time for it, unless that is implausibly old."""
+    at = bird_time(since)
+    if at is None or (before is not None and at < before - 60):
+        return seen
+    return at
 
 
 def bird_time(since: str) -> float | None:

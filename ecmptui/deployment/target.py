@@ -63,6 +63,11 @@ class Timing:
     verify_timeout: float      # configured -> sessions Established
 
 
+def lab_label(name: str) -> str:
+    """A lab deployment's name (also its writer lock's key: `lab down` takes that lock)."""
+    return f"lab {name}"
+
+
 class Target:
     """The adapter's shape; one subclass per kind."""
 
@@ -129,7 +134,7 @@ class LabTarget(_ApiTarget):
     timing = Timing(poll=0.1, active_timeout=60.0, verify_timeout=20.0)
 
     def label(self) -> str:
-        return f"lab {self.settings.lab}"
+        return lab_label(self.settings.lab)
 
     def lab(self) -> LabInstance:
         from ecmptui.lab.instance import LabInstance

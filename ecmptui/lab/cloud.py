@@ -144,6 +144,8 @@ class Device:
     state: str = "queued"
     host_key: str = ""
     description: str | None = None
+    failure: str | None = None      # why it failed (Metal's provisioning event), if it did
+    failed_at: str | None = None
     machine: Machine | None = None
 
 
@@ -187,7 +189,11 @@ class Cloud:
             dev.machine = self._machine(dev)
             if dev.state in ("queued", "provisioning", "rebooting", "powering_on") \
                     or (dev.state == "active" and not dev.machine.running()):
-                dev.state = "failed" if not dev.machine.running() else "active"
+                if dev.machine.running():
+                    dev.state = "active"
+                else:
+                    dev.state, dev.failure = "failed", "its machine was not running when " \
+                        "the lab's supervisor restarted"
             self.devices[dev.id] = dev
 
     # -- lookups -------------------------------------------------------------------------
@@ -266,10 +272,25 @@ class Cloud:
             "project": {"href": self.project["href"]}, "ip_addresses": ips,
             "ssh_keys": [{"href": f"/ssh-keys/{k}"} for k in dev.ssh_keys],
             "provisioning_percentage": {"queued": 0, "provisioning": 50}.get(dev.state, 100),
+            **({"provisioning_events": [self._failure_event(dev)]} if dev.failure else {}),
             # lab-only: where this server's files live and which host key its sshd presents
             "customdata": {},
             "href": f"/devices/{dev.id}",
         }
+
+    @staticmethod
+    def _failure_event(dev: Device) -> dict:
+        """Why the device failed, as Metal's provisioning events said it."""
+        eid = assignment_id(dev.id, "failure")
+        return {"id": eid, "type": "provisioning.failed", "state": "failed",
+                "body": dev.failure, "interpolated": f"{dev.hostname}: {dev.failure}",
+                "created_at": dev.failed_at or dev.created_at, "href": f"/events/{eid}",
+                "relationships": [{"href": f"/devices/{dev.id}"}]}
+
+    def _failed(self, dev: Device, why: str) -> None:
+        """Mark the device failed with its reason (call with the lock held)."""
+        dev.state, dev.failure, dev.failed_at = "failed", why, _now()
+        self.save()
 
     def _assignments(self, dev: Device) -> list[dict]:
         """The device's public (mgmt) and private IPv4 assignments, as Metal lists them."""
@@ -377,8 +398,7 @@ class Cloud:
         except Exception as exc:
             log.error("device %s failed: %s", dev.hostname, exc)
             with self.lock:
-                dev.state = "failed"
-                self.save()
+                self._failed(dev, str(exc))
 
     def _boot(self, dev: Device) -> None:
         """Boot the device's machine; `active` once its sshd accepts, like Metal's."""
@@ -387,7 +407,7 @@ class Cloud:
         firstboot.wait_port(mgmt_addr(self.slot, dev.n), 22, BOOT_TIMEOUT)
         with self.lock:
             if dev.id in self.devices:
-                dev.state = "active"
+                dev.state, dev.failure = "active", None
                 self.save()
         log.info("device %s (%s) active", dev.hostname, dev.machine.name)
 
@@ -398,7 +418,8 @@ class Cloud:
         _require(kind in DEVICE_ACTIONS, f"type must be one of {', '.join(DEVICE_ACTIONS)}")
         with self.lock:
             dev = self._device(device_id)
-            _require(dev.machine is not None and dev.state in ("active", "inactive"),
+            # a failed device's machine may be rebooted (as Metal let one power-cycle it)
+            _require(dev.machine is not None and dev.state in ("active", "inactive", "failed"),
                      f"device is {dev.state}; try again when it is active")
             if kind == "power_on" and dev.state == "active":
                 return
@@ -421,8 +442,7 @@ class Cloud:
         except Exception as exc:
             log.error("device %s %s failed: %s", dev.hostname, kind, exc)
             with self.lock:
-                dev.state = "failed"
-                self.save()
+                self._failed(dev, f"{kind}: {exc}")
 
     def _write_known_hosts(self) -> None:
         lines = [f"{mgmt_addr(self.slot, d.n)} {d.host_key}\n"

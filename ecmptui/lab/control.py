@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import os
@@ -13,6 +14,8 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from ecmptui.errors import EcmpError
 from ecmptui.lab import fabric, image, machine
 from ecmptui.lab.instance import MAX_SLOTS, STATE_ROOT, LabInstance, mgmt_net
 from ecmptui.lab.router import Resilient
+from ecmptui.waits import Deadline
 
 DEFAULT_PORT = 7443
 UP_TIMEOUT = 15.0
@@ -104,14 +108,40 @@ def require_info(lab: LabInstance) -> LabInfo:
     return info
 
 
-def _used_slots() -> set[int]:
-    used: set[int] = set()
+CLAIM = "claim.json"    # in a lab's state dir: the slot and port it took, from `lab up` on
+
+
+@contextmanager
+def _host_lock() -> Iterator[None]:
+    """The host-wide lock under which a lab takes its mgmt slot and port (two `lab up`s of
+    different labs at the same moment must not both see the same slot free)."""
+    STATE_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
+    fd = os.open(STATE_ROOT / ".slots.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held only while choosing: never for long
+        yield
+    finally:
+        os.close(fd)
+
+
+def _claims() -> list[dict]:
+    """What every lab on this host took (its claim from `lab up`, or its info once up)."""
+    out = []
     if STATE_ROOT.is_dir():
-        for f in STATE_ROOT.glob("*/lab.json"):
-            try:
-                used.add(int(json.loads(f.read_text())["slot"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                pass
+        for d in STATE_ROOT.iterdir():
+            for name in (CLAIM, "lab.json"):
+                try:
+                    data = json.loads((d / name).read_text())
+                    out.append({"slot": int(data["slot"]),
+                                "port": int(data.get("port") or
+                                            str(data.get("endpoint", ":0")).rsplit(":", 1)[1])})
+                except (OSError, ValueError, KeyError, TypeError, IndexError):
+                    pass
+    return out
+
+
+def _used_slots() -> set[int]:
+    used = {c["slot"] for c in _claims()}
     out = fabric.run(["ip", "-o", "-4", "addr", "show"], check=False)
     for line in out.split("\n"):
         parts = line.split()
@@ -172,17 +202,24 @@ def up(lab: LabInstance, port: int | None = None,
     if rest:
         raise EcmpError(f"lab {lab.name!r} is partly present ({', '.join(rest[:3])}"
                         f"{', ...' if len(rest) > 3 else ''}): run `ecmptui lab down` first")
-    if port is None:
-        port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else 0
-    _check_port(port)
-    free = [s for s in range(MAX_SLOTS) if s not in _used_slots()]
-    if not free:
-        raise EcmpError("no free mgmt subnet for another lab (198.18.100-199.0/24 all used)")
-    STATE_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
-    try:
-        lab.state_dir.mkdir(mode=0o700)  # keys, token and machine layers: root only
-    except FileExistsError as exc:  # another `lab up` of the same instance got here first
-        raise EcmpError(f"lab {lab.name!r} is being started by another process") from exc
+    with _host_lock():  # slot and port: chosen and claimed as one step
+        claimed_ports = {c["port"] for c in _claims()}
+        if port is None:
+            port = DEFAULT_PORT if DEFAULT_PORT not in claimed_ports and \
+                _port_free(DEFAULT_PORT) else 0
+        if port != 0 and port in claimed_ports:
+            raise EcmpError(f"port 127.0.0.1:{port} is taken by another lab: pick another "
+                            "with `lab up --port`")
+        _check_port(port)
+        free = [s for s in range(MAX_SLOTS) if s not in _used_slots()]
+        if not free:
+            raise EcmpError("no free mgmt subnet for another lab (198.18.100-199.0/24 all "
+                            "used)")
+        try:
+            lab.state_dir.mkdir(mode=0o700)  # keys, token and machine layers: root only
+        except FileExistsError as exc:  # another `lab up` of the same instance got here first
+            raise EcmpError(f"lab {lab.name!r} is being started by another process") from exc
+        (lab.state_dir / CLAIM).write_text(json.dumps({"slot": free[0], "port": port}) + "\n")
     return _start_daemon(lab, port, free[0], adopt=False, ecmp=ecmp or "hash",
                          resilient=resilient or Resilient()), True
 
@@ -239,10 +276,11 @@ def _start_daemon(lab: LabInstance, port: int, slot: int, adopt: bool, ecmp: str
 
 
 def _read_line(proc: subprocess.Popen, timeout: float) -> str:
+    """The supervisor's one line, waiting `timeout` s on an idle machine (longer under load)."""
     assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     buf = b""
-    while b"\n" not in buf and time.monotonic() < deadline:
+    while b"\n" not in buf and not deadline.expired():
         ready, _, _ = select.select([proc.stdout], [], [], 0.1)
         if ready:
             chunk = os.read(proc.stdout.fileno(), 4096)
@@ -251,7 +289,7 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
             buf += chunk
     proc.stdout.close()
     return buf.decode(errors="replace").split("\n")[0] if buf else "ERROR no answer within " \
-        f"{timeout:.0f} s"
+        f"{deadline.elapsed():.0f} s"
 
 
 def down(lab: LabInstance) -> list[str]:

@@ -9,8 +9,15 @@ route in the main table at it (`nhid`). A removed server's buckets move at once,
 its; a new server gets buckets as they go idle (or when the unbalanced timer fires).
 
 Weights (a drain lowers one) come from /run/ecmptui-agent/weights.json: {"gateway": weight}.
+
+Nothing is taken on trust: after every change the kernel is read back, and once a second
+the agent checks that its `ip -batch` helper lives and that the kernel still holds what BIRD
+wants. A mismatch (a helper that died, or one whose cached link indexes went stale when a
+server's link was re-created) is logged with the helper's own error, the helper restarted
+and everything applied again. What the agent knows is in /run/ecmptui-agent/status.json.
 """
 
+import fcntl
 import json
 import os
 import select
@@ -21,7 +28,10 @@ import time
 TABLE = "100"
 CONF = "/etc/ecmptui/ecmp-agent.json"
 WEIGHTS = "/run/ecmptui-agent/weights.json"
+STATUS = "/run/ecmptui-agent/status.json"
 DEFAULTS = {"buckets": 128, "idle_timer": 60, "unbalanced_timer": 0}
+CHECK_EVERY = 1.0        # seconds between two checks of the helper and the kernel
+FAILING_AFTER = 3        # failed attempts in a row before the status says "failing"
 
 
 def load(path, default):
@@ -30,6 +40,10 @@ def load(path, default):
             return json.load(fh)
     except (OSError, ValueError):
         return default
+
+
+def log(message):
+    print(f"{time.time():.6f} {message}", flush=True)
 
 
 def ip_json(*args):
@@ -57,8 +71,35 @@ def nh_id(gateway):
     return 1000 + int(gateway.split(".")[2])
 
 
+GROUPS = (5000, 5256)      # the ids of the agent's groups: one per EIP (its last octet)
+
+
 def group_id(dst):
-    return 5000 + int(dst.split("/")[0].split(".")[3])
+    return GROUPS[0] + int(dst.split("/")[0].split(".")[3])
+
+
+def differences(desired, actual):
+    """The destinations whose kernel state is not the desired one (missing, other, stale)."""
+    return sorted({d for d, m in desired.items() if actual.get(d) != m}
+                  | {d for d in actual if d not in desired})
+
+
+def kernel_state():
+    """dst -> the state the kernel holds for it, in the shape `Agent.desired` builds."""
+    nexthops = {n["id"]: n for n in ip_json("nexthop", "show") if "id" in n}
+    out = {}
+    for r in ip_json("route", "show", "proto", "static"):
+        dst, nhid = r.get("dst", ""), r.get("nhid")
+        group = nexthops.get(nhid)
+        if not dst or group is None or not GROUPS[0] <= nhid < GROUPS[1]:
+            continue  # not one of ours
+        members = []
+        for m in group.get("group", []):
+            member = nexthops.get(m.get("id"), {})
+            members.append((m.get("id"), member.get("gateway"), member.get("dev"),
+                            int(m.get("weight", 1))))
+        out[dst if "/" in dst else dst + "/32"] = tuple(sorted(members))
+    return out
 
 
 class Agent:
@@ -69,51 +110,157 @@ class Agent:
         self.applied = {}
         self.weights_mtime = None
         self._ip = None
+        self.failures = 0           # failed attempts in a row
+        self.restarts = 0           # helpers started after the first
+        self.error = None
+        self.since = time.time()
+        self.state = "starting"
+        self.next_check = 0.0
 
-    def apply(self):
-        weights = load(WEIGHTS, {})
+    # -- the desired state -----------------------------------------------------------------
+    def desired(self, want, weights):
+        """dst -> sorted (nexthop id, gateway, dev, weight) of every member."""
+        out = {}
+        for dst, hops in want.items():
+            out[dst] = tuple(sorted(
+                (nh_id(gw), gw, dev, max(1, min(255, int(weights.get(gw, 255)))))
+                for gw, dev in hops))
+        return out
+
+    def apply(self, verify=True):
         want = wanted()
         if any(d not in want for d in self.applied):
             # BIRD replaces a route by deleting and adding it: a route that is gone for a
             # moment must not cost its group (a new group would reshuffle every bucket)
             time.sleep(0.05)
             want = wanted()
+        desired = self.desired(want, load(WEIGHTS, {}))
         cmds = []
-        for dst, hops in want.items():
-            members, mine = [], []
-            for gateway, dev in hops:
-                mine.append(f"nexthop replace id {nh_id(gateway)} via {gateway} dev {dev}")
-                weight = max(1, min(255, int(weights.get(gateway, 255))))
-                members.append(f"{nh_id(gateway)},{weight}")
-            state = (tuple(mine), tuple(members))
-            if self.applied.get(dst) == state:
+        for dst, members in desired.items():
+            if self.applied.get(dst) == members:
                 continue
-            cmds += mine
-            cmds.append(f"nexthop replace id {group_id(dst)} group {'/'.join(members)} "
-                        + self.args)
+            cmds += [f"nexthop replace id {nid} via {gw} dev {dev}"
+                     for nid, gw, dev, _ in members]
+            cmds.append(f"nexthop replace id {group_id(dst)} group "
+                        + "/".join(f"{nid},{w}" for nid, _, _, w in members) + " " + self.args)
             cmds.append(f"route replace {dst} nhid {group_id(dst)} proto static")
-            self.applied[dst] = state
-        for dst in [d for d in self.applied if d not in want]:
+            self.applied[dst] = members
+        for dst in [d for d in self.applied if d not in desired]:
             cmds.append(f"route del {dst} proto static")
             cmds.append(f"nexthop del id {group_id(dst)}")
             del self.applied[dst]
         if cmds:
             self.batch("\n".join(cmds) + "\n")
-            print(f"{time.time():.6f} applied {len(cmds)} change(s)", flush=True)
+            log(f"applied {len(cmds)} change(s)")
+        if verify and (cmds or self.state != "ok") and not self.verify(desired):
+            self.apply(verify=False)  # a fresh helper takes everything again, at once
+            self.verify()
+
+    def verify(self, desired=None):
+        """Read the kernel back; a mismatch restarts the helper and applies everything again."""
+        if desired is None:
+            desired = self.desired(wanted(), load(WEIGHTS, {}))
+        deadline = time.monotonic() + 0.5   # the helper works asynchronously: let it finish
+        while True:
+            wrong = differences(desired, kernel_state())
+            if not wrong:
+                self.ok()
+                return True
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        errors = self.helper_errors()
+        self.fail(f"kernel does not hold {', '.join(wrong)} as BIRD wants"
+                  + (f" (ip: {errors})" if errors else ""))
+        return False
+
+    def ok(self):
+        if self.state != "ok":
+            if self.state in ("retrying", "failing"):
+                log(f"recovered after {self.failures} failed attempt(s)")
+            self.state, self.error, self.since, self.failures = "ok", None, time.time(), 0
+            self.write_status()
+
+    def fail(self, why):
+        self.failures += 1
+        state = "failing" if self.failures >= FAILING_AFTER else "retrying"
+        if state != self.state:
+            self.since = time.time()
+        self.state, self.error = state, why
+        log(f"error: {why}; restarting the ip helper and applying everything again "
+            f"(attempt {self.failures})")
+        self.restart_helper()
+        self.write_status()
+
+    def restart_helper(self):
+        if self._ip is not None and self._ip.poll() is None:
+            self._ip.kill()
+            self._ip.wait()
+        self._ip = None
+        self.applied = {}           # the kernel is the truth again: send everything
+
+    def helper_errors(self):
+        """What the helper said on stderr since the last look (its own error messages)."""
+        if self._ip is None or self._ip.stderr is None:
+            return ""
+        try:
+            data = os.read(self._ip.stderr.fileno(), 65536)
+        except (BlockingIOError, OSError):
+            return ""
+        lines = [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
+        return "; ".join(dict.fromkeys(lines))[:300]
 
     def batch(self, text):
         """One long-running `ip -batch` takes the commands (no process start per change)."""
         if self._ip is None or self._ip.poll() is not None:
+            if self._ip is not None:
+                log(f"ip helper exited with code {self._ip.returncode}; starting a new one")
+                self.restarts += 1
             self._ip = subprocess.Popen(["ip", "-force", "-batch", "-"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                         text=True, bufsize=1)
+            assert self._ip.stderr is not None
+            fd = self._ip.stderr.fileno()
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         pipe = self._ip.stdin
         try:
             assert pipe is not None
             pipe.write(text)
             pipe.flush()
-        except OSError:
-            self._ip = None
+        except OSError as exc:
+            log(f"ip helper did not take the commands ({exc})")
+            self.restart_helper()
+
+    def check(self):
+        """Once a second: the helper lives (else restart it) and the kernel holds what BIRD
+        wants (else apply everything again)."""
+        if self._ip is not None and self._ip.poll() is not None:
+            log(f"ip helper exited with code {self._ip.returncode}; restarting it and "
+                "applying everything again")
+            self.restarts += 1
+            self.restart_helper()
+            self.apply()
+            return
+        desired = self.desired(wanted(), load(WEIGHTS, {}))
+        if differences(desired, kernel_state()):
+            log("kernel differs from what BIRD wants; applying everything again")
+            self.applied = {}
+            self.apply()
+        elif self.state != "ok":
+            self.ok()
+        self.write_status()
+
+    def write_status(self):
+        data = {"state": self.state, "error": self.error, "since": self.since,
+                "failures": self.failures, "restarts": self.restarts, "pid": os.getpid(),
+                "updated": time.time(), "groups": len(self.applied)}
+        tmp = STATUS + ".new"
+        try:
+            with open(tmp, "w") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, STATUS)
+        except OSError as exc:
+            log(f"cannot write {STATUS}: {exc}")
 
     def weights_changed(self):
         try:
@@ -133,17 +280,22 @@ def main():
     fd = monitor.stdout.fileno()
     agent.apply()
     agent.weights_changed()
+    agent.write_status()
     while True:
         ready, _, _ = select.select([fd], [], [], 0.2)
         if ready:
             if not os.read(fd, 65536):
-                return 1  # ip monitor ended: systemd starts us again
+                log("ip monitor ended; exiting (systemd starts the agent again)")
+                return 1
             while select.select([fd], [], [], 0)[0]:  # a burst of changes: apply once
                 if not os.read(fd, 65536):
                     break
             agent.apply()
         elif agent.weights_changed():
             agent.apply()
+        if time.monotonic() >= agent.next_check:
+            agent.next_check = time.monotonic() + CHECK_EVERY
+            agent.check()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ hostname, the device's own SSH host key, and the project's SSH keys for root."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -10,6 +11,7 @@ import asyncssh
 
 from ecmptui.errors import EcmpError
 from ecmptui.lab.machine import Machine
+from ecmptui.waits import Deadline
 
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 # A drop-in, so the image's own sshd_config stays Debian's: only the key the lab made.
@@ -31,14 +33,16 @@ def prepare(machine: Machine, hostname: str, authorized: list[str]) -> str:
 
 
 def wait_port(host: str, port: int, timeout: float) -> None:
-    """Wait (bounded) until a TCP connect to host:port succeeds."""
-    deadline = time.monotonic() + timeout
+    """Wait (bounded: `timeout` on an idle machine, stretched by its load) until a TCP
+    connect to host:port succeeds."""
+    deadline = Deadline(timeout)
     while True:
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError as exc:
-            if time.monotonic() > deadline:
+            if deadline.expired():
                 raise EcmpError(f"{host}:{port} not accepting connections after "
-                                f"{timeout:.0f} s") from exc
+                                f"{deadline.elapsed():.0f} s (load {os.getloadavg()[0]:.1f})"
+                                ) from exc
             time.sleep(0.01)

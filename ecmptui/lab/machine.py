@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ecmptui.errors import EcmpError
+from ecmptui.waits import Deadline
 
 BOOT_SCRIPT = r"""
 set -eu
@@ -195,8 +196,8 @@ class Machine:
             self._launcher = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 close_fds=True, cwd="/", preexec_fn=join_cgroup)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = Deadline(timeout)  # longer on a loaded machine
+        while not deadline.expired():
             pid = self._find_init()
             if pid:
                 self.pid_file.write_text(f"{pid}\n")
@@ -205,7 +206,7 @@ class Machine:
         self.stop()
         tail = self.console.read_text(errors="replace").strip().splitlines()[-1:] \
             if self.console.exists() else []
-        raise EcmpError(f"machine {self.name} did not boot within {timeout:.0f} s"
+        raise EcmpError(f"machine {self.name} did not boot within {deadline.elapsed():.0f} s"
                         + (f": {tail[0]}" if tail else ""))
 
     def _find_init(self) -> int | None:

@@ -33,6 +33,7 @@ from ecmptui.lab.instance import (
 )
 from ecmptui.lab.machine import Machine
 from ecmptui.node import bird, faults
+from ecmptui.waits import Deadline
 
 # The same fault mechanics as a node's: its eth0 (here the fabric link) dropped both ways,
 # and a runtime drop-in that keeps a killed BIRD down until restore.
@@ -104,6 +105,8 @@ AGENT_TABLE = 100          # resilient: BIRD's routes go here; the agent builds 
 AGENT_PATH = "/usr/local/lib/ecmptui/ecmp-agent.py"
 AGENT_UNIT = "ecmptui-ecmp-agent.service"
 AGENT_WEIGHTS = "/run/ecmptui-agent/weights.json"
+AGENT_STATUS = "/run/ecmptui-agent/status.json"
+AGENT_STALE = 5.0          # seconds without a word from the agent: it is not working
 
 
 @dataclass(frozen=True)
@@ -223,13 +226,13 @@ class BirdMachine:
         m.boot()
 
     def wait_ready(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = Deadline(timeout)  # longer on a loaded machine
+        while not deadline.expired():
             if self.machine.run("birdc", "show", "status", check=False,
                                 timeout=5).returncode == 0:
                 return
             time.sleep(0.02)
-        raise EcmpError(f"{self.name}: BIRD did not come up within {timeout:.0f} s")
+        raise EcmpError(f"{self.name}: BIRD did not come up within {deadline.elapsed():.0f} s")
 
     def reconfigure(self, config: str) -> None:
         self.write_validated(config)
@@ -400,6 +403,27 @@ def set_weight(lab: LabInstance, gateway: str, weight: int | None) -> None:
     else:
         current[gateway] = weight
     m.put(AGENT_WEIGHTS, json.dumps(current) + "\n")
+
+
+def agent_status(lab: LabInstance) -> str | None:
+    """Resilient mode: "ok", or what is wrong with the fabric's ECMP agent (its own error,
+    or that it does not report); None in hash mode (no agent)."""
+    if ecmp_mode(lab) != "resilient":
+        return None
+    m = fabric_bird(lab).machine
+    raw = m.get(AGENT_STATUS)
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return "agent not reporting (no status file): see journalctl -u " + AGENT_UNIT
+    age = time.time() - float(data.get("updated") or 0)
+    if age > AGENT_STALE:
+        return f"agent not reporting for {age:.0f} s: see journalctl -u {AGENT_UNIT}"
+    if data.get("state") == "ok":
+        return "ok"
+    return f"agent {data.get('state')}: {data.get('error') or 'unknown error'}"
 
 
 def learned_from(lab: LabInstance, router: str, eip: str) -> list[str]:

@@ -90,6 +90,22 @@ def _pinned(path: Path, host: str) -> list[str]:
     return out
 
 
+def forget_pinned(path: Path, host: str) -> bool:
+    """Drop the pinned keys of `host` (its server was deleted: the address may come back
+    with another server and key). Returns whether any was recorded."""
+    try:
+        lines = path.read_text().splitlines(keepends=True)
+    except OSError:
+        return False
+    keep = [ln for ln in lines if not (ln.split() and host in ln.split()[0].split(","))]
+    if len(keep) == len(lines):
+        return False
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text("".join(keep))
+    tmp.replace(path)
+    return True
+
+
 async def _known_hosts_for(policy: HostKeyPolicy, host: str, port: int, timeout: float):
     if policy.mode == "strict":
         return str(policy.known_hosts)

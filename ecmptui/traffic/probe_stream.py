@@ -18,11 +18,12 @@ from ecmptui.traffic.samples import Sample
 
 def probe_argv(url: str, rate: float, timeout: float, netns: str | None,
                duration: float | None = None, flows: int = 0,
-               flow_interval: float = 1.0) -> list[str]:
-    """The prober command; with a URL and an explicit namespace (or --no-netns) it needs no
-    settings, so it can never wander to another lab."""
-    argv = [sys.executable, "-m", "ecmptui", "probe", "--jsonl", "--rate", str(rate),
-            "--timeout", str(timeout)]
+               flow_interval: float = 1.0, summary: bool = False) -> list[str]:
+    """The prober command (`summary`: one JSON summary, else JSON lines); with a URL and an
+    explicit namespace (or --no-netns) it needs no settings, so it can never wander to
+    another lab."""
+    argv = [sys.executable, "-m", "ecmptui", "probe", "--json" if summary else "--jsonl",
+            "--rate", str(rate), "--timeout", str(timeout)]
     if duration is not None:
         argv += ["--duration", str(duration)]
     if flows:

@@ -1,0 +1,99 @@
+"""The service end to end: does the EIP answer from where the prober stands, and does the
+router forward to every node that says it announces? (`check` and provisioning's final
+verification: a node's own view can be all green while nobody reaches the service.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from ecmptui.traffic.probe_stream import probe_argv
+from ecmptui.waits import scaled
+
+if TYPE_CHECKING:
+    from ecmptui.deployment.status import DeploymentStatus
+    from ecmptui.deployment.target import AnyDeployment
+
+PROBE_RATE = 50.0         # requests/s for one second: enough to see every backend of 16
+PROBE_S = 1.0
+
+
+@dataclass
+class ServiceCheck:
+    """The verdict, with what it rests on (`answers`: by backend, as the prober saw)."""
+
+    url: str
+    netns: str | None
+    requests: int = 0
+    failed: int = 0
+    answers: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def row(self) -> dict:
+        """The check's row, beside one per node (`display.check_line` words it)."""
+        return {"kind": "service", "name": "service", "host": self.url, "ok": self.ok,
+                **{k: v for k, v in asdict(self).items() if k != "url"}, "url": self.url}
+
+
+async def probe_once(url: str, netns: str | None) -> dict:
+    """One second of the real prober from its vantage point; its JSON summary."""
+    argv = probe_argv(url, PROBE_RATE, min(5.0, scaled(1.0)), netns, duration=PROBE_S,
+                      summary=True)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), PROBE_S + scaled(20.0))
+    if proc.returncode != 0:
+        raise RuntimeError((err.decode(errors="replace").strip().splitlines() or
+                            [f"prober exited with code {proc.returncode}"])[-1])
+    return json.loads(out)
+
+
+async def service_check(d: AnyDeployment, st: DeploymentStatus) -> ServiceCheck:
+    """Probe the EIP for a second from the probe's vantage point and compare the router's
+    next hops with the nodes (no change is made)."""
+    from ecmptui.deployment.inventory import Inventory
+
+    inv = Inventory(st.target, st.eip, None, [])
+    url, netns = d.probe_target(inv)
+    res = ServiceCheck(url, netns)
+    try:
+        summary = await probe_once(url, netns)
+    except (RuntimeError, OSError, ValueError, TimeoutError) as exc:
+        res.problems.append(f"could not probe {url}: {exc}")
+    else:
+        res.requests, res.failed = int(summary["requests"]), int(summary["failed"])
+        res.answers = dict(summary["by_backend"])
+        if res.requests == 0 or res.failed:
+            errors = ", ".join(f"{k} {v}" for k, v in summary.get("errors", {}).items())
+            res.problems.append(f"{url}: {res.failed} of {res.requests} requests failed"
+                                + (f" ({errors})" if errors else ""))
+    res.problems += st.fabric_problems()
+    return res
+
+
+async def check(d: AnyDeployment) -> list[dict]:
+    """`ecmptui check`: one row per node (over SSH) and, when something is provisioned,
+    the service's row (end to end). Changes nothing."""
+    from ecmptui.deployment.gather import gather
+    from ecmptui.deployment.static import check_all
+
+    rows = await check_all(d)
+    st = await gather(d)
+    if st.eip is not None:
+        rows.append((await service_check(d, st)).row())
+    return rows
+
+
+async def verify(d: AnyDeployment) -> tuple[bool, str]:
+    """Provisioning's last step: (ok, what was seen), end to end."""
+    from ecmptui.deployment.gather import gather
+    from ecmptui.display import check_line
+
+    row = (await service_check(d, await gather(d))).row()
+    return row["ok"], check_line(row)
