@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, wait_for
 from ecmptui.lab import control
 from ecmptui.lab.instance import LabInstance
+from ecmptui.waits import load_factor
 
 pytestmark = pytest.mark.lab
 LAB = LabInstance("ecmpf")
@@ -206,6 +207,60 @@ def test_drain_with_traffic_counts_what_it_broke_and_says_why(resilient):
     assert said > 0 and "still open after 3 s" in drain.stdout
     assert flows["broken"] == flows["broken_on"].get("rnode4", 0) == said
     assert json.loads(out)["failed"] == 0           # new connections never failed
+
+
+KILL_HELPER = ("import os\nfor p in filter(str.isdigit, os.listdir('/proc')):\n"
+               "    try:\n        cmd = open(f'/proc/{p}/cmdline', 'rb').read()\n"
+               "    except OSError:\n        continue\n"
+               "    if cmd.startswith(b'ip\\0-force\\0-batch'):\n"
+               "        os.kill(int(p), 9); print(p)\n")
+
+
+def _agent_log(since: float) -> list[str]:
+    from ecmptui.lab.router import AGENT_UNIT, fabric_bird
+
+    out = fabric_bird(RLAB).machine.run("journalctl", "-u", AGENT_UNIT, "--no-pager", "-o",
+                                        "cat").stdout
+    return [ln for ln in out.splitlines() if ln[:1].isdigit() and float(ln.split()[0]) > since]
+
+
+def test_reprovisioned_nodes_are_forwarded_to_and_a_killed_helper_recovers(resilient):
+    """Regression (issue 22, P1): re-created server links made the agent's long-lived
+    `ip -batch` fail ("Invalid device index") and the EIP went unrouted while every check
+    said it was fine. Reprovisioning must leave the service answering, and a killed helper
+    must be noticed, logged and replaced."""
+    for _ in range(2):
+        assert run_cli("--config", str(resilient), "deprovision", timeout=120).returncode == 0
+        prov = run_cli("--config", str(resilient), "provision", timeout=600)
+        assert prov.returncode == 0, prov.stderr
+        assert "answered (by rnode1, rnode2, rnode3, rnode4)" in prov.stdout
+        summary = json.loads(run_cli("--config", str(resilient), "probe", "--json", "--rate",
+                                     "200", "--duration", "1", check=True).stdout)
+        assert summary["failed"] == 0 and len(summary["by_backend"]) == 4
+    from ecmptui.lab.router import fabric_bird
+
+    started = time.time()
+    killed = fabric_bird(RLAB).machine.run("python3", "-c", KILL_HELPER).stdout.split()
+    assert killed, "no ip helper ran in the fabric"
+    said = wait_for(lambda: [ln for ln in _agent_log(started) if "recovered" in ln],
+                    timeout=10)
+    assert said, _agent_log(started)
+    took = float(said[0].split()[0]) - started
+    assert took < 2 * load_factor() + 0.5, f"recovered after {took:.2f} s"
+    # the new helper works: a withdraw leaves the fabric, an announce comes back
+    run_cli("--config", str(resilient), "node", "withdraw", "rnode2", check=True)
+    try:
+        st = wait_for(lambda: "rnode2" not in _status(resilient)["router"]["nodes"])
+        assert st
+    finally:
+        run_cli("--config", str(resilient), "node", "announce", "rnode2", check=True)
+    st = wait_for(lambda: "rnode2" in (s := _status(resilient))["router"]["nodes"] and s)
+    assert st and st["router"]["agent"] == "ok"
+    assert run_cli("--config", str(resilient), "check").returncode == 0
+
+
+def _status(cfg) -> dict:
+    return json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
 
 
 def test_a_hash_router_drain_says_what_it_cannot_do(four):

@@ -271,3 +271,29 @@ def test_lab_up_killed_while_starting_leaves_a_working_lab():
     finally:
         run_cli("--lab", lab.name, "lab", "down")
     assert_gone(lab)
+
+
+def test_two_labs_started_at_the_same_moment_both_come_up_on_their_own_subnets():
+    """Regression (issue 22): the mgmt slot was chosen by check-then-act, so two labs took
+    the same subnet and one lab's provision reached the other's machines."""
+    labs = [LabInstance("ecmpx"), LabInstance("ecmpy")]
+    for lab in labs:
+        run_cli("--lab", lab.name, "lab", "down")
+    try:
+        procs = [subprocess.Popen([os.sys.executable, "-m", "ecmptui", "--lab", lab.name, "lab",
+                                   "up", "--port", "0", "--json"], cwd="/",
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for lab in labs]
+        outs = [p.communicate(timeout=300) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+        infos = [json.loads(run_cli("--lab", lab.name, "lab", "status", "--json",
+                                    check=True).stdout) for lab in labs]
+        assert infos[0]["mgmt_subnet"] != infos[1]["mgmt_subnet"]
+        assert infos[0]["endpoint"] != infos[1]["endpoint"]
+        for st in infos:
+            assert st["up"] and st["routers"]["core2"]["bird"] == "running"
+    finally:
+        for lab in labs:
+            run_cli("--lab", lab.name, "lab", "down")
+    for lab in labs:
+        assert_gone(lab)

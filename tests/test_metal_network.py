@@ -81,6 +81,38 @@ def test_an_isolated_router_shows_in_the_api_and_status_and_loses_nothing(deploy
                                 for p in n["peers"]), timeout=20)
 
 
+def test_a_router_down_is_not_every_node_down(deployed):
+    """Regression (issue 22): with core1's BIRD killed every node showed `Active … not
+    announced`, while core2 carried all the traffic."""
+    from ecmptui.deployment.status import DeploymentStatus, diff
+    from ecmptui.display import event_line
+
+    cfg, _ = deployed
+    before = status(cfg)
+    run_cli("--config", str(cfg), "router", "fault", "core1", "kill-bird", check=True)
+    try:
+        st = wait_for(lambda: (s := status(cfg)) and all(
+            p["bgp_state"] != "Established" for n in s["nodes"] for p in n["peers"]
+            if p["neighbor"] == "169.254.255.1") and s, timeout=15)
+        assert st, "sessions to the killed router never went down"
+        assert [n["bgp_state"] for n in st["nodes"]] == ["Established", "Established"]
+        text = run_cli("--config", str(cfg), "status", check=True).stdout
+        assert text.count("Established 1/2") == 2 and text.count("announced 1/2") == 2, text
+        assert "not announced" not in text
+        lines = [event_line(e) for e in diff(DeploymentStatus.from_json(before),
+                                             DeploymentStatus.from_json(st))]
+        assert any(ln.startswith("tnode1 ↔ core1: BIRD Established → ") for ln in lines), lines
+        assert not any("core2" in ln for ln in lines), lines
+        check = json.loads(run_cli("--config", str(cfg), "check", "--json").stdout)
+        service = check[-1]
+        assert service["kind"] == "service" and service["ok"], service
+        assert all("1/2 Established" in " ".join(r["problems"]) for r in check[:-1])
+    finally:
+        run_cli("--config", str(cfg), "router", "restore", "core1", check=True)
+    assert wait_for(lambda: all(p["bgp_state"] == "Established" for n in status(cfg)["nodes"]
+                                for p in n["peers"]), timeout=30)
+
+
 def test_router_kill_drill_fails_no_request_and_keeps_traffic_spread(deployed):
     cfg, _ = deployed
     proc = run_cli("--config", str(cfg), "drill", "--scenario", "router-kill", "--rate", "200",

@@ -229,3 +229,38 @@ def test_a_different_md5_is_refused_before_anything_is_created(deployed, tmp_pat
     assert "s3cretPW" not in proc.stderr + proc.stdout
     d = open_deployment(config.load(cfg))
     assert d.client.devices("ecmpt-md5") == [] and d.client.ips("ecmpt-md5") == []
+
+
+def test_a_device_that_never_comes_up_is_named_and_replaced_by_the_next_provision(
+        lab, lab_instance, tmp_path):
+    """Regression (issue 22): a failed device blocked every rerun with no reason, only the
+    first one named, and the Provision screen said the servers were fine."""
+    cfg = make_config(tmp_path, tag="ecmpt-fail", prefix="bnode")
+    faults = lab_instance.boot_faults_file
+    faults.write_text("bnode2\n")
+    try:
+        proc = run_cli("--config", str(cfg), "provision", "--nodes", "2", timeout=300)
+        assert proc.returncode != 0
+        err = proc.stderr.strip()
+        assert "bnode2: failed again (its machine did not come up (boot failure injected" \
+            in err and len(err.splitlines()) == 1, err
+        assert "replaced bnode2 (failed: its machine did not come up" not in proc.stdout
+        st = status(cfg)
+        by_name = {n["name"]: n for n in st["nodes"]}
+        assert by_name["bnode2"]["device_state"] == "failed"
+        assert "boot failure injected" in by_name["bnode2"]["device_error"]
+        assert by_name["bnode1"]["device_state"] == "active"
+        rows = json.loads(run_cli("--config", str(cfg), "check", "--json").stdout)
+        bad = next(r for r in rows if r["name"] == "bnode2")
+        assert bad["problems"][0].startswith("device failed: its machine did not come up")
+        first = by_name["bnode1"]["device_id"]
+        faults.unlink()
+        again = run_cli("--config", str(cfg), "provision", "--nodes", "2", timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert "replaced bnode2 (failed: its machine did not come up" in again.stdout
+        st = status(cfg)
+        assert {n["name"]: n["device_id"] for n in st["nodes"]}["bnode1"] == first
+        assert [n["device_state"] for n in st["nodes"]] == ["active", "active"]
+    finally:
+        faults.unlink(missing_ok=True)
+        run_cli("--config", str(cfg), "deprovision", timeout=120)

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncssh
 
+from ecmptui.errors import EcmpError
 from ecmptui.lab import aptproxy, fabric, firstboot, image
 from ecmptui.lab.instance import (
     EIP_POOL,
@@ -403,6 +404,9 @@ class Cloud:
     def _boot(self, dev: Device) -> None:
         """Boot the device's machine; `active` once its sshd accepts, like Metal's."""
         assert dev.machine is not None
+        if dev.hostname in self._boot_faults():
+            raise EcmpError(f"its machine did not come up (boot failure injected through "
+                            f"{self.lab.boot_faults_file})")
         dev.machine.boot()
         firstboot.wait_port(mgmt_addr(self.slot, dev.n), 22, BOOT_TIMEOUT)
         with self.lock:
@@ -443,6 +447,14 @@ class Cloud:
             log.error("device %s %s failed: %s", dev.hostname, kind, exc)
             with self.lock:
                 self._failed(dev, f"{kind}: {exc}")
+
+    def _boot_faults(self) -> set[str]:
+        """Lab only, to rehearse a server that never comes up: host names listed (one a
+        line) in the lab's boot-faults file fail every boot while they are listed."""
+        try:
+            return set(self.lab.boot_faults_file.read_text().split())
+        except OSError:
+            return set()
 
     def _write_known_hosts(self) -> None:
         lines = [f"{mgmt_addr(self.slot, d.n)} {d.host_key}\n"

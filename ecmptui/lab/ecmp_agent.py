@@ -67,6 +67,18 @@ def wanted():
     return routes
 
 
+def link_indexes():
+    """name -> ifindex of every link (from sysfs: no process)."""
+    out = {}
+    for name in os.listdir("/sys/class/net"):
+        try:
+            with open(f"/sys/class/net/{name}/ifindex") as fh:
+                out[name] = fh.read().strip()
+        except OSError:
+            pass
+    return out
+
+
 def nh_id(gateway):
     return 1000 + int(gateway.split(".")[2])
 
@@ -116,6 +128,7 @@ class Agent:
         self.since = time.time()
         self.state = "starting"
         self.next_check = 0.0
+        self.links = link_indexes()
 
     # -- the desired state -----------------------------------------------------------------
     def desired(self, want, weights):
@@ -135,6 +148,13 @@ class Agent:
             time.sleep(0.05)
             want = wanted()
         desired = self.desired(want, load(WEIGHTS, {}))
+        links = link_indexes()
+        if links != self.links:
+            # `ip` caches link indexes: a server's link re-created under the same name
+            # would get "Invalid device index" from a helper that knew the old one
+            if self._ip is not None:
+                self.restart_helper(resend=False)
+            self.links = links
         cmds = []
         for dst, members in desired.items():
             if self.applied.get(dst) == members:
@@ -192,12 +212,13 @@ class Agent:
         self.restart_helper()
         self.write_status()
 
-    def restart_helper(self):
+    def restart_helper(self, resend=True):
         if self._ip is not None and self._ip.poll() is None:
             self._ip.kill()
             self._ip.wait()
         self._ip = None
-        self.applied = {}           # the kernel is the truth again: send everything
+        if resend:
+            self.applied = {}       # the kernel is the truth again: send everything
 
     def helper_errors(self):
         """What the helper said on stderr since the last look (its own error messages)."""
@@ -240,6 +261,9 @@ class Agent:
             self.restarts += 1
             self.restart_helper()
             self.apply()
+            if self.state == "ok":
+                log("recovered: a new ip helper runs and the kernel holds what BIRD wants")
+            self.write_status()
             return
         desired = self.desired(wanted(), load(WEIGHTS, {}))
         if differences(desired, kernel_state()):

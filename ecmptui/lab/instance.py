@@ -119,6 +119,11 @@ class LabInstance:
         return self.state_dir / "known_hosts"
 
     @property
+    def boot_faults_file(self) -> Path:
+        """Host names whose machines fail to boot while listed (rehearsing a bad server)."""
+        return self.state_dir / "boot-faults"
+
+    @property
     def pid_file(self) -> Path:
         return self.state_dir / "daemon.pid"
 
