@@ -205,6 +205,44 @@ def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed):
     assert "nothing to restore" in faults  # the drill had undone its fault itself
 
 
+def test_a_sigkilled_drill_leaves_faults_that_status_check_and_drill_name(deployed):
+    """Regression (issue 22): a drill killed with SIGKILL left isolate and BFD on, and
+    nothing said so. Now the node's faults are in its status, `check` and a new drill name
+    them with their undo, and `node restore` puts BFD back as it was."""
+    import signal
+
+    cfg, _ = deployed
+
+    async def bfd_in_config(node):
+        return "bfd on;" in (await node.read(node.layout.bird_conf) or "")
+
+    assert on_node(cfg, "tnode2", bfd_in_config) is False
+    proc = _drill_until_it_acts(cfg, "isolate", "tnode2")  # isolate runs with BFD first
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    try:
+        st = {n["name"]: n for n in status(cfg)["nodes"]}
+        assert st["tnode2"]["faults"] == ["drill-bfd-on", "isolate"]
+        assert st["tnode1"]["faults"] == ["drill-bfd-on"]
+        text = run_cli("--config", str(cfg), "status").stdout
+        assert "undo: ecmptui node restore tnode2" in text
+        rows = {r["name"]: r for r in json.loads(run_cli("--config", str(cfg), "check",
+                                                         "--json").stdout)}
+        assert "carries drill-bfd-on, isolate (undo: ecmptui node restore tnode2)" in \
+            rows["tnode2"]["problems"]
+        drill = run_cli("--config", str(cfg), "drill", "--scenario", "withdraw", timeout=120)
+        assert drill.returncode == 2 and "tnode2 carries drill-bfd-on, isolate (undo: " \
+            "ecmptui node restore tnode2)" in drill.stderr
+    finally:
+        out = {n: run_cli("--config", str(cfg), "node", "restore", n, check=True).stdout
+               for n in ("tnode1", "tnode2")}
+    assert "BFD back off as before the drill" in out["tnode2"] and "isolate" in out["tnode2"]
+    assert on_node(cfg, "tnode2", bfd_in_config) is False
+    assert on_node(cfg, "tnode1", bfd_in_config) is False
+    assert wait_for(lambda: all(n["bgp_state"] == "Established" and not n["faults"]
+                                for n in status(cfg)["nodes"]), timeout=30)
+
+
 def test_an_operator_cannot_act_on_a_node_while_a_drill_owns_it(deployed):
     """The drill holds the deployment: a withdraw meanwhile is refused (busy), so the
     drill's restore can never undo an operator's change."""

@@ -99,4 +99,21 @@ async def perform(d: Deployment | StaticDeployment, rec: NodeRecord, name: str, 
     async with (opener or d.node)(rec) as node:
         if on_effect is not None:
             on_effect(time.monotonic())
-        return await on_node(node, action)
+        outcome = await on_node(node, action)
+    if action.kind is Kind.RESTORE:
+        outcome = await _restore_bfd(d, rec, outcome)
+    return outcome
+
+
+async def _restore_bfd(d: Deployment | StaticDeployment, rec: NodeRecord, outcome: str) -> str:
+    """A drill that died left BFD changed on the node (its marker was undone): put back
+    the BFD setting the drill found."""
+    found = [m for m in faults.DRILL_BFD if m in outcome]
+    if not found or d.client is None:
+        return outcome
+    from ecmptui.deployment.provision import set_bfd
+
+    inv = await d.ainventory()
+    bfd = faults.DRILL_BFD[found[0]]
+    await set_bfd(d, inv, bfd, only=[rec])
+    return outcome + f"; BFD back {'on' if bfd else 'off'} as before the drill"

@@ -381,8 +381,10 @@ async def deprovision(d: Deployment) -> AsyncIterator[StepEvent]:
     yield StepEvent("bgp", "done", "Local BGP stays enabled (the API has no way to disable it)")
 
 
-async def set_bfd(d: Deployment, inv: Inventory, bfd: bool) -> None:
-    """Re-render every node's BIRD config with BFD on or off (validated, then reloaded)."""
+async def set_bfd(d: Deployment, inv: Inventory, bfd: bool,
+                  only: list[NodeRecord] | None = None) -> None:
+    """Re-render every node's (or `only` those) BIRD config with BFD on or off (validated,
+    then reloaded)."""
     async def one(rec: NodeRecord) -> None:
         nbs = await d.client.acall(d.client.neighbors, rec.device_id)
         if not nbs:
@@ -393,4 +395,4 @@ async def set_bfd(d: Deployment, inv: Inventory, bfd: bool) -> None:
             await configure_node(node, bird.Neighbor.from_api(nbs[0]), inv.eip, bfd,
                                  rec.private_gateway, health_config(d))
 
-    await asyncio.gather(*(one(r) for r in inv.nodes))
+    await asyncio.gather(*(one(r) for r in (inv.nodes if only is None else only)))

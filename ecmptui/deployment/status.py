@@ -203,17 +203,16 @@ def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEven
         if prev is None:
             events.append(StatusEvent("node", n.name, None, n.bgp_state, at=seen))
             continue
-        if prev.peers and n.peers:
-            # both answered: one event per session that changed, naming its router
-            old_peers = {p.protocol: p for p in prev.peers}
-            for p in n.peers:
-                q = old_peers.get(p.protocol)
-                if q is not None and q.bgp_state != p.bgp_state:
-                    events.append(StatusEvent(
-                        "bgp", n.name, q.bgp_state, p.bgp_state, p.last_error,
-                        at=_when(p.since, prev.updated, seen),
-                        peer=routers.get(p.neighbor or "", p.neighbor or p.protocol)))
-        elif prev.bgp_state != n.bgp_state:
+        # both answered: one event per session that changed, naming its router
+        old_peers = {p.protocol: p for p in prev.peers}
+        sessions = [StatusEvent("bgp", n.name, q.bgp_state, p.bgp_state, p.last_error,
+                                at=_when(p.since, prev.updated, seen),
+                                peer=routers.get(p.neighbor or "", p.neighbor or p.protocol))
+                    for p in n.peers
+                    if (q := old_peers.get(p.protocol)) is not None
+                    and q.bgp_state != p.bgp_state]
+        events += sessions
+        if not sessions and prev.bgp_state != n.bgp_state:
             # BIRD knows when its session changed; an unanswered poll is known when seen
             at = _when(n.since, prev.updated, seen) if n.answering else seen
             events.append(StatusEvent("bgp", n.name, prev.bgp_state, n.bgp_state,

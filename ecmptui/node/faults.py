@@ -48,6 +48,25 @@ async def inject_fault(node: Node, fault: str) -> None:
     await node.run("sh", "-c", 'echo "$1" >> "$2"', "sh", fault, f"{lay.state_dir}/faults")
 
 
+# Written by a drill on every node while it has BFD set otherwise than the deployment had
+# it: a drill that is killed (SIGKILL) leaves the marker, so status shows it and `node
+# restore` puts BFD back.
+DRILL_BFD = {"drill-bfd-on": False, "drill-bfd-off": True}   # marker -> BFD to restore
+
+
+async def mark(node: Node, entry: str) -> None:
+    """Record `entry` in the node's fault file (what status shows and restore undoes)."""
+    lay = node.layout
+    await node.run("mkdir", "-p", lay.state_dir)
+    await node.run("sh", "-c", 'grep -qx "$1" "$2" 2>/dev/null || echo "$1" >> "$2"', "sh",
+                   entry, f"{lay.state_dir}/faults")
+
+
+async def unmark(node: Node, entry: str) -> None:
+    await node.run("sed", "-i", f"/^{entry}$/d", f"{node.layout.state_dir}/faults",
+                   check=False)
+
+
 async def active_faults(node: Node) -> list[str]:
     text = await node.read(f"{node.layout.state_dir}/faults")
     return sorted(set((text or "").split()))
@@ -78,5 +97,7 @@ async def restore(node: Node) -> list[str]:
     if not await node.nginx_running():
         await node.systemctl("start", lay.nginx_unit)
         undone.append("stop-nginx")
+    # a drill's markers: the caller puts BFD back (it needs the neighbor data)
+    undone += [f for f in await active_faults(node) if f in DRILL_BFD]
     await node.run("rm", "-f", f"{lay.state_dir}/faults")
     return undone

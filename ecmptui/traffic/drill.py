@@ -21,6 +21,7 @@ from ecmptui.deployment.provision import set_bfd
 from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.display import health_label
 from ecmptui.errors import EcmpError
+from ecmptui.node import faults
 from ecmptui.node import health as node_health
 from ecmptui.node.server import Node
 from ecmptui.traffic.failover import Failover, analyse, back_after_ms, first_answer_ms, steady_since
@@ -213,8 +214,11 @@ class Drill:
         target = inv.node(self.node_name) if self.node_name else inv.nodes[-1]
         baseline = await wait_healthy(self.d, 20)
         if baseline is None:
+            st = await gather(self.d)
+            left = "; ".join(f"{n.name} carries {', '.join(n.faults)} (undo: ecmptui node "
+                             f"restore {n.name})" for n in st.nodes if n.faults)
             raise EcmpError("the deployment is not healthy (every node Established and "
-                            "announcing): fix that before a drill")
+                            "announcing): " + (left or "fix that") + " before a drill")
         self._fib = self.d.target.fib_watch(inv.eip)
         if self._fib is not None:
             await self._fib.start()
@@ -227,6 +231,8 @@ class Drill:
             for sc, bfd in plan:
                 if bfd is not None and bfd != current_bfd:
                     self.on_event(f"BFD {'on' if bfd else 'off'} on every node")
+                    # on the nodes first: a drill killed from here on leaves a visible trace
+                    await self._mark_bfd(inv, original_bfd, bfd)
                     await set_bfd(self.d, inv, bfd)
                     current_bfd = bfd
                     baseline = await wait_healthy(self.d, 20)
@@ -256,6 +262,7 @@ class Drill:
                 self.on_event(f"BFD back {'on' if original_bfd else 'off'}")
                 await set_bfd(self.d, inv, original_bfd)
                 await wait_healthy(self.d, 20)
+                await self._mark_bfd(inv, original_bfd, original_bfd)
             if self._fib is not None:
                 await self._fib.stop()
         return results
@@ -334,6 +341,17 @@ class Drill:
     async def _undo_node(self, sc: Scenario, target: NodeRecord) -> None:
         async with self.d.node(target) as node:
             await sc.restore(node)
+
+    async def _mark_bfd(self, inv: Inventory, original: bool, now: bool) -> None:
+        """The drill's BFD marker on every node while BFD differs from `original`."""
+        marker = "drill-bfd-off" if original else "drill-bfd-on"
+
+        async def one(rec: NodeRecord) -> None:
+            async with self.d.node(rec) as node:
+                await (faults.mark(node, marker) if now != original
+                       else faults.unmark(node, marker))
+
+        await asyncio.gather(*(one(r) for r in inv.nodes))
 
     async def _bfd_now(self, rec: NodeRecord) -> bool:
         async with self.d.node(rec) as node:
