@@ -6,6 +6,7 @@ post messages; the screens only render the app's state.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import signal
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 SERVER_SIDE_COMMANDS = {"Screenshot"}   # not offered in a served session
 MAX_EVENTS = 2000                       # the BGP log keeps this many lines
 STALE_S = 3.0                           # a status older than this is highlighted
+
+
+PROBE_RETRY_S = 2.0                     # a prober that failed to start is tried again
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ class EcmpApp(App):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start_lab":
             return self.lab_down   # in the Footer only when there is a lab to start
+        if action == "switch_mode" and parameters and parameters[0] == self.current_mode:
+            return False           # the screen shown: its key would do nothing (80 columns)
         return True
 
     @work(exclusive=True, group="lab")
@@ -175,6 +181,7 @@ class EcmpApp(App):
             self.notify(str(exc), severity="error", timeout=10)
             return
         self.lab_down = False
+        self.project_label = self.cockpit.project_label()  # a new lab, a new project
         self.refresh_bindings()
         self._begin_polling()
         self.poll_status()
@@ -225,6 +232,8 @@ class EcmpApp(App):
             if msg.lab_down:
                 self.notify(f"the lab {self.cockpit.settings.lab!r} is down: press L to "
                             "start it", severity="warning", timeout=10)
+            else:  # back, maybe rebuilt: its project is another one
+                self.project_label = self.cockpit.project_label()
         self.show_status(None if msg.lab_down else msg.status, msg.error)
         self._follow_eip()
 
@@ -236,8 +245,11 @@ class EcmpApp(App):
             self._probe_eip = eip
             if eip is None:
                 self.run_worker(self._stop_probe(), group="probe-stop")
-                self.traffic.reset()
-                self.probe_state = "prober idle: nothing is deployed"
+                if self.lab_down:  # the history stays: it shows what led up to it
+                    self.probe_state = "prober stopped: the lab is down"
+                else:
+                    self.traffic.reset()
+                    self.probe_state = "prober idle: nothing is deployed"
             elif not self.paused:
                 self.start_probe()
 
@@ -257,14 +269,28 @@ class EcmpApp(App):
             if ev.kind == "health" and ev.old is not None and ev.new in ("down", "up"):
                 action = "withdraw" if ev.new == "down" else "announce"
                 assert ev.node is not None
-                # measured from when the node's check changed, not from when we saw it
+                # measured from when the node's check changed, not from when we saw it;
+                # a withdraw from when the service began failing: the check needed `fall`
+                # failed probes to act, and the requests refused meanwhile count too
                 t = self.clock() - max(0.0, self.wall() - at)
+                h = node.health if (node := new.node(ev.node)) is not None else None
+                if action == "withdraw" and h is not None and h.interval_ms and h.fall:
+                    t -= h.interval_ms * h.fall / 1000
                 self.traffic.begin(ev.node, action, source="health", t=t).outcome = "done"
 
     def log_event(self, at: float, text: str) -> None:
         """Add a line to the BGP log (`at`: when it happened, wall time)."""
         self._event_seq += 1
-        self.events.append(LogEntry(self._event_seq, at, text))
+        entry = LogEntry(self._event_seq, at, text)
+        if self.events and at < self.events[-1].at:
+            # BIRD's own time for a change can be older than what is logged already: keep
+            # the log in time order (the screens redraw it when an entry lands earlier)
+            items = list(self.events)
+            bisect.insort(items, entry, key=lambda e: (e.at, e.seq))
+            self.events.clear()
+            self.events.extend(items)
+        else:
+            self.events.append(entry)
 
     def status_line(self) -> Text:
         """How old what the screens show is (highlighted once older than 3 s), and any
@@ -329,12 +355,20 @@ class EcmpApp(App):
                     self.rate, self._on_sample, flows=self.flows,
                     on_flow=self.traffic.add_flow if self.flows else None)
             except EcmpError as exc:
-                self.probe_state = f"prober failed: {exc}"
+                # e.g. the API answered oddly mid-provisioning: try again, visibly
+                self.probe_state = f"prober failed: {exc}; retrying in {PROBE_RETRY_S:g} s"
                 self.notify(str(exc), severity="error")
+                self.set_timer(PROBE_RETRY_S, self._retry_probe)
                 return
             self.probe_state = f"probing at {self.rate:.0f}/s"
         finally:
             self._probe_starting = False
+
+    def _retry_probe(self) -> None:
+        """A prober that failed to start starts again while there is an EIP to probe."""
+        if self.stream is None and not self.paused and self.live and \
+                self._probe_eip is not None and not self._probe_starting:
+            self.start_probe()
 
     async def _stop_probe(self) -> None:
         stream, self.stream = self.stream, None
@@ -398,8 +432,9 @@ class EcmpApp(App):
             self.notify(msg)
 
         try:
-            rec.note = await self.cockpit.drain(node, on_progress=progress)
+            rec.note, said = await self.cockpit.drain(node, on_progress=progress)
             rec.outcome = "done"
+            self.notify(said, timeout=15)  # the whole story; the timeline keeps the gist
         except (EcmpError, ReadOnlyError) as exc:
             rec.outcome = f"failed: {exc}"
             self.notify(str(exc), severity="error", timeout=15)

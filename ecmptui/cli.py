@@ -186,6 +186,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     from ecmptui.deployment.target import dashboard_read_only
 
     read_only = args.read_only or dashboard_read_only(settings)
+    if args.export:  # checked now: an export that fails on quit would be lost
+        _writable_dir(args.export)
     feed = os.environ.get("ECMPTUI_FEED")
     cockpit: Cockpit
     if feed:  # a session of `ecmptui serve`: everything comes from the server's feed
@@ -204,6 +206,22 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 # -- deployment ----------------------------------------------------------------------------
+
+
+def _lab_name(args: argparse.Namespace) -> str:
+    """The lab instance when no --lab was given: the config file's `lab`, then
+    ECMPTUI_LAB, then the default (as for every other setting)."""
+    env = os.environ.get("ECMPTUI_LAB")
+    if env:
+        return env
+    from ecmptui import config
+
+    try:
+        return config.load(args.config).lab
+    except EcmpError:
+        if args.config is not None:
+            raise
+        return DEFAULT_NAME  # a broken default file is reported by the commands that read it
 
 
 def _settings(args: argparse.Namespace, **flags):
@@ -334,6 +352,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     con = _console()
+    if st.error:
+        con.print(f"[yellow]note: {st.error}[/]")
     con.print(f"target [bold]{st.target}[/]   EIP [bold]{st.eip or 'none'}[/]")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for key, heading in NODE_COLUMNS:
@@ -405,6 +425,18 @@ def cmd_router(args: argparse.Namespace) -> int:
     return 0
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal that ends a command like Ctrl-C does (its exit code says which)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def cmd_drill(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
@@ -417,7 +449,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     # SIGTERM and SIGHUP end a drill like Ctrl-C: its finally blocks undo what it changed
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.default_int_handler)
+        signal.signal(sig, _interrupt)
     if not 0 <= args.flows <= 5000:
         raise EcmpError(f"--flows {args.flows}: must be 0-5000")
     d = _deployment(args)
@@ -629,6 +661,20 @@ def _writable_output(path_text: str, force: bool):
     if not os.access(parent, os.W_OK):
         raise EcmpError(f"{parent}: not writable")
     return out
+
+
+def _writable_dir(path_text: str) -> None:
+    """A directory the dashboard can write its export into (made if it is missing)."""
+    from pathlib import Path
+
+    out = Path(path_text).expanduser()
+    if out.exists() and not out.is_dir():
+        raise EcmpError(f"--export {out}: not a directory (the export writes several files)")
+    parent = out if out.exists() else out.parent
+    if not parent.is_dir():
+        raise EcmpError(f"--export {out}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EcmpError(f"--export {out}: {parent} is not writable")
 
 
 def _port(text: str) -> int:
@@ -885,8 +931,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.lab_given = args.lab is not None
-    if args.lab is None:
-        args.lab = os.environ.get("ECMPTUI_LAB", DEFAULT_NAME)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     debug = args.debug or bool(os.environ.get("ECMPTUI_DEBUG"))
     if debug:
@@ -898,6 +942,8 @@ def main(argv: list[str] | None = None) -> int:
                       "packet"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        if args.lab is None:  # every command the same: the file, then the environment
+            args.lab = _lab_name(args)
         LabInstance(args.lab)
         if func is None:
             return cmd_tui(args)
@@ -908,9 +954,12 @@ def main(argv: list[str] | None = None) -> int:
             for cause in _causes(exc):
                 print(f"  caused by {type(cause).__name__}: {cause}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ecmptui: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        import signal
+
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"ecmptui: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum  # as a shell reports a command ended by that signal
     except Exception as exc:
         if debug:
             raise

@@ -212,7 +212,7 @@ class Cockpit:
                                                             on_effect=on_effect)
 
     async def drain(self, node_name: str, timeout: float = 60.0,
-                    on_progress: Callable[[str], None] | None = None) -> str:
+                    on_progress: Callable[[str], None] | None = None) -> tuple[str, str]:
         """`node drain` (a resilient-ECMP lab router only; elsewhere it says why not)."""
         self._guard(f"drain {node_name}")
         from ecmptui.deployment.drain import drain
@@ -223,7 +223,8 @@ class Cockpit:
             raise EcmpError("nothing is deployed: no EIP to drain from")
         rec = inv.node(node_name)
         with self.writer(f"drain {rec.name}"):
-            return (await drain(d, rec, inv.eip, timeout, on_progress)).line()
+            result = await drain(d, rec, inv.eip, timeout, on_progress)
+        return result.short(), result.line()
 
     async def router_act(self, router: str, action: str,
                          on_effect: Callable[[float], None] | None = None) -> str:

@@ -37,6 +37,7 @@ class MetalSettings:
     project_id: str = ""
     ca_file: str = ""          # extra CA bundle for a private Metal-compatible endpoint
     timeout: float = 10.0      # seconds for one API request (the lab's API too)
+    probe_netns: str = ""      # probe the EIP from this network namespace (default: here)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,26 @@ def _section(src: str, name: str, cls: type, data: Any) -> Any:
     return cls(**values)
 
 
+NETNS_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+REMOTE_PATH_RE = re.compile(r"/[A-Za-z0-9_./@+-]{1,255}")   # no spaces, quotes or ..
+BIRD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")    # a BIRD protocol name
+UNIT_RE = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
+
+
+def _check_node_fields(src: str, where: str, node: StaticNode) -> None:
+    """A node's paths, protocol and units, before any of them reaches a remote command."""
+    for key in ("bird_socket", "bird_conf", "state_dir"):
+        value = getattr(node, key)
+        if not REMOTE_PATH_RE.fullmatch(value) or ".." in value.split("/"):
+            raise EcmpError(f"{src}: {where}.{key}: {value!r} is not an absolute path")
+    if not BIRD_NAME_RE.fullmatch(node.eip_protocol):
+        raise EcmpError(f"{src}: {where}.eip_protocol: {node.eip_protocol!r} is not a BIRD "
+                        "protocol name")
+    for key in ("bird_unit", "nginx_unit"):
+        if not UNIT_RE.fullmatch(getattr(node, key)):
+            raise EcmpError(f"{src}: {where}.{key}: {getattr(node, key)!r} is not a unit name")
+
+
 def _static(src: str, data: Any) -> StaticSettings:
     if not isinstance(data, dict):
         raise EcmpError(f"{src}: static: expected a table")
@@ -187,6 +208,7 @@ def _static(src: str, data: Any) -> StaticSettings:
             raise EcmpError(f"{src}: static.nodes[{i}].host: {node.host!r} is not a host")
         if not 1 <= node.port <= 65535:
             raise EcmpError(f"{src}: static.nodes[{i}].port: must be 1-65535")
+        _check_node_fields(src, f"static.nodes[{i}]", node)
         nodes.append(node)
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
@@ -195,8 +217,7 @@ def _static(src: str, data: Any) -> StaticSettings:
     if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))):
         raise EcmpError(f"{src}: static.probe_url: must be an http(s) URL")
     netns = data.get("probe_netns", "")
-    if not isinstance(netns, str) or (netns and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}",
-                                                                 netns)):
+    if not isinstance(netns, str) or (netns and not NETNS_RE.fullmatch(netns)):
         raise EcmpError(f"{src}: static.probe_netns: not a namespace name")
     return StaticSettings(tuple(eips), url, netns, tuple(nodes))
 
@@ -239,6 +260,8 @@ def validate(s: Settings) -> Settings:
     # `not (0 < x <= top)` also refuses NaN, which every comparison fails
     if not 0 < s.ssh.connect_timeout <= 120:
         raise EcmpError(f"{src}: ssh.connect_timeout: must be between 0 and 120 seconds")
+    if s.metal.probe_netns and not NETNS_RE.fullmatch(s.metal.probe_netns):
+        raise EcmpError(f"{src}: metal.probe_netns: not a namespace name")
     if not 0 < s.metal.timeout <= 300:
         raise EcmpError(f"{src}: metal.timeout: must be between 0 and 300 seconds")
     TARGET_SECTIONS[s.target](s, src)
@@ -269,6 +292,27 @@ TARGET_SECTIONS: dict[str, Callable[[Settings, str], None]] = {
     "lab": _check_lab_section, "metal": _check_metal_section, "static": _check_static_section}
 
 
+MAX_CONFIG_BYTES = 1 << 20   # a settings file is small: more is not one
+
+
+def _read_config(path: Path) -> str:
+    """The file's text: a regular file of at most MAX_CONFIG_BYTES (a FIFO or a device
+    would hang or never end)."""
+    import stat
+
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(path)
+    if not stat.S_ISREG(mode):
+        raise EcmpError(f"{path}: not a regular file (a FIFO, device or socket cannot be a "
+                        "config file)")
+    with path.open("rb") as fh:
+        raw = fh.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise EcmpError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB: not a config file")
+    return raw.decode("utf-8")
+
+
 def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
          **flags: Any) -> Settings:
     """Read the TOML file (default: user's config dir, optional), env, then flags."""
@@ -279,7 +323,7 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
     src = str(cfg_path)
     if cfg_path.exists():
         try:
-            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+            data = tomllib.loads(_read_config(cfg_path))
         except tomllib.TOMLDecodeError as exc:
             raise EcmpError(f"{src}: not valid TOML: {exc}") from exc
         except UnicodeDecodeError as exc:
@@ -309,7 +353,7 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
     token = next((environ[k] for k in TOKEN_ENV if environ.get(k)), "")
     if environ.get("ECMPTUI_TARGET"):
         settings = replace(settings, target=environ["ECMPTUI_TARGET"], source=src)
-    if environ.get("ECMPTUI_LAB") and "lab" not in data:
+    if environ.get("ECMPTUI_LAB"):  # file, then environment, then flags
         settings = replace(settings, lab=environ["ECMPTUI_LAB"])
     settings = validate(replace(settings, token=token))
     prov = {k: v for k, v in flags.items() if v is not None and k in

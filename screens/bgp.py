@@ -40,7 +40,12 @@ class RouterRow(Horizontal):
             yield b
 
 
+# the age beside the state it dates, the long error last (80 columns cut from the right)
+BGP_COLUMNS = [NODE_COLUMNS[0], NODE_COLUMNS[1], ("age", "age"), *NODE_COLUMNS[2:]]
+
+
 class BgpScreen(DashboardScreen):
+    AUTO_FOCUS = "#bgp-nodes"
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         yield DataTable(id="bgp-nodes", cursor_type="row", zebra_stripes=True)
@@ -53,12 +58,13 @@ class BgpScreen(DashboardScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#bgp-nodes", DataTable)
-        for key, label in [*NODE_COLUMNS, ("age", "age")]:
+        for key, label in BGP_COLUMNS:
             table.add_column(label, key=key)
         self._cells: dict[str, dict[str, str]] = {}
         self._grid: dict[str, dict[str, str]] = {}
         self._routers: list[str] = []
         self._events_shown = 0
+        self._last_shown: float | None = None
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
@@ -83,7 +89,7 @@ class BgpScreen(DashboardScreen):
                 seen.add(n.name)
                 old = self._cells.get(n.name)
                 if old is None:
-                    table.add_row(*(cells[k] for k in cells), key=n.name)
+                    table.add_row(*(cells[k] for k, _ in BGP_COLUMNS), key=n.name)
                 else:
                     for key, value in cells.items():
                         if old.get(key) != value:
@@ -96,19 +102,32 @@ class BgpScreen(DashboardScreen):
                 router.update(router_line(st.eip, st.router))
             self._refresh_grid(st)
         table.display = bool(st and st.nodes)
-        log = self.query_one("#bgp-events", RichLog)
-        for entry in self.dash.events:
-            if entry.seq > self._events_shown:
-                log.write(f"[dim]{stamp(entry.at)} [/]{entry.text}")
-                self._events_shown = entry.seq
+        self._show_events()
         self.query_one("#bgp-age", Static).update(self.dash.status_line())
+
+    def _show_events(self) -> None:
+        """Append what is new; when an entry landed before one already shown (the log is
+        kept in time order), write the log again."""
+        log = self.query_one("#bgp-events", RichLog)
+        new = [e for e in self.dash.events if e.seq > self._events_shown]
+        if not new:
+            return
+        if self._last_shown is not None and min(e.at for e in new) < self._last_shown:
+            log.clear()
+            new = list(self.dash.events)
+        for entry in new:
+            log.write(f"[dim]{stamp(entry.at)} [/]{entry.text}")
+        self._events_shown = max(e.seq for e in self.dash.events)
+        self._last_shown = self.dash.events[-1].at
 
     def _refresh_grid(self, st: DeploymentStatus) -> None:
         """The node x core router grid: each node's session to each router."""
         grid = self.query_one("#bgp-grid", DataTable)
         routers = [c.name for c in st.router.cores] if st.router else []
-        if routers != self._routers:
-            grid.clear(columns=True)
+        reshaped, rows_before = routers != self._routers, len(self._grid)
+        if reshaped:
+            if grid.columns:
+                grid.clear(columns=True)
             self._grid = {}
             self._routers = routers
             if routers:
@@ -136,6 +155,10 @@ class BgpScreen(DashboardScreen):
         for gone in set(self._grid) - seen:
             grid.remove_row(gone)
             del self._grid[gone]
+        if reshaped or len(self._grid) != rows_before:
+            # its height set, not auto: an auto-height table whose rows came after its
+            # first layout kept height 0 (nothing drawn on the first switch to this screen)
+            grid.styles.height = grid.row_count + 1
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if isinstance(event.button, RouterButton):

@@ -57,8 +57,20 @@ class ProvisionScreen(DashboardScreen):
     """Inputs on the left, the checklist and devices on the right, the log below. Between
     jobs the checklist shows the deployment that exists, live."""
 
+    AUTO_FOCUS = "#devices"  # the screen keys work until a field is picked
     BINDINGS = [Binding("P", "provision", "Provision it"),
-                Binding("D", "deprovision", "Deprovision")]
+                Binding("D", "deprovision", "Deprovision"),
+                Binding("escape", "leave_field", "Leave field", show=False)]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("provision", "deprovision"):
+            return not self.dash.read_only  # a read-only view shows no action keys
+        return True
+
+    def action_leave_field(self) -> None:
+        """Esc in a field gives the keys back to the screen (q, ?, p, b, t, P, D)."""
+        if isinstance(self.focused, Input | Switch):
+            self.query_one("#devices", DataTable).focus()
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)

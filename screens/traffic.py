@@ -36,6 +36,7 @@ def age_text(age: float | None) -> Text:
 
 
 class TrafficScreen(DashboardScreen):
+    AUTO_FOCUS = "#nodes"   # arrows select a node at once; the action keys act on it
     # the Footer has room for the common ones at 80 columns; `?` lists every key
     BINDINGS = [
         *[Binding(a.key, f"node_action('{a.name}')", a.button or a.title.split()[0],
@@ -43,7 +44,7 @@ class TrafficScreen(DashboardScreen):
           for a in ACTIONS.values() if a.key],
         Binding("d", "drain", "Drain", show=False),
         Binding("space", "toggle_pause", "Pause", show=False),
-        Binding("z", "zoom", "Zoom"),
+        Binding("z", "zoom", "Zoom", show=False),  # `?` lists it; 80 columns keep Help/Quit
         Binding("left_square_bracket", "scroll_chart(1)", "Back", key_display="[",
                 show=False),
         Binding("right_square_bracket", "scroll_chart(-1)", "Fwd", key_display="]",
@@ -197,10 +198,13 @@ class TrafficScreen(DashboardScreen):
 
     # -- input -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "node_action":
+        if action in ("node_action", "drain"):
+            if self.dash.read_only:  # a view that may change nothing shows no action keys
+                return False
+            if action == "drain":
+                return True
             offered = {a.name for a in self.dash.cockpit.actions()}
-            # not on this target: not in the Footer; read-only: the key says it is refused
-            return parameters[0] in offered
+            return parameters[0] in offered  # not on this target: not in the Footer
         return True
 
     def action_node_action(self, action: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import ssl
 
 import pytest
@@ -42,8 +43,14 @@ CLI_CASES = [
     (["node", "fault", "n1", "frobnicate"], "invalid choice"),
     (["router", "fault", "core3", "isolate"], "invalid choice"),
     (["serve", "--listen", "nonsense"], "expected HOST:PORT"),
+    (["serve", "--listen", "[::1:2222"], "expected HOST:PORT or [IPv6]:PORT"),
+    (["serve", "--listen", "a b:2222"], "is not a host name or address"),
     (["--wait", "-1", "status"], "must be a positive number"),
     (["frobnicate"], "invalid choice"),
+    (["--config", "/dev/zero", "status"], "not a regular file"),
+    (["--config", "/dev/urandom", "status"], "not a regular file"),
+    (["--export", "/etc/hostname"], "not a directory"),
+    (["--export", "/no/such/dir/x"], "/no/such/dir is not a directory"),
 ]
 
 CONFIG_CASES = [
@@ -61,6 +68,16 @@ CONFIG_CASES = [
     ('target = "metal"\n[metal]\nendpoint = "https://x"\nproject_id = "p"\n',
      "must look like host"),
     ('[provision]\ntag = "bad tag"\n', "provision.tag"),
+    ('[metal]\nprobe_netns = "a b"\n', "metal.probe_netns: not a namespace name"),
+    ('target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
+     'bird_conf = "etc/bird.conf"\n', "static.nodes[0].bird_conf: 'etc/bird.conf' is not an "
+     "absolute path"),
+    ('target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
+     'bird_conf = "/etc/../x"\n', "is not an absolute path"),
+    ('target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
+     'eip_protocol = "eip; rm -rf /"\n', "is not a BIRD protocol name"),
+    ('target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
+     'nginx_unit = "nginx service"\n', "is not a unit name"),
 ]
 
 
@@ -88,6 +105,13 @@ def test_config(text, fragment, tmp_path):
     _assert_one_line(run_cli("--config", str(cfg), "status"), fragment)
 
 
+def test_a_fifo_config_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    _assert_one_line(run_cli("--config", str(fifo), "status", timeout=20),
+                     "not a regular file")
+
+
 def test_binary_config(tmp_path):
     cfg = tmp_path / "config.toml"
     cfg.write_bytes(b"\x00\x01\xff\xfe binary")
@@ -109,7 +133,8 @@ def _request(lab, method: str, path: str, body: bytes | None = None,
             conn.putheader(k, v)
         if body is not None and "Content-Length" not in (headers or {}):
             conn.putheader("Content-Length", str(len(body)))
-        conn.putheader("Content-Type", "application/json")
+        if "Content-Type" not in (headers or {}):
+            conn.putheader("Content-Type", "application/json")
         conn.endheaders(body)
         resp = conn.getresponse()
         return resp.status, json.loads(resp.read() or b"{}")
@@ -123,6 +148,16 @@ def _api_cases(lab):
     return [
         ("POST", f"projects/{pid}/ssh-keys", b'{"label": "x"}', {"Content-Length": "abc"},
          True, 400),
+        ("POST", f"projects/{pid}/ssh-keys", b'{"label": "x"}', {"Content-Length": "\u00b2"},
+         True, 400),
+        ("POST", f"projects/{pid}/ssh-keys", b'{"label": "x"}',
+         {"Content-Type": "text/plain"}, True, 415),
+        ("POST", f"projects/{pid}/devices", json.dumps(
+            {"hostname": "..", "plan": "t1.small", "metro": "lab",
+             "operating_system": "debian_12"}).encode(), None, True, 422),
+        ("POST", f"projects/{pid}/devices", json.dumps(
+            {"hostname": "a..b", "plan": "t1.small", "metro": "lab",
+             "operating_system": "debian_12"}).encode(), None, True, 422),
         ("POST", f"projects/{pid}/devices", nested, None, True, 422),
         ("POST", f"projects/{pid}/devices", json.dumps(
             {"hostname": "h", "plan": "t1.small", "metro": "lab", "operating_system":

@@ -1,5 +1,10 @@
 """Settings: TOML + environment + flags, and one-line errors naming file, key and reason."""
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from conftest import run_cli
@@ -76,3 +81,20 @@ def test_metal_target_without_token_is_refused(tmp_path):
                    env={"METAL_AUTH_TOKEN": "", "PACKET_AUTH_TOKEN": ""})
     assert proc.returncode == 2
     assert "no API token: set METAL_AUTH_TOKEN" in proc.stderr
+
+
+def test_the_environment_beats_the_file_and_every_command_reads_the_file(tmp_path):
+    """Regression (issue 22): a config file's `lab =` beat ECMPTUI_LAB, and `lab` commands
+    ignored the file's `lab` altogether."""
+    path = write(tmp_path, 'lab = "ecmpq"\n')
+    assert config.load(path, env={"ECMPTUI_LAB": "ecmpw"}).lab == "ecmpw"
+    assert config.load(path, env={}).lab == "ecmpq"
+    env = {k: v for k, v in os.environ.items() if k != "ECMPTUI_LAB"}
+    proc = subprocess.run([sys.executable, "-m", "ecmptui", "--config", str(path), "lab",
+                           "status", "--json"], capture_output=True, text=True, env=env,
+                          cwd="/", timeout=60)
+    assert json.loads(proc.stdout)["name"] == "ecmpq", proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "ecmptui", "--config", str(path), "lab",
+                           "status", "--json"], capture_output=True, text=True, cwd="/",
+                          env={**env, "ECMPTUI_LAB": "ecmpw"}, timeout=60)
+    assert json.loads(proc.stdout)["name"] == "ecmpw", proc.stderr

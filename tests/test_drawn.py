@@ -61,7 +61,7 @@ async def test_values_that_grow_after_the_first_frame_are_not_cut(tmp_path, size
         assert widths_fit(timeline) == []
         assert widths_fit(app.screen.query_one("#nodes")) == []
         result = app.traffic.timeline[-1].summary()
-        assert result == "FIB +3.9 ms, converged 82 ms, failed 9 (timeout 9)"
+        assert result == "failed 9 (timeout 9), converged 82 ms, FIB +3.9 ms"
         if size[0] >= 200:
             assert result in drawn(app)
         await pilot.press("b")
@@ -175,3 +175,55 @@ def test_a_start_rate_out_of_range_is_refused(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("ecmptui: error: --rate 5000: the dashboard probes at 1 "
                                    "to 1000 requests/s")
+
+
+async def test_the_bgp_log_runs_forward_in_time_and_has_no_placeholders(tmp_path):
+    """Regression (issue 22): the BGP log started with placeholder entries (nodes still
+    `waiting` for their first answer) and ran backwards in time when BIRD's own time for a
+    change was older than a line already shown."""
+    from dataclasses import replace
+
+    from textual.widgets import RichLog
+
+    from ecmptui.deployment.status import NodeStatus
+
+    app = make_app(tmp_path, "bgp")
+    async with app.run_test(size=(120, 40)) as pilot:
+        waiting = DeploymentStatus("lab", "203.0.113.10", [
+            NodeStatus("ecmp-node1", 1, "d1", "198.18.100.11", bgp_state="waiting")],
+            updated=WALL - 30)
+        app.show_status(waiting)
+        app.show_status(replace(waiting, nodes=[replace(waiting.nodes[0],
+                                                        bgp_state="Established")]))
+        app.log_event(WALL - 10, "later")
+        app.screen.refresh_view()
+        await pilot.pause()
+        app.log_event(WALL - 20, "earlier, learned late")
+        app.screen.refresh_view()
+        await pilot.pause()
+        lines = [str(s.text) for s in app.screen.query_one("#bgp-events", RichLog).lines]
+    text = "\n".join(lines)
+    assert "waiting" not in text and "ecmp-node1: BIRD Established" in text
+    assert text.index("earlier, learned late") < text.index("later")
+    stamps = [ln.split(" ")[0] for ln in lines if ln[:2].isdigit()]
+    assert stamps == sorted(stamps)
+
+
+async def test_the_first_switch_to_the_bgp_screen_draws_the_grid_and_focus_is_on_the_nodes(
+        tmp_path):
+    """Regression (issue 22): the node x router grid had zero height on the first switch to
+    the BGP screen, and on start the Traffic screen's node table had no focus (arrows did
+    nothing)."""
+    from textual.widgets import DataTable
+
+    app = make_app(tmp_path, "traffic")
+    async with app.run_test(size=(120, 40)) as pilot:
+        prime(app)
+        await pilot.pause()
+        assert app.focused is app.screen.query_one("#nodes", DataTable)
+        await pilot.press("down")
+        assert app.screen.selected_node() == "ecmp-node2"
+        await pilot.press("b")
+        await pilot.pause()
+        grid = app.screen.query_one("#bgp-grid", DataTable)
+        assert grid.row_count == 2 and grid.size.height == 3

@@ -203,12 +203,18 @@ def test_ssh_only_actions_work_through_an_api_outage(lab, deployed):
     try:
         out = run_cli("--config", str(slow), "node", "withdraw", "tnode2", timeout=60)
         back = run_cli("--config", str(slow), "node", "announce", "tnode2", timeout=60)
+        # status too answers from the nodes (it aborted before: issue 22)
+        st = run_cli("--config", str(slow), "status", "--json", timeout=60)
     finally:
         os.kill(lab.pid, signal.SIGCONT)
     for proc, said in ((out, "stopped announcing"), (back, "announcing the EIP again")):
         assert proc.returncode == 0, proc.stderr
         assert said in proc.stdout
         assert "did not answer within 1 s; using the inventory it gave at" in proc.stderr
+    assert st.returncode == 0, st.stderr
+    data = json.loads(st.stdout)
+    assert "using the inventory it gave at" in data["error"]
+    assert [n["bgp_state"] for n in data["nodes"]] == ["Established", "Established"]
 
 
 def test_a_lab_whose_supervisor_died_is_adopted_not_rebuilt():

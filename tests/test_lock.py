@@ -68,3 +68,16 @@ def test_the_lock_goes_with_its_holder_and_wait_is_bounded(locks):
     finally:
         again.kill()
         again.wait()
+
+
+@pytest.mark.lab
+def test_lab_down_waits_for_the_writer_of_the_lab(lab, lab_instance):
+    """Regression (issue 22): `lab down` during a provision removed the lab under it."""
+    from conftest import run_cli
+    from ecmptui.lab import control
+
+    with DeploymentLock(f"lab {lab_instance.name}", "provision"):
+        proc = run_cli("--lab", lab_instance.name, "lab", "down")
+        assert proc.returncode == 2, proc.stderr
+        assert f"busy: provision by PID {__import__('os').getpid()}" in proc.stderr
+        assert control.read_info(lab_instance) is not None  # still up

@@ -41,7 +41,7 @@ async def test_authorised_key_gets_the_app_and_disconnect_ends_it(served):
         chan.change_terminal_size(120, 40)
         await asyncio.sleep(0.5)
         chan.write(b"\x1b")                         # a key reaches it: the dialog closes
-        await sess.wait_for(b"Traffic")
+        await sess.wait_for(b"Provision")  # the Footer: the app is up
         chan.close()
     deadline = time.monotonic() + 5
     while served.sessions():

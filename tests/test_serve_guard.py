@@ -69,7 +69,7 @@ async def test_a_huge_terminal_is_clamped_and_the_session_survives(tmp_path, lab
             got = os.popen(f"stty -F /proc/{child}/fd/0 size 2>/dev/null").read().split()
             assert got == [str(guard.MAX_ROWS), str(guard.MAX_COLS)]
             chan.write(b"\x1b")                    # still alive and drawing
-            await sess.wait_for(b"Traffic")
+            await sess.wait_for(b"Provision")  # the Footer: the app is up
             chan.close()
     finally:
         s.stop()

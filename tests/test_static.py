@@ -45,7 +45,9 @@ def test_status_probe_and_check_without_any_api(static_cfg):
                              "1").stdout)
     assert summary["failed"] == 0 and set(summary["by_backend"]) == {"tnode1", "tnode2"}
     checks = json.loads(cli(static_cfg, "check", "--json").stdout)
-    assert [c["ok"] for c in checks] == [True, True]
+    assert [(c["kind"], c["ok"]) for c in checks] == [("node", True), ("node", True),
+                                                      ("service", True)]
+    assert checks[-1]["answers"].keys() == {"tnode1", "tnode2"}
 
 
 def test_withdraw_announce_and_the_withdraw_drill(static_cfg):
@@ -70,6 +72,11 @@ def test_lab_faults_are_refused(static_cfg):
     assert proc.returncode == 2 and "nothing to provision" in proc.stderr
 
 
+def _nodes(proc) -> list[dict]:
+    """The node rows of `check --json` (the service's row aside)."""
+    return [r for r in json.loads(proc.stdout) if r["kind"] == "node"]
+
+
 def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg, tmp_path):
     text = static_cfg.read_text()
     good = text.split("[[static.nodes]]")[1]          # tnode1's entry
@@ -82,6 +89,7 @@ def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg, tm
         good.replace('name = "tnode1"', 'name = "nobird"').replace(
             "bird/bird.ctl", "bird/nothing-here.ctl"),
         good.replace('name = "tnode1"', 'name = "wrongkey"') + f'key = "{tmp_path}/stray_key"\n',
+        good.replace('name = "tnode1"', 'name = "nokey"') + f'key = "{tmp_path}/no_such_key"\n',
     ]
     head = text.split("[[static.nodes]]")[0]
     (tmp_path / "broken.toml").write_text(head + "".join("[[static.nodes]]" + e
@@ -92,6 +100,9 @@ def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg, tm
     assert any("BIRD is not running" in p for p in checks["nobird"]["problems"])
     assert checks["nobird"]["ssh"] is True and checks["nobird"]["nginx"] is True
     assert any("was refused" in p for p in checks["wrongkey"]["problems"])
+    # a key that is not there is named as missing, not as "refused" (issue 22)
+    assert any(f"SSH key {tmp_path}/no_such_key does not exist" in p
+               for p in checks["nokey"]["problems"])
     st = json.loads(cli(tmp_path / "broken.toml", "status", "--json").stdout)
     by_name = {n["name"]: n for n in st["nodes"]}
     assert by_name["tnode1"]["bgp_state"] == "Established"
@@ -101,11 +112,11 @@ def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg, tm
     (tmp_path / "unknown.toml").write_text(
         head.replace(str(static_cfg) + ".known_hosts", str(empty_known))
         .replace('eips = ["', 'eips = ["203.0.113.250", "') + "[[static.nodes]]" + good)
-    [c] = json.loads(cli(tmp_path / "unknown.toml", "check", "--json", check=False).stdout)
+    [c] = _nodes(cli(tmp_path / "unknown.toml", "check", "--json", check=False))
     assert c["ok"] is False and any("unknown host" in p for p in c["problems"])
     (tmp_path / "noeip.toml").write_text(
         head.replace('eips = ["', 'eips = ["203.0.113.250", "') + "[[static.nodes]]" + good)
-    [c] = json.loads(cli(tmp_path / "noeip.toml", "check", "--json", check=False).stdout)
+    [c] = _nodes(cli(tmp_path / "noeip.toml", "check", "--json", check=False))
     assert c["problems"] == ["203.0.113.250 is not on lo"]
 
 

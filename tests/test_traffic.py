@@ -198,6 +198,7 @@ def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed):
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM  # not 130, which says Ctrl-C
     assert wait_for(lambda: all(n["bgp_state"] == "Established"
                                 for n in status(cfg)["nodes"]), timeout=30)
     assert on_node(cfg, "tnode2", bfd_in_config) == bfd_before

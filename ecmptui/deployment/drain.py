@@ -28,6 +28,10 @@ from ecmptui.node.server import Node
 
 DRAIN_WEIGHT = 1       # the lowest a group member can have (0 is not allowed)
 
+UNSEEN_REFUSAL = (
+    "ecmptui cannot see this router's ECMP (it sees the fabric only in the lab): a drain "
+    "needs resilient next-hop groups whose weights it can lower, so it cannot promise not to "
+    "break connections here; `ecmptui node withdraw` takes the node out at once")
 HASH_REFUSAL = (
     "this router does hash-threshold ECMP: every change to its set of next hops rehashes "
     "connections (also those of the other nodes), so a drain cannot move the node's "
@@ -43,8 +47,20 @@ class DrainResult:
     open_at_start: int
     open_at_withdraw: int       # connections the withdraw broke (counted once it applied)
     why: str
+    timed_out: bool = False     # the timeout ended the wait, not the last connection
+
+    def short(self) -> str:
+        """The result in a few words (the dashboard's timeline; `line` says why)."""
+        if self.timed_out:
+            return (f"NOT drained: timeout after {self.waited_s:.0f} s, "
+                    f"{self.open_at_withdraw} broken")
+        return f"drained in {self.waited_s:.1f} s, {self.open_at_withdraw} broken"
 
     def line(self) -> str:
+        if self.timed_out:
+            return (f"{self.node}: NOT drained: the timeout ended the wait after "
+                    f"{self.waited_s:.1f} s; withdrawn anyway, {self.open_at_withdraw} "
+                    f"connection(s) broken ({self.why})")
         return (f"{self.node}: drained in {self.waited_s:.1f} s, withdrawn; "
                 f"{self.open_at_withdraw} connection(s) broken ({self.why})")
 
@@ -75,7 +91,9 @@ async def drain(d: Deployment, rec: NodeRecord, eip: str, timeout: float,
     lab = d.target.lab() if d.target.caps.router_view else None
     from ecmptui.lab import router
 
-    if lab is None or router.ecmp_mode(lab) != "resilient":
+    if lab is None:
+        raise EcmpError(f"cannot drain {rec.name}: {UNSEEN_REFUSAL}")
+    if router.ecmp_mode(lab) != "resilient":
         raise EcmpError(f"cannot drain {rec.name}: {HASH_REFUSAL}")
     if rec.private_address is None:
         raise EcmpError(f"{rec.name}: no private address in the inventory")
@@ -112,4 +130,5 @@ async def drain(d: Deployment, rec: NodeRecord, eip: str, timeout: float,
                "the bucket a drained node keeps (its weight cannot go below 1)")
     else:
         why = "opened on the bucket a drained node keeps, just before the withdraw"
-    return DrainResult(rec.name, at_withdraw == 0, waited, start, at_withdraw, why)
+    return DrainResult(rec.name, at_withdraw == 0, waited, start, at_withdraw, why,
+                       timed_out=left > 0 and waited >= timeout)

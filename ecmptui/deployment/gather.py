@@ -150,11 +150,16 @@ async def gather(d: AnyDeployment, opener: NodeOpener | None = None,
     """One snapshot of the deployment. `opener` may hand out pooled node connections; a
     node that has not answered within `node_timeout` is `unresponsive` (a hung BIRD blocks
     `birdc` for much longer)."""
-    inv = await d.ainventory()
+    notes: list[str] = []
+    if d.client is None:
+        inv = await d.ainventory()
+    else:  # an API outage: the nodes are still there, ask them (and say so)
+        inv = await asyncio.to_thread(d.inventory_or_last, notes.append)
 
     async def one(rec: NodeRecord) -> NodeStatus:
         try:
-            st = await asyncio.wait_for(node_status(d, rec, inv.eip, opener), node_timeout)
+            st = await asyncio.wait_for(node_status(d, rec, inv.eip, opener,
+                                                    with_api=not notes), node_timeout)
         except TimeoutError:
             return NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address,
                               bgp_state="unresponsive",
@@ -164,4 +169,5 @@ async def gather(d: AnyDeployment, opener: NodeOpener | None = None,
 
     nodes = await asyncio.gather(*(one(r) for r in inv.nodes))
     router = await asyncio.to_thread(router_status, d, inv)
-    return DeploymentStatus(inv.target, inv.eip, list(nodes), router, updated=time.time())
+    return DeploymentStatus(inv.target, inv.eip, list(nodes), router, updated=time.time(),
+                            error="; ".join(notes) or None)

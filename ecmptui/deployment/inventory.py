@@ -18,6 +18,7 @@ from ecmptui.config import Settings
 from ecmptui.deployment.metal import ApiEndpoint, DeviceInfo, MetalClient
 from ecmptui.errors import EcmpError
 from ecmptui.node.server import HostKeyPolicy, Layout, Node, forget_pinned
+from ecmptui.waits import scaled
 
 if TYPE_CHECKING:
     from ecmptui.deployment.target import AnyDeployment, _ApiTarget
@@ -220,7 +221,7 @@ class Deployment(NodeAccess):
         return await Node.connect(
             rec.name, rec.index, rec.mgmt_address, self.layout(rec),
             user=self.settings.ssh.user, key=ensure_ssh_key(self.settings.ssh_key_path),
-            policy=self.host_key_policy(), timeout=self.settings.ssh.connect_timeout)
+            policy=self.host_key_policy(), timeout=scaled(self.settings.ssh.connect_timeout))
 
 
 def ensure_ssh_key(path: Path) -> Path:

@@ -18,8 +18,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ecmptui.deployment.gather import NodeOpener, api_status, node_status, router_status
-from ecmptui.deployment.status import DeploymentStatus, NodeStatus, RouterStatus
+from ecmptui.deployment.status import WAITING, DeploymentStatus, NodeStatus, RouterStatus
 from ecmptui.errors import EcmpError
+from ecmptui.waits import scaled
 
 if TYPE_CHECKING:
     from ecmptui.deployment.inventory import Inventory, NodeRecord
@@ -109,15 +110,17 @@ class StatusPoller:
             rec = self._record(name)
             if rec is None or self.inventory is None:
                 return
+            # a loaded machine answers slowly, not never: the deadline grows with its load
+            limit = scaled(self.node_timeout)
             try:
                 st = await asyncio.wait_for(
                     node_status(self.d, rec, self.inventory.eip, self.opener, with_api=False),
-                    self.node_timeout)
+                    limit)
                 st.updated = time.time()
             except TimeoutError:
                 # the command was cancelled, which also drops its SSH shell: next round
                 # opens a new one instead of queueing behind a hung birdc
-                st = self._unresponsive(rec)
+                st = self._unresponsive(rec, limit)
             except Exception as exc:
                 log.exception("status of %s failed", name)
                 st = replace(self._unresponsive(rec), bgp_state="unreachable",
@@ -126,12 +129,12 @@ class StatusPoller:
             self.changed.set()
             await asyncio.sleep(max(0.05, self.interval - (time.monotonic() - t0)))
 
-    def _unresponsive(self, rec: NodeRecord) -> NodeStatus:
+    def _unresponsive(self, rec: NodeRecord, limit: float | None = None) -> NodeStatus:
         last = self.nodes.get(rec.name) or NodeStatus(rec.name, rec.index, rec.device_id,
                                                       rec.mgmt_address)
         return replace(last, bgp_state="unresponsive", peers=[],
-                       error=f"no answer within {self.node_timeout:g} s (BIRD or SSH hung)",
-                       last_error=None)
+                       error=f"no answer within {limit or self.node_timeout:.1f} s (BIRD or "
+                       "SSH hung)", last_error=None)
 
     async def _router_loop(self) -> None:
         while True:
@@ -157,7 +160,7 @@ class StatusPoller:
         nodes = []
         for r in inv.nodes:
             st = self.nodes.get(r.name) or NodeStatus(r.name, r.index, r.device_id,
-                                                      r.mgmt_address, bgp_state="waiting")
+                                                      r.mgmt_address, bgp_state=WAITING)
             view, api_error = self.api.get(r.name, ("unknown", None))
             nodes.append(replace(st, api_status=view, error=st.error or api_error))
         return DeploymentStatus(inv.target, inv.eip, nodes, self.router, updated=time.time(),

@@ -8,7 +8,6 @@ EIP on lo, nginx), (7) verified: sessions Established and the EIP exported.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ecmptui.deployment.inventory import (
@@ -271,10 +270,10 @@ class Provisioner:
 
     async def _verify(self, state: dict) -> AsyncIterator[StepEvent]:
         yield StepEvent("verify", "running")
-        deadline = time.monotonic() + self.timing.verify_timeout
+        deadline = Deadline(self.timing.verify_timeout)
         pending = {r.name: r for r in state["records"]}
         last: dict[str, str] = {}
-        while pending and time.monotonic() < deadline:
+        while pending and not deadline.expired():
             for name in list(pending):
                 ok, why = await node_verified(state["nodes"][name])
                 if ok:

@@ -12,6 +12,7 @@ from ecmptui.config import Settings, StaticNode
 from ecmptui.deployment.inventory import Inventory, NodeAccess, NodeRecord, ensure_ssh_key
 from ecmptui.errors import EcmpError
 from ecmptui.node.server import HostKeyPolicy, Layout, Node
+from ecmptui.waits import scaled
 
 if TYPE_CHECKING:
     from ecmptui.deployment.target import StaticTarget
@@ -66,7 +67,7 @@ class StaticDeployment(NodeAccess):
         n = self._nodes[rec.name]
         return await Node.connect(rec.name, rec.index, n.host, self.layout(rec), user=n.user,
                                   key=self.key_for(n), policy=self.host_key_policy(),
-                                  port=n.port, timeout=self.settings.ssh.connect_timeout)
+                                  port=n.port, timeout=scaled(self.settings.ssh.connect_timeout))
 
 
 # -- checking nodes (the Provision screen and `ecmptui check` on this target) -----------
@@ -143,7 +144,8 @@ def export_static(d, output: Path) -> list[str]:
              f"key = {_toml_str(str(settings.ssh_key_path))}"]
     written = [str(output)]
     if d.endpoint.known_hosts:  # the lab publishes its host keys: keep checking them strictly
-        known = output.with_name(output.name + ".known_hosts")
+        # absolute: the config must work from any directory, not only where it was written
+        known = output.absolute().with_name(output.name + ".known_hosts")
         known.write_text(Path(d.endpoint.known_hosts).read_text())
         written.append(str(known))
         lines += [f"known_hosts = {_toml_str(str(known))}", 'host_key_policy = "strict"']

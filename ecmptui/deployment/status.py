@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, fields
 
+WAITING = "waiting"   # a node's state before its first answer (the dashboard's poller)
+
 
 @dataclass
 class PeerStatus:
@@ -200,7 +202,9 @@ def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEven
     for n in new.nodes:
         prev = before.get(n.name)
         seen = n.updated or new.updated
-        if prev is None:
+        if n.bgp_state == WAITING:  # a placeholder until the node's first answer: no news
+            continue
+        if prev is None or prev.bgp_state == WAITING:
             events.append(StatusEvent("node", n.name, None, n.bgp_state, at=seen))
             continue
         # both answered: one event per session that changed, naming its router

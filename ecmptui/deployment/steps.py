@@ -12,7 +12,7 @@ STEPS: list[tuple[str, str]] = [
     ("sessions", "a BGP session per server"),
     ("configure", "servers configured over SSH (BIRD, EIP on lo, nginx)"),
     ("verify", "sessions Established and EIP exported"),
-    ("service", "the EIP answers end to end (from the prober; the router forwards to all)"),
+    ("service", "the EIP answers end to end"),
 ]
 KEY_LABEL = "ecmptui"
 

@@ -181,6 +181,9 @@ class MetalTarget(_ApiTarget):
     def label(self) -> str:
         return f"metal {self.settings.metal.endpoint}"
 
+    def probe_netns(self) -> str | None:
+        return self.settings.metal.probe_netns or None
+
     def lock_key(self) -> str:
         m = self.settings.metal
         return f"metal {m.endpoint} project {m.project_id} tag {self.settings.provision.tag}"

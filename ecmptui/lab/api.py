@@ -113,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         try:
             raw_length = self.headers.get("Content-Length") or "0"
-            if not raw_length.isdigit():
+            if not (raw_length.isascii() and raw_length.isdigit()):  # "²" is a digit too
                 self.close_connection = True  # the body's end is unknown: do not read on
                 raise ApiError(400, "Content-Length must be a number of bytes")
             length = int(raw_length)
@@ -125,6 +125,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(401, "Invalid authentication token")
             body: Any = {}
             if raw.strip():
+                kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+                if kind != "application/json":
+                    raise ApiError(415, "request body must be application/json (Content-Type: "
+                                   f"{kind or 'missing'})")
                 try:
                     body = json.loads(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -118,6 +119,15 @@ def _paginate(items: list, key: str, href: str, query: dict) -> dict:
 def assignment_id(device_id: str, kind: str) -> str:
     """A stable UUID for one of a device's IP assignments (mgmt or private)."""
     return str(uuid.uuid5(uuid.UUID(device_id), f"ecmptui-lab-{kind}"))
+
+
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def valid_hostname(name: object) -> bool:
+    """RFC 1123: dot-separated labels of letters, digits and inner hyphens (no empty one)."""
+    return isinstance(name, str) and 0 < len(name) <= 63 and all(
+        HOST_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def _require(cond: bool, message: str) -> None:
@@ -323,9 +333,7 @@ class Cloud:
         with self.lock:
             dev = self._device(device_id)
             hostname: Any = body.get("hostname", dev.hostname)
-            _require(isinstance(hostname, str) and 0 < len(hostname) <= 63
-                     and all(c.isalnum() or c in "-." for c in hostname),
-                     "hostname must be a valid host name")
+            _require(valid_hostname(hostname), "hostname must be a valid host name")
             description: Any = body.get("description", dev.description)
             _require(description is None or isinstance(description, str),
                      "description must be a string")
@@ -340,8 +348,7 @@ class Cloud:
     def create_device(self, project_id: str, body: dict) -> dict:
         self._project(project_id)
         hostname: Any = body.get("hostname")
-        _require(isinstance(hostname, str) and 0 < len(hostname) <= 63
-                 and all(c.isalnum() or c in "-." for c in hostname),
+        _require(valid_hostname(hostname),
                  "hostname is required and must be a valid host name")
         plan: Any = body.get("plan")
         _require(any(p["slug"] == plan for p in PLANS), f"plan {plan!r} is not a valid plan")

@@ -104,6 +104,13 @@ def read_info(lab: LabInstance) -> LabInfo | None:
 def require_info(lab: LabInstance) -> LabInfo:
     info = read_info(lab)
     if info is None:
+        try:
+            lab.info_file.stat()
+        except PermissionError:  # the state dir is root's: say so, not "not up"
+            raise EcmpError(f"lab {lab.name!r} belongs to root (its state in {lab.state_dir} "
+                            "is readable by root only): run ecmptui as root") from None
+        except OSError:
+            pass
         raise EcmpError(f"lab {lab.name!r} is not up: run `ecmptui lab up`")
     return info
 

@@ -122,6 +122,16 @@ async def _known_hosts_for(policy: HostKeyPolicy, host: str, port: int, timeout:
     return ([asyncssh.import_public_key(k) for k in pinned], [], [])
 
 
+def _require_files(who: str, key: Path, policy: HostKeyPolicy) -> None:
+    """The key and a strict known-hosts file exist (else SSH says "refused" or "unknown
+    host", which hides the missing file)."""
+    if not key.is_file():
+        raise NodeError(f"{who}: SSH key {key} does not exist", UNREACHABLE)
+    if policy.mode == "strict" and not policy.known_hosts.is_file():
+        raise NodeError(f"{who}: known hosts file {policy.known_hosts} does not exist (host "
+                        "key policy strict)", UNREACHABLE)
+
+
 class Node:
     """An open SSH connection to one node plus its layout."""
 
@@ -135,6 +145,7 @@ class Node:
                       key: Path, policy: HostKeyPolicy, port: int = 22,
                       timeout: float = 10.0) -> Node:
         log.debug("connecting to %s (%s:%d) as %s", name, host, port, user)
+        _require_files(f"{name} ({host})", key, policy)
         try:
             known = await _known_hosts_for(policy, host, port, timeout)
             conn = await asyncio.wait_for(asyncssh.connect(

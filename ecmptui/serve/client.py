@@ -203,7 +203,7 @@ class FeedCockpit(Cockpit):
         return str(reply.get("message", ""))
 
     async def drain(self, node_name: str, timeout: float = 60.0,
-                    on_progress: Callable[[str], None] | None = None) -> str:
+                    on_progress: Callable[[str], None] | None = None) -> tuple[str, str]:
         raise EcmpError("drain from the server's command line (`ecmptui node drain`): a "
                         "served session runs one action at a time through the server")
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import logging
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -33,7 +35,16 @@ def parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise EcmpError(f"--listen {text!r}: expected HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    if host.startswith("[") or host.endswith("]") or ":" in host:  # IPv6: [ADDR]:PORT
+        inner = host[1:-1] if host.startswith("[") and host.endswith("]") else None
+        try:
+            ipaddress.IPv6Address(inner or "")
+        except ValueError:
+            raise EcmpError(f"--listen {text!r}: expected HOST:PORT or [IPv6]:PORT") from None
+        return inner or "", int(port)
+    if host and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", host):
+        raise EcmpError(f"--listen {text!r}: {host!r} is not a host name or address")
+    return host or "127.0.0.1", int(port)
 
 
 def load_host_key(path: Path) -> asyncssh.SSHKey:

@@ -186,11 +186,16 @@ class Drill:
         # what must be undone if the drill is interrupted between an action and its restore
         self._pending: tuple[str, Callable[[], Awaitable[object]]] | None = None
 
+    def _allowed(self, sc: Scenario | RouterScenario | MembershipScenario) -> bool:
+        caps = self.d.target.caps
+        return (not sc.lab_only or caps.faults) and (not sc.via_api or caps.api)
+
     def plan(self, names: list[str] | None
              ) -> list[tuple[Scenario | RouterScenario | MembershipScenario, bool | None]]:
         """(scenario, bfd) pairs; bfd None keeps the current setting. Lab faults run with
         and without BFD; `run` also runs stop-nginx with the health check paused."""
-        names = names or list(SCENARIOS)
+        if not names:  # every scenario this target allows
+            names = [n for n, sc in SCENARIOS.items() if self._allowed(sc)]
         unknown = [n for n in names if n not in SCENARIOS]
         if unknown:
             raise EcmpError(f"unknown scenario {unknown[0]!r} (one of {', '.join(SCENARIOS)})")
@@ -531,8 +536,11 @@ def flows_text(f: dict | None) -> str:
             f"{f['moved']} came back elsewhere")
 
 
-def fib_label(v: float | None) -> str:
-    """A FIB change as the report says it: +2.4 ms, or unchanged."""
+def fib_label(v: float | None, visible: bool = True) -> str:
+    """A FIB change as the report says it: +2.4 ms, unchanged, or n/a where no router's
+    FIB can be seen (off the lab)."""
+    if not visible:
+        return "n/a"
     return "unchanged" if v is None else f"+{v:.1f} ms"
 
 
@@ -553,7 +561,7 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
         lines.append(
             f"| {r.name} | {'on' if r.bfd else 'off'} "
             f"| {'-' if r.health is None else ('on' if r.health else 'off')} "
-            f"| {r.node} | {fib_label(r.fib_ms)} | {fmt_ms(r.convergence_ms)} "
+            f"| {r.node} | {fib_label(r.fib_ms, target == 'lab')} | {fmt_ms(r.convergence_ms)} "
             f"| {fmt_ms(r.last_answer_ms) if r.last_answer_ms is not None else '-'} "
             f"| {f['refused']}/{f['reset']}/{f['timeout']} | {dist(r.before)} | {dist(r.after)}"
             f" | {fmt_ms(r.recovery_ms) if r.recovery_ms is not None else '-'} "
@@ -576,7 +584,8 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
     if notes:
         lines += ["", "Notes:", *notes]
     lines += ["", "FIB updated (lab): from the action to the fabric's first change of its "
-              "route for the EIP (`ip monitor route`; unchanged: no change within 10 s).",
+              "route for the EIP (`ip monitor route`; unchanged: no change within 10 s; n/a: "
+              "the router's FIB cannot be seen from here).",
               "convergence: from the action to the last request that failed or still "
               "reached the node; recovery: from the restore to the node's first answer "
               "(reboot: from the reboot request to its first answer after it was down)."]

@@ -47,10 +47,12 @@ class ActionRecord:
             return "measuring…"
         fails = sum(self.failed.values())
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.failed.items()))
-        fib = "" if self.fib_ms is None else f"FIB +{self.fib_ms:.1f} ms, "
+        fib = "" if self.fib_ms is None else f", FIB +{self.fib_ms:.1f} ms"
         if self.takes_node_out:
+            # what matters most first: a narrow timeline cuts from the right
             conv = "not steady" if self.convergence_ms is None else f"{self.convergence_ms:.0f} ms"
-            return f"{fib}converged {conv}, failed {fails}" + (f" ({kinds})" if kinds else "")
+            return f"failed {fails}" + (f" ({kinds})" if kinds else "") + \
+                f", converged {conv}{fib}"
         rec = "no answer yet" if self.recovery_ms is None else f"{self.recovery_ms:.0f} ms"
         return f"answering again after {rec}"
 
