@@ -316,7 +316,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ecmptui.display import check_line
     from ecmptui.traffic.service import check
 
-    results = asyncio.run(check(_deployment(args)))
+    results = asyncio.run(check(_deployment(args), lambda msg: print(
+        f"ecmptui: note: {msg}", file=sys.stderr)))
     if args.json:
         _print_json(results)
     else:

@@ -67,6 +67,9 @@ class ProvisionScreen(DashboardScreen):
             return not self.dash.read_only  # a read-only view shows no action keys
         return True
 
+    def refused_key(self, key: str) -> str | None:
+        return {"P": "provisioning", "D": "deprovisioning"}.get(key)
+
     def action_leave_field(self) -> None:
         """Esc in a field gives the keys back to the screen (q, ?, p, b, t, P, D)."""
         if isinstance(self.focused, Input | Switch):

@@ -207,6 +207,12 @@ class TrafficScreen(DashboardScreen):
             return parameters[0] in offered  # not on this target: not in the Footer
         return True
 
+    def refused_key(self, key: str) -> str | None:
+        action = next((a for a in ACTIONS.values() if a.key == key), None)
+        name = action.name if action is not None else ("drain" if key == "d" else None)
+        node = self.selected_node()
+        return None if name is None or node is None else f"{name} {node}"
+
     def action_node_action(self, action: str) -> None:
         node = self.selected_node()
         if node is None:

@@ -98,3 +98,16 @@ def test_the_environment_beats_the_file_and_every_command_reads_the_file(tmp_pat
                            "status", "--json"], capture_output=True, text=True, cwd="/",
                           env={**env, "ECMPTUI_LAB": "ecmpw"}, timeout=60)
     assert json.loads(proc.stdout)["name"] == "ecmpw", proc.stderr
+
+
+def test_a_drill_without_scenarios_runs_what_the_static_target_allows(tmp_path):
+    """Regression (issue 22): `drill` with no --scenario on a static target was refused."""
+    from ecmptui import config
+    from ecmptui.deployment.target import open_deployment
+    from ecmptui.traffic.drill import Drill
+
+    cfg = tmp_path / "static.toml"
+    cfg.write_text('target = "static"\n[static]\neips = ["203.0.113.10"]\n'
+                   '[[static.nodes]]\nname = "n1"\nhost = "198.51.100.1"\n')
+    names = [sc.name for sc, _ in Drill(open_deployment(config.load(cfg, env={}))).plan(None)]
+    assert names == ["withdraw", "shutdown", "remove-node", "add-node"]  # no lab faults

@@ -227,3 +227,22 @@ async def test_the_first_switch_to_the_bgp_screen_draws_the_grid_and_focus_is_on
         await pilot.pause()
         grid = app.screen.query_one("#bgp-grid", DataTable)
         assert grid.row_count == 2 and grid.size.height == 3
+
+
+async def test_esc_in_a_provision_field_gives_the_keys_back(tmp_path):
+    """Regression (issue 22): a focused field on the Provision screen swallowed Esc, q, ?
+    and every screen key."""
+    from textual.widgets import Input
+
+    app = make_app(tmp_path, "provision")
+    async with app.run_test(size=(120, 40)) as pilot:
+        prime(app)
+        await pilot.pause()
+        assert not isinstance(app.focused, Input)  # the keys work from the start
+        await pilot.click("#in-metro")
+        assert isinstance(app.focused, Input)
+        await pilot.press("escape")
+        assert not isinstance(app.focused, Input)
+        await pilot.press("b")
+        await pilot.pause()
+        assert app.current_mode == "bgp"

@@ -205,6 +205,7 @@ def test_ssh_only_actions_work_through_an_api_outage(lab, deployed):
         back = run_cli("--config", str(slow), "node", "announce", "tnode2", timeout=60)
         # status too answers from the nodes (it aborted before: issue 22)
         st = run_cli("--config", str(slow), "status", "--json", timeout=60)
+        check = run_cli("--config", str(slow), "check", "--json", timeout=60)
     finally:
         os.kill(lab.pid, signal.SIGCONT)
     for proc, said in ((out, "stopped announcing"), (back, "announcing the EIP again")):
@@ -215,6 +216,9 @@ def test_ssh_only_actions_work_through_an_api_outage(lab, deployed):
     data = json.loads(st.stdout)
     assert "using the inventory it gave at" in data["error"]
     assert [n["bgp_state"] for n in data["nodes"]] == ["Established", "Established"]
+    assert check.returncode == 0, check.stderr
+    assert "using the inventory it gave at" in check.stderr
+    assert [r["ok"] for r in json.loads(check.stdout)] == [True, True, True]
 
 
 def test_a_lab_whose_supervisor_died_is_adopted_not_rebuilt():

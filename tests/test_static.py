@@ -63,6 +63,13 @@ def test_withdraw_announce_and_the_withdraw_drill(static_cfg):
     assert row["recovered"] is True and sum(row["failed"].values()) == 0
 
 
+def test_a_static_drain_says_it_cannot_see_the_router(static_cfg):
+    """Regression (issue 22): on static/metal, drain claimed the router did hash ECMP."""
+    proc = cli(static_cfg, "node", "drain", "tnode1", check=False)
+    assert proc.returncode == 2 and "cannot see this router's ECMP" in proc.stderr
+    assert "hash-threshold" not in proc.stderr
+
+
 def test_lab_faults_are_refused(static_cfg):
     proc = cli(static_cfg, "node", "fault", "tnode1", "isolate", check=False)
     assert proc.returncode == 2 and "faults are lab-only" in proc.stderr
@@ -144,11 +151,14 @@ async def test_provision_screen_checks_static_nodes(static_cfg):
         assert str(app.screen.query_one("#btn-provision").label) == "Check nodes"
         await pilot.click("#btn-provision")
         dev = app.screen.query_one("#devices")
-        for _ in range(200):  # bounded: the check runs over SSH to both nodes
-            if dev.row_count == 2:
+        for _ in range(200):  # bounded: the check runs over SSH to both nodes, then probes
+            if dev.row_count == 3:
                 break
             await pilot.pause(0.1)
-        assert dev.row_count == 2
+        assert dev.row_count == 3
         assert "Established" in str(dev.get_cell("tnode1", "detail"))
         assert "✓" in str(dev.get_cell("tnode2", "icon"))
+        assert "✓" in str(dev.get_cell("service", "icon"))  # and the service end to end
+        assert "answered (by tnode1, tnode2)" in str(dev.get_cell("service", "detail"))
         await pilot.press("q")
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -119,8 +120,12 @@ async def check_node(d, rec: NodeRecord, eip: str) -> dict:
     return res
 
 
-async def check_all(d) -> list[dict]:
-    inv = await d.ainventory()
+async def check_all(d, warn: Callable[[str], None] | None = None) -> list[dict]:
+    """Every node's checks; through an API outage from the last inventory (`warn` says so)."""
+    if d.client is None:
+        inv = await d.ainventory()
+    else:
+        inv = await asyncio.to_thread(d.inventory_or_last, warn or (lambda _m: None))
     return list(await asyncio.gather(*(check_node(d, r, inv.eip) for r in inv.nodes)))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -77,13 +78,14 @@ async def service_check(d: AnyDeployment, st: DeploymentStatus) -> ServiceCheck:
     return res
 
 
-async def check(d: AnyDeployment) -> list[dict]:
+async def check(d: AnyDeployment, warn: Callable[[str], None] | None = None) -> list[dict]:
     """`ecmptui check`: one row per node (over SSH) and, when something is provisioned,
-    the service's row (end to end). Changes nothing."""
+    the service's row (end to end). Changes nothing; through an API outage it checks the
+    nodes of the last inventory (`warn` says so)."""
     from ecmptui.deployment.gather import gather
     from ecmptui.deployment.static import check_all
 
-    rows = await check_all(d)
+    rows = await check_all(d, warn)
     st = await gather(d)
     if st.eip is not None:
         rows.append((await service_check(d, st)).row())
