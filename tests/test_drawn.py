@@ -246,3 +246,31 @@ async def test_esc_in_a_provision_field_gives_the_keys_back(tmp_path):
         await pilot.press("b")
         await pilot.pause()
         assert app.current_mode == "bgp"
+
+
+async def test_reports_and_timelines_claim_no_more_than_was_seen(tmp_path):
+    """Regression (issue 22): a static drill report said "FIB updated: unchanged" where no
+    FIB can be seen; a health-check withdraw was measured from the withdraw, not from when
+    the service began failing, so the refused requests before it were not counted."""
+    from dataclasses import replace
+
+    from ecmptui.deployment.status import HealthStatus
+    from ecmptui.traffic.drill import ScenarioResult, report_markdown
+
+    row = ScenarioResult("withdraw", False, None, "n2", 3.0, 3.0, 40.0, {}, {"n1": 1},
+                         {"n1": 1}, True, 100)
+    assert "| n/a |" in report_markdown([row], 200, "static")
+    assert "| unchanged |" in report_markdown([row], 200, "lab")
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)):
+        app.clock, app.wall = (lambda: 1000.0), (lambda: WALL)
+        up = HealthStatus("up", interval_ms=100, fall=3)
+        base = many_nodes(2)
+        first = replace(base, nodes=[base.nodes[0], replace(base.nodes[1], health=up)])
+        app.show_status(first)
+        down = replace(up, state="down", since=WALL - 1.0)
+        app.show_status(replace(first, nodes=[first.nodes[0], replace(first.nodes[1],
+                                                                       health=down)]))
+        [rec] = [r for r in app.traffic.timeline if r.source == "health"]
+    assert rec.action == "withdraw" and rec.t == pytest.approx(1000.0 - 1.0 - 0.3)
