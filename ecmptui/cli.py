@@ -485,8 +485,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         f"local user (ps); use --demo-password-file FILE or ${guard.PASSWORD_ENV}")
     for flag, value in (("--max-viewers", args.max_viewers),
                         ("--max-operators", args.max_operators),
-                        ("--max-startups", args.max_startups)):
-        least = 1 if flag == "--max-startups" else 0
+                        ("--max-startups", args.max_startups),
+                        ("--max-startups-per-source", args.max_startups_per_source),
+                        ("--max-sessions", args.max_sessions),
+                        ("--max-sessions-per-source", args.max_sessions_per_source)):
+        least = 0 if flag in ("--max-viewers", "--max-operators") else 1
         if value < least:
             raise EcmpError(f"{flag} {value}: must be at least {least}")
     validate_rate(args.rate)
@@ -496,6 +499,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = ssh.ServeConfig(
         listen_host=host, listen_port=port, max_viewers=args.max_viewers,
         max_operators=args.max_operators, max_startups=args.max_startups,
+        max_startups_per_source=args.max_startups_per_source,
+        max_sessions_per_connection=args.max_sessions,
+        max_sessions_per_source=args.max_sessions_per_source,
         login_grace=args.login_grace, idle_timeout=args.idle_timeout,
         max_session=args.max_session, rate=args.rate, log_format=args.log_format,
         demo_password=guard.demo_password(args.demo_password_file), settings=settings,
@@ -504,8 +510,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg.authorized_keys, cfg.authorized_keys_given = Path(args.authorized_keys), True
     if args.host_key:
         cfg.host_key = Path(args.host_key)
-    fmt = "%(message)s" if args.log_format == "json" else "%(asctime)s %(levelname)s %(message)s"
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=fmt)
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":  # pure JSON lines, the server's own messages too
+        from ecmptui.serve.audit import JsonLines
+
+        handler.setFormatter(JsonLines())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("asyncssh").setLevel(logging.WARNING)  # ours says who and when
     asyncio.run(ssh.serve(cfg))
     return 0
@@ -886,6 +898,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="operator sessions at once, kept free of viewers (default %(default)s)")
     p.add_argument("--max-startups", type=int, default=10, metavar="N",
                    help="connections still logging in; more are dropped (default %(default)s)")
+    p.add_argument("--max-startups-per-source", type=int, default=3, metavar="N",
+                   help="of those, from one address (default %(default)s)")
+    p.add_argument("--max-sessions", type=int, default=2, metavar="N",
+                   help="terminals one connection may open (default %(default)s)")
+    p.add_argument("--max-sessions-per-source", type=int, default=4, metavar="N",
+                   help="terminals open at once from one address (default %(default)s)")
     p.add_argument("--login-grace", type=_positive_float, default=30.0, metavar="S",
                    help="time to log in, and then to open a terminal (default %(default)s s)")
     p.add_argument("--idle-timeout", type=_positive_float, default=900.0, metavar="S",

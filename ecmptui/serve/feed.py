@@ -305,6 +305,9 @@ class Hub:
     async def _act(self, s: Session, node: str, action: str, router: bool) -> dict:
         what = f"{'router ' if router else ''}{action} {node}"
         self._allowed(s, what)
+        # logged when asked, not only when done: an action that hangs is on record too
+        self.audit.event("action", s.who, node=node, action=action, router=router or None,
+                         outcome="asked")
         async with self._act_lock:
             rid, self._next_id = self._next_id, self._next_id + 1
             rec = self.model.begin(node, action)

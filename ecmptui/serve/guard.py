@@ -5,6 +5,7 @@ penalties (PerSourcePenalties) and a cap on connections still logging in (MaxSta
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from collections import deque
@@ -43,9 +44,15 @@ def check_trusted_file(path: Path, what: str, private: bool = False) -> None:
         want = "0600" if private else "not group/world-writable (e.g. 0644)"
         raise FileModeError(f"{what} {path}: mode {stat.S_IMODE(st.st_mode):04o} lets other "
                             f"users {'read or ' if private else ''}change it; make it {want}")
-    parent = path.resolve().parent.stat()
-    if parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not parent.st_mode & stat.S_ISVTX:
-        raise FileModeError(f"{what} {path}: its directory is group/world-writable")
+    # every directory up to / (sshd's StrictModes): one another user may write in could
+    # swap the file (a sticky directory like /tmp only lets its owner do that)
+    for directory in path.resolve().parents:
+        d = directory.stat()
+        if d.st_uid not in (0, me):
+            raise FileModeError(f"{what} {path}: {directory} is owned by uid {d.st_uid}, not "
+                                "by this user or root")
+        if d.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not d.st_mode & stat.S_ISVTX:
+            raise FileModeError(f"{what} {path}: {directory} is group/world-writable")
 
 
 def demo_password(file: str | None, env: Mapping[str, str] | None = None) -> str | None:
@@ -55,7 +62,7 @@ def demo_password(file: str | None, env: Mapping[str, str] | None = None) -> str
         env = os.environ
     if file is not None:
         path = Path(file)
-        check_trusted_file(path, "--demo-password-file")
+        check_trusted_file(path, "--demo-password-file", private=True)  # a secret: 0600
         lines = path.read_text().splitlines()
         value = lines[0] if lines else ""
         source = f"--demo-password-file {path}"
@@ -68,6 +75,14 @@ def demo_password(file: str | None, env: Mapping[str, str] | None = None) -> str
     if len(value) < 8:
         raise EcmpError(f"{source}: the demo password is shorter than 8 characters")
     return value
+
+
+TERM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def valid_term(term: str) -> bool:
+    """A terminal type the app may be given (a name from terminfo, not escape codes)."""
+    return TERM_RE.fullmatch(term) is not None
 
 
 def clamp_size(cols: int, rows: int) -> tuple[int, int]:

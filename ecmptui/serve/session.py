@@ -27,6 +27,8 @@ log = logging.getLogger("ecmptui.serve")
 ERROR_FD = 3                  # where a session's app writes what a viewer must not see
 SERVED_ENV, ERROR_FD_ENV = "ECMPTUI_SERVED", "ECMPTUI_ERROR_FD"
 EXIT_GRACE = 3.0              # seconds an app has to end by itself before it is killed
+WRITE_HIGH_WATER = 256 * 1024  # unsent bytes a viewer may hold before its app is paused
+STALL_S = 60.0                # a viewer that reads nothing for this long is disconnected
 # what a terminal needs after an app that did not clean up: main screen, cursor, no mouse
 RESET = (b"\x1b[?1049l\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l"
          b"\x1b[0m")
@@ -51,22 +53,55 @@ class DashboardSession(asyncssh.SSHServerSession):
         self.tokens = float(self.cfg.input_rate * 4)
         self.token_t = time.monotonic()
         self.token: str | None = None
+        self.env_ignored = 0
+        self.env_names: list[str] = []
+        self._stalled: asyncio.TimerHandle | None = None   # the viewer stopped reading
         self._watch: asyncio.Task | None = None
         self._ending: tuple[str, bytes | None] | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:
         self.chan = chan
+        # requests asyncssh would take without asking the session (its handlers are looked
+        # up on the channel by name): env is never stored (sshd without AcceptEnv: nothing
+        # kept), x11 and agent forwarding are refused and logged
+        chan._process_env_request = self._env_request
+        chan._process_x11_req_request = self._refused_request(
+            "x11 forwarding")
+        chan._process_auth_agent_req_at_openssh_dot_com_request = (
+            self._refused_request("agent forwarding"))
+        chan.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+
+    def _env_request(self, packet: asyncssh.packet.SSHPacket) -> bool:
+        """An env request: read, counted, refused, never kept (the app's environment is the
+        server's). One line per session says how many and which (the first few)."""
+        name = packet.get_string()
+        packet.get_string()
+        packet.check_end()
+        self.env_ignored += 1
+        if len(self.env_names) < 5:
+            self.env_names.append(name[:64].decode(errors="replace"))
+        return False
+
+    def _refused_request(self, what: str):
+        def refuse(packet: asyncssh.packet.SSHPacket) -> bool:
+            self.state.audit.repeated((id(self), what), "refused", self.who, why=what)
+            return False
+        return refuse
 
     def _size(self, cols: int, rows: int) -> tuple[int, int]:
         size = guard.clamp_size(cols, rows)
-        if (cols, rows) != size and cols and rows:
-            self.state.audit.event("resize-clamped", self.who, asked=f"{cols}x{rows}",
-                                   given=f"{size[0]}x{size[1]}")
+        if (cols, rows) != size and cols and rows:  # a storm of these is one line a while
+            self.state.audit.repeated((id(self), "resize"), "resize-clamped", self.who,
+                                      asked=f"{cols}x{rows}", given=f"{size[0]}x{size[1]}")
         return size
 
     def pty_requested(self, term_type: str, term_size: tuple, term_modes: dict) -> bool:
-        self.term = term_type or self.term
+        if term_type and guard.valid_term(term_type):
+            self.term = term_type
+        elif term_type:  # escape codes, or 30,000 characters: not for the app's environment
+            self.state.audit.event("term-refused", self.who, term=term_type,
+                                   given=self.term)
         self.size = self._size(term_size[0], term_size[1])
         return True
 
@@ -83,17 +118,30 @@ class DashboardSession(asyncssh.SSHServerSession):
 
     def _refuse(self, why: str, message: str) -> None:
         assert self.chan is not None
-        self.state.audit.event("refused", self.who, why=why)
+        self.state.audit.repeated((self.server.ip, why), "refused", self.who, why=why)
         self.chan.write(f"ecmptui: {message}\r\n".encode())
         self.chan.exit(1)
         self.chan = None
+        self.server.session_over()  # a connection with no terminal left does not linger
 
     def session_started(self) -> None:
         assert self.chan is not None
         self.server.sessions += 1
         role = self.who.role
+        source = self.server.ip
+        if self.env_ignored:
+            self.state.audit.event("env-ignored", self.who, count=self.env_ignored,
+                                   names=",".join(self.env_names))
         if self.chan.get_terminal_type() is None:
             self._refuse("no terminal", "this server needs a terminal (ssh -t)")
+            return
+        if self.server.live >= self.cfg.max_sessions_per_connection:
+            self._refuse("sessions per connection", "too many sessions on this connection "
+                         f"({self.cfg.max_sessions_per_connection})")
+            return
+        if self.state.sessions_by_source.get(source, 0) >= self.cfg.max_sessions_per_source:
+            self._refuse("sessions per source", "too many sessions from your address "
+                         f"({self.cfg.max_sessions_per_source}); try again later")
             return
         if self.state.active[role] >= self.state.limit(role):
             self._refuse(f"{role} slots full ({self.state.limit(role)})",
@@ -101,6 +149,8 @@ class DashboardSession(asyncssh.SSHServerSession):
                          "try again later")
             return
         self.state.active[role] += 1
+        self.state.sessions_by_source[source] = self.state.sessions_by_source.get(source, 0) + 1
+        self.server.live += 1
         self.counted = True
         self.state.sessions.add(self)
         try:
@@ -184,6 +234,30 @@ class DashboardSession(asyncssh.SSHServerSession):
                 self.error_lines += 1
                 log.warning("app %s: %s", self.pid, line)
 
+    # -- backpressure: a viewer that stops reading stops its app, not the server's memory --
+    def pause_writing(self) -> None:
+        """The channel holds WRITE_HIGH_WATER unsent: stop reading the app's terminal (the
+        app then blocks on its own output); one that does not drain in STALL_S is ended."""
+        if self.master is not None:
+            asyncio.get_running_loop().remove_reader(self.master)
+        if self._stalled is None:
+            self._stalled = asyncio.get_running_loop().call_later(STALL_S, self._stall)
+
+    def resume_writing(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+        if self.master is not None:
+            asyncio.get_running_loop().add_reader(self.master, self._pty_output)
+
+    def _stall(self) -> None:
+        self._stalled = None
+        self.state.audit.event("stalled", self.who, why=f"the client read nothing for "
+                               f"{STALL_S:.0f} s")
+        self._finish(None, f"client stopped reading for {STALL_S:.0f} s", app="killed")
+        if self.server.conn is not None:  # what it holds unread goes with it
+            self.server.conn.abort()
+
     def data_received(self, data: bytes, datatype) -> None:
         now = time.monotonic()
         self.last_input = now
@@ -261,9 +335,19 @@ class DashboardSession(asyncssh.SSHServerSession):
         if self.token is not None and self.state.hub is not None:
             self.state.hub.unregister(self.token)
             self.token = None
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+        self.state.audit.forget((id(self), "resize"))
         if self.counted:
             self.counted = False
             self.state.active[self.who.role] -= 1
+            self.server.live -= 1
+            left = self.state.sessions_by_source.get(self.server.ip, 1) - 1
+            if left > 0:
+                self.state.sessions_by_source[self.server.ip] = left
+            else:
+                self.state.sessions_by_source.pop(self.server.ip, None)
             self.state.sessions.discard(self)
             if not self.state.sessions:
                 self.state.all_ended.set()
@@ -278,6 +362,7 @@ class DashboardSession(asyncssh.SSHServerSession):
                 chan.exit(0)
             except (OSError, asyncssh.Error):
                 pass
+            self.server.session_over()
 
 
 def kill_tree(pid: int) -> None:

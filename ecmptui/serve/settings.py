@@ -33,6 +33,9 @@ class ServeConfig:
     max_viewers: int = 8
     max_operators: int = 2
     max_startups: int = 10           # connections still logging in
+    max_startups_per_source: int = 3  # of those, from one address (PerSourceMaxStartups)
+    max_sessions_per_connection: int = 2  # terminals one connection may open (MaxSessions)
+    max_sessions_per_source: int = 4  # terminals open at once from one address
     login_grace: float = 30.0        # to log in, and then to open a terminal
     idle_timeout: float = 900.0      # without input
     max_session: float = 3600.0      # a viewer's session, however busy
@@ -53,6 +56,8 @@ class ServerState:
         self.sessions: set[DashboardSession] = set()
         self.children: set[int] = set()
         self.unauthenticated = 0
+        self.unauth_by_source: dict[str, int] = {}    # connections logging in, per address
+        self.sessions_by_source: dict[str, int] = {}  # live terminals, per address
         self.penalties = guard.Penalties()
         self.all_ended = asyncio.Event()     # set when the last session has ended
 

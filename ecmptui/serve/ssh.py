@@ -99,9 +99,12 @@ class DashboardServer(asyncssh.SSHServer):
         self.failures = 0
         self.authenticated = False
         self.counted_unauth = False
-        self.sessions = 0
+        self.sessions = 0            # terminals asked for on this connection
+        self.live = 0                # of those, running now
         self.started = time.monotonic()
         self._grace: asyncio.TimerHandle | None = None
+        self._offered: tuple[str, str] | None = None  # (fingerprint, role) until verified
+        self.method = "?"
 
     @property
     def ip(self) -> str:
@@ -114,18 +117,32 @@ class DashboardServer(asyncssh.SSHServer):
         blocked = self.state.penalties.blocked(self.ip)
         if blocked:
             self._refuse(f"source penalised for {blocked:.0f} s more after repeated "
-                         "authentication failures")
+                         "authentication failures", repeat=True)
+            return
+        from_here = self.state.unauth_by_source.get(self.ip, 0)
+        if from_here >= self.cfg.max_startups_per_source:
+            # one address cannot hold every startup slot; trying counts against it
+            self.state.penalties.failed(self.ip)
+            self._refuse(f"{from_here} connections from this address are still logging in "
+                         "(--max-startups-per-source)", repeat=True)
             return
         if self.state.unauthenticated >= self.cfg.max_startups:
             self._refuse(f"{self.state.unauthenticated} connections are still logging in "
-                         "(--max-startups)")
+                         "(--max-startups)", repeat=True)
             return
         self.state.unauthenticated += 1
+        self.state.unauth_by_source[self.ip] = from_here + 1
         self.counted_unauth = True
         self.state.audit.event("connect", self.who)
+        # sshd's own choices only: a client offering only SHA-1 key exchange gets nothing
+        conn.validate_public_key = self._verified(conn.validate_public_key)
 
-    def _refuse(self, why: str) -> None:
-        self.state.audit.event("refused", self.who, why=why)
+    def _refuse(self, why: str, repeat: bool = False) -> None:
+        if repeat:  # a flood from one address is one line per interval, with a count
+            self.state.audit.repeated(("refused", self.ip, why[:20]), "refused", self.who,
+                                      why=why)
+        else:
+            self.state.audit.event("refused", self.who, why=why)
         assert self.conn is not None
         self.conn.close()
 
@@ -133,9 +150,19 @@ class DashboardServer(asyncssh.SSHServer):
         if self.counted_unauth:
             self.counted_unauth = False
             self.state.unauthenticated -= 1
+            left = self.state.unauth_by_source.get(self.ip, 1) - 1
+            if left > 0:
+                self.state.unauth_by_source[self.ip] = left
+            else:
+                self.state.unauth_by_source.pop(self.ip, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         admitted = self.counted_unauth or self.authenticated
+        if self.counted_unauth and self.failures == 0:
+            # it never even tried to log in (silent, or out of time): a penalty for its
+            # address, as sshd's PerSourcePenalties noauth and grace-exceeded (a failed
+            # attempt was counted already)
+            self.state.penalties.failed(self.ip)
         self._done_authenticating()
         if self._grace is not None:
             self._grace.cancel()
@@ -169,6 +196,8 @@ class DashboardServer(asyncssh.SSHServer):
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        """Is the key listed? Its role is bound only once a signature by it verifies
+        (`_verified`): presenting a public key proves nothing."""
         fp = key.get_fingerprint()
         if fp in read_keys(self.cfg.operators, "--operators"):
             role = "operator"
@@ -179,11 +208,36 @@ class DashboardServer(asyncssh.SSHServer):
             self._failed("publickey", "key not listed")
             self.who.fingerprint = "-"
             return False
-        self.who.fingerprint, self.who.role, self.method = fp, role, "publickey"
+        self._offered = (fp, role)
         return True
+
+    def _verified(self, check):
+        """asyncssh's check of a publickey request, which also verifies its signature:
+        the role is bound when the signature verifies, and a bad one is a failure (logged
+        with the key presented, without its role)."""
+        async def checked(username: str, key_data: bytes, msg: bytes,
+                          signature: bytes) -> bool:
+            ok = await check(username, key_data, msg, signature)
+            if msg and self._offered is not None:  # a signed request, of a listed key
+                fp, role = self._offered
+                self._offered = None
+                if ok:
+                    self.who.fingerprint, self.who.role, self.method = fp, role, "publickey"
+                else:
+                    self.who.fingerprint = fp
+                    delay = self._failed("publickey", "signature does not verify")
+                    self.who.fingerprint = "-"
+                    if delay:
+                        await asyncio.sleep(delay)
+            return ok
+        return checked
+
 
     def password_auth_supported(self) -> bool:
         return self.cfg.demo_password is not None
+
+    def kbdint_auth_supported(self) -> bool:
+        return False  # keyboard-interactive is not offered (it would be a password prompt)
 
     async def validate_password(self, username: str, password: str) -> bool:
         ok = self.cfg.demo_password is not None and hmac.compare_digest(
@@ -199,14 +253,23 @@ class DashboardServer(asyncssh.SSHServer):
     def auth_completed(self) -> None:
         self._done_authenticating()
         self.authenticated = True
-        self.state.audit.event("auth-success", self.who, method=getattr(self, "method", "?"))
+        self.state.audit.event("auth-success", self.who, method=self.method)
         # a connection that opens no terminal (ssh -N, a tunnel attempt) does not linger
         self._grace = asyncio.get_running_loop().call_later(self.cfg.login_grace,
                                                             self._no_session)
 
     def _no_session(self) -> None:
-        if self.sessions == 0 and self.conn is not None:
-            self._refuse(f"no terminal session within {self.cfg.login_grace:.0f} s")
+        if self.live == 0 and self.conn is not None:
+            what = "no terminal session" if self.sessions == 0 else "no live session left"
+            self._refuse(f"{what} within {self.cfg.login_grace:.0f} s")
+
+    def session_over(self) -> None:
+        """A terminal of this connection ended or was refused: a connection with none left
+        is closed (after a moment, so its last words reach the client)."""
+        if self.live == 0 and self.conn is not None:
+            if self._grace is not None:
+                self._grace.cancel()
+            self._grace = asyncio.get_running_loop().call_later(1.0, self._no_session)
 
     def session_requested(self) -> asyncssh.SSHServerSession:
         return DashboardSession(self)
@@ -228,6 +291,19 @@ class DashboardServer(asyncssh.SSHServer):
 
     def unix_server_requested(self, listen_path: str) -> bool:
         return self._forward_refused("remote unix socket", listen_path)
+
+
+def modern_kex() -> list[str]:
+    """The key exchanges OpenSSH 9.x offers by default that this asyncssh supports: no
+    SHA-1 (diffie-hellman-group14-sha1, -group1-sha1, -group-exchange-sha1)."""
+    from asyncssh.kex import get_kex_algs
+
+    wanted = {b"sntrup761x25519-sha512@openssh.com", b"sntrup761x25519-sha512",
+              b"mlkem768x25519-sha256", b"curve25519-sha256", b"curve25519-sha256@libssh.org",
+              b"ecdh-sha2-nistp256", b"ecdh-sha2-nistp384", b"ecdh-sha2-nistp521",
+              b"diffie-hellman-group-exchange-sha256", b"diffie-hellman-group16-sha512",
+              b"diffie-hellman-group18-sha512", b"diffie-hellman-group14-sha256"}
+    return [a.decode() for a in get_kex_algs() if a in wanted]
 
 
 def check_files(cfg: ServeConfig) -> None:
@@ -252,7 +328,8 @@ async def serve(cfg: ServeConfig, ready: asyncio.Event | None = None) -> None:
             lambda: DashboardServer(state), cfg.listen_host, cfg.listen_port,
             server_host_keys=[host_key], line_editor=False, encoding=None,
             allow_scp=False, agent_forwarding=False, x11_forwarding=False,
-            login_timeout=cfg.login_grace, keepalive_interval=30)
+            login_timeout=cfg.login_grace, keepalive_interval=30, kbdint_auth=False,
+            kex_algs=modern_kex())
     except OSError as exc:
         raise EcmpError(f"cannot listen on {cfg.listen_host}:{cfg.listen_port}: "
                         f"{exc.strerror}") from exc
@@ -285,3 +362,6 @@ async def serve(cfg: ServeConfig, ready: asyncio.Event | None = None) -> None:
         if hub is not None:
             await hub.stop()
         await server.wait_closed()
+        audit.flush()
+        audit.event("stopped", address=f"{cfg.listen_host}:{cfg.listen_port}",
+                    sessions_ended=len(children))
