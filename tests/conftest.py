@@ -29,10 +29,32 @@ def _lab_unavailable() -> str | None:
     return None
 
 
+SUITE_LOCK = Path("/run/lock/ecmptui-test-suite.lock")
+
+
+def _hold_suite_lock() -> None:
+    """One run of the lab tests at a time on a machine: they share lab names (`ecmpt`, ...),
+    and a second run would tear the first one's labs down under it. A second run waits."""
+    import fcntl
+
+    fd = os.open(SUITE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"\nanother run of the lab tests holds {SUITE_LOCK}: waiting for it", flush=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    # held (fd kept open) until this process ends: the kernel drops it then, also on a crash
+    os.set_inheritable(fd, False)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `lab` are skipped, with the reason, where no lab can run."""
+    """Tests marked `lab` are skipped, with the reason, where no lab can run; where they
+    run, this run takes the machine's test-suite lock first."""
     reason = _lab_unavailable()
     if reason is None:
+        if any(item.get_closest_marker("lab") is not None for item in items) and \
+                SUITE_LOCK.parent.is_dir():
+            _hold_suite_lock()
         return
     for item in items:
         if item.get_closest_marker("lab") is not None:
@@ -61,6 +83,14 @@ def utc(monkeypatch):
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture
+def lab_down_config(tmp_path) -> Path:
+    """Settings for a lab that is never up (the served app says so; nothing is probed)."""
+    cfg = tmp_path / "down.toml"
+    cfg.write_text('target = "lab"\nlab = "zz9"\n')
+    return cfg
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -111,3 +112,21 @@ async def palette(chan, text: bytes, enter: bool = True) -> None:
     await asyncio.sleep(1.0)
     if enter:
         chan.write(b"\r")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def log_events(s: Served) -> list[dict]:
+    return [json.loads(line) for line in s.logs().splitlines() if line.startswith("{")]
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never met"
+        await asyncio.sleep(0.05)

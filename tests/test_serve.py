@@ -18,13 +18,6 @@ from serving import Served, open_terminal, palette
 
 
 @pytest.fixture
-def lab_down_config(tmp_path) -> Path:
-    cfg = tmp_path / "down.toml"
-    cfg.write_text('target = "lab"\nlab = "zz9"\n')  # never up: the app shows its dialog
-    return cfg
-
-
-@pytest.fixture
 def served(tmp_path, lab_down_config):
     s = Served(tmp_path, lab_down_config, "--max-viewers", "20", "--idle-timeout", "30")
     yield s

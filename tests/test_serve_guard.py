@@ -5,7 +5,6 @@ screenshot, unsafe files, and an idle session's terminal. Real OpenSSH and async
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import socket
@@ -19,40 +18,15 @@ import pytest
 
 from conftest import run_cli
 from ecmptui.serve import guard
-from serving import Served, open_terminal, palette
+from serving import Served, log_events, open_terminal, palette, rss_mb, wait_until
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def lab_down_config(tmp_path) -> Path:
-    cfg = tmp_path / "down.toml"
-    cfg.write_text('target = "lab"\nlab = "zz9"\n')  # never up: nothing to probe
-    return cfg
 
 
 def ssh_argv(s: Served, *opts: str) -> list[str]:
     return ["ssh", "-p", str(s.port), "-o", "StrictHostKeyChecking=no",
             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
             "-o", "IdentityAgent=none", "-F", "/dev/null", *opts]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def log_events(s: Served) -> list[dict]:
-    return [json.loads(line) for line in s.logs().splitlines() if line.startswith("{")]
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never met"
-        await asyncio.sleep(0.05)
 
 
 # -- limits ---------------------------------------------------------------------------------

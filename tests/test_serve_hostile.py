@@ -14,8 +14,7 @@ import asyncssh
 import pytest
 from asyncssh.public_key import SSHLocalKeyPair
 
-from serving import Served, open_terminal
-from test_serve_guard import lab_down_config, log_events, rss_mb, wait_until  # noqa: F401
+from serving import Served, log_events, open_terminal, rss_mb
 
 PASSWORD = "correct horse battery"
 
