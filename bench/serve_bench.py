@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import LAB, cli, lab_config, rss_mb
 from common import cpu_seconds as cpu
 
-from serving import Collect, Served
+from serving import ONE_MACHINE, Collect, Served
 
 
 async def main() -> None:
@@ -34,7 +34,7 @@ async def main() -> None:
         tmp = Path(tmp)
         cfg = tmp / "down.toml"
         cfg.write_text('target = "lab"\nlab = "zz9"\n')
-        served = Served(tmp, cfg, "--max-viewers", "25")
+        served = Served(tmp, cfg, "--max-viewers", "25", *ONE_MACHINE)
         conns, firsts = [], []
         try:
             for _ in range(20):
@@ -96,7 +96,8 @@ async def on_the_lab(rate: float = 100.0) -> None:
         try:
             control.up(LAB, port=0)
             json.loads(cli(cfg, "provision", "--nodes", "2", "--json"))
-            served = Served(tmp, cfg, "--max-viewers", "25", "--rate", str(rate))
+            served = Served(tmp, cfg, "--max-viewers", "25", "--rate", str(rate),
+                            *ONE_MACHINE)
             conns = []
             try:
                 for n in (1, 20):

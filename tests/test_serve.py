@@ -14,12 +14,13 @@ import asyncssh
 import pytest
 
 from conftest import probers, run_cli
-from serving import Served, open_terminal, palette
+from serving import ONE_MACHINE, Served, open_terminal, palette
 
 
 @pytest.fixture
 def served(tmp_path, lab_down_config):
-    s = Served(tmp_path, lab_down_config, "--max-viewers", "20", "--idle-timeout", "30")
+    s = Served(tmp_path, lab_down_config, "--max-viewers", "20", "--idle-timeout", "30",
+               *ONE_MACHINE)
     yield s
     s.stop()
 
@@ -152,7 +153,8 @@ async def test_viewer_cannot_withdraw_an_operator_can(deployed, tmp_path):
 @pytest.mark.lab
 async def test_twenty_viewers_cost_the_service_one_prober(deployed, tmp_path):
     cfg, _ = deployed
-    s = Served(tmp_path, cfg, "--max-viewers", "20", "--rate", "50")
+    s = Served(tmp_path, cfg, "--max-viewers", "20", "--rate", "50",
+               *ONE_MACHINE)
     conns = []
     try:
         for _ in range(20):

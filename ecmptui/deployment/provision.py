@@ -92,12 +92,12 @@ class Provisioner:
         existing = {d.hostname: d for d in await self._call(self.d.client.devices, self.p.tag)}
         names = [f"{prefix}{i}" for i in range(1, self.nodes + 1)]
         created: list[str] = []
-        replaced: list[str] = []
+        replaced: dict[str, str] = {}    # name -> why the device it had failed
         for name in names:
             dev = existing.get(name)
             if dev is not None and dev.state == "failed":
                 # a machine that never came up: replaced, the healthy ones left alone
-                replaced.append(f"{name} ({await self._replace(dev)})")
+                replaced[name] = await self._replace(dev)
                 dev = None
             if dev is None:
                 existing[name] = await self._create(name, state)
@@ -105,9 +105,10 @@ class Provisioner:
         devices = await self._wait_active([existing[n] for n in names], state, replaced)
         state["records"] = [record_from_device(d, prefix) for d in devices]
         extra = sorted(set(existing) - {d.hostname for d in devices})
-        fresh = [n for n in created if not any(r.startswith(n + " ") for r in replaced)]
-        detail = (f"created {', '.join(fresh)}; " if fresh else "") + \
-            (f"replaced {'; '.join(replaced)}; " if replaced else "") + \
+        fresh = [n for n in created if n not in replaced]
+        detail = (f"created {', '.join(fresh)}; " if fresh else "") + (
+            "replaced " + "; ".join(f"{n} ({why})" for n, why in replaced.items()) + "; "
+            if replaced else "") + \
             f"{len(devices)} active" + (f" (also tagged, left alone: {', '.join(extra)})"
                                         if extra else "")
         return detail, bool(created)
@@ -125,7 +126,7 @@ class Provisioner:
         return f"failed: {why}"
 
     async def _wait_active(self, wanted: list[DeviceInfo], state: dict,
-                           replaced: list[str]) -> list[DeviceInfo]:
+                           replaced: dict[str, str]) -> list[DeviceInfo]:
         """Every device active, polled together; one that fails while we wait is replaced
         once; every one that still fails or times out is named with its reason."""
         deadlines = {d.hostname: Deadline(self.timing.active_timeout) for d in wanted}
@@ -145,7 +146,7 @@ class Provisioner:
                         problems[name] = f"failed again ({why})"
                         continue
                     retried.add(name)
-                    replaced.append(f"{name} ({await self._replace(dev)})")
+                    replaced[name] = await self._replace(dev)
                     current[name] = await self._create(name, state)
                     deadlines[name] = Deadline(self.timing.active_timeout)
                 elif deadlines[name].expired():
