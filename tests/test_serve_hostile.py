@@ -198,3 +198,20 @@ async def test_a_viewer_that_stops_reading_costs_the_server_no_memory(tmp_path,
         assert grown < 20, f"serve grew {grown:.0f} MB"
     finally:
         s.stop()
+
+
+def test_openssh_offering_only_sha1_key_exchange_is_refused(tmp_path, lab_down_config):
+    import subprocess
+
+    s = _served(tmp_path, lab_down_config)
+    try:
+        proc = subprocess.run(["ssh", "-p", str(s.port), "-F", "/dev/null", "-o",
+                               "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                               "-o", "IdentityAgent=none", "-o", "BatchMode=yes", "-o",
+                               "KexAlgorithms=diffie-hellman-group14-sha1", "-i",
+                               s.keys["viewer"], "viewer@127.0.0.1", "true"],
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        s.stop()
+    assert proc.returncode == 255
+    assert "no matching key exchange method found" in proc.stderr, proc.stderr
