@@ -13,6 +13,7 @@ from conftest import make_config, probers, run_cli
 from ecmptui import config
 from ecmptui.app import EcmpApp
 from ecmptui.cockpit import Cockpit
+from ecmptui.waits import scaled
 
 pytestmark = pytest.mark.lab
 
@@ -133,7 +134,8 @@ async def test_read_only_refuses_actions_and_says_so(deployed):
 
 
 async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboard(deployed):
-    """A frozen BIRD: that node is `unresponsive` within 3 s while the other keeps updating;
+    """A frozen BIRD: that node is `unresponsive` within 3.5 s on an idle machine (longer
+    under load) while the other keeps updating;
     Restore from the dashboard works at once (it does not queue behind the hung poll)."""
     cfg, _ = deployed
     app = EcmpApp(Cockpit(config.load(cfg)), rate=50)
@@ -145,9 +147,12 @@ async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboar
             await until(pilot, lambda: app.traffic.timeline and
                         app.traffic.timeline[-1].outcome == "done", 20, "the freeze")
             frozen_at = time.time()
+            # the poller's 2 s deadline grows with the machine's load (no false alarm on a
+            # busy machine), and so does this bound: the deadline plus a poll
+            bound = scaled(2.0) + 1.5
             await until(pilot, lambda: app.status.node("tnode2").bgp_state == "unresponsive",
-                        3.5, "tnode2 unresponsive")
-            assert time.time() - frozen_at <= 3.5
+                        bound, "tnode2 unresponsive")
+            assert time.time() - frozen_at <= bound
             seen = app.status.node("tnode1").updated
             await pilot.pause(2.5)
             assert app.status.node("tnode1").updated > seen + 1   # the other keeps updating
