@@ -14,7 +14,7 @@ import asyncssh
 import pytest
 from asyncssh.public_key import SSHLocalKeyPair
 
-from serving import Served, log_events, open_terminal, rss_mb
+from serving import Collect, Served, log_events, open_terminal, rss_mb
 
 PASSWORD = "correct horse battery"
 
@@ -36,6 +36,7 @@ async def test_env_requests_are_never_kept_and_memory_stays_bounded(tmp_path,
     try:
         idle = rss_mb(s.proc.pid)
         env = {f"X{i}": "v" * 2048 for i in range(5000)}
+        env["LANG"] = "C.UTF-8"  # the allow-list: a locale goes to the app
         async with s.connect("viewer") as conn:
             for _ in range(3):  # 3 channels, 5,000 env requests of 2 KB each
                 chan, sess = await conn.create_session(
@@ -48,6 +49,7 @@ async def test_env_requests_are_never_kept_and_memory_stays_bounded(tmp_path,
         s.stop()
     ignored = [e for e in log_events(s) if e["event"] == "env-ignored"]
     assert ignored and ignored[0]["count"] == 5000 and ignored[0]["names"].startswith("X0,")
+    assert "LANG" not in ignored[0]["names"]
 
 
 async def test_silent_connections_from_one_address_do_not_lock_out_another(tmp_path,
@@ -215,3 +217,22 @@ def test_openssh_offering_only_sha1_key_exchange_is_refused(tmp_path, lab_down_c
         s.stop()
     assert proc.returncode == 255
     assert "no matching key exchange method found" in proc.stderr, proc.stderr
+
+
+async def test_a_locale_reaches_the_app_and_nothing_else_does(tmp_path, lab_down_config):
+    from pathlib import Path
+
+    s = _served(tmp_path, lab_down_config)
+    try:
+        async with s.connect("viewer") as conn:
+            chan, sess = await conn.create_session(
+                Collect, term_type="xterm-256color", term_size=(80, 24),
+                env={"LC_TIME": "C.UTF-8", "EVIL": "1", "LANG": "$(reboot)"}, encoding=None)
+            await sess.wait_for(b"is not up", 30)
+            [pid] = s.sessions()
+            environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{pid}/environ").read_bytes()
+                           .split(b"\0") if b"=" in v)
+    finally:
+        s.stop()
+    assert environ.get(b"LC_TIME") == b"C.UTF-8"
+    assert b"EVIL" not in environ and environ.get(b"LANG") != b"$(reboot)"

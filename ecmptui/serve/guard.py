@@ -78,6 +78,15 @@ def demo_password(file: str | None, env: Mapping[str, str] | None = None) -> str
 
 
 TERM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+MAX_ENV = 8                            # variables a session may pass (AcceptEnv LANG LC_*)
+ENV_NAME_RE = re.compile(r"LANG|LANGUAGE|LC_[A-Z]{1,16}")
+ENV_VALUE_RE = re.compile(r"[A-Za-z0-9_.@:-]{0,64}")   # a locale name, nothing else
+
+
+def accept_env(name: str, value: str) -> bool:
+    """Whether an env request is one the app may get (Debian sshd's AcceptEnv LANG LC_*)."""
+    return ENV_NAME_RE.fullmatch(name) is not None and \
+        ENV_VALUE_RE.fullmatch(value) is not None
 
 
 def valid_term(term: str) -> bool:

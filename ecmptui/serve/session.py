@@ -53,6 +53,7 @@ class DashboardSession(asyncssh.SSHServerSession):
         self.tokens = float(self.cfg.input_rate * 4)
         self.token_t = time.monotonic()
         self.token: str | None = None
+        self.env: dict[str, str] = {}     # accepted (LANG, LC_*), for the app
         self.env_ignored = 0
         self.env_names: list[str] = []
         self._stalled: asyncio.TimerHandle | None = None   # the viewer stopped reading
@@ -73,14 +74,19 @@ class DashboardSession(asyncssh.SSHServerSession):
         chan.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     def _env_request(self, packet: asyncssh.packet.SSHPacket) -> bool:
-        """An env request: read, counted, refused, never kept (the app's environment is the
-        server's). One line per session says how many and which (the first few)."""
-        name = packet.get_string()
-        packet.get_string()
+        """An env request, as sshd with `AcceptEnv LANG LC_*` takes it: a few short locale
+        variables go to the app; the rest is read, counted and refused, never kept (one line
+        per session says how many and which, the first few)."""
+        raw_name, raw_value = packet.get_string(), packet.get_string()
         packet.check_end()
+        name, value = raw_name.decode(errors="replace"), raw_value.decode(errors="replace")
+        if guard.accept_env(name, value) and (name in self.env or
+                                              len(self.env) < guard.MAX_ENV):
+            self.env[name] = value
+            return True
         self.env_ignored += 1
         if len(self.env_names) < 5:
-            self.env_names.append(name[:64].decode(errors="replace"))
+            self.env_names.append(name[:64])
         return False
 
     def _refused_request(self, what: str):
@@ -167,6 +173,7 @@ class DashboardSession(asyncssh.SSHServerSession):
             argv.append("--read-only")
         env = {k: v for k, v in os.environ.items()
                if k not in ("COLUMNS", "LINES", "SSH_AUTH_SOCK", guard.PASSWORD_ENV)}
+        env.update(self.env)  # the client's locale, if it sent one sshd would accept
         env["TERM"] = self.term
         env[SERVED_ENV], env[ERROR_FD_ENV] = "1", str(ERROR_FD)
         if self.state.hub is not None:
