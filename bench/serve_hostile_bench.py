@@ -29,10 +29,11 @@ PASSWORD = "correct horse battery"
 async def env_flood(s: Served) -> None:
     env = {f"X{i}": "v" * 2048 for i in range(20000)}
     async with s.connect("viewer") as conn:
-        for _ in range(3):
+        chans = []
+        for _ in range(3):  # kept open: a connection whose last terminal ends is closed
             chan, _ = await conn.create_session(asyncssh.SSHClientSession, term_type="xterm",
                                                 env=env, encoding=None)
-            chan.close()
+            chans.append(chan)
         await asyncio.sleep(1)
         print(f"  20,000 env requests of 2 KB on each of 3 channels: {rss_mb(s.proc.pid):.0f} MB")
 
