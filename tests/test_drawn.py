@@ -274,3 +274,63 @@ async def test_reports_and_timelines_claim_no_more_than_was_seen(tmp_path):
                                                                        health=down)]))
         [rec] = [r for r in app.traffic.timeline if r.source == "health"]
     assert rec.action == "withdraw" and rec.t == pytest.approx(1000.0 - 1.0 - 0.3)
+
+
+async def test_the_lab_going_down_keeps_the_chart_and_coming_back_renews_the_project(tmp_path):
+    """Regression (issue 22): the chart's history was wiped when the lab went down, and the
+    Provision screen kept an old project id after the lab was rebuilt."""
+    from ecmptui.screens.messages import StatusReady
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        prime(app)
+        app.live, app._probe_eip = True, "203.0.113.10"  # as if it were probing
+        before = app.traffic.recorded_s(app.clock())
+        app.project_label = "an-old-project"
+        app.on_status_ready(StatusReady(None, "the lab is down", lab_down=True))
+        await pilot.pause()
+        assert app.traffic.recorded_s(app.clock()) == before > 0
+        assert app.probe_state == "prober stopped: the lab is down"
+        app.live = False  # no prober for the lab that is back (fixed data)
+        app.on_status_ready(StatusReady(app.status or many_nodes(2)))
+        await pilot.pause()
+        assert app.project_label == app.cockpit.project_label() != "an-old-project"
+
+
+def test_the_provision_checklist_names_failed_devices():
+    """Regression (issue 22): a device whose machine never came up left "✓ servers created
+    and active" on the Provision screen."""
+    from dataclasses import replace
+
+    from ecmptui.screens.provision import deployment_steps
+
+    st = many_nodes(2)
+    st = replace(st, nodes=[st.nodes[0], replace(st.nodes[1], device_state="failed",
+                                                 bgp_state="device failed")])
+    states, details = deployment_steps(st)
+    assert states["devices"] == "failed"
+    assert details["devices"] == "failed: ecmp-node2 (provision replaces them)"
+
+
+async def test_a_prober_that_failed_to_start_is_tried_again(tmp_path):
+    """Regression (issue 22): the dashboard's prober failed once after provisioning from the
+    UI and stayed at 0 req/s until paused and resumed."""
+    from ecmptui.errors import EcmpError
+
+    app = make_app(tmp_path)
+    calls = []
+
+    async def failing_probe(*args, **kwargs):
+        calls.append(1)
+        raise EcmpError("unexpected response (TypeError: 'NoneType' object is not "
+                        "subscriptable)")
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.cockpit.probe = failing_probe  # type: ignore[method-assign]
+        app.live, app._probe_eip = True, "203.0.113.10"
+        app.start_probe()
+        await pilot.pause(0.3)
+        assert len(calls) == 1 and "retrying" in app.probe_state
+        await pilot.pause(2.2)
+        assert len(calls) == 2  # tried again by itself
+        app.live = False
