@@ -97,11 +97,6 @@ class NodeStatus:
         """Some router has the node's route (not announced only when none has)."""
         return self.announcing_to > 0
 
-    @property
-    def routers_label(self) -> str:
-        """"2/2 routers": how many of its routers the node is Established with."""
-        return f"{self.peers_up}/{len(self.peers)} routers" if self.peers else ""
-
 
 @dataclass
 class CoreView:
