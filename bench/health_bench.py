@@ -13,6 +13,7 @@ import json
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from common import LAB, lab_config
 
@@ -33,7 +34,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     runs = ap.parse_args().runs
     control.down(LAB)
-    rows = []
+    rows: list[tuple[str, list[dict[str, Any]]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
             control.up(LAB, port=0)
@@ -41,7 +42,8 @@ def main() -> None:
                 cfg = lab_config(Path(tmp), f"[health]\ninterval_ms = {interval}\n"
                                             f"fall = {fall}\ntimeout_ms = 200\n")
                 cli(cfg, "provision")
-                with_check, without = [], []
+                with_check: list[dict[str, Any]] = []
+                without: list[dict[str, Any]] = []
                 for _ in range(runs):
                     out = json.loads(cli(cfg, "drill", "--scenario", "stop-nginx", "--rate",
                                          "200", "--limit", str(limit), "--json"))

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import packet
 
@@ -23,7 +24,7 @@ from ecmptui.lab.machine import Machine
 LAB = LabInstance("ecmpb")
 
 
-def wait_active(m, ids, timeout=30.0):
+def wait_active(m: Any, ids: Any, timeout: Any=30.0) -> None:
     deadline = time.monotonic() + timeout
     pending = set(ids)
     while pending and time.monotonic() < deadline:

@@ -26,7 +26,9 @@ def ab_rate(eip: str, concurrency: int, n: int = 20000) -> float:
     out = subprocess.run(["ip", "netns", "exec", LAB.client_ns, "ab", "-q", "-n", str(n),
                           "-c", str(concurrency), f"http://{eip}/"], capture_output=True,
                          text=True, check=True).stdout
-    return float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
+    m = re.search(r"Requests per second:\s+([\d.]+)", out)
+    assert m is not None, out
+    return float(m.group(1))
 
 
 def probe(cfg: Path, *args: str) -> tuple[dict, float]:
@@ -72,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,8 +31,8 @@ from serving import ONE_MACHINE, Collect, Served
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         cfg = tmp / "down.toml"
         cfg.write_text('target = "lab"\nlab = "zz9"\n')
         served = Served(tmp, cfg, "--max-viewers", "25", *ONE_MACHINE)
@@ -90,15 +91,15 @@ async def on_the_lab(rate: float = 100.0) -> None:
 
     control.down(LAB)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         cfg = lab_config(tmp)
         try:
             control.up(LAB, port=0)
             json.loads(cli(cfg, "provision", "--nodes", "2", "--json"))
             served = Served(tmp, cfg, "--max-viewers", "25", "--rate", str(rate),
                             *ONE_MACHINE)
-            conns = []
+            conns: list[Any] = []
             try:
                 for n in (1, 20):
                     while len(conns) < n:

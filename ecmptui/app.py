@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import work
@@ -516,7 +516,7 @@ class EcmpApp(App):
     async def _provision(self, values: dict) -> None:
         self._provision_screen().reset_steps()
 
-        def done(prov) -> str:
+        def done(prov: Any) -> str:
             if self.cockpit.shared_timeline:  # the server ran it and said how it went
                 return str(prov.detail)
             inv = prov.inventory

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ecmptui import __version__
 from ecmptui.errors import EcmpError
@@ -26,7 +27,7 @@ def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2, sort_keys=False))
 
 
-def _console():
+def _console() -> Any:
     """Rich's console; to a pipe or a file it keeps every column (no squeezing to 80)."""
     from rich.console import Console
 
@@ -36,7 +37,7 @@ def _console():
 # -- lab ---------------------------------------------------------------------------------
 
 
-def _image_progress(quiet: bool):
+def _image_progress(quiet: bool) -> Any:
     """Progress lines for an image build, on stderr (stdout may be JSON)."""
     started = time.monotonic()
 
@@ -104,7 +105,7 @@ def cmd_lab_image(args: argparse.Namespace) -> int:
     return 0
 
 
-def _images_in_use():
+def _images_in_use() -> Any:
     """The image directories that running lab machines are built on (never pruned)."""
     from pathlib import Path
 
@@ -224,26 +225,26 @@ def _lab_name(args: argparse.Namespace) -> str:
         return DEFAULT_NAME  # a broken default file is reported by the commands that read it
 
 
-def _settings(args: argparse.Namespace, **flags):
+def _settings(args: argparse.Namespace, **flags: Any) -> Any:
     from ecmptui import config
 
     return config.load(args.config, lab=args.lab if args.lab_given else None, **flags)
 
 
-def _deployment(args: argparse.Namespace, **flags):
+def _deployment(args: argparse.Namespace, **flags: Any) -> Any:
     from ecmptui.deployment.target import open_deployment
 
     return open_deployment(_settings(args, **flags))
 
 
-def _writer(args: argparse.Namespace, d, what: str):
+def _writer(args: argparse.Namespace, d: Any, what: str) -> Any:
     """The deployment's writer lock for `what` (one line `busy: ...` if someone holds it)."""
     from ecmptui.deployment.lock import DeploymentLock
 
     return DeploymentLock(d.target.lock_key(), what, wait=args.wait)
 
 
-def _api_deployment(args: argparse.Namespace, refusal: str, **flags):
+def _api_deployment(args: argparse.Namespace, refusal: str, **flags: Any) -> Any:
     """The deployment, where the target has an API; else `refusal` as the error."""
     from ecmptui.deployment.target import target_for
 
@@ -254,7 +255,7 @@ def _api_deployment(args: argparse.Namespace, refusal: str, **flags):
     return target.open()
 
 
-def _print_events(con, ev) -> None:
+def _print_events(con: Any, ev: Any) -> None:
     from ecmptui.deployment.provision import STEPS
 
     titles = dict(STEPS)
@@ -269,7 +270,7 @@ def _print_events(con, ev) -> None:
         con.print(f"  {mark} {ev.detail}")
 
 
-async def _drain(agen, con, quiet: bool) -> None:
+async def _drain(agen: Any, con: Any, quiet: bool) -> None:
     async for ev in agen:
         if not quiet:
             _print_events(con, ev)
@@ -597,7 +598,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     interval_start = [time.monotonic()]
     bucket: list = []
 
-    def on_sample(s) -> None:
+    def on_sample(s: Any) -> None:
         if args.jsonl and not args.interval:
             with write_lock:
                 out.write(s.to_json() + "\n")
@@ -659,7 +660,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 # -- parser ------------------------------------------------------------------------------
 
 
-def _writable_output(path_text: str, force: bool):
+def _writable_output(path_text: str, force: bool) -> Any:
     """The output path, if a file can be written there (checked before any work)."""
     from pathlib import Path
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ecmptui.actions import Action, Kind
 from ecmptui.config import Settings
@@ -165,7 +165,7 @@ class Cockpit:
 
         return await check(self.deployment())
 
-    def provision(self, **overrides) -> tuple[Provisioner, AsyncIterator[StepEvent]]:
+    def provision(self, **overrides: Any) -> tuple[Provisioner, AsyncIterator[StepEvent]]:
         self._guard("provision")
         d = self.api_deployment()
         settings = self.settings

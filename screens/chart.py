@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
+from typing import Any
 
 from rich.text import Text
 from textual.widget import Widget
@@ -47,7 +48,7 @@ class TrafficChart(Widget):
 
     DEFAULT_CSS = "TrafficChart { height: 10; }"
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._buckets: list[tuple[Counter, int]] = []
         self._backends: list[str] = []

@@ -4,6 +4,7 @@ the selected one; the timeline of actions with what each cost."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -125,7 +126,7 @@ class TrafficScreen(DashboardScreen):
         self._sync_timeline()
         self._set("#traffic-age", app.status_line())
 
-    def _set(self, selector: str, content) -> None:
+    def _set(self, selector: str, content: Any) -> None:
         """Update a Static/Label only when its content changed (updates cost a repaint)."""
         if self._shown.get(selector) != content:
             self._shown[selector] = content

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ecmptui.lab import control
+from ecmptui.lab.control import LabInfo
 from ecmptui.lab.instance import LabInstance
 
 # The suite's own lab: never the user's (default `ecmp`).
@@ -47,7 +50,7 @@ def _hold_suite_lock() -> None:
     os.set_inheritable(fd, False)
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(config: Any, items: Any) -> None:
     """Tests marked `lab` are skipped, with the reason, where no lab can run; where they
     run, this run takes the machine's test-suite lock first."""
     reason = _lab_unavailable()
@@ -74,7 +77,7 @@ def run_cli(*args: str, env: dict | None = None, check: bool = False,
 
 
 @pytest.fixture
-def utc(monkeypatch):
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Wall-clock times render the same everywhere (fixed data); restored afterwards."""
     import time
 
@@ -86,7 +89,7 @@ def utc(monkeypatch):
 
 
 @pytest.fixture
-def lab_down_config(tmp_path) -> Path:
+def lab_down_config(tmp_path: Path) -> Path:
     """Settings for a lab that is never up (the served app says so; nothing is probed)."""
     cfg = tmp_path / "down.toml"
     cfg.write_text('target = "lab"\nlab = "zz9"\n')
@@ -99,7 +102,7 @@ def lab_instance() -> LabInstance:
 
 
 @pytest.fixture(scope="session")
-def lab(lab_instance: LabInstance):
+def lab(lab_instance: LabInstance) -> Iterator[Any]:
     """A running lab shared by the session; always torn down, even when tests fail."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
@@ -112,7 +115,7 @@ def lab(lab_instance: LabInstance):
 
 
 @pytest.fixture(scope="session")
-def ssh_keypair(tmp_path_factory) -> tuple[Path, str]:
+def ssh_keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A fresh ed25519 key pair: (private key path, public key line)."""
     import asyncssh
 
@@ -158,7 +161,7 @@ print(json.dumps(seen))
 """
 
 
-def fetch_from_client(lab, host: str, n: int) -> dict[str, int]:
+def fetch_from_client(lab: LabInfo, host: str, n: int) -> dict[str, int]:
     """n requests to host:80 from the lab's client namespace, one connection each."""
     import json
 
@@ -169,7 +172,7 @@ def fetch_from_client(lab, host: str, n: int) -> dict[str, int]:
 
 
 @pytest.fixture(scope="session")
-def deployed(lab, tmp_path_factory):
+def deployed(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Two nodes provisioned with the CLI in the test lab: (config path, inventory)."""
     import json
 
@@ -178,14 +181,14 @@ def deployed(lab, tmp_path_factory):
     return cfg, json.loads(proc.stdout)
 
 
-def status(cfg) -> dict:
+def status(cfg: Path) -> dict:
     """`ecmptui status --json` for a settings file."""
     import json
 
     return json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.1) -> Any:
     """Poll `predicate` until it returns something truthy or `timeout` passes (bounded)."""
     import time
 
@@ -197,7 +200,7 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
         time.sleep(interval)
 
 
-def machine_of(lab_instance: LabInstance, rec):
+def machine_of(lab_instance: LabInstance, rec: Any) -> Any:
     """The lab machine behind a node record (its index in the lab is in its mgmt address)."""
     from ecmptui.lab import image
     from ecmptui.lab.machine import Machine
@@ -207,7 +210,7 @@ def machine_of(lab_instance: LabInstance, rec):
                    lab_instance.server_dir(n), image.image("server").rootfs)
 
 
-def on_node(cfg, name: str, action):
+def on_node(cfg: Path, name: str, action: Any) -> Any:
     """Open an SSH session to node `name` of a settings file and return `await action(node)`."""
     import asyncio
 
@@ -217,7 +220,7 @@ def on_node(cfg, name: str, action):
     d = open_deployment(config.load(cfg))
     rec = d.inventory().node(name)
 
-    async def go():
+    async def go() -> Any:
         async with d.node(rec) as node:
             return await action(node)
 

@@ -4,6 +4,7 @@ traffic with a withdraw and an isolate in it."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from ecmptui.deployment.provision import STEPS, StepEvent
 from ecmptui.deployment.status import (
@@ -63,7 +64,7 @@ def samples() -> list[Sample]:
 WALL = 1795718000.0  # 2026-11-26 (shown in the local time zone)
 
 
-def status(**node2) -> DeploymentStatus:
+def status(**node2: Any) -> DeploymentStatus:
     """STATUS as seen at WALL: node1 answered 0.4 s ago, node2 5.2 s ago (stale)."""
     n1, n2 = STATUS.nodes
     return replace(STATUS, nodes=[replace(n1, updated=WALL - 0.4),
@@ -77,7 +78,7 @@ def many_nodes(count: int = 16) -> DeploymentStatus:
                                   for i in range(1, count + 1)], updated=WALL)
 
 
-def prime(app) -> None:
+def prime(app: Any) -> None:
     """Put the fixed data into an app started with live=False."""
     app.clock = lambda: NOW
     app.wall = lambda: WALL
@@ -99,7 +100,7 @@ def prime(app) -> None:
     kill.outcome = "running"
 
 
-def update_after_first_draw(app) -> None:
+def update_after_first_draw(app: Any) -> None:
     """What changes while a screen is up: a result that is longer than the "…" it replaces,
     a BGP state and error longer than the ones drawn first."""
     kill = app.traffic.timeline[-1]

@@ -21,7 +21,7 @@ metal_models = pytest.importorskip("equinix_metal.models", reason="equinix-metal
 REAL_API_NULLS = {"previous", "next", "route_object", "facility", "details", "global_ip"}
 
 
-def _nullable(model: type, field: str) -> bool:
+def _nullable(model: Any, field: str) -> bool:
     """Whether the generated model writes `field` as null (the spec's `nullable: true`)."""
     import inspect
 
@@ -81,7 +81,7 @@ def validate(model_name: str, data: Any) -> list[str]:
 class LabApi:
     """Raw HTTPS calls to the lab's API (what packet-python sends, without its parsing)."""
 
-    def __init__(self, info) -> None:
+    def __init__(self, info: Any) -> None:
         self.base = f"https://{info.endpoint}"
         self.client = httpx.Client(verify=ssl.create_default_context(cafile=info.ca_file),
                                    headers={"X-Auth-Token": info.token()}, timeout=10)

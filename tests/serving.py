@@ -9,7 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -82,13 +84,13 @@ class Served:
             self.proc.kill()
         self.log.close()
 
-    def connect(self, who: str, **kw):
+    def connect(self, who: str, **kw: Any) -> Any:
         kw.setdefault("client_keys", [self.keys[who]] if who in self.keys else [])
         return asyncssh.connect("127.0.0.1", self.port, username=who, known_hosts=None,
                                 agent_path=None, config=None, **kw)
 
 
-async def open_terminal(conn, size=(80, 24)):
+async def open_terminal(conn: Any, size: tuple[int, int] = (80, 24)) -> Any:
     chan, sess = await conn.create_session(Collect, term_type="xterm-256color",
                                            term_size=size, encoding=None)
     return chan, sess
@@ -98,7 +100,7 @@ class Collect(asyncssh.SSHClientSession):
     def __init__(self) -> None:
         self.data = b""
 
-    def data_received(self, data, datatype) -> None:
+    def data_received(self, data: Any, datatype: Any) -> None:
         self.data += data
 
     async def wait_for(self, needle: bytes, timeout: float = 15) -> None:
@@ -108,7 +110,7 @@ class Collect(asyncssh.SSHClientSession):
             await asyncio.sleep(0.05)
 
 
-async def palette(chan, text: bytes, enter: bool = True) -> None:
+async def palette(chan: Any, text: bytes, enter: bool = True) -> None:
     """Open the command palette (ctrl+p), type `text`, and run the first match."""
     chan.write(b"\x10")
     await asyncio.sleep(0.5)
@@ -129,7 +131,7 @@ def log_events(s: Served) -> list[dict]:
     return [json.loads(line) for line in s.logs().splitlines() if line.startswith("{")]
 
 
-async def wait_until(predicate, timeout: float = 10.0) -> None:
+async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "condition never met"

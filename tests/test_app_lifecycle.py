@@ -8,8 +8,13 @@ import html
 import re
 import socket
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from conftest import run_cli
 from ecmptui import config
@@ -23,7 +28,7 @@ LAB = LabInstance("ecmpd")
 
 
 @pytest.fixture
-def own_lab():
+def own_lab() -> Iterator[Any]:
     control.down(LAB)
     try:
         yield LAB
@@ -31,18 +36,18 @@ def own_lab():
         control.down(LAB)
 
 
-def drawn(app) -> str:
+def drawn(app: Any) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
 
 
-async def until(pilot, predicate, timeout: float, what: str):
+async def until(pilot: Pilot[None], predicate: Callable[[], Any], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         await pilot.pause(0.1)
 
 
-async def test_lab_down_under_the_dashboard_and_back(own_lab, tmp_path):
+async def test_lab_down_under_the_dashboard_and_back(own_lab: Any, tmp_path: Path) -> None:
     # 7443 taken (by us, or by anything else): `lab up` picks another and says so
     holder = socket.socket()
     try:
@@ -57,7 +62,8 @@ async def test_lab_down_under_the_dashboard_and_back(own_lab, tmp_path):
         holder.close()
     assert up.returncode == 0, up.stderr
     assert "port 7443 was taken: a free one was picked" in up.stdout
-    assert ":7443" not in control.read_info(LAB).endpoint
+    info = control.read_info(LAB)
+    assert info is not None and ":7443" not in info.endpoint
 
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n')
@@ -80,7 +86,7 @@ async def test_lab_down_under_the_dashboard_and_back(own_lab, tmp_path):
     assert app.return_code in (0, None)
 
 
-async def test_twelve_nodes_keep_their_names_and_colours(own_lab, tmp_path):
+async def test_twelve_nodes_keep_their_names_and_colours(own_lab: Any, tmp_path: Path) -> None:
     """A 12-node deployment: every node has its full name, its own colour and glyph, and
     each one answers."""
     from ecmptui.screens.chart import style_for
@@ -105,6 +111,6 @@ async def test_twelve_nodes_keep_their_names_and_colours(own_lab, tmp_path):
         for name in names:
             assert f"{name} " in text, f"{name} cut or missing"
         assert len({style_for(n) for n in app.traffic.backends}) == 12
-        table = app.screen.query_one("#nodes")
+        table = app.screen.query_one("#nodes", DataTable)
         assert [k.value for k in table.rows] == names
         await pilot.press("q")

@@ -6,19 +6,24 @@ import html
 import json
 import re
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from conftest import make_config, probers, run_cli
 from ecmptui import config
 from ecmptui.app import EcmpApp
 from ecmptui.cockpit import Cockpit
+from ecmptui.lab.control import LabInfo
 from ecmptui.waits import scaled
 
 pytestmark = pytest.mark.lab
 
 
-async def until(pilot, predicate, timeout: float, what: str):
+async def until(pilot: Pilot[None], predicate: Callable[[], Any], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -26,7 +31,7 @@ async def until(pilot, predicate, timeout: float, what: str):
         await pilot.pause(0.1)
 
 
-async def act(pilot, node: str, key: str, confirm: bool = True) -> None:
+async def act(pilot: Pilot[None], node: str, key: str, confirm: bool = True) -> None:
     """Select `node` in the Traffic screen's table and press `key` (then Enter, to confirm
     an action that takes the node out)."""
     app = pilot.app
@@ -40,19 +45,19 @@ async def act(pilot, node: str, key: str, confirm: bool = True) -> None:
         await pilot.press("enter")
 
 
-def drawn(app) -> str:
+def drawn(app: Any) -> str:
     """The text of the screen as drawn now (what a user would read)."""
     svg = app.export_screenshot()
     text = re.sub(r"<[^>]+>", "", svg)
     return html.unescape(text).replace("\xa0", " ")
 
 
-def recent_backends(app, seconds: float) -> set[str | None]:
+def recent_backends(app: Any, seconds: float) -> set[str | None]:
     now = time.monotonic()
     return {s.backend for s in app.traffic.samples if now - seconds - 1 <= s.t < now - 1}
 
 
-async def test_provision_bgp_and_traffic_screens(lab, tmp_path):
+async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -> None:
     cfg = make_config(tmp_path, tag="ecmpt-ui", prefix="ui")
     app = EcmpApp(Cockpit(config.load(cfg)), rate=100, start_mode="provision")
     try:
@@ -109,7 +114,7 @@ async def test_provision_bgp_and_traffic_screens(lab, tmp_path):
         run_cli("--config", str(cfg), "deprovision")
 
 
-async def test_read_only_refuses_actions_and_says_so(deployed):
+async def test_read_only_refuses_actions_and_says_so(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     before = json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
     app = EcmpApp(Cockpit(config.load(cfg), read_only=True), rate=50)
@@ -133,7 +138,7 @@ async def test_read_only_refuses_actions_and_says_so(deployed):
     assert after["router"]["nodes"] == before["router"]["nodes"]
 
 
-async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboard(deployed):
+async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboard(deployed: tuple[Path, dict[str, Any]]) -> None:
     """A frozen BIRD: that node is `unresponsive` within 3.5 s on an idle machine (longer
     under load) while the other keeps updating;
     Restore from the dashboard works at once (it does not queue behind the hung poll)."""

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
 
 from ecmptui import config
 from ecmptui.app import EcmpApp
@@ -15,7 +19,7 @@ from fixed_data import STATUS
 class SlowCockpit(Cockpit):
     """Answers `status` with fixed data after `delay` seconds, like a loaded deployment."""
 
-    def __init__(self, settings, delay: float) -> None:
+    def __init__(self, settings: Any, delay: float) -> None:
         super().__init__(settings)
         self.delay, self.started, self.finished = delay, 0, 0
 
@@ -25,7 +29,7 @@ class SlowCockpit(Cockpit):
     def project_label(self) -> str:
         return "fixed"
 
-    async def status(self):
+    async def status(self) -> Any:
         self.started += 1
         await asyncio.sleep(self.delay)
         self.finished += 1
@@ -35,19 +39,19 @@ class SlowCockpit(Cockpit):
         pass
 
 
-def _cockpit(tmp_path, delay: float) -> SlowCockpit:
+def _cockpit(tmp_path: Path, delay: float) -> SlowCockpit:
     cfg = tmp_path / "config.toml"
     cfg.write_text('target = "lab"\nlab = "ecmp"\n')
     return SlowCockpit(config.load(cfg, env={}), delay)
 
 
-async def test_a_status_slower_than_the_poll_interval_still_lands(tmp_path):
+async def test_a_status_slower_than_the_poll_interval_still_lands(tmp_path: Path) -> None:
     cockpit = _cockpit(tmp_path, delay=1.6)   # the app polls every second
     app = EcmpApp(cockpit)
     app.paused = True                          # no prober in this test
     landed = asyncio.Event()
 
-    def hook(message) -> None:
+    def hook(message: Message) -> None:
         if isinstance(message, StatusReady) and message.status is not None:
             landed.set()
 
@@ -59,7 +63,7 @@ async def test_a_status_slower_than_the_poll_interval_still_lands(tmp_path):
         assert cockpit.finished >= 1 and cockpit.started - cockpit.finished <= 1
 
 
-async def test_deprovision_is_refused_while_a_provisioning_job_runs(tmp_path):
+async def test_deprovision_is_refused_while_a_provisioning_job_runs(tmp_path: Path) -> None:
     app = EcmpApp(_cockpit(tmp_path, delay=0.0), live=False)
     async with app.run_test() as pilot:
         app.job_running = True

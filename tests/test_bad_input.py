@@ -7,10 +7,13 @@ import http.client
 import json
 import os
 import ssl
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import run_cli
+from ecmptui.lab.control import LabInfo
 
 NOT_UP = "ecmpz"  # a lab that is never up: input must be refused before it is looked up
 URL = "http://127.0.0.1:9/"
@@ -81,7 +84,7 @@ CONFIG_CASES = [
 ]
 
 
-def _assert_one_line(proc, fragment: str) -> None:
+def _assert_one_line(proc: Any, fragment: str) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -92,27 +95,27 @@ def _assert_one_line(proc, fragment: str) -> None:
 
 @pytest.mark.parametrize(("argv", "fragment"), CLI_CASES,
                          ids=[" ".join(a)[:40] for a, _ in CLI_CASES])
-def test_cli(argv, fragment, tmp_path):
+def test_cli(argv: list[str], fragment: Any, tmp_path: Path) -> None:
     env = {"ECMPTUI_LAB": NOT_UP, "XDG_CONFIG_HOME": str(tmp_path)}
     _assert_one_line(run_cli(*argv, env=env), fragment)
 
 
 @pytest.mark.parametrize(("text", "fragment"), CONFIG_CASES,
                          ids=[t.splitlines()[-1][:30] for t, _ in CONFIG_CASES])
-def test_config(text, fragment, tmp_path):
+def test_config(text: str, fragment: Any, tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text(text)
     _assert_one_line(run_cli("--config", str(cfg), "status"), fragment)
 
 
-def test_a_fifo_config_is_refused_not_waited_on(tmp_path):
+def test_a_fifo_config_is_refused_not_waited_on(tmp_path: Path) -> None:
     fifo = tmp_path / "config.toml"
     os.mkfifo(fifo)
     _assert_one_line(run_cli("--config", str(fifo), "status", timeout=20),
                      "not a regular file")
 
 
-def test_binary_config(tmp_path):
+def test_binary_config(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_bytes(b"\x00\x01\xff\xfe binary")
     _assert_one_line(run_cli("--config", str(cfg), "status"), "not a text file")
@@ -120,7 +123,7 @@ def test_binary_config(tmp_path):
 
 # -- the lab API ---------------------------------------------------------------------------
 
-def _request(lab, method: str, path: str, body: bytes | None = None,
+def _request(lab: LabInfo, method: str, path: str, body: bytes | None = None,
              headers: dict | None = None, token: bool = True) -> tuple[int, dict]:
     ctx = ssl.create_default_context(cafile=lab.ca_file)
     host, port = lab.endpoint.split(":")
@@ -142,7 +145,7 @@ def _request(lab, method: str, path: str, body: bytes | None = None,
         conn.close()
 
 
-def _api_cases(lab):
+def _api_cases(lab: LabInfo) -> Any:
     pid = lab.project_id
     nested = b"[" * 100_000 + b"]" * 100_000
     return [
@@ -179,7 +182,7 @@ def _api_cases(lab):
 
 
 @pytest.mark.lab
-def test_api(lab):
+def test_api(lab: LabInfo) -> None:
     for method, path, body, headers, token, want in _api_cases(lab):
         status, payload = _request(lab, method, path, body, headers, token)
         assert status == want, (method, path[:60], status, payload)

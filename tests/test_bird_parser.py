@@ -1,6 +1,6 @@
 """The birdc parser on real output captured from BIRD 2 in the lab, in every session state."""
-
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +15,7 @@ def parse(name: str) -> list[bird.ProtocolInfo]:
     return bird.parse_protocols((FIX / name).read_text())
 
 
-def test_established_with_one_channel():
+def test_established_with_one_channel() -> None:
     [p] = parse("established.txt")
     assert (p.name, p.proto, p.state, p.bgp_state) == ("peer1", "BGP", "up", "Established")
     assert p.established and p.since == "2026-11-26 18:10:12.459"
@@ -28,7 +28,7 @@ def test_established_with_one_channel():
     assert p.routes_exported == 1
 
 
-def test_router_table_with_active_and_last_error():
+def test_router_table_with_active_and_last_error() -> None:
     protos = {p.name: p for p in parse("router_all.txt")}
     assert set(protos) == {"device1", "kernel1", "bfd1", "s1", "s2"}
     assert protos["s1"].established and protos["s1"].routes_imported == 1
@@ -40,7 +40,7 @@ def test_router_table_with_active_and_last_error():
     assert protos["kernel1"].channels[0].exported == 1
 
 
-def test_brief_table_without_details():
+def test_brief_table_without_details() -> None:
     protos = {p.name: p for p in parse("router_brief.txt")}
     assert protos["s1"].established
     assert protos["s1"].bgp_state is None and protos["s1"].channels == []
@@ -53,18 +53,18 @@ def test_brief_table_without_details():
     ("idle_error_two_channels.txt", "Idle", "Received: Bad peer AS"),
     ("idle_disabled.txt", "Down", None),
 ])
-def test_every_session_state(fixture, state, error):
+def test_every_session_state(fixture: Any, state: Any, error: Any) -> None:
     [p] = parse(fixture)
     assert p.bgp_state == state and not p.established
     assert p.last_error == error
 
 
-def test_two_channels():
+def test_two_channels() -> None:
     [p] = parse("idle_error_two_channels.txt")
     assert [c.name for c in p.channels] == ["ipv4", "ipv6"]
 
 
-def test_mixed_table():
+def test_mixed_table() -> None:
     protos = parse("mixed_all.txt")
     assert [p.name for p in protos] == ["device1", "conn", "dual"]
 
@@ -72,14 +72,14 @@ def test_mixed_table():
 @pytest.mark.parametrize("text", ["", "BIRD 2.0.12 ready.\n", "Unable to connect to server",
                                   "Name Proto Table State Since Info\n  detail: before\n",
                                   "Name Proto Table State Since Info\nx y z bogus now\n"])
-def test_not_birdc_output_raises_own_error(text):
+def test_not_birdc_output_raises_own_error(text: str) -> None:
     with pytest.raises(bird.BirdParseError):
         bird.parse_protocols(text)
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.text())
-def test_arbitrary_text_never_raises_anything_else(text):
+def test_arbitrary_text_never_raises_anything_else(text: str) -> None:
     try:
         bird.parse_protocols(text)
     except bird.BirdParseError:
@@ -90,16 +90,16 @@ HEADER = "Name       Proto      Table      State  Since         Info\n"
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60),
+@given(st.lists(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=60),
                 max_size=20))
-def test_header_plus_arbitrary_lines_never_raises_anything_else(lines):
+def test_header_plus_arbitrary_lines_never_raises_anything_else(lines: Any) -> None:
     try:
         bird.parse_protocols(HEADER + "\n".join(lines))
     except bird.BirdParseError:
         pass
 
 
-def test_route_prefixes():
+def test_route_prefixes() -> None:
     text = ("BIRD 2.0.12 ready.\nTable master4:\n"
             "203.0.113.10/32      unicast [s1 18:10:12.460] * (100) [AS65000i]\n"
             "\tvia 198.18.11.2 on rt-s1\n"
@@ -107,7 +107,7 @@ def test_route_prefixes():
     assert bird.parse_route_prefixes(text) == ["203.0.113.10/32"]
 
 
-def test_bfd_sessions_as_birdc_prints_them():
+def test_bfd_sessions_as_birdc_prints_them() -> None:
     from ecmptui.node.bird import parse_bfd_sessions
 
     out = ("BIRD 2.0.12 ready.\nbfd1:\n"

@@ -1,7 +1,8 @@
 """Node config rendering, checked by the real `bird -p`."""
-
 import shutil
 import subprocess
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,13 +32,13 @@ def _bird() -> list[str]:
     return [found]
 
 
-def bird_accepts(tmp_path, text: str) -> subprocess.CompletedProcess:
+def bird_accepts(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
     path = tmp_path / "bird.conf"
     path.write_text(text)
     return subprocess.run([*_bird(), "-p", "-c", str(path)], capture_output=True, text=True)
 
 
-def test_real_metal_shape_two_multihop_peers_with_md5(tmp_path):
+def test_real_metal_shape_two_multihop_peers_with_md5(tmp_path: Path) -> None:
     nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
     text = bird.render_node_config(bird.NodeBgpSpec(
         router_id=nb.customer_ip, eip="203.0.113.46", neighbor=nb, gateway="10.99.182.128"))
@@ -54,7 +55,7 @@ def test_real_metal_shape_two_multihop_peers_with_md5(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_lab_shape_direct_with_bfd_and_withdrawn(tmp_path):
+def test_lab_shape_direct_with_bfd_and_withdrawn(tmp_path: Path) -> None:
     nb = bird.Neighbor.from_api({**METAL_NEIGHBOR, "multihop": False, "md5_enabled": False,
                                  "customer_ip": "198.18.11.2", "peer_ips": ["198.18.11.1"]})
     text = bird.render_node_config(bird.NodeBgpSpec(
@@ -65,19 +66,19 @@ def test_lab_shape_direct_with_bfd_and_withdrawn(tmp_path):
     assert bird_accepts(tmp_path, text).returncode == 0
 
 
-def test_md5_password_not_used_when_disabled():
+def test_md5_password_not_used_when_disabled() -> None:
     nb = bird.Neighbor.from_api({**METAL_NEIGHBOR, "md5_enabled": False})
     assert nb.md5_password is None
 
 
-def test_unsafe_password_is_refused():
+def test_unsafe_password_is_refused() -> None:
     nb = bird.Neighbor.from_api({**METAL_NEIGHBOR, "md5_password": 'x"; } protocol evil {'})
     with pytest.raises(ValueError):
         bird.render_node_config(bird.NodeBgpSpec(router_id="10.0.0.1", eip="203.0.113.46",
                                                  neighbor=nb, gateway="10.0.0.0"))
 
 
-def test_multihop_without_gateway_is_refused():
+def test_multihop_without_gateway_is_refused() -> None:
     nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
     with pytest.raises(ValueError, match="gateway"):
         bird.render_node_config(bird.NodeBgpSpec(router_id="10.0.0.1", eip="203.0.113.46",
@@ -86,12 +87,12 @@ def test_multihop_without_gateway_is_refused():
 
 @pytest.mark.parametrize("bad", [{"customer_ip": "10.0.0.300"}, {"peer_ips": "x"},
                                  {"customer_as": "AS65000"}, {"peer_as": None}])
-def test_malformed_neighbor_is_a_parse_error(bad):
+def test_malformed_neighbor_is_a_parse_error(bad: Any) -> None:
     with pytest.raises(bird.BirdParseError):
         bird.Neighbor.from_api({**METAL_NEIGHBOR, **bad})
 
 
-def test_real_metal_shape_with_bfd_uses_multihop_bfd(tmp_path):
+def test_real_metal_shape_with_bfd_uses_multihop_bfd(tmp_path: Path) -> None:
     nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
     text = bird.render_node_config(bird.NodeBgpSpec(
         router_id=nb.customer_ip, eip="203.0.113.46", neighbor=nb, gateway="10.99.182.128",
@@ -101,7 +102,7 @@ def test_real_metal_shape_with_bfd_uses_multihop_bfd(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_lab_router_configs_are_accepted_by_bird(tmp_path):
+def test_lab_router_configs_are_accepted_by_bird(tmp_path: Path) -> None:
     from ecmptui.lab.router import RouterPeer, render_core_config, render_fabric_config
 
     peers = [RouterPeer(1, 65000), RouterPeer(2, 65000, "s3cretPW")]

@@ -1,9 +1,10 @@
 """Settings: TOML + environment + flags, and one-line errors naming file, key and reason."""
-
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,20 +13,20 @@ from ecmptui import config
 from ecmptui.errors import EcmpError
 
 
-def write(tmp_path, text: str):
+def write(tmp_path: Path, text: str) -> Any:
     path = tmp_path / "config.toml"
     path.write_text(text)
     return path
 
 
-def test_defaults_without_a_file(tmp_path, monkeypatch):
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "empty-config-home"))
     s = config.load(None, env={})  # no file in the (isolated) default place
     assert (s.target, s.lab, s.provision.nodes, s.source) == ("lab", "ecmp", 2, "<defaults>")
     assert s.read_only is None and s.token == ""
 
 
-def test_file_env_and_flags_in_order(tmp_path):
+def test_file_env_and_flags_in_order(tmp_path: Path) -> None:
     path = write(tmp_path, 'target = "metal"\n[metal]\nproject_id = "p-1"\n'
                            '[provision]\nnodes = 3\nmetro = "da"\nbfd = true\n')
     s = config.load(path, env={"PACKET_AUTH_TOKEN": "tok-alias"}, nodes=5)
@@ -49,7 +50,7 @@ def test_file_env_and_flags_in_order(tmp_path):
     ('[provision\n', "not valid TOML"),
     ('[provision]\nmd5 = "has space"\n', "provision.md5: must be 1-20 letters or digits"),
 ])
-def test_invalid_values_name_file_key_and_reason(tmp_path, text, message):
+def test_invalid_values_name_file_key_and_reason(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(EcmpError) as err:
         config.load(path, env={})
@@ -57,17 +58,17 @@ def test_invalid_values_name_file_key_and_reason(tmp_path, text, message):
     assert message in str(err.value)
 
 
-def test_flag_errors_name_the_command_line(tmp_path):
+def test_flag_errors_name_the_command_line(tmp_path: Path) -> None:
     with pytest.raises(EcmpError, match=r"^command line: provision.nodes: must be 1-16"):
         config.load(write(tmp_path, ""), env={}, nodes=40)
 
 
-def test_missing_explicit_file(tmp_path):
+def test_missing_explicit_file(tmp_path: Path) -> None:
     with pytest.raises(EcmpError, match="config file not found"):
         config.load(tmp_path / "nope.toml", env={})
 
 
-def test_cli_reports_config_errors_in_one_line(tmp_path):
+def test_cli_reports_config_errors_in_one_line(tmp_path: Path) -> None:
     path = write(tmp_path, "[provision]\nnodes = 99\n")
     proc = run_cli("--config", str(path), "provision")
     assert proc.returncode == 2
@@ -75,7 +76,7 @@ def test_cli_reports_config_errors_in_one_line(tmp_path):
                                    "got 99")
 
 
-def test_metal_target_without_token_is_refused(tmp_path):
+def test_metal_target_without_token_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, 'target = "metal"\n[metal]\nproject_id = "p"\n')
     proc = run_cli("--config", str(path), "status",
                    env={"METAL_AUTH_TOKEN": "", "PACKET_AUTH_TOKEN": ""})
@@ -83,7 +84,7 @@ def test_metal_target_without_token_is_refused(tmp_path):
     assert "no API token: set METAL_AUTH_TOKEN" in proc.stderr
 
 
-def test_the_environment_beats_the_file_and_every_command_reads_the_file(tmp_path):
+def test_the_environment_beats_the_file_and_every_command_reads_the_file(tmp_path: Path) -> None:
     """Regression (issue 22): a config file's `lab =` beat ECMPTUI_LAB, and `lab` commands
     ignored the file's `lab` altogether."""
     path = write(tmp_path, 'lab = "ecmpq"\n')
@@ -100,7 +101,7 @@ def test_the_environment_beats_the_file_and_every_command_reads_the_file(tmp_pat
     assert json.loads(proc.stdout)["name"] == "ecmpw", proc.stderr
 
 
-def test_a_drill_without_scenarios_runs_what_the_static_target_allows(tmp_path):
+def test_a_drill_without_scenarios_runs_what_the_static_target_allows(tmp_path: Path) -> None:
     """Regression (issue 22): `drill` with no --scenario on a static target was refused."""
     from ecmptui import config
     from ecmptui.deployment.target import open_deployment

@@ -5,7 +5,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_command() -> None:
     ci_lines = [ln.strip() for ln in (ROOT / ".ci/run").read_text().splitlines()
                 if ln.strip() and not ln.lstrip().startswith("#")]
     command = ci_lines[-1]
@@ -14,7 +14,7 @@ def test_ci_runs_the_readme_test_command():
     assert "bash .ci/setup &&" in command
 
 
-def test_readme_names_every_lab_command():
+def test_readme_names_every_lab_command() -> None:
     readme = (ROOT / "README.md").read_text()
     for cmd in ("ecmptui lab up", "ecmptui lab status", "ecmptui lab down"):
         assert cmd in readme
@@ -37,7 +37,7 @@ def _commands(path: Path) -> list[list[str]]:
     return out
 
 
-def test_every_documented_command_parses():
+def test_every_documented_command_parses() -> None:
     from ecmptui.cli import build_parser
 
     docs = [ROOT / "docs" / "runbook.md", ROOT / "docs" / "flows.md", ROOT / "README.md"]
@@ -51,10 +51,11 @@ def test_every_documented_command_parses():
                 from exc
 
 
-def test_every_subcommand_is_in_the_readme_reference():
+def test_every_subcommand_is_in_the_readme_reference() -> None:
     from ecmptui.cli import build_parser
 
     readme = (ROOT / "README.md").read_text()
     sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert isinstance(sub.choices, dict)
     for name in sub.choices:
         assert f"`ecmptui {name}" in readme, name

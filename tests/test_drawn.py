@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
+from typing import Any, Never
 
 import pytest
 
@@ -22,19 +24,19 @@ SIZES = [(80, 24), (200, 50)]
 pytestmark = pytest.mark.usefixtures("utc")
 
 
-def make_app(tmp_path, screen: str = "traffic", read_only: bool = False) -> EcmpApp:
+def make_app(tmp_path: Path, screen: str = "traffic", read_only: bool = False) -> EcmpApp:
     cfg = tmp_path / "config.toml"
     cfg.write_text('target = "lab"\nlab = "ecmp"\n')
     return EcmpApp(Cockpit(config.load(cfg, env={}), read_only=read_only), live=False,
                    start_mode=screen)
 
 
-def drawn(app) -> str:
+def drawn(app: Any) -> str:
     text = re.sub(r"<[^>]+>", "", app.export_screenshot())
     return html.unescape(text).replace("\xa0", " ")
 
 
-def widths_fit(table) -> list[str]:
+def widths_fit(table: Any) -> list[str]:
     """Cells wider than their column (what would be cut)."""
     cut = []
     for row_key in table.rows:
@@ -48,7 +50,7 @@ def widths_fit(table) -> list[str]:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-async def test_values_that_grow_after_the_first_frame_are_not_cut(tmp_path, size):
+async def test_values_that_grow_after_the_first_frame_are_not_cut(tmp_path: Path, size: int) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=size) as pilot:
         prime(app)
@@ -75,7 +77,7 @@ async def test_values_that_grow_after_the_first_frame_are_not_cut(tmp_path, size
         assert widths_fit(app.screen.query_one("#steps")) == []
 
 
-async def test_stale_status_is_shown_with_its_age(tmp_path):
+async def test_stale_status_is_shown_with_its_age(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 30)) as pilot:
         prime(app)
@@ -88,7 +90,7 @@ async def test_stale_status_is_shown_with_its_age(tmp_path):
         assert any("red" in str(span.style) for span in line.spans)
 
 
-async def test_sixteen_nodes_keep_their_names_colours_and_glyphs(tmp_path):
+async def test_sixteen_nodes_keep_their_names_colours_and_glyphs(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(200, 50)) as pilot:
         prime(app)
@@ -107,7 +109,7 @@ async def test_sixteen_nodes_keep_their_names_colours_and_glyphs(tmp_path):
         assert style_for("ecmp-node9") == style_for("other-node9")
 
 
-async def test_the_empty_state_says_what_to_do_next(tmp_path):
+async def test_the_empty_state_says_what_to_do_next(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         app.wall = lambda: WALL
@@ -121,7 +123,7 @@ async def test_the_empty_state_says_what_to_do_next(tmp_path):
         assert "Nothing is provisioned yet" in drawn(app)
 
 
-async def test_destructive_keys_ask_and_enter_or_escape_answer(tmp_path):
+async def test_destructive_keys_ask_and_enter_or_escape_answer(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     ran: list[tuple[str, str]] = []
     async with app.run_test(size=(120, 40)) as pilot:
@@ -151,11 +153,11 @@ async def test_destructive_keys_ask_and_enter_or_escape_answer(tmp_path):
         assert "-5 min" in drawn(app)
 
 
-async def _record(ran, node, action):
+async def _record(ran: Any, node: Any, action: Any) -> None:
     ran.append((node, action))
 
 
-async def test_the_rate_field_shows_the_rate_in_force(tmp_path):
+async def test_the_rate_field_shows_the_rate_in_force(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         prime(app)
@@ -168,7 +170,7 @@ async def test_the_rate_field_shows_the_rate_in_force(tmp_path):
         assert app.rate == 1000 and field.value == "1000"
 
 
-def test_a_start_rate_out_of_range_is_refused(tmp_path):
+def test_a_start_rate_out_of_range_is_refused(tmp_path: Path) -> None:
     from conftest import run_cli
 
     proc = run_cli("--rate", "5000", "--lab", "ecmpz")
@@ -177,7 +179,7 @@ def test_a_start_rate_out_of_range_is_refused(tmp_path):
                                    "to 1000 requests/s")
 
 
-async def test_the_bgp_log_runs_forward_in_time_and_has_no_placeholders(tmp_path):
+async def test_the_bgp_log_runs_forward_in_time_and_has_no_placeholders(tmp_path: Path) -> None:
     """Regression (issue 22): the BGP log started with placeholder entries (nodes still
     `waiting` for their first answer) and ran backwards in time when BIRD's own time for a
     change was older than a line already shown."""
@@ -210,7 +212,7 @@ async def test_the_bgp_log_runs_forward_in_time_and_has_no_placeholders(tmp_path
 
 
 async def test_the_first_switch_to_the_bgp_screen_draws_the_grid_and_focus_is_on_the_nodes(
-        tmp_path):
+        tmp_path: Path) -> None:
     """Regression (issue 22): the node x router grid had zero height on the first switch to
     the BGP screen, and on start the Traffic screen's node table had no focus (arrows did
     nothing)."""
@@ -229,7 +231,7 @@ async def test_the_first_switch_to_the_bgp_screen_draws_the_grid_and_focus_is_on
         assert grid.row_count == 2 and grid.size.height == 3
 
 
-async def test_esc_in_a_provision_field_gives_the_keys_back(tmp_path):
+async def test_esc_in_a_provision_field_gives_the_keys_back(tmp_path: Path) -> None:
     """Regression (issue 22): a focused field on the Provision screen swallowed Esc, q, ?
     and every screen key."""
     from textual.widgets import Input
@@ -248,7 +250,7 @@ async def test_esc_in_a_provision_field_gives_the_keys_back(tmp_path):
         assert app.current_mode == "bgp"
 
 
-async def test_reports_and_timelines_claim_no_more_than_was_seen(tmp_path):
+async def test_reports_and_timelines_claim_no_more_than_was_seen(tmp_path: Path) -> None:
     """Regression (issue 22): a static drill report said "FIB updated: unchanged" where no
     FIB can be seen; a health-check withdraw was measured from the withdraw, not from when
     the service began failing, so the refused requests before it were not counted."""
@@ -276,7 +278,7 @@ async def test_reports_and_timelines_claim_no_more_than_was_seen(tmp_path):
     assert rec.action == "withdraw" and rec.t == pytest.approx(1000.0 - 1.0 - 0.3)
 
 
-async def test_the_lab_going_down_keeps_the_chart_and_coming_back_renews_the_project(tmp_path):
+async def test_the_lab_going_down_keeps_the_chart_and_coming_back_renews_the_project(tmp_path: Path) -> None:
     """Regression (issue 22): the chart's history was wiped when the lab went down, and the
     Provision screen kept an old project id after the lab was rebuilt."""
     from ecmptui.screens.messages import StatusReady
@@ -297,7 +299,7 @@ async def test_the_lab_going_down_keeps_the_chart_and_coming_back_renews_the_pro
         assert app.project_label == app.cockpit.project_label() != "an-old-project"
 
 
-def test_the_provision_checklist_names_failed_devices():
+def test_the_provision_checklist_names_failed_devices() -> None:
     """Regression (issue 22): a device whose machine never came up left "✓ servers created
     and active" on the Provision screen."""
     from dataclasses import replace
@@ -312,7 +314,7 @@ def test_the_provision_checklist_names_failed_devices():
     assert details["devices"] == "failed: ecmp-node2 (provision replaces them)"
 
 
-async def test_a_prober_that_failed_to_start_is_tried_again(tmp_path):
+async def test_a_prober_that_failed_to_start_is_tried_again(tmp_path: Path) -> None:
     """Regression (issue 22): the dashboard's prober failed once after provisioning from the
     UI and stayed at 0 req/s until paused and resumed."""
     from ecmptui.errors import EcmpError
@@ -320,7 +322,7 @@ async def test_a_prober_that_failed_to_start_is_tried_again(tmp_path):
     app = make_app(tmp_path)
     calls = []
 
-    async def failing_probe(*args, **kwargs):
+    async def failing_probe(*args: Any, **kwargs: Any) -> Never:
         calls.append(1)
         raise EcmpError("unexpected response (TypeError: 'NoneType' object is not "
                         "subscriptable)")

@@ -12,7 +12,7 @@ def _line(t: float, text: str) -> str:
     return f"[{stamp}] {text}\n"
 
 
-def test_changes_of_our_route_are_timed_on_the_monotonic_clock():
+def test_changes_of_our_route_are_timed_on_the_monotonic_clock() -> None:
     w = FibWatch("lab-fabric", "203.0.113.10")
     wall = 1795718000.25
     t = w.parse(_line(wall, "203.0.113.10 via 198.18.12.2 dev rt-s2 proto bird metric 32"))
@@ -21,7 +21,7 @@ def test_changes_of_our_route_are_timed_on_the_monotonic_clock():
     assert deleted is not None and abs(deleted - t - 1.0) < 1e-3
 
 
-def test_other_routes_and_continuation_lines_are_ignored():
+def test_other_routes_and_continuation_lines_are_ignored() -> None:
     w = FibWatch("lab-fabric", "203.0.113.10")
     assert w.parse(_line(1795718000.0, "203.0.113.11 via 198.18.12.2 dev rt-s2")) is None
     assert w.parse(_line(1795718000.0, "203.0.113.100/32 via 198.18.12.2")) is None
@@ -29,7 +29,7 @@ def test_other_routes_and_continuation_lines_are_ignored():
     assert w.parse("garbage\n") is None
 
 
-def test_first_change_after_an_action():
+def test_first_change_after_an_action() -> None:
     w = FibWatch("lab-fabric", "203.0.113.10")
     w.changes = [10.0, 20.0024, 20.5]
     assert w.first_change_after(20.0) == 2.4

@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +23,7 @@ pytestmark = pytest.mark.lab
 LAB = LabInstance("ecmpf")
 
 
-def node_config(tmp, lab: LabInstance, prefix: str, nodes: int = 4):
+def node_config(tmp: Any, lab: LabInstance, prefix: str, nodes: int = 4) -> Any:
     """A settings file for `nodes` servers named prefix1.. in `lab`, with its own key."""
     cfg = tmp / "config.toml"
     cfg.write_text(f'target = "lab"\nlab = "{lab.name}"\n[provision]\nnodes = {nodes}\n'
@@ -29,13 +32,13 @@ def node_config(tmp, lab: LabInstance, prefix: str, nodes: int = 4):
     return cfg
 
 
-def provision(cfg) -> None:
+def provision(cfg: Path) -> None:
     prov = run_cli("--config", str(cfg), "provision", timeout=600)
     assert prov.returncode == 0, prov.stderr
 
 
 @pytest.fixture(scope="module")
-def four(tmp_path_factory):
+def four(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     cfg = node_config(tmp_path_factory.mktemp("four"), LAB, "fnode")
     control.down(LAB)
     control.up(LAB, port=0)
@@ -46,7 +49,7 @@ def four(tmp_path_factory):
         control.down(LAB)
 
 
-def test_the_prober_keeps_its_duration_and_says_when_it_slips(four):
+def test_the_prober_keeps_its_duration_and_says_when_it_slips(four: Path) -> None:
     t0 = time.monotonic()
     proc = run_cli("--config", str(four), "probe", "--rate", "20000", "--duration", "2",
                    timeout=60)
@@ -62,7 +65,7 @@ def test_the_prober_keeps_its_duration_and_says_when_it_slips(four):
     assert len(out["by_backend"]) == 4
 
 
-def test_flows_stay_up_while_nothing_changes(four):
+def test_flows_stay_up_while_nothing_changes(four: Path) -> None:
     out = json.loads(run_cli("--config", str(four), "probe", "--rate", "50", "--duration",
                              "4", "--flows", "200", "--flow-interval", "0.5", "--json",
                              timeout=60).stdout)
@@ -81,7 +84,7 @@ for _ in range(40):
 """
 
 
-def test_the_fabric_hashes_ports_as_a_hardware_router_does(four):
+def test_the_fabric_hashes_ports_as_a_hardware_router_does(four: Path) -> None:
     """Which server a connection reaches is a function of its addresses and ports (what
     `ip route get` on the fabric computes), not of a random per-socket value."""
     import subprocess
@@ -102,7 +105,7 @@ def test_the_fabric_hashes_ports_as_a_hardware_router_does(four):
     assert [name for _, name in answered] == predicted
 
 
-def test_removing_and_adding_a_node_breaks_bystander_flows_on_a_hash_router(four, tmp_path):
+def test_removing_and_adding_a_node_breaks_bystander_flows_on_a_hash_router(four: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.md"
     proc = run_cli("--config", str(four), "drill", "--scenario", "remove-node", "--scenario",
                    "add-node", "--flows", "600", "--node", "fnode4", "--json", "--report",
@@ -127,7 +130,7 @@ RLAB = LabInstance("ecmpr")
 
 
 @pytest.fixture(scope="module")
-def resilient(tmp_path_factory):
+def resilient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A 4-node lab whose fabric runs resilient ECMP (the agent's next-hop groups)."""
     cfg = node_config(tmp_path_factory.mktemp("resilient"), RLAB, "rnode")
     control.down(RLAB)
@@ -141,7 +144,7 @@ def resilient(tmp_path_factory):
         control.down(RLAB)
 
 
-def test_resilient_status_shows_the_mode_and_buckets(resilient):
+def test_resilient_status_shows_the_mode_and_buckets(resilient: Path) -> None:
     st = json.loads(run_cli("--config", str(resilient), "status", "--json",
                             check=True).stdout)
     assert st["router"]["mode"] == "resilient"
@@ -151,7 +154,7 @@ def test_resilient_status_shows_the_mode_and_buckets(resilient):
     assert "fabric next hops (resilient ECMP)" in text and "32 buckets" in text
 
 
-def test_resilient_ecmp_breaks_no_bystander_and_adding_breaks_nothing(resilient):
+def test_resilient_ecmp_breaks_no_bystander_and_adding_breaks_nothing(resilient: Path) -> None:
     proc = run_cli("--config", str(resilient), "drill", "--scenario", "remove-node",
                    "--scenario", "add-node", "--flows", "300", "--node", "rnode4", "--json",
                    timeout=300)
@@ -163,7 +166,7 @@ def test_resilient_ecmp_breaks_no_bystander_and_adding_breaks_nothing(resilient)
     assert add["affected"] == 0 and add["bystanders"] == 0, add
 
 
-def _probe_in_background(cfg, *args):
+def _probe_in_background(cfg: Path, *args: Any) -> Any:
     import subprocess
     import sys
 
@@ -172,7 +175,7 @@ def _probe_in_background(cfg, *args):
                             stderr=subprocess.PIPE, text=True, cwd="/")
 
 
-def test_drain_waits_for_flows_that_end_and_breaks_none(resilient):
+def test_drain_waits_for_flows_that_end_and_breaks_none(resilient: Path) -> None:
     probe = _probe_in_background(resilient, "--rate", "0", "--flows", "80", "--flow-life",
                                  "6", "--flow-interval", "0.5", "--duration", "14")
     try:
@@ -190,7 +193,7 @@ def test_drain_waits_for_flows_that_end_and_breaks_none(resilient):
     assert "weight 1: new connections go to the others" in drain.stdout
 
 
-def test_drain_with_traffic_counts_what_it_broke_and_says_why(resilient):
+def test_drain_with_traffic_counts_what_it_broke_and_says_why(resilient: Path) -> None:
     probe = _probe_in_background(resilient, "--rate", "200", "--flows", "60",
                                  "--flow-interval", "0.5", "--duration", "10")
     try:
@@ -225,7 +228,7 @@ def _agent_log(since: float) -> list[str]:
     return [ln for ln in out.splitlines() if ln[:1].isdigit() and float(ln.split()[0]) > since]
 
 
-def test_reprovisioned_nodes_are_forwarded_to_and_a_killed_helper_recovers(resilient):
+def test_reprovisioned_nodes_are_forwarded_to_and_a_killed_helper_recovers(resilient: Path) -> None:
     """Regression (issue 22, P1): re-created server links made the agent's long-lived
     `ip -batch` fail ("Invalid device index") and the EIP went unrouted while every check
     said it was fine. Reprovisioning must leave the service answering, and a killed helper
@@ -260,11 +263,11 @@ def test_reprovisioned_nodes_are_forwarded_to_and_a_killed_helper_recovers(resil
     assert run_cli("--config", str(resilient), "check").returncode == 0
 
 
-def _status(cfg) -> dict:
+def _status(cfg: Path) -> dict:
     return json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
 
 
-def test_a_hash_router_drain_says_what_it_cannot_do(four):
+def test_a_hash_router_drain_says_what_it_cannot_do(four: Path) -> None:
     proc = run_cli("--config", str(four), "node", "drain", "fnode2", timeout=60)
     assert proc.returncode == 2
     assert "hash-threshold ECMP" in proc.stderr and "cannot move" in proc.stderr
@@ -273,7 +276,7 @@ def test_a_hash_router_drain_says_what_it_cannot_do(four):
     assert not any(n["withdrawn"] for n in st["nodes"])   # nothing changed
 
 
-async def test_the_dashboard_timeline_counts_the_flows_an_action_broke(four):
+async def test_the_dashboard_timeline_counts_the_flows_an_action_broke(four: Path) -> None:
     """Long-lived flows beside the dashboard's probe: a withdraw's timeline row says how
     many flows it broke on the node and elsewhere."""
     from ecmptui import config
@@ -304,7 +307,7 @@ async def test_the_dashboard_timeline_counts_the_flows_an_action_broke(four):
         run_cli("--config", str(four), "node", "announce", "fnode3")
 
 
-def test_disruption_counts_where_each_flow_was():
+def test_disruption_counts_where_each_flow_was() -> None:
     from ecmptui.traffic.flows import FlowEvent, disruption, flows_on
 
     ev = [FlowEvent(1.0, 0, "open", "a"), FlowEvent(1.1, 1, "open", "b"),

@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import machine_of, on_node, run_cli, status, wait_for
 from ecmptui import config
 from ecmptui.deployment.target import open_deployment
+from ecmptui.lab.instance import LabInstance
 from ecmptui.node import health as node_health
 
 pytestmark = pytest.mark.lab
@@ -23,7 +26,7 @@ FLAP_RULES = """table inet ecmptui_test_flap {
 """
 
 
-def test_status_shows_each_nodes_health(deployed):
+def test_status_shows_each_nodes_health(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     for n in status(cfg)["nodes"]:
         h = n["health"]
@@ -42,7 +45,7 @@ def _transitions(log: str, since: float) -> list[tuple[float, str]]:
     return out
 
 
-def _flap(machine, period: float, seconds: float) -> None:
+def _flap(machine: Any, period: float, seconds: float) -> None:
     """The service goes down and up every `period` s (as the check sees it)."""
     deadline = time.monotonic() + seconds
     down = False
@@ -58,7 +61,7 @@ def _flap(machine, period: float, seconds: float) -> None:
         machine.run("nft", "delete", "table", "inet", "ecmptui_test_flap", check=False)
 
 
-def test_flapping_service_does_not_flap_the_route(lab_instance, deployed):
+def test_flapping_service_does_not_flap_the_route(lab_instance: LabInstance, deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     rec = open_deployment(config.load(cfg)).inventory().node("tnode1")
     machine = machine_of(lab_instance, rec)
@@ -80,10 +83,10 @@ def test_flapping_service_does_not_flap_the_route(lab_instance, deployed):
     assert wait_for(lambda: len(status(cfg)["router"]["nexthops"]) == 2)
 
 
-def test_clean_shutdown_withdraws_and_restart_announces(deployed):
+def test_clean_shutdown_withdraws_and_restart_announces(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
 
-    async def stop(node):  # an operator's `systemctl stop`: SIGTERM to the checker
+    async def stop(node: Any) -> None:  # an operator's `systemctl stop`: SIGTERM to the checker
         await node.systemctl("stop", node_health.HEALTH_UNIT)
 
     on_node(cfg, "tnode2", stop)
@@ -99,12 +102,12 @@ def test_clean_shutdown_withdraws_and_restart_announces(deployed):
     assert status(cfg)["nodes"][1]["health"]["state"] == "up"
 
 
-def test_a_bird_reload_does_not_re_announce_a_failed_node(deployed):
+def test_a_bird_reload_does_not_re_announce_a_failed_node(deployed: tuple[Path, dict[str, Any]]) -> None:
     """`birdc configure` with a changed file re-enables a protocol disabled from the CLI;
     the check must withdraw the failed node again by itself."""
     cfg, _ = deployed
 
-    async def reload_with_changed_config(node):
+    async def reload_with_changed_config(node: Any) -> Any:
         text = await node.read(node.layout.bird_conf)
         await node.write(node.layout.bird_conf, text + "# touched by a test\n", "0640",
                          dir_group=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ecmptui.node.server import _pinned, forget_pinned
 
 
-def test_a_deleted_servers_pinned_key_is_forgotten_and_the_others_kept(tmp_path):
+def test_a_deleted_servers_pinned_key_is_forgotten_and_the_others_kept(tmp_path: Path) -> None:
     """Regression (issue 22): after deprovision + provision on the metal target the new
     servers were refused, because the deleted ones' pinned keys were still recorded."""
     known = tmp_path / "known_hosts"

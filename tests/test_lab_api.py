@@ -6,17 +6,22 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import asyncssh
 import packet
 import pytest
 import requests
 
+from ecmptui.lab.control import LabInfo
+
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def manager(lab):
+def manager(lab: LabInfo) -> Iterator[Any]:
     os.environ["REQUESTS_CA_BUNDLE"] = lab.ca_file
     m = packet.Manager(auth_token=lab.token())
     m.end_point = lab.endpoint
@@ -35,21 +40,21 @@ def wait_active(m: packet.Manager, device_id: str, timeout: float = 10) -> packe
     raise AssertionError(f"device {device_id} not active after {timeout} s")
 
 
-def raw(lab, method: str, path: str, body: bytes | None = None, token: str | None = None):
+def raw(lab: LabInfo, method: str, path: str, body: bytes | None = None, token: str | None = None) -> Any:
     return requests.request(method, f"https://{lab.endpoint}/{path}", data=body,
                             headers={"X-Auth-Token": lab.token() if token is None else token,
                                      "Content-Type": "application/json"},
                             verify=lab.ca_file, timeout=10)
 
 
-def test_catalog(manager, lab):
+def test_catalog(manager: Any, lab: LabInfo) -> None:
     assert [p.id for p in manager.list_projects()] == [lab.project_id]
     assert {"t1.small", "c3.medium"} <= {p.slug for p in manager.list_plans()}
     assert [m.code for m in manager.list_metros()] == ["lab"]
     assert {"debian_12", "debian_12_plain"} <= {o.slug for o in manager.list_operating_systems()}
 
 
-def test_guide_flow_with_packet_python(manager, lab, ssh_keypair):
+def test_guide_flow_with_packet_python(manager: Any, lab: LabInfo, ssh_keypair: Any) -> None:
     key_path, pub = ssh_keypair
     pid = lab.project_id
     key = manager.create_project_ssh_key(pid, "ecmptui-test", pub)
@@ -75,7 +80,7 @@ def test_guide_flow_with_packet_python(manager, lab, ssh_keypair):
             assert {"route": f"{ip.address}/32", "exact": True} in nb["routes_in"]
             assert nb["peer_ips"] and nb["customer_ip"]
 
-        async def login(dev) -> str:
+        async def login(dev: Any) -> tuple[str, Any]:
             mgmt = next(a["address"] for a in dev.ip_addresses if a["public"])
             async with asyncssh.connect(mgmt, username="root", client_keys=[str(key_path)],
                                         known_hosts=lab.known_hosts) as conn:
@@ -99,7 +104,7 @@ def test_guide_flow_with_packet_python(manager, lab, ssh_keypair):
     assert not remaining & {d.id for d in devices}
 
 
-def test_unknown_host_key_is_refused(manager, lab, ssh_keypair, tmp_path):
+def test_unknown_host_key_is_refused(manager: Any, lab: LabInfo, ssh_keypair: Any, tmp_path: Path) -> None:
     key_path, pub = ssh_keypair
     key = manager.create_project_ssh_key(lab.project_id, "hk", pub)
     dev = manager.create_device(lab.project_id, "hk-t", "t1.small", metro="lab",
@@ -111,7 +116,7 @@ def test_unknown_host_key_is_refused(manager, lab, ssh_keypair, tmp_path):
         other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
         wrong.write_text(f"{mgmt} {other}")
 
-        async def login():
+        async def login() -> None:
             async with asyncssh.connect(mgmt, username="root", client_keys=[str(key_path)],
                                         known_hosts=str(wrong)):
                 pass
@@ -123,7 +128,7 @@ def test_unknown_host_key_is_refused(manager, lab, ssh_keypair, tmp_path):
         manager.call_api(f"ssh-keys/{key.id}", type="DELETE")
 
 
-def _counts(m, lab):
+def _counts(m: Any, lab: LabInfo) -> Any:
     return (len(m.list_devices(lab.project_id)), len(m.list_project_ips(lab.project_id)),
             len(m.call_api(f"projects/{lab.project_id}/ssh-keys")["ssh_keys"]))
 
@@ -145,8 +150,8 @@ def _counts(m, lab):
     ("POST", "projects/{pid}/ssh-keys", b'{"label": "x", "key": "ssh-rsa not-a-key"}', None, 422,
      "key is not a valid OpenSSH public key"),
 ])
-def test_bad_input_gets_real_error_shape_and_changes_nothing(manager, lab, method, path, body,
-                                                             token, status, text):
+def test_bad_input_gets_real_error_shape_and_changes_nothing(manager: Any, lab: LabInfo, method: Any, path: str, body: Any,
+                                                             token: Any, status: Any, text: str) -> None:
     before = _counts(manager, lab)
     resp = raw(lab, method, path.format(pid=lab.project_id), body, token)
     assert resp.status_code == status
@@ -155,7 +160,7 @@ def test_bad_input_gets_real_error_shape_and_changes_nothing(manager, lab, metho
     assert _counts(manager, lab) == before
 
 
-def test_session_with_unknown_address_family_is_422(manager, lab, ssh_keypair):
+def test_session_with_unknown_address_family_is_422(manager: Any, lab: LabInfo, ssh_keypair: Any) -> None:
     dev = manager.create_device(lab.project_id, "af-t", "t1.small", metro="lab",
                                 operating_system="debian_12")
     try:
@@ -168,7 +173,7 @@ def test_session_with_unknown_address_family_is_422(manager, lab, ssh_keypair):
         manager.call_api(f"devices/{dev.id}", type="DELETE")
 
 
-def test_packet_python_surfaces_api_errors(manager, lab):
+def test_packet_python_surfaces_api_errors(manager: Any, lab: LabInfo) -> None:
     with pytest.raises(packet.baseapi.ResponseError, match="Error 422: quantity must be"):
         manager.reserve_ip_address(lab.project_id, "public_ipv4", 0, metro="lab")
     bad = packet.Manager(auth_token="not-the-token")
@@ -177,7 +182,7 @@ def test_packet_python_surfaces_api_errors(manager, lab):
         bad.list_projects()
 
 
-def test_a_server_number_can_be_reused_at_once(manager, lab):
+def test_a_server_number_can_be_reused_at_once(manager: Any, lab: LabInfo) -> None:
     """Deleting a device and creating the next right away reuses its namespace number; the
     new one must be reachable at once (no stale links or ARP entries)."""
     import socket

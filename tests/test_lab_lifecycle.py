@@ -7,14 +7,17 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import packet
 import pytest
 
 from conftest import run_cli
 from ecmptui.lab import fabric
+from ecmptui.lab.control import LabInfo
 from ecmptui.lab.instance import LabInstance
 
 pytestmark = pytest.mark.lab
@@ -28,7 +31,7 @@ def assert_gone(lab: LabInstance) -> None:
     assert not lab.state_dir.exists()
     procs = subprocess.run(["pgrep", "-af", str(lab.state_dir)], capture_output=True, text=True)
     assert procs.stdout.strip() == ""
-    in_machines = []
+    in_machines: list[str] = []
     for proc in Path("/proc").iterdir():
         try:
             dead = "\nState:\tZ" in (proc / "status").read_text()
@@ -42,11 +45,11 @@ def assert_gone(lab: LabInstance) -> None:
     mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
                             text=True).stdout
     assert str(lab.state_dir) not in mounts
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    assert f"{lab.name}-" not in links
+    ip_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert f"{lab.name}-" not in ip_links
 
 
-def test_up_is_idempotent_and_status_reports(lab, lab_instance):
+def test_up_is_idempotent_and_status_reports(lab: LabInfo, lab_instance: LabInstance) -> None:
     again = run_cli("--lab", lab_instance.name, "lab", "up", "--json", check=True)
     assert json.loads(again.stdout) == lab.public()
     text = run_cli("--lab", lab_instance.name, "lab", "up", check=True).stdout
@@ -60,7 +63,7 @@ def test_up_is_idempotent_and_status_reports(lab, lab_instance):
                and isinstance(d["sessions"], list) for d in st["devices"])
 
 
-def _device_with_sshd(info) -> None:
+def _device_with_sshd(info: Any) -> None:
     os.environ["REQUESTS_CA_BUNDLE"] = info["ca_file"]
     m = packet.Manager(auth_token=Path(info["token_file"]).read_text().strip())
     m.end_point = info["endpoint"]
@@ -73,7 +76,7 @@ def _device_with_sshd(info) -> None:
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["graceful", "after-sigkill"])
-def test_down_leaves_nothing(kill):
+def test_down_leaves_nothing(kill: Any) -> None:
     lab = LabInstance("ecmpk")
     run_cli("--lab", lab.name, "lab", "down")
     try:
@@ -99,7 +102,7 @@ def test_down_leaves_nothing(kill):
         os.environ.pop("REQUESTS_CA_BUNDLE", None)
 
 
-def test_port_in_use_is_one_line_exit_2():
+def test_port_in_use_is_one_line_exit_2() -> None:
     lab = LabInstance("ecmpp")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,7 +115,7 @@ def test_port_in_use_is_one_line_exit_2():
     assert_gone(lab)
 
 
-def test_partly_present_lab_is_refused_then_cleaned():
+def test_partly_present_lab_is_refused_then_cleaned() -> None:
     lab = LabInstance("ecmpv")
     run_cli("--lab", lab.name, "lab", "down")
     fabric.run(["ip", "netns", "add", lab.fabric_ns])
@@ -127,7 +130,7 @@ def test_partly_present_lab_is_refused_then_cleaned():
     assert_gone(lab)
 
 
-def test_missing_program_names_the_debian_package(tmp_path):
+def test_missing_program_names_the_debian_package(tmp_path: Path) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for d in ("/usr/sbin", "/usr/bin", "/sbin", "/bin"):
@@ -140,24 +143,24 @@ def test_missing_program_names_the_debian_package(tmp_path):
                                    "package util-linux")
 
 
-def test_not_root_is_refused():
+def test_not_root_is_refused() -> None:
     proc = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         str(Path(os.sys.executable)), "-m", "ecmptui", "--lab", "ecmpn", "lab", "up"],
+         str(Path(sys.executable)), "-m", "ecmptui", "--lab", "ecmpn", "lab", "up"],
         capture_output=True, text=True, cwd="/tmp",
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(os.sys.path)})
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == ("ecmptui: error: the lab needs root (namespaces, machines, "
                                    "veths): run as root")
 
 
-def test_invalid_lab_name():
+def test_invalid_lab_name() -> None:
     proc = run_cli("--lab", "Bad-Name", "lab", "status")
     assert proc.returncode == 2
     assert "invalid lab name 'Bad-Name'" in proc.stderr
 
 
-def test_unreachable_mirror_is_one_line_and_keeps_the_cached_image():
+def test_unreachable_mirror_is_one_line_and_keeps_the_cached_image() -> None:
     from ecmptui.lab import image
 
     cached = image.image("plain")
@@ -173,7 +176,7 @@ def test_unreachable_mirror_is_one_line_and_keeps_the_cached_image():
     assert not list(cached.path.parent.glob("*.building-*"))
 
 
-def test_a_hung_api_is_one_clear_error_within_the_timeout(lab, tmp_path):
+def test_a_hung_api_is_one_clear_error_within_the_timeout(lab: LabInfo, tmp_path: Path) -> None:
     """The lab API stopped (SIGSTOP): commands give up after metal.timeout, never hang."""
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'target = "lab"\nlab = "{lab.name}"\n[metal]\ntimeout = 1.5\n'
@@ -191,7 +194,7 @@ def test_a_hung_api_is_one_clear_error_within_the_timeout(lab, tmp_path):
     assert took < 10
 
 
-def test_ssh_only_actions_work_through_an_api_outage(lab, deployed):
+def test_ssh_only_actions_work_through_an_api_outage(lab: LabInfo, deployed: tuple[Path, dict[str, Any]]) -> None:
     """With the API stopped, withdraw/announce still work over SSH from the last inventory
     the API gave, and say so."""
     cfg, _ = deployed
@@ -221,7 +224,7 @@ def test_ssh_only_actions_work_through_an_api_outage(lab, deployed):
     assert [r["ok"] for r in json.loads(check.stdout)] == [True, True, True]
 
 
-def test_a_lab_whose_supervisor_died_is_adopted_not_rebuilt():
+def test_a_lab_whose_supervisor_died_is_adopted_not_rebuilt() -> None:
     """SIGKILL of the supervisor: its machines keep serving, `lab status` says so, and
     `lab up` takes them back (same endpoint, token, devices, machines)."""
     lab = LabInstance("ecmpa")
@@ -256,11 +259,11 @@ def test_a_lab_whose_supervisor_died_is_adopted_not_rebuilt():
     assert_gone(lab)
 
 
-def test_lab_up_killed_while_starting_leaves_a_working_lab():
+def test_lab_up_killed_while_starting_leaves_a_working_lab() -> None:
     lab = LabInstance("ecmpu")
     run_cli("--lab", lab.name, "lab", "down")
     try:
-        proc = subprocess.Popen([os.sys.executable, "-m", "ecmptui", "--lab", lab.name, "lab",
+        proc = subprocess.Popen([sys.executable, "-m", "ecmptui", "--lab", lab.name, "lab",
                                  "up", "--port", "0"], cwd="/", stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -283,14 +286,14 @@ def test_lab_up_killed_while_starting_leaves_a_working_lab():
     assert_gone(lab)
 
 
-def test_two_labs_started_at_the_same_moment_both_come_up_on_their_own_subnets():
+def test_two_labs_started_at_the_same_moment_both_come_up_on_their_own_subnets() -> None:
     """Regression (issue 22): the mgmt slot was chosen by check-then-act, so two labs took
     the same subnet and one lab's provision reached the other's machines."""
     labs = [LabInstance("ecmpx"), LabInstance("ecmpy")]
     for lab in labs:
         run_cli("--lab", lab.name, "lab", "down")
     try:
-        procs = [subprocess.Popen([os.sys.executable, "-m", "ecmptui", "--lab", lab.name, "lab",
+        procs = [subprocess.Popen([sys.executable, "-m", "ecmptui", "--lab", lab.name, "lab",
                                    "up", "--port", "0", "--json"], cwd="/",
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for lab in labs]

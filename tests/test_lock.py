@@ -5,11 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ecmptui.deployment import lock as lock_mod
 from ecmptui.deployment.lock import BusyError, DeploymentLock
+from ecmptui.lab.control import LabInfo
+from ecmptui.lab.instance import LabInstance
 
 HOLD = """
 import sys, time
@@ -22,19 +26,19 @@ with lock.DeploymentLock("lab test", "provision"):
 
 
 @pytest.fixture
-def locks(tmp_path, monkeypatch):
+def locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(lock_mod, "lock_dir", lambda: tmp_path)
     return tmp_path
 
 
-def _holder(locks, seconds: float) -> subprocess.Popen:
+def _holder(locks: Any, seconds: float) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(locks), str(seconds)],
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc
 
 
-def test_a_second_writer_is_refused_with_who_holds_it(locks):
+def test_a_second_writer_is_refused_with_who_holds_it(locks: Any) -> None:
     proc = _holder(locks, 5)
     try:
         with pytest.raises(BusyError) as err:
@@ -48,7 +52,7 @@ def test_a_second_writer_is_refused_with_who_holds_it(locks):
         proc.wait()
 
 
-def test_the_lock_goes_with_its_holder_and_wait_is_bounded(locks):
+def test_the_lock_goes_with_its_holder_and_wait_is_bounded(locks: Any) -> None:
     proc = _holder(locks, 0.8)
     t0 = time.monotonic()
     with DeploymentLock("lab test", "drill", wait=10):  # waits for the holder to finish
@@ -71,7 +75,7 @@ def test_the_lock_goes_with_its_holder_and_wait_is_bounded(locks):
 
 
 @pytest.mark.lab
-def test_lab_down_waits_for_the_writer_of_the_lab(lab, lab_instance):
+def test_lab_down_waits_for_the_writer_of_the_lab(lab: LabInfo, lab_instance: LabInstance) -> None:
     """Regression (issue 22): `lab down` during a provision removed the lab under it."""
     from conftest import run_cli
     from ecmptui.lab import control

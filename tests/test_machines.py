@@ -5,25 +5,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import fetch_from_client, make_config, on_node, run_cli, status
 from ecmptui import config
 from ecmptui.deployment.target import open_deployment
+from ecmptui.lab.control import LabInfo
+from ecmptui.lab.instance import LabInstance
 
 pytestmark = pytest.mark.lab
 
 
-def _sh(cfg, name: str, script: str) -> tuple[int, str]:
-    async def go(node):
+def _sh(cfg: Path, name: str, script: str) -> tuple[int, str]:
+    async def go(node: Any) -> Any:
         res = await node.run("sh", "-c", script, check=False)
         return res.exit_status, str(res.stdout).strip()
 
     return on_node(cfg, name, go)
 
 
-def test_a_node_is_a_debian_machine_run_by_systemd(deployed):
+def test_a_node_is_a_debian_machine_run_by_systemd(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, inv = deployed
     code, out = _sh(cfg, "tnode1", "cat /proc/1/comm; hostname; . /etc/os-release; "
                                    "echo $VERSION_ID; readlink /proc/1/ns/pid")
@@ -42,7 +45,7 @@ def test_a_node_is_a_debian_machine_run_by_systemd(deployed):
     assert f"{inv['eip']}/32" in out
 
 
-def test_files_written_in_one_node_stay_in_that_node(deployed):
+def test_files_written_in_one_node_stay_in_that_node(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     marker = "/root/ecmptui-test-marker"
     assert _sh(cfg, "tnode1", f"echo one > {marker} && cat {marker}") == (0, "one")
@@ -51,7 +54,7 @@ def test_files_written_in_one_node_stay_in_that_node(deployed):
     _sh(cfg, "tnode1", f"rm -f {marker}")
 
 
-def test_reboot_drill_node_comes_back_by_itself(lab, deployed):
+def test_reboot_drill_node_comes_back_by_itself(lab: LabInfo, deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     proc = run_cli("--config", str(cfg), "drill", "--scenario", "reboot", "--node", "tnode2",
                    "--rate", "100", "--json", timeout=240)
@@ -68,8 +71,8 @@ def test_reboot_drill_node_comes_back_by_itself(lab, deployed):
     assert set(seen) == {"Welcome to nginx 1", "Welcome to nginx 2"}, seen
 
 
-def test_plain_server_gets_bird_and_nginx_through_the_lab_apt_proxy(lab, lab_instance,
-                                                                    tmp_path_factory):
+def test_plain_server_gets_bird_and_nginx_through_the_lab_apt_proxy(lab: LabInfo, lab_instance: LabInstance,
+                                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
     cfg = make_config(tmp_path_factory.mktemp("plain"), tag="ecmpt-plain", prefix="pnode",
                       extra='operating_system = "debian_12_plain"')
     try:
@@ -77,6 +80,7 @@ def test_plain_server_gets_bird_and_nginx_through_the_lab_apt_proxy(lab, lab_ins
         assert proc.returncode == 0, proc.stderr
         assert "installed bird2, nginx-light" in proc.stdout
         inv = open_deployment(config.load(cfg)).inventory()
+        assert inv.eip is not None
         seen = fetch_from_client(lab, inv.eip, 10)
         assert seen == {"Welcome to nginx 1": 10}, seen
         # the packages came through the lab's proxy, asked for by this node

@@ -4,12 +4,15 @@ and a router failure that loses nothing."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import on_node, run_cli, status, wait_for
 from ecmptui import config
 from ecmptui.deployment.target import open_deployment
+from ecmptui.lab.control import LabInfo
 
 pytestmark = pytest.mark.lab
 
@@ -19,7 +22,7 @@ NEIGHBOR_FIELDS = {"address_family": int, "customer_as": int, "customer_ip": str
                    "routes_in": list, "routes_out": list}  # + md5_password when MD5 is on
 
 
-def test_every_node_peers_multihop_with_both_routers_through_its_gateway(deployed):
+def test_every_node_peers_multihop_with_both_routers_through_its_gateway(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, inv = deployed
     d = open_deployment(config.load(cfg))
     for rec in d.inventory().nodes:
@@ -35,7 +38,7 @@ def test_every_node_peers_multihop_with_both_routers_through_its_gateway(deploye
         sessions = d.client.sessions(rec.device_id)
         assert [s["status"] for s in sessions] == ["up,up"]
 
-        async def conf(node):
+        async def conf(node: Any) -> Any:
             return await node.read(node.layout.bird_conf)
 
         text = on_node(cfg, rec.name, conf)
@@ -49,7 +52,7 @@ def test_every_node_peers_multihop_with_both_routers_through_its_gateway(deploye
                    for p in peers.values())
 
 
-def test_status_shows_each_routers_view_and_the_fabric(deployed):
+def test_status_shows_each_routers_view_and_the_fabric(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     st = status(cfg)
     assert sorted(st["router"]["nodes"]) == ["tnode1", "tnode2"]
@@ -60,7 +63,7 @@ def test_status_shows_each_routers_view_and_the_fabric(deployed):
         assert sorted(cores[name]["learned_from"]) == ["tnode1", "tnode2"]
 
 
-def test_an_isolated_router_shows_in_the_api_and_status_and_loses_nothing(deployed):
+def test_an_isolated_router_shows_in_the_api_and_status_and_loses_nothing(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     run_cli("--config", str(cfg), "router", "fault", "core2", "isolate", check=True)
     try:
@@ -81,7 +84,7 @@ def test_an_isolated_router_shows_in_the_api_and_status_and_loses_nothing(deploy
                                 for p in n["peers"]), timeout=20)
 
 
-def test_a_router_down_is_not_every_node_down(deployed):
+def test_a_router_down_is_not_every_node_down(deployed: tuple[Path, dict[str, Any]]) -> None:
     """Regression (issue 22): with core1's BIRD killed every node showed `Active … not
     announced`, while core2 carried all the traffic."""
     from ecmptui.deployment.status import DeploymentStatus, diff
@@ -113,7 +116,7 @@ def test_a_router_down_is_not_every_node_down(deployed):
                                 for p in n["peers"]), timeout=30)
 
 
-def test_router_kill_drill_fails_no_request_and_keeps_traffic_spread(deployed):
+def test_router_kill_drill_fails_no_request_and_keeps_traffic_spread(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     proc = run_cli("--config", str(cfg), "drill", "--scenario", "router-kill", "--rate", "200",
                    "--json", timeout=240)
@@ -127,7 +130,7 @@ def test_router_kill_drill_fails_no_request_and_keeps_traffic_spread(deployed):
         assert r["fib_ms"] is None and r["recovered"] is True, r  # the FIB never changed
 
 
-def test_withdraw_reports_when_the_fib_changed(deployed):
+def test_withdraw_reports_when_the_fib_changed(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     proc = run_cli("--config", str(cfg), "drill", "--scenario", "withdraw", "--rate", "200",
                    "--json", timeout=120)
@@ -137,7 +140,7 @@ def test_withdraw_reports_when_the_fib_changed(deployed):
     assert sum(r["failed"].values()) == 0
 
 
-def test_router_faults_are_refused_off_the_lab(tmp_path):
+def test_router_faults_are_refused_off_the_lab(tmp_path: Path) -> None:
     cfg = tmp_path / "metal.toml"
     cfg.write_text('target = "metal"\n[metal]\nproject_id = "p"\n')
     proc = run_cli("--config", str(cfg), "router", "fault", "core1", "kill-bird",
@@ -147,7 +150,7 @@ def test_router_faults_are_refused_off_the_lab(tmp_path):
                                    "its routers)")
 
 
-def test_router_configs_hold_the_md5_password_for_root_and_bird_only(lab, deployed):
+def test_router_configs_hold_the_md5_password_for_root_and_bird_only(lab: LabInfo, deployed: tuple[Path, dict[str, Any]]) -> None:
     from ecmptui.lab import router
     from ecmptui.lab.instance import LabInstance
 

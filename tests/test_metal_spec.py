@@ -4,15 +4,18 @@ published OpenAPI spec, every `href` in a response resolves, every id is a UUID.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ecmptui.lab.control import LabInfo
 from metal_spec import LabApi, validate
 
 pytestmark = pytest.mark.lab
 
 
-def _ids(data, path=""):
+def _ids(data: Any, path: str = "") -> Any:
     """Every `id` in a response, with where it is."""
     if isinstance(data, dict):
         out = [(path + "id", data["id"])] if isinstance(data.get("id"), str) else []
@@ -25,11 +28,11 @@ def _ids(data, path=""):
 
 
 @pytest.fixture(scope="module")
-def api(lab, deployed):
+def api(lab: LabInfo, deployed: tuple[Path, dict[str, Any]]) -> Any:
     return LabApi(lab)
 
 
-def _responses(api: LabApi, lab) -> list[tuple[str, str, object]]:
+def _responses(api: LabApi, lab: LabInfo) -> list[tuple[str, str, object]]:
     pid = lab.project_id
     devices = api.call("GET", f"projects/{pid}/devices").json()["devices"]
     dev = devices[0]["id"]
@@ -70,14 +73,14 @@ def _responses(api: LabApi, lab) -> list[tuple[str, str, object]]:
     return out
 
 
-def test_every_response_validates_against_the_published_spec(api, lab):
+def test_every_response_validates_against_the_published_spec(api: Any, lab: LabInfo) -> None:
     problems = []
     for model, path, data in _responses(api, lab):
         problems += [f"{path}: {p}" for p in validate(model, data)]
     assert problems == []
 
 
-def test_every_href_resolves_and_every_id_is_a_uuid(api, lab):
+def test_every_href_resolves_and_every_id_is_a_uuid(api: Any, lab: LabInfo) -> None:
     hrefs, ids = set(), []
     for _model, path, data in _responses(api, lab):
         if path != "POST ssh-keys":  # that key was deleted again, on purpose
@@ -94,7 +97,7 @@ def test_every_href_resolves_and_every_id_is_a_uuid(api, lab):
     assert not_uuid == []
 
 
-def test_pages_and_filters(api, lab):
+def test_pages_and_filters(api: Any, lab: LabInfo) -> None:
     pid = lab.project_id
     first = api.call("GET", f"projects/{pid}/devices?per_page=1").json()
     assert len(first["devices"]) == 1 and first["meta"]["previous"] is None

@@ -1,15 +1,15 @@
 """The installed package: console script, `python -m`, and screens/styles inside the package."""
-
 import importlib.util
 import site
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import ecmptui
 
 
-def test_screens_and_styles_live_inside_the_package():
+def test_screens_and_styles_live_inside_the_package() -> None:
     assert importlib.util.find_spec("ecmptui.screens") is not None
     assert importlib.util.find_spec("ecmptui.styles") is not None
     for sp in site.getsitepackages():
@@ -17,7 +17,7 @@ def test_screens_and_styles_live_inside_the_package():
         assert not (Path(sp) / "styles").exists(), f"top-level styles in {sp}"
 
 
-def test_python_m_and_console_script_agree(tmp_path):
+def test_python_m_and_console_script_agree(tmp_path: Path) -> None:
     by_module = subprocess.run([sys.executable, "-m", "ecmptui", "--version"], cwd=tmp_path,
                                capture_output=True, text=True)
     script = Path(sys.executable).with_name("ecmptui")
@@ -27,7 +27,7 @@ def test_python_m_and_console_script_agree(tmp_path):
     assert by_module.stdout.strip() == by_script.stdout.strip() == f"ecmptui {ecmptui.__version__}"
 
 
-def test_unknown_subcommand_is_one_line_and_exit_2(tmp_path):
+def test_unknown_subcommand_is_one_line_and_exit_2(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "ecmptui", "frobnicate"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert proc.returncode == 2
@@ -35,7 +35,7 @@ def test_unknown_subcommand_is_one_line_and_exit_2(tmp_path):
     assert "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_the_headless_commands_never_load_textual(tmp_path):
+def test_the_headless_commands_never_load_textual(tmp_path: Path) -> None:
     """The core is usable without the TUI: the CLI, its headless commands' modules and the
     drills import neither Textual nor the screens."""
     code = ("import sys\n"
@@ -51,7 +51,7 @@ def test_the_headless_commands_never_load_textual(tmp_path):
     assert loaded(code, tmp_path) == ""
 
 
-def loaded(code: str, cwd) -> str:
+def loaded(code: str, cwd: Any) -> str:
     """What `code`, run in a fresh interpreter, prints about the modules it loaded."""
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
                           text=True)
@@ -59,7 +59,7 @@ def loaded(code: str, cwd) -> str:
     return proc.stdout.strip()
 
 
-def test_the_dashboard_loads_no_network_client_library(tmp_path):
+def test_the_dashboard_loads_no_network_client_library(tmp_path: Path) -> None:
     """The dashboard (and a served session's app) starts without asyncssh, packet-python,
     requests or httpx: they load when first used, which keeps start-up and memory small."""
     code = ("import sys\n"
@@ -69,7 +69,7 @@ def test_the_dashboard_loads_no_network_client_library(tmp_path):
     assert loaded(code, tmp_path) == ""
 
 
-def test_lab_image_prune_removes_only_stale_images(tmp_path):
+def test_lab_image_prune_removes_only_stale_images(tmp_path: Path) -> None:
     from ecmptui.lab import image
 
     current = tmp_path / image.image("server").path.name

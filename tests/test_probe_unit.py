@@ -7,7 +7,10 @@ import json
 import socket
 import struct
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,9 +26,9 @@ def run_probe(url: str, n: int = 20, rate: float = 200.0, timeout: float = 0.3) 
 
 
 @pytest.fixture
-def http_server():
+def http_server() -> Iterator[Any]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
+        def do_GET(self) -> None:
             body = b"Welcome to nginx 7\n"
             self.send_response(200)
             if self.path != "/nohdr":
@@ -34,7 +37,7 @@ def http_server():
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *a):
+        def log_message(self, *a: Any) -> None:
             pass
 
     class Server(ThreadingHTTPServer):
@@ -47,21 +50,21 @@ def http_server():
     srv.shutdown()
 
 
-def test_answers_attributed_by_header_then_page(http_server):
+def test_answers_attributed_by_header_then_page(http_server: Any) -> None:
     samples = run_probe(http_server + "/")
     assert len(samples) == 20 and {s.backend for s in samples} == {"unit-node"}
     assert all(s.error is None for s in samples)
     assert {s.backend for s in run_probe(http_server + "/nohdr", n=5)} == {"nginx 7"}
 
 
-def test_each_request_is_a_new_connection(http_server):
+def test_each_request_is_a_new_connection(http_server: Any) -> None:
     # count accepted connections on a raw listener that answers once per connection
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
     lst.listen(64)
-    accepted = []
+    accepted: list[socket.socket] = []
 
-    def serve():
+    def serve() -> None:
         while len(accepted) < 10:
             c, _ = lst.accept()
             accepted.append(c)
@@ -77,7 +80,7 @@ def test_each_request_is_a_new_connection(http_server):
     assert len(accepted) == 10 and all(s.backend == "raw" for s in samples)
 
 
-def test_refused_is_classified():
+def test_refused_is_classified() -> None:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -86,7 +89,7 @@ def test_refused_is_classified():
     assert {x.error for x in samples} == {"refused"}
 
 
-def test_timeout_is_classified():
+def test_timeout_is_classified() -> None:
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
     lst.listen(64)  # accepts (kernel backlog) but never answers
@@ -95,13 +98,13 @@ def test_timeout_is_classified():
     assert {x.error for x in samples} == {"timeout"}
 
 
-def test_reset_is_classified():
+def test_reset_is_classified() -> None:
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
     lst.listen(64)
     stop = threading.Event()
 
-    def rst():
+    def rst() -> None:
         lst.settimeout(0.2)
         while not stop.is_set():
             try:
@@ -121,7 +124,7 @@ def test_reset_is_classified():
     assert {x.error for x in samples} == {"reset"}
 
 
-def test_summary_shape():
+def test_summary_shape() -> None:
     samples = [Sample(0.0, "a", None, 1.0), Sample(0.5, "b", None, 3.0),
                Sample(1.0, None, "refused", 0.2)]
     s = summarize(samples, 1.0)
@@ -130,14 +133,14 @@ def test_summary_shape():
                  "latency_ms": {"p50": 1.0, "p99": 3.0}}
 
 
-def _series(start: int, end: int, fn) -> list[Sample]:
+def _series(start: int, end: int, fn: Any) -> list[Sample]:
     """One sample every 10 ms from start to end (in units of 10 ms): fn(i, t)."""
     return [fn(i, i / 100) for i in range(start, end)]
 
 
-def test_analysis_of_a_silent_failure():
+def test_analysis_of_a_silent_failure() -> None:
     # two backends alternate; b goes silent at t=10: its requests time out until 12.5
-    def fn(i, t):
+    def fn(i: Any, t: Any) -> Any:
         if i % 2 == 0:
             return Sample(t, "a", None, 2.0)
         if 1000 <= i < 1250:
@@ -147,12 +150,13 @@ def test_analysis_of_a_silent_failure():
     samples = _series(900, 1400, fn)
     fo = analyse(samples, 10.0, "b", until=14.0)
     assert fo.last_affected_ms is None
+    assert fo.convergence_ms is not None and fo.steady_ms is not None
     assert 2480 <= fo.convergence_ms <= 2500 and 2490 <= fo.steady_ms <= 2510
     assert fo.failed == {"timeout": 125}
     assert fo.before == {"a": 50, "b": 50} and set(fo.after) == {"a"}
 
 
-def test_analysis_of_a_clean_drain_and_of_no_convergence():
+def test_analysis_of_a_clean_drain_and_of_no_convergence() -> None:
     # b still answers the request sent 3 ms after the action, then never again
     samples = _series(0, 300, lambda i, t: Sample(t, "b" if i <= 101 and i % 2 else "a",
                                                   None, 1.0))
@@ -164,7 +168,7 @@ def test_analysis_of_a_clean_drain_and_of_no_convergence():
     assert fo.convergence_ms is None and fo.steady_ms is None and fo.failed["refused"] == 100
 
 
-def test_steady_detection_waits_for_in_flight_requests():
+def test_steady_detection_waits_for_in_flight_requests() -> None:
     ok = [Sample(t / 100, "a", None, 1) for t in range(0, 300)]
     assert steady_since(ok, 3.0, 1.0, "b", timeout_s=1.0)
     # a request sent at 1.5 s that times out: not steady while it is inside the window
@@ -178,13 +182,13 @@ def test_steady_detection_waits_for_in_flight_requests():
     (["--timeout", "nan"], "must be a positive number"),
     (["ftp://x/"], "not an http(s) URL"),
 ])
-def test_bad_probe_input_is_one_line_exit_2(args, message):
+def test_bad_probe_input_is_one_line_exit_2(args: Any, message: str) -> None:
     proc = run_cli("probe", "--duration", "1", *args)
     assert proc.returncode == 2 and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_probe_with_url_and_no_netns_needs_no_settings(http_server, tmp_path):
+def test_probe_with_url_and_no_netns_needs_no_settings(http_server: Any, tmp_path: Path) -> None:
     # no lab named zzz exists and the config file is broken: neither may be consulted
     bad = tmp_path / "bad.toml"
     bad.write_text("this is not toml [")
@@ -194,7 +198,7 @@ def test_probe_with_url_and_no_netns_needs_no_settings(http_server, tmp_path):
     assert json.loads(proc.stdout)["by_backend"] == {"unit-node": 10}
 
 
-def test_probe_stream_pins_its_namespace():
+def test_probe_stream_pins_its_namespace() -> None:
     from ecmptui.traffic.probe_stream import probe_argv
 
     argv = probe_argv("http://203.0.113.9/", 200, 1.0, "labx-client")
@@ -202,7 +206,7 @@ def test_probe_stream_pins_its_namespace():
     assert argv[-3:] == ["--netns", "labx-client", "http://203.0.113.9/"]
 
 
-def test_traffic_model_measures_a_drain_seen_steady_at_the_window_edge():
+def test_traffic_model_measures_a_drain_seen_steady_at_the_window_edge() -> None:
     from ecmptui.traffic.model import TrafficModel
 
     m = TrafficModel(settle_s=1.0, timeout_s=1.0)
@@ -218,7 +222,7 @@ def test_traffic_model_measures_a_drain_seen_steady_at_the_window_edge():
 
 
 
-def test_a_slow_action_still_counts_the_flows_it_broke_after_it_returned():
+def test_a_slow_action_still_counts_the_flows_it_broke_after_it_returned() -> None:
     from ecmptui.traffic.flows import FlowEvent
     from ecmptui.traffic.model import FLOW_WINDOW_S, TrafficModel
 
@@ -242,7 +246,7 @@ def test_a_slow_action_still_counts_the_flows_it_broke_after_it_returned():
     assert rec.flows == {"flows": 4, "on_node": 2, "affected": 2, "bystanders": 1,
                          "moved": 0}
 
-async def test_a_stream_with_a_callback_keeps_no_samples_of_its_own(http_server):
+async def test_a_stream_with_a_callback_keeps_no_samples_of_its_own(http_server: Any) -> None:
     """The dashboard keeps its own bounded store: the stream must not keep every sample as
     well (hours at 1,000/s), while a drill, without a callback, gets them all."""
     from ecmptui.traffic.probe_stream import ProbeStream

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import fetch_from_client, make_config, on_node, run_cli, status, wait_for
 from ecmptui import config
 from ecmptui.deployment.target import open_deployment
+from ecmptui.lab.control import LabInfo
+from ecmptui.lab.instance import LabInstance
 from ecmptui.node.server import HostKeyPolicy, NodeError
 
 pytestmark = pytest.mark.lab
 
 
-def test_inventory_shape(deployed):
+def test_inventory_shape(deployed: tuple[Path, dict[str, Any]]) -> None:
     _, inv = deployed
     assert inv["eip"].startswith("203.0.113.")
     assert [n["name"] for n in inv["nodes"]] == ["tnode1", "tnode2"]
@@ -24,14 +28,14 @@ def test_inventory_shape(deployed):
         assert n["peers"] and n["mgmt_address"].startswith("198.18.")
 
 
-def test_both_nginx_answer_new_connections(lab, deployed):
+def test_both_nginx_answer_new_connections(lab: LabInfo, deployed: tuple[Path, dict[str, Any]]) -> None:
     _, inv = deployed
     seen = fetch_from_client(lab, inv["eip"], 200)
     assert set(seen) == {"Welcome to nginx 1", "Welcome to nginx 2"}, seen
     assert sum(seen.values()) == 200
 
 
-def test_status_shows_established_exports_and_router_nexthops(deployed):
+def test_status_shows_established_exports_and_router_nexthops(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, inv = deployed
     st = status(cfg)
     assert st["eip"] == inv["eip"] and st["target"] == "lab"
@@ -43,7 +47,7 @@ def test_status_shows_established_exports_and_router_nexthops(deployed):
     assert len(st["router"]["nexthops"]) == 2
 
 
-def test_withdraw_keeps_session_and_announce_restores(deployed):
+def test_withdraw_keeps_session_and_announce_restores(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     out = run_cli("--config", str(cfg), "node", "withdraw", "tnode2", check=True).stdout
     assert "stopped announcing" in out
@@ -62,7 +66,7 @@ def test_withdraw_keeps_session_and_announce_restores(deployed):
     assert wait_for(lambda: sorted(status(cfg)["router"]["nodes"]) == ["tnode1", "tnode2"])
 
 
-def test_shutdown_takes_session_down_and_start_restores(deployed):
+def test_shutdown_takes_session_down_and_start_restores(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     run_cli("--config", str(cfg), "node", "shutdown", "node1", check=True)
     try:
@@ -75,7 +79,7 @@ def test_shutdown_takes_session_down_and_start_restores(deployed):
     assert st
 
 
-def test_rerun_reports_no_change(deployed):
+def test_rerun_reports_no_change(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     proc = run_cli("--config", str(cfg), "provision", check=True)
     assert "no change" in proc.stdout
@@ -83,10 +87,10 @@ def test_rerun_reports_no_change(deployed):
     assert "already registered" in proc.stdout and "already reserved" in proc.stdout
 
 
-def test_broken_bird_config_is_refused_and_node_keeps_announcing(deployed):
+def test_broken_bird_config_is_refused_and_node_keeps_announcing(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, inv = deployed
 
-    async def attempt(node):
+    async def attempt(node: Any) -> Any:
         before = await node.read(node.layout.bird_conf)
         with pytest.raises(NodeError, match="BIRD rejected the new config, nothing applied"):
             await node.apply_bird_config(before + "\nprotocol bgp { nonsense here; }\n")
@@ -98,14 +102,14 @@ def test_broken_bird_config_is_refused_and_node_keeps_announcing(deployed):
     assert sorted(status(cfg)["router"]["nodes"]) == ["tnode1", "tnode2"]
 
 
-def test_first_host_key_is_pinned_and_a_change_refused(deployed, tmp_path):
+def test_first_host_key_is_pinned_and_a_change_refused(deployed: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     cfg, _ = deployed
     d = open_deployment(config.load(cfg))
     rec = d.inventory().node("tnode1")
     pinned = tmp_path / "known_hosts"
-    d.host_key_policy = lambda: HostKeyPolicy("pin", pinned)  # as on a real server
+    d.host_key_policy = lambda: HostKeyPolicy("pin", pinned)  # type: ignore[method-assign]  # as on a real server
 
-    async def login():
+    async def login() -> Any:
         async with d.node(rec) as node:
             return (await node.run("hostname")).exit_status
 
@@ -121,7 +125,7 @@ def test_first_host_key_is_pinned_and_a_change_refused(deployed, tmp_path):
         asyncio.run(login())
 
 
-def test_four_nodes_then_deprovision(lab, tmp_path):
+def test_four_nodes_then_deprovision(lab: LabInfo, tmp_path: Path) -> None:
     cfg = make_config(tmp_path, tag="ecmpt-four", prefix="four")
     proc = run_cli("--config", str(cfg), "provision", "--nodes", "4", "--bfd", "--no-health",
                    "--json")
@@ -145,7 +149,7 @@ def test_four_nodes_then_deprovision(lab, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["bad-token", "unknown-project", "unreachable"])
-def test_api_failures_are_one_line_and_change_nothing(lab, tmp_path, kind):
+def test_api_failures_are_one_line_and_change_nothing(lab: LabInfo, tmp_path: Path, kind: Any) -> None:
     endpoint = "127.0.0.1:1" if kind == "unreachable" else lab.endpoint
     project = "00000000-dead-beef-0000-000000000000" if kind == "unknown-project" \
         else lab.project_id
@@ -167,7 +171,7 @@ def test_api_failures_are_one_line_and_change_nothing(lab, tmp_path, kind):
     assert after["devices"] == before["devices"] and after["eips"] == before["eips"]
 
 
-def test_two_provisions_at_once_make_one_deployment(lab, tmp_path):
+def test_two_provisions_at_once_make_one_deployment(lab: LabInfo, tmp_path: Path) -> None:
     """One writer per deployment: the second is refused at once, or waits with --wait."""
     import subprocess
     import sys
@@ -197,7 +201,7 @@ def test_two_provisions_at_once_make_one_deployment(lab, tmp_path):
         run_cli("--config", str(cfg), "deprovision")
 
 
-def test_status_tells_the_truth_about_a_node_whose_bird_is_dead(deployed):
+def test_status_tells_the_truth_about_a_node_whose_bird_is_dead(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     run_cli("--config", str(cfg), "node", "fault", "tnode1", "kill-bird", check=True)
     try:
@@ -218,7 +222,7 @@ def test_status_tells_the_truth_about_a_node_whose_bird_is_dead(deployed):
                                 for n in status(cfg)["nodes"]), timeout=20)
 
 
-def test_a_different_md5_is_refused_before_anything_is_created(deployed, tmp_path):
+def test_a_different_md5_is_refused_before_anything_is_created(deployed: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     assert deployed  # the test lab's project has Local BGP enabled, without MD5
     cfg = make_config(tmp_path, tag="ecmpt-md5", prefix="md5n", extra='md5 = "s3cretPW"')
     proc = run_cli("--config", str(cfg), "provision", "--nodes", "1")
@@ -232,7 +236,7 @@ def test_a_different_md5_is_refused_before_anything_is_created(deployed, tmp_pat
 
 
 def test_a_device_that_never_comes_up_is_named_and_replaced_by_the_next_provision(
-        lab, lab_instance, tmp_path):
+        lab: LabInfo, lab_instance: LabInstance, tmp_path: Path) -> None:
     """Regression (issue 22): a failed device blocked every rerun with no reason, only the
     first one named, and the Provision screen said the servers were fine."""
     cfg = make_config(tmp_path, tag="ecmpt-fail", prefix="bnode")

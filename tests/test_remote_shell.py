@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncssh
 import pytest
@@ -25,7 +27,7 @@ async def _sh_session(process: asyncssh.SSHServerProcess) -> None:
 
 
 @pytest.fixture
-async def shell_conn():
+async def shell_conn() -> AsyncIterator[Any]:
     server_key = asyncssh.generate_private_key("ssh-ed25519")
     client_key = asyncssh.generate_private_key("ssh-ed25519")
     authorized = asyncssh.import_authorized_keys(
@@ -43,7 +45,7 @@ async def shell_conn():
         server.close()
 
 
-async def test_commands_run_in_turn_with_their_exit_status(shell_conn):
+async def test_commands_run_in_turn_with_their_exit_status(shell_conn: Any) -> None:
     shell = await RemoteShell.open(shell_conn)
     ok = await shell.run(["echo", "one two"])
     bad = await shell.run(["sh", "-c", "echo oops; exit 3"])
@@ -55,7 +57,7 @@ async def test_commands_run_in_turn_with_their_exit_status(shell_conn):
 
 
 async def test_a_cancelled_command_closes_the_shell_instead_of_leaking_into_the_next(
-        shell_conn):
+        shell_conn: Any) -> None:
     shell = await RemoteShell.open(shell_conn)
     task = asyncio.create_task(shell.run(["sh", "-c", "echo early; sleep 5; echo late"]))
     await asyncio.sleep(0.5)
@@ -71,7 +73,7 @@ async def test_a_cancelled_command_closes_the_shell_instead_of_leaking_into_the_
     fresh.close()
 
 
-async def test_a_command_past_its_timeout_breaks_the_shell(shell_conn):
+async def test_a_command_past_its_timeout_breaks_the_shell(shell_conn: Any) -> None:
     shell = await RemoteShell.open(shell_conn)
     with pytest.raises(ShellError):
         await shell.run(["sleep", "5"], timeout=0.3)

@@ -8,7 +8,9 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
@@ -18,14 +20,14 @@ from serving import ONE_MACHINE, Served, open_terminal, palette
 
 
 @pytest.fixture
-def served(tmp_path, lab_down_config):
+def served(tmp_path: Path, lab_down_config: Path) -> Iterator[Any]:
     s = Served(tmp_path, lab_down_config, "--max-viewers", "20", "--idle-timeout", "30",
                *ONE_MACHINE)
     yield s
     s.stop()
 
 
-async def test_authorised_key_gets_the_app_and_disconnect_ends_it(served):
+async def test_authorised_key_gets_the_app_and_disconnect_ends_it(served: Any) -> None:
     async with served.connect("viewer") as conn:
         chan, sess = await open_terminal(conn)
         await sess.wait_for(b"is not up")         # the dashboard's own dialog, drawn
@@ -45,7 +47,7 @@ async def test_authorised_key_gets_the_app_and_disconnect_ends_it(served):
     assert "fingerprint=SHA256:" in served.logs()
 
 
-async def test_operator_key_gets_the_full_app(served):
+async def test_operator_key_gets_the_full_app(served: Any) -> None:
     async with served.connect("operator") as conn:
         chan, sess = await open_terminal(conn)
         await sess.wait_for(b"is not up")
@@ -55,17 +57,19 @@ async def test_operator_key_gets_the_full_app(served):
 
 
 @pytest.mark.parametrize("how", ["unknown-key", "password", "none"])
-async def test_unknown_key_password_and_none_are_refused(served, how):
-    kw = {"unknown-key": {"client_keys": [served.keys["stranger"]]},
-          "password": {"client_keys": [], "password": "hunter2"},
-          "none": {"client_keys": []}}[how]
+async def test_unknown_key_password_and_none_are_refused(served: Any, how: Any) -> None:
+    ways: dict[str, dict[str, Any]] = {
+        "unknown-key": {"client_keys": [served.keys["stranger"]]},
+        "password": {"client_keys": [], "password": "hunter2"},
+        "none": {"client_keys": []}}
+    kw = ways[how]
     with pytest.raises(asyncssh.PermissionDenied):
         async with served.connect("stranger", **kw):
             pass
     assert served.sessions() == []
 
 
-async def test_exec_and_port_forwarding_are_refused(served):
+async def test_exec_and_port_forwarding_are_refused(served: Any) -> None:
     async with served.connect("operator") as conn:
         with pytest.raises(asyncssh.ChannelOpenError):
             await conn.run("id", check=True)
@@ -76,7 +80,7 @@ async def test_exec_and_port_forwarding_are_refused(served):
     assert served.sessions() == []
 
 
-async def test_twenty_sessions_draw_and_the_21st_is_refused(served):
+async def test_twenty_sessions_draw_and_the_21st_is_refused(served: Any) -> None:
     conns = []
     try:
         for _ in range(20):
@@ -102,7 +106,7 @@ def app_env(pid: int) -> dict[str, str]:
 
 
 @pytest.mark.lab
-async def test_viewer_cannot_withdraw_an_operator_can(deployed, tmp_path):
+async def test_viewer_cannot_withdraw_an_operator_can(deployed: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     cfg, _ = deployed
     s = Served(tmp_path, cfg)
     status = lambda: json.loads(run_cli("--config", str(cfg), "status", "--json",
@@ -151,7 +155,7 @@ async def test_viewer_cannot_withdraw_an_operator_can(deployed, tmp_path):
 
 
 @pytest.mark.lab
-async def test_twenty_viewers_cost_the_service_one_prober(deployed, tmp_path):
+async def test_twenty_viewers_cost_the_service_one_prober(deployed: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     cfg, _ = deployed
     s = Served(tmp_path, cfg, "--max-viewers", "20", "--rate", "50",
                *ONE_MACHINE)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +19,7 @@ from ecmptui.serve.feed import Hub
 
 
 @pytest.fixture
-async def hub(tmp_path, caplog):
+async def hub(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Any]:
     cfg = tmp_path / "down.toml"
     cfg.write_text('target = "lab"\nlab = "zz9"\n')  # never up: status reports that
     h = Hub(load(cfg), rate=10, audit=Audit("text"))
@@ -26,7 +29,7 @@ async def hub(tmp_path, caplog):
     assert not h.dir.exists()                        # the socket's directory is gone
 
 
-async def feed(hub: Hub, who: Who):
+async def feed(hub: Hub, who: Who) -> Any:
     token = hub.register(who)
     reader, writer = await asyncio.open_unix_connection(str(hub.path))
     writer.write(json.dumps({"k": "hello", "token": token}).encode() + b"\n")
@@ -34,21 +37,22 @@ async def feed(hub: Hub, who: Who):
     return reader, writer, hello
 
 
-async def reply(reader, req: int) -> dict:
+async def reply(reader: Any, req: int) -> dict:
     while True:
         msg = json.loads(await asyncio.wait_for(reader.readline(), 10))
         if msg.get("k") == "result" and msg.get("req") == req:
             return msg
 
 
-async def test_a_viewer_token_cannot_act_whatever_its_app_asks(hub, caplog):
+async def test_a_viewer_token_cannot_act_whatever_its_app_asks(hub: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="ecmptui.serve")
     reader, writer, hello = await feed(hub, Who("127.0.0.1:1", "eve", "SHA256:x", "viewer"))
     assert hello["role"] == "viewer" and hello["can_act"] is False and hello["rate"] == 10
-    for n, req in enumerate([{"k": "act", "node": "n1", "action": "withdraw"},
+    reqs: list[dict[str, Any]] = [{"k": "act", "node": "n1", "action": "withdraw"},
                              {"k": "act", "node": "core1", "action": "kill-bird",
                               "router": True},
-                             {"k": "job", "job": "deprovision"}]):
+                             {"k": "job", "job": "deprovision"}]
+    for n, req in enumerate(reqs):
         writer.write(json.dumps({**req, "req": n}).encode() + b"\n")
         msg = await reply(reader, n)
         assert msg["ok"] is False and msg["message"].startswith("read-only session")
@@ -56,7 +60,7 @@ async def test_a_viewer_token_cannot_act_whatever_its_app_asks(hub, caplog):
     writer.close()
 
 
-async def test_an_operator_request_reaches_the_deployment(hub):
+async def test_an_operator_request_reaches_the_deployment(hub: Any) -> None:
     reader, writer, hello = await feed(hub, Who("127.0.0.1:2", "ann", "SHA256:y", "operator"))
     assert hello["can_act"] is True and hello["lab_up"] is False
     writer.write(json.dumps({"k": "act", "node": "n1", "action": "withdraw",
@@ -68,7 +72,7 @@ async def test_an_operator_request_reaches_the_deployment(hub):
     writer.close()
 
 
-async def test_status_errors_reach_every_session(hub):
+async def test_status_errors_reach_every_session(hub: Any) -> None:
     reader, writer, _ = await feed(hub, Who(role="viewer"))
     while True:
         msg = json.loads(await asyncio.wait_for(reader.readline(), 10))
@@ -78,8 +82,8 @@ async def test_status_errors_reach_every_session(hub):
     writer.close()
 
 
-async def test_unknown_and_reused_tokens_get_nothing(hub):
-    async def hello(token: str):
+async def test_unknown_and_reused_tokens_get_nothing(hub: Any) -> None:
+    async def hello(token: str) -> Any:
         reader, writer = await asyncio.open_unix_connection(str(hub.path))
         writer.write(json.dumps({"k": "hello", "token": token}).encode() + b"\n")
         return writer, await asyncio.wait_for(reader.readline(), 10)
@@ -98,12 +102,12 @@ async def test_unknown_and_reused_tokens_get_nothing(hub):
     writer.close()
 
 
-def test_a_status_survives_the_trip_to_a_session():
+def test_a_status_survives_the_trip_to_a_session() -> None:
     st = fixed_data.STATUS
     assert DeploymentStatus.from_json(json.loads(json.dumps(st.to_json()))) == st
 
 
-async def test_a_session_keeps_no_more_action_timings_than_its_timeline(tmp_path):
+async def test_a_session_keeps_no_more_action_timings_than_its_timeline(tmp_path: Path) -> None:
     from ecmptui.serve.client import FeedCockpit
     from ecmptui.traffic.model import MAX_TIMELINE, ActionRecord
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
@@ -30,7 +31,7 @@ def ssh_argv(s: Served, *opts: str) -> list[str]:
 
 
 # -- limits ---------------------------------------------------------------------------------
-async def test_a_huge_terminal_is_clamped_and_the_session_survives(tmp_path, lab_down_config):
+async def test_a_huge_terminal_is_clamped_and_the_session_survives(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config)
     try:
         async with s.connect("viewer") as conn:
@@ -51,12 +52,12 @@ async def test_a_huge_terminal_is_clamped_and_the_session_survives(tmp_path, lab
 
 
 async def test_seven_wrong_passwords_close_the_connection_with_growing_delays(
-        tmp_path, lab_down_config):
+        tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config, env={guard.PASSWORD_ENV: PASSWORD})
     times: list[float] = []
 
     class Guesser(asyncssh.SSHClient):
-        def password_auth_requested(self):
+        def password_auth_requested(self) -> str:
             times.append(time.monotonic())
             return f"guess-{len(times)}"
 
@@ -82,7 +83,7 @@ async def test_seven_wrong_passwords_close_the_connection_with_growing_delays(
     assert 'why="too many authentication failures"' in logs
 
 
-def test_openssh_password_guessing_is_cut_off(tmp_path, lab_down_config):
+def test_openssh_password_guessing_is_cut_off(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config, env={guard.PASSWORD_ENV: PASSWORD})
     askpass = tmp_path / "askpass"
     tries = tmp_path / "tries"
@@ -103,7 +104,7 @@ def test_openssh_password_guessing_is_cut_off(tmp_path, lab_down_config):
     assert s.sessions() == []
 
 
-async def test_connections_that_never_log_in_are_capped(tmp_path, lab_down_config):
+async def test_connections_that_never_log_in_are_capped(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config, "--max-startups", "3",
                "--max-startups-per-source", "10")
     socks = []
@@ -136,7 +137,7 @@ async def test_connections_that_never_log_in_are_capped(tmp_path, lab_down_confi
     assert s.logs().count("(--max-startups)") >= 1
 
 
-def test_ssh_N_is_closed_at_the_login_grace_time(tmp_path, lab_down_config):
+def test_ssh_N_is_closed_at_the_login_grace_time(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config, "--login-grace", "2")
     try:
         t0 = time.monotonic()
@@ -149,7 +150,7 @@ def test_ssh_N_is_closed_at_the_login_grace_time(tmp_path, lab_down_config):
     assert "no terminal session within 2 s" in s.logs()
 
 
-def test_sftp_and_forwarding_are_refused_and_logged(tmp_path, lab_down_config):
+def test_sftp_and_forwarding_are_refused_and_logged(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config)
     try:
         proc = subprocess.run(["sftp", "-P", str(s.port), "-o", "StrictHostKeyChecking=no",
@@ -171,7 +172,7 @@ def test_sftp_and_forwarding_are_refused_and_logged(tmp_path, lab_down_config):
     assert s.sessions() == []
 
 
-async def test_operators_keep_their_slots_when_viewers_fill_theirs(tmp_path, lab_down_config):
+async def test_operators_keep_their_slots_when_viewers_fill_theirs(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config, "--max-viewers", "2", "--max-operators", "1")
     conns = []
     try:
@@ -197,7 +198,7 @@ async def test_operators_keep_their_slots_when_viewers_fill_theirs(tmp_path, lab
 
 
 async def test_a_viewer_session_ends_at_its_maximum_length_even_when_busy(
-        tmp_path, lab_down_config):
+        tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config, "--max-session", "3", "--idle-timeout", "60")
     try:
         async with s.connect("viewer") as conn:
@@ -214,13 +215,14 @@ async def test_a_viewer_session_ends_at_its_maximum_length_even_when_busy(
 
 
 # -- the terminal on the way out --------------------------------------------------------------
-def test_idle_timeout_ends_the_app_the_normal_way(tmp_path, lab_down_config):
+def test_idle_timeout_ends_the_app_the_normal_way(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config, "--idle-timeout", "3")
     proc = subprocess.Popen(ssh_argv(s, "-i", s.keys["viewer"], "-tt", "viewer@127.0.0.1"),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
     try:  # stdin stays open: the session is idle, not closed
         proc.wait(40)
+        assert proc.stdout is not None
         out = proc.stdout.read()
     finally:
         proc.kill()
@@ -232,7 +234,7 @@ def test_idle_timeout_ends_the_app_the_normal_way(tmp_path, lab_down_config):
     assert 'reason="idle timeout" app=exited' in s.logs()  # the app itself cleaned up
 
 
-async def test_server_shutdown_ends_sessions_the_normal_way(tmp_path, lab_down_config):
+async def test_server_shutdown_ends_sessions_the_normal_way(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config)
     async with s.connect("viewer") as conn:
         chan, sess = await open_terminal(conn)
@@ -244,7 +246,7 @@ async def test_server_shutdown_ends_sessions_the_normal_way(tmp_path, lab_down_c
 
 
 # -- nothing for viewers outside the dashboard ------------------------------------------------
-async def test_the_palette_offers_no_screenshot_in_a_served_session(tmp_path, lab_down_config):
+async def test_the_palette_offers_no_screenshot_in_a_served_session(tmp_path: Path, lab_down_config: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     s = Served(tmp_path, lab_down_config, env={"HOME": str(home),
@@ -268,7 +270,7 @@ async def test_the_palette_offers_no_screenshot_in_a_served_session(tmp_path, la
     assert not list(home.rglob("*.svg"))
 
 
-def test_a_crash_shows_one_line_and_logs_the_traceback(tmp_path):
+def test_a_crash_shows_one_line_and_logs_the_traceback(tmp_path: Path) -> None:
     """The served app's own crash path: the viewer's terminal gets one line, the error fd
     (the server's log) the traceback."""
     script = tmp_path / "crash.py"
@@ -298,7 +300,7 @@ def test_a_crash_shows_one_line_and_logs_the_traceback(tmp_path):
 
 
 # -- the audit log ---------------------------------------------------------------------------
-async def test_json_audit_log_has_one_line_per_event_with_who(tmp_path, lab_down_config):
+async def test_json_audit_log_has_one_line_per_event_with_who(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config, env={guard.PASSWORD_ENV: PASSWORD},
                log_format="json")
     try:
@@ -344,7 +346,7 @@ def _keys(tmp_path: Path) -> Path:
                                   "literal-password", "empty-password-file",
                                   "short-password-env", "readable-password-file",
                                   "writable-grandparent"])
-def test_unsafe_files_and_secrets_are_refused(tmp_path, case):
+def test_unsafe_files_and_secrets_are_refused(tmp_path: Path, case: Any) -> None:
     ops = _keys(tmp_path)
     hostkey = tmp_path / "hostkey"
     asyncssh.generate_private_key("ssh-ed25519").write_private_key(hostkey)
@@ -399,7 +401,7 @@ def test_unsafe_files_and_secrets_are_refused(tmp_path, case):
     assert PASSWORD not in proc.stderr
 
 
-def test_penalties_grow_and_expire():
+def test_penalties_grow_and_expire() -> None:
     now = [0.0]
     p = guard.Penalties(threshold=3, window=60, base=10, cap=25, clock=lambda: now[0])
     assert not p.failed("a") and not p.failed("a")
@@ -419,7 +421,7 @@ def test_penalties_grow_and_expire():
     assert p.recent("a") == 0
 
 
-def test_failure_delay_doubles_and_is_capped():
+def test_failure_delay_doubles_and_is_capped() -> None:
     delays = [guard.failure_delay(n, 0) for n in range(1, 8)]
     assert delays[:3] == [0.1, 0.2, 0.4] and delays[-1] == 4.0
     assert guard.failure_delay(1, 20) > guard.failure_delay(1, 0)

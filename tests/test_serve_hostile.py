@@ -9,6 +9,8 @@ import json
 import re
 import socket
 import time
+from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
@@ -19,7 +21,7 @@ from serving import Collect, Served, log_events, open_terminal, rss_mb
 PASSWORD = "correct horse battery"
 
 
-def _served(tmp_path, config, *extra, log_format="json") -> Served:
+def _served(tmp_path: Path, config: Any, *extra: Any, log_format: Any="json") -> Served:
     return Served(tmp_path, config, *extra, log_format=log_format,
                   env={"ECMPTUI_DEMO_PASSWORD": PASSWORD})
 
@@ -30,8 +32,8 @@ def _no_raw_control_and_short(text: str) -> None:
         assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", line), repr(line[:120])
 
 
-async def test_env_requests_are_never_kept_and_memory_stays_bounded(tmp_path,
-                                                                    lab_down_config):
+async def test_env_requests_are_never_kept_and_memory_stays_bounded(tmp_path: Path,
+                                                                    lab_down_config: Path) -> None:
     s = _served(tmp_path, lab_down_config)
     try:
         idle = rss_mb(s.proc.pid)
@@ -53,8 +55,8 @@ async def test_env_requests_are_never_kept_and_memory_stays_bounded(tmp_path,
     assert "LANG" not in ignored[0]["names"]
 
 
-async def test_silent_connections_from_one_address_do_not_lock_out_another(tmp_path,
-                                                                          lab_down_config):
+async def test_silent_connections_from_one_address_do_not_lock_out_another(tmp_path: Path,
+                                                                          lab_down_config: Path) -> None:
     s = _served(tmp_path, lab_down_config, "--login-grace", "20")
     socks = []
     try:
@@ -81,7 +83,7 @@ async def test_silent_connections_from_one_address_do_not_lock_out_another(tmp_p
 
 
 async def test_a_bad_signature_with_the_operators_key_is_a_failure_without_the_role(
-        tmp_path, lab_down_config):
+        tmp_path: Path, lab_down_config: Path) -> None:
     s = _served(tmp_path, lab_down_config)
     operator_pub = asyncssh.read_public_key(tmp_path / "operator.pub")
     stranger = asyncssh.read_private_key(tmp_path / "stranger")
@@ -108,7 +110,7 @@ async def test_a_bad_signature_with_the_operators_key_is_a_failure_without_the_r
 
 
 async def test_hostile_terminal_names_and_resize_storms_leave_a_short_clean_log(
-        tmp_path, lab_down_config):
+        tmp_path: Path, lab_down_config: Path) -> None:
     s = _served(tmp_path, lab_down_config, log_format="text")
     try:
         async with s.connect("viewer") as conn:
@@ -135,7 +137,7 @@ async def test_hostile_terminal_names_and_resize_storms_leave_a_short_clean_log(
 
 
 async def test_sha1_key_exchange_and_keyboard_interactive_are_not_offered(
-        tmp_path, lab_down_config):
+        tmp_path: Path, lab_down_config: Path) -> None:
     s = _served(tmp_path, lab_down_config)
     try:
         with pytest.raises((asyncssh.KeyExchangeFailed, asyncssh.DisconnectError)):
@@ -150,7 +152,7 @@ async def test_sha1_key_exchange_and_keyboard_interactive_are_not_offered(
 
 
 async def test_refused_sessions_close_their_connection_and_one_connection_is_capped(
-        tmp_path, lab_down_config):
+        tmp_path: Path, lab_down_config: Path) -> None:
     s = _served(tmp_path, lab_down_config)
     try:
         async with s.connect("viewer") as conn:  # no terminal: refused, then closed
@@ -164,7 +166,7 @@ async def test_refused_sessions_close_their_connection_and_one_connection_is_cap
         s.stop()
 
 
-async def test_the_json_log_is_pure_json_from_start_to_stop(tmp_path, lab_down_config):
+async def test_the_json_log_is_pure_json_from_start_to_stop(tmp_path: Path, lab_down_config: Path) -> None:
     s = _served(tmp_path, lab_down_config)  # its host key is generated: logged as JSON
     try:
         async with s.connect("viewer") as conn:
@@ -179,8 +181,8 @@ async def test_the_json_log_is_pure_json_from_start_to_stop(tmp_path, lab_down_c
     assert any("generated host key" in e.get("message", "") for e in events)
 
 
-async def test_a_viewer_that_stops_reading_costs_the_server_no_memory(tmp_path,
-                                                                      lab_down_config):
+async def test_a_viewer_that_stops_reading_costs_the_server_no_memory(tmp_path: Path,
+                                                                      lab_down_config: Path) -> None:
     s = _served(tmp_path, lab_down_config)
     try:
         idle = rss_mb(s.proc.pid)
@@ -203,7 +205,7 @@ async def test_a_viewer_that_stops_reading_costs_the_server_no_memory(tmp_path,
         s.stop()
 
 
-def test_openssh_offering_only_sha1_key_exchange_is_refused(tmp_path, lab_down_config):
+def test_openssh_offering_only_sha1_key_exchange_is_refused(tmp_path: Path, lab_down_config: Path) -> None:
     import subprocess
 
     s = _served(tmp_path, lab_down_config)
@@ -220,7 +222,7 @@ def test_openssh_offering_only_sha1_key_exchange_is_refused(tmp_path, lab_down_c
     assert "no matching key exchange method found" in proc.stderr, proc.stderr
 
 
-async def test_a_locale_reaches_the_app_and_nothing_else_does(tmp_path, lab_down_config):
+async def test_a_locale_reaches_the_app_and_nothing_else_does(tmp_path: Path, lab_down_config: Path) -> None:
     from pathlib import Path
 
     s = _served(tmp_path, lab_down_config)

@@ -3,7 +3,12 @@ and then updated with longer values, as a live dashboard is."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
+from textual.pilot import Pilot
 
 from ecmptui import config
 from ecmptui.app import EcmpApp
@@ -16,7 +21,7 @@ SIZES = [(80, 24), (200, 50)]
 pytestmark = pytest.mark.usefixtures("utc")
 
 
-def make_app(tmp_path, screen: str, read_only: bool = False) -> EcmpApp:
+def make_app(tmp_path: Path, screen: str, read_only: bool = False) -> EcmpApp:
     cfg = tmp_path / "config.toml"
     cfg.write_text('target = "lab"\nlab = "ecmp"\n')
     app = EcmpApp(Cockpit(config.load(cfg, env={}), read_only=read_only), live=False,
@@ -24,7 +29,7 @@ def make_app(tmp_path, screen: str, read_only: bool = False) -> EcmpApp:
     return app
 
 
-async def _prime(pilot) -> None:
+async def _prime(pilot: Pilot[None]) -> None:
     prime(pilot.app)
     await pilot.pause()
     screen = pilot.app.screen
@@ -40,17 +45,17 @@ async def _prime(pilot) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("screen", ["provision", "bgp", "traffic"])
-def test_screen(snap_compare, tmp_path, screen, size):
+def test_screen(snap_compare: Callable[..., bool], tmp_path: Path, screen: Any, size: int) -> None:
     assert snap_compare(make_app(tmp_path, screen), terminal_size=size, run_before=_prime)
 
 
-def test_traffic_read_only(snap_compare, tmp_path):
+def test_traffic_read_only(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
     assert snap_compare(make_app(tmp_path, "traffic", read_only=True), terminal_size=(80, 24),
                         run_before=_prime)
 
 
-def test_help(snap_compare, tmp_path):
-    async def open_help(pilot):
+def test_help(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
+    async def open_help(pilot: Pilot[None]) -> None:
         await _prime(pilot)
         await pilot.press("question_mark")
         await pilot.pause()

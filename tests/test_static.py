@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
@@ -15,7 +17,7 @@ NO_API = {"METAL_AUTH_TOKEN": "", "PACKET_AUTH_TOKEN": ""}
 
 
 @pytest.fixture(scope="module")
-def static_cfg(deployed, tmp_path_factory):
+def static_cfg(deployed: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Any:
     cfg, _ = deployed
     out = tmp_path_factory.mktemp("static") / "static.toml"
     proc = run_cli("--config", str(cfg), "inventory", "export", "--output", str(out),
@@ -26,17 +28,17 @@ def static_cfg(deployed, tmp_path_factory):
     return out
 
 
-def cli(cfg, *args, check=True):
+def cli(cfg: Path, *args: Any, check: Any=True) -> Any:
     return run_cli("--config", str(cfg), *args, env=NO_API, check=check)
 
 
-def test_export_has_no_api_settings(static_cfg):
+def test_export_has_no_api_settings(static_cfg: Path) -> None:
     text = static_cfg.read_text()
     assert "[metal]" not in text and "token" not in text.lower()
     assert text.count("[[static.nodes]]") == 2
 
 
-def test_status_probe_and_check_without_any_api(static_cfg):
+def test_status_probe_and_check_without_any_api(static_cfg: Path) -> None:
     st = json.loads(cli(static_cfg, "status", "--json").stdout)
     assert st["target"] == "static" and st["router"] is None
     assert [n["bgp_state"] for n in st["nodes"]] == ["Established", "Established"]
@@ -50,7 +52,7 @@ def test_status_probe_and_check_without_any_api(static_cfg):
     assert checks[-1]["answers"].keys() == {"tnode1", "tnode2"}
 
 
-def test_withdraw_announce_and_the_withdraw_drill(static_cfg):
+def test_withdraw_announce_and_the_withdraw_drill(static_cfg: Path) -> None:
     cli(static_cfg, "node", "withdraw", "tnode2")
     try:
         summary = json.loads(cli(static_cfg, "probe", "--json", "--rate", "200",
@@ -63,14 +65,14 @@ def test_withdraw_announce_and_the_withdraw_drill(static_cfg):
     assert row["recovered"] is True and sum(row["failed"].values()) == 0
 
 
-def test_a_static_drain_says_it_cannot_see_the_router(static_cfg):
+def test_a_static_drain_says_it_cannot_see_the_router(static_cfg: Path) -> None:
     """Regression (issue 22): on static/metal, drain claimed the router did hash ECMP."""
     proc = cli(static_cfg, "node", "drain", "tnode1", check=False)
     assert proc.returncode == 2 and "cannot see this router's ECMP" in proc.stderr
     assert "hash-threshold" not in proc.stderr
 
 
-def test_lab_faults_are_refused(static_cfg):
+def test_lab_faults_are_refused(static_cfg: Path) -> None:
     proc = cli(static_cfg, "node", "fault", "tnode1", "isolate", check=False)
     assert proc.returncode == 2 and "faults are lab-only" in proc.stderr
     proc = cli(static_cfg, "drill", "--scenario", "kill-bird", check=False)
@@ -79,12 +81,12 @@ def test_lab_faults_are_refused(static_cfg):
     assert proc.returncode == 2 and "nothing to provision" in proc.stderr
 
 
-def _nodes(proc) -> list[dict]:
+def _nodes(proc: Any) -> list[dict]:
     """The node rows of `check --json` (the service's row aside)."""
     return [r for r in json.loads(proc.stdout) if r["kind"] == "node"]
 
 
-def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg, tmp_path):
+def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg: Path, tmp_path: Path) -> None:
     text = static_cfg.read_text()
     good = text.split("[[static.nodes]]")[1]          # tnode1's entry
     stray = asyncssh.generate_private_key("ssh-ed25519")
@@ -127,7 +129,7 @@ def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg, tm
     assert c["problems"] == ["203.0.113.250 is not on lo"]
 
 
-def test_static_dashboard_is_read_only_by_default(static_cfg):
+def test_static_dashboard_is_read_only_by_default(static_cfg: Path) -> None:
     from ecmptui import config
 
     s = config.load(static_cfg, env=NO_API)
@@ -135,7 +137,7 @@ def test_static_dashboard_is_read_only_by_default(static_cfg):
     assert config.load(static_cfg, env=NO_API).read_only is True
 
 
-async def test_provision_screen_checks_static_nodes(static_cfg):
+async def test_provision_screen_checks_static_nodes(static_cfg: Path) -> None:
     from ecmptui import config
     from ecmptui.app import EcmpApp
     from ecmptui.cockpit import Cockpit

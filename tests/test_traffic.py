@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import on_node, run_cli, status, wait_for
+from ecmptui.lab.control import LabInfo
 
 pytestmark = pytest.mark.lab
 
 
-def probe(cfg, *args: str) -> dict:
+def probe(cfg: Path, *args: str) -> dict:
     proc = run_cli("--config", str(cfg), "probe", "--json", *args)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
-def test_distribution_over_two_nodes(deployed):
+def test_distribution_over_two_nodes(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     summary = probe(cfg, "--rate", "400", "--duration", "1")
     assert summary["requests"] == 400 and summary["failed"] == 0
@@ -26,7 +29,7 @@ def test_distribution_over_two_nodes(deployed):
     assert all(0.35 <= s <= 0.65 for s in shares.values()), shares
 
 
-def test_jsonl_streams_one_record_per_request(deployed):
+def test_jsonl_streams_one_record_per_request(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     proc = run_cli("--config", str(cfg), "probe", "--jsonl", "--rate", "100", "--duration",
                    "0.5", check=True)
@@ -36,14 +39,14 @@ def test_jsonl_streams_one_record_per_request(deployed):
     assert {r["backend"] for r in records} == {"tnode1", "tnode2"}
 
 
-def _health(cfg, action: str) -> None:
+def _health(cfg: Path, action: str) -> None:
     """Stop or start tnode1's health check (it would withdraw the node within ~0.3 s)."""
     from ecmptui.node import health as node_health
 
     on_node(cfg, "tnode1", getattr(node_health, f"{action}_health"))
 
 
-def test_stop_nginx_fault_is_refused_traffic_and_restore_clears_it(deployed):
+def test_stop_nginx_fault_is_refused_traffic_and_restore_clears_it(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     _health(cfg, "stop")  # this test is about the fault itself, with nobody withdrawing
     run_cli("--config", str(cfg), "node", "fault", "tnode1", "stop-nginx", check=True)
@@ -60,14 +63,14 @@ def test_stop_nginx_fault_is_refused_traffic_and_restore_clears_it(deployed):
     assert healed["failed"] == 0 and set(healed["by_backend"]) == {"tnode1", "tnode2"}
 
 
-def test_restore_on_a_healthy_node_does_nothing(deployed):
+def test_restore_on_a_healthy_node_does_nothing(deployed: tuple[Path, dict[str, Any]]) -> None:
     cfg, _ = deployed
     out = run_cli("--config", str(cfg), "node", "restore", "tnode2", check=True).stdout
     assert "nothing to restore" in out
 
 
 @pytest.fixture(scope="module")
-def drill(deployed, tmp_path_factory):
+def drill(deployed: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Any:
     cfg, _ = deployed
     report = tmp_path_factory.mktemp("drill") / "report.md"
     proc = run_cli("--config", str(cfg), "drill", "--rate", "200", "--json", "--report",
@@ -79,7 +82,7 @@ def drill(deployed, tmp_path_factory):
     return keyed, report.read_text()
 
 
-def test_drill_runs_every_scenario_and_reports(drill):
+def test_drill_runs_every_scenario_and_reports(drill: Any) -> None:
     rows, report = drill
     names = {name for name, _, _ in rows}
     assert names == {"withdraw", "shutdown", "kill-bird", "freeze-bird", "isolate",
@@ -104,14 +107,14 @@ def test_drill_runs_every_scenario_and_reports(drill):
             assert sum(r["failed"].values()) == 0 and r["fib_ms"] is None, r
 
 
-def test_every_scenario_restores_the_lab(drill):
+def test_every_scenario_restores_the_lab(drill: Any) -> None:
     rows, _ = drill
     for key, r in rows.items():
         assert r["recovered"] is True, (key, r["notes"])
         assert not any("status differs" in n for n in r["notes"]), key
 
 
-def test_withdraw_is_lossless_and_fast(drill):
+def test_withdraw_is_lossless_and_fast(drill: Any) -> None:
     r = drill[0][("withdraw", False, True)]
     assert sum(r["failed"].values()) == 0
     assert r["last_answer_ms"] is None or r["last_answer_ms"] <= 50
@@ -119,7 +122,7 @@ def test_withdraw_is_lossless_and_fast(drill):
     assert set(r["after"]) == {"tnode1"}
 
 
-def test_isolate_with_and_without_bfd(drill):
+def test_isolate_with_and_without_bfd(drill: Any) -> None:
     rows = drill[0]
     with_bfd, without = rows[("isolate", True, True)], rows[("isolate", False, True)]
     assert with_bfd["convergence_ms"] is not None and with_bfd["convergence_ms"] <= 1000
@@ -128,14 +131,14 @@ def test_isolate_with_and_without_bfd(drill):
     assert with_bfd["failed"]["timeout"] < without["failed"]["timeout"]
 
 
-def test_stop_nginx_without_health_check_fails_until_restore(drill):
+def test_stop_nginx_without_health_check_fails_until_restore(drill: Any) -> None:
     r = drill[0][("stop-nginx", False, False)]
     assert r["failed"]["refused"] > 100
     assert r["convergence_ms"] is None  # BIRD keeps announcing: never steady by itself
     assert r["recovered"] is True
 
 
-def test_stop_nginx_with_health_check_withdraws_within_a_second(drill):
+def test_stop_nginx_with_health_check_withdraws_within_a_second(drill: Any) -> None:
     rows, report = drill
     r = rows[("stop-nginx", False, True)]
     assert r["convergence_ms"] is not None and r["convergence_ms"] <= 1000
@@ -145,7 +148,7 @@ def test_stop_nginx_with_health_check_withdraws_within_a_second(drill):
     assert "| stop-nginx | off | on |" in report and "| stop-nginx | off | off |" in report
 
 
-def test_faults_are_refused_off_the_lab(lab, tmp_path):
+def test_faults_are_refused_off_the_lab(lab: LabInfo, tmp_path: Path) -> None:
     path = tmp_path / "metal.toml"
     path.write_text(f'target = "metal"\n[metal]\nendpoint = "{lab.endpoint}"\n'
                     f'project_id = "{lab.project_id}"\nca_file = "{lab.ca_file}"\n')
@@ -158,7 +161,7 @@ def test_faults_are_refused_off_the_lab(lab, tmp_path):
     assert proc.returncode == 2 and "lab only" in proc.stderr
 
 
-def _drill_until_it_acts(cfg, scenario: str, node: str):
+def _drill_until_it_acts(cfg: Path, scenario: str, node: str) -> Any:
     """A drill started in the background, returned once it has acted on `node`."""
     import os
     import subprocess
@@ -180,14 +183,14 @@ def _drill_until_it_acts(cfg, scenario: str, node: str):
     return proc
 
 
-def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed):
+def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed: tuple[Path, dict[str, Any]]) -> None:
     """A drill ended by SIGTERM between its fault and its restore undoes both the fault and
     the BFD change it made, like Ctrl-C."""
     import signal
 
     cfg, _ = deployed
 
-    async def bfd_in_config(node):
+    async def bfd_in_config(node: Any) -> Any:
         return "bfd on;" in (await node.read(node.layout.bird_conf) or "")
 
     bfd_before = on_node(cfg, "tnode2", bfd_in_config)
@@ -206,7 +209,7 @@ def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed):
     assert "nothing to restore" in faults  # the drill had undone its fault itself
 
 
-def test_a_sigkilled_drill_leaves_faults_that_status_check_and_drill_name(deployed):
+def test_a_sigkilled_drill_leaves_faults_that_status_check_and_drill_name(deployed: tuple[Path, dict[str, Any]]) -> None:
     """Regression (issue 22): a drill killed with SIGKILL left isolate and BFD on, and
     nothing said so. Now the node's faults are in its status, `check` and a new drill name
     them with their undo, and `node restore` puts BFD back as it was."""
@@ -214,7 +217,7 @@ def test_a_sigkilled_drill_leaves_faults_that_status_check_and_drill_name(deploy
 
     cfg, _ = deployed
 
-    async def bfd_in_config(node):
+    async def bfd_in_config(node: Any) -> Any:
         return "bfd on;" in (await node.read(node.layout.bird_conf) or "")
 
     assert on_node(cfg, "tnode2", bfd_in_config) is False
@@ -244,7 +247,7 @@ def test_a_sigkilled_drill_leaves_faults_that_status_check_and_drill_name(deploy
                                 for n in status(cfg)["nodes"]), timeout=30)
 
 
-def test_an_operator_cannot_act_on_a_node_while_a_drill_owns_it(deployed):
+def test_an_operator_cannot_act_on_a_node_while_a_drill_owns_it(deployed: tuple[Path, dict[str, Any]]) -> None:
     """The drill holds the deployment: a withdraw meanwhile is refused (busy), so the
     drill's restore can never undo an operator's change."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from ecmptui.deployment.inventory import (
     Deployment,
@@ -44,7 +45,7 @@ class Provisioner:
         self.timing = deployment.target.timing
         self.end_to_end = end_to_end
 
-    async def _call(self, fn, *args, **kwargs):
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await self.d.client.acall(fn, *args, **kwargs)
 
     async def run(self) -> AsyncIterator[StepEvent]:

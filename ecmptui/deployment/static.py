@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ecmptui.config import Settings, StaticNode
 from ecmptui.deployment.inventory import Inventory, NodeAccess, NodeRecord, ensure_ssh_key
@@ -77,7 +77,7 @@ NGINX_PROBE = ("import http.client,sys\nc=http.client.HTTPConnection('127.0.0.1'
                "c.request('GET','/')\nprint(c.getresponse().status)")
 
 
-async def check_node(d, rec: NodeRecord, eip: str) -> dict:
+async def check_node(d: Any, rec: NodeRecord, eip: str) -> dict:
     """Each check's result for one node: ssh, bird, sessions, eip_on_lo, nginx, faults;
     plus `ok` and `problems` (one line each)."""
     from ecmptui.node.faults import active_faults
@@ -120,7 +120,7 @@ async def check_node(d, rec: NodeRecord, eip: str) -> dict:
     return res
 
 
-async def check_all(d, warn: Callable[[str], None] | None = None) -> list[dict]:
+async def check_all(d: Any, warn: Callable[[str], None] | None = None) -> list[dict]:
     """Every node's checks; through an API outage from the last inventory (`warn` says so)."""
     if d.client is None:
         inv = await d.ainventory()
@@ -136,7 +136,7 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string of printable text is a valid TOML basic string
 
 
-def export_static(d, output: Path) -> list[str]:
+def export_static(d: Any, output: Path) -> list[str]:
     """Write a `static` config for what is provisioned now; returns the files written."""
     inv = d.inventory()
     if inv.eip is None or not inv.nodes:

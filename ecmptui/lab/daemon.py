@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import uuid
+from pathlib import Path
 
 from ecmptui.errors import EcmpError
 from ecmptui.lab import fabric, tls
@@ -28,7 +29,7 @@ from ecmptui.lab.router import ECMP_MODES, Backbone, Resilient
 log = logging.getLogger("ecmptui.lab")
 
 
-def _write_private(path, text: str) -> None:
+def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)

@@ -16,7 +16,6 @@ wants. A mismatch (a helper that died, or one whose cached link indexes went sta
 server's link was re-created) is logged with the helper's own error, the helper restarted
 and everything applied again. What the agent knows is in /run/ecmptui-agent/status.json.
 """
-
 import fcntl
 import json
 import os
@@ -24,6 +23,8 @@ import select
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 TABLE = "100"
 CONF = "/etc/ecmptui/ecmp-agent.json"
@@ -34,7 +35,7 @@ CHECK_EVERY = 1.0        # seconds between two checks of the helper and the kern
 FAILING_AFTER = 3        # failed attempts in a row before the status says "failing"
 
 
-def load(path, default):
+def load(path: str, default: Any) -> Any:
     try:
         with open(path) as fh:
             return json.load(fh)
@@ -42,11 +43,11 @@ def load(path, default):
         return default
 
 
-def log(message):
+def log(message: str) -> None:
     print(f"{time.time():.6f} {message}", flush=True)
 
 
-def ip_json(*args):
+def ip_json(*args: Any) -> Any:
     out = subprocess.run(["ip", "-j", *args], capture_output=True, text=True).stdout
     try:
         return json.loads(out or "[]")
@@ -54,7 +55,7 @@ def ip_json(*args):
         return []
 
 
-def wanted():
+def wanted() -> Any:
     """dst -> [(gateway, dev)] of every multipath (or single) route in table 100."""
     routes = {}
     for r in ip_json("route", "show", "table", TABLE):
@@ -67,7 +68,7 @@ def wanted():
     return routes
 
 
-def link_indexes():
+def link_indexes() -> Any:
     """name -> ifindex of every link (from sysfs: no process)."""
     out = {}
     for name in os.listdir("/sys/class/net"):
@@ -79,24 +80,24 @@ def link_indexes():
     return out
 
 
-def nh_id(gateway):
+def nh_id(gateway: Any) -> Any:
     return 1000 + int(gateway.split(".")[2])
 
 
 GROUPS = (5000, 5256)      # the ids of the agent's groups: one per EIP (its last octet)
 
 
-def group_id(dst):
+def group_id(dst: Any) -> Any:
     return GROUPS[0] + int(dst.split("/")[0].split(".")[3])
 
 
-def differences(desired, actual):
+def differences(desired: Any, actual: Any) -> Any:
     """The destinations whose kernel state is not the desired one (missing, other, stale)."""
     return sorted({d for d, m in desired.items() if actual.get(d) != m}
                   | {d for d in actual if d not in desired})
 
 
-def kernel_state():
+def kernel_state() -> Any:
     """dst -> the state the kernel holds for it, in the shape `Agent.desired` builds."""
     nexthops = {n["id"]: n for n in ip_json("nexthop", "show") if "id" in n}
     out = {}
@@ -115,13 +116,13 @@ def kernel_state():
 
 
 class Agent:
-    def __init__(self):
+    def __init__(self) -> None:
         conf = {**DEFAULTS, **load(CONF, {})}
         self.args = (f"type resilient buckets {int(conf['buckets'])} idle_timer "
                      f"{int(conf['idle_timer'])} unbalanced_timer {int(conf['unbalanced_timer'])}")
-        self.applied = {}
-        self.weights_mtime = None
-        self._ip = None
+        self.applied: dict[str, Any] = {}
+        self.weights_mtime: int | None = None
+        self._ip: subprocess.Popen[str] | None = None
         self.failures = 0           # failed attempts in a row
         self.restarts = 0           # helpers started after the first
         self.error = None
@@ -131,7 +132,7 @@ class Agent:
         self.links = link_indexes()
 
     # -- the desired state -----------------------------------------------------------------
-    def desired(self, want, weights):
+    def desired(self, want: Any, weights: Any) -> Any:
         """dst -> sorted (nexthop id, gateway, dev, weight) of every member."""
         out = {}
         for dst, hops in want.items():
@@ -140,7 +141,7 @@ class Agent:
                 for gw, dev in hops))
         return out
 
-    def apply(self, verify=True):
+    def apply(self, verify: Any=True) -> None:
         want = wanted()
         if any(d not in want for d in self.applied):
             # BIRD replaces a route by deleting and adding it: a route that is gone for a
@@ -176,7 +177,7 @@ class Agent:
             self.apply(verify=False)  # a fresh helper takes everything again, at once
             self.verify()
 
-    def verify(self, desired=None):
+    def verify(self, desired: Any=None) -> bool:
         """Read the kernel back; a mismatch restarts the helper and applies everything again."""
         if desired is None:
             desired = self.desired(wanted(), load(WEIGHTS, {}))
@@ -194,14 +195,14 @@ class Agent:
                   + (f" (ip: {errors})" if errors else ""))
         return False
 
-    def ok(self):
+    def ok(self) -> None:
         if self.state != "ok":
             if self.state in ("retrying", "failing"):
                 log(f"recovered after {self.failures} failed attempt(s)")
             self.state, self.error, self.since, self.failures = "ok", None, time.time(), 0
             self.write_status()
 
-    def fail(self, why):
+    def fail(self, why: Any) -> None:
         self.failures += 1
         state = "failing" if self.failures >= FAILING_AFTER else "retrying"
         if state != self.state:
@@ -212,7 +213,7 @@ class Agent:
         self.restart_helper()
         self.write_status()
 
-    def restart_helper(self, resend=True):
+    def restart_helper(self, resend: Any=True) -> None:
         if self._ip is not None and self._ip.poll() is None:
             self._ip.kill()
             self._ip.wait()
@@ -220,7 +221,7 @@ class Agent:
         if resend:
             self.applied = {}       # the kernel is the truth again: send everything
 
-    def helper_errors(self):
+    def helper_errors(self) -> Any:
         """What the helper said on stderr since the last look (its own error messages)."""
         if self._ip is None or self._ip.stderr is None:
             return ""
@@ -231,7 +232,7 @@ class Agent:
         lines = [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
         return "; ".join(dict.fromkeys(lines))[:300]
 
-    def batch(self, text):
+    def batch(self, text: str) -> None:
         """One long-running `ip -batch` takes the commands (no process start per change)."""
         if self._ip is None or self._ip.poll() is not None:
             if self._ip is not None:
@@ -252,7 +253,7 @@ class Agent:
             log(f"ip helper did not take the commands ({exc})")
             self.restart_helper()
 
-    def check(self):
+    def check(self) -> None:
         """Once a second: the helper lives (else restart it) and the kernel holds what BIRD
         wants (else apply everything again)."""
         if self._ip is not None and self._ip.poll() is not None:
@@ -274,7 +275,7 @@ class Agent:
             self.ok()
         self.write_status()
 
-    def write_status(self):
+    def write_status(self) -> None:
         data = {"state": self.state, "error": self.error, "since": self.since,
                 "failures": self.failures, "restarts": self.restarts, "pid": os.getpid(),
                 "updated": time.time(), "groups": len(self.applied)}
@@ -286,7 +287,7 @@ class Agent:
         except OSError as exc:
             log(f"cannot write {STATUS}: {exc}")
 
-    def weights_changed(self):
+    def weights_changed(self) -> bool:
         try:
             mtime = os.stat(WEIGHTS).st_mtime_ns
         except OSError:
@@ -296,7 +297,7 @@ class Agent:
         return changed
 
 
-def main():
+def main() -> int | None:
     agent = Agent()
     # every route change wakes us (ours too: applying the same state again is a no-op)
     monitor = subprocess.Popen(["ip", "monitor", "route"], stdout=subprocess.PIPE)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from typing import Any
 
 DEFAULTS = {"url": "http://127.0.0.1/healthz", "interval_ms": 100, "timeout_ms": 200,
             "rise": 3, "fall": 3, "withdraw_on_exit": True, "birdc": ["birdc"],
@@ -151,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = json.load(fh)
     checker = Checker(cfg)
 
-    def stop(*_):
+    def stop(*_: Any) -> None:
         checker.stopping = True
 
-    def stop_quietly(*_):  # ecmptui redeploying or turning checks off: leave BIRD alone
+    def stop_quietly(*_: Any) -> None:  # ecmptui redeploying or turning checks off: leave BIRD alone
         checker.cfg["withdraw_on_exit"] = False
         checker.stopping = True
 

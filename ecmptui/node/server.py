@@ -12,6 +12,7 @@ import enum
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -106,7 +107,7 @@ def forget_pinned(path: Path, host: str) -> bool:
     return True
 
 
-async def _known_hosts_for(policy: HostKeyPolicy, host: str, port: int, timeout: float):
+async def _known_hosts_for(policy: HostKeyPolicy, host: str, port: int, timeout: float) -> Any:
     if policy.mode == "strict":
         return str(policy.known_hosts)
     pinned = _pinned(policy.known_hosts, host)

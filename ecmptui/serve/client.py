@@ -222,7 +222,7 @@ class FeedCockpit(Cockpit):
     async def check_nodes(self) -> list[dict]:
         return list((await self._request({"k": "check"})).get("data") or [])
 
-    def provision(self, **overrides) -> tuple[RemoteJob, AsyncIterator[StepEvent]]:  # type: ignore[override]
+    def provision(self, **overrides: Any) -> tuple[RemoteJob, AsyncIterator[StepEvent]]:  # type: ignore[override]
         self._guard("provision")
         return self._job("provision", overrides)
 

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ecmptui.errors import EcmpError
 
@@ -117,7 +118,7 @@ class Penalties:
     while, twice as long each time (30 s, 60 s, ... at most 10 min)."""
 
     def __init__(self, threshold: int = 20, window: float = 600.0, base: float = 30.0,
-                 cap: float = 600.0, clock=time.monotonic) -> None:
+                 cap: float = 600.0, clock: Any=time.monotonic) -> None:
         self.threshold, self.window, self.base, self.cap = threshold, window, base, cap
         self.clock = clock
         self._by_source: dict[str, SourceRecord] = {}

@@ -13,7 +13,7 @@ import struct
 import sys
 import termios
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -89,7 +89,7 @@ class DashboardSession(asyncssh.SSHServerSession):
             self.env_names.append(name[:64])
         return False
 
-    def _refused_request(self, what: str):
+    def _refused_request(self, what: str) -> Any:
         def refuse(packet: asyncssh.packet.SSHPacket) -> bool:
             self.state.audit.repeated((id(self), what), "refused", self.who, why=what)
             return False
@@ -265,7 +265,7 @@ class DashboardSession(asyncssh.SSHServerSession):
         if self.server.conn is not None:  # what it holds unread goes with it
             self.server.conn.abort()
 
-    def data_received(self, data: bytes, datatype) -> None:
+    def data_received(self, data: bytes, datatype: Any) -> None:
         now = time.monotonic()
         self.last_input = now
         # token bucket: a session may not flood the app with input

@@ -19,6 +19,7 @@ import re
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -211,7 +212,7 @@ class DashboardServer(asyncssh.SSHServer):
         self._offered = (fp, role)
         return True
 
-    def _verified(self, check):
+    def _verified(self, check: Any) -> Any:
         """asyncssh's check of a publickey request, which also verifies its signature:
         the role is bound when the signature verifies, and a bad one is a failure (logged
         with the key presented, without its role)."""

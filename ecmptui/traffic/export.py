@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ecmptui.display import stamp
 from ecmptui.errors import EcmpError
@@ -31,7 +32,7 @@ class TimelineRow:
     fib_ms: float | None
 
 
-def timeline_rows(records: Iterable[ActionRecord], wall_of) -> list[TimelineRow]:
+def timeline_rows(records: Iterable[ActionRecord], wall_of: Any) -> list[TimelineRow]:
     """`wall_of(t)`: the wall time of a monotonic time."""
     return [TimelineRow(wall_of(r.t), r.node, r.action, r.by or r.source, r.summary(),
                         r.convergence_ms, r.recovery_ms, sum(r.failed.values()), r.fib_ms)

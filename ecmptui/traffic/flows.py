@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from ecmptui.traffic.wire import SERVED_BY, raw_classify
@@ -112,7 +113,7 @@ class FlowKeeper:
                 writer.close()
 
     @staticmethod
-    async def _answer(reader) -> str | None:
+    async def _answer(reader: Any) -> str | None:
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 2"):
             raise ValueError("not a 2xx answer")
