@@ -17,15 +17,22 @@ TICK = os.sysconf("SC_CLK_TCK")
 def lab_config(directory: Path, extra: str = "") -> Path:
     """A settings file for the bench lab with its own SSH key."""
     cfg = directory / "bench.toml"
-    cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n[ssh]\nkey = "{directory}/id"\n'
-                   f'known_hosts = "{directory}/kh"\n{extra}')
+    cfg.write_text(
+        f'target = "lab"\nlab = "{LAB.name}"\n[ssh]\nkey = "{directory}/id"\n'
+        f'known_hosts = "{directory}/kh"\n{extra}'
+    )
     return cfg
 
 
 def cli(cfg: Path, *args: str, check: bool = True) -> str:
     """Run `ecmptui --config cfg ARGS` (the installed package, from /); its stdout."""
-    return subprocess.run([sys.executable, "-m", "ecmptui", "--config", str(cfg), *args],
-                          check=check, capture_output=True, text=True, cwd="/").stdout
+    return subprocess.run(
+        [sys.executable, "-m", "ecmptui", "--config", str(cfg), *args],
+        check=check,
+        capture_output=True,
+        text=True,
+        cwd="/",
+    ).stdout
 
 
 def cpu_seconds(pid: int) -> float:

@@ -34,14 +34,21 @@ SCENARIOS = ("kill-bird", "remove-node", "add-node")  # add-node last: see the d
 
 
 def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ecmptui", "--config", str(cfg), *args],
-                          capture_output=True, text=True, cwd="/")
+    return subprocess.run(
+        [sys.executable, "-m", "ecmptui", "--config", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
 
 
 def agent_latency(cfg: Path, node: str, rounds: int = 10) -> list[float]:
     """ms from BIRD's change of table 100 to the agent's change of the group."""
-    mon = subprocess.Popen(["ip", "-ts", "-n", LAB.fabric_ns, "monitor", "route", "nexthop"],
-                           stdout=subprocess.PIPE, text=True)
+    mon = subprocess.Popen(
+        ["ip", "-ts", "-n", LAB.fabric_ns, "monitor", "route", "nexthop"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(rounds):
             for action in ("withdraw", "announce"):
@@ -69,8 +76,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--flows", type=int, default=400)
     ap.add_argument("--mode", choices=("hash", "resilient", "both"), default="both")
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
-                    help="comma-separated, in the order they run")
+    ap.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="comma-separated, in the order they run"
+    )
     args = ap.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
     modes = ("hash", "resilient") if args.mode == "both" else (args.mode,)
@@ -93,23 +101,30 @@ def main() -> None:
                         latency = agent_latency(cfg, f"ecmp-node{n}")
                 finally:
                     control.down(LAB)
-    print(f"{'mode':9} {'N':>2} {'scenario':12} {'flows':>6} {'on node':>8} "
-          f"{'broken on node':>15} {'bystanders':>11} {'share':>6} {'theory':>7} "
-          f"{'new conns failed':>17}")
+    print(
+        f"{'mode':9} {'N':>2} {'scenario':12} {'flows':>6} {'on node':>8} "
+        f"{'broken on node':>15} {'bystanders':>11} {'share':>6} {'theory':>7} "
+        f"{'new conns failed':>17}"
+    )
     for mode, n, name, f, failed in rows:
         others = f["flows"] - f["on_node"]
         base = f["flows"] if name == "add-node" else others
         share = f["bystanders"] / base if base else 0.0
-        theory = 0.0 if mode == "resilient" else (
-            0.5 if name == "add-node" else (n - 2) / (2 * (n - 1)))
-        print(f"{mode:9} {n:>2} {name:12} {f['flows']:>6} {f['on_node']:>8} "
-              f"{f['affected']:>15} {f['bystanders']:>11} {share:>6.2f} {theory:>7.2f} "
-              f"{sum(failed.values()):>17}")
+        theory = (
+            0.0 if mode == "resilient" else (0.5 if name == "add-node" else (n - 2) / (2 * (n - 1)))
+        )
+        print(
+            f"{mode:9} {n:>2} {name:12} {f['flows']:>6} {f['on_node']:>8} "
+            f"{f['affected']:>15} {f['bystanders']:>11} {share:>6.2f} {theory:>7.2f} "
+            f"{sum(failed.values()):>17}"
+        )
     print("share: bystanders broken / flows on the other nodes (add-node: / all flows)")
     if latency:
-        print(f"\nagent: BIRD's route change to the resilient group's change, {len(latency)} "
-              f"changes: median {statistics.median(latency):.1f} ms, max "
-              f"{max(latency):.1f} ms (goal <= 10 ms)")
+        print(
+            f"\nagent: BIRD's route change to the resilient group's change, {len(latency)} "
+            f"changes: median {statistics.median(latency):.1f} ms, max "
+            f"{max(latency):.1f} ms (goal <= 10 ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,10 @@ from common import LAB, lab_config
 
 from ecmptui.lab import control
 
-VARIANTS = [("ecmptui default: 100 ms x fall 3", 100, 3, 8),
-            ("anycast-healthchecker-style: 10 s x fall 2", 10000, 2, 30)]
+VARIANTS = [
+    ("ecmptui default: 100 ms x fall 3", 100, 3, 8),
+    ("anycast-healthchecker-style: 10 s x fall 2", 10000, 2, 30),
+]
 
 
 def cli(cfg: Path, *args: str) -> str:
@@ -39,14 +41,27 @@ def main() -> None:
         try:
             control.up(LAB, port=0)
             for name, interval, fall, limit in VARIANTS:
-                cfg = lab_config(Path(tmp), f"[health]\ninterval_ms = {interval}\n"
-                                            f"fall = {fall}\ntimeout_ms = 200\n")
+                cfg = lab_config(
+                    Path(tmp),
+                    f"[health]\ninterval_ms = {interval}\nfall = {fall}\ntimeout_ms = 200\n",
+                )
                 cli(cfg, "provision")
                 with_check: list[dict[str, Any]] = []
                 without: list[dict[str, Any]] = []
                 for _ in range(runs):
-                    out = json.loads(cli(cfg, "drill", "--scenario", "stop-nginx", "--rate",
-                                         "200", "--limit", str(limit), "--json"))
+                    out = json.loads(
+                        cli(
+                            cfg,
+                            "drill",
+                            "--scenario",
+                            "stop-nginx",
+                            "--rate",
+                            "200",
+                            "--limit",
+                            str(limit),
+                            "--json",
+                        )
+                    )
                     for r in out["scenarios"]:
                         if r["bfd"]:
                             continue

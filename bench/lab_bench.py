@@ -24,7 +24,7 @@ from ecmptui.lab.machine import Machine
 LAB = LabInstance("ecmpb")
 
 
-def wait_active(m: Any, ids: Any, timeout: Any=30.0) -> None:
+def wait_active(m: Any, ids: Any, timeout: Any = 30.0) -> None:
     deadline = time.monotonic() + timeout
     pending = set(ids)
     while pending and time.monotonic() < deadline:
@@ -50,16 +50,18 @@ def main() -> None:
         m.end_point = info.endpoint
 
         def create(name: str) -> str:
-            return m.create_device(info.project_id, name, "t1.small", metro="lab",
-                                   operating_system="debian_12").id
+            return m.create_device(
+                info.project_id, name, "t1.small", metro="lab", operating_system="debian_12"
+            ).id
 
         t0 = time.perf_counter()
         first = create("one")
         wait_active(m, [first])
         rows.append(("1 device create -> active", time.perf_counter() - t0, 2.0))
         time.sleep(2.0)  # let it settle, then weigh it
-        machine = Machine(LAB.server_machine(1), LAB.server_ns(1), LAB.server_dir(1),
-                          image.image("server").rootfs)
+        machine = Machine(
+            LAB.server_machine(1), LAB.server_ns(1), LAB.server_dir(1), image.image("server").rootfs
+        )
         rows.append(("idle machine RSS (MB)", machine.rss_bytes() / 2**20, 64.0))
         m.call_api(f"devices/{first}", type="DELETE")
         t0 = time.perf_counter()

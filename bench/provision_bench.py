@@ -21,21 +21,30 @@ LAB = LabInstance("ecmpb")
 
 
 def cli(cfg: Path, *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "ecmptui", "--config", str(cfg), *args],
-                          check=True, capture_output=True, text=True, cwd="/").stdout
+    return subprocess.run(
+        [sys.executable, "-m", "ecmptui", "--config", str(cfg), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd="/",
+    ).stdout
 
 
 def answered_by_all(eip: str, n: int, timeout: float = 10.0) -> None:
     want = {f"Welcome to nginx {i}" for i in range(1, n + 1)}
-    code = ("import http.client,sys\nseen=set()\nfor _ in range(%d):\n"
-            " c=http.client.HTTPConnection(sys.argv[1],80,timeout=1)\n"
-            " try:\n  c.request('GET','/'); seen.add(c.getresponse().read().decode().strip())\n"
-            " except OSError: pass\n c.close()\nprint('\\n'.join(seen))").replace(
-                "%d", str(20 * n))
+    code = (
+        "import http.client,sys\nseen=set()\nfor _ in range(%d):\n"
+        " c=http.client.HTTPConnection(sys.argv[1],80,timeout=1)\n"
+        " try:\n  c.request('GET','/'); seen.add(c.getresponse().read().decode().strip())\n"
+        " except OSError: pass\n c.close()\nprint('\\n'.join(seen))"
+    ).replace("%d", str(20 * n))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run(["ip", "netns", "exec", LAB.client_ns, sys.executable, "-c", code,
-                              eip], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["ip", "netns", "exec", LAB.client_ns, sys.executable, "-c", code, eip],
+            capture_output=True,
+            text=True,
+        ).stdout
         if want <= set(out.splitlines()):
             return
     raise SystemExit(f"EIP not answered by all {n} nodes within {timeout} s")
@@ -43,9 +52,11 @@ def answered_by_all(eip: str, n: int, timeout: float = 10.0) -> None:
 
 def run(nodes: int, tmp: Path) -> dict:
     cfg = tmp / f"c{nodes}.toml"
-    cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n[provision]\ntag = "bench{nodes}"\n'
-                   f'hostname_prefix = "b{nodes}n"\n[ssh]\nkey = "{tmp}/id"\n'
-                   f'known_hosts = "{tmp}/kh"\n')
+    cfg.write_text(
+        f'target = "lab"\nlab = "{LAB.name}"\n[provision]\ntag = "bench{nodes}"\n'
+        f'hostname_prefix = "b{nodes}n"\n[ssh]\nkey = "{tmp}/id"\n'
+        f'known_hosts = "{tmp}/kh"\n'
+    )
     t0 = time.perf_counter()
     inv = json.loads(cli(cfg, "provision", "--nodes", str(nodes), "--json"))
     answered_by_all(inv["eip"], nodes)
@@ -72,11 +83,13 @@ def main() -> None:
             eight = run(8, Path(tmp))
         finally:
             control.down(LAB)
-    rows = [("provision 2 nodes -> answered by both", two["provision"], 5.0),
-            ("provision 8 nodes -> answered by all", eight["provision"], 10.0),
-            ("no-change rerun (2 nodes)", two["rerun"], 2.0),
-            ("no-change rerun (8 nodes)", eight["rerun"], 2.0),
-            ("status, 8 nodes", eight["status"], 1.0)]
+    rows = [
+        ("provision 2 nodes -> answered by both", two["provision"], 5.0),
+        ("provision 8 nodes -> answered by all", eight["provision"], 10.0),
+        ("no-change rerun (2 nodes)", two["rerun"], 2.0),
+        ("no-change rerun (8 nodes)", eight["rerun"], 2.0),
+        ("status, 8 nodes", eight["status"], 1.0),
+    ]
     print(f"{'measure':40} {'seconds':>8} {'goal':>6}")
     for name, value, goal in rows:
         print(f"{name:40} {value:8.3f} {goal:6.1f}  {'ok' if value <= goal else 'OVER'}")

@@ -41,8 +41,9 @@ async def main() -> None:
             for _ in range(20):
                 t0 = time.perf_counter()
                 conn = await served.connect("viewer")
-                chan, sess = await conn.create_session(Collect, term_type="xterm-256color",
-                                                       term_size=(80, 24), encoding=None)
+                chan, sess = await conn.create_session(
+                    Collect, term_type="xterm-256color", term_size=(80, 24), encoding=None
+                )
                 await sess.wait_for(b"Continue without", 10)  # the whole dialog is drawn
                 firsts.append(time.perf_counter() - t0)
                 conns.append(conn)
@@ -58,18 +59,23 @@ async def main() -> None:
             served.stop()
     print(f"{'measure':46} {'value':>8} {'goal':>6}")
     for name, value, goal in [
-            ("connect to first full frame, median (s)", statistics.median(firsts), 1.0),
-            ("connect to first full frame, worst of 20 (s)", max(firsts), None),
-            ("memory per session, app process RSS (MB)", statistics.median(mem), 60),
-            ("server CPU with 20 idle sessions (% core)", server_cpu, 5)]:
+        ("connect to first full frame, median (s)", statistics.median(firsts), 1.0),
+        ("connect to first full frame, worst of 20 (s)", max(firsts), None),
+        ("memory per session, app process RSS (MB)", statistics.median(mem), 60),
+        ("server CPU with 20 idle sessions (% core)", server_cpu, 5),
+    ]:
         verdict = "" if goal is None else ("ok" if value <= goal else "OVER")
         print(f"{name:46} {value:8.2f} {goal if goal is not None else '-':>6}  {verdict}")
 
 
 def active_opens() -> int:
     """TCP connections opened from the lab's client namespace (where every probe starts)."""
-    out = subprocess.run(["ip", "netns", "exec", LAB.client_ns, "cat", "/proc/net/snmp"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ip", "netns", "exec", LAB.client_ns, "cat", "/proc/net/snmp"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     head, values = [line.split() for line in out.splitlines() if line.startswith("Tcp:")]
     return int(values[head.index("ActiveOpens")])
 
@@ -78,12 +84,14 @@ async def measure(served: Served, seconds: float = 10.0) -> tuple[float, float, 
     """New connections/s the service saw, CPU % of the serve process, and of its children
     that are not sessions (the one prober)."""
     helpers = [p for p in served.children() if p not in served.sessions()]
-    o0, c0, h0, t0 = active_opens(), cpu(served.proc.pid), sum(map(cpu, helpers)), \
-        time.monotonic()
+    o0, c0, h0, t0 = active_opens(), cpu(served.proc.pid), sum(map(cpu, helpers)), time.monotonic()
     await asyncio.sleep(seconds)
     dt = time.monotonic() - t0
-    return ((active_opens() - o0) / dt, (cpu(served.proc.pid) - c0) / dt * 100,
-            (sum(map(cpu, helpers)) - h0) / dt * 100)
+    return (
+        (active_opens() - o0) / dt,
+        (cpu(served.proc.pid) - c0) / dt * 100,
+        (sum(map(cpu, helpers)) - h0) / dt * 100,
+    )
 
 
 async def on_the_lab(rate: float = 100.0) -> None:
@@ -97,16 +105,15 @@ async def on_the_lab(rate: float = 100.0) -> None:
         try:
             control.up(LAB, port=0)
             json.loads(cli(cfg, "provision", "--nodes", "2", "--json"))
-            served = Served(tmp, cfg, "--max-viewers", "25", "--rate", str(rate),
-                            *ONE_MACHINE)
+            served = Served(tmp, cfg, "--max-viewers", "25", "--rate", str(rate), *ONE_MACHINE)
             conns: list[Any] = []
             try:
                 for n in (1, 20):
                     while len(conns) < n:
                         conn = await served.connect("viewer")
                         _chan, sess = await conn.create_session(
-                            Collect, term_type="xterm-256color", term_size=(120, 40),
-                            encoding=None)
+                            Collect, term_type="xterm-256color", term_size=(120, 40), encoding=None
+                        )
                         await sess.wait_for(b"shared by every session", 30)
                         conns.append(conn)
                     await asyncio.sleep(3)
@@ -122,14 +129,17 @@ async def on_the_lab(rate: float = 100.0) -> None:
         finally:
             control.down(LAB)
     print(f"\nlive deployment (2 nodes), shared prober at {rate:.0f} req/s")
-    print(f"{'viewers':>7} {'service: new conns/s':>21} {'serve CPU %':>12} "
-          f"{'prober CPU %':>13} {'all apps CPU %':>15}")
+    print(
+        f"{'viewers':>7} {'service: new conns/s':>21} {'serve CPU %':>12} "
+        f"{'prober CPU %':>13} {'all apps CPU %':>15}"
+    )
     for n, opens, server_cpu, prober_cpu, apps_cpu in rows:
-        print(f"{n:>7} {opens:>21.1f} {server_cpu:>12.1f} {prober_cpu:>13.1f} "
-              f"{apps_cpu:>15.1f}")
+        print(f"{n:>7} {opens:>21.1f} {server_cpu:>12.1f} {prober_cpu:>13.1f} {apps_cpu:>15.1f}")
     ratio = rows[1][1] / rows[0][1] if rows[0][1] else float("nan")
-    print(f"service load, 20 viewers / 1 viewer: {ratio:.2f} (goal: 1.0); serve CPU with 20 "
-          f"viewers {rows[1][2]:.1f}% (goal <= 10%)")
+    print(
+        f"service load, 20 viewers / 1 viewer: {ratio:.2f} (goal: 1.0); serve CPU with 20 "
+        f"viewers {rows[1][2]:.1f}% (goal <= 10%)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ async def env_flood(s: Served) -> None:
     async with s.connect("viewer") as conn:
         chans = []
         for _ in range(3):  # kept open: a connection whose last terminal ends is closed
-            chan, _ = await conn.create_session(asyncssh.SSHClientSession, term_type="xterm",
-                                                env=env, encoding=None)
+            chan, _ = await conn.create_session(
+                asyncssh.SSHClientSession, term_type="xterm", env=env, encoding=None
+            )
             chans.append(chan)
         await asyncio.sleep(1)
         print(f"  20,000 env requests of 2 KB on each of 3 channels: {rss_mb(s.proc.pid):.0f} MB")
@@ -42,8 +43,11 @@ async def stalled_viewers(s: Served, seconds: float) -> None:
     async with s.connect("viewer") as a, s.connect("viewer") as b:
         sessions = []
         for conn in (a, a, b):
-            sessions.append(await conn.create_session(Collect, term_type="xterm-256color",
-                                                      term_size=(500, 200), encoding=None))
+            sessions.append(
+                await conn.create_session(
+                    Collect, term_type="xterm-256color", term_size=(500, 200), encoding=None
+                )
+            )
         await sessions[0][1].wait_for(b"is not up", 30)
         for chan, _ in sessions:
             chan.pause_reading()
@@ -59,8 +63,9 @@ async def stalled_viewers(s: Served, seconds: float) -> None:
 
 async def resize_storm(s: Served) -> None:
     async with s.connect("viewer") as conn:
-        chan, _ = await conn.create_session(asyncssh.SSHClientSession, term_type="xterm",
-                                            term_size=(80, 24), encoding=None)
+        chan, _ = await conn.create_session(
+            asyncssh.SSHClientSession, term_type="xterm", term_size=(80, 24), encoding=None
+        )
         started, n = time.monotonic(), 0
         while n < 34000 and time.monotonic() - started < 10:
             for _ in range(200):
@@ -68,9 +73,11 @@ async def resize_storm(s: Served) -> None:
                 n += 1
             await asyncio.sleep(0)
         await asyncio.sleep(1)
-        print(f"  {n} window changes in {time.monotonic() - started:.1f} s: "
-              f"{rss_mb(s.proc.pid):.0f} MB, log {s.logs().count('resize-clamped')} "
-              "resize line(s)")
+        print(
+            f"  {n} window changes in {time.monotonic() - started:.1f} s: "
+            f"{rss_mb(s.proc.pid):.0f} MB, log {s.logs().count('resize-clamped')} "
+            "resize line(s)"
+        )
 
 
 async def refused_sessions(s: Served) -> None:
@@ -81,8 +88,10 @@ async def refused_sessions(s: Served) -> None:
         conns.append(conn)
     await asyncio.sleep(3)
     still = sum(1 for c in conns if not c.is_closed())
-    print(f"  400 connections whose session was refused: {rss_mb(s.proc.pid):.0f} MB, "
-          f"{still} still open 3 s later")
+    print(
+        f"  400 connections whose session was refused: {rss_mb(s.proc.pid):.0f} MB, "
+        f"{still} still open 3 s later"
+    )
     for c in conns:
         c.close()
 
@@ -92,25 +101,43 @@ async def main(stall: float) -> None:
         tmp_path = Path(tmp)
         cfg = tmp_path / "down.toml"
         cfg.write_text('target = "lab"\nlab = "zz9"\n')
-        s = Served(tmp_path, cfg, "--max-viewers", "25", *ONE_MACHINE,
-                   env={"ECMPTUI_DEMO_PASSWORD": PASSWORD})
+        s = Served(
+            tmp_path,
+            cfg,
+            "--max-viewers",
+            "25",
+            *ONE_MACHINE,
+            env={"ECMPTUI_DEMO_PASSWORD": PASSWORD},
+        )
         try:
             await asyncio.sleep(2)
             idle = rss_mb(s.proc.pid)
             print(f"serve idle: {idle:.0f} MB")
-            for load in (env_flood(s), stalled_viewers(s, stall), resize_storm(s),
-                         refused_sessions(s)):
+            for load in (
+                env_flood(s),
+                stalled_viewers(s, stall),
+                resize_storm(s),
+                refused_sessions(s),
+            ):
                 await load
                 await asyncio.sleep(2)
-                print(f"    after disconnect: {rss_mb(s.proc.pid):.0f} MB "
-                      f"({rss_mb(s.proc.pid) - idle:+.0f} MB of idle)")
+                print(
+                    f"    after disconnect: {rss_mb(s.proc.pid):.0f} MB "
+                    f"({rss_mb(s.proc.pid) - idle:+.0f} MB of idle)"
+                )
         finally:
             s.stop()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stall", type=float, default=180.0, metavar="S",
-                        help="how long the viewers stop reading (default 180 s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=180.0,
+        metavar="S",
+        help="how long the viewers stop reading (default 180 s)",
+    )
     asyncio.run(main(parser.parse_args().stall))

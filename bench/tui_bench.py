@@ -74,15 +74,23 @@ def soak(app_pid: int, minutes: int) -> list[tuple[int, float, float]]:
         c1 = cpu_seconds(app_pid)
         rows.append((minute, rss_mb(app_pid), (c1 - c0) / 60 * 100))
         c0 = c1
-        print(f"minute {minute:3}: RSS {rows[-1][1]:6.1f} MB, CPU {rows[-1][2]:5.1f}%",
-              file=sys.stderr, flush=True)
+        print(
+            f"minute {minute:3}: RSS {rows[-1][1]:6.1f} MB, CPU {rows[-1][2]:5.1f}%",
+            file=sys.stderr,
+            flush=True,
+        )
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--soak", type=int, default=0, metavar="MINUTES",
-                    help="keep the app running this long, sampling its memory each minute")
+    ap.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        metavar="MINUTES",
+        help="keep the app running this long, sampling its memory each minute",
+    )
     args = ap.parse_args()
     rows: list[tuple[int, float, float]] = []
     if not shutil.which("tmux"):
@@ -94,8 +102,10 @@ def main() -> None:
             control.up(LAB, port=0)
             cli(cfg, "provision")
             app = f"cd / && {sys.executable} -m ecmptui --config {cfg} --rate 200"
-            subprocess.run(["tmux", "new-session", "-d", "-s", "ecmptui-bench", "-x", "120",
-                            "-y", "40", app], check=True)
+            subprocess.run(
+                ["tmux", "new-session", "-d", "-s", "ecmptui-bench", "-x", "120", "-y", "40", app],
+                check=True,
+            )
             app_pid = find_pid(f"ecmptui --config {cfg} --rate 200")
             probe_pid = find_pid("ecmptui probe --jsonl --rate 200")
             time.sleep(5)  # start-up and the first status
@@ -109,19 +119,19 @@ def main() -> None:
                 rows = soak(app_pid, args.soak)
             subprocess.run(["tmux", "send-keys", "-t", "ecmptui-bench", "q"])
             time.sleep(1)
-            subprocess.run(["tmux", "kill-session", "-t", "ecmptui-bench"],
-                           capture_output=True)
+            subprocess.run(["tmux", "kill-session", "-t", "ecmptui-bench"], capture_output=True)
             switch_med, switch_max = asyncio.run(switch_latency(cfg))
         finally:
             subprocess.run(["tmux", "kill-session", "-t", "ecmptui-bench"], capture_output=True)
             control.down(LAB)
     print(f"{'measure':44} {'value':>8} {'goal':>8}")
     for name, value, goal, _unit in [
-            ("app CPU, Traffic screen, 200 req/s (% core)", app_cpu, 15, "%"),
-            ("prober CPU, separate process (% core)", probe_cpu, None, "%"),
-            ("app RSS (MB)", rss, 120, "MB"),
-            ("key press to screen switch, median (ms)", switch_med, 100, "ms"),
-            ("key press to screen switch, worst of 10 (ms)", switch_max, None, "ms")]:
+        ("app CPU, Traffic screen, 200 req/s (% core)", app_cpu, 15, "%"),
+        ("prober CPU, separate process (% core)", probe_cpu, None, "%"),
+        ("app RSS (MB)", rss, 120, "MB"),
+        ("key press to screen switch, median (ms)", switch_med, 100, "ms"),
+        ("key press to screen switch, worst of 10 (ms)", switch_max, None, "ms"),
+    ]:
         verdict = "" if goal is None else ("ok" if value <= goal else "OVER")
         print(f"{name:44} {value:8.1f} {goal if goal is not None else '-':>8}  {verdict}")
     if rows:
@@ -131,8 +141,10 @@ def main() -> None:
                 print(f"{minute:6} {mb:8.1f} {cpu:6.1f}")
         half = len(rows) // 2
         growth = rows[-1][1] - rows[half][1] if half else 0.0
-        print(f"RSS growth over the second half: {growth:+.1f} MB (flat: within +-5 MB); "
-              f"after {len(rows)} min {rows[-1][1]:.1f} MB (goal <= 120)")
+        print(
+            f"RSS growth over the second half: {growth:+.1f} MB (flat: within +-5 MB); "
+            f"after {len(rows)} min {rows[-1][1]:.1f} MB (goal <= 120)"
+        )
 
 
 if __name__ == "__main__":

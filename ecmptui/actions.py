@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 
 class Kind(enum.Enum):
-    NODE = "node"          # over SSH to the node: works on every target
-    FAULT = "fault"        # lab only: break the node
-    RESTORE = "restore"    # lab only: undo every fault
-    DEVICE = "device"      # through the provider's API (lab and Metal; not static)
+    NODE = "node"  # over SSH to the node: works on every target
+    FAULT = "fault"  # lab only: break the node
+    RESTORE = "restore"  # lab only: undo every fault
+    DEVICE = "device"  # through the provider's API (lab and Metal; not static)
 
 
 @dataclass(frozen=True)
@@ -23,14 +23,14 @@ class Action:
     measures how long the others took to carry it alone)."""
 
     name: str
-    title: str             # "Kill BIRD on" + node name, in the palette and the timeline
-    button: str | None     # the Traffic screen's button label (None: no button)
+    title: str  # "Kill BIRD on" + node name, in the palette and the timeline
+    button: str | None  # the Traffic screen's button label (None: no button)
     kind: Kind
     help: str
     undo: str | None = None  # the action that puts the node back (drills run it)
     out_of_service: bool = True
     operator_only: bool = True  # every action changes something: never for viewers
-    key: str | None = None      # the Traffic screen's key for the selected node
+    key: str | None = None  # the Traffic screen's key for the selected node
 
     @property
     def confirm(self) -> bool:
@@ -42,31 +42,100 @@ class Action:
         return self.kind in (Kind.FAULT, Kind.RESTORE)
 
 
-ACTIONS: dict[str, Action] = {a.name: a for a in [
-    Action("withdraw", "Withdraw", "Withdraw", Kind.NODE,
-           "stop announcing the EIP; the BGP session stays up", undo="announce", key="w"),
-    Action("announce", "Announce", "Announce", Kind.NODE, "announce the EIP again",
-           out_of_service=False, key="a"),
-    Action("shutdown", "Shut down BGP on", None, Kind.NODE,
-           "take the node's BGP session(s) down", undo="start", key="s"),
-    Action("start", "Start BGP on", None, Kind.NODE, "bring the node's BGP session(s) up",
-           out_of_service=False, key="S"),
-    Action("kill-bird", "Kill BIRD on", "Kill", Kind.FAULT,
-           "BIRD killed with SIGKILL (systemd does not restart it until restore)",
-           undo="restore", key="k"),
-    Action("freeze-bird", "Freeze BIRD on", "Freeze", Kind.FAULT,
-           "BIRD stopped with SIGSTOP: its sessions stall silently", undo="restore", key="f"),
-    Action("isolate", "Isolate", "Isolate", Kind.FAULT,
-           "the node drops everything on its uplink (nftables), mgmt stays reachable",
-           undo="restore", key="i"),
-    Action("stop-nginx", "Stop nginx on", "Stop web", Kind.FAULT,
-           "nginx stopped while BIRD keeps announcing", undo="restore", key="n"),
-    Action("restore", "Restore", "Restore", Kind.RESTORE, "undo every fault on the node",
-           out_of_service=False, key="r"),
-    Action("reboot", "Reboot", "Reboot", Kind.DEVICE,
-           "reboot the server through the API and wait until it announces again by itself",
-           key="R"),
-]}
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in [
+        Action(
+            "withdraw",
+            "Withdraw",
+            "Withdraw",
+            Kind.NODE,
+            "stop announcing the EIP; the BGP session stays up",
+            undo="announce",
+            key="w",
+        ),
+        Action(
+            "announce",
+            "Announce",
+            "Announce",
+            Kind.NODE,
+            "announce the EIP again",
+            out_of_service=False,
+            key="a",
+        ),
+        Action(
+            "shutdown",
+            "Shut down BGP on",
+            None,
+            Kind.NODE,
+            "take the node's BGP session(s) down",
+            undo="start",
+            key="s",
+        ),
+        Action(
+            "start",
+            "Start BGP on",
+            None,
+            Kind.NODE,
+            "bring the node's BGP session(s) up",
+            out_of_service=False,
+            key="S",
+        ),
+        Action(
+            "kill-bird",
+            "Kill BIRD on",
+            "Kill",
+            Kind.FAULT,
+            "BIRD killed with SIGKILL (systemd does not restart it until restore)",
+            undo="restore",
+            key="k",
+        ),
+        Action(
+            "freeze-bird",
+            "Freeze BIRD on",
+            "Freeze",
+            Kind.FAULT,
+            "BIRD stopped with SIGSTOP: its sessions stall silently",
+            undo="restore",
+            key="f",
+        ),
+        Action(
+            "isolate",
+            "Isolate",
+            "Isolate",
+            Kind.FAULT,
+            "the node drops everything on its uplink (nftables), mgmt stays reachable",
+            undo="restore",
+            key="i",
+        ),
+        Action(
+            "stop-nginx",
+            "Stop nginx on",
+            "Stop web",
+            Kind.FAULT,
+            "nginx stopped while BIRD keeps announcing",
+            undo="restore",
+            key="n",
+        ),
+        Action(
+            "restore",
+            "Restore",
+            "Restore",
+            Kind.RESTORE,
+            "undo every fault on the node",
+            out_of_service=False,
+            key="r",
+        ),
+        Action(
+            "reboot",
+            "Reboot",
+            "Reboot",
+            Kind.DEVICE,
+            "reboot the server through the API and wait until it announces again by itself",
+            key="R",
+        ),
+    ]
+}
 
 FAULTS = tuple(a.name for a in ACTIONS.values() if a.kind is Kind.FAULT)
 NODE_ACTIONS = tuple(a.name for a in ACTIONS.values() if a.kind is Kind.NODE)
@@ -91,18 +160,30 @@ class RouterAction:
     """A lab-only action on one of the two core routers."""
 
     name: str
-    title: str             # "Kill BIRD on" + router name
+    title: str  # "Kill BIRD on" + router name
     button: str
     help: str
 
 
-ROUTER_ACTIONS: dict[str, RouterAction] = {a.name: a for a in [
-    RouterAction("kill-bird", "Kill BIRD on", "Kill",
-                 "the router's BIRD killed (and kept down until restore)"),
-    RouterAction("freeze-bird", "Freeze BIRD on", "Freeze",
-                 "the router's BIRD stopped with SIGSTOP: its sessions stall silently"),
-    RouterAction("isolate", "Isolate", "Isolate",
-                 "the router drops everything on its fabric link"),
-    RouterAction("restore", "Restore", "Restore", "undo every fault on the router"),
-]}
+ROUTER_ACTIONS: dict[str, RouterAction] = {
+    a.name: a
+    for a in [
+        RouterAction(
+            "kill-bird",
+            "Kill BIRD on",
+            "Kill",
+            "the router's BIRD killed (and kept down until restore)",
+        ),
+        RouterAction(
+            "freeze-bird",
+            "Freeze BIRD on",
+            "Freeze",
+            "the router's BIRD stopped with SIGSTOP: its sessions stall silently",
+        ),
+        RouterAction(
+            "isolate", "Isolate", "Isolate", "the router drops everything on its fabric link"
+        ),
+        RouterAction("restore", "Restore", "Restore", "undo every fault on the router"),
+    ]
+}
 ROUTER_FAULTS = tuple(n for n in ROUTER_ACTIONS if n != "restore")

@@ -43,12 +43,12 @@ from ecmptui.traffic.samples import Sample
 if TYPE_CHECKING:
     from ecmptui.serve.client import FeedCockpit
 
-SERVER_SIDE_COMMANDS = {"Screenshot"}   # not offered in a served session
-MAX_EVENTS = 2000                       # the BGP log keeps this many lines
-STALE_S = 3.0                           # a status older than this is highlighted
+SERVER_SIDE_COMMANDS = {"Screenshot"}  # not offered in a served session
+MAX_EVENTS = 2000  # the BGP log keeps this many lines
+STALE_S = 3.0  # a status older than this is highlighted
 
 
-PROBE_RETRY_S = 2.0                     # a prober that failed to start is tried again
+PROBE_RETRY_S = 2.0  # a prober that failed to start is tried again
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,6 @@ class LogEntry:
     seq: int
     at: float
     text: str
-
 
 
 class EcmpApp(App):
@@ -78,28 +77,36 @@ class EcmpApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, cockpit: Cockpit, *, live: bool = True, rate: float = 100.0,
-                 start_mode: str | None = None, served: bool = False,
-                 error_fd: int | None = None, export_dir: str | None = None,
-                 flows: int = 0) -> None:
+    def __init__(
+        self,
+        cockpit: Cockpit,
+        *,
+        live: bool = True,
+        rate: float = 100.0,
+        start_mode: str | None = None,
+        served: bool = False,
+        error_fd: int | None = None,
+        export_dir: str | None = None,
+        flows: int = 0,
+    ) -> None:
         super().__init__()
         self.cockpit = cockpit
-        self.served = served          # a session of `ecmptui serve`: nothing outside the app
-        self.error_fd = error_fd      # served: where a traceback goes (the server's log)
+        self.served = served  # a session of `ecmptui serve`: nothing outside the app
+        self.error_fd = error_fd  # served: where a traceback goes (the server's log)
         self.read_only = cockpit.read_only
         self.live = live
         self.rate = rate
         self.start_mode = start_mode
-        self.clock: Callable[[], float] = time.monotonic   # sample times
-        self.wall: Callable[[], float] = time.time         # what the log shows
+        self.clock: Callable[[], float] = time.monotonic  # sample times
+        self.wall: Callable[[], float] = time.time  # what the log shows
         self.status: DeploymentStatus | None = None
         self._status_in_flight = False
         self.status_error: str | None = None
         self.lab_down = False
-        self.events: deque[LogEntry] = deque(maxlen=MAX_EVENTS)   # the BGP screen's log
+        self.events: deque[LogEntry] = deque(maxlen=MAX_EVENTS)  # the BGP screen's log
         self._event_seq = 0
         self.export_dir = export_dir
-        self.flows = flows            # long-lived flows beside the probe (0: none)
+        self.flows = flows  # long-lived flows beside the probe (0: none)
         self._polling = False
         self._probe_eip: str | None = None
         self.traffic = TrafficModel()
@@ -109,7 +116,7 @@ class EcmpApp(App):
         self.probe_state = "prober idle"
         self.project_label = "-"
         self.job_running = False
-        self._remote: dict[int, ActionRecord] = {}   # served: the server's timeline records
+        self._remote: dict[int, ActionRecord] = {}  # served: the server's timeline records
         self.sub_title = cockpit.target_label() + (" · read-only" if self.read_only else "")
 
     # -- start-up --------------------------------------------------------------------------
@@ -145,8 +152,9 @@ class EcmpApp(App):
         lab_up = self.cockpit.lab_up()
         if lab_up is False:
             self.lab_down = True
-            self.push_screen(LabDownScreen(self.cockpit.settings.lab, self.read_only),
-                             self._lab_answer)
+            self.push_screen(
+                LabDownScreen(self.cockpit.settings.lab, self.read_only), self._lab_answer
+            )
         else:
             self._begin_polling()
 
@@ -163,9 +171,9 @@ class EcmpApp(App):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start_lab":
-            return self.lab_down   # in the Footer only when there is a lab to start
+            return self.lab_down  # in the Footer only when there is a lab to start
         if action == "switch_mode" and parameters and parameters[0] == self.current_mode:
-            return False           # the screen shown: its key would do nothing (80 columns)
+            return False  # the screen shown: its key would do nothing (80 columns)
         return True
 
     @work(exclusive=True, group="lab")
@@ -214,8 +222,7 @@ class EcmpApp(App):
             self.post_message(StatusReady(None, str(exc), lab_up is False))
             return
         except Exception as exc:  # a status must never end the dashboard
-            self.post_message(StatusReady(None, f"status failed: {type(exc).__name__}: "
-                                                f"{exc}"))
+            self.post_message(StatusReady(None, f"status failed: {type(exc).__name__}: {exc}"))
             return
         finally:
             self._status_in_flight = False
@@ -230,8 +237,11 @@ class EcmpApp(App):
             self.lab_down = msg.lab_down
             self.refresh_bindings()
             if msg.lab_down:
-                self.notify(f"the lab {self.cockpit.settings.lab!r} is down: press L to "
-                            "start it", severity="warning", timeout=10)
+                self.notify(
+                    f"the lab {self.cockpit.settings.lab!r} is down: press L to start it",
+                    severity="warning",
+                    timeout=10,
+                )
             else:  # back, maybe rebuilt: its project is another one
                 self.project_label = self.cockpit.project_label()
         self.show_status(None if msg.lab_down else msg.status, msg.error)
@@ -300,8 +310,9 @@ class EcmpApp(App):
         line = Text()
         if oldest is not None:
             age = max(0.0, self.wall() - oldest)
-            line.append(f"status updated {age:.1f} s ago",
-                        style="bold red" if age > STALE_S else "dim")
+            line.append(
+                f"status updated {age:.1f} s ago", style="bold red" if age > STALE_S else "dim"
+            )
         if st is not None and st.error:
             line.append(f"  API: {st.error} (last inventory shown)", style="yellow")
         if self.status_error:
@@ -311,15 +322,19 @@ class EcmpApp(App):
     def empty_state(self) -> str:
         """What to do next when there is nothing to show ("" when there is)."""
         if self.lab_down:
-            return (f"The lab [b]{self.cockpit.settings.lab}[/] is down. Press [b]L[/] to "
-                    "start it (the same as `ecmptui lab up`).")
+            return (
+                f"The lab [b]{self.cockpit.settings.lab}[/] is down. Press [b]L[/] to "
+                "start it (the same as `ecmptui lab up`)."
+            )
         if self.status is None:
             return self.status_error or "waiting for the first status…"
         if not self.status.nodes:
             if self.read_only:
                 return "Nothing is provisioned yet (an operator can provision it)."
-            return ("Nothing is provisioned yet: press [b]p[/] for the Provision screen, then "
-                    "[b]P[/] to provision.")
+            return (
+                "Nothing is provisioned yet: press [b]p[/] for the Provision screen, then "
+                "[b]P[/] to provision."
+            )
         return ""
 
     def _refresh_current(self) -> None:
@@ -352,8 +367,11 @@ class EcmpApp(App):
             self.probe_state = f"starting prober at {self.rate:.0f}/s…"
             try:
                 self.stream = await self.cockpit.probe(
-                    self.rate, self._on_sample, flows=self.flows,
-                    on_flow=self.traffic.add_flow if self.flows else None)
+                    self.rate,
+                    self._on_sample,
+                    flows=self.flows,
+                    on_flow=self.traffic.add_flow if self.flows else None,
+                )
             except EcmpError as exc:
                 # e.g. the API answered oddly mid-provisioning: try again, visibly
                 self.probe_state = f"prober failed: {exc}; retrying in {PROBE_RETRY_S:g} s"
@@ -366,8 +384,13 @@ class EcmpApp(App):
 
     def _retry_probe(self) -> None:
         """A prober that failed to start starts again while there is an EIP to probe."""
-        if self.stream is None and not self.paused and self.live and \
-                self._probe_eip is not None and not self._probe_starting:
+        if (
+            self.stream is None
+            and not self.paused
+            and self.live
+            and self._probe_eip is not None
+            and not self._probe_starting
+        ):
             self.start_probe()
 
     async def _stop_probe(self) -> None:
@@ -386,8 +409,9 @@ class EcmpApp(App):
 
     def set_rate(self, rate: float) -> None:
         if self.cockpit.fixed_rate is not None:
-            self.notify(f"the server probes for every session at {self.rate:.0f}/s",
-                        severity="warning")
+            self.notify(
+                f"the server probes for every session at {self.rate:.0f}/s", severity="warning"
+            )
             return
         rate = max(MIN_RATE, min(MAX_RATE, rate))
         if rate == self.rate:
@@ -419,9 +443,13 @@ class EcmpApp(App):
         """Drain a node (asks first): new connections elsewhere, then withdrawn."""
         if self.refuse_if_read_only(f"drain {node}"):
             return
-        self._confirm(f"Drain {node}?", "new connections go to the others; when its own "
-                      "have ended (at most 60 s) it is withdrawn (resilient-ECMP router only)",
-                      "Drain", lambda: self.run_worker(self._drain(node), group="actions"))
+        self._confirm(
+            f"Drain {node}?",
+            "new connections go to the others; when its own "
+            "have ended (at most 60 s) it is withdrawn (resilient-ECMP router only)",
+            "Drain",
+            lambda: self.run_worker(self._drain(node), group="actions"),
+        )
 
     async def _drain(self, node: str) -> None:
         rec = self.traffic.begin(node, "drain")
@@ -444,8 +472,9 @@ class EcmpApp(App):
         if self.refuse_if_read_only(f"{action} {router}"):
             return
         ra = ROUTER_ACTIONS[action]
-        run = lambda: self.run_worker(self._node_action(router, action, router=True),
-                                      group="actions")
+        run = lambda: self.run_worker(
+            self._node_action(router, action, router=True), group="actions"
+        )
         if action != "restore":
             self._confirm(f"{ra.title} router {router}?", ra.help, ra.button, run)
         else:
@@ -520,8 +549,9 @@ class EcmpApp(App):
             if self.cockpit.shared_timeline:  # the server ran it and said how it went
                 return str(prov.detail)
             inv = prov.inventory
-            return (f"{inv.eip} announced by {len(inv.nodes)} node(s)"
-                    + ("" if prov.changed else " (no change)"))
+            return f"{inv.eip} announced by {len(inv.nodes)} node(s)" + (
+                "" if prov.changed else " (no change)"
+            )
 
         await self._job("provision", lambda: self.cockpit.provision(**values), done)
 
@@ -534,37 +564,56 @@ class EcmpApp(App):
             return
         self._provision_screen().show_checks(results)
         bad = [r["name"] for r in results if not r["ok"]]
-        self.notify(f"problems on {', '.join(bad)}" if bad else "every node is healthy",
-                    severity="warning" if bad else "information")
+        self.notify(
+            f"problems on {', '.join(bad)}" if bad else "every node is healthy",
+            severity="warning" if bad else "information",
+        )
 
     def confirm_deprovision(self) -> None:
         if self.refuse_if_read_only("deprovisioning"):
             return
         if self.job_running:  # never cancel a provisioning run half-way
-            self.notify("a provisioning job is running: deprovision when it has finished",
-                        severity="warning")
+            self.notify(
+                "a provisioning job is running: deprovision when it has finished",
+                severity="warning",
+            )
             return
 
         def answered(yes: bool | None) -> None:
             if yes and not self.job_running:
                 self.run_worker(self._deprovision(), exclusive=True, group="job")
 
-        self.push_screen(ConfirmScreen("Delete every server, the EIP and the SSH key that "
-                                       "provisioning made?", yes="Deprovision"), answered)
+        self.push_screen(
+            ConfirmScreen(
+                "Delete every server, the EIP and the SSH key that provisioning made?",
+                yes="Deprovision",
+            ),
+            answered,
+        )
 
     async def _deprovision(self) -> None:
         await self._stop_probe()
-        await self._job("deprovision", lambda: (None, self.cockpit.deprovision()),
-                        lambda _: "everything removed")
+        await self._job(
+            "deprovision",
+            lambda: (None, self.cockpit.deprovision()),
+            lambda _: "everything removed",
+        )
 
     def _on_remote_record(self, rid: int, remote: ActionRecord) -> None:
         """Served: an action the server ran (for any operator), as it progresses."""
         rec = self._remote.get(rid)
         if rec is None:
-            rec = self._remote[rid] = self.traffic.begin(remote.node, remote.action,
-                                                         t=remote.t)
-        for f in ("t", "outcome", "convergence_ms", "recovery_ms", "failed", "settled",
-                  "fib_ms", "by"):
+            rec = self._remote[rid] = self.traffic.begin(remote.node, remote.action, t=remote.t)
+        for f in (
+            "t",
+            "outcome",
+            "convergence_ms",
+            "recovery_ms",
+            "failed",
+            "settled",
+            "fib_ms",
+            "by",
+        ):
             setattr(rec, f, getattr(remote, f))
         if remote.settled:
             del self._remote[rid]
@@ -587,47 +636,66 @@ class EcmpApp(App):
         for command in super().get_system_commands(screen):
             if not (self.served and command.title in SERVER_SIDE_COMMANDS):
                 yield command
-        for mode, title in (("provision", "Provision screen"), ("bgp", "BGP screen"),
-                            ("traffic", "Traffic screen")):
-            yield SystemCommand(title, f"Switch to the {title}",
-                                lambda m=mode: self.switch_mode(m))
-        yield SystemCommand("Zoom the chart", "1, 5 or 15 minutes of traffic",
-                            self._zoom_chart)
+        for mode, title in (
+            ("provision", "Provision screen"),
+            ("bgp", "BGP screen"),
+            ("traffic", "Traffic screen"),
+        ):
+            yield SystemCommand(title, f"Switch to the {title}", lambda m=mode: self.switch_mode(m))
+        yield SystemCommand("Zoom the chart", "1, 5 or 15 minutes of traffic", self._zoom_chart)
         if not self.served:  # it would write files on the server
-            yield SystemCommand("Export the timeline and the BGP log",
-                                "JSON lines and Markdown, for an incident report",
-                                self.export)
+            yield SystemCommand(
+                "Export the timeline and the BGP log",
+                "JSON lines and Markdown, for an incident report",
+                self.export,
+            )
         if self.read_only:
             return
-        yield SystemCommand("Pause or resume the prober", "Stop/start probing the EIP",
-                            self.toggle_pause)
+        yield SystemCommand(
+            "Pause or resume the prober", "Stop/start probing the EIP", self.toggle_pause
+        )
         if self.cockpit.fixed_rate is None:
-            yield SystemCommand("Set the probe rate", f"now {self.rate:.0f}/s "
-                                f"({MIN_RATE:.0f}-{MAX_RATE:.0f})", self._edit_rate)
+            yield SystemCommand(
+                "Set the probe rate",
+                f"now {self.rate:.0f}/s ({MIN_RATE:.0f}-{MAX_RATE:.0f})",
+                self._edit_rate,
+            )
         if self.lab_down:
-            yield SystemCommand("Start the lab", "the same as `ecmptui lab up`",
-                                self.start_lab)
+            yield SystemCommand("Start the lab", "the same as `ecmptui lab up`", self.start_lab)
         if self.cockpit.provisions:
-            yield SystemCommand("Provision", "the guide's steps with the Provision screen's "
-                                "values", self._provision_from_form)
-            yield SystemCommand("Deprovision", "delete the servers, the EIP and the key",
-                                self.confirm_deprovision)
+            yield SystemCommand(
+                "Provision",
+                "the guide's steps with the Provision screen's values",
+                self._provision_from_form,
+            )
+            yield SystemCommand(
+                "Deprovision", "delete the servers, the EIP and the key", self.confirm_deprovision
+            )
         else:
-            yield SystemCommand("Check nodes", "what each configured node looks like",
-                                self._provision_from_form)
+            yield SystemCommand(
+                "Check nodes", "what each configured node looks like", self._provision_from_form
+            )
         for n in self.status.nodes if self.status else []:
             for a in self.cockpit.actions():
-                yield SystemCommand(f"{a.title} {n.name}", a.help,
-                                    lambda a=a.name, name=n.name: self.node_action(name, a))
+                yield SystemCommand(
+                    f"{a.title} {n.name}",
+                    a.help,
+                    lambda a=a.name, name=n.name: self.node_action(name, a),
+                )
             if self.cockpit.target.caps.router_view:
-                yield SystemCommand(f"Drain {n.name}", "new connections elsewhere, then "
-                                    "withdraw (resilient ECMP)",
-                                    lambda name=n.name: self.drain_node(name))
+                yield SystemCommand(
+                    f"Drain {n.name}",
+                    "new connections elsewhere, then withdraw (resilient ECMP)",
+                    lambda name=n.name: self.drain_node(name),
+                )
         cores = self.status.router.cores if self.status and self.status.router else []
         for c in cores:
             for ra in ROUTER_ACTIONS.values():
-                yield SystemCommand(f"{ra.title} router {c.name}", ra.help,
-                                    lambda a=ra.name, r=c.name: self.router_action(r, a))
+                yield SystemCommand(
+                    f"{ra.title} router {c.name}",
+                    ra.help,
+                    lambda a=ra.name, r=c.name: self.router_action(r, a),
+                )
 
     def _zoom_chart(self) -> None:
         self.switch_mode("traffic")
@@ -652,15 +720,16 @@ class EcmpApp(App):
         except EcmpError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return []
-        self.notify(f"exported {len(rows)} action(s) and {len(self.events)} log line(s) to "
-                    f"{directory}/")
+        self.notify(
+            f"exported {len(rows)} action(s) and {len(self.events)} log line(s) to {directory}/"
+        )
         return paths
 
-    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
-                           time_format: str | None = None) -> str | None:
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
         if self.served:  # it would write a file on the server
-            self.notify("screenshots are not available in a served session",
-                        severity="warning")
+            self.notify("screenshots are not available in a served session", severity="warning")
             return None
         return super().deliver_screenshot(filename, path, time_format)
 
@@ -672,14 +741,16 @@ class EcmpApp(App):
         if self.error_fd is not None:
             from rich.console import Console
 
-            with contextlib.suppress(OSError), \
-                    os.fdopen(self.error_fd, "w", closefd=False) as fh:
+            with contextlib.suppress(OSError), os.fdopen(self.error_fd, "w", closefd=False) as fh:
                 console = Console(file=fh, width=120, no_color=True, force_terminal=False)
                 for renderable in self._exit_renderables:
                     console.print(renderable)
         self._exit_renderables.clear()
-        print("ecmptui: the dashboard stopped after an internal error; the server's log "
-              "has the details", file=sys.stderr)
+        print(
+            "ecmptui: the dashboard stopped after an internal error; the server's log "
+            "has the details",
+            file=sys.stderr,
+        )
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -43,8 +43,12 @@ def _image_progress(quiet: bool) -> Any:
 
     def say(stage: str) -> None:
         if not quiet or sys.stderr.isatty():
-            print(f"  image [{time.monotonic() - started:5.1f} s] {stage}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"  image [{time.monotonic() - started:5.1f} s] {stage}",
+                file=sys.stderr,
+                flush=True,
+            )
+
     return say
 
 
@@ -57,26 +61,36 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
 
     resilient = Resilient(args.buckets, args.idle_timer, args.unbalanced_timer)
     if args.ecmp != "resilient" and resilient != Resilient():
-        raise EcmpError("--buckets, --idle-timer and --unbalanced-timer are for --ecmp "
-                        "resilient")
-    info, started = control.up(LabInstance(args.lab), port=args.port,
-                               progress=_image_progress(args.json), ecmp=args.ecmp,
-                               resilient=resilient)
+        raise EcmpError("--buckets, --idle-timer and --unbalanced-timer are for --ecmp resilient")
+    info, started = control.up(
+        LabInstance(args.lab),
+        port=args.port,
+        progress=_image_progress(args.json),
+        ecmp=args.ecmp,
+        resilient=resilient,
+    )
     if args.json:
         _print_json(info.public())
         return 0
     con = _console()
     con.print(f"[bold green]lab {args.lab!r} {'is up' if started else 'was already up'}[/]")
     taken = args.port is None and started and not info.endpoint.endswith(":7443")
-    con.print(f"  endpoint    https://{info.endpoint}"
-              + ("  (port 7443 was taken: a free one was picked)" if taken else ""))
+    con.print(
+        f"  endpoint    https://{info.endpoint}"
+        + ("  (port 7443 was taken: a free one was picked)" if taken else "")
+    )
     con.print(f"  project id  {info.project_id}")
     con.print(f"  token file  {info.token_file}")
     con.print(f"  CA file     {info.ca_file}")
     con.print(f"  client ns   {info.client_namespace}  (the EIP is reachable only from there)")
-    con.print(f"  ECMP        {info.ecmp}" + ("  (resilient next-hop groups, kept by an agent "
-                                                "on the fabric)" if info.ecmp == "resilient"
-                                                else "  (hash-threshold, as a plain router)"))
+    con.print(
+        f"  ECMP        {info.ecmp}"
+        + (
+            "  (resilient next-hop groups, kept by an agent on the fabric)"
+            if info.ecmp == "resilient"
+            else "  (hash-threshold, as a plain router)"
+        )
+    )
     return 0
 
 
@@ -99,9 +113,11 @@ def cmd_lab_image(args: argparse.Namespace) -> int:
         _print_json(out if len(out) > 1 else out[0])
         return 0
     for item in out:
-        print(f"{item['os']}: {item['path']} ({item['bytes'] / 1e6:.0f} MB, "
-              f"{'built now' if item['built_now'] else 'cached'}, "
-              f"packages: {', '.join(item['recipe']['packages'])})")
+        print(
+            f"{item['os']}: {item['path']} ({item['bytes'] / 1e6:.0f} MB, "
+            f"{'built now' if item['built_now'] else 'cached'}, "
+            f"packages: {', '.join(item['recipe']['packages'])})"
+        )
     return 0
 
 
@@ -122,15 +138,18 @@ def _images_in_use() -> Any:
 
 def cmd_lab_down(args: argparse.Namespace) -> int:
     from ecmptui.deployment.lock import DeploymentLock
-    from ecmptui.deployment.target import lab_label
+    from ecmptui.deployment.port import lab_label
     from ecmptui.lab import control
 
     # never from under a provision, drill or action on this lab: they hold its writer lock
     with DeploymentLock(lab_label(args.lab), "lab down", wait=args.wait):
         found = control.down(LabInstance(args.lab))
     if found:
-        print(f"lab {args.lab!r} is down: removed {len(found)} item(s): " + ", ".join(found[:6])
-              + (", ..." if len(found) > 6 else ""))
+        print(
+            f"lab {args.lab!r} is down: removed {len(found)} item(s): "
+            + ", ".join(found[:6])
+            + (", ..." if len(found) > 6 else "")
+        )
     else:
         print(f"lab {args.lab!r} was not up; nothing to remove")
     return 0
@@ -147,26 +166,37 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
     if not st["up"]:
         con.print(f"lab {args.lab!r} is [bold red]down[/]")
         if st.get("adoptable"):
-            con.print("  its supervisor died, but its machines still serve: `ecmptui lab up` "
-                      "adopts them (`ecmptui lab down` removes them)")
+            con.print(
+                "  its supervisor died, but its machines still serve: `ecmptui lab up` "
+                "adopts them (`ecmptui lab down` removes them)"
+            )
         elif st.get("leftovers"):
             con.print("  leftovers: " + ", ".join(st["leftovers"]) + " (run `ecmptui lab down`)")
         return 0
     from rich.table import Table
 
-    con.print(f"lab {args.lab!r} is [bold green]up[/] at https://{st['endpoint']}  "
-              f"project {st['project_id']}")
-    con.print(f"  EIPs: {', '.join(st['eips']) or 'none'}   "
-              f"Local BGP: {'enabled' if st['bgp']['enabled'] else 'not enabled'}   "
-              f"ECMP: {st.get('ecmp', 'hash')}")
+    con.print(
+        f"lab {args.lab!r} is [bold green]up[/] at https://{st['endpoint']}  "
+        f"project {st['project_id']}"
+    )
+    con.print(
+        f"  EIPs: {', '.join(st['eips']) or 'none'}   "
+        f"Local BGP: {'enabled' if st['bgp']['enabled'] else 'not enabled'}   "
+        f"ECMP: {st.get('ecmp', 'hash')}"
+    )
     table = Table("device", "state", "os", "machine", "mgmt address", "BGP session", "learned")
     for d in st["devices"]:
         sess = d["sessions"][0] if d["sessions"] else None
-        machine = f"{d['machine']} (pid {d['pid']})" if d.get("pid") else (d.get("machine")
-                                                                          or "-")
-        table.add_row(d["hostname"], d["state"], d.get("os", "-"), machine, d["mgmt_address"],
-                      sess["status"] if sess else "-",
-                      ", ".join(sess["learned_routes"]) if sess else "")
+        machine = f"{d['machine']} (pid {d['pid']})" if d.get("pid") else (d.get("machine") or "-")
+        table.add_row(
+            d["hostname"],
+            d["state"],
+            d.get("os", "-"),
+            machine,
+            d["mgmt_address"],
+            sess["status"] if sess else "-",
+            ", ".join(sess["learned_routes"]) if sess else "",
+        )
     con.print(table)
     for eip, hops in st["router"].items():
         con.print(f"  core router next hops for {eip}: {', '.join(hops) or 'none'}")
@@ -184,7 +214,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         raise EcmpError(f"--flows {args.dash_flows}: must be 0-5000")
     settings = _settings(args)
     from ecmptui.app import EcmpApp  # the only place textual is imported
-    from ecmptui.deployment.target import dashboard_read_only
+    from ecmptui.targets import dashboard_read_only
 
     read_only = args.read_only or dashboard_read_only(settings)
     if args.export:  # checked now: an export that fails on quit would be lost
@@ -194,15 +224,21 @@ def cmd_tui(args: argparse.Namespace) -> int:
     if feed:  # a session of `ecmptui serve`: everything comes from the server's feed
         from ecmptui.serve.client import FeedCockpit
 
-        cockpit = FeedCockpit(settings, feed, os.environ.get("ECMPTUI_FEED_TOKEN", ""),
-                              read_only=read_only)
+        cockpit = FeedCockpit(
+            settings, feed, os.environ.get("ECMPTUI_FEED_TOKEN", ""), read_only=read_only
+        )
     else:
         cockpit = Cockpit(settings, read_only=read_only)
     error_fd = os.environ.get("ECMPTUI_ERROR_FD")
-    EcmpApp(cockpit, rate=args.rate, start_mode=args.screen,
-            served=bool(os.environ.get("ECMPTUI_SERVED")),
-            error_fd=int(error_fd) if error_fd and error_fd.isdigit() else None,
-            export_dir=args.export, flows=args.dash_flows).run()
+    EcmpApp(
+        cockpit,
+        rate=args.rate,
+        start_mode=args.screen,
+        served=bool(os.environ.get("ECMPTUI_SERVED")),
+        error_fd=int(error_fd) if error_fd and error_fd.isdigit() else None,
+        export_dir=args.export,
+        flows=args.dash_flows,
+    ).run()
     return 0
 
 
@@ -232,7 +268,7 @@ def _settings(args: argparse.Namespace, **flags: Any) -> Any:
 
 
 def _deployment(args: argparse.Namespace, **flags: Any) -> Any:
-    from ecmptui.deployment.target import open_deployment
+    from ecmptui.targets import open_deployment
 
     return open_deployment(_settings(args, **flags))
 
@@ -246,7 +282,7 @@ def _writer(args: argparse.Namespace, d: Any, what: str) -> Any:
 
 def _api_deployment(args: argparse.Namespace, refusal: str, **flags: Any) -> Any:
     """The deployment, where the target has an API; else `refusal` as the error."""
-    from ecmptui.deployment.target import target_for
+    from ecmptui.targets import target_for
 
     settings = _settings(args, **flags)
     target = target_for(settings)
@@ -282,8 +318,13 @@ def cmd_provision(args: argparse.Namespace) -> int:
     from ecmptui.deployment.provision import Provisioner
     from ecmptui.traffic.service import verify as verify_service
 
-    d = _api_deployment(args, "nothing to provision; `ecmptui check` checks the nodes",
-                        nodes=args.nodes, bfd=args.bfd, health=args.health)
+    d = _api_deployment(
+        args,
+        "nothing to provision; `ecmptui check` checks the nodes",
+        nodes=args.nodes,
+        bfd=args.bfd,
+        health=args.health,
+    )
     prov = Provisioner(d, end_to_end=lambda: verify_service(d))
     con = _console()
     with _writer(args, d, "provision"):
@@ -292,11 +333,15 @@ def cmd_provision(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(prov.inventory.to_json())
     elif prov.changed:
-        con.print(f"[bold green]provisioned[/]: {prov.inventory.eip} announced by "
-                  f"{len(prov.inventory.nodes)} node(s)")
+        con.print(
+            f"[bold green]provisioned[/]: {prov.inventory.eip} announced by "
+            f"{len(prov.inventory.nodes)} node(s)"
+        )
     else:
-        con.print(f"[bold]no change[/]: {prov.inventory.eip} already announced by "
-                  f"{len(prov.inventory.nodes)} node(s)")
+        con.print(
+            f"[bold]no change[/]: {prov.inventory.eip} already announced by "
+            f"{len(prov.inventory.nodes)} node(s)"
+        )
     return 0
 
 
@@ -317,8 +362,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ecmptui.display import check_line
     from ecmptui.traffic.service import check
 
-    results = asyncio.run(check(_deployment(args), lambda msg: print(
-        f"ecmptui: note: {msg}", file=sys.stderr)))
+    results = asyncio.run(
+        check(_deployment(args), lambda msg: print(f"ecmptui: note: {msg}", file=sys.stderr))
+    )
     if args.json:
         _print_json(results)
     else:
@@ -387,11 +433,11 @@ def cmd_node(args: argparse.Namespace) -> int:
         if operate.lookup(name).kind is Kind.DEVICE or d.client is None:
             inv = d.inventory()
         else:  # SSH-only: works through an API outage with the last known inventory
-            inv = d.inventory_or_last(lambda msg: print(f"ecmptui: note: {msg}",
-                                                        file=sys.stderr))
+            inv = d.inventory_or_last(lambda msg: print(f"ecmptui: note: {msg}", file=sys.stderr))
         rec = inv.node(args.name)
-        outcome = asyncio.run(operate.perform(d, rec, name,
-                                              reboot_timeout=getattr(args, "timeout", 90.0)))
+        outcome = asyncio.run(
+            operate.perform(d, rec, name, reboot_timeout=getattr(args, "timeout", 90.0))
+        )
     print(f"{rec.name}: {outcome}")
     return 0
 
@@ -408,8 +454,9 @@ def cmd_drain(args: argparse.Namespace) -> int:
         rec = inv.node(args.name)
         if inv.eip is None:
             raise EcmpError("nothing is deployed: no EIP to drain from")
-        result = asyncio.run(drain(d, rec, inv.eip, args.timeout,
-                                   on_progress=lambda m: con.print(f"  {m}")))
+        result = asyncio.run(
+            drain(d, rec, inv.eip, args.timeout, on_progress=lambda m: con.print(f"  {m}"))
+        )
     print(result.line())
     return 0
 
@@ -456,9 +503,15 @@ def cmd_drill(args: argparse.Namespace) -> int:
         raise EcmpError(f"--flows {args.flows}: must be 0-5000")
     d = _deployment(args)
     con = _console()
-    drill = Drill(d, rate=args.rate, node=args.node, limit_s=args.limit,
-                  on_event=None if args.json else (lambda m: con.print(f"  {m}")),
-                  flows=args.flows, flow_interval=args.flow_interval)
+    drill = Drill(
+        d,
+        rate=args.rate,
+        node=args.node,
+        limit_s=args.limit,
+        on_event=None if args.json else (lambda m: con.print(f"  {m}")),
+        flows=args.flows,
+        flow_interval=args.flow_interval,
+    )
     drill.plan(args.scenario)  # refuse bad names before touching anything
     with _writer(args, d, "drill"):
         results = asyncio.run(drill.run(args.scenario))
@@ -482,14 +535,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)  # refuse a broken config here, not once per session
     host, port = ssh.parse_listen(args.listen)
     if args.demo_password is not None:
-        raise EcmpError("--demo-password: a password on the command line is visible to every "
-                        f"local user (ps); use --demo-password-file FILE or ${guard.PASSWORD_ENV}")
-    for flag, value in (("--max-viewers", args.max_viewers),
-                        ("--max-operators", args.max_operators),
-                        ("--max-startups", args.max_startups),
-                        ("--max-startups-per-source", args.max_startups_per_source),
-                        ("--max-sessions", args.max_sessions),
-                        ("--max-sessions-per-source", args.max_sessions_per_source)):
+        raise EcmpError(
+            "--demo-password: a password on the command line is visible to every "
+            f"local user (ps); use --demo-password-file FILE or ${guard.PASSWORD_ENV}"
+        )
+    for flag, value in (
+        ("--max-viewers", args.max_viewers),
+        ("--max-operators", args.max_operators),
+        ("--max-startups", args.max_startups),
+        ("--max-startups-per-source", args.max_startups_per_source),
+        ("--max-sessions", args.max_sessions),
+        ("--max-sessions-per-source", args.max_sessions_per_source),
+    ):
         least = 0 if flag in ("--max-viewers", "--max-operators") else 1
         if value < least:
             raise EcmpError(f"{flag} {value}: must be at least {least}")
@@ -498,15 +555,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.config:
         app_args = ["--config", str(Path(args.config).resolve()), *app_args]
     cfg = ssh.ServeConfig(
-        listen_host=host, listen_port=port, max_viewers=args.max_viewers,
-        max_operators=args.max_operators, max_startups=args.max_startups,
+        listen_host=host,
+        listen_port=port,
+        max_viewers=args.max_viewers,
+        max_operators=args.max_operators,
+        max_startups=args.max_startups,
         max_startups_per_source=args.max_startups_per_source,
         max_sessions_per_connection=args.max_sessions,
         max_sessions_per_source=args.max_sessions_per_source,
-        login_grace=args.login_grace, idle_timeout=args.idle_timeout,
-        max_session=args.max_session, rate=args.rate, log_format=args.log_format,
-        demo_password=guard.demo_password(args.demo_password_file), settings=settings,
-        app_args=app_args, operators=Path(args.operators) if args.operators else None)
+        login_grace=args.login_grace,
+        idle_timeout=args.idle_timeout,
+        max_session=args.max_session,
+        rate=args.rate,
+        log_format=args.log_format,
+        demo_password=guard.demo_password(args.demo_password_file),
+        settings=settings,
+        app_args=app_args,
+        operators=Path(args.operators) if args.operators else None,
+    )
     if args.authorized_keys:
         cfg.authorized_keys, cfg.authorized_keys_given = Path(args.authorized_keys), True
     if args.host_key:
@@ -557,18 +623,28 @@ def cmd_probe(args: argparse.Namespace) -> int:
         argv = [a for a in sys.argv[1:] if a != args.url]
         if args.netns is None:
             argv += ["--netns", netns]
-        os.execvp("ip", ["ip", "netns", "exec", netns, sys.executable, "-m", "ecmptui",
-                         *argv, url])
+        os.execvp("ip", ["ip", "netns", "exec", netns, sys.executable, "-m", "ecmptui", *argv, url])
     import threading
 
     from ecmptui.traffic.flows import FlowEvent, FlowKeeper, FlowsOnly
 
     try:
-        prober: Prober | FlowsOnly = Prober(
-            url, rate=args.rate, timeout=args.timeout, duration=args.duration,
-            workers=args.workers) if args.rate else FlowsOnly(args.duration)
-        keeper = FlowKeeper(url, args.flows, args.flow_interval, args.timeout,
-                            args.flow_life) if args.flows else None
+        prober: Prober | FlowsOnly = (
+            Prober(
+                url,
+                rate=args.rate,
+                timeout=args.timeout,
+                duration=args.duration,
+                workers=args.workers,
+            )
+            if args.rate
+            else FlowsOnly(args.duration)
+        )
+        keeper = (
+            FlowKeeper(url, args.flows, args.flow_interval, args.timeout, args.flow_life)
+            if args.flows
+            else None
+        )
     except ValueError as exc:
         raise EcmpError(str(exc)) from exc
 
@@ -640,20 +716,26 @@ def cmd_probe(args: argparse.Namespace) -> int:
     else:
         shares = ", ".join(f"{b} {n}" for b, n in summary["by_backend"].items()) or "none"
         errors = ", ".join(f"{k} {n}" for k, n in summary["errors"].items()) or "none"
-        print(f"{summary['requests']} requests at {summary['rate']}/s to {url}: {shares}; "
-              f"failed {summary['failed']} ({errors}); latency p50 "
-              f"{summary['latency_ms']['p50']} ms, p99 {summary['latency_ms']['p99']} ms")
+        print(
+            f"{summary['requests']} requests at {summary['rate']}/s to {url}: {shares}; "
+            f"failed {summary['failed']} ({errors}); latency p50 "
+            f"{summary['latency_ms']['p50']} ms, p99 {summary['latency_ms']['p99']} ms"
+        )
         if keeper is not None:
             f = summary["flows"]
             where = ", ".join(f"{b} {n}" for b, n in f["broken_on"].items()) or "none"
-            print(f"{args.flows} long-lived flows: {f['broken']} broke (on {where}), "
-                  f"{f['moved']} came back on another backend")
+            print(
+                f"{args.flows} long-lived flows: {f['broken']} broke (on {where}), "
+                f"{f['moved']} came back on another backend"
+            )
         if sched is not None and sched["slipped"]:
-            print(f"warning: the prober could not keep {sched['target_rate']:g}/s: it sent "
-                  f"{sched['sent']} of {sched['due']} requests due ({sched['achieved_rate']}/s"
-                  f"), late by p50 {sched['lag_ms']['p50']} ms, p99 {sched['lag_ms']['p99']} "
-                  "ms; failover times are only as fine as the requests actually sent",
-                  file=sys.stderr)
+            print(
+                f"warning: the prober could not keep {sched['target_rate']:g}/s: it sent "
+                f"{sched['sent']} of {sched['due']} requests due ({sched['achieved_rate']}/s"
+                f"), late by p50 {sched['lag_ms']['p50']} ms, p99 {sched['lag_ms']['p99']} "
+                "ms; failover times are only as fine as the requests actually sent",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -716,63 +798,135 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ecmptui", description=(
-        "Anycast load balancing with BGP and ECMP: provision it, watch it, break it safely. "
-        "With no command, opens the dashboard."))
+    parser = _Parser(
+        prog="ecmptui",
+        description=(
+            "Anycast load balancing with BGP and ECMP: provision it, watch it, break it safely. "
+            "With no command, opens the dashboard."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"ecmptui {__version__}")
-    parser.add_argument("--wait", type=_positive_float, default=0.0, metavar="S",
-                        help="commands that change the deployment: wait up to S seconds for "
-                        "another writer to finish (default: refuse at once)")
-    parser.add_argument("--debug", action="store_true",
-                        help="log what the core does to stderr; on an error, show its causes "
-                        "(env ECMPTUI_DEBUG=1)")
-    parser.add_argument("--lab", default=None, metavar="NAME",
-                        help=f"lab instance name (env ECMPTUI_LAB; default {DEFAULT_NAME})")
-    parser.add_argument("--config", metavar="PATH", default=None,
-                        help="settings file (default ~/.config/ecmptui/config.toml)")
-    parser.add_argument("--read-only", action="store_true",
-                        help="dashboard: refuse every action that changes anything")
-    parser.add_argument("--rate", type=_positive_float, default=100.0, dest="rate",
-                        help="dashboard: probe rate in requests/s (default %(default)s)")
-    parser.add_argument("--flows", type=int, default=0, metavar="N", dest="dash_flows",
-                        help="dashboard: also keep N long-lived connections; the timeline "
-                        "says how many each action broke, on the node and elsewhere")
-    parser.add_argument("--export", metavar="DIR", default=None,
-                        help="dashboard: on quit (and from the palette) write the timeline and "
-                        "the BGP log to DIR as JSON lines and Markdown")
-    parser.add_argument("--screen", choices=("provision", "bgp", "traffic"), default=None,
-                        help="dashboard: the screen to open on (default traffic)")
+    parser.add_argument(
+        "--wait",
+        type=_positive_float,
+        default=0.0,
+        metavar="S",
+        help="commands that change the deployment: wait up to S seconds for "
+        "another writer to finish (default: refuse at once)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="log what the core does to stderr; on an error, show its causes (env ECMPTUI_DEBUG=1)",
+    )
+    parser.add_argument(
+        "--lab",
+        default=None,
+        metavar="NAME",
+        help=f"lab instance name (env ECMPTUI_LAB; default {DEFAULT_NAME})",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=None,
+        help="settings file (default ~/.config/ecmptui/config.toml)",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="dashboard: refuse every action that changes anything",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=100.0,
+        dest="rate",
+        help="dashboard: probe rate in requests/s (default %(default)s)",
+    )
+    parser.add_argument(
+        "--flows",
+        type=int,
+        default=0,
+        metavar="N",
+        dest="dash_flows",
+        help="dashboard: also keep N long-lived connections; the timeline "
+        "says how many each action broke, on the node and elsewhere",
+    )
+    parser.add_argument(
+        "--export",
+        metavar="DIR",
+        default=None,
+        help="dashboard: on quit (and from the palette) write the timeline and "
+        "the BGP log to DIR as JSON lines and Markdown",
+    )
+    parser.add_argument(
+        "--screen",
+        choices=("provision", "bgp", "traffic"),
+        default=None,
+        help="dashboard: the screen to open on (default traffic)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     lab = sub.add_parser("lab", help="the local lab: a Metal-compatible cloud on this machine")
-    lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True,
-                                 parser_class=_Parser)
+    lab_sub = lab.add_subparsers(
+        dest="lab_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
     p = lab_sub.add_parser("up", help="build the lab and start its API (idempotent)")
-    p.add_argument("--port", type=_port, default=None,
-                   help="API port on 127.0.0.1 (0 picks a free one; default 7443, or a free "
-                        "one when 7443 is taken)")
-    p.add_argument("--ecmp", choices=("hash", "resilient"), default=None,
-                   help="the fabric's ECMP: hash (hash-threshold, what a plain router does; "
-                        "the default) or resilient (next-hop groups whose buckets move only "
-                        "from a removed server, or when idle)")
-    p.add_argument("--buckets", type=int, default=128, metavar="N",
-                   help="resilient: buckets in the group (default %(default)s)")
-    p.add_argument("--idle-timer", type=int, default=10, metavar="S",
-                   help="resilient: a bucket idle this long may move to a new server "
-                        "(default %(default)s)")
-    p.add_argument("--unbalanced-timer", type=int, default=0, metavar="S",
-                   help="resilient: force buckets to move after S s unbalanced (0: never, "
-                        "the default: a busy flow is never moved)")
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="API port on 127.0.0.1 (0 picks a free one; default 7443, or a free "
+        "one when 7443 is taken)",
+    )
+    p.add_argument(
+        "--ecmp",
+        choices=("hash", "resilient"),
+        default=None,
+        help="the fabric's ECMP: hash (hash-threshold, what a plain router does; "
+        "the default) or resilient (next-hop groups whose buckets move only "
+        "from a removed server, or when idle)",
+    )
+    p.add_argument(
+        "--buckets",
+        type=int,
+        default=128,
+        metavar="N",
+        help="resilient: buckets in the group (default %(default)s)",
+    )
+    p.add_argument(
+        "--idle-timer",
+        type=int,
+        default=10,
+        metavar="S",
+        help="resilient: a bucket idle this long may move to a new server (default %(default)s)",
+    )
+    p.add_argument(
+        "--unbalanced-timer",
+        type=int,
+        default=0,
+        metavar="S",
+        help="resilient: force buckets to move after S s unbalanced (0: never, "
+        "the default: a busy flow is never moved)",
+    )
     p.add_argument("--json", action="store_true", help="print endpoint, project and files")
     p.set_defaults(func=cmd_lab_up)
-    p = lab_sub.add_parser("image", help="build (or show) the cached Debian 12 image of the "
-                           "lab's machines")
-    p.add_argument("--os", choices=("server", "plain", "all"), default="server",
-                   help="server: BIRD/nginx preinstalled (debian_12); plain: a fresh server "
-                   "(debian_12_plain); default %(default)s")
+    p = lab_sub.add_parser(
+        "image", help="build (or show) the cached Debian 12 image of the lab's machines"
+    )
+    p.add_argument(
+        "--os",
+        choices=("server", "plain", "all"),
+        default="server",
+        help="server: BIRD/nginx preinstalled (debian_12); plain: a fresh server "
+        "(debian_12_plain); default %(default)s",
+    )
     p.add_argument("--rebuild", action="store_true", help="build again even when cached")
-    p.add_argument("--prune", action="store_true",
-                   help="remove images of an older recipe that no running machine uses")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove images of an older recipe that no running machine uses",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_lab_image)
     p = lab_sub.add_parser("down", help="stop the lab and remove everything it made")
@@ -783,26 +937,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("provision", help="the guide's four steps, then every server over SSH")
     p.add_argument("--nodes", type=int, metavar="N", help="number of servers (1-16)")
-    p.add_argument("--bfd", action=argparse.BooleanOptionalAction, default=None,
-                   help="BFD on the BGP sessions (fast failure detection)")
-    p.add_argument("--health", action=argparse.BooleanOptionalAction, default=None,
-                   help="deploy the node health check that withdraws the EIP when nginx "
-                        "fails (default on; [health] in the config)")
+    p.add_argument(
+        "--bfd",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="BFD on the BGP sessions (fast failure detection)",
+    )
+    p.add_argument(
+        "--health",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="deploy the node health check that withdraws the EIP when nginx "
+        "fails (default on; [health] in the config)",
+    )
     p.add_argument("--json", action="store_true", help="print the inventory as JSON")
     p.set_defaults(func=cmd_provision)
     p = sub.add_parser("deprovision", help="delete the servers, EIP and key provision made")
     p.set_defaults(func=cmd_deprovision)
-    p = sub.add_parser("check", help="check every node over SSH: BIRD, sessions, EIP on lo, "
-                                     "nginx (changes nothing)")
+    p = sub.add_parser(
+        "check",
+        help="check every node over SSH: BIRD, sessions, EIP on lo, nginx (changes nothing)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_check)
     inv = sub.add_parser("inventory", help="the provisioned inventory as a static config")
-    inv_sub = inv.add_subparsers(dest="inventory_command", metavar="ACTION", required=True,
-                                 parser_class=_Parser)
-    p = inv_sub.add_parser("export", help="write a `static` target config for what is "
-                                          "provisioned now")
-    p.add_argument("--output", "-o", default="ecmptui-static.toml", metavar="PATH",
-                   help="where to write it (default %(default)s)")
+    inv_sub = inv.add_subparsers(
+        dest="inventory_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    p = inv_sub.add_parser(
+        "export", help="write a `static` target config for what is provisioned now"
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        default="ecmptui-static.toml",
+        metavar="PATH",
+        help="where to write it (default %(default)s)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_inventory_export)
     p = sub.add_parser("status", help="BGP state of every node, API sessions, router next hops")
@@ -811,10 +982,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ecmptui.actions import ACTIONS, FAULTS, Kind
 
-    node = sub.add_parser("node", help="act on one node: withdraw, announce, shutdown, start, "
-                                       "reboot; in the lab, faults and restore")
-    node_sub = node.add_subparsers(dest="action", metavar="ACTION", required=True,
-                                   parser_class=_Parser)
+    node = sub.add_parser(
+        "node",
+        help="act on one node: withdraw, announce, shutdown, start, "
+        "reboot; in the lab, faults and restore",
+    )
+    node_sub = node.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
     for action in ACTIONS.values():
         if action.kind is Kind.FAULT:
             continue  # one `fault` subcommand takes the fault's name
@@ -822,33 +997,51 @@ def build_parser() -> argparse.ArgumentParser:
         p = node_sub.add_parser(action.name, help=text)
         p.add_argument("name", help="node host name, index (2) or node2")
         if action.kind is Kind.DEVICE:
-            p.add_argument("--timeout", type=_positive_float, default=90.0, metavar="S",
-                           help="how long to wait for the node to be back (default %(default)s)")
+            p.add_argument(
+                "--timeout",
+                type=_positive_float,
+                default=90.0,
+                metavar="S",
+                help="how long to wait for the node to be back (default %(default)s)",
+            )
         p.set_defaults(func=cmd_node)
-    p = node_sub.add_parser("drain", help="take the node out without breaking its "
-                            "connections (resilient-ECMP router only): new ones go "
-                            "elsewhere, then it is withdrawn")
+    p = node_sub.add_parser(
+        "drain",
+        help="take the node out without breaking its "
+        "connections (resilient-ECMP router only): new ones go "
+        "elsewhere, then it is withdrawn",
+    )
     p.add_argument("name", help="node host name, index (2) or node2")
-    p.add_argument("--timeout", type=_positive_float, default=60.0, metavar="S",
-                   help="withdraw after S seconds even if connections are still open "
-                        "(default %(default)s)")
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="withdraw after S seconds even if connections are still open (default %(default)s)",
+    )
     p.set_defaults(func=cmd_drain)
     p = node_sub.add_parser("fault", help="lab only: break the node (undo with restore)")
     p.add_argument("name", help="node host name, index (2) or node2")
-    p.add_argument("fault", choices=FAULTS,
-                   help="; ".join(f"{f}: {ACTIONS[f].help}" for f in FAULTS))
+    p.add_argument(
+        "fault", choices=FAULTS, help="; ".join(f"{f}: {ACTIONS[f].help}" for f in FAULTS)
+    )
     p.set_defaults(func=cmd_node)
 
     from ecmptui.actions import ROUTER_ACTIONS, ROUTER_FAULTS
 
-    router = sub.add_parser("router", help="lab only: break a core router (core1, core2) and "
-                                           "restore it")
-    router_sub = router.add_subparsers(dest="router_action", metavar="ACTION", required=True,
-                                       parser_class=_Parser)
+    router = sub.add_parser(
+        "router", help="lab only: break a core router (core1, core2) and restore it"
+    )
+    router_sub = router.add_subparsers(
+        dest="router_action", metavar="ACTION", required=True, parser_class=_Parser
+    )
     p = router_sub.add_parser("fault", help="break the router (undo with restore)")
     p.add_argument("name", choices=("core1", "core2"), help="which router")
-    p.add_argument("fault", choices=ROUTER_FAULTS,
-                   help="; ".join(f"{f}: {ROUTER_ACTIONS[f].help}" for f in ROUTER_FAULTS))
+    p.add_argument(
+        "fault",
+        choices=ROUTER_FAULTS,
+        help="; ".join(f"{f}: {ROUTER_ACTIONS[f].help}" for f in ROUTER_FAULTS),
+    )
     p.set_defaults(func=cmd_router)
     p = router_sub.add_parser("restore", help="undo every fault on the router")
     p.add_argument("name", choices=("core1", "core2"), help="which router")
@@ -856,91 +1049,223 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("probe", help="request the EIP continuously, a new connection each time")
     p.add_argument("url", nargs="?", help="default: http://<EIP>/ from the inventory")
-    p.add_argument("--rate", type=_rate_or_zero, default=100.0,
-                   help="new connections per second (default %(default)s; 0 with --flows: "
-                        "long-lived flows only)")
-    p.add_argument("--duration", type=_positive_float, default=None, metavar="S",
-                   help="stop after S seconds (default: until Ctrl-C)")
-    p.add_argument("--timeout", type=_positive_float, default=1.0, metavar="T",
-                   help="per-request timeout in seconds (default %(default)s)")
-    p.add_argument("--jsonl", action="store_true",
-                   help="stream one JSON record per request (or per --interval)")
-    p.add_argument("--interval", type=_positive_float, default=None, metavar="S",
-                   help="with --jsonl: one summary record every S seconds instead")
+    p.add_argument(
+        "--rate",
+        type=_rate_or_zero,
+        default=100.0,
+        help="new connections per second (default %(default)s; 0 with --flows: "
+        "long-lived flows only)",
+    )
+    p.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="stop after S seconds (default: until Ctrl-C)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=1.0,
+        metavar="T",
+        help="per-request timeout in seconds (default %(default)s)",
+    )
+    p.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="stream one JSON record per request (or per --interval)",
+    )
+    p.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="with --jsonl: one summary record every S seconds instead",
+    )
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
     p.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--flows", type=int, default=0, metavar="N",
-                   help="also keep N long-lived connections (keep-alive request loops) and "
-                        "report every one that breaks, with where it was")
-    p.add_argument("--flow-interval", type=_positive_float, default=1.0, metavar="S",
-                   help="one request per flow every S seconds (default %(default)s)")
-    p.add_argument("--flow-life", type=_positive_float, default=None, metavar="S",
-                   help="each flow ends by itself after S seconds (default: never)")
-    p.add_argument("--netns", default=None, metavar="NS",
-                   help="run inside this network namespace (default: the lab's client "
-                        "namespace on the lab target)")
-    p.add_argument("--no-netns", action="store_true",
-                   help="run here, in this namespace, whatever the target")
+    p.add_argument(
+        "--flows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also keep N long-lived connections (keep-alive request loops) and "
+        "report every one that breaks, with where it was",
+    )
+    p.add_argument(
+        "--flow-interval",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="one request per flow every S seconds (default %(default)s)",
+    )
+    p.add_argument(
+        "--flow-life",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="each flow ends by itself after S seconds (default: never)",
+    )
+    p.add_argument(
+        "--netns",
+        default=None,
+        metavar="NS",
+        help="run inside this network namespace (default: the lab's client "
+        "namespace on the lab target)",
+    )
+    p.add_argument(
+        "--no-netns", action="store_true", help="run here, in this namespace, whatever the target"
+    )
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("serve", help="serve the dashboard over SSH (keys decide who may act)")
-    p.add_argument("--listen", default="127.0.0.1:2222", metavar="HOST:PORT",
-                   help="address to listen on (default %(default)s)")
-    p.add_argument("--authorized-keys", metavar="FILE",
-                   help="keys that may watch (read-only); default in the state directory "
-                        "(~/.local/state/ecmptui/serve/authorized_keys)")
-    p.add_argument("--operators", metavar="FILE",
-                   help="keys that get the full app (may act on nodes)")
-    p.add_argument("--host-key", metavar="FILE",
-                   help="server host key (generated once, 0600; default in the state dir)")
-    p.add_argument("--max-viewers", type=int, default=8, metavar="N",
-                   help="read-only sessions at once (default %(default)s)")
-    p.add_argument("--max-operators", type=int, default=2, metavar="N",
-                   help="operator sessions at once, kept free of viewers (default %(default)s)")
-    p.add_argument("--max-startups", type=int, default=10, metavar="N",
-                   help="connections still logging in; more are dropped (default %(default)s)")
-    p.add_argument("--max-startups-per-source", type=int, default=3, metavar="N",
-                   help="of those, from one address (default %(default)s)")
-    p.add_argument("--max-sessions", type=int, default=2, metavar="N",
-                   help="terminals one connection may open (default %(default)s)")
-    p.add_argument("--max-sessions-per-source", type=int, default=4, metavar="N",
-                   help="terminals open at once from one address (default %(default)s)")
-    p.add_argument("--login-grace", type=_positive_float, default=30.0, metavar="S",
-                   help="time to log in, and then to open a terminal (default %(default)s s)")
-    p.add_argument("--idle-timeout", type=_positive_float, default=900.0, metavar="S",
-                   help="end sessions without input for S seconds (default %(default)s)")
-    p.add_argument("--max-session", type=_positive_float, default=3600.0, metavar="S",
-                   help="end a viewer's session after S seconds however busy "
-                        "(default %(default)s)")
-    p.add_argument("--rate", type=_positive_float, default=100.0, dest="rate",
-                   help="the shared prober's requests/s, the same for every session "
-                        "(default %(default)s)")
-    p.add_argument("--demo-password-file", metavar="FILE", default=None,
-                   help="also accept the password on this file's first line, for read-only "
-                        "viewers only (or set $ECMPTUI_DEMO_PASSWORD)")
-    p.add_argument("--demo-password", metavar="PASSWORD", default=None,
-                   help=argparse.SUPPRESS)  # refused: visible in ps
-    p.add_argument("--log-format", choices=("text", "json"), default="text",
-                   help="the audit log on stderr: text or JSON lines (default %(default)s)")
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:2222",
+        metavar="HOST:PORT",
+        help="address to listen on (default %(default)s)",
+    )
+    p.add_argument(
+        "--authorized-keys",
+        metavar="FILE",
+        help="keys that may watch (read-only); default in the state directory "
+        "(~/.local/state/ecmptui/serve/authorized_keys)",
+    )
+    p.add_argument(
+        "--operators", metavar="FILE", help="keys that get the full app (may act on nodes)"
+    )
+    p.add_argument(
+        "--host-key",
+        metavar="FILE",
+        help="server host key (generated once, 0600; default in the state dir)",
+    )
+    p.add_argument(
+        "--max-viewers",
+        type=int,
+        default=8,
+        metavar="N",
+        help="read-only sessions at once (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-operators",
+        type=int,
+        default=2,
+        metavar="N",
+        help="operator sessions at once, kept free of viewers (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-startups",
+        type=int,
+        default=10,
+        metavar="N",
+        help="connections still logging in; more are dropped (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-startups-per-source",
+        type=int,
+        default=3,
+        metavar="N",
+        help="of those, from one address (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-sessions",
+        type=int,
+        default=2,
+        metavar="N",
+        help="terminals one connection may open (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-sessions-per-source",
+        type=int,
+        default=4,
+        metavar="N",
+        help="terminals open at once from one address (default %(default)s)",
+    )
+    p.add_argument(
+        "--login-grace",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="time to log in, and then to open a terminal (default %(default)s s)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=900.0,
+        metavar="S",
+        help="end sessions without input for S seconds (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-session",
+        type=_positive_float,
+        default=3600.0,
+        metavar="S",
+        help="end a viewer's session after S seconds however busy (default %(default)s)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=100.0,
+        dest="rate",
+        help="the shared prober's requests/s, the same for every session (default %(default)s)",
+    )
+    p.add_argument(
+        "--demo-password-file",
+        metavar="FILE",
+        default=None,
+        help="also accept the password on this file's first line, for read-only "
+        "viewers only (or set $ECMPTUI_DEMO_PASSWORD)",
+    )
+    p.add_argument(
+        "--demo-password", metavar="PASSWORD", default=None, help=argparse.SUPPRESS
+    )  # refused: visible in ps
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="the audit log on stderr: text or JSON lines (default %(default)s)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("drill", help="failover scenarios while probing, with a report")
-    p.add_argument("--scenario", action="append", metavar="NAME",
-                   help="withdraw, shutdown, kill-bird, freeze-bird, isolate, stop-nginx, "
-                        "reboot, router-kill, router-freeze, router-isolate, remove-node, "
-                        "add-node (repeatable; default all that the target allows)")
-    p.add_argument("--rate", type=_positive_float, default=200.0,
-                   help="probe requests per second (default %(default)s)")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        metavar="NAME",
+        help="withdraw, shutdown, kill-bird, freeze-bird, isolate, stop-nginx, "
+        "reboot, router-kill, router-freeze, router-isolate, remove-node, "
+        "add-node (repeatable; default all that the target allows)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=200.0,
+        help="probe requests per second (default %(default)s)",
+    )
     p.add_argument("--node", default=None, help="node to act on (default: the last one)")
-    p.add_argument("--limit", type=_positive_float, default=8.0, metavar="S",
-                   help="how long to wait for traffic to settle after an action "
-                        "(default %(default)s s)")
-    p.add_argument("--flows", type=int, default=0, metavar="N",
-                   help="also keep N long-lived connections and count the ones each change "
-                        "breaks, on the node and on the others (remove-node and add-node "
-                        "keep 100 by default)")
-    p.add_argument("--flow-interval", type=_positive_float, default=0.5, metavar="S",
-                   help="one request per flow every S seconds (default %(default)s)")
+    p.add_argument(
+        "--limit",
+        type=_positive_float,
+        default=8.0,
+        metavar="S",
+        help="how long to wait for traffic to settle after an action (default %(default)s s)",
+    )
+    p.add_argument(
+        "--flows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also keep N long-lived connections and count the ones each change "
+        "breaks, on the node and on the others (remove-node and add-node "
+        "keep 100 by default)",
+    )
+    p.add_argument(
+        "--flow-interval",
+        type=_positive_float,
+        default=0.5,
+        metavar="S",
+        help="one request per flow every S seconds (default %(default)s)",
+    )
     p.add_argument("--report", metavar="PATH", help="write the Markdown report there")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_drill)
@@ -956,10 +1281,18 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         import logging
 
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="%(asctime)s %(name)s: %(message)s")
-        for noisy in ("asyncio", "asyncssh", "urllib3", "httpx", "httpcore", "markdown_it",
-                      "packet"):
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s"
+        )
+        for noisy in (
+            "asyncio",
+            "asyncssh",
+            "urllib3",
+            "httpx",
+            "httpcore",
+            "markdown_it",
+            "packet",
+        ):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.lab is None:  # every command the same: the file, then the environment
@@ -983,8 +1316,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"ecmptui: internal error: {type(exc).__name__}: {exc} "
-              "(--debug shows the traceback)", file=sys.stderr)
+        print(
+            f"ecmptui: internal error: {type(exc).__name__}: {exc} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

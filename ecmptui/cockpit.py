@@ -13,18 +13,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ecmptui.actions import Action, Kind
 from ecmptui.config import Settings
 from ecmptui.deployment.lock import DeploymentLock
+from ecmptui.deployment.port import Target
 from ecmptui.deployment.steps import StepEvent
-from ecmptui.deployment.target import Target, target_for
 from ecmptui.errors import EcmpError
 from ecmptui.traffic.samples import Sample
 
 if TYPE_CHECKING:  # the heavy parts (SSH, HTTP, API) load when first used
-    from ecmptui.deployment.inventory import Deployment, NodePool
+    from ecmptui.deployment.inventory import ApiDeployment, NodePool
     from ecmptui.deployment.poller import StatusPoller
+    from ecmptui.deployment.port import Deployment, FibWatch
     from ecmptui.deployment.provision import Provisioner
-    from ecmptui.deployment.static import StaticDeployment
     from ecmptui.deployment.status import DeploymentStatus
-    from ecmptui.lab.fibwatch import FibWatch
     from ecmptui.traffic.flows import FlowEvent
 
 
@@ -44,17 +43,23 @@ class ReadOnlyError(EcmpError):
 class Cockpit:
     """The deployment as the dashboard sees it."""
 
-    shared_timeline = False   # a served session's actions are recorded by the server
+    shared_timeline = False  # a served session's actions are recorded by the server
 
-    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, read_only: bool = False, target: Target | None = None
+    ) -> None:
         self.settings = settings
         self.read_only = read_only
-        self.target: Target = target_for(settings)
-        self._deployment: Deployment | StaticDeployment | None = None
+        if target is None:  # the configured one (the composition root picks the adapter)
+            from ecmptui.targets import target_for
+
+            target = target_for(settings)
+        self.target = target
+        self._deployment: Deployment | None = None
         self._pool: NodePool | None = None
         self._poller: StatusPoller | None = None
         self.fib: FibWatch | None = None
-        self.warnings: list[str] = []   # what the dashboard should tell the operator
+        self.warnings: list[str] = []  # what the dashboard should tell the operator
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -90,19 +95,21 @@ class Cockpit:
         await self.reset()
         return msg
 
-    def deployment(self) -> Deployment | StaticDeployment:
+    def deployment(self) -> Deployment:
         if self._deployment is None:
             self._deployment = self.target.open()
         return self._deployment
 
-    def api_deployment(self) -> Deployment:
+    def api_deployment(self) -> ApiDeployment:
         """The deployment, where it has an API (provision, deprovision)."""
-        from ecmptui.deployment.inventory import Deployment
+        from ecmptui.deployment.inventory import ApiDeployment
 
         d = self.deployment()
-        if not isinstance(d, Deployment):
-            raise EcmpError(f"target {self.target.kind.value}: ecmptui did not provision these "
-                            "nodes (use Check nodes)")
+        if not isinstance(d, ApiDeployment):
+            raise EcmpError(
+                f"target {self.target.kind.value}: ecmptui did not provision these "
+                "nodes (use Check nodes)"
+            )
         return d
 
     def project_label(self) -> str:
@@ -150,11 +157,13 @@ class Cockpit:
         """The deployment's writer lock (refused at once with `busy: ...` if held)."""
         return DeploymentLock(self.target.lock_key(), f"{what} (dashboard)")
 
-    async def _locked(self, what: str, events: AsyncIterator[StepEvent]
-                      ) -> AsyncIterator[StepEvent]:
+    async def _locked(
+        self, what: str, events: AsyncIterator[StepEvent]
+    ) -> AsyncIterator[StepEvent]:
         with self.writer(what):
             async for ev in events:
                 yield ev
+
     def _guard(self, what: str) -> None:
         if self.read_only:
             raise ReadOnlyError(f"read-only session: cannot {what}")
@@ -173,14 +182,18 @@ class Cockpit:
         if prov_fields:
             from ecmptui.config import validate
 
-            settings = validate(replace(settings, provision=replace(settings.provision,
-                                                                    **prov_fields),
-                                        source="dashboard"))
-        from ecmptui.deployment.inventory import Deployment
+            settings = validate(
+                replace(
+                    settings,
+                    provision=replace(settings.provision, **prov_fields),
+                    source="dashboard",
+                )
+            )
+        from ecmptui.deployment.inventory import ApiDeployment
         from ecmptui.deployment.provision import Provisioner
         from ecmptui.traffic.service import verify
 
-        target = Deployment(settings, d.target, d.endpoint)
+        target = ApiDeployment(settings, d.target, d.endpoint)
         prov = Provisioner(target, end_to_end=lambda: verify(target))
         return prov, self._locked("provision", prov.run())
 
@@ -190,8 +203,9 @@ class Cockpit:
 
         return self._locked("deprovision", deprovision(self.api_deployment()))
 
-    async def act(self, node_name: str, action: str,
-                  on_effect: Callable[[float], None] | None = None) -> str:
+    async def act(
+        self, node_name: str, action: str, on_effect: Callable[[float], None] | None = None
+    ) -> str:
         """Run a registry action on one node (`deployment.operate.perform`), over the pooled
         connection when there is one. `on_effect(t)`: the moment the action takes effect."""
         self._guard(f"{action} {node_name}")
@@ -208,11 +222,14 @@ class Cockpit:
         # a connection of its own: an action never queues behind a status poll (which may
         # be stuck on a frozen BIRD)
         with self.writer(f"{action} {rec.name}"):
-            return f"{rec.name}: " + await operate.perform(d, rec, action,
-                                                            on_effect=on_effect)
+            return f"{rec.name}: " + await operate.perform(d, rec, action, on_effect=on_effect)
 
-    async def drain(self, node_name: str, timeout: float = 60.0,
-                    on_progress: Callable[[str], None] | None = None) -> tuple[str, str]:
+    async def drain(
+        self,
+        node_name: str,
+        timeout: float = 60.0,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> tuple[str, str]:
         """`node drain` (a resilient-ECMP lab router only; elsewhere it says why not)."""
         self._guard(f"drain {node_name}")
         from ecmptui.deployment.drain import drain
@@ -226,26 +243,32 @@ class Cockpit:
             result = await drain(d, rec, inv.eip, timeout, on_progress)
         return result.short(), result.line()
 
-    async def router_act(self, router: str, action: str,
-                         on_effect: Callable[[float], None] | None = None) -> str:
+    async def router_act(
+        self, router: str, action: str, on_effect: Callable[[float], None] | None = None
+    ) -> str:
         """A lab core router action (fault or restore)."""
         self._guard(f"{action} {router}")
         from ecmptui.deployment import operate
 
         with self.writer(f"router {action} {router}"):
             return f"{router}: " + await operate.perform_router(
-                self.deployment(), router, action, on_effect=on_effect)
+                self.deployment(), router, action, on_effect=on_effect
+            )
 
-    async def probe(self, rate: float, on_sample: Callable[[Sample], None],
-                    timeout: float = 1.0, flows: int = 0,
-                    on_flow: Callable[[FlowEvent], None] | None = None) -> SampleStream:
+    async def probe(
+        self,
+        rate: float,
+        on_sample: Callable[[Sample], None],
+        timeout: float = 1.0,
+        flows: int = 0,
+        on_flow: Callable[[FlowEvent], None] | None = None,
+    ) -> SampleStream:
         from ecmptui.traffic.probe_stream import ProbeStream
 
         d = self.deployment()
         inv = await d.ainventory()
         url, netns = d.probe_target(inv)
-        stream = ProbeStream(url, rate, timeout, netns, on_sample, flows=flows,
-                             on_flow=on_flow)
+        stream = ProbeStream(url, rate, timeout, netns, on_sample, flows=flows, on_flow=on_flow)
         await stream.start()
         if self.fib is None:
             self.fib = self.target.fib_watch(inv.eip)

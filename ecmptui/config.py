@@ -35,9 +35,9 @@ def default_config_path() -> Path:
 class MetalSettings:
     endpoint: str = METAL_ENDPOINT
     project_id: str = ""
-    ca_file: str = ""          # extra CA bundle for a private Metal-compatible endpoint
-    timeout: float = 10.0      # seconds for one API request (the lab's API too)
-    probe_netns: str = ""      # probe the EIP from this network namespace (default: here)
+    ca_file: str = ""  # extra CA bundle for a private Metal-compatible endpoint
+    timeout: float = 10.0  # seconds for one API request (the lab's API too)
+    probe_netns: str = ""  # probe the EIP from this network namespace (default: here)
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,10 @@ class ProvisionSettings:
     operating_system: str = "debian_12"
     hostname_prefix: str = "ecmp-node"
     asn: int = 65000
-    md5: str = ""              # secret: never printed
+    md5: str = ""  # secret: never printed
     bfd: bool = False
     tag: str = "ecmptui"
-    eip: str = ""              # use this already reserved EIP instead of reserving one
+    eip: str = ""  # use this already reserved EIP instead of reserving one
 
 
 @dataclass(frozen=True)
@@ -66,17 +66,22 @@ class HealthSettings:
     withdraw_on_exit: bool = True
 
     def node_config(self) -> dict:
-        return {"interval_ms": self.interval_ms, "timeout_ms": self.timeout_ms,
-                "rise": self.rise, "fall": self.fall, "withdraw_on_exit": self.withdraw_on_exit}
+        return {
+            "interval_ms": self.interval_ms,
+            "timeout_ms": self.timeout_ms,
+            "rise": self.rise,
+            "fall": self.fall,
+            "withdraw_on_exit": self.withdraw_on_exit,
+        }
 
 
 @dataclass(frozen=True)
 class SshSettings:
     user: str = "root"
-    key: str = ""              # default: <config dir>/id_ed25519 (created on first use)
-    known_hosts: str = ""      # default: <config dir>/known_hosts (first key seen is pinned)
+    key: str = ""  # default: <config dir>/id_ed25519 (created on first use)
+    known_hosts: str = ""  # default: <config dir>/known_hosts (first key seen is pinned)
     connect_timeout: float = 10.0
-    host_key_policy: str = "pin"        # pin: first key seen is recorded; strict: file only
+    host_key_policy: str = "pin"  # pin: first key seen is recorded; strict: file only
 
 
 @dataclass(frozen=True)
@@ -87,10 +92,10 @@ class StaticNode:
     host: str
     port: int = 22
     user: str = "root"
-    key: str = ""                       # default: ssh.key
+    key: str = ""  # default: ssh.key
     bird_socket: str = "/run/bird/bird.ctl"
     bird_conf: str = "/etc/bird/bird.conf"
-    eip_protocol: str = "eip"           # the BIRD protocol whose routes are the EIP
+    eip_protocol: str = "eip"  # the BIRD protocol whose routes are the EIP
     state_dir: str = "/var/lib/ecmptui"
     bird_unit: str = "bird"
     nginx_unit: str = "nginx"
@@ -99,8 +104,8 @@ class StaticNode:
 @dataclass(frozen=True)
 class StaticSettings:
     eips: tuple[str, ...] = ()
-    probe_url: str = ""                 # default: http://<first EIP>/
-    probe_netns: str = ""               # run the prober in this network namespace
+    probe_url: str = ""  # default: http://<first EIP>/
+    probe_netns: str = ""  # run the prober in this network namespace
     nodes: tuple[StaticNode, ...] = ()
 
 
@@ -113,8 +118,8 @@ class Settings:
     ssh: SshSettings = field(default_factory=SshSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     static: StaticSettings = field(default_factory=StaticSettings)
-    read_only: bool | None = None       # dashboard; None: read-only on `static` only
-    token: str = field(default="", repr=False)   # from the environment only
+    read_only: bool | None = None  # dashboard; None: read-only on `static` only
+    token: str = field(default="", repr=False)  # from the environment only
     source: str = "<defaults>"
 
     @property
@@ -123,12 +128,19 @@ class Settings:
 
     @property
     def known_hosts_path(self) -> Path:
-        return (Path(self.ssh.known_hosts).expanduser() if self.ssh.known_hosts
-                else config_dir() / "known_hosts")
+        return (
+            Path(self.ssh.known_hosts).expanduser()
+            if self.ssh.known_hosts
+            else config_dir() / "known_hosts"
+        )
 
 
-SECTIONS = {"metal": MetalSettings, "provision": ProvisionSettings, "ssh": SshSettings,
-            "health": HealthSettings}
+SECTIONS = {
+    "metal": MetalSettings,
+    "provision": ProvisionSettings,
+    "ssh": SshSettings,
+    "health": HealthSettings,
+}
 TOP_KEYS = {"target", "lab"}
 NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
@@ -154,16 +166,19 @@ def _section(src: str, name: str, cls: type, data: Any) -> Any:
         default = known[key].default
         expected = str if default is MISSING else type(default)
         values[key] = _check_type(src, f"{name}.{key}", value, expected)
-    missing = [k for k, f in known.items() if f.default is MISSING
-               and f.default_factory is MISSING and k not in values]
+    missing = [
+        k
+        for k, f in known.items()
+        if f.default is MISSING and f.default_factory is MISSING and k not in values
+    ]
     if missing:
         raise EcmpError(f"{src}: {name}.{missing[0]}: required")
     return cls(**values)
 
 
 NETNS_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-REMOTE_PATH_RE = re.compile(r"/[A-Za-z0-9_./@+-]{1,255}")   # no spaces, quotes or ..
-BIRD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")    # a BIRD protocol name
+REMOTE_PATH_RE = re.compile(r"/[A-Za-z0-9_./@+-]{1,255}")  # no spaces, quotes or ..
+BIRD_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # a BIRD protocol name
 UNIT_RE = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
 
 
@@ -174,8 +189,9 @@ def _check_node_fields(src: str, where: str, node: StaticNode) -> None:
         if not REMOTE_PATH_RE.fullmatch(value) or ".." in value.split("/"):
             raise EcmpError(f"{src}: {where}.{key}: {value!r} is not an absolute path")
     if not BIRD_NAME_RE.fullmatch(node.eip_protocol):
-        raise EcmpError(f"{src}: {where}.eip_protocol: {node.eip_protocol!r} is not a BIRD "
-                        "protocol name")
+        raise EcmpError(
+            f"{src}: {where}.eip_protocol: {node.eip_protocol!r} is not a BIRD protocol name"
+        )
     for key in ("bird_unit", "nginx_unit"):
         if not UNIT_RE.fullmatch(getattr(node, key)):
             raise EcmpError(f"{src}: {where}.{key}: {getattr(node, key)!r} is not a unit name")
@@ -238,8 +254,10 @@ def validate(s: Settings) -> Settings:
     if p.md5 and not (len(p.md5) <= 20 and p.md5.isascii() and p.md5.isalnum()):
         raise EcmpError(f"{src}: provision.md5: must be 1-20 letters or digits")
     if not HOSTNAME_RE.fullmatch(p.hostname_prefix):
-        raise EcmpError(f"{src}: provision.hostname_prefix: {p.hostname_prefix!r} is not a "
-                        "valid host name prefix (lowercase letters, digits, '-')")
+        raise EcmpError(
+            f"{src}: provision.hostname_prefix: {p.hostname_prefix!r} is not a "
+            "valid host name prefix (lowercase letters, digits, '-')"
+        )
     if not p.tag or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", p.tag):
         raise EcmpError(f"{src}: provision.tag: {p.tag!r} must be 1-64 of A-Z a-z 0-9 _ . : -")
     if p.eip:
@@ -274,25 +292,30 @@ def _check_lab_section(s: Settings, src: str) -> None:
 
 def _check_metal_section(s: Settings, src: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?(/[\w./-]*)?", s.metal.endpoint):
-        raise EcmpError(f"{src}: metal.endpoint: {s.metal.endpoint!r} must look like "
-                        "host[:port][/path] (no scheme)")
+        raise EcmpError(
+            f"{src}: metal.endpoint: {s.metal.endpoint!r} must look like "
+            "host[:port][/path] (no scheme)"
+        )
 
 
 def _check_static_section(s: Settings, src: str) -> None:
     if not s.static.nodes:
-        raise EcmpError(f"{src}: static.nodes: target static needs at least one "
-                        "[[static.nodes]] entry")
+        raise EcmpError(
+            f"{src}: static.nodes: target static needs at least one [[static.nodes]] entry"
+        )
     if not s.static.eips:
-        raise EcmpError(f"{src}: static.eips: target static needs the EIP(s) the nodes "
-                        "announce")
+        raise EcmpError(f"{src}: static.eips: target static needs the EIP(s) the nodes announce")
 
 
 # what each target needs of the settings (the target's own section)
 TARGET_SECTIONS: dict[str, Callable[[Settings, str], None]] = {
-    "lab": _check_lab_section, "metal": _check_metal_section, "static": _check_static_section}
+    "lab": _check_lab_section,
+    "metal": _check_metal_section,
+    "static": _check_static_section,
+}
 
 
-MAX_CONFIG_BYTES = 1 << 20   # a settings file is small: more is not one
+MAX_CONFIG_BYTES = 1 << 20  # a settings file is small: more is not one
 
 
 def _read_config(path: Path) -> str:
@@ -304,8 +327,9 @@ def _read_config(path: Path) -> str:
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(path)
     if not stat.S_ISREG(mode):
-        raise EcmpError(f"{path}: not a regular file (a FIFO, device or socket cannot be a "
-                        "config file)")
+        raise EcmpError(
+            f"{path}: not a regular file (a FIFO, device or socket cannot be a config file)"
+        )
     with path.open("rb") as fh:
         raw = fh.read(MAX_CONFIG_BYTES + 1)
     if len(raw) > MAX_CONFIG_BYTES:
@@ -313,8 +337,9 @@ def _read_config(path: Path) -> str:
     return raw.decode("utf-8")
 
 
-def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
-         **flags: Any) -> Settings:
+def load(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None, **flags: Any
+) -> Settings:
     """Read the TOML file (default: user's config dir, optional), env, then flags."""
     environ: Mapping[str, str] = os.environ if env is None else env
     explicit = path is not None
@@ -347,8 +372,10 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
         elif key in TOP_KEYS:
             top[key] = _check_type(src, key, value, str)
         else:
-            raise EcmpError(f"{src}: {key}: unknown key (known: target, lab, read_only, "
-                            f"static, {', '.join(SECTIONS)})")
+            raise EcmpError(
+                f"{src}: {key}: unknown key (known: target, lab, read_only, "
+                f"static, {', '.join(SECTIONS)})"
+            )
     settings = Settings(**top)
     token = next((environ[k] for k in TOKEN_ENV if environ.get(k)), "")
     if environ.get("ECMPTUI_TARGET"):
@@ -356,8 +383,11 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,
     if environ.get("ECMPTUI_LAB"):  # file, then environment, then flags
         settings = replace(settings, lab=environ["ECMPTUI_LAB"])
     settings = validate(replace(settings, token=token))
-    prov = {k: v for k, v in flags.items() if v is not None and k in
-            {f.name for f in fields(ProvisionSettings)}}
+    prov = {
+        k: v
+        for k, v in flags.items()
+        if v is not None and k in {f.name for f in fields(ProvisionSettings)}
+    }
     top_flags = {k: v for k, v in flags.items() if v is not None and k in TOP_KEYS}
     health = flags.get("health")
     if not prov and not top_flags and health is None:

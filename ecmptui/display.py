@@ -17,15 +17,24 @@ if TYPE_CHECKING:
         StatusEvent,
     )
 
+
 def stamp(t: float) -> str:
     """HH:MM:SS.mmm of a wall-clock time."""
     return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
 
 
 # The node table: (key, heading), in order, for `status` and the BGP screen.
-NODE_COLUMNS = [("node", "node"), ("bird", "BIRD"), ("since", "since"), ("exported", "exp"),
-                ("hold", "hold"), ("api", "API"), ("eip", "EIP"), ("health", "health"),
-                ("error", "last error")]
+NODE_COLUMNS = [
+    ("node", "node"),
+    ("bird", "BIRD"),
+    ("since", "since"),
+    ("exported", "exp"),
+    ("hold", "hold"),
+    ("api", "API"),
+    ("eip", "EIP"),
+    ("health", "health"),
+    ("error", "last error"),
+]
 
 
 def health_label(h: HealthStatus | None) -> str:
@@ -49,8 +58,10 @@ def node_cells(n: NodeStatus) -> dict[str, str]:
 
 
 # what a node's fault file may hold beside the faults themselves (a drill's changes)
-FAULT_LABELS = {"drill-bfd-on": "BFD turned on by a drill",
-                "drill-bfd-off": "BFD turned off by a drill"}
+FAULT_LABELS = {
+    "drill-bfd-on": "BFD turned on by a drill",
+    "drill-bfd-off": "BFD turned off by a drill",
+}
 
 
 def faults_text(n: NodeStatus) -> str:
@@ -104,9 +115,10 @@ def router_line(eip: str | None, router: RouterStatus | None) -> str:
     """The core router's next hops for the EIP, or why there are none to show."""
     if router is None:
         return f"EIP {eip or '-'}  (no router view off the lab)"
-    pairs = ", ".join(f"{h} ({n}" + (f", {router.buckets[n]} buckets" if n in router.buckets
-                                     else "") + ")"
-                      for h, n in zip(router.nexthops, router.nodes, strict=True))
+    pairs = ", ".join(
+        f"{h} ({n}" + (f", {router.buckets[n]} buckets" if n in router.buckets else "") + ")"
+        for h, n in zip(router.nexthops, router.nodes, strict=True)
+    )
     mode = f" ({router.mode} ECMP)" if router.mode != "hash" else ""
     agent = f"   [red]{router.agent}[/]" if router.agent not in (None, "ok") else ""
     return f"EIP [b]{eip or '-'}   [/]fabric next hops{mode}: {pairs or '[red]none[/]'}{agent}"
@@ -120,8 +132,9 @@ def core_lines(st: DeploymentStatus) -> list[str]:
     for c in st.router.cores:
         colour = "green" if c.bird == "running" else "red"
         learned = ", ".join(c.learned_from) or "[red]nobody[/]"
-        out.append(f"  {c.name} ({c.bgp_address}): BIRD [{colour}]{c.bird}[/], EIP learned "
-                   f"from {learned}")
+        out.append(
+            f"  {c.name} ({c.bgp_address}): BIRD [{colour}]{c.bird}[/], EIP learned from {learned}"
+        )
     return out
 
 
@@ -136,7 +149,8 @@ def grid_cells(n: NodeStatus, st: DeploymentStatus) -> dict[str, str]:
             continue
         colour = "green" if p.bgp_state == "Established" else "red"
         out[c.name] = f"[{colour}]{p.bgp_state}[/]" + (
-            f" ({p.last_error})" if p.last_error and p.bgp_state != "Established" else "")
+            f" ({p.last_error})" if p.last_error and p.bgp_state != "Established" else ""
+        )
     return out
 
 
@@ -145,8 +159,12 @@ def event_line(ev: StatusEvent) -> str:
     if ev.kind == "node":
         return f"{ev.node}: BIRD {ev.new}"
     if ev.kind == "bgp":
-        return f"{ev.node}" + (f" ↔ {ev.peer}" if ev.peer else "") + \
-            f": BIRD {ev.old} → {ev.new}" + (f" ({ev.why})" if ev.why else "")
+        return (
+            f"{ev.node}"
+            + (f" ↔ {ev.peer}" if ev.peer else "")
+            + f": BIRD {ev.old} → {ev.new}"
+            + (f" ({ev.why})" if ev.why else "")
+        )
     if ev.kind == "eip":
         return f"{ev.node}: EIP {ev.new}"
     if ev.kind == "api":
@@ -162,8 +180,10 @@ def check_line(r: dict) -> str:
     if r.get("kind") == "service":
         where = f" from {r['netns']}" if r.get("netns") else ""
         if r["ok"]:
-            return (f"{r['url']}{where}: {r['requests'] - r['failed']}/{r['requests']} "
-                    f"answered (by {', '.join(r['answers']) or 'nobody'})")
+            return (
+                f"{r['url']}{where}: {r['requests'] - r['failed']}/{r['requests']} "
+                f"answered (by {', '.join(r['answers']) or 'nobody'})"
+            )
         return "; ".join(r["problems"])
     if r["ok"]:
         return "BIRD running, " + r["sessions"] + ", EIP on lo, nginx answering"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-MAX_FACTOR = 8.0   # a wait never grows beyond this many times its idle length
+MAX_FACTOR = 8.0  # a wait never grows beyond this many times its idle length
 
 
 def load_factor() -> float:

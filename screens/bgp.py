@@ -46,6 +46,7 @@ BGP_COLUMNS = [NODE_COLUMNS[0], NODE_COLUMNS[1], ("age", "age"), *NODE_COLUMNS[2
 
 class BgpScreen(DashboardScreen):
     AUTO_FOCUS = "#bgp-nodes"
+
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         yield DataTable(id="bgp-nodes", cursor_type="row", zebra_stripes=True)

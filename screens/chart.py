@@ -15,12 +15,27 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-PALETTE = ["#4ea1ff", "#ffb347", "#77dd77", "#f49ac2", "#b19cd9", "#ffd700", "#40e0d0",
-           "#ff7f50", "#c08040", "#00b8c8", "#9acd32", "#dda0dd", "#e0d870", "#87cefa",
-           "#e06060", "#3cb371"]
+PALETTE = [
+    "#4ea1ff",
+    "#ffb347",
+    "#77dd77",
+    "#f49ac2",
+    "#b19cd9",
+    "#ffd700",
+    "#40e0d0",
+    "#ff7f50",
+    "#c08040",
+    "#00b8c8",
+    "#9acd32",
+    "#dda0dd",
+    "#e0d870",
+    "#87cefa",
+    "#e06060",
+    "#3cb371",
+]
 GLYPHS = "█▓▒░▚▞▙▟▛▜▀▄▌▐▖▘"
 ERROR_COLOUR, ERROR_GLYPH = "#ff4040", "×"
-ZOOMS = (60, 300, 900)            # seconds shown: 1, 5, 15 minutes
+ZOOMS = (60, 300, 900)  # seconds shown: 1, 5, 15 minutes
 
 
 def slot_for(name: str) -> int:
@@ -56,12 +71,21 @@ class TrafficChart(Widget):
         self._caption = ""
         self._cache: tuple | None = None
 
-    def set_data(self, buckets: list[tuple[Counter, int]], backends: list[str],
-                 marks: list[tuple[float, str]] | None = None, caption: str = "") -> None:
+    def set_data(
+        self,
+        buckets: list[tuple[Counter, int]],
+        backends: list[str],
+        marks: list[tuple[float, str]] | None = None,
+        caption: str = "",
+    ) -> None:
         """Redraw only when the data changed (completed seconds change once a second)."""
         marks = marks or []
-        if (buckets == self._buckets and backends == self._backends and marks == self._marks
-                and caption == self._caption):
+        if (
+            buckets == self._buckets
+            and backends == self._backends
+            and marks == self._marks
+            and caption == self._caption
+        ):
             return
         self._buckets, self._backends = buckets, list(backends)
         self._marks, self._caption = marks, caption
@@ -90,8 +114,12 @@ class TrafficChart(Widget):
                 counts.update(c)
                 failed += f
             per = hi - lo
-            out.append((counts if per == 1 else Counter({k: v / per for k, v in
-                                                         counts.items()}), failed / per))
+            out.append(
+                (
+                    counts if per == 1 else Counter({k: v / per for k, v in counts.items()}),
+                    failed / per,
+                )
+            )
         return out
 
     def _draw(self) -> Text:
@@ -104,8 +132,9 @@ class TrafficChart(Widget):
         styles = {b: style_for(b) for b in self._backends}
         grid: list[list[tuple[str, str]]] = [[(" ", "")] * len(cols) for _ in range(plot_h)]
         for x, (counts, failed) in enumerate(cols):
-            stack: list[tuple[float, tuple[str, str]]] = [(counts.get(b, 0), styles[b])
-                                                          for b in self._backends]
+            stack: list[tuple[float, tuple[str, str]]] = [
+                (counts.get(b, 0), styles[b]) for b in self._backends
+            ]
             stack.append((failed, (ERROR_COLOUR, ERROR_GLYPH)))
             total = totals[x]
             if not total:
@@ -123,8 +152,7 @@ class TrafficChart(Widget):
                 grid[plot_h - 1 - y][x] = (glyph, colour)
         text = Text()
         for row in range(plot_h):
-            label = f"{top:>5.0f}" if row == 0 else (f"{0:>5}" if row == plot_h - 1
-                                                      else " " * 5)
+            label = f"{top:>5.0f}" if row == 0 else (f"{0:>5}" if row == plot_h - 1 else " " * 5)
             text.append(label + "│", style="dim")
             run_ch, run_style, run = "", "", 0  # one append per run of equal cells
             for ch, cell_style in grid[row]:

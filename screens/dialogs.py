@@ -46,11 +46,13 @@ class LabDownScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"The lab {self.lab!r} is not up.", classes="question")
-            yield Label("Start it now? (the same as `ecmptui lab up`)" if not self.read_only
-                        else "This session is read-only: ask an operator to start it.")
+            yield Label(
+                "Start it now? (the same as `ecmptui lab up`)"
+                if not self.read_only
+                else "This session is read-only: ask an operator to start it."
+            )
             with Horizontal(classes="buttons"):
-                yield Button("Start the lab", variant="primary", id="yes",
-                             disabled=self.read_only)
+                yield Button("Start the lab", variant="primary", id="yes", disabled=self.read_only)
                 yield Button("Continue without", id="no")
 
     def on_mount(self) -> None:

@@ -11,8 +11,9 @@ from ecmptui.deployment.steps import StepEvent
 class StatusReady(Message):
     """A fresh `status` snapshot (or the error that prevented one)."""
 
-    def __init__(self, status: DeploymentStatus | None, error: str | None = None,
-                 lab_down: bool = False) -> None:
+    def __init__(
+        self, status: DeploymentStatus | None, error: str | None = None, lab_down: bool = False
+    ) -> None:
         super().__init__()
         self.status, self.error, self.lab_down = status, error, lab_down
 

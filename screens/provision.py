@@ -15,16 +15,19 @@ from ecmptui.display import check_line
 
 from .base import DashboardScreen
 
-ICONS = {"pending": "[dim]·[/]", "running": "[yellow]…[/]", "done": "[green]✓[/]",
-         "failed": "[red]✗[/]"}
+ICONS = {
+    "pending": "[dim]·[/]",
+    "running": "[yellow]…[/]",
+    "done": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+}
 
 
 def deployment_steps(st: DeploymentStatus) -> tuple[dict[str, str], dict[str, str]]:
     """Each step's state and detail as the deployment stands (done, failed or pending)."""
     n = len(st.nodes)
     sessions = sum(1 for x in st.nodes if x.api_status not in ("none", "unknown", "error"))
-    bird = sum(1 for x in st.nodes if x.answering and x.bgp_state not in
-               ("not running", "waiting"))
+    bird = sum(1 for x in st.nodes if x.answering and x.bgp_state not in ("not running", "waiting"))
     up = sum(1 for x in st.nodes if x.announced)
     failed = [x.name for x in st.nodes if x.device_state == "failed"]
 
@@ -43,13 +46,21 @@ def deployment_steps(st: DeploymentStatus) -> tuple[dict[str, str], dict[str, st
         # itself runs when provisioning ends, and in `check`)
         "service": state(n > 0 and up > 0 and not st.fabric_problems(), n > 0),
     }
-    details = {"devices": (f"failed: {', '.join(failed)} (provision replaces them)" if failed
-                           else f"{n} server(s)" if n else ""), "eip": st.eip or "",
-               "sessions": f"{sessions}/{n}" if n else "",
-               "configure": f"BIRD answers on {bird}/{n}" if n else "",
-               "verify": f"{up}/{n} announcing to a router" if n else "",
-               "service": "; ".join(st.fabric_problems()) or (
-                   "the router forwards to every announcing node" if up else "")}
+    details = {
+        "devices": (
+            f"failed: {', '.join(failed)} (provision replaces them)"
+            if failed
+            else f"{n} server(s)"
+            if n
+            else ""
+        ),
+        "eip": st.eip or "",
+        "sessions": f"{sessions}/{n}" if n else "",
+        "configure": f"BIRD answers on {bird}/{n}" if n else "",
+        "verify": f"{up}/{n} announcing to a router" if n else "",
+        "service": "; ".join(st.fabric_problems())
+        or ("the router forwards to every announcing node" if up else ""),
+    }
     return states, details
 
 
@@ -58,9 +69,11 @@ class ProvisionScreen(DashboardScreen):
     jobs the checklist shows the deployment that exists, live."""
 
     AUTO_FOCUS = "#devices"  # the screen keys work until a field is picked
-    BINDINGS = [Binding("P", "provision", "Provision it"),
-                Binding("D", "deprovision", "Deprovision"),
-                Binding("escape", "leave_field", "Leave field", show=False)]
+    BINDINGS = [
+        Binding("P", "provision", "Provision it"),
+        Binding("D", "deprovision", "Deprovision"),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("provision", "deprovision"):
@@ -81,8 +94,11 @@ class ProvisionScreen(DashboardScreen):
             with Vertical(id="prov-form"):
                 yield Label("", id="prov-target")
                 fields: list[tuple[str, str, Literal["integer", "text"]]] = [
-                    ("nodes", "nodes", "integer"), ("metro", "metro", "text"),
-                    ("plan", "plan", "text"), ("os", "OS", "text")]
+                    ("nodes", "nodes", "integer"),
+                    ("metro", "metro", "text"),
+                    ("plan", "plan", "text"),
+                    ("os", "OS", "text"),
+                ]
                 for key, label, kind in fields:
                     with Horizontal(classes="form-row"):
                         yield Label(label, classes="form-label")
@@ -91,10 +107,10 @@ class ProvisionScreen(DashboardScreen):
                     yield Label("BFD", classes="form-label")
                     yield Switch(id="in-bfd")
                 with Horizontal(classes="form-row"):
-                    yield Button("Provision", variant="primary", id="btn-provision",
-                                 classes="act")
-                    yield Button("Deprovision", variant="error", id="btn-deprovision",
-                                 classes="act")
+                    yield Button("Provision", variant="primary", id="btn-provision", classes="act")
+                    yield Button(
+                        "Deprovision", variant="error", id="btn-deprovision", classes="act"
+                    )
             with Vertical(id="prov-right"):
                 yield DataTable(id="steps", cursor_type="none", show_header=False)
                 yield DataTable(id="devices", cursor_type="none")
@@ -142,8 +158,9 @@ class ProvisionScreen(DashboardScreen):
         for r in results:
             detail = check_line(r)
             dev.add_row(r["name"], ICONS["done" if r["ok"] else "failed"], detail, key=r["name"])
-            log.write(f"[{'green' if r['ok'] else 'red'}]check [/]{r['name']} "
-                      f"({r['host']}): {detail}")
+            log.write(
+                f"[{'green' if r['ok'] else 'red'}]check [/]{r['name']} ({r['host']}): {detail}"
+            )
 
     def refresh_view(self) -> None:
         if not self.is_mounted or not self.query("#prov-target"):
@@ -152,7 +169,8 @@ class ProvisionScreen(DashboardScreen):
         count = f"{len(st.nodes)} node(s), EIP {st.eip or '-'}" if st else "-"
         self.query_one("#prov-target", Label).update(
             f"[b]{self.dash.cockpit.target_label()}[/]\nproject {self.dash.project_label[:18]}"
-            f"\n{count}")
+            f"\n{count}"
+        )
         if self.dash.cockpit.provisions and not self.dash.job_running:
             self._show_deployment()
         self.query_one("#prov-age", Static).update(self.dash.status_line())
@@ -174,7 +192,7 @@ class ProvisionScreen(DashboardScreen):
                 self._step_cells[key] = (icon, detail)
         if st is not None and not self._nodes_set and st.nodes:
             self.query_one("#in-nodes", Input).value = str(len(st.nodes))
-            self._nodes_set = True   # once: after that the field is the operator's
+            self._nodes_set = True  # once: after that the field is the operator's
 
     def action_provision(self) -> None:
         self.dash.start_provision(self.form_values())
@@ -184,11 +202,13 @@ class ProvisionScreen(DashboardScreen):
 
     def form_values(self) -> dict:
         nodes = self.query_one("#in-nodes", Input).value.strip()
-        return {"nodes": int(nodes) if nodes.lstrip("-").isdigit() else -1,
-                "metro": self.query_one("#in-metro", Input).value.strip(),
-                "plan": self.query_one("#in-plan", Input).value.strip(),
-                "operating_system": self.query_one("#in-os", Input).value.strip(),
-                "bfd": self.query_one("#in-bfd", Switch).value}
+        return {
+            "nodes": int(nodes) if nodes.lstrip("-").isdigit() else -1,
+            "metro": self.query_one("#in-metro", Input).value.strip(),
+            "plan": self.query_one("#in-plan", Input).value.strip(),
+            "operating_system": self.query_one("#in-os", Input).value.strip(),
+            "bfd": self.query_one("#in-bfd", Switch).value,
+        }
 
     def reset_steps(self, keys: list[str] | None = None) -> None:
         steps = self.query_one("#steps", DataTable)

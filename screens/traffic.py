@@ -18,10 +18,19 @@ from ecmptui.display import traffic_state
 from .base import DashboardScreen
 from .chart import ERROR_COLOUR, ERROR_GLYPH, ZOOMS, TrafficChart, swatch
 
-NODE_TABLE = [("swatch", ""), ("node", "node"), ("state", "state"), ("share", "share"),
-              ("rate", "ans/s"), ("p50", "p50 ms"), ("p99", "p99 ms"), ("bfd", "BFD"),
-              ("hold", "hold"), ("age", "age")]
-STALE_S = 3.0   # status older than this is highlighted
+NODE_TABLE = [
+    ("swatch", ""),
+    ("node", "node"),
+    ("state", "state"),
+    ("share", "share"),
+    ("rate", "ans/s"),
+    ("p50", "p50 ms"),
+    ("p99", "p99 ms"),
+    ("bfd", "BFD"),
+    ("hold", "hold"),
+    ("age", "age"),
+]
+STALE_S = 3.0  # status older than this is highlighted
 FOOTER_ACTIONS = ("withdraw", "announce", "restore")
 
 
@@ -37,19 +46,24 @@ def age_text(age: float | None) -> Text:
 
 
 class TrafficScreen(DashboardScreen):
-    AUTO_FOCUS = "#nodes"   # arrows select a node at once; the action keys act on it
+    AUTO_FOCUS = "#nodes"  # arrows select a node at once; the action keys act on it
     # the Footer has room for the common ones at 80 columns; `?` lists every key
     BINDINGS = [
-        *[Binding(a.key, f"node_action('{a.name}')", a.button or a.title.split()[0],
-                  show=a.name in FOOTER_ACTIONS)
-          for a in ACTIONS.values() if a.key],
+        *[
+            Binding(
+                a.key,
+                f"node_action('{a.name}')",
+                a.button or a.title.split()[0],
+                show=a.name in FOOTER_ACTIONS,
+            )
+            for a in ACTIONS.values()
+            if a.key
+        ],
         Binding("d", "drain", "Drain", show=False),
         Binding("space", "toggle_pause", "Pause", show=False),
         Binding("z", "zoom", "Zoom", show=False),  # `?` lists it; 80 columns keep Help/Quit
-        Binding("left_square_bracket", "scroll_chart(1)", "Back", key_display="[",
-                show=False),
-        Binding("right_square_bracket", "scroll_chart(-1)", "Fwd", key_display="]",
-                show=False),
+        Binding("left_square_bracket", "scroll_chart(1)", "Back", key_display="[", show=False),
+        Binding("right_square_bracket", "scroll_chart(-1)", "Fwd", key_display="]", show=False),
         Binding("plus", "rate(2)", "Rate x2", key_display="+", show=False),
         Binding("minus", "rate(0.5)", "Rate /2", key_display="-", show=False),
     ]
@@ -76,16 +90,21 @@ class TrafficScreen(DashboardScreen):
         for key, label in NODE_TABLE:
             nodes.add_column(label, key=key)
         tl = self.query_one("#timeline", DataTable)
-        for key, label in [("time", "time"), ("node", "node"), ("action", "action"),
-                           ("by", "by"), ("result", "result")]:
+        for key, label in [
+            ("time", "time"),
+            ("node", "node"),
+            ("action", "action"),
+            ("by", "by"),
+            ("result", "result"),
+        ]:
             tl.add_column(label, key=key)
         self.query_one("#pause", Button).can_focus = False
         self._rows_for: list[str] = []
         self._node_cells: dict[str, dict] = {}
         self._timeline_shown: dict[int, str] = {}
         self._shown: dict[str, object] = {}
-        self.zoom = 0           # index into ZOOMS
-        self.back_s = 0         # how far back the chart looks
+        self.zoom = 0  # index into ZOOMS
+        self.back_s = 0  # how far back the chart looks
         self.refresh_view()
 
     def on_screen_resume(self) -> None:
@@ -101,22 +120,32 @@ class TrafficScreen(DashboardScreen):
         span = ZOOMS[self.zoom]
         self.back_s = min(self.back_s, max(0, model.recorded_s(now) - span))
         left = int(now) - self.back_s - span
-        marks = [(rec.t - left, rec.action) for rec in model.timeline
-                 if left <= rec.t < left + span]
-        caption = f"-{span // 60} min" + (f" (scrolled back {self.back_s}s)" if self.back_s
-                                          else "")
+        marks = [
+            (rec.t - left, rec.action) for rec in model.timeline if left <= rec.t < left + span
+        ]
+        caption = f"-{span // 60} min" + (f" (scrolled back {self.back_s}s)" if self.back_s else "")
         self.query_one("#chart", TrafficChart).set_data(
-            model.buckets(now, span, self.back_s), model.backends, marks, caption)
+            model.buckets(now, span, self.back_s), model.backends, marks, caption
+        )
         stats = model.stats(now=now)
         errors = ", ".join(f"{k} {v}" for k, v in sorted(stats["errors"].items())) or "none"
-        self._set("#stats", Text.assemble(
-            (f"{stats['rate']:.0f}", "bold"), " req/s\n", "errors: ", errors, "\n",
-            f"p50 {_fmt(stats['p50'])} ms\np99 {_fmt(stats['p99'])} ms\n",
-            (ERROR_GLYPH * 2, ERROR_COLOUR), " failed"))
+        self._set(
+            "#stats",
+            Text.assemble(
+                (f"{stats['rate']:.0f}", "bold"),
+                " req/s\n",
+                "errors: ",
+                errors,
+                "\n",
+                f"p50 {_fmt(stats['p50'])} ms\np99 {_fmt(stats['p99'])} ms\n",
+                (ERROR_GLYPH * 2, ERROR_COLOUR),
+                " failed",
+            ),
+        )
         self._set("#probe-state", app.probe_state)
         rate_field = self.query_one("#rate", Input)
         if not rate_field.has_focus and rate_field.value != str(int(app.rate)):
-            rate_field.value = str(int(app.rate))   # the rate in force, not what was typed
+            rate_field.value = str(int(app.rate))  # the rate in force, not what was typed
         pause = "Resume" if app.paused else "Pause"
         if str(self.query_one("#pause", Button).label) != pause:
             self.query_one("#pause", Button).label = pause
@@ -160,11 +189,18 @@ class TrafficScreen(DashboardScreen):
                 except ValueError:
                     hold = n.hold_timer
             share = stats["shares"].get(n.name)
-            cells = {"swatch": swatch(n.name), "node": n.name, "state": traffic_state(n),
-                     "share": "-" if share is None else f"{share * 100:.1f}%",
-                     "rate": f"{mine.get('rate', 0.0):.0f}", "p50": _fmt(mine.get("p50")),
-                     "p99": _fmt(mine.get("p99")), "bfd": n.bfd or "-", "hold": hold,
-                     "age": age_text(age)}
+            cells = {
+                "swatch": swatch(n.name),
+                "node": n.name,
+                "state": traffic_state(n),
+                "share": "-" if share is None else f"{share * 100:.1f}%",
+                "rate": f"{mine.get('rate', 0.0):.0f}",
+                "p50": _fmt(mine.get("p50")),
+                "p99": _fmt(mine.get("p99")),
+                "bfd": n.bfd or "-",
+                "hold": hold,
+                "age": age_text(age),
+            }
             old = self._node_cells.get(n.name, {})
             for key, value in cells.items():
                 if old.get(key) != value:
@@ -174,14 +210,17 @@ class TrafficScreen(DashboardScreen):
     def _sync_timeline(self) -> None:
         tl = self.query_one("#timeline", DataTable)
         for rec in self.dash.traffic.timeline:
-            summary = rec.summary() if rec.outcome == "done" or not rec.outcome.startswith(
-                "running") else "…"
+            summary = (
+                rec.summary()
+                if rec.outcome == "done" or not rec.outcome.startswith("running")
+                else "…"
+            )
             key = str(rec.seq)
             if rec.seq not in self._timeline_shown:
-                stamp = time.strftime("%H:%M:%S", time.localtime(
-                    self.dash.wall() - (self.dash.clock() - rec.t)))
-                tl.add_row(stamp, rec.node, rec.action, rec.by or rec.source, summary,
-                           key=key)
+                stamp = time.strftime(
+                    "%H:%M:%S", time.localtime(self.dash.wall() - (self.dash.clock() - rec.t))
+                )
+                tl.add_row(stamp, rec.node, rec.action, rec.by or rec.source, summary, key=key)
                 tl.scroll_end(animate=False)
             elif self._timeline_shown[rec.seq] != summary:
                 tl.update_cell(key, "result", summary, update_width=True)
@@ -217,8 +256,7 @@ class TrafficScreen(DashboardScreen):
     def action_node_action(self, action: str) -> None:
         node = self.selected_node()
         if node is None:
-            self.dash.notify("no node selected (nothing is provisioned yet)",
-                             severity="warning")
+            self.dash.notify("no node selected (nothing is provisioned yet)", severity="warning")
             return
         self.dash.node_action(node, action)
 

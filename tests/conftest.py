@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ecmptui.deployment.inventory import ApiDeployment
 from ecmptui.lab import control
 from ecmptui.lab.control import LabInfo
 from ecmptui.lab.instance import LabInstance
@@ -18,6 +19,9 @@ from ecmptui.lab.instance import LabInstance
 # The suite's own lab: never the user's (default `ecmp`).
 TEST_LAB = os.environ.get("ECMPTUI_TEST_LAB", "ecmpt")
 LAB_TOOLS = ("ip", "unshare", "nsenter", "sysctl")
+
+
+Deployed = tuple[Path, dict[str, Any]]  # the `deployed` fixture: (config path, inventory)
 
 
 def _lab_unavailable() -> str | None:
@@ -55,8 +59,10 @@ def pytest_collection_modifyitems(config: Any, items: Any) -> None:
     run, this run takes the machine's test-suite lock first."""
     reason = _lab_unavailable()
     if reason is None:
-        if any(item.get_closest_marker("lab") is not None for item in items) and \
-                SUITE_LOCK.parent.is_dir():
+        if (
+            any(item.get_closest_marker("lab") is not None for item in items)
+            and SUITE_LOCK.parent.is_dir()
+        ):
             _hold_suite_lock()
         return
     for item in items:
@@ -64,13 +70,19 @@ def pytest_collection_modifyitems(config: Any, items: Any) -> None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def run_cli(*args: str, env: dict | None = None, check: bool = False,
-            timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, check: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """Run the real `ecmptui` command (as a module of this interpreter)."""
     # cwd "/": exercise the installed package, not the source tree next to the tests
-    proc = subprocess.run([sys.executable, "-m", "ecmptui", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=timeout,
-                          cwd="/")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ecmptui", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        cwd="/",
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"ecmptui {' '.join(args)} failed: {proc.stderr}")
     return proc
@@ -128,8 +140,11 @@ def ssh_keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def probers() -> list[int]:
     """Prober processes aimed at the test lab (a bench on its own lab may run beside)."""
-    out = subprocess.run(["pgrep", "-f", f"ecmptui probe .*--netns {TEST_LAB}-client"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["pgrep", "-f", f"ecmptui probe .*--netns {TEST_LAB}-client"],
+        capture_output=True,
+        text=True,
+    )
     return [int(p) for p in out.stdout.split()]
 
 
@@ -140,7 +155,8 @@ def make_config(directory: Path, *, tag: str, prefix: str, extra: str = "") -> P
     path.write_text(
         f'target = "lab"\nlab = "{TEST_LAB}"\n'
         f'[provision]\ntag = "{tag}"\nhostname_prefix = "{prefix}"\n{extra}\n'
-        f'[ssh]\nkey = "{directory}/id_ed25519"\nknown_hosts = "{directory}/known_hosts"\n')
+        f'[ssh]\nkey = "{directory}/id_ed25519"\nknown_hosts = "{directory}/known_hosts"\n'
+    )
     return path
 
 
@@ -165,14 +181,28 @@ def fetch_from_client(lab: LabInfo, host: str, n: int) -> dict[str, int]:
     """n requests to host:80 from the lab's client namespace, one connection each."""
     import json
 
-    proc = subprocess.run(["ip", "netns", "exec", lab.client_namespace, sys.executable, "-c",
-                           CLIENT_FETCH, host, str(n)], capture_output=True, text=True,
-                          timeout=120, check=True)
+    proc = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.client_namespace,
+            sys.executable,
+            "-c",
+            CLIENT_FETCH,
+            host,
+            str(n),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(proc.stdout)
 
 
 @pytest.fixture(scope="session")
-def deployed(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def deployed(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Deployed:
     """Two nodes provisioned with the CLI in the test lab: (config path, inventory)."""
     import json
 
@@ -200,14 +230,28 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def api_deployment(cfg: Path) -> ApiDeployment:
+    """The deployment of a lab settings file, with its API client."""
+    from ecmptui import config
+    from ecmptui.targets import open_deployment
+
+    d = open_deployment(config.load(cfg))
+    assert isinstance(d, ApiDeployment)
+    return d
+
+
 def machine_of(lab_instance: LabInstance, rec: Any) -> Any:
     """The lab machine behind a node record (its index in the lab is in its mgmt address)."""
     from ecmptui.lab import image
     from ecmptui.lab.machine import Machine
 
     n = int(rec.mgmt_address.rsplit(".", 1)[1]) - 10
-    return Machine(lab_instance.server_machine(n), lab_instance.server_ns(n),
-                   lab_instance.server_dir(n), image.image("server").rootfs)
+    return Machine(
+        lab_instance.server_machine(n),
+        lab_instance.server_ns(n),
+        lab_instance.server_dir(n),
+        image.image("server").rootfs,
+    )
 
 
 def on_node(cfg: Path, name: str, action: Any) -> Any:
@@ -215,7 +259,7 @@ def on_node(cfg: Path, name: str, action: Any) -> Any:
     import asyncio
 
     from ecmptui import config
-    from ecmptui.deployment.target import open_deployment
+    from ecmptui.targets import open_deployment
 
     d = open_deployment(config.load(cfg))
     rec = d.inventory().node(name)

@@ -19,28 +19,65 @@ from ecmptui.traffic.probe import Sample
 
 NOW = 1000.0
 
-def _peer(name: str, neighbor: str, state: str = "Established",
-          error: str | None = None) -> PeerStatus:
-    return PeerStatus(name, state, "2026-11-26 18:32:23.101", neighbor, 0,
-                      1 if state == "Established" else 0, None, error)
+
+def _peer(
+    name: str, neighbor: str, state: str = "Established", error: str | None = None
+) -> PeerStatus:
+    return PeerStatus(
+        name,
+        state,
+        "2026-11-26 18:32:23.101",
+        neighbor,
+        0,
+        1 if state == "Established" else 0,
+        None,
+        error,
+    )
 
 
 STATUS = DeploymentStatus(
-    target="lab", eip="203.0.113.10",
+    target="lab",
+    eip="203.0.113.10",
     nodes=[
-        NodeStatus("ecmp-node1", 1, "d1", "198.18.100.11", bgp_state="Established",
-                   since="2026-11-26 18:32:23.101", routes_exported=2, hold_timer="2.412/3",
-                   api_status="up", eip_on_lo=True, health=HealthStatus("up", since="18:32:24"),
-                   peers=[_peer("peer1", "169.254.255.1"), _peer("peer2", "169.254.255.2")]),
-        NodeStatus("ecmp-node2", 2, "d2", "198.18.100.12", bgp_state="Active",
-                   since="2026-11-26 18:40:02.877", last_error="Hold timer expired",
-                   api_status="down", eip_on_lo=True, health=HealthStatus("up", since="18:32:25"),
-                   peers=[_peer("peer1", "169.254.255.1", "Active", "Hold timer expired"),
-                          _peer("peer2", "169.254.255.2", "Active", "Hold timer expired")]),
+        NodeStatus(
+            "ecmp-node1",
+            1,
+            "d1",
+            "198.18.100.11",
+            bgp_state="Established",
+            since="2026-11-26 18:32:23.101",
+            routes_exported=2,
+            hold_timer="2.412/3",
+            api_status="up",
+            eip_on_lo=True,
+            health=HealthStatus("up", since="18:32:24"),
+            peers=[_peer("peer1", "169.254.255.1"), _peer("peer2", "169.254.255.2")],
+        ),
+        NodeStatus(
+            "ecmp-node2",
+            2,
+            "d2",
+            "198.18.100.12",
+            bgp_state="Active",
+            since="2026-11-26 18:40:02.877",
+            last_error="Hold timer expired",
+            api_status="down",
+            eip_on_lo=True,
+            health=HealthStatus("up", since="18:32:25"),
+            peers=[
+                _peer("peer1", "169.254.255.1", "Active", "Hold timer expired"),
+                _peer("peer2", "169.254.255.2", "Active", "Hold timer expired"),
+            ],
+        ),
     ],
-    router=RouterStatus(["198.18.11.2"], ["ecmp-node1"], [
-        CoreView("core1", "169.254.255.1", "running", ["ecmp-node1"]),
-        CoreView("core2", "169.254.255.2", "running", ["ecmp-node1"])]),
+    router=RouterStatus(
+        ["198.18.11.2"],
+        ["ecmp-node1"],
+        [
+            CoreView("core1", "169.254.255.1", "running", ["ecmp-node1"]),
+            CoreView("core2", "169.254.255.2", "running", ["ecmp-node1"]),
+        ],
+    ),
 )
 
 
@@ -67,15 +104,23 @@ WALL = 1795718000.0  # 2026-11-26 (shown in the local time zone)
 def status(**node2: Any) -> DeploymentStatus:
     """STATUS as seen at WALL: node1 answered 0.4 s ago, node2 5.2 s ago (stale)."""
     n1, n2 = STATUS.nodes
-    return replace(STATUS, nodes=[replace(n1, updated=WALL - 0.4),
-                                  replace(n2, updated=WALL - 5.2, **node2)], updated=WALL)
+    return replace(
+        STATUS,
+        nodes=[replace(n1, updated=WALL - 0.4), replace(n2, updated=WALL - 5.2, **node2)],
+        updated=WALL,
+    )
 
 
 def many_nodes(count: int = 16) -> DeploymentStatus:
     """`count` nodes with long names, all Established."""
     base = STATUS.nodes[0]
-    return replace(STATUS, nodes=[replace(base, name=f"ecmp-node{i}", index=i, updated=WALL)
-                                  for i in range(1, count + 1)], updated=WALL)
+    return replace(
+        STATUS,
+        nodes=[
+            replace(base, name=f"ecmp-node{i}", index=i, updated=WALL) for i in range(1, count + 1)
+        ],
+        updated=WALL,
+    )
 
 
 def prime(app: Any) -> None:
@@ -106,17 +151,30 @@ def update_after_first_draw(app: Any) -> None:
     kill = app.traffic.timeline[-1]
     kill.outcome, kill.settled, kill.convergence_ms = "done", True, 82.0
     kill.failed, kill.fib_ms = {"timeout": 9}, 3.9
-    app.show_status(status(bgp_state="Connect", api_status="down,down",
-                           last_error="BGP Error: Hold timer expired (peer 169.254.255.1)"))
+    app.show_status(
+        status(
+            bgp_state="Connect",
+            api_status="down,down",
+            last_error="BGP Error: Hold timer expired (peer 169.254.255.1)",
+        )
+    )
 
 
 def provision_events() -> list[StepEvent]:
-    evs = [StepEvent(k, "done", d) for k, d in [
-        ("ssh-key", "registered as 'ecmptui'"), ("devices", "created ecmp-node1, ecmp-node2"),
-        ("eip", "203.0.113.10 reserved"), ("bgp", "enabled (AS 65000)"),
-        ("sessions", "2 created, 0 existing")]]
-    evs += [StepEvent("configure", "done", "EIP on lo, nginx, BIRD", "ecmp-node1"),
-            StepEvent("configure", "running", "connecting", "ecmp-node2"),
-            StepEvent("configure", "running")]
+    evs = [
+        StepEvent(k, "done", d)
+        for k, d in [
+            ("ssh-key", "registered as 'ecmptui'"),
+            ("devices", "created ecmp-node1, ecmp-node2"),
+            ("eip", "203.0.113.10 reserved"),
+            ("bgp", "enabled (AS 65000)"),
+            ("sessions", "2 created, 0 existing"),
+        ]
+    ]
+    evs += [
+        StepEvent("configure", "done", "EIP on lo, nginx, BIRD", "ecmp-node1"),
+        StepEvent("configure", "running", "connecting", "ecmp-node2"),
+        StepEvent("configure", "running"),
+    ]
     assert {e.step for e in evs} <= {k for k, _ in STEPS}
     return evs

@@ -29,7 +29,7 @@ def _nullable(model: Any, field: str) -> bool:
         source = inspect.getsource(model.to_dict)
     except (OSError, TypeError):
         return False
-    return f"if self.{field} is None and \"{field}\" in self.model_fields_set" in source
+    return f'if self.{field} is None and "{field}" in self.model_fields_set' in source
 
 
 def stray_nulls(model: type, data: Any, path: str = "") -> list[str]:
@@ -48,8 +48,11 @@ def stray_nulls(model: type, data: Any, path: str = "") -> list[str]:
             if inner is not None:
                 items = value if isinstance(value, list) else [value]
                 for i, item in enumerate(items):
-                    out += stray_nulls(inner, item, f"{path}{key}[{i}]." if isinstance(
-                        value, list) else f"{path}{key}.")
+                    out += stray_nulls(
+                        inner,
+                        item,
+                        f"{path}{key}[{i}]." if isinstance(value, list) else f"{path}{key}.",
+                    )
     return out
 
 
@@ -83,8 +86,11 @@ class LabApi:
 
     def __init__(self, info: Any) -> None:
         self.base = f"https://{info.endpoint}"
-        self.client = httpx.Client(verify=ssl.create_default_context(cafile=info.ca_file),
-                                   headers={"X-Auth-Token": info.token()}, timeout=10)
+        self.client = httpx.Client(
+            verify=ssl.create_default_context(cafile=info.ca_file),
+            headers={"X-Auth-Token": info.token()},
+            timeout=10,
+        )
 
     def call(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
         return self.client.request(method, self.base + "/" + path.lstrip("/"), json=body)

@@ -27,8 +27,14 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, tmp: Path, config: Path, *extra: str, env: dict | None = None,
-                 log_format: str = "text") -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        config: Path,
+        *extra: str,
+        env: dict | None = None,
+        log_format: str = "text",
+    ) -> None:
         self.tmp, self.port = tmp, free_port()
         self.keys = {}
         for name in ("operator", "viewer", "stranger"):
@@ -42,11 +48,30 @@ class Served:
             (tmp / name).chmod(0o600)
         self.log = open(tmp / "serve.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ecmptui", "--config", str(config), "serve", "--listen",
-             f"127.0.0.1:{self.port}", "--authorized-keys", str(tmp / "viewers"),
-             "--operators", str(tmp / "operators"), "--host-key", str(tmp / "hostkey"),
-             "--log-format", log_format, *extra], stdout=self.log, stderr=subprocess.STDOUT,
-            cwd="/", env={**os.environ, **(env or {})})
+            [
+                sys.executable,
+                "-m",
+                "ecmptui",
+                "--config",
+                str(config),
+                "serve",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--authorized-keys",
+                str(tmp / "viewers"),
+                "--operators",
+                str(tmp / "operators"),
+                "--host-key",
+                str(tmp / "hostkey"),
+                "--log-format",
+                log_format,
+                *extra,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+            env={**os.environ, **(env or {})},
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -60,8 +85,9 @@ class Served:
         return (self.tmp / "serve.log").read_text()
 
     def children(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout
         return [int(p) for p in out.split()]
 
     def sessions(self) -> list[int]:
@@ -86,13 +112,21 @@ class Served:
 
     def connect(self, who: str, **kw: Any) -> Any:
         kw.setdefault("client_keys", [self.keys[who]] if who in self.keys else [])
-        return asyncssh.connect("127.0.0.1", self.port, username=who, known_hosts=None,
-                                agent_path=None, config=None, **kw)
+        return asyncssh.connect(
+            "127.0.0.1",
+            self.port,
+            username=who,
+            known_hosts=None,
+            agent_path=None,
+            config=None,
+            **kw,
+        )
 
 
 async def open_terminal(conn: Any, size: tuple[int, int] = (80, 24)) -> Any:
-    chan, sess = await conn.create_session(Collect, term_type="xterm-256color",
-                                           term_size=size, encoding=None)
+    chan, sess = await conn.create_session(
+        Collect, term_type="xterm-256color", term_size=size, encoding=None
+    )
     return chan, sess
 
 

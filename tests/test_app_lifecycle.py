@@ -40,7 +40,9 @@ def drawn(app: Any) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
 
 
-async def until(pilot: Pilot[None], predicate: Callable[[], Any], timeout: float, what: str) -> None:
+async def until(
+    pilot: Pilot[None], predicate: Callable[[], Any], timeout: float, what: str
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
@@ -79,8 +81,12 @@ async def test_lab_down_under_the_dashboard_and_back(own_lab: Any, tmp_path: Pat
         assert f"The lab {LAB.name} is down. Press L to start it" in drawn(app)
         assert app.is_running
         await pilot.press("L")
-        await until(pilot, lambda: not app.lab_down and app.status is not None, 300,
-                    "the lab started from the dashboard")
+        await until(
+            pilot,
+            lambda: not app.lab_down and app.status is not None,
+            300,
+            "the lab started from the dashboard",
+        )
         assert control.read_info(LAB) is not None
         await pilot.press("q")
     assert app.return_code in (0, None)
@@ -93,19 +99,29 @@ async def test_twelve_nodes_keep_their_names_and_colours(own_lab: Any, tmp_path:
 
     control.up(LAB, port=0)
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n[provision]\nnodes = 12\n'
-                   f'hostname_prefix = "ecmp-node"\n[ssh]\nkey = "{tmp_path}/id"\n'
-                   f'known_hosts = "{tmp_path}/kh"\n')
+    cfg.write_text(
+        f'target = "lab"\nlab = "{LAB.name}"\n[provision]\nnodes = 12\n'
+        f'hostname_prefix = "ecmp-node"\n[ssh]\nkey = "{tmp_path}/id"\n'
+        f'known_hosts = "{tmp_path}/kh"\n'
+    )
     prov = run_cli("--config", str(cfg), "provision", timeout=900)
     assert prov.returncode == 0, prov.stderr
     app = EcmpApp(Cockpit(config.load(cfg, env={})), rate=200)
     names = [f"ecmp-node{i}" for i in range(1, 13)]
     async with app.run_test(size=(160, 50)) as pilot:
-        await until(pilot, lambda: app.status is not None and len(app.status.nodes) == 12
-                    and all(n.established for n in app.status.nodes), 60,
-                    "12 nodes Established")
-        await until(pilot, lambda: set(app.traffic.backends) == set(names), 60,
-                    "answers from all 12")
+        await until(
+            pilot,
+            lambda: (
+                app.status is not None
+                and len(app.status.nodes) == 12
+                and all(n.established for n in app.status.nodes)
+            ),
+            60,
+            "12 nodes Established",
+        )
+        await until(
+            pilot, lambda: set(app.traffic.backends) == set(names), 60, "answers from all 12"
+        )
         await pilot.pause(0.5)
         text = drawn(app)
         for name in names:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from conftest import make_config, probers, run_cli
+from conftest import Deployed, make_config, probers, run_cli
 from ecmptui import config
 from ecmptui.app import EcmpApp
 from ecmptui.cockpit import Cockpit
@@ -23,7 +23,9 @@ from ecmptui.waits import scaled
 pytestmark = pytest.mark.lab
 
 
-async def until(pilot: Pilot[None], predicate: Callable[[], Any], timeout: float, what: str) -> None:
+async def until(
+    pilot: Pilot[None], predicate: Callable[[], Any], timeout: float, what: str
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -40,8 +42,9 @@ async def act(pilot: Pilot[None], node: str, key: str, confirm: bool = True) -> 
     table.move_cursor(row=table.get_row_index(node))
     await pilot.press(key)
     if confirm:
-        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", 5,
-                    "the confirmation")
+        await until(
+            pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", 5, "the confirmation"
+        )
         await pilot.press("enter")
 
 
@@ -64,23 +67,42 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.click("#btn-provision")
             steps = app.get_screen("provision").query_one("#steps")
-            await until(pilot, lambda: all("✓" in str(steps.get_cell(k, "icon"))
-                                           for k in steps.rows), 90, "every step done")
+            await until(
+                pilot,
+                lambda: all("✓" in str(steps.get_cell(k, "icon")) for k in steps.rows),
+                90,
+                "every step done",
+            )
             # BGP screen: Established for each node
             await pilot.press("b")
-            await until(pilot, lambda: app.status and len(app.status.nodes) == 2 and all(
-                n.established for n in app.status.nodes), 30,
-                "both sessions Established")
+            await until(
+                pilot,
+                lambda: (
+                    app.status
+                    and len(app.status.nodes) == 2
+                    and all(n.established for n in app.status.nodes)
+                ),
+                30,
+                "both sessions Established",
+            )
             table = app.screen.query_one("#bgp-nodes")
             assert "Established" in str(table.get_cell("ui1", "bird"))
             assert "Established" in str(table.get_cell("ui2", "bird"))
             # Traffic screen: both answer; withdraw ui2 moves everything to ui1
             await pilot.press("t")
-            await until(pilot, lambda: {"ui1", "ui2"} <= recent_backends(app, 2), 30,
-                        "answers from both nodes")
+            await until(
+                pilot,
+                lambda: {"ui1", "ui2"} <= recent_backends(app, 2),
+                30,
+                "answers from both nodes",
+            )
             await act(pilot, "ui2", "w")
-            await until(pilot, lambda: app.traffic.timeline and app.traffic.timeline[-1].settled,
-                        30, "the withdraw to be measured")
+            await until(
+                pilot,
+                lambda: app.traffic.timeline and app.traffic.timeline[-1].settled,
+                30,
+                "the withdraw to be measured",
+            )
             rec = app.traffic.timeline[-1]
             assert (rec.node, rec.action, rec.outcome) == ("ui2", "withdraw", "done")
             assert rec.convergence_ms is not None and rec.convergence_ms < 1000
@@ -90,20 +112,25 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
             timeline = app.screen.query_one("#timeline")
             assert "converged" in str(timeline.get_cell(str(rec.seq), "result"))
             await pilot.pause(0.3)
-            assert rec.summary() in drawn(app)       # the whole result, not cut
+            assert rec.summary() in drawn(app)  # the whole result, not cut
             await act(pilot, "ui2", "a", confirm=False)
-            await until(pilot, lambda: "ui2" in recent_backends(app, 1), 10,
-                        "ui2 answering again")
+            await until(pilot, lambda: "ui2" in recent_backends(app, 1), 10, "ui2 answering again")
             # deprovision from the dashboard: the prober stops, the nodes go
             await pilot.press("p")
             await pilot.press("D")
-            await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", 5,
-                        "the question")
+            await until(
+                pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", 5, "the question"
+            )
             await pilot.press("enter")
-            await until(pilot, lambda: app.status is not None and not app.status.nodes, 90,
-                        "no nodes left")
-            await until(pilot, lambda: app.stream is None and not app.traffic.backends, 10,
-                        "the prober stopped and the traffic forgotten")
+            await until(
+                pilot, lambda: app.status is not None and not app.status.nodes, 90, "no nodes left"
+            )
+            await until(
+                pilot,
+                lambda: app.stream is None and not app.traffic.backends,
+                10,
+                "the prober stopped and the traffic forgotten",
+            )
             assert not probers(), "a prober outlived the deployment"
             await pilot.press("t")
             await pilot.pause(0.5)
@@ -114,7 +141,7 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
         run_cli("--config", str(cfg), "deprovision")
 
 
-async def test_read_only_refuses_actions_and_says_so(deployed: tuple[Path, dict[str, Any]]) -> None:
+async def test_read_only_refuses_actions_and_says_so(deployed: Deployed) -> None:
     cfg, _ = deployed
     before = json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
     app = EcmpApp(Cockpit(config.load(cfg), read_only=True), rate=50)
@@ -128,9 +155,11 @@ async def test_read_only_refuses_actions_and_says_so(deployed: tuple[Path, dict[
         await pilot.press("p")
         await pilot.click("#btn-provision")
         await pilot.pause(0.5)
-        assert notes == ["read-only session: withdraw tnode2 is not allowed",
-                         "read-only session: isolate tnode1 is not allowed",
-                         "read-only session: provisioning is not allowed"]
+        assert notes == [
+            "read-only session: withdraw tnode2 is not allowed",
+            "read-only session: isolate tnode1 is not allowed",
+            "read-only session: provisioning is not allowed",
+        ]
         assert list(app.traffic.timeline) == []
         await pilot.press("q")
     after = json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
@@ -138,7 +167,9 @@ async def test_read_only_refuses_actions_and_says_so(deployed: tuple[Path, dict[
     assert after["router"]["nodes"] == before["router"]["nodes"]
 
 
-async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboard(deployed: tuple[Path, dict[str, Any]]) -> None:
+async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboard(
+    deployed: Deployed,
+) -> None:
     """A frozen BIRD: that node is `unresponsive` within 3.5 s on an idle machine (longer
     under load) while the other keeps updating;
     Restore from the dashboard works at once (it does not queue behind the hung poll)."""
@@ -146,31 +177,51 @@ async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboar
     app = EcmpApp(Cockpit(config.load(cfg)), rate=50)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: app.status and all(
-                n.established for n in app.status.nodes), 30, "both Established")
-            await act(pilot, "tnode2", "f")                  # Freeze, confirmed
-            await until(pilot, lambda: app.traffic.timeline and
-                        app.traffic.timeline[-1].outcome == "done", 20, "the freeze")
+            await until(
+                pilot,
+                lambda: app.status and all(n.established for n in app.status.nodes),
+                30,
+                "both Established",
+            )
+            await act(pilot, "tnode2", "f")  # Freeze, confirmed
+            await until(
+                pilot,
+                lambda: app.traffic.timeline and app.traffic.timeline[-1].outcome == "done",
+                20,
+                "the freeze",
+            )
             frozen_at = time.time()
             # the poller's 2 s deadline grows with the machine's load (no false alarm on a
             # busy machine), and so does this bound: the deadline plus a poll
             bound = scaled(2.0) + 1.5
-            await until(pilot, lambda: app.status.node("tnode2").bgp_state == "unresponsive",
-                        bound, "tnode2 unresponsive")
+            await until(
+                pilot,
+                lambda: app.status.node("tnode2").bgp_state == "unresponsive",
+                bound,
+                "tnode2 unresponsive",
+            )
             assert time.time() - frozen_at <= bound
             seen = app.status.node("tnode1").updated
             await pilot.pause(2.5)
-            assert app.status.node("tnode1").updated > seen + 1   # the other keeps updating
+            assert app.status.node("tnode1").updated > seen + 1  # the other keeps updating
             assert app.status.node("tnode1").established
             assert "unresponsive" in drawn(app)
             t0 = time.monotonic()
-            await act(pilot, "tnode2", "r", confirm=False)   # Restore: no question
-            await until(pilot, lambda: app.traffic.timeline[-1].action == "restore" and
-                        app.traffic.timeline[-1].outcome != "running", 15, "the restore")
+            await act(pilot, "tnode2", "r", confirm=False)  # Restore: no question
+            await until(
+                pilot,
+                lambda: (
+                    app.traffic.timeline[-1].action == "restore"
+                    and app.traffic.timeline[-1].outcome != "running"
+                ),
+                15,
+                "the restore",
+            )
             assert app.traffic.timeline[-1].outcome == "done", app.traffic.timeline[-1].outcome
             assert time.monotonic() - t0 < 10
-            await until(pilot, lambda: app.status.node("tnode2").established, 30,
-                        "tnode2 Established again")
+            await until(
+                pilot, lambda: app.status.node("tnode2").established, 30, "tnode2 Established again"
+            )
             await pilot.press("q")
     finally:
         run_cli("--config", str(cfg), "node", "restore", "tnode2")

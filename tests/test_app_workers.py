@@ -46,9 +46,9 @@ def _cockpit(tmp_path: Path, delay: float) -> SlowCockpit:
 
 
 async def test_a_status_slower_than_the_poll_interval_still_lands(tmp_path: Path) -> None:
-    cockpit = _cockpit(tmp_path, delay=1.6)   # the app polls every second
+    cockpit = _cockpit(tmp_path, delay=1.6)  # the app polls every second
     app = EcmpApp(cockpit)
-    app.paused = True                          # no prober in this test
+    app.paused = True  # no prober in this test
     landed = asyncio.Event()
 
     def hook(message: Message) -> None:
@@ -70,8 +70,7 @@ async def test_deprovision_is_refused_while_a_provisioning_job_runs(tmp_path: Pa
         app.confirm_deprovision()
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
-        assert any("provisioning job is running" in str(n.message)
-                   for n in app._notifications)
+        assert any("provisioning job is running" in str(n.message) for n in app._notifications)
         app.job_running = False
         app.confirm_deprovision()
         await pilot.pause()

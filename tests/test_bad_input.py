@@ -68,19 +68,31 @@ CONFIG_CASES = [
     ('lab = "UPPER"\n', "invalid lab name"),
     ("[provision\n", "not valid TOML"),
     ('target = "static"\n', "static.nodes"),
-    ('target = "metal"\n[metal]\nendpoint = "https://x"\nproject_id = "p"\n',
-     "must look like host"),
+    (
+        'target = "metal"\n[metal]\nendpoint = "https://x"\nproject_id = "p"\n',
+        "must look like host",
+    ),
     ('[provision]\ntag = "bad tag"\n', "provision.tag"),
     ('[metal]\nprobe_netns = "a b"\n', "metal.probe_netns: not a namespace name"),
-    ('target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
-     'bird_conf = "etc/bird.conf"\n', "static.nodes[0].bird_conf: 'etc/bird.conf' is not an "
-     "absolute path"),
-    ('target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
-     'bird_conf = "/etc/../x"\n', "is not an absolute path"),
-    ('target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
-     'eip_protocol = "eip; rm -rf /"\n', "is not a BIRD protocol name"),
-    ('target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
-     'nginx_unit = "nginx service"\n', "is not a unit name"),
+    (
+        'target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
+        'bird_conf = "etc/bird.conf"\n',
+        "static.nodes[0].bird_conf: 'etc/bird.conf' is not an absolute path",
+    ),
+    (
+        'target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\nbird_conf = "/etc/../x"\n',
+        "is not an absolute path",
+    ),
+    (
+        'target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
+        'eip_protocol = "eip; rm -rf /"\n',
+        "is not a BIRD protocol name",
+    ),
+    (
+        'target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
+        'nginx_unit = "nginx service"\n',
+        "is not a unit name",
+    ),
 ]
 
 
@@ -93,15 +105,17 @@ def _assert_one_line(proc: Any, fragment: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize(("argv", "fragment"), CLI_CASES,
-                         ids=[" ".join(a)[:40] for a, _ in CLI_CASES])
+@pytest.mark.parametrize(
+    ("argv", "fragment"), CLI_CASES, ids=[" ".join(a)[:40] for a, _ in CLI_CASES]
+)
 def test_cli(argv: list[str], fragment: Any, tmp_path: Path) -> None:
     env = {"ECMPTUI_LAB": NOT_UP, "XDG_CONFIG_HOME": str(tmp_path)}
     _assert_one_line(run_cli(*argv, env=env), fragment)
 
 
-@pytest.mark.parametrize(("text", "fragment"), CONFIG_CASES,
-                         ids=[t.splitlines()[-1][:30] for t, _ in CONFIG_CASES])
+@pytest.mark.parametrize(
+    ("text", "fragment"), CONFIG_CASES, ids=[t.splitlines()[-1][:30] for t, _ in CONFIG_CASES]
+)
 def test_config(text: str, fragment: Any, tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text(text)
@@ -111,8 +125,7 @@ def test_config(text: str, fragment: Any, tmp_path: Path) -> None:
 def test_a_fifo_config_is_refused_not_waited_on(tmp_path: Path) -> None:
     fifo = tmp_path / "config.toml"
     os.mkfifo(fifo)
-    _assert_one_line(run_cli("--config", str(fifo), "status", timeout=20),
-                     "not a regular file")
+    _assert_one_line(run_cli("--config", str(fifo), "status", timeout=20), "not a regular file")
 
 
 def test_binary_config(tmp_path: Path) -> None:
@@ -123,8 +136,15 @@ def test_binary_config(tmp_path: Path) -> None:
 
 # -- the lab API ---------------------------------------------------------------------------
 
-def _request(lab: LabInfo, method: str, path: str, body: bytes | None = None,
-             headers: dict | None = None, token: bool = True) -> tuple[int, dict]:
+
+def _request(
+    lab: LabInfo,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict | None = None,
+    token: bool = True,
+) -> tuple[int, dict]:
     ctx = ssl.create_default_context(cafile=lab.ca_file)
     host, port = lab.endpoint.split(":")
     conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
@@ -149,35 +169,114 @@ def _api_cases(lab: LabInfo) -> Any:
     pid = lab.project_id
     nested = b"[" * 100_000 + b"]" * 100_000
     return [
-        ("POST", f"projects/{pid}/ssh-keys", b'{"label": "x"}', {"Content-Length": "abc"},
-         True, 400),
-        ("POST", f"projects/{pid}/ssh-keys", b'{"label": "x"}', {"Content-Length": "\u00b2"},
-         True, 400),
-        ("POST", f"projects/{pid}/ssh-keys", b'{"label": "x"}',
-         {"Content-Type": "text/plain"}, True, 415),
-        ("POST", f"projects/{pid}/devices", json.dumps(
-            {"hostname": "..", "plan": "t1.small", "metro": "lab",
-             "operating_system": "debian_12"}).encode(), None, True, 422),
-        ("POST", f"projects/{pid}/devices", json.dumps(
-            {"hostname": "a..b", "plan": "t1.small", "metro": "lab",
-             "operating_system": "debian_12"}).encode(), None, True, 422),
+        (
+            "POST",
+            f"projects/{pid}/ssh-keys",
+            b'{"label": "x"}',
+            {"Content-Length": "abc"},
+            True,
+            400,
+        ),
+        (
+            "POST",
+            f"projects/{pid}/ssh-keys",
+            b'{"label": "x"}',
+            {"Content-Length": "\u00b2"},
+            True,
+            400,
+        ),
+        (
+            "POST",
+            f"projects/{pid}/ssh-keys",
+            b'{"label": "x"}',
+            {"Content-Type": "text/plain"},
+            True,
+            415,
+        ),
+        (
+            "POST",
+            f"projects/{pid}/devices",
+            json.dumps(
+                {
+                    "hostname": "..",
+                    "plan": "t1.small",
+                    "metro": "lab",
+                    "operating_system": "debian_12",
+                }
+            ).encode(),
+            None,
+            True,
+            422,
+        ),
+        (
+            "POST",
+            f"projects/{pid}/devices",
+            json.dumps(
+                {
+                    "hostname": "a..b",
+                    "plan": "t1.small",
+                    "metro": "lab",
+                    "operating_system": "debian_12",
+                }
+            ).encode(),
+            None,
+            True,
+            422,
+        ),
         ("POST", f"projects/{pid}/devices", nested, None, True, 422),
-        ("POST", f"projects/{pid}/devices", json.dumps(
-            {"hostname": "h", "plan": "t1.small", "metro": "lab", "operating_system":
-             "debian_12", "project_ssh_keys": [{}]}).encode(), None, True, 422),
+        (
+            "POST",
+            f"projects/{pid}/devices",
+            json.dumps(
+                {
+                    "hostname": "h",
+                    "plan": "t1.small",
+                    "metro": "lab",
+                    "operating_system": "debian_12",
+                    "project_ssh_keys": [{}],
+                }
+            ).encode(),
+            None,
+            True,
+            422,
+        ),
         ("POST", f"projects/{pid}/devices", b'["a", "list"]', None, True, 422),
-        ("POST", f"projects/{pid}/devices", json.dumps(
-            {"hostname": "h" * 64, "plan": "t1.small", "metro": "lab",
-             "operating_system": "debian_12"}).encode(), None, True, 422),
+        (
+            "POST",
+            f"projects/{pid}/devices",
+            json.dumps(
+                {
+                    "hostname": "h" * 64,
+                    "plan": "t1.small",
+                    "metro": "lab",
+                    "operating_system": "debian_12",
+                }
+            ).encode(),
+            None,
+            True,
+            422,
+        ),
         ("POST", f"projects/{pid}/devices", b"{not json", None, True, 422),
         ("GET", f"projects/{pid}/devices", None, None, False, 401),
         ("GET", f"projects/{pid}/devices?per_page=abc", None, None, True, 422),
-        ("POST", f"projects/{pid}/ips", json.dumps(
-            {"type": "public_ipv4", "quantity": "1"}).encode(), None, True, 422),
+        (
+            "POST",
+            f"projects/{pid}/ips",
+            json.dumps({"type": "public_ipv4", "quantity": "1"}).encode(),
+            None,
+            True,
+            422,
+        ),
         ("GET", "no/such/path", None, None, True, 404),
         ("PUT", f"projects/{pid}", b"{}", None, True, 405),
-        ("POST", f"projects/{pid}/bgp-configs", json.dumps(
-            {"deployment_type": "local", "asn": "65000"}).encode(), None, True, 422),
+        (
+            "POST",
+            f"projects/{pid}/bgp-configs",
+            json.dumps({"deployment_type": "local", "asn": "65000"}).encode(),
+            None,
+            True,
+            422,
+        ),
     ]
 
 

@@ -1,4 +1,5 @@
 """The birdc parser on real output captured from BIRD 2 in the lab, in every session state."""
+
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,15 @@ def test_brief_table_without_details() -> None:
     assert protos["s2"].info.startswith("Active")
 
 
-@pytest.mark.parametrize("fixture,state,error", [
-    ("opensent.txt", "OpenSent", "Socket: Connection refused"),
-    ("connect.txt", "Connect", None),
-    ("idle_error_two_channels.txt", "Idle", "Received: Bad peer AS"),
-    ("idle_disabled.txt", "Down", None),
-])
+@pytest.mark.parametrize(
+    "fixture,state,error",
+    [
+        ("opensent.txt", "OpenSent", "Socket: Connection refused"),
+        ("connect.txt", "Connect", None),
+        ("idle_error_two_channels.txt", "Idle", "Received: Bad peer AS"),
+        ("idle_disabled.txt", "Down", None),
+    ],
+)
 def test_every_session_state(fixture: Any, state: Any, error: Any) -> None:
     [p] = parse(fixture)
     assert p.bgp_state == state and not p.established
@@ -69,9 +73,16 @@ def test_mixed_table() -> None:
     assert [p.name for p in protos] == ["device1", "conn", "dual"]
 
 
-@pytest.mark.parametrize("text", ["", "BIRD 2.0.12 ready.\n", "Unable to connect to server",
-                                  "Name Proto Table State Since Info\n  detail: before\n",
-                                  "Name Proto Table State Since Info\nx y z bogus now\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "BIRD 2.0.12 ready.\n",
+        "Unable to connect to server",
+        "Name Proto Table State Since Info\n  detail: before\n",
+        "Name Proto Table State Since Info\nx y z bogus now\n",
+    ],
+)
 def test_not_birdc_output_raises_own_error(text: str) -> None:
     with pytest.raises(bird.BirdParseError):
         bird.parse_protocols(text)
@@ -90,8 +101,9 @@ HEADER = "Name       Proto      Table      State  Since         Info\n"
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=60),
-                max_size=20))
+@given(
+    st.lists(st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=60), max_size=20)
+)
 def test_header_plus_arbitrary_lines_never_raises_anything_else(lines: Any) -> None:
     try:
         bird.parse_protocols(HEADER + "\n".join(lines))
@@ -100,21 +112,25 @@ def test_header_plus_arbitrary_lines_never_raises_anything_else(lines: Any) -> N
 
 
 def test_route_prefixes() -> None:
-    text = ("BIRD 2.0.12 ready.\nTable master4:\n"
-            "203.0.113.10/32      unicast [s1 18:10:12.460] * (100) [AS65000i]\n"
-            "\tvia 198.18.11.2 on rt-s1\n"
-            "                     unicast [s2 18:10:13.000] (100) [AS65000i]\n")
+    text = (
+        "BIRD 2.0.12 ready.\nTable master4:\n"
+        "203.0.113.10/32      unicast [s1 18:10:12.460] * (100) [AS65000i]\n"
+        "\tvia 198.18.11.2 on rt-s1\n"
+        "                     unicast [s2 18:10:13.000] (100) [AS65000i]\n"
+    )
     assert bird.parse_route_prefixes(text) == ["203.0.113.10/32"]
 
 
 def test_bfd_sessions_as_birdc_prints_them() -> None:
     from ecmptui.node.bird import parse_bfd_sessions
 
-    out = ("BIRD 2.0.12 ready.\nbfd1:\n"
-           "IP address                Interface  State      Since         Interval  Timeout\n"
-           "169.254.255.1             ---        Up         2026-11-27 08:22:06.617    0.100"
-           "    0.300\n"
-           "169.254.255.2             ---        Down       2026-11-27 08:22:06.679    1.000"
-           "    0.000\n")
+    out = (
+        "BIRD 2.0.12 ready.\nbfd1:\n"
+        "IP address                Interface  State      Since         Interval  Timeout\n"
+        "169.254.255.1             ---        Up         2026-11-27 08:22:06.617    0.100"
+        "    0.300\n"
+        "169.254.255.2             ---        Down       2026-11-27 08:22:06.679    1.000"
+        "    0.000\n"
+    )
     assert parse_bfd_sessions(out) == [("169.254.255.1", "Up"), ("169.254.255.2", "Down")]
     assert parse_bfd_sessions("BIRD 2.0.12 ready.\nNo BFD protocols\n") == []

@@ -1,4 +1,5 @@
 """Node config rendering, checked by the real `bird -p`."""
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,10 +10,16 @@ import pytest
 from ecmptui.node import bird
 
 METAL_NEIGHBOR = {  # the shape Metal's devices/{id}/bgp/neighbors returned
-    "address_family": 4, "customer_as": 65000, "customer_ip": "10.99.182.129",
-    "md5_enabled": True, "md5_password": "s3cretPW", "multihop": True, "peer_as": 65530,
+    "address_family": 4,
+    "customer_as": 65000,
+    "customer_ip": "10.99.182.129",
+    "md5_enabled": True,
+    "md5_password": "s3cretPW",
+    "multihop": True,
+    "peer_as": 65530,
     "peer_ips": ["169.254.255.1", "169.254.255.2"],
-    "routes_in": [{"route": "203.0.113.46/32", "exact": True}], "routes_out": [],
+    "routes_in": [{"route": "203.0.113.46/32", "exact": True}],
+    "routes_out": [],
 }
 
 
@@ -24,8 +31,12 @@ def _bird() -> list[str]:
     root = image.image("server").rootfs
     if image.image("server").ready():
         libs = f"{root}/lib/x86_64-linux-gnu:{root}/usr/lib/x86_64-linux-gnu"
-        return [f"{root}/lib64/ld-linux-x86-64.so.2", "--library-path", libs,
-                f"{root}/usr/sbin/bird"]
+        return [
+            f"{root}/lib64/ld-linux-x86-64.so.2",
+            "--library-path",
+            libs,
+            f"{root}/usr/sbin/bird",
+        ]
     found = shutil.which("bird")
     if found is None:
         pytest.skip("no BIRD to check configs with: build the lab image (ecmptui lab image)")
@@ -40,8 +51,11 @@ def bird_accepts(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
 
 def test_real_metal_shape_two_multihop_peers_with_md5(tmp_path: Path) -> None:
     nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
-    text = bird.render_node_config(bird.NodeBgpSpec(
-        router_id=nb.customer_ip, eip="203.0.113.46", neighbor=nb, gateway="10.99.182.128"))
+    text = bird.render_node_config(
+        bird.NodeBgpSpec(
+            router_id=nb.customer_ip, eip="203.0.113.46", neighbor=nb, gateway="10.99.182.128"
+        )
+    )
     assert "router id 10.99.182.129;" in text
     assert "route 169.254.255.1/32 via 10.99.182.128;" in text
     assert "route 169.254.255.2/32 via 10.99.182.128;" in text
@@ -56,10 +70,20 @@ def test_real_metal_shape_two_multihop_peers_with_md5(tmp_path: Path) -> None:
 
 
 def test_lab_shape_direct_with_bfd_and_withdrawn(tmp_path: Path) -> None:
-    nb = bird.Neighbor.from_api({**METAL_NEIGHBOR, "multihop": False, "md5_enabled": False,
-                                 "customer_ip": "198.18.11.2", "peer_ips": ["198.18.11.1"]})
-    text = bird.render_node_config(bird.NodeBgpSpec(
-        router_id="198.18.11.2", eip="203.0.113.10", neighbor=nb, bfd=True, announce=False))
+    nb = bird.Neighbor.from_api(
+        {
+            **METAL_NEIGHBOR,
+            "multihop": False,
+            "md5_enabled": False,
+            "customer_ip": "198.18.11.2",
+            "peer_ips": ["198.18.11.1"],
+        }
+    )
+    text = bird.render_node_config(
+        bird.NodeBgpSpec(
+            router_id="198.18.11.2", eip="203.0.113.10", neighbor=nb, bfd=True, announce=False
+        )
+    )
     assert "direct;" in text and "static" not in text and "password" not in text
     assert "bfd on;" in text and "protocol bfd" in text
     assert "disabled yes;" in text
@@ -74,19 +98,30 @@ def test_md5_password_not_used_when_disabled() -> None:
 def test_unsafe_password_is_refused() -> None:
     nb = bird.Neighbor.from_api({**METAL_NEIGHBOR, "md5_password": 'x"; } protocol evil {'})
     with pytest.raises(ValueError):
-        bird.render_node_config(bird.NodeBgpSpec(router_id="10.0.0.1", eip="203.0.113.46",
-                                                 neighbor=nb, gateway="10.0.0.0"))
+        bird.render_node_config(
+            bird.NodeBgpSpec(
+                router_id="10.0.0.1", eip="203.0.113.46", neighbor=nb, gateway="10.0.0.0"
+            )
+        )
 
 
 def test_multihop_without_gateway_is_refused() -> None:
     nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
     with pytest.raises(ValueError, match="gateway"):
-        bird.render_node_config(bird.NodeBgpSpec(router_id="10.0.0.1", eip="203.0.113.46",
-                                                 neighbor=nb))
+        bird.render_node_config(
+            bird.NodeBgpSpec(router_id="10.0.0.1", eip="203.0.113.46", neighbor=nb)
+        )
 
 
-@pytest.mark.parametrize("bad", [{"customer_ip": "10.0.0.300"}, {"peer_ips": "x"},
-                                 {"customer_as": "AS65000"}, {"peer_as": None}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"customer_ip": "10.0.0.300"},
+        {"peer_ips": "x"},
+        {"customer_as": "AS65000"},
+        {"peer_as": None},
+    ],
+)
 def test_malformed_neighbor_is_a_parse_error(bad: Any) -> None:
     with pytest.raises(bird.BirdParseError):
         bird.Neighbor.from_api({**METAL_NEIGHBOR, **bad})
@@ -94,9 +129,15 @@ def test_malformed_neighbor_is_a_parse_error(bad: Any) -> None:
 
 def test_real_metal_shape_with_bfd_uses_multihop_bfd(tmp_path: Path) -> None:
     nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
-    text = bird.render_node_config(bird.NodeBgpSpec(
-        router_id=nb.customer_ip, eip="203.0.113.46", neighbor=nb, gateway="10.99.182.128",
-        bfd=True))
+    text = bird.render_node_config(
+        bird.NodeBgpSpec(
+            router_id=nb.customer_ip,
+            eip="203.0.113.46",
+            neighbor=nb,
+            gateway="10.99.182.128",
+            bfd=True,
+        )
+    )
     assert "bfd on;" in text and "  multihop {" in text  # BFD timers for multihop sessions
     proc = bird_accepts(tmp_path, text)
     assert proc.returncode == 0, proc.stderr

@@ -6,8 +6,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    ci_lines = [ln.strip() for ln in (ROOT / ".ci/run").read_text().splitlines()
-                if ln.strip() and not ln.lstrip().startswith("#")]
+    ci_lines = [
+        ln.strip()
+        for ln in (ROOT / ".ci/run").read_text().splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     command = ci_lines[-1]
     readme = (ROOT / "README.md").read_text()
     assert command in readme.splitlines()
@@ -47,8 +50,7 @@ def test_every_documented_command_parses() -> None:
         try:
             build_parser().parse_args(argv)
         except SystemExit as exc:
-            raise AssertionError(f"documented command does not parse: ecmptui {argv}") \
-                from exc
+            raise AssertionError(f"documented command does not parse: ecmptui {argv}") from exc
 
 
 def test_every_subcommand_is_in_the_readme_reference() -> None:

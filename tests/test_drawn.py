@@ -27,8 +27,9 @@ pytestmark = pytest.mark.usefixtures("utc")
 def make_app(tmp_path: Path, screen: str = "traffic", read_only: bool = False) -> EcmpApp:
     cfg = tmp_path / "config.toml"
     cfg.write_text('target = "lab"\nlab = "ecmp"\n')
-    return EcmpApp(Cockpit(config.load(cfg, env={}), read_only=read_only), live=False,
-                   start_mode=screen)
+    return EcmpApp(
+        Cockpit(config.load(cfg, env={}), read_only=read_only), live=False, start_mode=screen
+    )
 
 
 def drawn(app: Any) -> str:
@@ -42,15 +43,18 @@ def widths_fit(table: Any) -> list[str]:
     for row_key in table.rows:
         for col_key, column in table.columns.items():
             value = table.get_cell(row_key, col_key)
-            plain = value.plain if hasattr(value, "plain") else re.sub(r"\[/?[^\]]*\]", "",
-                                                                       str(value))
+            plain = (
+                value.plain if hasattr(value, "plain") else re.sub(r"\[/?[^\]]*\]", "", str(value))
+            )
             if len(plain) > column.content_width:
                 cut.append(f"{row_key.value}/{col_key.value}: {plain!r}")
     return cut
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-async def test_values_that_grow_after_the_first_frame_are_not_cut(tmp_path: Path, size: int) -> None:
+async def test_values_that_grow_after_the_first_frame_are_not_cut(
+    tmp_path: Path, size: int
+) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=size) as pilot:
         prime(app)
@@ -84,8 +88,8 @@ async def test_stale_status_is_shown_with_its_age(tmp_path: Path) -> None:
         app.screen.refresh_view()
         await pilot.pause()
         text = drawn(app)
-        assert "status updated 5.2 s ago" in text   # the stalest node decides
-        assert "0.4s" in text and "5.2s" in text     # each node's own age
+        assert "status updated 5.2 s ago" in text  # the stalest node decides
+        assert "0.4s" in text and "5.2s" in text  # each node's own age
         line = app.status_line()
         assert any("red" in str(span.style) for span in line.spans)
 
@@ -116,8 +120,10 @@ async def test_the_empty_state_says_what_to_do_next(tmp_path: Path) -> None:
         app.show_status(DeploymentStatus("lab", None, [], None, updated=WALL))
         app.screen.refresh_view()
         await pilot.pause()
-        assert "Nothing is provisioned yet: press p for the Provision screen, then P to " \
+        assert (
+            "Nothing is provisioned yet: press p for the Provision screen, then P to "
             "provision." in drawn(app)
+        )
         await pilot.press("b")
         await pilot.pause()
         assert "Nothing is provisioned yet" in drawn(app)
@@ -133,7 +139,7 @@ async def test_destructive_keys_ask_and_enter_or_escape_answer(tmp_path: Path) -
         app._node_action = lambda node, action, router=False: _record(ran, node, action)
         table = app.screen.query_one("#nodes")
         table.move_cursor(row=1)
-        await pilot.press("i")                      # isolate ecmp-node2: asks
+        await pilot.press("i")  # isolate ecmp-node2: asks
         await pilot.pause()
         assert type(app.screen).__name__ == "ConfirmScreen"
         assert "Isolate ecmp-node2?" in drawn(app)
@@ -142,10 +148,10 @@ async def test_destructive_keys_ask_and_enter_or_escape_answer(tmp_path: Path) -
         assert ran == []
         await pilot.press("w")
         await pilot.pause()
-        await pilot.press("enter")                  # the yes button has the focus
+        await pilot.press("enter")  # the yes button has the focus
         await pilot.pause()
         assert ran == [("ecmp-node2", "withdraw")]
-        await pilot.press("a")                      # announce puts back: no question
+        await pilot.press("a")  # announce puts back: no question
         await pilot.pause()
         assert ran[-1] == ("ecmp-node2", "announce")
         await pilot.press("z")
@@ -175,8 +181,9 @@ def test_a_start_rate_out_of_range_is_refused(tmp_path: Path) -> None:
 
     proc = run_cli("--rate", "5000", "--lab", "ecmpz")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("ecmptui: error: --rate 5000: the dashboard probes at 1 "
-                                   "to 1000 requests/s")
+    assert proc.stderr.strip() == (
+        "ecmptui: error: --rate 5000: the dashboard probes at 1 to 1000 requests/s"
+    )
 
 
 async def test_the_bgp_log_runs_forward_in_time_and_has_no_placeholders(tmp_path: Path) -> None:
@@ -191,12 +198,16 @@ async def test_the_bgp_log_runs_forward_in_time_and_has_no_placeholders(tmp_path
 
     app = make_app(tmp_path, "bgp")
     async with app.run_test(size=(120, 40)) as pilot:
-        waiting = DeploymentStatus("lab", "203.0.113.10", [
-            NodeStatus("ecmp-node1", 1, "d1", "198.18.100.11", bgp_state="waiting")],
-            updated=WALL - 30)
+        waiting = DeploymentStatus(
+            "lab",
+            "203.0.113.10",
+            [NodeStatus("ecmp-node1", 1, "d1", "198.18.100.11", bgp_state="waiting")],
+            updated=WALL - 30,
+        )
         app.show_status(waiting)
-        app.show_status(replace(waiting, nodes=[replace(waiting.nodes[0],
-                                                        bgp_state="Established")]))
+        app.show_status(
+            replace(waiting, nodes=[replace(waiting.nodes[0], bgp_state="Established")])
+        )
         app.log_event(WALL - 10, "later")
         app.screen.refresh_view()
         await pilot.pause()
@@ -212,7 +223,8 @@ async def test_the_bgp_log_runs_forward_in_time_and_has_no_placeholders(tmp_path
 
 
 async def test_the_first_switch_to_the_bgp_screen_draws_the_grid_and_focus_is_on_the_nodes(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Regression (issue 22): the node x router grid had zero height on the first switch to
     the BGP screen, and on start the Traffic screen's node table had no focus (arrows did
     nothing)."""
@@ -259,8 +271,9 @@ async def test_reports_and_timelines_claim_no_more_than_was_seen(tmp_path: Path)
     from ecmptui.deployment.status import HealthStatus
     from ecmptui.traffic.drill import ScenarioResult, report_markdown
 
-    row = ScenarioResult("withdraw", False, None, "n2", 3.0, 3.0, 40.0, {}, {"n1": 1},
-                         {"n1": 1}, True, 100)
+    row = ScenarioResult(
+        "withdraw", False, None, "n2", 3.0, 3.0, 40.0, {}, {"n1": 1}, {"n1": 1}, True, 100
+    )
     assert "| n/a |" in report_markdown([row], 200, "static")
     assert "| unchanged |" in report_markdown([row], 200, "lab")
 
@@ -272,13 +285,16 @@ async def test_reports_and_timelines_claim_no_more_than_was_seen(tmp_path: Path)
         first = replace(base, nodes=[base.nodes[0], replace(base.nodes[1], health=up)])
         app.show_status(first)
         down = replace(up, state="down", since=WALL - 1.0)
-        app.show_status(replace(first, nodes=[first.nodes[0], replace(first.nodes[1],
-                                                                       health=down)]))
+        app.show_status(
+            replace(first, nodes=[first.nodes[0], replace(first.nodes[1], health=down)])
+        )
         [rec] = [r for r in app.traffic.timeline if r.source == "health"]
     assert rec.action == "withdraw" and rec.t == pytest.approx(1000.0 - 1.0 - 0.3)
 
 
-async def test_the_lab_going_down_keeps_the_chart_and_coming_back_renews_the_project(tmp_path: Path) -> None:
+async def test_the_lab_going_down_keeps_the_chart_and_coming_back_renews_the_project(
+    tmp_path: Path,
+) -> None:
     """Regression (issue 22): the chart's history was wiped when the lab went down, and the
     Provision screen kept an old project id after the lab was rebuilt."""
     from ecmptui.screens.messages import StatusReady
@@ -307,8 +323,10 @@ def test_the_provision_checklist_names_failed_devices() -> None:
     from ecmptui.screens.provision import deployment_steps
 
     st = many_nodes(2)
-    st = replace(st, nodes=[st.nodes[0], replace(st.nodes[1], device_state="failed",
-                                                 bgp_state="device failed")])
+    st = replace(
+        st,
+        nodes=[st.nodes[0], replace(st.nodes[1], device_state="failed", bgp_state="device failed")],
+    )
     states, details = deployment_steps(st)
     assert states["devices"] == "failed"
     assert details["devices"] == "failed: ecmp-node2 (provision replaces them)"
@@ -324,8 +342,7 @@ async def test_a_prober_that_failed_to_start_is_tried_again(tmp_path: Path) -> N
 
     async def failing_probe(*args: Any, **kwargs: Any) -> Never:
         calls.append(1)
-        raise EcmpError("unexpected response (TypeError: 'NoneType' object is not "
-                        "subscriptable)")
+        raise EcmpError("unexpected response (TypeError: 'NoneType' object is not subscriptable)")
 
     async with app.run_test(size=(120, 40)) as pilot:
         app.cockpit.probe = failing_probe  # type: ignore[method-assign]

@@ -33,5 +33,5 @@ def test_first_change_after_an_action() -> None:
     w = FibWatch("lab-fabric", "203.0.113.10")
     w.changes = [10.0, 20.0024, 20.5]
     assert w.first_change_after(20.0) == 2.4
-    assert w.first_change_after(30.0) is None       # nothing changed after it
+    assert w.first_change_after(30.0) is None  # nothing changed after it
     assert w.first_change_after(5.0, within=2.0) is None

@@ -26,9 +26,11 @@ LAB = LabInstance("ecmpf")
 def node_config(tmp: Any, lab: LabInstance, prefix: str, nodes: int = 4) -> Any:
     """A settings file for `nodes` servers named prefix1.. in `lab`, with its own key."""
     cfg = tmp / "config.toml"
-    cfg.write_text(f'target = "lab"\nlab = "{lab.name}"\n[provision]\nnodes = {nodes}\n'
-                   f'hostname_prefix = "{prefix}"\n[ssh]\nkey = "{tmp}/id"\n'
-                   f'known_hosts = "{tmp}/kh"\n')
+    cfg.write_text(
+        f'target = "lab"\nlab = "{lab.name}"\n[provision]\nnodes = {nodes}\n'
+        f'hostname_prefix = "{prefix}"\n[ssh]\nkey = "{tmp}/id"\n'
+        f'known_hosts = "{tmp}/kh"\n'
+    )
     return cfg
 
 
@@ -51,14 +53,16 @@ def four(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def test_the_prober_keeps_its_duration_and_says_when_it_slips(four: Path) -> None:
     t0 = time.monotonic()
-    proc = run_cli("--config", str(four), "probe", "--rate", "20000", "--duration", "2",
-                   timeout=60)
+    proc = run_cli("--config", str(four), "probe", "--rate", "20000", "--duration", "2", timeout=60)
     took = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
-    assert took < 2 + 3, took                      # the run is 2 s, plus start-up
+    assert took < 2 + 3, took  # the run is 2 s, plus start-up
     assert "warning: the prober could not keep 20000/s" in proc.stderr
-    out = json.loads(run_cli("--config", str(four), "probe", "--rate", "300", "--duration",
-                             "2", "--json", timeout=60).stdout)
+    out = json.loads(
+        run_cli(
+            "--config", str(four), "probe", "--rate", "300", "--duration", "2", "--json", timeout=60
+        ).stdout
+    )
     sched = out["schedule"]
     assert sched["slipped"] is False and abs(sched["sent"] - 600) <= 6
     assert sched["due"] == 600 and out["failed"] == 0
@@ -66,9 +70,23 @@ def test_the_prober_keeps_its_duration_and_says_when_it_slips(four: Path) -> Non
 
 
 def test_flows_stay_up_while_nothing_changes(four: Path) -> None:
-    out = json.loads(run_cli("--config", str(four), "probe", "--rate", "50", "--duration",
-                             "4", "--flows", "200", "--flow-interval", "0.5", "--json",
-                             timeout=60).stdout)
+    out = json.loads(
+        run_cli(
+            "--config",
+            str(four),
+            "probe",
+            "--rate",
+            "50",
+            "--duration",
+            "4",
+            "--flows",
+            "200",
+            "--flow-interval",
+            "0.5",
+            "--json",
+            timeout=60,
+        ).stdout
+    )
     f = out["flows"]
     assert f["opened"] == 200 and f["broken"] == 0 and f["moved"] == 0
 
@@ -92,24 +110,52 @@ def test_the_fabric_hashes_ports_as_a_hardware_router_does(four: Path) -> None:
 
     st = json.loads(run_cli("--config", str(four), "status", "--json", check=True).stdout)
     node_of = dict(zip(st["router"]["nexthops"], st["router"]["nodes"], strict=True))
-    out = subprocess.run(["ip", "netns", "exec", LAB.client_ns, sys.executable, "-c",
-                          CONNECT_AND_NAME, st["eip"]], capture_output=True, text=True,
-                         check=True, timeout=60, cwd="/").stdout
+    out = subprocess.run(
+        ["ip", "netns", "exec", LAB.client_ns, sys.executable, "-c", CONNECT_AND_NAME, st["eip"]],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd="/",
+    ).stdout
     answered = [line.split() for line in out.splitlines()]
-    batch = "".join(f"route get {st['eip']} from 198.18.1.2 iif rt-client ipproto tcp "
-                    f"sport {port} dport 80\n" for port, _ in answered)
-    routes = subprocess.run(["ip", "-n", LAB.fabric_ns, "-batch", "-"], input=batch,
-                            capture_output=True, text=True, check=True).stdout
+    batch = "".join(
+        f"route get {st['eip']} from 198.18.1.2 iif rt-client ipproto tcp sport {port} dport 80\n"
+        for port, _ in answered
+    )
+    routes = subprocess.run(
+        ["ip", "-n", LAB.fabric_ns, "-batch", "-"],
+        input=batch,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     predicted = [node_of[gw] for gw in re.findall(r" via (\S+) ", routes)]
     assert len(answered) == 40 and len(set(predicted)) > 1
     assert [name for _, name in answered] == predicted
 
 
-def test_removing_and_adding_a_node_breaks_bystander_flows_on_a_hash_router(four: Path, tmp_path: Path) -> None:
+def test_removing_and_adding_a_node_breaks_bystander_flows_on_a_hash_router(
+    four: Path, tmp_path: Path
+) -> None:
     report = tmp_path / "report.md"
-    proc = run_cli("--config", str(four), "drill", "--scenario", "remove-node", "--scenario",
-                   "add-node", "--flows", "600", "--node", "fnode4", "--json", "--report",
-                   str(report), timeout=300)
+    proc = run_cli(
+        "--config",
+        str(four),
+        "drill",
+        "--scenario",
+        "remove-node",
+        "--scenario",
+        "add-node",
+        "--flows",
+        "600",
+        "--node",
+        "fnode4",
+        "--json",
+        "--report",
+        str(report),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     results = {r["name"]: r for r in json.loads(proc.stdout)["scenarios"]}
     remove, add = results["remove-node"]["flows"], results["add-node"]["flows"]
@@ -135,8 +181,9 @@ def resilient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     cfg = node_config(tmp_path_factory.mktemp("resilient"), RLAB, "rnode")
     control.down(RLAB)
     try:
-        up = run_cli("--lab", RLAB.name, "lab", "up", "--port", "0", "--ecmp", "resilient",
-                     timeout=300)
+        up = run_cli(
+            "--lab", RLAB.name, "lab", "up", "--port", "0", "--ecmp", "resilient", timeout=300
+        )
         assert up.returncode == 0 and "ECMP        resilient" in up.stdout, up.stderr
         provision(cfg)
         yield cfg
@@ -145,8 +192,7 @@ def resilient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def test_resilient_status_shows_the_mode_and_buckets(resilient: Path) -> None:
-    st = json.loads(run_cli("--config", str(resilient), "status", "--json",
-                            check=True).stdout)
+    st = json.loads(run_cli("--config", str(resilient), "status", "--json", check=True).stdout)
     assert st["router"]["mode"] == "resilient"
     assert st["router"]["buckets"] == {f"rnode{i}": 32 for i in range(1, 5)}
     assert sorted(st["router"]["nodes"]) == [f"rnode{i}" for i in range(1, 5)]
@@ -155,9 +201,21 @@ def test_resilient_status_shows_the_mode_and_buckets(resilient: Path) -> None:
 
 
 def test_resilient_ecmp_breaks_no_bystander_and_adding_breaks_nothing(resilient: Path) -> None:
-    proc = run_cli("--config", str(resilient), "drill", "--scenario", "remove-node",
-                   "--scenario", "add-node", "--flows", "300", "--node", "rnode4", "--json",
-                   timeout=300)
+    proc = run_cli(
+        "--config",
+        str(resilient),
+        "drill",
+        "--scenario",
+        "remove-node",
+        "--scenario",
+        "add-node",
+        "--flows",
+        "300",
+        "--node",
+        "rnode4",
+        "--json",
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     results = {r["name"]: r for r in json.loads(proc.stdout)["scenarios"]}
     remove, add = results["remove-node"]["flows"], results["add-node"]["flows"]
@@ -170,18 +228,34 @@ def _probe_in_background(cfg: Path, *args: Any) -> Any:
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-m", "ecmptui", "--config", str(cfg), "probe",
-                             "--json", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd="/")
+    return subprocess.Popen(
+        [sys.executable, "-m", "ecmptui", "--config", str(cfg), "probe", "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
 
 
 def test_drain_waits_for_flows_that_end_and_breaks_none(resilient: Path) -> None:
-    probe = _probe_in_background(resilient, "--rate", "0", "--flows", "80", "--flow-life",
-                                 "6", "--flow-interval", "0.5", "--duration", "14")
+    probe = _probe_in_background(
+        resilient,
+        "--rate",
+        "0",
+        "--flows",
+        "80",
+        "--flow-life",
+        "6",
+        "--flow-interval",
+        "0.5",
+        "--duration",
+        "14",
+    )
     try:
-        time.sleep(2.5)                               # every flow open, on every node
-        drain = run_cli("--config", str(resilient), "node", "drain", "rnode4", "--timeout",
-                        "20", timeout=60)
+        time.sleep(2.5)  # every flow open, on every node
+        drain = run_cli(
+            "--config", str(resilient), "node", "drain", "rnode4", "--timeout", "20", timeout=60
+        )
         assert drain.returncode == 0, drain.stderr
         assert "withdrawn; 0 connection(s) broken" in drain.stdout
         out, _ = probe.communicate(timeout=30)
@@ -194,12 +268,14 @@ def test_drain_waits_for_flows_that_end_and_breaks_none(resilient: Path) -> None
 
 
 def test_drain_with_traffic_counts_what_it_broke_and_says_why(resilient: Path) -> None:
-    probe = _probe_in_background(resilient, "--rate", "200", "--flows", "60",
-                                 "--flow-interval", "0.5", "--duration", "10")
+    probe = _probe_in_background(
+        resilient, "--rate", "200", "--flows", "60", "--flow-interval", "0.5", "--duration", "10"
+    )
     try:
         time.sleep(2.5)
-        drain = run_cli("--config", str(resilient), "node", "drain", "rnode4", "--timeout",
-                        "3", timeout=60)
+        drain = run_cli(
+            "--config", str(resilient), "node", "drain", "rnode4", "--timeout", "3", timeout=60
+        )
         assert drain.returncode == 0, drain.stderr
         out, _ = probe.communicate(timeout=30)
     finally:
@@ -210,21 +286,26 @@ def test_drain_with_traffic_counts_what_it_broke_and_says_why(resilient: Path) -
     assert said > 0 and "still open after 3 s" in drain.stdout
     assert "NOT drained: the timeout ended the wait" in drain.stdout  # not read as a drain
     assert flows["broken"] == flows["broken_on"].get("rnode4", 0) == said
-    assert json.loads(out)["failed"] == 0           # new connections never failed
+    assert json.loads(out)["failed"] == 0  # new connections never failed
 
 
-KILL_HELPER = ("import os\nfor p in filter(str.isdigit, os.listdir('/proc')):\n"
-               "    try:\n        cmd = open(f'/proc/{p}/cmdline', 'rb').read()\n"
-               "    except OSError:\n        continue\n"
-               "    if cmd.startswith(b'ip\\0-force\\0-batch'):\n"
-               "        os.kill(int(p), 9); print(p)\n")
+KILL_HELPER = (
+    "import os\nfor p in filter(str.isdigit, os.listdir('/proc')):\n"
+    "    try:\n        cmd = open(f'/proc/{p}/cmdline', 'rb').read()\n"
+    "    except OSError:\n        continue\n"
+    "    if cmd.startswith(b'ip\\0-force\\0-batch'):\n"
+    "        os.kill(int(p), 9); print(p)\n"
+)
 
 
 def _agent_log(since: float) -> list[str]:
     from ecmptui.lab.router import AGENT_UNIT, fabric_bird
 
-    out = fabric_bird(RLAB).machine.run("journalctl", "-u", AGENT_UNIT, "--no-pager", "-o",
-                                        "cat").stdout
+    out = (
+        fabric_bird(RLAB)
+        .machine.run("journalctl", "-u", AGENT_UNIT, "--no-pager", "-o", "cat")
+        .stdout
+    )
     return [ln for ln in out.splitlines() if ln[:1].isdigit() and float(ln.split()[0]) > since]
 
 
@@ -238,16 +319,26 @@ def test_reprovisioned_nodes_are_forwarded_to_and_a_killed_helper_recovers(resil
         prov = run_cli("--config", str(resilient), "provision", timeout=600)
         assert prov.returncode == 0, prov.stderr
         assert "answered (by rnode1, rnode2, rnode3, rnode4)" in prov.stdout
-        summary = json.loads(run_cli("--config", str(resilient), "probe", "--json", "--rate",
-                                     "200", "--duration", "1", check=True).stdout)
+        summary = json.loads(
+            run_cli(
+                "--config",
+                str(resilient),
+                "probe",
+                "--json",
+                "--rate",
+                "200",
+                "--duration",
+                "1",
+                check=True,
+            ).stdout
+        )
         assert summary["failed"] == 0 and len(summary["by_backend"]) == 4
     from ecmptui.lab.router import fabric_bird
 
     started = time.time()
     killed = fabric_bird(RLAB).machine.run("python3", "-c", KILL_HELPER).stdout.split()
     assert killed, "no ip helper ran in the fabric"
-    said = wait_for(lambda: [ln for ln in _agent_log(started) if "recovered" in ln],
-                    timeout=10)
+    said = wait_for(lambda: [ln for ln in _agent_log(started) if "recovered" in ln], timeout=10)
     assert said, _agent_log(started)
     took = float(said[0].split()[0]) - started
     assert took < 2 * load_factor() + 0.5, f"recovered after {took:.2f} s"
@@ -273,7 +364,7 @@ def test_a_hash_router_drain_says_what_it_cannot_do(four: Path) -> None:
     assert "hash-threshold ECMP" in proc.stderr and "cannot move" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     st = json.loads(run_cli("--config", str(four), "status", "--json", check=True).stdout)
-    assert not any(n["withdrawn"] for n in st["nodes"])   # nothing changed
+    assert not any(n["withdrawn"] for n in st["nodes"])  # nothing changed
 
 
 async def test_the_dashboard_timeline_counts_the_flows_an_action_broke(four: Path) -> None:
@@ -310,10 +401,21 @@ async def test_the_dashboard_timeline_counts_the_flows_an_action_broke(four: Pat
 def test_disruption_counts_where_each_flow_was() -> None:
     from ecmptui.traffic.flows import FlowEvent, disruption, flows_on
 
-    ev = [FlowEvent(1.0, 0, "open", "a"), FlowEvent(1.1, 1, "open", "b"),
-          FlowEvent(1.2, 2, "open", "b"), FlowEvent(1.3, 3, "open", "c"),
-          FlowEvent(5.0, 0, "break", "a", "reset"), FlowEvent(5.1, 1, "break", "b", "reset"),
-          FlowEvent(5.3, 0, "moved", "c"), FlowEvent(9.0, 3, "break", "c", "reset")]
+    ev = [
+        FlowEvent(1.0, 0, "open", "a"),
+        FlowEvent(1.1, 1, "open", "b"),
+        FlowEvent(1.2, 2, "open", "b"),
+        FlowEvent(1.3, 3, "open", "c"),
+        FlowEvent(5.0, 0, "break", "a", "reset"),
+        FlowEvent(5.1, 1, "break", "b", "reset"),
+        FlowEvent(5.3, 0, "moved", "c"),
+        FlowEvent(9.0, 3, "break", "c", "reset"),
+    ]
     assert flows_on(ev, 2.0) == {0: "a", 1: "b", 2: "b", 3: "c"}
-    assert disruption(ev, 4.0, 6.0, "a", 4) == {"flows": 4, "on_node": 1, "affected": 1,
-                                                "bystanders": 1, "moved": 1}
+    assert disruption(ev, 4.0, 6.0, "a", 4) == {
+        "flows": 4,
+        "on_node": 1,
+        "affected": 1,
+        "bystanders": 1,
+        "moved": 1,
+    }

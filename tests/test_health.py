@@ -6,16 +6,15 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import machine_of, on_node, run_cli, status, wait_for
+from conftest import Deployed, machine_of, on_node, run_cli, status, wait_for
 from ecmptui import config
-from ecmptui.deployment.target import open_deployment
 from ecmptui.lab.instance import LabInstance
 from ecmptui.node import health as node_health
+from ecmptui.targets import open_deployment
 
 pytestmark = pytest.mark.lab
 
@@ -26,7 +25,7 @@ FLAP_RULES = """table inet ecmptui_test_flap {
 """
 
 
-def test_status_shows_each_nodes_health(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_status_shows_each_nodes_health(deployed: Deployed) -> None:
     cfg, _ = deployed
     for n in status(cfg)["nodes"]:
         h = n["health"]
@@ -61,19 +60,21 @@ def _flap(machine: Any, period: float, seconds: float) -> None:
         machine.run("nft", "delete", "table", "inet", "ecmptui_test_flap", check=False)
 
 
-def test_flapping_service_does_not_flap_the_route(lab_instance: LabInstance, deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_flapping_service_does_not_flap_the_route(
+    lab_instance: LabInstance, deployed: Deployed
+) -> None:
     cfg, _ = deployed
     rec = open_deployment(config.load(cfg)).inventory().node("tnode1")
     machine = machine_of(lab_instance, rec)
     log = "/var/lib/ecmptui/health.log"
     fast_start = time.time()
-    _flap(machine, 0.1, 3.0)      # faster than fall x interval: no transition may follow each
+    _flap(machine, 0.1, 3.0)  # faster than fall x interval: no transition may follow each
     slow_start = time.time()
-    _flap(machine, 0.6, 3.0)      # slow enough that the check must see it
+    _flap(machine, 0.6, 3.0)  # slow enough that the check must see it
     fast = _transitions(machine.get(log) or "", fast_start)
     fast = [c for c in fast if c[0] < slow_start]
     slow = _transitions(machine.get(log) or "", slow_start)
-    assert len(slow) >= 2, slow   # the check did see the service go down and up
+    assert len(slow) >= 2, slow  # the check did see the service go down and up
     for changes in (fast, slow):
         gaps = [b[0] - a[0] for a, b in zip(changes, changes[1:], strict=False)]
         # never faster than rise/fall allow: 3 checks x 100 ms between two transitions
@@ -83,7 +84,7 @@ def test_flapping_service_does_not_flap_the_route(lab_instance: LabInstance, dep
     assert wait_for(lambda: len(status(cfg)["router"]["nexthops"]) == 2)
 
 
-def test_clean_shutdown_withdraws_and_restart_announces(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_clean_shutdown_withdraws_and_restart_announces(deployed: Deployed) -> None:
     cfg, _ = deployed
 
     async def stop(node: Any) -> None:  # an operator's `systemctl stop`: SIGTERM to the checker
@@ -102,15 +103,16 @@ def test_clean_shutdown_withdraws_and_restart_announces(deployed: tuple[Path, di
     assert status(cfg)["nodes"][1]["health"]["state"] == "up"
 
 
-def test_a_bird_reload_does_not_re_announce_a_failed_node(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_a_bird_reload_does_not_re_announce_a_failed_node(deployed: Deployed) -> None:
     """`birdc configure` with a changed file re-enables a protocol disabled from the CLI;
     the check must withdraw the failed node again by itself."""
     cfg, _ = deployed
 
     async def reload_with_changed_config(node: Any) -> Any:
         text = await node.read(node.layout.bird_conf)
-        await node.write(node.layout.bird_conf, text + "# touched by a test\n", "0640",
-                         dir_group=True)
+        await node.write(
+            node.layout.bird_conf, text + "# touched by a test\n", "0640", dir_group=True
+        )
         out = await node.run(*node.birdc_argv("configure"))
         await node.write(node.layout.bird_conf, text, "0640", dir_group=True)
         return out.stdout

@@ -40,11 +40,20 @@ def wait_active(m: packet.Manager, device_id: str, timeout: float = 10) -> packe
     raise AssertionError(f"device {device_id} not active after {timeout} s")
 
 
-def raw(lab: LabInfo, method: str, path: str, body: bytes | None = None, token: str | None = None) -> Any:
-    return requests.request(method, f"https://{lab.endpoint}/{path}", data=body,
-                            headers={"X-Auth-Token": lab.token() if token is None else token,
-                                     "Content-Type": "application/json"},
-                            verify=lab.ca_file, timeout=10)
+def raw(
+    lab: LabInfo, method: str, path: str, body: bytes | None = None, token: str | None = None
+) -> Any:
+    return requests.request(
+        method,
+        f"https://{lab.endpoint}/{path}",
+        data=body,
+        headers={
+            "X-Auth-Token": lab.token() if token is None else token,
+            "Content-Type": "application/json",
+        },
+        verify=lab.ca_file,
+        timeout=10,
+    )
 
 
 def test_catalog(manager: Any, lab: LabInfo) -> None:
@@ -59,9 +68,17 @@ def test_guide_flow_with_packet_python(manager: Any, lab: LabInfo, ssh_keypair: 
     pid = lab.project_id
     key = manager.create_project_ssh_key(pid, "ecmptui-test", pub)
     assert key.fingerprint.count(":") == 15
-    devices = [manager.create_device(pid, f"api-t{i}", "t1.small", metro="lab",
-                                     operating_system="debian_12",
-                                     project_ssh_keys=[key.id]) for i in (1, 2)]
+    devices = [
+        manager.create_device(
+            pid,
+            f"api-t{i}",
+            "t1.small",
+            metro="lab",
+            operating_system="debian_12",
+            project_ssh_keys=[key.id],
+        )
+        for i in (1, 2)
+    ]
     assert all(d.state in ("queued", "provisioning") for d in devices)
     devices = [wait_active(manager, d.id) for d in devices]
     ip = manager.reserve_ip_address(pid, "public_ipv4", 1, metro="lab", tags=["t-flow"])
@@ -82,8 +99,9 @@ def test_guide_flow_with_packet_python(manager: Any, lab: LabInfo, ssh_keypair: 
 
         async def login(dev: Any) -> tuple[str, Any]:
             mgmt = next(a["address"] for a in dev.ip_addresses if a["public"])
-            async with asyncssh.connect(mgmt, username="root", client_keys=[str(key_path)],
-                                        known_hosts=lab.known_hosts) as conn:
+            async with asyncssh.connect(
+                mgmt, username="root", client_keys=[str(key_path)], known_hosts=lab.known_hosts
+            ) as conn:
                 res = await conn.run("ip -j -4 addr show", check=True)
             return mgmt, json.loads(res.stdout)
 
@@ -104,11 +122,19 @@ def test_guide_flow_with_packet_python(manager: Any, lab: LabInfo, ssh_keypair: 
     assert not remaining & {d.id for d in devices}
 
 
-def test_unknown_host_key_is_refused(manager: Any, lab: LabInfo, ssh_keypair: Any, tmp_path: Path) -> None:
+def test_unknown_host_key_is_refused(
+    manager: Any, lab: LabInfo, ssh_keypair: Any, tmp_path: Path
+) -> None:
     key_path, pub = ssh_keypair
     key = manager.create_project_ssh_key(lab.project_id, "hk", pub)
-    dev = manager.create_device(lab.project_id, "hk-t", "t1.small", metro="lab",
-                                operating_system="debian_12", project_ssh_keys=[key.id])
+    dev = manager.create_device(
+        lab.project_id,
+        "hk-t",
+        "t1.small",
+        metro="lab",
+        operating_system="debian_12",
+        project_ssh_keys=[key.id],
+    )
     try:
         dev = wait_active(manager, dev.id)
         mgmt = next(a["address"] for a in dev.ip_addresses if a["public"])
@@ -117,8 +143,9 @@ def test_unknown_host_key_is_refused(manager: Any, lab: LabInfo, ssh_keypair: An
         wrong.write_text(f"{mgmt} {other}")
 
         async def login() -> None:
-            async with asyncssh.connect(mgmt, username="root", client_keys=[str(key_path)],
-                                        known_hosts=str(wrong)):
+            async with asyncssh.connect(
+                mgmt, username="root", client_keys=[str(key_path)], known_hosts=str(wrong)
+            ):
                 pass
 
         with pytest.raises(asyncssh.HostKeyNotVerifiable):
@@ -129,29 +156,72 @@ def test_unknown_host_key_is_refused(manager: Any, lab: LabInfo, ssh_keypair: An
 
 
 def _counts(m: Any, lab: LabInfo) -> Any:
-    return (len(m.list_devices(lab.project_id)), len(m.list_project_ips(lab.project_id)),
-            len(m.call_api(f"projects/{lab.project_id}/ssh-keys")["ssh_keys"]))
+    return (
+        len(m.list_devices(lab.project_id)),
+        len(m.list_project_ips(lab.project_id)),
+        len(m.call_api(f"projects/{lab.project_id}/ssh-keys")["ssh_keys"]),
+    )
 
 
-@pytest.mark.parametrize("method,path,body,token,status,text", [
-    ("GET", "projects", None, "wrong-token", 401, "Invalid authentication token"),
-    ("POST", "projects/{pid}/devices", b'{"hostname": "x"}', "", 401,
-     "Invalid authentication token"),
-    ("GET", "devices/00000000-0000-0000-0000-000000000000", None, None, 404, "Not found"),
-    ("GET", "projects/nope/devices", None, None, 404, "Not found"),
-    ("DELETE", "ips/nope", None, None, 404, "Not found"),
-    ("POST", "projects/{pid}/devices",
-     b'{"hostname": "bad", "plan": "m9.huge", "metro": "lab", "operating_system": "debian_12"}',
-     None, 422, "plan 'm9.huge' is not a valid plan"),
-    ("POST", "projects/{pid}/ips", b'{"type": "public_ipv4", "quantity": 0}', None, 422,
-     "quantity must be a positive integer"),
-    ("POST", "projects/{pid}/devices", b'{"hostname": ', None, 422,
-     "request body is not valid JSON"),
-    ("POST", "projects/{pid}/ssh-keys", b'{"label": "x", "key": "ssh-rsa not-a-key"}', None, 422,
-     "key is not a valid OpenSSH public key"),
-])
-def test_bad_input_gets_real_error_shape_and_changes_nothing(manager: Any, lab: LabInfo, method: Any, path: str, body: Any,
-                                                             token: Any, status: Any, text: str) -> None:
+@pytest.mark.parametrize(
+    "method,path,body,token,status,text",
+    [
+        ("GET", "projects", None, "wrong-token", 401, "Invalid authentication token"),
+        (
+            "POST",
+            "projects/{pid}/devices",
+            b'{"hostname": "x"}',
+            "",
+            401,
+            "Invalid authentication token",
+        ),
+        ("GET", "devices/00000000-0000-0000-0000-000000000000", None, None, 404, "Not found"),
+        ("GET", "projects/nope/devices", None, None, 404, "Not found"),
+        ("DELETE", "ips/nope", None, None, 404, "Not found"),
+        (
+            "POST",
+            "projects/{pid}/devices",
+            b'{"hostname": "bad", "plan": "m9.huge", "metro": "lab", "operating_system": "debian_12"}',  # noqa: E501
+            None,
+            422,
+            "plan 'm9.huge' is not a valid plan",
+        ),
+        (
+            "POST",
+            "projects/{pid}/ips",
+            b'{"type": "public_ipv4", "quantity": 0}',
+            None,
+            422,
+            "quantity must be a positive integer",
+        ),
+        (
+            "POST",
+            "projects/{pid}/devices",
+            b'{"hostname": ',
+            None,
+            422,
+            "request body is not valid JSON",
+        ),
+        (
+            "POST",
+            "projects/{pid}/ssh-keys",
+            b'{"label": "x", "key": "ssh-rsa not-a-key"}',
+            None,
+            422,
+            "key is not a valid OpenSSH public key",
+        ),
+    ],
+)
+def test_bad_input_gets_real_error_shape_and_changes_nothing(
+    manager: Any,
+    lab: LabInfo,
+    method: Any,
+    path: str,
+    body: Any,
+    token: Any,
+    status: Any,
+    text: str,
+) -> None:
     before = _counts(manager, lab)
     resp = raw(lab, method, path.format(pid=lab.project_id), body, token)
     assert resp.status_code == status
@@ -160,9 +230,12 @@ def test_bad_input_gets_real_error_shape_and_changes_nothing(manager: Any, lab: 
     assert _counts(manager, lab) == before
 
 
-def test_session_with_unknown_address_family_is_422(manager: Any, lab: LabInfo, ssh_keypair: Any) -> None:
-    dev = manager.create_device(lab.project_id, "af-t", "t1.small", metro="lab",
-                                operating_system="debian_12")
+def test_session_with_unknown_address_family_is_422(
+    manager: Any, lab: LabInfo, ssh_keypair: Any
+) -> None:
+    dev = manager.create_device(
+        lab.project_id, "af-t", "t1.small", metro="lab", operating_system="debian_12"
+    )
     try:
         resp = raw(lab, "POST", f"devices/{dev.id}/bgp/sessions", b'{"address_family": "ipv9"}')
         assert resp.status_code == 422
@@ -188,8 +261,9 @@ def test_a_server_number_can_be_reused_at_once(manager: Any, lab: LabInfo) -> No
     import socket
 
     for i in range(3):
-        dev = manager.create_device(lab.project_id, f"reuse{i}", "t1.small", metro="lab",
-                                    operating_system="debian_12")
+        dev = manager.create_device(
+            lab.project_id, f"reuse{i}", "t1.small", metro="lab", operating_system="debian_12"
+        )
         dev = wait_active(manager, dev.id)
         mgmt = next(a["address"] for a in dev.ip_addresses if a["public"])
         with socket.create_connection((mgmt, 22), timeout=2) as s:

@@ -15,7 +15,7 @@ from typing import Any
 import packet
 import pytest
 
-from conftest import run_cli
+from conftest import Deployed, run_cli
 from ecmptui.lab import fabric
 from ecmptui.lab.control import LabInfo
 from ecmptui.lab.instance import LabInstance
@@ -42,8 +42,9 @@ def assert_gone(lab: LabInstance) -> None:
     # (a machine's processes whose parent was a SIGKILLed supervisor are dead but wait for
     # the host's init to reap them: zombies hold no resources and are not counted)
     assert in_machines == []
-    mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
-                            text=True).stdout
+    mounts = subprocess.run(
+        ["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True
+    ).stdout
     assert str(lab.state_dir) not in mounts
     ip_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert f"{lab.name}-" not in ip_links
@@ -54,21 +55,27 @@ def test_up_is_idempotent_and_status_reports(lab: LabInfo, lab_instance: LabInst
     assert json.loads(again.stdout) == lab.public()
     text = run_cli("--lab", lab_instance.name, "lab", "up", check=True).stdout
     assert "was already up" in text and lab.endpoint in text
-    st = json.loads(run_cli("--lab", lab_instance.name, "lab", "status", "--json",
-                            check=True).stdout)
+    st = json.loads(
+        run_cli("--lab", lab_instance.name, "lab", "status", "--json", check=True).stdout
+    )
     assert st["up"] is True and st["endpoint"] == lab.endpoint
     # every reserved EIP has the router's view, every device its machine and sessions
     assert set(st["router"]) == set(st["eips"])
-    assert all(d["machine"] and d["state"] in ("active", "provisioning", "queued", "rebooting")
-               and isinstance(d["sessions"], list) for d in st["devices"])
+    assert all(
+        d["machine"]
+        and d["state"] in ("active", "provisioning", "queued", "rebooting")
+        and isinstance(d["sessions"], list)
+        for d in st["devices"]
+    )
 
 
 def _device_with_sshd(info: Any) -> None:
     os.environ["REQUESTS_CA_BUNDLE"] = info["ca_file"]
     m = packet.Manager(auth_token=Path(info["token_file"]).read_text().strip())
     m.end_point = info["endpoint"]
-    d = m.create_device(info["project_id"], "teardown", "t1.small", metro="lab",
-                        operating_system="debian_12")
+    d = m.create_device(
+        info["project_id"], "teardown", "t1.small", metro="lab", operating_system="debian_12"
+    )
     deadline = time.monotonic() + 10
     while m.get_device(d.id).state != "active":
         assert time.monotonic() < deadline
@@ -80,8 +87,9 @@ def test_down_leaves_nothing(kill: Any) -> None:
     lab = LabInstance("ecmpk")
     run_cli("--lab", lab.name, "lab", "down")
     try:
-        info = json.loads(run_cli("--lab", lab.name, "lab", "up", "--port", "0", "--json",
-                                  check=True).stdout)
+        info = json.loads(
+            run_cli("--lab", lab.name, "lab", "up", "--port", "0", "--json", check=True).stdout
+        )
         _device_with_sshd(info)
         # fabric, client, core1, core2, srv1; machines: fabric, core1, core2, srv1
         assert len(fabric.present(lab)[0]) == 5
@@ -110,8 +118,9 @@ def test_port_in_use_is_one_line_exit_2() -> None:
         port = s.getsockname()[1]
         proc = run_cli("--lab", lab.name, "lab", "up", "--port", str(port))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == (f"ecmptui: error: port 127.0.0.1:{port} is in use: pick "
-                                   "another with `lab up --port`")
+    assert proc.stderr.strip() == (
+        f"ecmptui: error: port 127.0.0.1:{port} is in use: pick another with `lab up --port`"
+    )
     assert_gone(lab)
 
 
@@ -139,19 +148,35 @@ def test_missing_program_names_the_debian_package(tmp_path: Path) -> None:
                 (bindir / prog.name).symlink_to(prog)
     proc = run_cli("--lab", "ecmpm", "lab", "up", env={"PATH": str(bindir)})
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("ecmptui: error: nsenter not found: install the Debian "
-                                   "package util-linux")
+    assert proc.stderr.strip() == (
+        "ecmptui: error: nsenter not found: install the Debian package util-linux"
+    )
 
 
 def test_not_root_is_refused() -> None:
     proc = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         str(Path(sys.executable)), "-m", "ecmptui", "--lab", "ecmpn", "lab", "up"],
-        capture_output=True, text=True, cwd="/tmp",
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            str(Path(sys.executable)),
+            "-m",
+            "ecmptui",
+            "--lab",
+            "ecmpn",
+            "lab",
+            "up",
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/tmp",
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == ("ecmptui: error: the lab needs root (namespaces, machines, "
-                                   "veths): run as root")
+    assert proc.stderr.strip() == (
+        "ecmptui: error: the lab needs root (namespaces, machines, veths): run as root"
+    )
 
 
 def test_invalid_lab_name() -> None:
@@ -165,12 +190,19 @@ def test_unreachable_mirror_is_one_line_and_keeps_the_cached_image() -> None:
 
     cached = image.image("plain")
     was_ready = cached.ready()
-    proc = run_cli("lab", "image", "--os", "plain", "--rebuild",
-                   env={"ECMPTUI_DEBIAN_MIRROR": "http://127.0.0.1:9/debian"})
+    proc = run_cli(
+        "lab",
+        "image",
+        "--os",
+        "plain",
+        "--rebuild",
+        env={"ECMPTUI_DEBIAN_MIRROR": "http://127.0.0.1:9/debian"},
+    )
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("ecmptui: error: cannot reach the Debian package mirror "
-                           "http://127.0.0.1:9/debian")
+    assert last.startswith(
+        "ecmptui: error: cannot reach the Debian package mirror http://127.0.0.1:9/debian"
+    )
     assert "Traceback" not in proc.stderr
     assert cached.ready() == was_ready  # a failed rebuild leaves the cached image as it was
     assert not list(cached.path.parent.glob("*.building-*"))
@@ -179,8 +211,10 @@ def test_unreachable_mirror_is_one_line_and_keeps_the_cached_image() -> None:
 def test_a_hung_api_is_one_clear_error_within_the_timeout(lab: LabInfo, tmp_path: Path) -> None:
     """The lab API stopped (SIGSTOP): commands give up after metal.timeout, never hang."""
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'target = "lab"\nlab = "{lab.name}"\n[metal]\ntimeout = 1.5\n'
-                   f'[ssh]\nkey = "{tmp_path}/id"\nknown_hosts = "{tmp_path}/kh"\n')
+    cfg.write_text(
+        f'target = "lab"\nlab = "{lab.name}"\n[metal]\ntimeout = 1.5\n'
+        f'[ssh]\nkey = "{tmp_path}/id"\nknown_hosts = "{tmp_path}/kh"\n'
+    )
     os.kill(lab.pid, signal.SIGSTOP)
     try:
         t0 = time.monotonic()
@@ -189,12 +223,13 @@ def test_a_hung_api_is_one_clear_error_within_the_timeout(lab: LabInfo, tmp_path
     finally:
         os.kill(lab.pid, signal.SIGCONT)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == (f"ecmptui: error: the Metal API at {lab.endpoint} did not "
-                                   "answer within 1.5 s")
+    assert proc.stderr.strip() == (
+        f"ecmptui: error: the Metal API at {lab.endpoint} did not answer within 1.5 s"
+    )
     assert took < 10
 
 
-def test_ssh_only_actions_work_through_an_api_outage(lab: LabInfo, deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_ssh_only_actions_work_through_an_api_outage(lab: LabInfo, deployed: Deployed) -> None:
     """With the API stopped, withdraw/announce still work over SSH from the last inventory
     the API gave, and say so."""
     cfg, _ = deployed
@@ -230,14 +265,16 @@ def test_a_lab_whose_supervisor_died_is_adopted_not_rebuilt() -> None:
     lab = LabInstance("ecmpa")
     run_cli("--lab", lab.name, "lab", "down")
     try:
-        info = json.loads(run_cli("--lab", lab.name, "lab", "up", "--port", "0", "--json",
-                                  check=True).stdout)
+        info = json.loads(
+            run_cli("--lab", lab.name, "lab", "up", "--port", "0", "--json", check=True).stdout
+        )
         _device_with_sshd(info)
         m = packet.Manager(auth_token=Path(info["token_file"]).read_text().strip())
         m.end_point = info["endpoint"]
         (dev,) = m.list_all_devices(info["project_id"])
-        before = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json",
-                                    check=True).stdout)
+        before = json.loads(
+            run_cli("--lab", lab.name, "lab", "status", "--json", check=True).stdout
+        )
         machine_pid = before["devices"][0]["pid"]
         os.kill(json.loads(lab.info_file.read_text())["pid"], signal.SIGKILL)
         time.sleep(0.3)
@@ -245,13 +282,11 @@ def test_a_lab_whose_supervisor_died_is_adopted_not_rebuilt() -> None:
         assert st["up"] is False and st["adoptable"] is True
         text = run_cli("--lab", lab.name, "lab", "status").stdout
         assert "`ecmptui lab up` adopts them" in text
-        again = json.loads(run_cli("--lab", lab.name, "lab", "up", "--json",
-                                   check=True).stdout)
+        again = json.loads(run_cli("--lab", lab.name, "lab", "up", "--json", check=True).stdout)
         assert again["endpoint"] == info["endpoint"]
         assert again["project_id"] == info["project_id"]
         assert m.get_device(dev.id).state == "active"  # the old token still works
-        after = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json",
-                                   check=True).stdout)
+        after = json.loads(run_cli("--lab", lab.name, "lab", "status", "--json", check=True).stdout)
         assert after["devices"][0]["pid"] == machine_pid  # the same machine, not rebooted
     finally:
         run_cli("--lab", lab.name, "lab", "down")
@@ -263,9 +298,12 @@ def test_lab_up_killed_while_starting_leaves_a_working_lab() -> None:
     lab = LabInstance("ecmpu")
     run_cli("--lab", lab.name, "lab", "down")
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "ecmptui", "--lab", lab.name, "lab",
-                                 "up", "--port", "0"], cwd="/", stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ecmptui", "--lab", lab.name, "lab", "up", "--port", "0"],
+            cwd="/",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not lab.pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -293,14 +331,33 @@ def test_two_labs_started_at_the_same_moment_both_come_up_on_their_own_subnets()
     for lab in labs:
         run_cli("--lab", lab.name, "lab", "down")
     try:
-        procs = [subprocess.Popen([sys.executable, "-m", "ecmptui", "--lab", lab.name, "lab",
-                                   "up", "--port", "0", "--json"], cwd="/",
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for lab in labs]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ecmptui",
+                    "--lab",
+                    lab.name,
+                    "lab",
+                    "up",
+                    "--port",
+                    "0",
+                    "--json",
+                ],
+                cwd="/",
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for lab in labs
+        ]
         outs = [p.communicate(timeout=300) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
-        infos = [json.loads(run_cli("--lab", lab.name, "lab", "status", "--json",
-                                    check=True).stdout) for lab in labs]
+        infos = [
+            json.loads(run_cli("--lab", lab.name, "lab", "status", "--json", check=True).stdout)
+            for lab in labs
+        ]
         assert infos[0]["mgmt_subnet"] != infos[1]["mgmt_subnet"]
         assert infos[0]["endpoint"] != infos[1]["endpoint"]
         for st in infos:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from conftest import fetch_from_client, make_config, on_node, run_cli, status
+from conftest import Deployed, fetch_from_client, make_config, on_node, run_cli, status
 from ecmptui import config
-from ecmptui.deployment.target import open_deployment
 from ecmptui.lab.control import LabInfo
 from ecmptui.lab.instance import LabInstance
+from ecmptui.targets import open_deployment
 
 pytestmark = pytest.mark.lab
 
@@ -26,10 +26,13 @@ def _sh(cfg: Path, name: str, script: str) -> tuple[int, str]:
     return on_node(cfg, name, go)
 
 
-def test_a_node_is_a_debian_machine_run_by_systemd(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_a_node_is_a_debian_machine_run_by_systemd(deployed: Deployed) -> None:
     cfg, inv = deployed
-    code, out = _sh(cfg, "tnode1", "cat /proc/1/comm; hostname; . /etc/os-release; "
-                                   "echo $VERSION_ID; readlink /proc/1/ns/pid")
+    code, out = _sh(
+        cfg,
+        "tnode1",
+        "cat /proc/1/comm; hostname; . /etc/os-release; echo $VERSION_ID; readlink /proc/1/ns/pid",
+    )
     comm, hostname, version, pid_ns = out.splitlines()
     assert (code, comm, hostname, version) == (0, "systemd", "tnode1", "12")
     assert pid_ns != Path("/proc/self/ns/pid").readlink().as_posix()  # its own PID namespace
@@ -45,7 +48,7 @@ def test_a_node_is_a_debian_machine_run_by_systemd(deployed: tuple[Path, dict[st
     assert f"{inv['eip']}/32" in out
 
 
-def test_files_written_in_one_node_stay_in_that_node(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_files_written_in_one_node_stay_in_that_node(deployed: Deployed) -> None:
     cfg, _ = deployed
     marker = "/root/ecmptui-test-marker"
     assert _sh(cfg, "tnode1", f"echo one > {marker} && cat {marker}") == (0, "one")
@@ -54,10 +57,21 @@ def test_files_written_in_one_node_stay_in_that_node(deployed: tuple[Path, dict[
     _sh(cfg, "tnode1", f"rm -f {marker}")
 
 
-def test_reboot_drill_node_comes_back_by_itself(lab: LabInfo, deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_reboot_drill_node_comes_back_by_itself(lab: LabInfo, deployed: Deployed) -> None:
     cfg, _ = deployed
-    proc = run_cli("--config", str(cfg), "drill", "--scenario", "reboot", "--node", "tnode2",
-                   "--rate", "100", "--json", timeout=240)
+    proc = run_cli(
+        "--config",
+        str(cfg),
+        "drill",
+        "--scenario",
+        "reboot",
+        "--node",
+        "tnode2",
+        "--rate",
+        "100",
+        "--json",
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr
     (result,) = json.loads(proc.stdout)["scenarios"]
     assert result["name"] == "reboot" and result["node"] == "tnode2"
@@ -71,10 +85,15 @@ def test_reboot_drill_node_comes_back_by_itself(lab: LabInfo, deployed: tuple[Pa
     assert set(seen) == {"Welcome to nginx 1", "Welcome to nginx 2"}, seen
 
 
-def test_plain_server_gets_bird_and_nginx_through_the_lab_apt_proxy(lab: LabInfo, lab_instance: LabInstance,
-                                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
-    cfg = make_config(tmp_path_factory.mktemp("plain"), tag="ecmpt-plain", prefix="pnode",
-                      extra='operating_system = "debian_12_plain"')
+def test_plain_server_gets_bird_and_nginx_through_the_lab_apt_proxy(
+    lab: LabInfo, lab_instance: LabInstance, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    cfg = make_config(
+        tmp_path_factory.mktemp("plain"),
+        tag="ecmpt-plain",
+        prefix="pnode",
+        extra='operating_system = "debian_12_plain"',
+    )
     try:
         proc = run_cli("--config", str(cfg), "provision", "--nodes", "1", timeout=600)
         assert proc.returncode == 0, proc.stderr
@@ -85,11 +104,15 @@ def test_plain_server_gets_bird_and_nginx_through_the_lab_apt_proxy(lab: LabInfo
         assert seen == {"Welcome to nginx 1": 10}, seen
         # the packages came through the lab's proxy, asked for by this node
         proxy_log = lab_instance.apt_dir / "upper/var/log/apt-cacher-ng/apt-cacher.log"
-        lines = [ln for ln in proxy_log.read_text().splitlines()
-                 if f"|{inv.nodes[0].mgmt_address}|" in ln]
+        lines = [
+            ln
+            for ln in proxy_log.read_text().splitlines()
+            if f"|{inv.nodes[0].mgmt_address}|" in ln
+        ]
         assert any("nginx-light" in ln for ln in lines) and any("bird2" in ln for ln in lines)
-        lab_st = json.loads(run_cli("--lab", lab_instance.name, "lab", "status", "--json",
-                                    check=True).stdout)
+        lab_st = json.loads(
+            run_cli("--lab", lab_instance.name, "lab", "status", "--json", check=True).stdout
+        )
         (dev,) = [d for d in lab_st["devices"] if d["hostname"] == "pnode1"]
         assert dev["os"] == "debian_12_plain"
         again = run_cli("--config", str(cfg), "provision", "--nodes", "1", check=True)

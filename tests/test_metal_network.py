@@ -9,22 +9,30 @@ from typing import Any
 
 import pytest
 
-from conftest import on_node, run_cli, status, wait_for
-from ecmptui import config
-from ecmptui.deployment.target import open_deployment
+from conftest import Deployed, api_deployment, on_node, run_cli, status, wait_for
 from ecmptui.lab.control import LabInfo
 
 pytestmark = pytest.mark.lab
 
 # Metal's BgpNeighborData, as its API documentation and OpenAPI spec describe it
-NEIGHBOR_FIELDS = {"address_family": int, "customer_as": int, "customer_ip": str,
-                   "md5_enabled": bool, "multihop": bool, "peer_as": int, "peer_ips": list,
-                   "routes_in": list, "routes_out": list}  # + md5_password when MD5 is on
+NEIGHBOR_FIELDS = {
+    "address_family": int,
+    "customer_as": int,
+    "customer_ip": str,
+    "md5_enabled": bool,
+    "multihop": bool,
+    "peer_as": int,
+    "peer_ips": list,
+    "routes_in": list,
+    "routes_out": list,
+}  # + md5_password when MD5 is on
 
 
-def test_every_node_peers_multihop_with_both_routers_through_its_gateway(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_every_node_peers_multihop_with_both_routers_through_its_gateway(
+    deployed: Deployed,
+) -> None:
     cfg, inv = deployed
-    d = open_deployment(config.load(cfg))
+    d = api_deployment(cfg)
     for rec in d.inventory().nodes:
         (nb,) = d.client.neighbors(rec.device_id)
         assert set(nb) == set(NEIGHBOR_FIELDS)
@@ -48,11 +56,12 @@ def test_every_node_peers_multihop_with_both_routers_through_its_gateway(deploye
     for n in status(cfg)["nodes"]:
         peers = {p["neighbor"]: p for p in n["peers"]}
         assert set(peers) == {"169.254.255.1", "169.254.255.2"}
-        assert all(p["bgp_state"] == "Established" and p["routes_exported"] == 1
-                   for p in peers.values())
+        assert all(
+            p["bgp_state"] == "Established" and p["routes_exported"] == 1 for p in peers.values()
+        )
 
 
-def test_status_shows_each_routers_view_and_the_fabric(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_status_shows_each_routers_view_and_the_fabric(deployed: Deployed) -> None:
     cfg, _ = deployed
     st = status(cfg)
     assert sorted(st["router"]["nodes"]) == ["tnode1", "tnode2"]
@@ -63,14 +72,26 @@ def test_status_shows_each_routers_view_and_the_fabric(deployed: tuple[Path, dic
         assert sorted(cores[name]["learned_from"]) == ["tnode1", "tnode2"]
 
 
-def test_an_isolated_router_shows_in_the_api_and_status_and_loses_nothing(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_an_isolated_router_shows_in_the_api_and_status_and_loses_nothing(
+    deployed: Deployed,
+) -> None:
     cfg, _ = deployed
     run_cli("--config", str(cfg), "router", "fault", "core2", "isolate", check=True)
     try:
-        st = wait_for(lambda: (s := status(cfg)) and all(
-            p["bgp_state"] != "Established" for n in s["nodes"] for p in n["peers"]
-            if p["neighbor"] == "169.254.255.2") and all(
-            n["api_status"] == "partial" for n in s["nodes"]) and s, timeout=15)
+        st = wait_for(
+            lambda: (
+                (s := status(cfg))
+                and all(
+                    p["bgp_state"] != "Established"
+                    for n in s["nodes"]
+                    for p in n["peers"]
+                    if p["neighbor"] == "169.254.255.2"
+                )
+                and all(n["api_status"] == "partial" for n in s["nodes"])
+                and s
+            ),
+            timeout=15,
+        )
         assert st, "sessions to the isolated router never went down"
         assert [n["api_status"] for n in st["nodes"]] == ["partial", "partial"]
         cores = {c["name"]: c for c in st["router"]["cores"]}
@@ -80,11 +101,15 @@ def test_an_isolated_router_shows_in_the_api_and_status_and_loses_nothing(deploy
     finally:
         out = run_cli("--config", str(cfg), "router", "restore", "core2", check=True).stdout
     assert "restored (isolate)" in out
-    assert wait_for(lambda: all(p["bgp_state"] == "Established" for n in status(cfg)["nodes"]
-                                for p in n["peers"]), timeout=20)
+    assert wait_for(
+        lambda: all(
+            p["bgp_state"] == "Established" for n in status(cfg)["nodes"] for p in n["peers"]
+        ),
+        timeout=20,
+    )
 
 
-def test_a_router_down_is_not_every_node_down(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_a_router_down_is_not_every_node_down(deployed: Deployed) -> None:
     """Regression (issue 22): with core1's BIRD killed every node showed `Active … not
     announced`, while core2 carried all the traffic."""
     from ecmptui.deployment.status import DeploymentStatus, diff
@@ -94,16 +119,28 @@ def test_a_router_down_is_not_every_node_down(deployed: tuple[Path, dict[str, An
     before = status(cfg)
     run_cli("--config", str(cfg), "router", "fault", "core1", "kill-bird", check=True)
     try:
-        st = wait_for(lambda: (s := status(cfg)) and all(
-            p["bgp_state"] != "Established" for n in s["nodes"] for p in n["peers"]
-            if p["neighbor"] == "169.254.255.1") and s, timeout=15)
+        st = wait_for(
+            lambda: (
+                (s := status(cfg))
+                and all(
+                    p["bgp_state"] != "Established"
+                    for n in s["nodes"]
+                    for p in n["peers"]
+                    if p["neighbor"] == "169.254.255.1"
+                )
+                and s
+            ),
+            timeout=15,
+        )
         assert st, "sessions to the killed router never went down"
         assert [n["bgp_state"] for n in st["nodes"]] == ["Established", "Established"]
         text = run_cli("--config", str(cfg), "status", check=True).stdout
         assert text.count("Established 1/2") == 2 and text.count("announced 1/2") == 2, text
         assert "not announced" not in text
-        lines = [event_line(e) for e in diff(DeploymentStatus.from_json(before),
-                                             DeploymentStatus.from_json(st))]
+        lines = [
+            event_line(e)
+            for e in diff(DeploymentStatus.from_json(before), DeploymentStatus.from_json(st))
+        ]
         assert any(ln.startswith("tnode1 ↔ core1: BIRD Established → ") for ln in lines), lines
         assert not any("core2" in ln for ln in lines), lines
         check = json.loads(run_cli("--config", str(cfg), "check", "--json").stdout)
@@ -112,28 +149,49 @@ def test_a_router_down_is_not_every_node_down(deployed: tuple[Path, dict[str, An
         assert all("1/2 Established" in " ".join(r["problems"]) for r in check[:-1])
     finally:
         run_cli("--config", str(cfg), "router", "restore", "core1", check=True)
-    assert wait_for(lambda: all(p["bgp_state"] == "Established" for n in status(cfg)["nodes"]
-                                for p in n["peers"]), timeout=30)
+    assert wait_for(
+        lambda: all(
+            p["bgp_state"] == "Established" for n in status(cfg)["nodes"] for p in n["peers"]
+        ),
+        timeout=30,
+    )
 
 
-def test_router_kill_drill_fails_no_request_and_keeps_traffic_spread(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_router_kill_drill_fails_no_request_and_keeps_traffic_spread(deployed: Deployed) -> None:
     cfg, _ = deployed
-    proc = run_cli("--config", str(cfg), "drill", "--scenario", "router-kill", "--rate", "200",
-                   "--json", timeout=240)
+    proc = run_cli(
+        "--config",
+        str(cfg),
+        "drill",
+        "--scenario",
+        "router-kill",
+        "--rate",
+        "200",
+        "--json",
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)["scenarios"]
-    assert [(r["name"], r["bfd"]) for r in rows] == [("router-kill", True),
-                                                      ("router-kill", False)]
+    assert [(r["name"], r["bfd"]) for r in rows] == [("router-kill", True), ("router-kill", False)]
     for r in rows:
         assert sum(r["failed"].values()) == 0, r
         assert set(r["after"]) == {"tnode1", "tnode2"}, r  # still spread over every node
         assert r["fib_ms"] is None and r["recovered"] is True, r  # the FIB never changed
 
 
-def test_withdraw_reports_when_the_fib_changed(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_withdraw_reports_when_the_fib_changed(deployed: Deployed) -> None:
     cfg, _ = deployed
-    proc = run_cli("--config", str(cfg), "drill", "--scenario", "withdraw", "--rate", "200",
-                   "--json", timeout=120)
+    proc = run_cli(
+        "--config",
+        str(cfg),
+        "drill",
+        "--scenario",
+        "withdraw",
+        "--rate",
+        "200",
+        "--json",
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     (r,) = json.loads(proc.stdout)["scenarios"]
     assert r["fib_ms"] is not None and 0 <= r["fib_ms"] < 500, r
@@ -143,19 +201,26 @@ def test_withdraw_reports_when_the_fib_changed(deployed: tuple[Path, dict[str, A
 def test_router_faults_are_refused_off_the_lab(tmp_path: Path) -> None:
     cfg = tmp_path / "metal.toml"
     cfg.write_text('target = "metal"\n[metal]\nproject_id = "p"\n')
-    proc = run_cli("--config", str(cfg), "router", "fault", "core1", "kill-bird",
-                   env={"METAL_AUTH_TOKEN": "x"})
+    proc = run_cli(
+        "--config", str(cfg), "router", "fault", "core1", "kill-bird", env={"METAL_AUTH_TOKEN": "x"}
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("ecmptui: error: router faults are lab-only (the lab owns "
-                                   "its routers)")
+    assert proc.stderr.strip() == (
+        "ecmptui: error: router faults are lab-only (the lab owns its routers)"
+    )
 
 
-def test_router_configs_hold_the_md5_password_for_root_and_bird_only(lab: LabInfo, deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_router_configs_hold_the_md5_password_for_root_and_bird_only(
+    lab: LabInfo, deployed: Deployed
+) -> None:
     from ecmptui.lab import router
     from ecmptui.lab.instance import LabInstance
 
     for name in ("core1", "core2", "fabric"):
-        b = router.fabric_bird(LabInstance(lab.name)) if name == "fabric" else \
-            router.core(LabInstance(lab.name), name)
+        b = (
+            router.fabric_bird(LabInstance(lab.name))
+            if name == "fabric"
+            else router.core(LabInstance(lab.name), name)
+        )
         out = b.machine.run("stat", "-c", "%a %U %G", "/etc/bird/bird.conf").stdout.split()
         assert out == ["640", "bird", "bird"], (name, out)

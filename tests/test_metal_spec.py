@@ -4,11 +4,11 @@ published OpenAPI spec, every `href` in a response resolves, every id is a UUID.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import Deployed
 from ecmptui.lab.control import LabInfo
 from metal_spec import LabApi, validate
 
@@ -28,7 +28,7 @@ def _ids(data: Any, path: str = "") -> Any:
 
 
 @pytest.fixture(scope="module")
-def api(lab: LabInfo, deployed: tuple[Path, dict[str, Any]]) -> Any:
+def api(lab: LabInfo, deployed: Deployed) -> Any:
     return LabApi(lab)
 
 
@@ -40,20 +40,30 @@ def _responses(api: LabApi, lab: LabInfo) -> list[tuple[str, str, object]]:
     sess = api.call("GET", f"devices/{dev}/bgp/sessions").json()["bgp_sessions"][0]["id"]
     key = api.call("GET", "ssh-keys").json()["ssh_keys"][0]["id"]
     assignment = devices[0]["ip_addresses"][0]["id"]
-    gets = [("User", "user"), ("ProjectList", "projects"), ("Project", f"projects/{pid}"),
-            ("PlanList", "plans"), ("MetroList", "locations/metros"),
-            ("Metro", f"locations/metros/{devices[0]['metro']['id']}"),
-            ("FacilityList", "facilities"), ("OperatingSystemList", "operating-systems"),
-            ("SSHKeyList", "ssh-keys"), ("SSHKeyList", f"projects/{pid}/ssh-keys"),
-            ("SSHKey", f"ssh-keys/{key}"), ("DeviceList", f"projects/{pid}/devices"),
-            ("Device", f"devices/{dev}"), ("IPAssignmentList", f"devices/{dev}/ips"),
-            ("IPReservationList", f"projects/{pid}/ips"), ("IPReservation", f"ips/{ip}"),
-            ("IPAssignment", f"ips/{assignment}"),
-            ("BgpConfig", f"projects/{pid}/bgp-config"),
-            ("BgpSessionList", f"devices/{dev}/bgp/sessions"),
-            ("BgpSessionList", f"projects/{pid}/bgp/sessions"),
-            ("BgpSession", f"bgp/sessions/{sess}"),
-            ("BgpSessionNeighbors", f"devices/{dev}/bgp/neighbors")]
+    gets = [
+        ("User", "user"),
+        ("ProjectList", "projects"),
+        ("Project", f"projects/{pid}"),
+        ("PlanList", "plans"),
+        ("MetroList", "locations/metros"),
+        ("Metro", f"locations/metros/{devices[0]['metro']['id']}"),
+        ("FacilityList", "facilities"),
+        ("OperatingSystemList", "operating-systems"),
+        ("SSHKeyList", "ssh-keys"),
+        ("SSHKeyList", f"projects/{pid}/ssh-keys"),
+        ("SSHKey", f"ssh-keys/{key}"),
+        ("DeviceList", f"projects/{pid}/devices"),
+        ("Device", f"devices/{dev}"),
+        ("IPAssignmentList", f"devices/{dev}/ips"),
+        ("IPReservationList", f"projects/{pid}/ips"),
+        ("IPReservation", f"ips/{ip}"),
+        ("IPAssignment", f"ips/{assignment}"),
+        ("BgpConfig", f"projects/{pid}/bgp-config"),
+        ("BgpSessionList", f"devices/{dev}/bgp/sessions"),
+        ("BgpSessionList", f"projects/{pid}/bgp/sessions"),
+        ("BgpSession", f"bgp/sessions/{sess}"),
+        ("BgpSessionNeighbors", f"devices/{dev}/bgp/neighbors"),
+    ]
     out = []
     for model, path in gets:
         r = api.call("GET", path)
@@ -108,5 +118,4 @@ def test_pages_and_filters(api: Any, lab: LabInfo) -> None:
     assert api.call("GET", f"projects/{pid}/devices?per_page=0").status_code == 422
     public = api.call("GET", f"projects/{pid}/ips?type=public_ipv4").json()["ip_addresses"]
     assert public and all(i["type"] == "public_ipv4" for i in public)
-    assert api.call("GET", f"projects/{pid}/ips?type=private_ipv4").json() == {
-        "ip_addresses": []}
+    assert api.call("GET", f"projects/{pid}/ips?type=private_ipv4").json() == {"ip_addresses": []}

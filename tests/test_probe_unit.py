@@ -125,12 +125,20 @@ def test_reset_is_classified() -> None:
 
 
 def test_summary_shape() -> None:
-    samples = [Sample(0.0, "a", None, 1.0), Sample(0.5, "b", None, 3.0),
-               Sample(1.0, None, "refused", 0.2)]
+    samples = [
+        Sample(0.0, "a", None, 1.0),
+        Sample(0.5, "b", None, 3.0),
+        Sample(1.0, None, "refused", 0.2),
+    ]
     s = summarize(samples, 1.0)
-    assert s == {"requests": 3, "failed": 1, "by_backend": {"a": 1, "b": 1},
-                 "errors": {"refused": 1}, "rate": 3.0,
-                 "latency_ms": {"p50": 1.0, "p99": 3.0}}
+    assert s == {
+        "requests": 3,
+        "failed": 1,
+        "by_backend": {"a": 1, "b": 1},
+        "errors": {"refused": 1},
+        "rate": 3.0,
+        "latency_ms": {"p50": 1.0, "p99": 3.0},
+    }
 
 
 def _series(start: int, end: int, fn: Any) -> list[Sample]:
@@ -158,12 +166,16 @@ def test_analysis_of_a_silent_failure() -> None:
 
 def test_analysis_of_a_clean_drain_and_of_no_convergence() -> None:
     # b still answers the request sent 3 ms after the action, then never again
-    samples = _series(0, 300, lambda i, t: Sample(t, "b" if i <= 101 and i % 2 else "a",
-                                                  None, 1.0))
+    samples = _series(0, 300, lambda i, t: Sample(t, "b" if i <= 101 and i % 2 else "a", None, 1.0))
     fo = analyse(samples, 1.0 - 0.0001, "b", until=3.0)
     assert fo.failed == {} and fo.last_affected_ms is not None and fo.last_affected_ms <= 11
-    never = _series(0, 300, lambda i, t: Sample(t, None, "refused", 1) if i >= 100 and i % 2
-                    else Sample(t, "a", None, 1))
+    never = _series(
+        0,
+        300,
+        lambda i, t: (
+            Sample(t, None, "refused", 1) if i >= 100 and i % 2 else Sample(t, "a", None, 1)
+        ),
+    )
     fo = analyse(never, 1.0, "b", until=3.0)
     assert fo.convergence_ms is None and fo.steady_ms is None and fo.failed["refused"] == 100
 
@@ -177,11 +189,14 @@ def test_steady_detection_waits_for_in_flight_requests() -> None:
     assert first_answer_ms(ok, 1.0, "a") == 0.0 and first_answer_ms(ok, 1.0, "b") is None
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--rate", "-5"], "must be a positive number"),
-    (["--timeout", "nan"], "must be a positive number"),
-    (["ftp://x/"], "not an http(s) URL"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--rate", "-5"], "must be a positive number"),
+        (["--timeout", "nan"], "must be a positive number"),
+        (["ftp://x/"], "not an http(s) URL"),
+    ],
+)
 def test_bad_probe_input_is_one_line_exit_2(args: Any, message: str) -> None:
     proc = run_cli("probe", "--duration", "1", *args)
     assert proc.returncode == 2 and message in proc.stderr
@@ -192,8 +207,20 @@ def test_probe_with_url_and_no_netns_needs_no_settings(http_server: Any, tmp_pat
     # no lab named zzz exists and the config file is broken: neither may be consulted
     bad = tmp_path / "bad.toml"
     bad.write_text("this is not toml [")
-    proc = run_cli("--config", str(bad), "--lab", "zzz", "probe", "--no-netns", "--json",
-                   "--rate", "50", "--duration", "0.2", http_server + "/")
+    proc = run_cli(
+        "--config",
+        str(bad),
+        "--lab",
+        "zzz",
+        "probe",
+        "--no-netns",
+        "--json",
+        "--rate",
+        "50",
+        "--duration",
+        "0.2",
+        http_server + "/",
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["by_backend"] == {"unit-node": 10}
 
@@ -221,7 +248,6 @@ def test_traffic_model_measures_a_drain_seen_steady_at_the_window_edge() -> None
     assert rec.convergence_ms <= 10 and rec.failed == {}
 
 
-
 def test_a_slow_action_still_counts_the_flows_it_broke_after_it_returned() -> None:
     from ecmptui.traffic.flows import FlowEvent
     from ecmptui.traffic.model import FLOW_WINDOW_S, TrafficModel
@@ -229,9 +255,9 @@ def test_a_slow_action_still_counts_the_flows_it_broke_after_it_returned() -> No
     m = TrafficModel()
     for flow, backend in enumerate("abab"):
         m.add_flow(FlowEvent(1.0 + flow / 10, flow, "open", backend))
-    rec = m.begin("b", "announce", t=10.0)   # measured from the command's start...
-    m.add(Sample(11.0, "b", None, 1.0))      # (b answers: the announce is measured)
-    m.settle(now=12.5)                       # ...which returned only at 12.5
+    rec = m.begin("b", "announce", t=10.0)  # measured from the command's start...
+    m.add(Sample(11.0, "b", None, 1.0))  # (b answers: the announce is measured)
+    m.settle(now=12.5)  # ...which returned only at 12.5
     assert rec.flows is None and rec.done_at is None
     rec.outcome = "done"
     m.settle(now=12.5)
@@ -241,10 +267,10 @@ def test_a_slow_action_still_counts_the_flows_it_broke_after_it_returned() -> No
     m.add_flow(FlowEvent(14.1, 3, "break", "b", "reset"))
     m.add_flow(FlowEvent(14.2, 0, "break", "a", "reset"))
     m.settle(now=12.5 + FLOW_WINDOW_S - 0.1)
-    assert rec.flows is None                 # not counted before the window is over
+    assert rec.flows is None  # not counted before the window is over
     m.settle(now=12.5 + FLOW_WINDOW_S + 0.1)
-    assert rec.flows == {"flows": 4, "on_node": 2, "affected": 2, "bystanders": 1,
-                         "moved": 0}
+    assert rec.flows == {"flows": 4, "on_node": 2, "affected": 2, "bystanders": 1, "moved": 0}
+
 
 async def test_a_stream_with_a_callback_keeps_no_samples_of_its_own(http_server: Any) -> None:
     """The dashboard keeps its own bounded store: the stream must not keep every sample as

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncssh
@@ -15,8 +15,9 @@ from ecmptui.node.remote_shell import RemoteShell, ShellError
 
 
 async def _sh_session(process: asyncssh.SSHServerProcess) -> None:
-    local = subprocess.Popen(["/bin/sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
+    local = subprocess.Popen(
+        ["/bin/sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         await process.redirect(stdin=local.stdin, stdout=local.stdout)
         await process.wait_closed()
@@ -30,14 +31,25 @@ async def _sh_session(process: asyncssh.SSHServerProcess) -> None:
 async def shell_conn() -> AsyncIterator[Any]:
     server_key = asyncssh.generate_private_key("ssh-ed25519")
     client_key = asyncssh.generate_private_key("ssh-ed25519")
-    authorized = asyncssh.import_authorized_keys(
-        client_key.export_public_key().decode())
+    authorized = asyncssh.import_authorized_keys(client_key.export_public_key().decode())
     server = await asyncssh.create_server(
-        asyncssh.SSHServer, "127.0.0.1", 0, server_host_keys=[server_key],
-        authorized_client_keys=authorized, process_factory=_sh_session)
+        asyncssh.SSHServer,
+        "127.0.0.1",
+        0,
+        server_host_keys=[server_key],
+        authorized_client_keys=authorized,
+        process_factory=_sh_session,
+    )
     port = server.sockets[0].getsockname()[1]
-    conn = await asyncssh.connect("127.0.0.1", port, username="test", known_hosts=None,
-                                  client_keys=[client_key], agent_path=None, config=None)
+    conn = await asyncssh.connect(
+        "127.0.0.1",
+        port,
+        username="test",
+        known_hosts=None,
+        client_keys=[client_key],
+        agent_path=None,
+        config=None,
+    )
     try:
         yield conn
     finally:
@@ -57,7 +69,8 @@ async def test_commands_run_in_turn_with_their_exit_status(shell_conn: Any) -> N
 
 
 async def test_a_cancelled_command_closes_the_shell_instead_of_leaking_into_the_next(
-        shell_conn: Any) -> None:
+    shell_conn: Any,
+) -> None:
     shell = await RemoteShell.open(shell_conn)
     task = asyncio.create_task(shell.run(["sh", "-c", "echo early; sleep 5; echo late"]))
     await asyncio.sleep(0.5)

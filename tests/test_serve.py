@@ -15,14 +15,15 @@ from typing import Any
 import asyncssh
 import pytest
 
-from conftest import probers, run_cli
+from conftest import Deployed, probers, run_cli
 from serving import ONE_MACHINE, Served, open_terminal, palette
 
 
 @pytest.fixture
 def served(tmp_path: Path, lab_down_config: Path) -> Iterator[Any]:
-    s = Served(tmp_path, lab_down_config, "--max-viewers", "20", "--idle-timeout", "30",
-               *ONE_MACHINE)
+    s = Served(
+        tmp_path, lab_down_config, "--max-viewers", "20", "--idle-timeout", "30", *ONE_MACHINE
+    )
     yield s
     s.stop()
 
@@ -30,13 +31,13 @@ def served(tmp_path: Path, lab_down_config: Path) -> Iterator[Any]:
 async def test_authorised_key_gets_the_app_and_disconnect_ends_it(served: Any) -> None:
     async with served.connect("viewer") as conn:
         chan, sess = await open_terminal(conn)
-        await sess.wait_for(b"is not up")         # the dashboard's own dialog, drawn
+        await sess.wait_for(b"is not up")  # the dashboard's own dialog, drawn
         [child] = served.sessions()
         cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        assert b"--read-only" in cmdline           # a viewer key: read-only app
+        assert b"--read-only" in cmdline  # a viewer key: read-only app
         chan.change_terminal_size(120, 40)
         await asyncio.sleep(0.5)
-        chan.write(b"\x1b")                         # a key reaches it: the dialog closes
+        chan.write(b"\x1b")  # a key reaches it: the dialog closes
         await sess.wait_for(b"Provision")  # the Footer: the app is up
         chan.close()
     deadline = time.monotonic() + 5
@@ -61,7 +62,8 @@ async def test_unknown_key_password_and_none_are_refused(served: Any, how: Any) 
     ways: dict[str, dict[str, Any]] = {
         "unknown-key": {"client_keys": [served.keys["stranger"]]},
         "password": {"client_keys": [], "password": "hunter2"},
-        "none": {"client_keys": []}}
+        "none": {"client_keys": []},
+    }
     kw = ways[how]
     with pytest.raises(asyncssh.PermissionDenied):
         async with served.connect("stranger", **kw):
@@ -106,11 +108,12 @@ def app_env(pid: int) -> dict[str, str]:
 
 
 @pytest.mark.lab
-async def test_viewer_cannot_withdraw_an_operator_can(deployed: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+async def test_viewer_cannot_withdraw_an_operator_can(deployed: Deployed, tmp_path: Path) -> None:
     cfg, _ = deployed
     s = Served(tmp_path, cfg)
-    status = lambda: json.loads(run_cli("--config", str(cfg), "status", "--json",
-                                        check=True).stdout)
+    status = lambda: json.loads(
+        run_cli("--config", str(cfg), "status", "--json", check=True).stdout
+    )
     try:
         async with s.connect("viewer") as vconn:
             vchan, vsess = await open_terminal(vconn, (120, 40))
@@ -135,10 +138,10 @@ async def test_viewer_cannot_withdraw_an_operator_can(deployed: tuple[Path, dict
                 await sess.wait_for(b"tnode2", 30)
                 await asyncio.sleep(1)
                 await palette(chan, b"Withdraw tnode2")
-                await sess.wait_for(b"Withdraw tnode2?", 10)    # asks first
-                chan.write(b"\r")                                # Enter: yes
+                await sess.wait_for(b"Withdraw tnode2?", 10)  # asks first
+                chan.write(b"\r")  # Enter: yes
                 deadline = time.monotonic() + 30
-                while "action-result" not in s.logs():   # measured by the server
+                while "action-result" not in s.logs():  # measured by the server
                     assert time.monotonic() < deadline, s.logs()
                     await asyncio.sleep(0.2)
                 assert [n["withdrawn"] for n in status()["nodes"]] == [False, True]
@@ -149,32 +152,35 @@ async def test_viewer_cannot_withdraw_an_operator_can(deployed: tuple[Path, dict
         s.stop()
         run_cli("--config", str(cfg), "node", "announce", "tnode2")
     logs = s.logs()
-    assert "action source=" in logs and "role=operator node=tnode2 action=withdraw " \
-        "outcome=done" in logs
+    assert (
+        "action source=" in logs
+        and "role=operator node=tnode2 action=withdraw outcome=done" in logs
+    )
     assert re.search(r"action-result .*node=tnode2 action=withdraw .*convergence_ms=", logs)
 
 
 @pytest.mark.lab
-async def test_twenty_viewers_cost_the_service_one_prober(deployed: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+async def test_twenty_viewers_cost_the_service_one_prober(
+    deployed: Deployed, tmp_path: Path
+) -> None:
     cfg, _ = deployed
-    s = Served(tmp_path, cfg, "--max-viewers", "20", "--rate", "50",
-               *ONE_MACHINE)
+    s = Served(tmp_path, cfg, "--max-viewers", "20", "--rate", "50", *ONE_MACHINE)
     conns = []
     try:
         for _ in range(20):
             conn = await s.connect("viewer")
             conns.append((conn, *await open_terminal(conn, (100, 30))))
-        await asyncio.gather(*(sess.wait_for(b"shared by every session", 90)
-                               for _, _, sess in conns))
+        await asyncio.gather(
+            *(sess.wait_for(b"shared by every session", 90) for _, _, sess in conns)
+        )
         await asyncio.gather(*(sess.wait_for(b"tnode2", 30) for _, _, sess in conns))
         assert len(s.sessions()) == 20
         running = probers()
-        assert len(running) == 1, running             # one prober, whoever watches
+        assert len(running) == 1, running  # one prober, whoever watches
         parent = int(Path(f"/proc/{running[0]}/stat").read_text().split()[3])
         assert parent == s.proc.pid
-        for child in s.sessions():                   # no session probes or polls by itself
-            assert subprocess.run(["pgrep", "-P", str(child)],
-                                  capture_output=True).stdout == b""
+        for child in s.sessions():  # no session probes or polls by itself
+            assert subprocess.run(["pgrep", "-P", str(child)], capture_output=True).stdout == b""
             assert "ECMPTUI_FEED_TOKEN" in app_env(child)
     finally:
         for conn, _chan, _ in conns:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ async def hub(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator
     await h.start()
     yield h
     await h.stop()
-    assert not h.dir.exists()                        # the socket's directory is gone
+    assert not h.dir.exists()  # the socket's directory is gone
 
 
 async def feed(hub: Hub, who: Who) -> Any:
@@ -44,14 +44,17 @@ async def reply(reader: Any, req: int) -> dict:
             return msg
 
 
-async def test_a_viewer_token_cannot_act_whatever_its_app_asks(hub: Any, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_viewer_token_cannot_act_whatever_its_app_asks(
+    hub: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level("INFO", logger="ecmptui.serve")
     reader, writer, hello = await feed(hub, Who("127.0.0.1:1", "eve", "SHA256:x", "viewer"))
     assert hello["role"] == "viewer" and hello["can_act"] is False and hello["rate"] == 10
-    reqs: list[dict[str, Any]] = [{"k": "act", "node": "n1", "action": "withdraw"},
-                             {"k": "act", "node": "core1", "action": "kill-bird",
-                              "router": True},
-                             {"k": "job", "job": "deprovision"}]
+    reqs: list[dict[str, Any]] = [
+        {"k": "act", "node": "n1", "action": "withdraw"},
+        {"k": "act", "node": "core1", "action": "kill-bird", "router": True},
+        {"k": "job", "job": "deprovision"},
+    ]
     for n, req in enumerate(reqs):
         writer.write(json.dumps({**req, "req": n}).encode() + b"\n")
         msg = await reply(reader, n)
@@ -63,10 +66,11 @@ async def test_a_viewer_token_cannot_act_whatever_its_app_asks(hub: Any, caplog:
 async def test_an_operator_request_reaches_the_deployment(hub: Any) -> None:
     reader, writer, hello = await feed(hub, Who("127.0.0.1:2", "ann", "SHA256:y", "operator"))
     assert hello["can_act"] is True and hello["lab_up"] is False
-    writer.write(json.dumps({"k": "act", "node": "n1", "action": "withdraw",
-                             "req": 7}).encode() + b"\n")
+    writer.write(
+        json.dumps({"k": "act", "node": "n1", "action": "withdraw", "req": 7}).encode() + b"\n"
+    )
     msg = await reply(reader, 7)
-    assert msg["ok"] is False and "lab" in msg["message"]   # tried: the lab is down
+    assert msg["ok"] is False and "lab" in msg["message"]  # tried: the lab is down
     writer.write(json.dumps({"k": "jump", "req": 8}).encode() + b"\n")
     assert "unknown request" in (await reply(reader, 8))["message"]
     writer.close()
@@ -91,13 +95,13 @@ async def test_unknown_and_reused_tokens_get_nothing(hub: Any) -> None:
     token = hub.register(Who(role="viewer"))
     first, line = await hello(token)
     assert json.loads(line)["k"] == "hello"
-    for t in ("f" * 32, token):            # made up; held by the session's app already
+    for t in ("f" * 32, token):  # made up; held by the session's app already
         writer, line = await hello(t)
         assert line == b""
         writer.close()
     first.close()
     hub.unregister(token)
-    writer, line = await hello(token)      # the session ended: its token is gone
+    writer, line = await hello(token)  # the session ended: its token is gone
     assert line == b""
     writer.close()
 
@@ -114,7 +118,7 @@ async def test_a_session_keeps_no_more_action_timings_than_its_timeline(tmp_path
     cfg = tmp_path / "down.toml"
     cfg.write_text('target = "lab"\nlab = "zz9"\n')
     fc = FeedCockpit(load(cfg), str(tmp_path / "feed.sock"), "token", read_only=True)
-    for i in range(MAX_TIMELINE + 50):   # a served session that lives for days
+    for i in range(MAX_TIMELINE + 50):  # a served session that lives for days
         rec = ActionRecord(float(i), "node1", "withdraw", fib_ms=float(i) / 10)
         fc._dispatch({"k": "action", "id": i, "record": rec.__dict__})
     assert fc.fib_ms(float(MAX_TIMELINE + 49)) == pytest.approx((MAX_TIMELINE + 49) / 10)

@@ -25,13 +25,28 @@ PASSWORD = "correct horse battery"
 
 
 def ssh_argv(s: Served, *opts: str) -> list[str]:
-    return ["ssh", "-p", str(s.port), "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "-o", "IdentityAgent=none", "-F", "/dev/null", *opts]
+    return [
+        "ssh",
+        "-p",
+        str(s.port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "IdentityAgent=none",
+        "-F",
+        "/dev/null",
+        *opts,
+    ]
 
 
 # -- limits ---------------------------------------------------------------------------------
-async def test_a_huge_terminal_is_clamped_and_the_session_survives(tmp_path: Path, lab_down_config: Path) -> None:
+async def test_a_huge_terminal_is_clamped_and_the_session_survives(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = Served(tmp_path, lab_down_config)
     try:
         async with s.connect("viewer") as conn:
@@ -43,7 +58,7 @@ async def test_a_huge_terminal_is_clamped_and_the_session_survives(tmp_path: Pat
             assert rss_mb(child) < 150, f"{rss_mb(child):.0f} MB"
             got = os.popen(f"stty -F /proc/{child}/fd/0 size 2>/dev/null").read().split()
             assert got == [str(guard.MAX_ROWS), str(guard.MAX_COLS)]
-            chan.write(b"\x1b")                    # still alive and drawing
+            chan.write(b"\x1b")  # still alive and drawing
             await sess.wait_for(b"Provision")  # the Footer: the app is up
             chan.close()
     finally:
@@ -52,7 +67,8 @@ async def test_a_huge_terminal_is_clamped_and_the_session_survives(tmp_path: Pat
 
 
 async def test_seven_wrong_passwords_close_the_connection_with_growing_delays(
-        tmp_path: Path, lab_down_config: Path) -> None:
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = Served(tmp_path, lab_down_config, env={guard.PASSWORD_ENV: PASSWORD})
     times: list[float] = []
 
@@ -62,18 +78,25 @@ async def test_seven_wrong_passwords_close_the_connection_with_growing_delays(
             return f"guess-{len(times)}"
 
     try:
-        with pytest.raises((asyncssh.PermissionDenied, asyncssh.DisconnectError,
-                            ConnectionError)):
-            async with asyncssh.connect("127.0.0.1", s.port, username="mallory",
-                                        known_hosts=None, client_keys=[], agent_path=None,
-                                        config=None, client_factory=Guesser,
-                                        preferred_auth="password"):
+        with pytest.raises((asyncssh.PermissionDenied, asyncssh.DisconnectError, ConnectionError)):
+            async with asyncssh.connect(
+                "127.0.0.1",
+                s.port,
+                username="mallory",
+                known_hosts=None,
+                client_keys=[],
+                agent_path=None,
+                config=None,
+                client_factory=Guesser,
+                preferred_auth="password",
+            ):
                 pass
         # asked for a 7th, but the server closed the connection after the 6th failure
         assert len(times) <= guard.MAX_AUTH_TRIES + 1
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-        assert len(gaps) >= 4 and all(later > earlier for earlier, later in
-                                      zip(gaps[:4], gaps[1:5], strict=True)), gaps
+        assert len(gaps) >= 4 and all(
+            later > earlier for earlier, later in zip(gaps[:4], gaps[1:5], strict=True)
+        ), gaps
         assert gaps[0] >= 0.09
     finally:
         s.stop()
@@ -91,12 +114,28 @@ def test_openssh_password_guessing_is_cut_off(tmp_path: Path, lab_down_config: P
     askpass.chmod(0o700)
     try:
         proc = subprocess.run(
-            ssh_argv(s, "-o", "PreferredAuthentications=password",
-                     "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=30",
-                     "-tt", "mallory@127.0.0.1"),
-            env={**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force",
-                 "DISPLAY": ":0"}, stdin=subprocess.DEVNULL, capture_output=True,
-            text=True, timeout=60)
+            ssh_argv(
+                s,
+                "-o",
+                "PreferredAuthentications=password",
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "NumberOfPasswordPrompts=30",
+                "-tt",
+                "mallory@127.0.0.1",
+            ),
+            env={
+                **os.environ,
+                "SSH_ASKPASS": str(askpass),
+                "SSH_ASKPASS_REQUIRE": "force",
+                "DISPLAY": ":0",
+            },
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         s.stop()
     assert proc.returncode == 255
@@ -104,9 +143,10 @@ def test_openssh_password_guessing_is_cut_off(tmp_path: Path, lab_down_config: P
     assert s.sessions() == []
 
 
-async def test_connections_that_never_log_in_are_capped(tmp_path: Path, lab_down_config: Path) -> None:
-    s = Served(tmp_path, lab_down_config, "--max-startups", "3",
-               "--max-startups-per-source", "10")
+async def test_connections_that_never_log_in_are_capped(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
+    s = Served(tmp_path, lab_down_config, "--max-startups", "3", "--max-startups-per-source", "10")
     socks = []
     try:
         for _ in range(6):  # banner-only: connect, say nothing
@@ -141,8 +181,12 @@ def test_ssh_N_is_closed_at_the_login_grace_time(tmp_path: Path, lab_down_config
     s = Served(tmp_path, lab_down_config, "--login-grace", "2")
     try:
         t0 = time.monotonic()
-        proc = subprocess.run(ssh_argv(s, "-i", s.keys["viewer"], "-N", "viewer@127.0.0.1"),
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        proc = subprocess.run(
+            ssh_argv(s, "-i", s.keys["viewer"], "-N", "viewer@127.0.0.1"),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+        )
         took = time.monotonic() - t0
     finally:
         s.stop()
@@ -153,26 +197,60 @@ def test_ssh_N_is_closed_at_the_login_grace_time(tmp_path: Path, lab_down_config
 def test_sftp_and_forwarding_are_refused_and_logged(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config)
     try:
-        proc = subprocess.run(["sftp", "-P", str(s.port), "-o", "StrictHostKeyChecking=no",
-                               "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                               "-o", "IdentityAgent=none", "-F", "/dev/null",
-                               "-i", s.keys["viewer"], "-b", "-", "viewer@127.0.0.1"],
-                              input="ls\n", capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [
+                "sftp",
+                "-P",
+                str(s.port),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "IdentityAgent=none",
+                "-F",
+                "/dev/null",
+                "-i",
+                s.keys["viewer"],
+                "-b",
+                "-",
+                "viewer@127.0.0.1",
+            ],
+            input="ls\n",
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert proc.returncode != 0
-        fwd = subprocess.run(ssh_argv(s, "-i", s.keys["operator"], "-o",
-                                      "ExitOnForwardFailure=yes", "-W", "127.0.0.1:22",
-                                      "operator@127.0.0.1"),
-                             stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        fwd = subprocess.run(
+            ssh_argv(
+                s,
+                "-i",
+                s.keys["operator"],
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-W",
+                "127.0.0.1:22",
+                "operator@127.0.0.1",
+            ),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+        )
         assert fwd.returncode != 0
     finally:
         s.stop()
     logs = s.logs()
-    assert "why=\"subsystem sftp\"" in logs
+    assert 'why="subsystem sftp"' in logs
     assert 'why="port forwarding" to=127.0.0.1:22' in logs
     assert s.sessions() == []
 
 
-async def test_operators_keep_their_slots_when_viewers_fill_theirs(tmp_path: Path, lab_down_config: Path) -> None:
+async def test_operators_keep_their_slots_when_viewers_fill_theirs(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = Served(tmp_path, lab_down_config, "--max-viewers", "2", "--max-operators", "1")
     conns = []
     try:
@@ -198,7 +276,8 @@ async def test_operators_keep_their_slots_when_viewers_fill_theirs(tmp_path: Pat
 
 
 async def test_a_viewer_session_ends_at_its_maximum_length_even_when_busy(
-        tmp_path: Path, lab_down_config: Path) -> None:
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = Served(tmp_path, lab_down_config, "--max-session", "3", "--idle-timeout", "60")
     try:
         async with s.connect("viewer") as conn:
@@ -207,7 +286,7 @@ async def test_a_viewer_session_ends_at_its_maximum_length_even_when_busy(
             t0 = time.monotonic()
             while b"session time is over" not in sess.data:
                 assert time.monotonic() - t0 < 15, "the session never ended"
-                chan.write(b"\x1b[A")            # an arrow key now and then: still busy
+                chan.write(b"\x1b[A")  # an arrow key now and then: still busy
                 await asyncio.sleep(0.3)
     finally:
         s.stop()
@@ -217,9 +296,12 @@ async def test_a_viewer_session_ends_at_its_maximum_length_even_when_busy(
 # -- the terminal on the way out --------------------------------------------------------------
 def test_idle_timeout_ends_the_app_the_normal_way(tmp_path: Path, lab_down_config: Path) -> None:
     s = Served(tmp_path, lab_down_config, "--idle-timeout", "3")
-    proc = subprocess.Popen(ssh_argv(s, "-i", s.keys["viewer"], "-tt", "viewer@127.0.0.1"),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ssh_argv(s, "-i", s.keys["viewer"], "-tt", "viewer@127.0.0.1"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:  # stdin stays open: the session is idle, not closed
         proc.wait(40)
         assert proc.stdout is not None
@@ -229,12 +311,14 @@ def test_idle_timeout_ends_the_app_the_normal_way(tmp_path: Path, lab_down_confi
         s.stop()
     assert b"idle timeout" in out
     enter, leave = out.find(b"\x1b[?1049h"), out.rfind(b"\x1b[?1049l")
-    assert 0 <= enter < leave                          # back on the main screen
+    assert 0 <= enter < leave  # back on the main screen
     assert out.rfind(b"\x1b[?1000l") > out.rfind(b"\x1b[?1000h") >= 0  # mouse off
     assert 'reason="idle timeout" app=exited' in s.logs()  # the app itself cleaned up
 
 
-async def test_server_shutdown_ends_sessions_the_normal_way(tmp_path: Path, lab_down_config: Path) -> None:
+async def test_server_shutdown_ends_sessions_the_normal_way(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = Served(tmp_path, lab_down_config)
     async with s.connect("viewer") as conn:
         chan, sess = await open_terminal(conn)
@@ -246,11 +330,14 @@ async def test_server_shutdown_ends_sessions_the_normal_way(tmp_path: Path, lab_
 
 
 # -- nothing for viewers outside the dashboard ------------------------------------------------
-async def test_the_palette_offers_no_screenshot_in_a_served_session(tmp_path: Path, lab_down_config: Path) -> None:
+async def test_the_palette_offers_no_screenshot_in_a_served_session(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    s = Served(tmp_path, lab_down_config, env={"HOME": str(home),
-                                               "XDG_DOWNLOAD_DIR": str(home / "dl")})
+    s = Served(
+        tmp_path, lab_down_config, env={"HOME": str(home), "XDG_DOWNLOAD_DIR": str(home / "dl")}
+    )
     try:
         async with s.connect("viewer") as conn:
             chan, sess = await open_terminal(conn, (120, 40))
@@ -263,7 +350,7 @@ async def test_the_palette_offers_no_screenshot_in_a_served_session(tmp_path: Pa
             await asyncio.sleep(1.5)
             chan.write(b"\r")
             await asyncio.sleep(1.5)
-            assert b"Save an SVG" not in sess.data        # ...but has no screenshot
+            assert b"Save an SVG" not in sess.data  # ...but has no screenshot
             chan.close()
     finally:
         s.stop()
@@ -285,24 +372,32 @@ def test_a_crash_shows_one_line_and_logs_the_traceback(tmp_path: Path) -> None:
         "    {}['no such key']\n"
         "except KeyError as exc:\n"
         "    app._handle_exception(exc)\n"
-        "app._print_error_renderables()\n")
+        "app._print_error_renderables()\n"
+    )
     r, w = os.pipe()
-    proc = subprocess.run([sys.executable, str(script), str(w)], pass_fds=(w,),
-                          capture_output=True, text=True, timeout=60, cwd="/")
+    proc = subprocess.run(
+        [sys.executable, str(script), str(w)],
+        pass_fds=(w,),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     os.close(w)
     logged = os.read(r, 1 << 20).decode()
     os.close(r)
     assert proc.stderr.strip().splitlines() == [
-        "ecmptui: the dashboard stopped after an internal error; the server's log has the "
-        "details"], proc.stderr
+        "ecmptui: the dashboard stopped after an internal error; the server's log has the details"
+    ], proc.stderr
     assert "Traceback" in logged and "no such key" in logged
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
 # -- the audit log ---------------------------------------------------------------------------
-async def test_json_audit_log_has_one_line_per_event_with_who(tmp_path: Path, lab_down_config: Path) -> None:
-    s = Served(tmp_path, lab_down_config, env={guard.PASSWORD_ENV: PASSWORD},
-               log_format="json")
+async def test_json_audit_log_has_one_line_per_event_with_who(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
+    s = Served(tmp_path, lab_down_config, env={guard.PASSWORD_ENV: PASSWORD}, log_format="json")
     try:
         with pytest.raises(asyncssh.PermissionDenied):
             async with s.connect("stranger", client_keys=[s.keys["stranger"]]):
@@ -315,11 +410,19 @@ async def test_json_audit_log_has_one_line_per_event_with_who(tmp_path: Path, la
     finally:
         s.stop()
     events = [e for e in log_events(s) if e["event"] != "log"]  # the server's own messages
-    assert all({"time", "event", "source", "user", "fingerprint", "role"} <= e.keys()
-               for e in events)
+    assert all(
+        {"time", "event", "source", "user", "fingerprint", "role"} <= e.keys() for e in events
+    )
     kinds = [e["event"] for e in events]
-    for kind in ("listening", "connect", "auth-failure", "auth-success", "session-start",
-                 "session-end", "disconnect"):
+    for kind in (
+        "listening",
+        "connect",
+        "auth-failure",
+        "auth-success",
+        "session-start",
+        "session-end",
+        "disconnect",
+    ):
         assert kind in kinds, kind
     fail = next(e for e in events if e["event"] == "auth-failure")
     assert fail["user"] == "stranger" and fail["method"] == "publickey"
@@ -341,18 +444,26 @@ def _keys(tmp_path: Path) -> Path:
     return pub
 
 
-@pytest.mark.parametrize("case", ["world-writable-operators", "group-writable-viewers",
-                                  "readable-host-key", "missing-operators",
-                                  "literal-password", "empty-password-file",
-                                  "short-password-env", "readable-password-file",
-                                  "writable-grandparent"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "world-writable-operators",
+        "group-writable-viewers",
+        "readable-host-key",
+        "missing-operators",
+        "literal-password",
+        "empty-password-file",
+        "short-password-env",
+        "readable-password-file",
+        "writable-grandparent",
+    ],
+)
 def test_unsafe_files_and_secrets_are_refused(tmp_path: Path, case: Any) -> None:
     ops = _keys(tmp_path)
     hostkey = tmp_path / "hostkey"
     asyncssh.generate_private_key("ssh-ed25519").write_private_key(hostkey)
     hostkey.chmod(0o600)
-    args = ["serve", "--listen", "127.0.0.1:1", "--operators", str(ops),
-            "--host-key", str(hostkey)]
+    args = ["serve", "--listen", "127.0.0.1:1", "--operators", str(ops), "--host-key", str(hostkey)]
     env = {}
     if case == "world-writable-operators":
         ops.chmod(0o666)
@@ -406,16 +517,16 @@ def test_penalties_grow_and_expire() -> None:
     p = guard.Penalties(threshold=3, window=60, base=10, cap=25, clock=lambda: now[0])
     assert not p.failed("a") and not p.failed("a")
     assert p.failed("a") and p.blocked("a") == 10
-    assert p.blocked("b") == 0                     # per source
+    assert p.blocked("b") == 0  # per source
     now[0] += 11
     assert p.blocked("a") == 0
     for _ in range(3):
         p.failed("a")
-    assert p.blocked("a") == 20                     # twice as long the second time
+    assert p.blocked("a") == 20  # twice as long the second time
     now[0] += 21
     for _ in range(3):
         p.failed("a")
-    assert p.blocked("a") == 25                     # capped
+    assert p.blocked("a") == 25  # capped
     now[0] += 1000
     p.prune()
     assert p.recent("a") == 0
@@ -427,4 +538,3 @@ def test_failure_delay_doubles_and_is_capped() -> None:
     assert guard.failure_delay(1, 20) > guard.failure_delay(1, 0)
     assert guard.clamp_size(65535, 65535) == (guard.MAX_COLS, guard.MAX_ROWS)
     assert guard.clamp_size(0, 0) == (80, 24)
-

@@ -21,9 +21,10 @@ from serving import Collect, Served, log_events, open_terminal, rss_mb
 PASSWORD = "correct horse battery"
 
 
-def _served(tmp_path: Path, config: Any, *extra: Any, log_format: Any="json") -> Served:
-    return Served(tmp_path, config, *extra, log_format=log_format,
-                  env={"ECMPTUI_DEMO_PASSWORD": PASSWORD})
+def _served(tmp_path: Path, config: Any, *extra: Any, log_format: Any = "json") -> Served:
+    return Served(
+        tmp_path, config, *extra, log_format=log_format, env={"ECMPTUI_DEMO_PASSWORD": PASSWORD}
+    )
 
 
 def _no_raw_control_and_short(text: str) -> None:
@@ -32,8 +33,9 @@ def _no_raw_control_and_short(text: str) -> None:
         assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", line), repr(line[:120])
 
 
-async def test_env_requests_are_never_kept_and_memory_stays_bounded(tmp_path: Path,
-                                                                    lab_down_config: Path) -> None:
+async def test_env_requests_are_never_kept_and_memory_stays_bounded(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = _served(tmp_path, lab_down_config)
     try:
         idle = rss_mb(s.proc.pid)
@@ -43,8 +45,9 @@ async def test_env_requests_are_never_kept_and_memory_stays_bounded(tmp_path: Pa
             for _ in range(3):  # 3 channels, 5,000 env requests of 2 KB each, kept open (a
                 # connection whose last terminal ends is closed; the third is refused, after
                 # its env requests were read)
-                await conn.create_session(asyncssh.SSHClientSession, term_type="xterm",
-                                          env=env, encoding=None)
+                await conn.create_session(
+                    asyncssh.SSHClientSession, term_type="xterm", env=env, encoding=None
+                )
             await asyncio.sleep(1.0)
             grown = rss_mb(s.proc.pid) - idle
         assert grown < 20, f"serve grew {grown:.0f} MB"
@@ -55,8 +58,9 @@ async def test_env_requests_are_never_kept_and_memory_stays_bounded(tmp_path: Pa
     assert "LANG" not in ignored[0]["names"]
 
 
-async def test_silent_connections_from_one_address_do_not_lock_out_another(tmp_path: Path,
-                                                                          lab_down_config: Path) -> None:
+async def test_silent_connections_from_one_address_do_not_lock_out_another(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = _served(tmp_path, lab_down_config, "--login-grace", "20")
     socks = []
     try:
@@ -72,18 +76,24 @@ async def test_silent_connections_from_one_address_do_not_lock_out_another(tmp_p
             sock.close()
         s.stop()
     events = log_events(s)
-    refused = [e for e in events if e["event"] == "refused" and e["source"].startswith(
-        "127.0.0.1:")]
+    refused = [
+        e for e in events if e["event"] == "refused" and e["source"].startswith("127.0.0.1:")
+    ]
     assert any("--max-startups-per-source" in e["why"] for e in refused)
     assert any("penalised" in e["why"] for e in refused)  # and the address is penalised
     assert len(refused) <= 10  # 57 refusals: a few lines that count the rest
     assert sum(1 + e.get("repeated", 0) for e in refused) >= 57
-    assert any(e["event"] == "auth-success" and e["role"] == "operator"
-               and e["source"].startswith("127.0.0.2:") for e in events)
+    assert any(
+        e["event"] == "auth-success"
+        and e["role"] == "operator"
+        and e["source"].startswith("127.0.0.2:")
+        for e in events
+    )
 
 
 async def test_a_bad_signature_with_the_operators_key_is_a_failure_without_the_role(
-        tmp_path: Path, lab_down_config: Path) -> None:
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = _served(tmp_path, lab_down_config)
     operator_pub = asyncssh.read_public_key(tmp_path / "operator.pub")
     stranger = asyncssh.read_private_key(tmp_path / "stranger")
@@ -110,13 +120,17 @@ async def test_a_bad_signature_with_the_operators_key_is_a_failure_without_the_r
 
 
 async def test_hostile_terminal_names_and_resize_storms_leave_a_short_clean_log(
-        tmp_path: Path, lab_down_config: Path) -> None:
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = _served(tmp_path, lab_down_config, log_format="text")
     try:
         async with s.connect("viewer") as conn:
             chan, sess = await conn.create_session(
-                asyncssh.SSHClientSession, encoding=None, term_size=(80, 24),
-                term_type="\x1b[2J\x1b[1;31mFAKE-ALERT" + "x" * 30000)
+                asyncssh.SSHClientSession,
+                encoding=None,
+                term_size=(80, 24),
+                term_type="\x1b[2J\x1b[1;31mFAKE-ALERT" + "x" * 30000,
+            )
             started = time.monotonic()
             n = 0
             while time.monotonic() - started < 3:
@@ -137,22 +151,29 @@ async def test_hostile_terminal_names_and_resize_storms_leave_a_short_clean_log(
 
 
 async def test_sha1_key_exchange_and_keyboard_interactive_are_not_offered(
-        tmp_path: Path, lab_down_config: Path) -> None:
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = _served(tmp_path, lab_down_config)
     try:
         with pytest.raises((asyncssh.KeyExchangeFailed, asyncssh.DisconnectError)):
             async with s.connect("viewer", kex_algs=["diffie-hellman-group14-sha1"]):
                 pass
         with pytest.raises(asyncssh.PermissionDenied):
-            async with s.connect("demo", client_keys=[], password=None,
-                                 kbdint_auth=True, preferred_auth="keyboard-interactive"):
+            async with s.connect(
+                "demo",
+                client_keys=[],
+                password=None,
+                kbdint_auth=True,
+                preferred_auth="keyboard-interactive",
+            ):
                 pass
     finally:
         s.stop()
 
 
 async def test_refused_sessions_close_their_connection_and_one_connection_is_capped(
-        tmp_path: Path, lab_down_config: Path) -> None:
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = _served(tmp_path, lab_down_config)
     try:
         async with s.connect("viewer") as conn:  # no terminal: refused, then closed
@@ -166,7 +187,9 @@ async def test_refused_sessions_close_their_connection_and_one_connection_is_cap
         s.stop()
 
 
-async def test_the_json_log_is_pure_json_from_start_to_stop(tmp_path: Path, lab_down_config: Path) -> None:
+async def test_the_json_log_is_pure_json_from_start_to_stop(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = _served(tmp_path, lab_down_config)  # its host key is generated: logged as JSON
     try:
         async with s.connect("viewer") as conn:
@@ -181,8 +204,9 @@ async def test_the_json_log_is_pure_json_from_start_to_stop(tmp_path: Path, lab_
     assert any("generated host key" in e.get("message", "") for e in events)
 
 
-async def test_a_viewer_that_stops_reading_costs_the_server_no_memory(tmp_path: Path,
-                                                                      lab_down_config: Path) -> None:
+async def test_a_viewer_that_stops_reading_costs_the_server_no_memory(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     s = _served(tmp_path, lab_down_config)
     try:
         idle = rss_mb(s.proc.pid)
@@ -205,36 +229,67 @@ async def test_a_viewer_that_stops_reading_costs_the_server_no_memory(tmp_path: 
         s.stop()
 
 
-def test_openssh_offering_only_sha1_key_exchange_is_refused(tmp_path: Path, lab_down_config: Path) -> None:
+def test_openssh_offering_only_sha1_key_exchange_is_refused(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     import subprocess
 
     s = _served(tmp_path, lab_down_config)
     try:
-        proc = subprocess.run(["ssh", "-p", str(s.port), "-F", "/dev/null", "-o",
-                               "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                               "-o", "IdentityAgent=none", "-o", "BatchMode=yes", "-o",
-                               "KexAlgorithms=diffie-hellman-group14-sha1", "-i",
-                               s.keys["viewer"], "viewer@127.0.0.1", "true"],
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [
+                "ssh",
+                "-p",
+                str(s.port),
+                "-F",
+                "/dev/null",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "IdentityAgent=none",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "KexAlgorithms=diffie-hellman-group14-sha1",
+                "-i",
+                s.keys["viewer"],
+                "viewer@127.0.0.1",
+                "true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         s.stop()
     assert proc.returncode == 255
     assert "no matching key exchange method found" in proc.stderr, proc.stderr
 
 
-async def test_a_locale_reaches_the_app_and_nothing_else_does(tmp_path: Path, lab_down_config: Path) -> None:
+async def test_a_locale_reaches_the_app_and_nothing_else_does(
+    tmp_path: Path, lab_down_config: Path
+) -> None:
     from pathlib import Path
 
     s = _served(tmp_path, lab_down_config)
     try:
         async with s.connect("viewer") as conn:
             chan, sess = await conn.create_session(
-                Collect, term_type="xterm-256color", term_size=(80, 24),
-                env={"LC_TIME": "C.UTF-8", "EVIL": "1", "LANG": "$(reboot)"}, encoding=None)
+                Collect,
+                term_type="xterm-256color",
+                term_size=(80, 24),
+                env={"LC_TIME": "C.UTF-8", "EVIL": "1", "LANG": "$(reboot)"},
+                encoding=None,
+            )
             await sess.wait_for(b"is not up", 30)
             [pid] = s.sessions()
-            environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{pid}/environ").read_bytes()
-                           .split(b"\0") if b"=" in v)
+            environ = dict(
+                v.split(b"=", 1)
+                for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                if b"=" in v
+            )
     finally:
         s.stop()
     assert environ.get(b"LC_TIME") == b"C.UTF-8"

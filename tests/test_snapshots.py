@@ -24,8 +24,9 @@ pytestmark = pytest.mark.usefixtures("utc")
 def make_app(tmp_path: Path, screen: str, read_only: bool = False) -> EcmpApp:
     cfg = tmp_path / "config.toml"
     cfg.write_text('target = "lab"\nlab = "ecmp"\n')
-    app = EcmpApp(Cockpit(config.load(cfg, env={}), read_only=read_only), live=False,
-                  start_mode=screen)
+    app = EcmpApp(
+        Cockpit(config.load(cfg, env={}), read_only=read_only), live=False, start_mode=screen
+    )
     return app
 
 
@@ -38,7 +39,7 @@ async def _prime(pilot: Pilot[None]) -> None:
             screen.apply_event(ev)
     screen.refresh_view()
     await pilot.pause()
-    update_after_first_draw(pilot.app)   # what arrives after the first frame
+    update_after_first_draw(pilot.app)  # what arrives after the first frame
     screen.refresh_view()
     await pilot.pause()
 
@@ -50,8 +51,9 @@ def test_screen(snap_compare: Callable[..., bool], tmp_path: Path, screen: Any, 
 
 
 def test_traffic_read_only(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
-    assert snap_compare(make_app(tmp_path, "traffic", read_only=True), terminal_size=(80, 24),
-                        run_before=_prime)
+    assert snap_compare(
+        make_app(tmp_path, "traffic", read_only=True), terminal_size=(80, 24), run_before=_prime
+    )
 
 
 def test_help(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
@@ -60,5 +62,4 @@ def test_help(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
         await pilot.press("question_mark")
         await pilot.pause()
 
-    assert snap_compare(make_app(tmp_path, "traffic"), terminal_size=(80, 24),
-                        run_before=open_help)
+    assert snap_compare(make_app(tmp_path, "traffic"), terminal_size=(80, 24), run_before=open_help)

@@ -9,26 +9,25 @@ from typing import Any
 import asyncssh
 import pytest
 
-from conftest import run_cli
-from ecmptui.deployment.target import dashboard_read_only
+from conftest import Deployed, run_cli
+from ecmptui.targets import dashboard_read_only
 
 pytestmark = pytest.mark.lab
 NO_API = {"METAL_AUTH_TOKEN": "", "PACKET_AUTH_TOKEN": ""}
 
 
 @pytest.fixture(scope="module")
-def static_cfg(deployed: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Any:
+def static_cfg(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Any:
     cfg, _ = deployed
     out = tmp_path_factory.mktemp("static") / "static.toml"
-    proc = run_cli("--config", str(cfg), "inventory", "export", "--output", str(out),
-                   check=True)
+    proc = run_cli("--config", str(cfg), "inventory", "export", "--output", str(out), check=True)
     assert f"wrote {out}" in proc.stdout
     text = out.read_text()
     assert 'target = "static"' in text and "read_only = true" in text
     return out
 
 
-def cli(cfg: Path, *args: Any, check: Any=True) -> Any:
+def cli(cfg: Path, *args: Any, check: Any = True) -> Any:
     return run_cli("--config", str(cfg), *args, env=NO_API, check=check)
 
 
@@ -43,20 +42,25 @@ def test_status_probe_and_check_without_any_api(static_cfg: Path) -> None:
     assert st["target"] == "static" and st["router"] is None
     assert [n["bgp_state"] for n in st["nodes"]] == ["Established", "Established"]
     assert [n["api_status"] for n in st["nodes"]] == ["n/a", "n/a"]
-    summary = json.loads(cli(static_cfg, "probe", "--json", "--rate", "200", "--duration",
-                             "1").stdout)
+    summary = json.loads(
+        cli(static_cfg, "probe", "--json", "--rate", "200", "--duration", "1").stdout
+    )
     assert summary["failed"] == 0 and set(summary["by_backend"]) == {"tnode1", "tnode2"}
     checks = json.loads(cli(static_cfg, "check", "--json").stdout)
-    assert [(c["kind"], c["ok"]) for c in checks] == [("node", True), ("node", True),
-                                                      ("service", True)]
+    assert [(c["kind"], c["ok"]) for c in checks] == [
+        ("node", True),
+        ("node", True),
+        ("service", True),
+    ]
     assert checks[-1]["answers"].keys() == {"tnode1", "tnode2"}
 
 
 def test_withdraw_announce_and_the_withdraw_drill(static_cfg: Path) -> None:
     cli(static_cfg, "node", "withdraw", "tnode2")
     try:
-        summary = json.loads(cli(static_cfg, "probe", "--json", "--rate", "200",
-                                 "--duration", "1").stdout)
+        summary = json.loads(
+            cli(static_cfg, "probe", "--json", "--rate", "200", "--duration", "1").stdout
+        )
         assert summary["by_backend"] == {"tnode1": 200}
     finally:
         cli(static_cfg, "node", "announce", "tnode2")
@@ -86,9 +90,11 @@ def _nodes(proc: Any) -> list[dict]:
     return [r for r in json.loads(proc.stdout) if r["kind"] == "node"]
 
 
-def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg: Path, tmp_path: Path) -> None:
+def test_broken_nodes_are_reported_each_and_the_rest_keep_working(
+    static_cfg: Path, tmp_path: Path
+) -> None:
     text = static_cfg.read_text()
-    good = text.split("[[static.nodes]]")[1]          # tnode1's entry
+    good = text.split("[[static.nodes]]")[1]  # tnode1's entry
     stray = asyncssh.generate_private_key("ssh-ed25519")
     stray.write_private_key(tmp_path / "stray_key")
     empty_known = tmp_path / "empty_known_hosts"
@@ -96,22 +102,25 @@ def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg: Pa
     entries = [
         good,
         good.replace('name = "tnode1"', 'name = "nobird"').replace(
-            "bird/bird.ctl", "bird/nothing-here.ctl"),
+            "bird/bird.ctl", "bird/nothing-here.ctl"
+        ),
         good.replace('name = "tnode1"', 'name = "wrongkey"') + f'key = "{tmp_path}/stray_key"\n',
         good.replace('name = "tnode1"', 'name = "nokey"') + f'key = "{tmp_path}/no_such_key"\n',
     ]
     head = text.split("[[static.nodes]]")[0]
-    (tmp_path / "broken.toml").write_text(head + "".join("[[static.nodes]]" + e
-                                                         for e in entries))
-    checks = {c["name"]: c for c in json.loads(
-        cli(tmp_path / "broken.toml", "check", "--json", check=False).stdout)}
+    (tmp_path / "broken.toml").write_text(head + "".join("[[static.nodes]]" + e for e in entries))
+    checks = {
+        c["name"]: c
+        for c in json.loads(cli(tmp_path / "broken.toml", "check", "--json", check=False).stdout)
+    }
     assert checks["tnode1"]["ok"] is True
     assert any("BIRD is not running" in p for p in checks["nobird"]["problems"])
     assert checks["nobird"]["ssh"] is True and checks["nobird"]["nginx"] is True
     assert any("was refused" in p for p in checks["wrongkey"]["problems"])
     # a key that is not there is named as missing, not as "refused" (issue 22)
-    assert any(f"SSH key {tmp_path}/no_such_key does not exist" in p
-               for p in checks["nokey"]["problems"])
+    assert any(
+        f"SSH key {tmp_path}/no_such_key does not exist" in p for p in checks["nokey"]["problems"]
+    )
     st = json.loads(cli(tmp_path / "broken.toml", "status", "--json").stdout)
     by_name = {n["name"]: n for n in st["nodes"]}
     assert by_name["tnode1"]["bgp_state"] == "Established"
@@ -119,12 +128,17 @@ def test_broken_nodes_are_reported_each_and_the_rest_keep_working(static_cfg: Pa
     assert by_name["wrongkey"]["bgp_state"] == "unreachable"
     # an unknown host key (strict policy, empty known_hosts) and a missing EIP on lo
     (tmp_path / "unknown.toml").write_text(
-        head.replace(str(static_cfg) + ".known_hosts", str(empty_known))
-        .replace('eips = ["', 'eips = ["203.0.113.250", "') + "[[static.nodes]]" + good)
+        head.replace(str(static_cfg) + ".known_hosts", str(empty_known)).replace(
+            'eips = ["', 'eips = ["203.0.113.250", "'
+        )
+        + "[[static.nodes]]"
+        + good
+    )
     [c] = _nodes(cli(tmp_path / "unknown.toml", "check", "--json", check=False))
     assert c["ok"] is False and any("unknown host" in p for p in c["problems"])
     (tmp_path / "noeip.toml").write_text(
-        head.replace('eips = ["', 'eips = ["203.0.113.250", "') + "[[static.nodes]]" + good)
+        head.replace('eips = ["', 'eips = ["203.0.113.250", "') + "[[static.nodes]]" + good
+    )
     [c] = _nodes(cli(tmp_path / "noeip.toml", "check", "--json", check=False))
     assert c["problems"] == ["203.0.113.250 is not on lo"]
 
@@ -143,8 +157,9 @@ async def test_provision_screen_checks_static_nodes(static_cfg: Path) -> None:
     from ecmptui.cockpit import Cockpit
 
     settings = config.load(static_cfg, env=NO_API)
-    app = EcmpApp(Cockpit(settings, read_only=dashboard_read_only(settings)), rate=20,
-                  start_mode="provision")
+    app = EcmpApp(
+        Cockpit(settings, read_only=dashboard_read_only(settings)), rate=20, start_mode="provision"
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         for _ in range(50):  # bounded: until the Provision screen is mounted
             if app.screen.query("#btn-provision"):
@@ -163,4 +178,3 @@ async def test_provision_screen_checks_static_nodes(static_cfg: Path) -> None:
         assert "✓" in str(dev.get_cell("service", "icon"))  # and the service end to end
         assert "answered (by tnode1, tnode2)" in str(dev.get_cell("service", "detail"))
         await pilot.press("q")
-

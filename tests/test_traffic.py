@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import on_node, run_cli, status, wait_for
+from conftest import Deployed, on_node, run_cli, status, wait_for
 from ecmptui.lab.control import LabInfo
 
 pytestmark = pytest.mark.lab
@@ -20,7 +20,7 @@ def probe(cfg: Path, *args: str) -> dict:
     return json.loads(proc.stdout)
 
 
-def test_distribution_over_two_nodes(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_distribution_over_two_nodes(deployed: Deployed) -> None:
     cfg, _ = deployed
     summary = probe(cfg, "--rate", "400", "--duration", "1")
     assert summary["requests"] == 400 and summary["failed"] == 0
@@ -29,10 +29,11 @@ def test_distribution_over_two_nodes(deployed: tuple[Path, dict[str, Any]]) -> N
     assert all(0.35 <= s <= 0.65 for s in shares.values()), shares
 
 
-def test_jsonl_streams_one_record_per_request(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_jsonl_streams_one_record_per_request(deployed: Deployed) -> None:
     cfg, _ = deployed
-    proc = run_cli("--config", str(cfg), "probe", "--jsonl", "--rate", "100", "--duration",
-                   "0.5", check=True)
+    proc = run_cli(
+        "--config", str(cfg), "probe", "--jsonl", "--rate", "100", "--duration", "0.5", check=True
+    )
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(records) == 50
     assert all({"t", "backend", "error", "latency_ms"} == set(r) for r in records)
@@ -46,7 +47,7 @@ def _health(cfg: Path, action: str) -> None:
     on_node(cfg, "tnode1", getattr(node_health, f"{action}_health"))
 
 
-def test_stop_nginx_fault_is_refused_traffic_and_restore_clears_it(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_stop_nginx_fault_is_refused_traffic_and_restore_clears_it(deployed: Deployed) -> None:
     cfg, _ = deployed
     _health(cfg, "stop")  # this test is about the fault itself, with nobody withdrawing
     run_cli("--config", str(cfg), "node", "fault", "tnode1", "stop-nginx", check=True)
@@ -63,18 +64,27 @@ def test_stop_nginx_fault_is_refused_traffic_and_restore_clears_it(deployed: tup
     assert healed["failed"] == 0 and set(healed["by_backend"]) == {"tnode1", "tnode2"}
 
 
-def test_restore_on_a_healthy_node_does_nothing(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_restore_on_a_healthy_node_does_nothing(deployed: Deployed) -> None:
     cfg, _ = deployed
     out = run_cli("--config", str(cfg), "node", "restore", "tnode2", check=True).stdout
     assert "nothing to restore" in out
 
 
 @pytest.fixture(scope="module")
-def drill(deployed: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Any:
+def drill(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Any:
     cfg, _ = deployed
     report = tmp_path_factory.mktemp("drill") / "report.md"
-    proc = run_cli("--config", str(cfg), "drill", "--rate", "200", "--json", "--report",
-                   str(report), timeout=600)
+    proc = run_cli(
+        "--config",
+        str(cfg),
+        "drill",
+        "--rate",
+        "200",
+        "--json",
+        "--report",
+        str(report),
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     rows = json.loads(proc.stdout)["scenarios"]
     keyed = {(r["name"], r["bfd"], r["health"]): r for r in rows}
@@ -85,9 +95,20 @@ def drill(deployed: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPa
 def test_drill_runs_every_scenario_and_reports(drill: Any) -> None:
     rows, report = drill
     names = {name for name, _, _ in rows}
-    assert names == {"withdraw", "shutdown", "kill-bird", "freeze-bird", "isolate",
-                     "stop-nginx", "reboot", "router-kill", "router-freeze", "router-isolate",
-                     "remove-node", "add-node"}
+    assert names == {
+        "withdraw",
+        "shutdown",
+        "kill-bird",
+        "freeze-bird",
+        "isolate",
+        "stop-nginx",
+        "reboot",
+        "router-kill",
+        "router-freeze",
+        "router-isolate",
+        "remove-node",
+        "add-node",
+    }
     for fault in ("kill-bird", "freeze-bird", "isolate"):
         assert (fault, True, True) in rows and (fault, False, True) in rows
     for bfd in (True, False):  # stop-nginx with the health check and without it
@@ -150,14 +171,29 @@ def test_stop_nginx_with_health_check_withdraws_within_a_second(drill: Any) -> N
 
 def test_faults_are_refused_off_the_lab(lab: LabInfo, tmp_path: Path) -> None:
     path = tmp_path / "metal.toml"
-    path.write_text(f'target = "metal"\n[metal]\nendpoint = "{lab.endpoint}"\n'
-                    f'project_id = "{lab.project_id}"\nca_file = "{lab.ca_file}"\n')
-    proc = run_cli("--config", str(path), "node", "fault", "1", "isolate",
-                   env={"METAL_AUTH_TOKEN": lab.token()})
+    path.write_text(
+        f'target = "metal"\n[metal]\nendpoint = "{lab.endpoint}"\n'
+        f'project_id = "{lab.project_id}"\nca_file = "{lab.ca_file}"\n'
+    )
+    proc = run_cli(
+        "--config",
+        str(path),
+        "node",
+        "fault",
+        "1",
+        "isolate",
+        env={"METAL_AUTH_TOKEN": lab.token()},
+    )
     assert proc.returncode == 2
     assert "faults are lab-only" in proc.stderr
-    proc = run_cli("--config", str(path), "drill", "--scenario", "isolate",
-                   env={"METAL_AUTH_TOKEN": lab.token()})
+    proc = run_cli(
+        "--config",
+        str(path),
+        "drill",
+        "--scenario",
+        "isolate",
+        env={"METAL_AUTH_TOKEN": lab.token()},
+    )
     assert proc.returncode == 2 and "lab only" in proc.stderr
 
 
@@ -167,10 +203,27 @@ def _drill_until_it_acts(cfg: Path, scenario: str, node: str) -> Any:
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "ecmptui", "--config", str(cfg), "drill",
-                             "--scenario", scenario, "--node", node, "--rate", "50"],
-                            cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ecmptui",
+            "--config",
+            str(cfg),
+            "drill",
+            "--scenario",
+            scenario,
+            "--node",
+            node,
+            "--rate",
+            "50",
+        ],
+        cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+    )
     assert proc.stdout is not None
     line = ""
     for _ in range(2000):  # bounded: the first scenario acts within seconds
@@ -183,7 +236,7 @@ def _drill_until_it_acts(cfg: Path, scenario: str, node: str) -> Any:
     return proc
 
 
-def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed: Deployed) -> None:
     """A drill ended by SIGTERM between its fault and its restore undoes both the fault and
     the BFD change it made, like Ctrl-C."""
     import signal
@@ -202,14 +255,17 @@ def test_sigterm_mid_drill_undoes_the_fault_and_bfd(deployed: tuple[Path, dict[s
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM  # not 130, which says Ctrl-C
-    assert wait_for(lambda: all(n["bgp_state"] == "Established"
-                                for n in status(cfg)["nodes"]), timeout=30)
+    assert wait_for(
+        lambda: all(n["bgp_state"] == "Established" for n in status(cfg)["nodes"]), timeout=30
+    )
     assert on_node(cfg, "tnode2", bfd_in_config) == bfd_before
     faults = run_cli("--config", str(cfg), "node", "restore", "tnode2", check=True).stdout
     assert "nothing to restore" in faults  # the drill had undone its fault itself
 
 
-def test_a_sigkilled_drill_leaves_faults_that_status_check_and_drill_name(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_a_sigkilled_drill_leaves_faults_that_status_check_and_drill_name(
+    deployed: Deployed,
+) -> None:
     """Regression (issue 22): a drill killed with SIGKILL left isolate and BFD on, and
     nothing said so. Now the node's faults are in its status, `check` and a new drill name
     them with their undo, and `node restore` puts BFD back as it was."""
@@ -230,24 +286,37 @@ def test_a_sigkilled_drill_leaves_faults_that_status_check_and_drill_name(deploy
         assert st["tnode1"]["faults"] == ["drill-bfd-on"]
         text = run_cli("--config", str(cfg), "status").stdout
         assert "undo: ecmptui node restore tnode2" in text
-        rows = {r["name"]: r for r in json.loads(run_cli("--config", str(cfg), "check",
-                                                         "--json").stdout)}
-        assert "carries drill-bfd-on, isolate (undo: ecmptui node restore tnode2)" in \
-            rows["tnode2"]["problems"]
+        rows = {
+            r["name"]: r
+            for r in json.loads(run_cli("--config", str(cfg), "check", "--json").stdout)
+        }
+        assert (
+            "carries drill-bfd-on, isolate (undo: ecmptui node restore tnode2)"
+            in rows["tnode2"]["problems"]
+        )
         drill = run_cli("--config", str(cfg), "drill", "--scenario", "withdraw", timeout=120)
-        assert drill.returncode == 2 and "tnode2 carries drill-bfd-on, isolate (undo: " \
-            "ecmptui node restore tnode2)" in drill.stderr
+        assert (
+            drill.returncode == 2
+            and "tnode2 carries drill-bfd-on, isolate (undo: ecmptui node restore tnode2)"
+            in drill.stderr
+        )
     finally:
-        out = {n: run_cli("--config", str(cfg), "node", "restore", n, check=True).stdout
-               for n in ("tnode1", "tnode2")}
+        out = {
+            n: run_cli("--config", str(cfg), "node", "restore", n, check=True).stdout
+            for n in ("tnode1", "tnode2")
+        }
     assert "BFD back off as before the drill" in out["tnode2"] and "isolate" in out["tnode2"]
     assert on_node(cfg, "tnode2", bfd_in_config) is False
     assert on_node(cfg, "tnode1", bfd_in_config) is False
-    assert wait_for(lambda: all(n["bgp_state"] == "Established" and not n["faults"]
-                                for n in status(cfg)["nodes"]), timeout=30)
+    assert wait_for(
+        lambda: all(
+            n["bgp_state"] == "Established" and not n["faults"] for n in status(cfg)["nodes"]
+        ),
+        timeout=30,
+    )
 
 
-def test_an_operator_cannot_act_on_a_node_while_a_drill_owns_it(deployed: tuple[Path, dict[str, Any]]) -> None:
+def test_an_operator_cannot_act_on_a_node_while_a_drill_owns_it(deployed: Deployed) -> None:
     """The drill holds the deployment: a withdraw meanwhile is refused (busy), so the
     drill's restore can never undo an operator's change."""
 

@@ -22,58 +22,65 @@ from dataclasses import dataclass
 from ecmptui.actions import ACTIONS
 from ecmptui.deployment import operate
 from ecmptui.deployment.gather import wait_fabric_drops
-from ecmptui.deployment.inventory import Deployment, NodeRecord
+from ecmptui.deployment.port import Deployment
+from ecmptui.deployment.records import NodeRecord
 from ecmptui.errors import EcmpError
 from ecmptui.node.server import Node
 
-DRAIN_WEIGHT = 1       # the lowest a group member can have (0 is not allowed)
+DRAIN_WEIGHT = 1  # the lowest a group member can have (0 is not allowed)
 
 UNSEEN_REFUSAL = (
     "ecmptui cannot see this router's ECMP (it sees the fabric only in the lab): a drain "
     "needs resilient next-hop groups whose weights it can lower, so it cannot promise not to "
-    "break connections here; `ecmptui node withdraw` takes the node out at once")
+    "break connections here; `ecmptui node withdraw` takes the node out at once"
+)
 HASH_REFUSAL = (
     "this router does hash-threshold ECMP: every change to its set of next hops rehashes "
     "connections (also those of the other nodes), so a drain cannot move the node's "
     "connections gracefully; `ecmptui node withdraw` takes it out at once, and a lab started "
-    "with `lab up --ecmp resilient` can drain")
+    "with `lab up --ecmp resilient` can drain"
+)
 
 
 @dataclass
 class DrainResult:
     node: str
-    drained: bool               # no client connection left when it was withdrawn
+    drained: bool  # no client connection left when it was withdrawn
     waited_s: float
     open_at_start: int
-    open_at_withdraw: int       # connections the withdraw broke (counted once it applied)
+    open_at_withdraw: int  # connections the withdraw broke (counted once it applied)
     why: str
-    timed_out: bool = False     # the timeout ended the wait, not the last connection
+    timed_out: bool = False  # the timeout ended the wait, not the last connection
 
     def short(self) -> str:
         """The result in a few words (the dashboard's timeline; `line` says why)."""
         if self.timed_out:
-            return (f"NOT drained: timeout after {self.waited_s:.0f} s, "
-                    f"{self.open_at_withdraw} broken")
+            return (
+                f"NOT drained: timeout after {self.waited_s:.0f} s, {self.open_at_withdraw} broken"
+            )
         return f"drained in {self.waited_s:.1f} s, {self.open_at_withdraw} broken"
 
     def line(self) -> str:
         if self.timed_out:
-            return (f"{self.node}: NOT drained: the timeout ended the wait after "
-                    f"{self.waited_s:.1f} s; withdrawn anyway, {self.open_at_withdraw} "
-                    f"connection(s) broken ({self.why})")
-        return (f"{self.node}: drained in {self.waited_s:.1f} s, withdrawn; "
-                f"{self.open_at_withdraw} connection(s) broken ({self.why})")
+            return (
+                f"{self.node}: NOT drained: the timeout ended the wait after "
+                f"{self.waited_s:.1f} s; withdrawn anyway, {self.open_at_withdraw} "
+                f"connection(s) broken ({self.why})"
+            )
+        return (
+            f"{self.node}: drained in {self.waited_s:.1f} s, withdrawn; "
+            f"{self.open_at_withdraw} connection(s) broken ({self.why})"
+        )
 
 
-ACTIVE_MS = 3000       # a connection that received nothing for longer is not counted
+ACTIVE_MS = 3000  # a connection that received nothing for longer is not counted
 
 
 async def client_connections(node: Node, eip: str) -> int:
     """Live client connections to the EIP's port 80 on the node: established and active in
     the last ACTIVE_MS (nginx keeps idle keep-alive connections whose client went away for
     a long time; those are not flows any more)."""
-    res = await node.run("ss", "-Htni", "state", "established", "( sport = :80 )",
-                         check=False)
+    res = await node.run("ss", "-Htni", "state", "established", "( sport = :80 )", check=False)
     count, mine = 0, False
     for line in str(res.stdout).splitlines():
         if not line.startswith(("\t", " ")):
@@ -85,15 +92,18 @@ async def client_connections(node: Node, eip: str) -> int:
     return count
 
 
-async def drain(d: Deployment, rec: NodeRecord, eip: str, timeout: float,
-                on_progress: Callable[[str], None] | None = None) -> DrainResult:
+async def drain(
+    d: Deployment,
+    rec: NodeRecord,
+    eip: str,
+    timeout: float,
+    on_progress: Callable[[str], None] | None = None,
+) -> DrainResult:
     """Drain `rec` (resilient lab router only); see the module's docstring."""
-    lab = d.target.lab() if d.target.caps.router_view else None
-    from ecmptui.lab import router
-
-    if lab is None:
+    routers = d.target.routers()
+    if routers is None:
         raise EcmpError(f"cannot drain {rec.name}: {UNSEEN_REFUSAL}")
-    if router.ecmp_mode(lab) != "resilient":
+    if routers.ecmp_mode() != "resilient":
         raise EcmpError(f"cannot drain {rec.name}: {HASH_REFUSAL}")
     if rec.private_address is None:
         raise EcmpError(f"{rec.name}: no private address in the inventory")
@@ -102,9 +112,11 @@ async def drain(d: Deployment, rec: NodeRecord, eip: str, timeout: float,
     t0 = time.monotonic()
     async with d.node(rec) as node:
         start = await client_connections(node, eip)
-        await asyncio.to_thread(router.set_weight, lab, gateway, DRAIN_WEIGHT)
-        say(f"{rec.name}: weight {DRAIN_WEIGHT}: new connections go to the others, its "
-            f"{start} open one(s) stay until they end (timeout {timeout:.0f} s)")
+        await asyncio.to_thread(routers.set_weight, gateway, DRAIN_WEIGHT)
+        say(
+            f"{rec.name}: weight {DRAIN_WEIGHT}: new connections go to the others, its "
+            f"{start} open one(s) stay until they end (timeout {timeout:.0f} s)"
+        )
         try:
             left = start
             while time.monotonic() - t0 < timeout:
@@ -121,14 +133,23 @@ async def drain(d: Deployment, rec: NodeRecord, eip: str, timeout: float,
         finally:
             # the weight is the agent's business again; the node is withdrawn by now (or
             # the drain failed and it keeps serving at full weight)
-            await asyncio.to_thread(router.set_weight, lab, gateway, None)
+            await asyncio.to_thread(routers.set_weight, gateway, None)
     waited = time.monotonic() - t0
     if at_withdraw == 0:
         why = "none were open"
     elif waited >= timeout:
-        why = (f"still open after {timeout:.0f} s: long-lived connections, or new ones on "
-               "the bucket a drained node keeps (its weight cannot go below 1)")
+        why = (
+            f"still open after {timeout:.0f} s: long-lived connections, or new ones on "
+            "the bucket a drained node keeps (its weight cannot go below 1)"
+        )
     else:
         why = "opened on the bucket a drained node keeps, just before the withdraw"
-    return DrainResult(rec.name, at_withdraw == 0, waited, start, at_withdraw, why,
-                       timed_out=left > 0 and waited >= timeout)
+    return DrainResult(
+        rec.name,
+        at_withdraw == 0,
+        waited,
+        start,
+        at_withdraw,
+        why,
+        timed_out=left > 0 and waited >= timeout,
+    )

@@ -1,5 +1,5 @@
-"""Gathering a status snapshot: BIRD on every node over SSH, the API's sessions, the lab's
-routers (the I/O behind `status.DeploymentStatus`)."""
+"""Gathering a status snapshot: BIRD on every node over SSH, the API's sessions, the
+routers where the target shows them (the I/O behind `status.DeploymentStatus`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
-from ecmptui.deployment.inventory import Inventory, NodeRecord
 from ecmptui.deployment.metal import session_status
+from ecmptui.deployment.records import Inventory, NodeRecord
 from ecmptui.deployment.status import (
-    CoreView,
     DeploymentStatus,
     HealthStatus,
     NodeStatus,
@@ -26,19 +25,26 @@ from ecmptui.node.health import health_state
 from ecmptui.node.server import NodeError, NodeFailure
 
 if TYPE_CHECKING:
-    from ecmptui.deployment.target import AnyDeployment
+    from ecmptui.deployment.port import Deployment
 
 
 def _peer(p: bird.ProtocolInfo) -> PeerStatus:
-    return PeerStatus(p.name, p.bgp_state or p.info.split(" ")[0] or p.state, p.since,
-                      p.neighbor_address, p.routes_imported, p.routes_exported, p.hold_timer,
-                      p.last_error)
+    return PeerStatus(
+        p.name,
+        p.bgp_state or p.info.split(" ")[0] or p.state,
+        p.since,
+        p.neighbor_address,
+        p.routes_imported,
+        p.routes_exported,
+        p.hold_timer,
+        p.last_error,
+    )
 
 
 NodeOpener = Callable[[NodeRecord], AbstractAsyncContextManager]
 
 
-async def api_status(d: AnyDeployment, rec: NodeRecord) -> tuple[str, str | None]:
+async def api_status(d: Deployment, rec: NodeRecord) -> tuple[str, str | None]:
     """The API's view of a node's BGP sessions ("up,down": one word per router), and the
     error if the API could not say."""
     if d.client is None:
@@ -50,11 +56,17 @@ async def api_status(d: AnyDeployment, rec: NodeRecord) -> tuple[str, str | None
     return ",".join(session_status(s.get("status")) for s in sessions) or "none", None
 
 
-async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
-                      opener: NodeOpener | None = None, with_api: bool = True) -> NodeStatus:
+async def node_status(
+    d: Deployment,
+    rec: NodeRecord,
+    eip: str | None,
+    opener: NodeOpener | None = None,
+    with_api: bool = True,
+) -> NodeStatus:
     """One node as it says (over SSH) and, `with_api`, as the API says."""
-    st = NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address,
-                    device_state=rec.state or "active")
+    st = NodeStatus(
+        rec.name, rec.index, rec.device_id, rec.mgmt_address, device_state=rec.state or "active"
+    )
     if with_api:
         st.api_status, st.error = await api_status(d, rec)
     if st.device_state == "failed" and d.client is not None:
@@ -93,60 +105,38 @@ async def node_status(d: AnyDeployment, rec: NodeRecord, eip: str | None,
         # the node serves while any router has its session: its state is the best one
         first = next((p for p in peers if p.bgp_state == "Established"), peers[0])
         st.bgp_state, st.since, st.hold_timer = first.bgp_state, first.since, first.hold_timer
-        st.last_error = next((p.last_error for p in peers
-                              if p.last_error and p.bgp_state != "Established"), None)
+        st.last_error = next(
+            (p.last_error for p in peers if p.last_error and p.bgp_state != "Established"), None
+        )
         st.routes_exported = sum(p.routes_exported for p in peers)
     else:
         st.bgp_state = "no BGP protocol"
     return st
 
 
-async def wait_fabric_drops(d: AnyDeployment, eip: str, gateway: str,
-                            timeout: float) -> bool:
-    """Lab only: until the fabric forwards nothing for the EIP to `gateway` (bounded). False
-    where the router cannot be seen, or when it still does at the timeout."""
-    if not d.target.caps.router_view:
+async def wait_fabric_drops(d: Deployment, eip: str, gateway: str, timeout: float) -> bool:
+    """Until the forwarding router forwards nothing for the EIP to `gateway` (bounded).
+    False where the routers cannot be seen, or when it still does at the timeout."""
+    routers = d.target.routers()
+    if routers is None:
         return False
-    lab = d.target.lab()
-    assert lab is not None
-    from ecmptui.lab import router
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        hops, _ = await asyncio.to_thread(router.fib_view, lab, f"{eip}/32")
-        if gateway not in hops:
+        if gateway not in await asyncio.to_thread(routers.next_hops, f"{eip}/32"):
             return True
         await asyncio.sleep(0.05)
     return False
 
 
-def router_status(d: AnyDeployment, inv: Inventory) -> RouterStatus | None:
-    """Lab only: the core router's FIB next hops for the EIP, mapped to node names."""
-    if not d.target.caps.router_view:
-        return None
-    lab = d.target.lab()
-    assert lab is not None
-    from ecmptui.lab import router
-
-    mode = router.ecmp_mode(lab)
-    hops, held = router.fib_view(lab, f"{inv.eip}/32", buckets=mode == "resilient") \
-        if inv.eip else ([], {})
-    by_addr = {n.private_address: n.name for n in inv.nodes}
-    by_protocol = {f"s{int(n.private_address.split('.')[2]) - 10}": n.name
-                   for n in inv.nodes if n.private_address}
-    cores = []
-    for name in router.ROUTERS:
-        b = router.core(lab, name)
-        learned = router.learned_from(lab, name, inv.eip) if inv.eip else []
-        cores.append(CoreView(name, router.ROUTER_PEER_IPS[name], b.state(),
-                              [by_protocol.get(p, p) for p in learned]))
-    buckets = {by_addr.get(gw, gw): n for gw, n in held.items()}
-    return RouterStatus(hops, [by_addr.get(h, h) for h in hops], cores, mode, buckets,
-                        router.agent_status(lab))
+def router_status(d: Deployment, inv: Inventory) -> RouterStatus | None:
+    """The routers' view of the EIP (next hops by node name), where they can be seen."""
+    routers = d.target.routers()
+    return routers.status(inv) if routers is not None else None
 
 
-async def gather(d: AnyDeployment, opener: NodeOpener | None = None,
-                 node_timeout: float = 10.0) -> DeploymentStatus:
+async def gather(
+    d: Deployment, opener: NodeOpener | None = None, node_timeout: float = 10.0
+) -> DeploymentStatus:
     """One snapshot of the deployment. `opener` may hand out pooled node connections; a
     node that has not answered within `node_timeout` is `unresponsive` (a hung BIRD blocks
     `birdc` for much longer)."""
@@ -158,16 +148,28 @@ async def gather(d: AnyDeployment, opener: NodeOpener | None = None,
 
     async def one(rec: NodeRecord) -> NodeStatus:
         try:
-            st = await asyncio.wait_for(node_status(d, rec, inv.eip, opener,
-                                                    with_api=not notes), node_timeout)
+            st = await asyncio.wait_for(
+                node_status(d, rec, inv.eip, opener, with_api=not notes), node_timeout
+            )
         except TimeoutError:
-            return NodeStatus(rec.name, rec.index, rec.device_id, rec.mgmt_address,
-                              bgp_state="unresponsive",
-                              error=f"no answer within {node_timeout:g} s (BIRD or SSH hung)")
+            return NodeStatus(
+                rec.name,
+                rec.index,
+                rec.device_id,
+                rec.mgmt_address,
+                bgp_state="unresponsive",
+                error=f"no answer within {node_timeout:g} s (BIRD or SSH hung)",
+            )
         st.updated = time.time()
         return st
 
     nodes = await asyncio.gather(*(one(r) for r in inv.nodes))
     router = await asyncio.to_thread(router_status, d, inv)
-    return DeploymentStatus(inv.target, inv.eip, list(nodes), router, updated=time.time(),
-                            error="; ".join(notes) or None)
+    return DeploymentStatus(
+        inv.target,
+        inv.eip,
+        list(nodes),
+        router,
+        updated=time.time(),
+        error="; ".join(notes) or None,
+    )

@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,44 +15,14 @@ import asyncssh
 
 from ecmptui.config import Settings
 from ecmptui.deployment.metal import ApiEndpoint, DeviceInfo, MetalClient
+from ecmptui.deployment.port import Target, Timing
+from ecmptui.deployment.records import Inventory, NodeRecord
 from ecmptui.errors import EcmpError
 from ecmptui.node.server import HostKeyPolicy, Layout, Node, forget_pinned
 from ecmptui.waits import scaled
 
 if TYPE_CHECKING:
-    from ecmptui.deployment.target import AnyDeployment, _ApiTarget
-
-
-@dataclass
-class NodeRecord:
-    name: str
-    index: int
-    device_id: str
-    mgmt_address: str
-    private_address: str | None
-    private_gateway: str | None
-    state: str
-    peers: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Inventory:
-    target: str
-    eip: str | None
-    eip_id: str | None
-    nodes: list[NodeRecord]
-
-    def to_json(self) -> dict:
-        return {"target": self.target, "eip": self.eip,
-                "nodes": [asdict(n) for n in self.nodes]}
-
-    def node(self, name: str) -> NodeRecord:
-        """Find a node by hostname, index (`2`) or `node2`."""
-        for n in self.nodes:
-            if name in (n.name, str(n.index), f"node{n.index}"):
-                return n
-        names = ", ".join(n.name for n in self.nodes) or "none provisioned"
-        raise EcmpError(f"no node {name!r} (nodes: {names})")
+    from ecmptui.deployment.port import Deployment
 
 
 def node_index(hostname: str, prefix: str) -> int | None:
@@ -65,11 +34,27 @@ def record_from_device(dev: DeviceInfo, prefix: str) -> NodeRecord | None:
     idx = node_index(dev.hostname, prefix)
     if idx is None or not dev.public_ipv4:
         return None
-    return NodeRecord(dev.hostname, idx, dev.id, dev.public_ipv4, dev.private_ipv4,
-                      dev.private_gateway, dev.state)
+    return NodeRecord(
+        dev.hostname, idx, dev.id, dev.public_ipv4, dev.private_ipv4, dev.private_gateway, dev.state
+    )
 
 
 REBOOT_GRACE = 20.0
+
+
+class ApiTarget(Target):
+    """A target behind a Metal-compatible API."""
+
+    timing: Timing
+
+    def endpoint(self) -> ApiEndpoint:
+        raise NotImplementedError
+
+    def host_key_policy(self, endpoint: ApiEndpoint) -> HostKeyPolicy:
+        return HostKeyPolicy("pin", self.settings.known_hosts_path)
+
+    def open(self) -> ApiDeployment:
+        return ApiDeployment(self.settings, self)
 
 
 class NodeAccess:
@@ -88,12 +73,13 @@ class NodeAccess:
             await node.close()
 
 
-class Deployment(NodeAccess):
+class ApiDeployment(NodeAccess):
     """A deployment behind a Metal-compatible API (lab or Metal): the API client plus the
     settings needed to reach its nodes."""
 
-    def __init__(self, settings: Settings, target: _ApiTarget,
-                 endpoint: ApiEndpoint | None = None) -> None:
+    def __init__(
+        self, settings: Settings, target: ApiTarget, endpoint: ApiEndpoint | None = None
+    ) -> None:
         self.settings = settings
         self.target = target
         self.endpoint = endpoint or target.endpoint()
@@ -101,15 +87,19 @@ class Deployment(NodeAccess):
 
     def inventory(self) -> Inventory:
         p = self.settings.provision
-        nodes = [r for d in self.client.devices(p.tag)
-                 if (r := record_from_device(d, p.hostname_prefix)) is not None]
+        nodes = [
+            r
+            for d in self.client.devices(p.tag)
+            if (r := record_from_device(d, p.hostname_prefix)) is not None
+        ]
         nodes.sort(key=lambda r: r.index)
         ips = self.client.ips(p.tag)
         if p.eip:
             ips = [i for i in self.client.ips() if i.address == p.eip]
         eip = ips[0] if ips else None
-        inv = Inventory(self.target.kind.value, eip.address if eip else None,
-                        eip.id if eip else None, nodes)
+        inv = Inventory(
+            self.target.kind.value, eip.address if eip else None, eip.id if eip else None, nodes
+        )
         self._save_last(inv)
         return inv
 
@@ -125,8 +115,9 @@ class Deployment(NodeAccess):
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(".new")
-            tmp.write_text(json.dumps({**inv.to_json(), "eip_id": inv.eip_id,
-                                       "saved_at": time.time()}))
+            tmp.write_text(
+                json.dumps({**inv.to_json(), "eip_id": inv.eip_id, "saved_at": time.time()})
+            )
             tmp.replace(path)
         except OSError:
             pass  # a cache: losing it only loses the fallback
@@ -139,8 +130,9 @@ class Deployment(NodeAccess):
         try:
             data = json.loads(self._last_path().read_text())
             nodes = [NodeRecord(**n) for n in data["nodes"]]
-            return Inventory(data["target"], data["eip"], data.get("eip_id"),
-                             nodes), float(data["saved_at"])
+            return Inventory(data["target"], data["eip"], data.get("eip_id"), nodes), float(
+                data["saved_at"]
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -185,7 +177,7 @@ class Deployment(NodeAccess):
     async def wait_back(self, rec: NodeRecord, deadline: float) -> None:
         """Wait until `rec` went down and came back (or, if it was never seen down, until
         REBOOT_GRACE has passed: a real API may report the reboot late)."""
-        from ecmptui.deployment.provision import node_verified
+        from ecmptui.node.verified import node_verified
 
         started, seen_down, last = time.monotonic(), False, "rebooting"
         while time.monotonic() < deadline:
@@ -201,8 +193,9 @@ class Deployment(NodeAccess):
                 if ok and (seen_down or time.monotonic() - started > REBOOT_GRACE):
                     return
             await asyncio.sleep(0.2)
-        raise EcmpError(f"{rec.name}: not back after the reboot within "
-                        f"{deadline - started:.0f} s ({last})")
+        raise EcmpError(
+            f"{rec.name}: not back after the reboot within {deadline - started:.0f} s ({last})"
+        )
 
     # -- SSH -----------------------------------------------------------------------------
     def host_key_policy(self) -> HostKeyPolicy:
@@ -219,9 +212,15 @@ class Deployment(NodeAccess):
 
     async def connect(self, rec: NodeRecord) -> Node:
         return await Node.connect(
-            rec.name, rec.index, rec.mgmt_address, self.layout(rec),
-            user=self.settings.ssh.user, key=ensure_ssh_key(self.settings.ssh_key_path),
-            policy=self.host_key_policy(), timeout=scaled(self.settings.ssh.connect_timeout))
+            rec.name,
+            rec.index,
+            rec.mgmt_address,
+            self.layout(rec),
+            user=self.settings.ssh.user,
+            key=ensure_ssh_key(self.settings.ssh_key_path),
+            policy=self.host_key_policy(),
+            timeout=scaled(self.settings.ssh.connect_timeout),
+        )
 
 
 def ensure_ssh_key(path: Path) -> Path:
@@ -248,7 +247,7 @@ class NodePool:
     """Keeps one SSH connection per node open for callers that ask every second (the
     dashboard); a connection that fails is dropped and made again next time."""
 
-    def __init__(self, d: AnyDeployment) -> None:
+    def __init__(self, d: Deployment) -> None:
         self.d = d
         self.nodes: dict[str, Node] = {}
         self._locks: dict[str, asyncio.Lock] = {}

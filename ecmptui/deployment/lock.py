@@ -61,8 +61,7 @@ class DeploymentLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise EcmpError(f"cannot open the deployment lock {self.path}: "
-                            f"{exc.strerror}") from exc
+            raise EcmpError(f"cannot open the deployment lock {self.path}: {exc.strerror}") from exc
         if os.fstat(fd).st_uid == os.getuid():
             os.fchmod(fd, 0o666)  # who holds it is no secret; others must be able to lock
         deadline = time.monotonic() + max(0.0, self.wait)
@@ -73,13 +72,19 @@ class DeploymentLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    hint = (f" (waited {self.wait:.0f} s)" if self.wait else
-                            "; pass --wait SECONDS to wait for it")
+                    hint = (
+                        f" (waited {self.wait:.0f} s)"
+                        if self.wait
+                        else "; pass --wait SECONDS to wait for it"
+                    )
                     raise BusyError(f"busy: {self.holder()} holds {self.key}{hint}") from None
                 time.sleep(POLL_S)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"what": self.what, "pid": os.getpid(),
-                                  "since": time.time()}).encode(), 0)
+        os.pwrite(
+            fd,
+            json.dumps({"what": self.what, "pid": os.getpid(), "since": time.time()}).encode(),
+            0,
+        )
         self._fd = fd
 
     def release(self) -> None:
@@ -93,6 +98,10 @@ class DeploymentLock:
         self.acquire()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.release()

@@ -43,7 +43,7 @@ class ApiEndpoint:
     token: str = field(repr=False)
     ca_file: str = ""
     known_hosts: str = ""
-    timeout: float = 10.0      # one request; a request that times out is not retried
+    timeout: float = 10.0  # one request; a request that times out is not retried
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,15 @@ class DeviceInfo:
                     return a.get(field)
             return None
 
-        return cls(dev.id, dev.hostname, dev.state, tuple(dev.tags or ()), pick(True, "address"),
-                   pick(False, "address"), pick(False, "gateway"))
+        return cls(
+            dev.id,
+            dev.hostname,
+            dev.state,
+            tuple(dev.tags or ()),
+            pick(True, "address"),
+            pick(False, "address"),
+            pick(False, "gateway"),
+        )
 
 
 @dataclass(frozen=True)
@@ -85,9 +92,11 @@ class _RequestsWithTimeout:
     def __getattr__(self, name: str) -> Any:
         attr = getattr(requests, name)
         if name in ("get", "post", "put", "patch", "delete", "request"):
+
             def call(*args: Any, **kwargs: Any) -> Any:
                 kwargs.setdefault("timeout", self._timeout)
                 return attr(*args, **kwargs)
+
             return call
         return attr
 
@@ -127,28 +136,38 @@ class MetalClient:
                     continue
                 msg = str(exc).removeprefix(f"Error {status}: ")
                 hint = {401: " (check the API token)", 404: " (check the project id)"}
-                raise MetalError(f"Metal API at {self.target.endpoint}: {status} {msg}"
-                                 f"{hint.get(status, '')}", status) from exc
+                raise MetalError(
+                    f"Metal API at {self.target.endpoint}: {status} {msg}{hint.get(status, '')}",
+                    status,
+                ) from exc
             except (KeyError, TypeError, ValueError) as exc:
-                raise MetalError(f"Metal API at {self.target.endpoint}: unexpected response "
-                                 f"({type(exc).__name__}: {exc})") from exc
+                raise MetalError(
+                    f"Metal API at {self.target.endpoint}: unexpected response "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
             except requests.Timeout as exc:  # not retried: the request may have been applied
-                raise MetalError(f"the Metal API at {self.target.endpoint} did not answer "
-                                 f"within {self.target.timeout:g} s") from exc
+                raise MetalError(
+                    f"the Metal API at {self.target.endpoint} did not answer "
+                    f"within {self.target.timeout:g} s"
+                ) from exc
             except (packet.baseapi.Error, requests.RequestException) as exc:
                 cause = getattr(exc, "cause", None) or exc
                 if isinstance(cause, requests.Timeout):
-                    raise MetalError(f"the Metal API at {self.target.endpoint} did not answer "
-                                     f"within {self.target.timeout:g} s") from exc
+                    raise MetalError(
+                        f"the Metal API at {self.target.endpoint} did not answer "
+                        f"within {self.target.timeout:g} s"
+                    ) from exc
                 if attempt < self.retries:
                     time.sleep(delay)
                     delay *= 2
                     continue
-                raise MetalError(f"cannot reach the Metal API at {self.target.endpoint}: "
-                                 f"{type(cause).__name__}") from exc
+                raise MetalError(
+                    f"cannot reach the Metal API at {self.target.endpoint}: {type(cause).__name__}"
+                ) from exc
             except OSError as exc:  # e.g. the CA bundle went with the lab that made it
-                raise MetalError(f"cannot reach the Metal API at {self.target.endpoint}: "
-                                 f"{exc.strerror or exc}") from exc
+                raise MetalError(
+                    f"cannot reach the Metal API at {self.target.endpoint}: {exc.strerror or exc}"
+                ) from exc
         raise AssertionError("unreachable")
 
     async def acall(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -159,20 +178,25 @@ class MetalClient:
         self.call(self.manager.get_project, self.project_id)
 
     def project_keys(self) -> list[dict]:
-        return self.call(self.manager.call_api,
-                         f"projects/{self.project_id}/ssh-keys")["ssh_keys"]
+        return self.call(self.manager.call_api, f"projects/{self.project_id}/ssh-keys")["ssh_keys"]
 
     def add_project_key(self, label: str, public_key: str) -> str:
-        data = self.call(self.manager.call_api, f"projects/{self.project_id}/ssh-keys",
-                         type="POST", params={"label": label, "key": public_key})
+        data = self.call(
+            self.manager.call_api,
+            f"projects/{self.project_id}/ssh-keys",
+            type="POST",
+            params={"label": label, "key": public_key},
+        )
         return data["id"]
 
     def delete_key(self, key_id: str) -> None:
         self.call(self.manager.call_api, f"ssh-keys/{key_id}", type="DELETE")
 
     def devices(self, tag: str | None = None) -> list[DeviceInfo]:
-        devs = [DeviceInfo.from_packet(d) for d in
-                self.call(self.manager.list_all_devices, self.project_id)]
+        devs = [
+            DeviceInfo.from_packet(d)
+            for d in self.call(self.manager.list_all_devices, self.project_id)
+        ]
         return [d for d in devs if tag is None or tag in d.tags]
 
     def device(self, device_id: str) -> DeviceInfo:
@@ -185,11 +209,25 @@ class MetalClient:
         last = events[-1] if events else {}
         return str(last.get("body") or last.get("interpolated") or "the API gives no reason")
 
-    def create_device(self, hostname: str, plan: str, metro: str, os_slug: str,
-                      tags: list[str], key_ids: list[str]) -> DeviceInfo:
-        dev = self.call(self.manager.create_device, self.project_id, hostname, plan,
-                        metro=metro, operating_system=os_slug, tags=tags,
-                        project_ssh_keys=key_ids)
+    def create_device(
+        self,
+        hostname: str,
+        plan: str,
+        metro: str,
+        os_slug: str,
+        tags: list[str],
+        key_ids: list[str],
+    ) -> DeviceInfo:
+        dev = self.call(
+            self.manager.create_device,
+            self.project_id,
+            hostname,
+            plan,
+            metro=metro,
+            operating_system=os_slug,
+            tags=tags,
+            project_ssh_keys=key_ids,
+        )
         return DeviceInfo.from_packet(dev)
 
     def delete_device(self, device_id: str) -> None:
@@ -197,18 +235,31 @@ class MetalClient:
 
     def reboot_device(self, device_id: str) -> None:
         """Metal's device action `reboot` (the device goes through `rebooting` to `active`)."""
-        self.call(self.manager.call_api, f"devices/{device_id}/actions", type="POST",
-                  params={"type": "reboot"})
+        self.call(
+            self.manager.call_api,
+            f"devices/{device_id}/actions",
+            type="POST",
+            params={"type": "reboot"},
+        )
 
     def ips(self, tag: str | None = None) -> list[IpInfo]:
         ips = self.call(self.manager.list_project_ips, self.project_id)
-        out = [IpInfo(i.id, i.address, int(i.cidr or 32), tuple(i.tags or ())) for i in ips
-               if i.address_family == 4 and i.public and not i.management]
+        out = [
+            IpInfo(i.id, i.address, int(i.cidr or 32), tuple(i.tags or ()))
+            for i in ips
+            if i.address_family == 4 and i.public and not i.management
+        ]
         return [i for i in out if tag is None or tag in i.tags]
 
     def reserve_ip(self, metro: str, tags: list[str]) -> IpInfo:
-        ip = self.call(self.manager.reserve_ip_address, self.project_id, "public_ipv4", 1,
-                       metro=metro, tags=tags)
+        ip = self.call(
+            self.manager.reserve_ip_address,
+            self.project_id,
+            "public_ipv4",
+            1,
+            metro=metro,
+            tags=tags,
+        )
         return IpInfo(ip.id, ip.address, int(ip.cidr or 32), tuple(ip.tags or ()))
 
     def delete_ip(self, ip_id: str) -> None:
@@ -218,16 +269,21 @@ class MetalClient:
         return self.call(self.manager.call_api, f"projects/{self.project_id}/bgp-config") or {}
 
     def enable_bgp(self, asn: int, md5: str | None) -> None:
-        self.call(self.manager.enable_project_bgp_config, self.project_id, asn, "local",
-                  md5=md5 or None)
+        self.call(
+            self.manager.enable_project_bgp_config, self.project_id, asn, "local", md5=md5 or None
+        )
 
     def sessions(self, device_id: str) -> list[dict]:
         data = self.call(self.manager.call_api, f"devices/{device_id}/bgp/sessions")
         return data.get("bgp_sessions", [])
 
     def create_session(self, device_id: str) -> dict:
-        return self.call(self.manager.call_api, f"devices/{device_id}/bgp/sessions",
-                         type="POST", params={"address_family": "ipv4"})
+        return self.call(
+            self.manager.call_api,
+            f"devices/{device_id}/bgp/sessions",
+            type="POST",
+            params={"address_family": "ipv4"},
+        )
 
     def neighbors(self, device_id: str) -> list[dict]:
         data = self.call(self.manager.call_api, f"devices/{device_id}/bgp/neighbors")

@@ -16,15 +16,17 @@ from ecmptui.node import faults
 from ecmptui.node.server import Node
 
 if TYPE_CHECKING:
-    from ecmptui.deployment.inventory import Deployment, NodeRecord
-    from ecmptui.deployment.static import StaticDeployment
+    from ecmptui.deployment.port import Deployment
+    from ecmptui.deployment.records import NodeRecord
 
 log = logging.getLogger(__name__)
 NodeOpener = Callable[["NodeRecord"], AbstractAsyncContextManager[Node]]
-DONE = {"withdraw": "stopped announcing the EIP (BGP session stays up)",
-        "announce": "announcing the EIP again",
-        "shutdown": "BGP session(s) shut down",
-        "start": "BGP session(s) started"}
+DONE = {
+    "withdraw": "stopped announcing the EIP (BGP session stays up)",
+    "announce": "announcing the EIP again",
+    "shutdown": "BGP session(s) shut down",
+    "start": "BGP session(s) started",
+}
 
 
 def lookup(name: str) -> Action:
@@ -34,14 +36,18 @@ def lookup(name: str) -> Action:
     return action
 
 
-def check_allowed(d: Deployment | StaticDeployment, action: Action) -> None:
+def check_allowed(d: Deployment, action: Action) -> None:
     """One clear line when the target does not offer `action`."""
     if action.lab_only and not d.target.caps.faults:
-        raise EcmpError("faults are lab-only (the lab owns its servers); on this target use "
-                        "node withdraw/announce or shutdown/start")
+        raise EcmpError(
+            "faults are lab-only (the lab owns its servers); on this target use "
+            "node withdraw/announce or shutdown/start"
+        )
     if action.kind is Kind.DEVICE and not d.target.caps.api:
-        raise EcmpError(f"{action.name} needs the provider's API (target lab or metal); "
-                        f"this target is {d.target.kind.value}")
+        raise EcmpError(
+            f"{action.name} needs the provider's API (target lab or metal); "
+            f"this target is {d.target.kind.value}"
+        )
 
 
 async def on_node(node: Node, action: Action) -> str:
@@ -52,38 +58,47 @@ async def on_node(node: Node, action: Action) -> str:
     if action.kind is Kind.RESTORE:
         undone = await faults.restore(node)
         return f"restored ({', '.join(undone)})" if undone else "nothing to restore"
-    steps = {"withdraw": node.withdraw, "announce": node.announce,
-             "shutdown": node.shutdown, "start": node.start}
+    steps = {
+        "withdraw": node.withdraw,
+        "announce": node.announce,
+        "shutdown": node.shutdown,
+        "start": node.start,
+    }
     if action.kind is not Kind.NODE or action.name not in steps:
         raise EcmpError(f"{action.name} does not run over SSH")
     await steps[action.name]()
     return DONE[action.name]
 
 
-async def perform_router(d: Deployment | StaticDeployment, router: str, name: str,
-                         on_effect: Callable[[float], None] | None = None) -> str:
+async def perform_router(
+    d: Deployment, router: str, name: str, on_effect: Callable[[float], None] | None = None
+) -> str:
     """A router action (lab only): a fault on core1/core2, or restore. Its outcome."""
     if name not in ROUTER_ACTIONS:
         raise EcmpError(f"unknown router action {name!r} (one of {', '.join(ROUTER_ACTIONS)})")
-    lab = d.target.lab() if d.target.caps.router_view else None
-    if lab is None:
+    routers = d.target.routers()
+    if routers is None:
         raise EcmpError("router faults are lab-only (the lab owns its routers)")
-    from ecmptui.lab import router as lab_router
 
     log.debug("%s on router %s", name, router)
     if on_effect is not None:
         on_effect(time.monotonic())
     if name == "restore":
-        undone = await asyncio.to_thread(lab_router.restore, lab, router)
+        undone = await asyncio.to_thread(routers.restore, router)
         return f"restored ({', '.join(undone)})" if undone else "nothing to restore"
-    await asyncio.to_thread(lab_router.inject_fault, lab, router, name)
+    await asyncio.to_thread(routers.inject_fault, router, name)
     return f"fault {name} injected (undo: ecmptui router restore {router})"
 
 
-async def perform(d: Deployment | StaticDeployment, rec: NodeRecord, name: str, *,
-                  opener: NodeOpener | None = None,
-                  on_effect: Callable[[float], None] | None = None,
-                  reboot_timeout: float = 90.0) -> str:
+async def perform(
+    d: Deployment,
+    rec: NodeRecord,
+    name: str,
+    *,
+    opener: NodeOpener | None = None,
+    on_effect: Callable[[float], None] | None = None,
+    reboot_timeout: float = 90.0,
+) -> str:
     """Run action `name` on node `rec`; returns its outcome (without the node's name).
 
     `on_effect(t)` gets the monotonic time just before the command that takes effect (after
@@ -105,7 +120,7 @@ async def perform(d: Deployment | StaticDeployment, rec: NodeRecord, name: str, 
     return outcome
 
 
-async def _restore_bfd(d: Deployment | StaticDeployment, rec: NodeRecord, outcome: str) -> str:
+async def _restore_bfd(d: Deployment, rec: NodeRecord, outcome: str) -> str:
     """A drill that died left BFD changed on the node (its marker was undone): put back
     the BFD setting the drill found."""
     found = [m for m in faults.DRILL_BFD if m in outcome]

@@ -23,31 +23,36 @@ from ecmptui.errors import EcmpError
 from ecmptui.waits import scaled
 
 if TYPE_CHECKING:
-    from ecmptui.deployment.inventory import Inventory, NodeRecord
-    from ecmptui.deployment.target import AnyDeployment
+    from ecmptui.deployment.port import Deployment
+    from ecmptui.deployment.records import Inventory, NodeRecord
 
 log = logging.getLogger(__name__)
 
-NODE_TIMEOUT = 2.0      # a node that has not answered by then is `unresponsive`
+NODE_TIMEOUT = 2.0  # a node that has not answered by then is `unresponsive`
 ROUTER_TIMEOUT = 5.0
 
 
 class StatusPoller:
     """Keeps the latest status of a deployment; `start()` it, read `snapshot()`."""
 
-    def __init__(self, d: AnyDeployment, opener: NodeOpener | None = None,
-                 interval: float = 1.0, node_timeout: float = NODE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        d: Deployment,
+        opener: NodeOpener | None = None,
+        interval: float = 1.0,
+        node_timeout: float = NODE_TIMEOUT,
+    ) -> None:
         self.d, self.opener = d, opener
         self.interval, self.node_timeout = interval, node_timeout
-        self.api: dict[str, tuple[str, str | None]] = {}   # node -> the API's view
+        self.api: dict[str, tuple[str, str | None]] = {}  # node -> the API's view
         self.inventory: Inventory | None = None
-        self.error: str | None = None            # why the inventory could not be read
+        self.error: str | None = None  # why the inventory could not be read
         self.nodes: dict[str, NodeStatus] = {}
         self.router: RouterStatus | None = None
         self._tasks: dict[str, asyncio.Task] = {}
         self._main: asyncio.Task | None = None
-        self._first = asyncio.Event()             # the first inventory round has ended
-        self.changed = asyncio.Event()            # set whenever something new arrived
+        self._first = asyncio.Event()  # the first inventory round has ended
+        self.changed = asyncio.Event()  # set whenever something new arrived
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -89,7 +94,7 @@ class StatusPoller:
 
     def _sync_tasks(self) -> None:
         """One loop per node in the inventory (and the router's), no more."""
-        inv = self.inventory   # the last one read: SSH works through an API outage
+        inv = self.inventory  # the last one read: SSH works through an API outage
         names = {r.name for r in inv.nodes} if inv is not None else set()
         loop = asyncio.get_running_loop()
         for name in names - set(self._tasks) - {"router"}:
@@ -97,7 +102,7 @@ class StatusPoller:
         for name in set(self._tasks) - names - {"router"}:
             self._tasks.pop(name).cancel()
             self.nodes.pop(name, None)
-        if "router" not in self._tasks and self.d.target.caps.router_view:
+        if "router" not in self._tasks and self.d.target.routers() is not None:
             self._tasks["router"] = loop.create_task(self._router_loop())
 
     def _record(self, name: str) -> NodeRecord | None:
@@ -114,8 +119,8 @@ class StatusPoller:
             limit = scaled(self.node_timeout)
             try:
                 st = await asyncio.wait_for(
-                    node_status(self.d, rec, self.inventory.eip, self.opener, with_api=False),
-                    limit)
+                    node_status(self.d, rec, self.inventory.eip, self.opener, with_api=False), limit
+                )
                 st.updated = time.time()
             except TimeoutError:
                 # the command was cancelled, which also drops its SSH shell: next round
@@ -123,18 +128,26 @@ class StatusPoller:
                 st = self._unresponsive(rec, limit)
             except Exception as exc:
                 log.exception("status of %s failed", name)
-                st = replace(self._unresponsive(rec), bgp_state="unreachable",
-                             error=f"{type(exc).__name__}: {exc}")
+                st = replace(
+                    self._unresponsive(rec),
+                    bgp_state="unreachable",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             self.nodes[name] = st
             self.changed.set()
             await asyncio.sleep(max(0.05, self.interval - (time.monotonic() - t0)))
 
     def _unresponsive(self, rec: NodeRecord, limit: float | None = None) -> NodeStatus:
-        last = self.nodes.get(rec.name) or NodeStatus(rec.name, rec.index, rec.device_id,
-                                                      rec.mgmt_address)
-        return replace(last, bgp_state="unresponsive", peers=[],
-                       error=f"no answer within {limit or self.node_timeout:.1f} s (BIRD or "
-                       "SSH hung)", last_error=None)
+        last = self.nodes.get(rec.name) or NodeStatus(
+            rec.name, rec.index, rec.device_id, rec.mgmt_address
+        )
+        return replace(
+            last,
+            bgp_state="unresponsive",
+            peers=[],
+            error=f"no answer within {limit or self.node_timeout:.1f} s (BIRD or SSH hung)",
+            last_error=None,
+        )
 
     async def _router_loop(self) -> None:
         while True:
@@ -143,7 +156,8 @@ class StatusPoller:
             if inv is not None:
                 try:
                     self.router = await asyncio.wait_for(
-                        asyncio.to_thread(router_status, self.d, inv), ROUTER_TIMEOUT)
+                        asyncio.to_thread(router_status, self.d, inv), ROUTER_TIMEOUT
+                    )
                 except (TimeoutError, EcmpError, OSError) as exc:
                     log.info("router view failed: %s", exc)
                     self.router = None
@@ -159,9 +173,11 @@ class StatusPoller:
             raise EcmpError(self.error or "no status yet")
         nodes = []
         for r in inv.nodes:
-            st = self.nodes.get(r.name) or NodeStatus(r.name, r.index, r.device_id,
-                                                      r.mgmt_address, bgp_state=WAITING)
+            st = self.nodes.get(r.name) or NodeStatus(
+                r.name, r.index, r.device_id, r.mgmt_address, bgp_state=WAITING
+            )
             view, api_error = self.api.get(r.name, ("unknown", None))
             nodes.append(replace(st, api_status=view, error=st.error or api_error))
-        return DeploymentStatus(inv.target, inv.eip, nodes, self.router, updated=time.time(),
-                                error=self.error)
+        return DeploymentStatus(
+            inv.target, inv.eip, nodes, self.router, updated=time.time(), error=self.error
+        )

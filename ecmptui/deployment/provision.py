@@ -12,18 +12,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ecmptui.deployment.inventory import (
-    Deployment,
+    ApiDeployment,
     Inventory,
     NodeRecord,
     public_key_line,
     record_from_device,
 )
 from ecmptui.deployment.metal import DeviceInfo
+from ecmptui.deployment.port import Deployment
 from ecmptui.deployment.steps import KEY_LABEL, STEPS, StepEvent
 from ecmptui.errors import EcmpError
 from ecmptui.node import bird
 from ecmptui.node.health import apply_health
 from ecmptui.node.server import Node
+from ecmptui.node.verified import node_verified
 from ecmptui.waits import Deadline
 
 # the service end to end (the composition root passes traffic's check): (ok, what was seen)
@@ -33,8 +35,14 @@ EndToEnd = Callable[[], Awaitable[tuple[bool, str]]]
 class Provisioner:
     """Runs the steps; iterate `run()` for events, then read `inventory` and `changed`."""
 
-    def __init__(self, deployment: Deployment, *, nodes: int | None = None,
-                 bfd: bool | None = None, end_to_end: EndToEnd | None = None) -> None:
+    def __init__(
+        self,
+        deployment: ApiDeployment,
+        *,
+        nodes: int | None = None,
+        bfd: bool | None = None,
+        end_to_end: EndToEnd | None = None,
+    ) -> None:
         self.d = deployment
         self.p = deployment.settings.provision
         self.nodes = nodes or self.p.nodes
@@ -72,10 +80,12 @@ class Provisioner:
                 async for ev in self._service():
                     yield ev
         finally:  # the SSH connections opened by configure, reused by verify
-            await asyncio.gather(*(n.close() for n in state["nodes"].values()),
-                                 return_exceptions=True)
-        self.inventory = Inventory(self.d.target.kind.value, state["eip"].address, state["eip"].id,
-                                   state["records"])
+            await asyncio.gather(
+                *(n.close() for n in state["nodes"].values()), return_exceptions=True
+            )
+        self.inventory = Inventory(
+            self.d.target.kind.value, state["eip"].address, state["eip"].id, state["records"]
+        )
 
     # -- steps ---------------------------------------------------------------------------
     async def _ssh_key(self, state: dict) -> tuple[str, bool]:
@@ -93,7 +103,7 @@ class Provisioner:
         existing = {d.hostname: d for d in await self._call(self.d.client.devices, self.p.tag)}
         names = [f"{prefix}{i}" for i in range(1, self.nodes + 1)]
         created: list[str] = []
-        replaced: dict[str, str] = {}    # name -> why the device it had failed
+        replaced: dict[str, str] = {}  # name -> why the device it had failed
         for name in names:
             dev = existing.get(name)
             if dev is not None and dev.state == "failed":
@@ -107,16 +117,28 @@ class Provisioner:
         state["records"] = [record_from_device(d, prefix) for d in devices]
         extra = sorted(set(existing) - {d.hostname for d in devices})
         fresh = [n for n in created if n not in replaced]
-        detail = (f"created {', '.join(fresh)}; " if fresh else "") + (
-            "replaced " + "; ".join(f"{n} ({why})" for n, why in replaced.items()) + "; "
-            if replaced else "") + \
-            f"{len(devices)} active" + (f" (also tagged, left alone: {', '.join(extra)})"
-                                        if extra else "")
+        detail = (
+            (f"created {', '.join(fresh)}; " if fresh else "")
+            + (
+                "replaced " + "; ".join(f"{n} ({why})" for n, why in replaced.items()) + "; "
+                if replaced
+                else ""
+            )
+            + f"{len(devices)} active"
+            + (f" (also tagged, left alone: {', '.join(extra)})" if extra else "")
+        )
         return detail, bool(created)
 
     async def _create(self, name: str, state: dict) -> DeviceInfo:
-        return await self._call(self.d.client.create_device, name, self.p.plan, self.p.metro,
-                                self.p.operating_system, [self.p.tag], [state["key_id"]])
+        return await self._call(
+            self.d.client.create_device,
+            name,
+            self.p.plan,
+            self.p.metro,
+            self.p.operating_system,
+            [self.p.tag],
+            [state["key_id"]],
+        )
 
     async def _replace(self, dev: DeviceInfo) -> str:
         """Delete a failed device (and forget its host key); returns why it failed."""
@@ -126,8 +148,9 @@ class Provisioner:
             self.d.forget_host(dev.public_ipv4)
         return f"failed: {why}"
 
-    async def _wait_active(self, wanted: list[DeviceInfo], state: dict,
-                           replaced: dict[str, str]) -> list[DeviceInfo]:
+    async def _wait_active(
+        self, wanted: list[DeviceInfo], state: dict, replaced: dict[str, str]
+    ) -> list[DeviceInfo]:
         """Every device active, polled together; one that fails while we wait is replaced
         once; every one that still fails or times out is named with its reason."""
         deadlines = {d.hostname: Deadline(self.timing.active_timeout) for d in wanted}
@@ -135,8 +158,7 @@ class Provisioner:
         retried: set[str] = set()
         problems: dict[str, str] = {}
         while True:
-            pending = [n for n, d in current.items()
-                       if d.state != "active" and n not in problems]
+            pending = [n for n, d in current.items() if d.state != "active" and n not in problems]
             if not pending:
                 break
             for name in pending:
@@ -151,15 +173,18 @@ class Provisioner:
                     current[name] = await self._create(name, state)
                     deadlines[name] = Deadline(self.timing.active_timeout)
                 elif deadlines[name].expired():
-                    problems[name] = (f"not active after {deadlines[name].elapsed():.0f} s "
-                                      f"(state {dev.state})")
+                    problems[name] = (
+                        f"not active after {deadlines[name].elapsed():.0f} s (state {dev.state})"
+                    )
             await asyncio.sleep(self.timing.poll)
             for name in [n for n in pending if n not in problems]:
                 current[name] = await self._call(self.d.client.device, current[name].id)
         if problems:
-            raise EcmpError(f"{len(problems)} device(s) did not come up: " + "; ".join(
-                f"{n}: {why}" for n, why in problems.items())
-                + " (the next `provision` replaces a failed device)")
+            raise EcmpError(
+                f"{len(problems)} device(s) did not come up: "
+                + "; ".join(f"{n}: {why}" for n, why in problems.items())
+                + " (the next `provision` replaces a failed device)"
+            )
         return [current[d.hostname] for d in wanted]
 
     async def _eip(self, state: dict) -> tuple[str, bool]:
@@ -181,15 +206,20 @@ class Provisioner:
         no way to change either, and nodes with other values would never peer)."""
         if cfg.get("status") == "enabled":
             if int(cfg.get("asn", 0)) != self.p.asn:
-                raise EcmpError(f"Local BGP is enabled with AS {cfg.get('asn')}, not the "
-                                f"configured {self.p.asn}")
+                raise EcmpError(
+                    f"Local BGP is enabled with AS {cfg.get('asn')}, not the "
+                    f"configured {self.p.asn}"
+                )
             if not same_md5(cfg.get("md5"), self.p.md5 or None):
                 # the API offers no way to change it, and a node with another password
                 # would never bring its sessions up: refuse rather than half-apply
-                raise EcmpError("Local BGP is enabled with " + (
-                    "an MD5 password" if cfg.get("md5") else "no MD5 password") + ", not "
+                raise EcmpError(
+                    "Local BGP is enabled with "
+                    + ("an MD5 password" if cfg.get("md5") else "no MD5 password")
+                    + ", not "
                     + ("the configured one" if self.p.md5 else "none as configured")
-                    + ": the API cannot change it; use the password BGP was enabled with")
+                    + ": the API cannot change it; use the password BGP was enabled with"
+                )
 
     async def _bgp(self, state: dict) -> tuple[str, bool]:
         cfg = await self._call(self.d.client.bgp_config)
@@ -207,8 +237,9 @@ class Provisioner:
                 await self._call(self.d.client.create_session, rec.device_id)
                 created += 1
         n = len(state["records"])
-        return (f"{created} created, {n - created} existing" if created else
-                f"{n} existing"), created > 0
+        return (
+            f"{created} created, {n - created} existing" if created else f"{n} existing"
+        ), created > 0
 
     async def _service(self) -> AsyncIterator[StepEvent]:
         """Until the service answers end to end (bounded; longer under load)."""
@@ -221,8 +252,9 @@ class Provisioner:
             ok, seen = await self.end_to_end()
         if not ok:
             yield StepEvent("service", "failed", seen)
-            raise EcmpError("the nodes announce, but the service does not answer end to "
-                            f"end: {seen}")
+            raise EcmpError(
+                f"the nodes announce, but the service does not answer end to end: {seen}"
+            )
         yield StepEvent("service", "done", seen)
 
     # -- per node ------------------------------------------------------------------------
@@ -240,14 +272,21 @@ class Provisioner:
                 neighbor = bird.Neighbor.from_api(nbs[0])
                 rec.peers = list(neighbor.peer_ips)
                 node = state["nodes"][rec.name] = await self.d.connect(rec)
-                changes = await configure_node(node, neighbor, eip, self.bfd,
-                                               rec.private_gateway, self.health)
+                changes = await configure_node(
+                    node, neighbor, eip, self.bfd, rec.private_gateway, self.health
+                )
             except EcmpError as exc:
                 await queue.put(StepEvent("configure", "failed", str(exc), rec.name))
                 raise
-            await queue.put(StepEvent("configure", "done",
-                                      ", ".join(changes) if changes else "no change", rec.name,
-                                      changed=bool(changes)))
+            await queue.put(
+                StepEvent(
+                    "configure",
+                    "done",
+                    ", ".join(changes) if changes else "no change",
+                    rec.name,
+                    changed=bool(changes),
+                )
+            )
             return bool(changes)
 
         tasks = [asyncio.create_task(one(r)) for r in state["records"]]
@@ -266,9 +305,12 @@ class Provisioner:
             raise err if isinstance(err, EcmpError) else EcmpError(str(err))
         changed = any(results)
         self.changed |= changed
-        yield StepEvent("configure", "done",
-                        f"{sum(results)} changed, {len(results) - sum(results)} unchanged",
-                        changed=changed)
+        yield StepEvent(
+            "configure",
+            "done",
+            f"{sum(results)} changed, {len(results) - sum(results)} unchanged",
+            changed=changed,
+        )
 
     async def _verify(self, state: dict) -> AsyncIterator[StepEvent]:
         yield StepEvent("verify", "running")
@@ -309,8 +351,14 @@ def health_config(d: Deployment) -> dict | None:
     return h.node_config() if h.enabled else None
 
 
-async def configure_node(node: Node, neighbor: bird.Neighbor, eip: str, bfd: bool,
-                         gateway: str | None, health: dict | None = None) -> list[str]:
+async def configure_node(
+    node: Node,
+    neighbor: bird.Neighbor,
+    eip: str,
+    bfd: bool,
+    gateway: str | None,
+    health: dict | None = None,
+) -> list[str]:
     """Make one node announce `eip`; returns what changed (empty: nothing).
 
     `gateway` is the private network's gateway: Metal's multihop peers are reached through
@@ -325,9 +373,14 @@ async def configure_node(node: Node, neighbor: bird.Neighbor, eip: str, bfd: boo
     if await node.apply_nginx(eip):
         changes.append("nginx")
     spec = bird.NodeBgpSpec(
-        router_id=neighbor.customer_ip, eip=eip, neighbor=neighbor,
-        gateway=gateway if neighbor.multihop else None, bfd=bfd,
-        announce=not await node.withdrawn(), log_file=None)
+        router_id=neighbor.customer_ip,
+        eip=eip,
+        neighbor=neighbor,
+        gateway=gateway if neighbor.multihop else None,
+        bfd=bfd,
+        announce=not await node.withdrawn(),
+        log_file=None,
+    )
     if await node.apply_bird_config(bird.render_node_config(spec)):
         changes.append("BIRD")
     if await apply_health(node, health, eip):
@@ -335,26 +388,7 @@ async def configure_node(node: Node, neighbor: bird.Neighbor, eip: str, bfd: boo
     return changes
 
 
-async def node_verified(node: Node) -> tuple[bool, str]:
-    try:
-        protos = [p for p in await node.protocols() if p.proto == "BGP"]
-    except EcmpError as exc:
-        return False, str(exc)
-    if not protos:
-        return False, "no BGP protocol"
-    down = [p for p in protos if not p.established]
-    if down:
-        p = down[0]
-        return False, f"{p.name} {p.bgp_state or p.info}" + (
-            f" ({p.last_error})" if p.last_error else "")
-    if await node.withdrawn():
-        return True, "Established (withdrawn by operator)"
-    if sum(p.routes_exported for p in protos) < len(protos):
-        return False, "Established but the EIP is not exported"
-    return True, f"Established, EIP exported to {len(protos)} peer(s)"
-
-
-async def deprovision(d: Deployment) -> AsyncIterator[StepEvent]:
+async def deprovision(d: ApiDeployment) -> AsyncIterator[StepEvent]:
     """Remove what provision made: devices, the EIP and ecmptui's SSH key."""
     p = d.settings.provision
     inv = await d.ainventory()
@@ -368,32 +402,51 @@ async def deprovision(d: Deployment) -> AsyncIterator[StepEvent]:
     tagged = await d.client.acall(d.client.ips, p.tag) if not p.eip else []
     for ip in tagged:
         await d.client.acall(d.client.delete_ip, ip.id)
-    yield StepEvent("eip", "done", ", ".join(i.address for i in tagged) + " released"
-                    if tagged else "none reserved by ecmptui", changed=bool(tagged))
+    yield StepEvent(
+        "eip",
+        "done",
+        ", ".join(i.address for i in tagged) + " released"
+        if tagged
+        else "none reserved by ecmptui",
+        changed=bool(tagged),
+    )
     yield StepEvent("ssh-key", "running")
     pub = public_key_line(d.settings.ssh_key_path)
-    keys = [k for k in await d.client.acall(d.client.project_keys)
-            if " ".join(k["key"].split()[:2]) == pub]
+    keys = [
+        k
+        for k in await d.client.acall(d.client.project_keys)
+        if " ".join(k["key"].split()[:2]) == pub
+    ]
     for k in keys:
         await d.client.acall(d.client.delete_key, k["id"])
-    yield StepEvent("ssh-key", "done", "removed" if keys else "not registered",
-                    changed=bool(keys))
+    yield StepEvent("ssh-key", "done", "removed" if keys else "not registered", changed=bool(keys))
     d.forget_inventory()  # nothing left for SSH-only actions to fall back on
     yield StepEvent("bgp", "done", "Local BGP stays enabled (the API has no way to disable it)")
 
 
-async def set_bfd(d: Deployment, inv: Inventory, bfd: bool,
-                  only: list[NodeRecord] | None = None) -> None:
+async def set_bfd(
+    d: Deployment, inv: Inventory, bfd: bool, only: list[NodeRecord] | None = None
+) -> None:
     """Re-render every node's (or `only` those) BIRD config with BFD on or off (validated,
-    then reloaded)."""
+    then reloaded). The config comes from the API's neighbor data: a target with an API."""
+    client = d.client
+    if client is None:
+        raise EcmpError("BFD is set from the API's neighbor data: this target has no API")
+
     async def one(rec: NodeRecord) -> None:
-        nbs = await d.client.acall(d.client.neighbors, rec.device_id)
+        nbs = await client.acall(client.neighbors, rec.device_id)
         if not nbs:
             raise EcmpError(f"{rec.name}: the API lists no BGP neighbors")
         if inv.eip is None:
             raise EcmpError("nothing provisioned: no EIP")
         async with d.node(rec) as node:
-            await configure_node(node, bird.Neighbor.from_api(nbs[0]), inv.eip, bfd,
-                                 rec.private_gateway, health_config(d))
+            await configure_node(
+                node,
+                bird.Neighbor.from_api(nbs[0]),
+                inv.eip,
+                bfd,
+                rec.private_gateway,
+                health_config(d),
+            )
 
     await asyncio.gather(*(one(r) for r in (inv.nodes if only is None else only)))

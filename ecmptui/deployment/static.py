@@ -7,16 +7,33 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ecmptui.config import Settings, StaticNode
-from ecmptui.deployment.inventory import Inventory, NodeAccess, NodeRecord, ensure_ssh_key
+from ecmptui.deployment.inventory import NodeAccess, ensure_ssh_key
+from ecmptui.deployment.port import Capabilities, Target, TargetKind
+from ecmptui.deployment.records import Inventory, NodeRecord
 from ecmptui.errors import EcmpError
 from ecmptui.node.server import HostKeyPolicy, Layout, Node
 from ecmptui.waits import scaled
 
-if TYPE_CHECKING:
-    from ecmptui.deployment.target import StaticTarget
+
+class StaticTarget(Target):
+    kind = TargetKind.STATIC
+    caps = Capabilities(faults=False, router_view=False, api=False, read_only_default=True)
+
+    def label(self) -> str:
+        return f"static ({len(self.settings.static.nodes)} nodes)"
+
+    def lock_key(self) -> str:
+        hosts = sorted(f"{n.host}:{n.port}" for n in self.settings.static.nodes)
+        return "static " + ",".join(hosts)
+
+    def probe_netns(self) -> str | None:
+        return self.settings.static.probe_netns or None
+
+    def open(self) -> StaticDeployment:
+        return StaticDeployment(self.settings, self)
 
 
 class StaticDeployment(NodeAccess):
@@ -33,29 +50,43 @@ class StaticDeployment(NodeAccess):
         st = self.settings.static
         return st.probe_url or f"http://{st.eips[0]}/"
 
-
     def inventory(self) -> Inventory:
         st = self.settings.static
-        nodes = [NodeRecord(n.name, i, "-", n.host, None, None, "configured")
-                 for i, n in enumerate(st.nodes, start=1)]
+        nodes = [
+            NodeRecord(n.name, i, "-", n.host, None, None, "configured")
+            for i, n in enumerate(st.nodes, start=1)
+        ]
         return Inventory("static", st.eips[0], None, nodes)
 
     async def ainventory(self) -> Inventory:
         return self.inventory()
 
     async def reboot(self, rec: NodeRecord, timeout: float = 90.0) -> float:
-        raise EcmpError("target static: ecmptui has no API to reboot these servers; reboot "
-                        f"{rec.name} yourself (BIRD, nginx and the EIP come back by themselves "
-                        "if it was provisioned by ecmptui)")
+        raise EcmpError(
+            "target static: ecmptui has no API to reboot these servers; reboot "
+            f"{rec.name} yourself (BIRD, nginx and the EIP come back by themselves "
+            "if it was provisioned by ecmptui)"
+        )
+
+    def inventory_or_last(self, warn: Callable[[str], None]) -> Inventory:
+        return self.inventory()  # the settings: nothing to be out of reach
+
+    def forget_host(self, address: str) -> None:
+        """ecmptui never deletes a static node: its pinned key stays."""
 
     def host_key_policy(self) -> HostKeyPolicy:
         return HostKeyPolicy(self.settings.ssh.host_key_policy, self.settings.known_hosts_path)
 
     def layout(self, rec: NodeRecord) -> Layout:
         n = self._nodes[rec.name]
-        return Layout(bird_conf=n.bird_conf, bird_socket=n.bird_socket, state_dir=n.state_dir,
-                      eip_protocol=n.eip_protocol, bird_unit=n.bird_unit,
-                      nginx_unit=n.nginx_unit)
+        return Layout(
+            bird_conf=n.bird_conf,
+            bird_socket=n.bird_socket,
+            state_dir=n.state_dir,
+            eip_protocol=n.eip_protocol,
+            bird_unit=n.bird_unit,
+            nginx_unit=n.nginx_unit,
+        )
 
     def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
         """The URL to probe and the namespace to probe from."""
@@ -66,15 +97,25 @@ class StaticDeployment(NodeAccess):
 
     async def connect(self, rec: NodeRecord) -> Node:
         n = self._nodes[rec.name]
-        return await Node.connect(rec.name, rec.index, n.host, self.layout(rec), user=n.user,
-                                  key=self.key_for(n), policy=self.host_key_policy(),
-                                  port=n.port, timeout=scaled(self.settings.ssh.connect_timeout))
+        return await Node.connect(
+            rec.name,
+            rec.index,
+            n.host,
+            self.layout(rec),
+            user=n.user,
+            key=self.key_for(n),
+            policy=self.host_key_policy(),
+            port=n.port,
+            timeout=scaled(self.settings.ssh.connect_timeout),
+        )
 
 
 # -- checking nodes (the Provision screen and `ecmptui check` on this target) -----------
 
-NGINX_PROBE = ("import http.client,sys\nc=http.client.HTTPConnection('127.0.0.1',80,timeout=2)\n"
-               "c.request('GET','/')\nprint(c.getresponse().status)")
+NGINX_PROBE = (
+    "import http.client,sys\nc=http.client.HTTPConnection('127.0.0.1',80,timeout=2)\n"
+    "c.request('GET','/')\nprint(c.getresponse().status)"
+)
 
 
 async def check_node(d: Any, rec: NodeRecord, eip: str) -> dict:
@@ -83,9 +124,18 @@ async def check_node(d: Any, rec: NodeRecord, eip: str) -> dict:
     from ecmptui.node.faults import active_faults
     from ecmptui.node.server import NodeError
 
-    res: dict = {"kind": "node", "name": rec.name, "host": rec.mgmt_address, "ssh": False,
-                 "bird": False, "sessions": "-", "eip_on_lo": False, "nginx": False,
-                 "faults": [], "problems": []}
+    res: dict = {
+        "kind": "node",
+        "name": rec.name,
+        "host": rec.mgmt_address,
+        "ssh": False,
+        "bird": False,
+        "sessions": "-",
+        "eip_on_lo": False,
+        "nginx": False,
+        "faults": [],
+        "problems": [],
+    }
     if rec.state == "failed" and d.client is not None:
         why = await d.client.acall(d.client.device_failure, rec.device_id)
         res["problems"].append(f"device failed: {why} (the next `provision` replaces it)")
@@ -96,8 +146,9 @@ async def check_node(d: Any, rec: NodeRecord, eip: str) -> dict:
             res["ssh"] = True
             res["faults"] = await active_faults(node)
             if res["faults"]:
-                res["problems"].append(f"carries {', '.join(res['faults'])} (undo: "
-                                       f"ecmptui node restore {rec.name})")
+                res["problems"].append(
+                    f"carries {', '.join(res['faults'])} (undo: ecmptui node restore {rec.name})"
+                )
             try:
                 peers = [p for p in await node.protocols() if p.proto == "BGP"]
                 res["bird"] = True
@@ -142,11 +193,15 @@ def export_static(d: Any, output: Path) -> list[str]:
     if inv.eip is None or not inv.nodes:
         raise EcmpError("nothing provisioned to export: run `ecmptui provision` first")
     settings = d.settings
-    lines = ["# ecmptui static target, exported from the "
-             f"{d.target.kind.value} deployment", 'target = "static"',
-             "read_only = true   # the dashboard changes nothing until you set this to false",
-             "", "[ssh]", f"user = {_toml_str(settings.ssh.user)}",
-             f"key = {_toml_str(str(settings.ssh_key_path))}"]
+    lines = [
+        f"# ecmptui static target, exported from the {d.target.kind.value} deployment",
+        'target = "static"',
+        "read_only = true   # the dashboard changes nothing until you set this to false",
+        "",
+        "[ssh]",
+        f"user = {_toml_str(settings.ssh.user)}",
+        f"key = {_toml_str(str(settings.ssh_key_path))}",
+    ]
     written = [str(output)]
     if d.endpoint.known_hosts:  # the lab publishes its host keys: keep checking them strictly
         # absolute: the config must work from any directory, not only where it was written
@@ -155,19 +210,29 @@ def export_static(d: Any, output: Path) -> list[str]:
         written.append(str(known))
         lines += [f"known_hosts = {_toml_str(str(known))}", 'host_key_policy = "strict"']
     else:
-        lines += [f"known_hosts = {_toml_str(str(settings.known_hosts_path))}",
-                  'host_key_policy = "pin"']
-    lines += ["", "[static]", f"eips = [{_toml_str(inv.eip)}]",
-              f"probe_url = {_toml_str(f'http://{inv.eip}/')}"]
+        lines += [
+            f"known_hosts = {_toml_str(str(settings.known_hosts_path))}",
+            'host_key_policy = "pin"',
+        ]
+    lines += [
+        "",
+        "[static]",
+        f"eips = [{_toml_str(inv.eip)}]",
+        f"probe_url = {_toml_str(f'http://{inv.eip}/')}",
+    ]
     netns = d.target.probe_netns()
     if netns:
         lines.append(f"probe_netns = {_toml_str(netns)}  # the EIP is routed only there")
     for rec in inv.nodes:
         lay = d.layout(rec)
-        lines += ["", "[[static.nodes]]", f"name = {_toml_str(rec.name)}",
-                  f"host = {_toml_str(rec.mgmt_address)}",
-                  f"bird_socket = {_toml_str(lay.bird_socket)}",
-                  f"bird_conf = {_toml_str(lay.bird_conf)}",
-                  f"state_dir = {_toml_str(lay.state_dir)}"]
+        lines += [
+            "",
+            "[[static.nodes]]",
+            f"name = {_toml_str(rec.name)}",
+            f"host = {_toml_str(rec.mgmt_address)}",
+            f"bird_socket = {_toml_str(lay.bird_socket)}",
+            f"bird_conf = {_toml_str(lay.bird_conf)}",
+            f"state_dir = {_toml_str(lay.state_dir)}",
+        ]
     output.write_text("\n".join(lines) + "\n")
     return written

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, fields
 
-WAITING = "waiting"   # a node's state before its first answer (the dashboard's poller)
+WAITING = "waiting"  # a node's state before its first answer (the dashboard's poller)
 
 
 @dataclass
@@ -24,7 +24,7 @@ class PeerStatus:
 class HealthStatus:
     """The node's health check as its state file says, plus whether its unit runs."""
 
-    state: str                      # up | down | stopped
+    state: str  # up | down | stopped
     alive: bool = True
     since: float | str | None = None
     transitions: int = 0
@@ -54,7 +54,7 @@ class NodeStatus:
     index: int
     device_id: str
     mgmt_address: str
-    bgp_state: str = "unknown"      # the first peer's state, "unreachable" or "not running"
+    bgp_state: str = "unknown"  # the first peer's state, "unreachable" or "not running"
     since: str = ""
     routes_exported: int = 0
     hold_timer: str | None = None
@@ -65,10 +65,10 @@ class NodeStatus:
     health: HealthStatus | None = None
     peers: list[PeerStatus] = field(default_factory=list)
     error: str | None = None
-    updated: float | None = None    # wall time of the node's last answer (None: never)
-    bfd: str | None = None          # "2/2 up": BFD sessions up of those BIRD runs (None: no BFD)
+    updated: float | None = None  # wall time of the node's last answer (None: never)
+    bfd: str | None = None  # "2/2 up": BFD sessions up of those BIRD runs (None: no BFD)
     faults: list[str] = field(default_factory=list)  # what the node carries (its fault file)
-    device_state: str = "active"    # the API's device state (failed: it never came up)
+    device_state: str = "active"  # the API's device state (failed: it never came up)
     device_error: str | None = None  # why the device failed, as the API says
 
     @property
@@ -89,8 +89,11 @@ class NodeStatus:
     @property
     def announcing_to(self) -> int:
         """Routers that have the node's route now: Established sessions it exports to."""
-        return 0 if self.withdrawn else sum(
-            p.bgp_state == "Established" and p.routes_exported > 0 for p in self.peers)
+        return (
+            0
+            if self.withdrawn
+            else sum(p.bgp_state == "Established" and p.routes_exported > 0 for p in self.peers)
+        )
 
     @property
     def announced(self) -> bool:
@@ -104,7 +107,7 @@ class CoreView:
 
     name: str
     bgp_address: str
-    bird: str                       # running | frozen | not running | down
+    bird: str  # running | frozen | not running | down
     learned_from: list[str] = field(default_factory=list)
 
 
@@ -116,9 +119,9 @@ class RouterStatus:
     nexthops: list[str]
     nodes: list[str]
     cores: list[CoreView] = field(default_factory=list)
-    mode: str = "hash"              # the fabric's ECMP: hash or resilient
-    buckets: dict[str, int] = field(default_factory=dict)   # resilient: per node
-    agent: str | None = None        # resilient: "ok" or what is wrong with the ECMP agent
+    mode: str = "hash"  # the fabric's ECMP: hash or resilient
+    buckets: dict[str, int] = field(default_factory=dict)  # resilient: per node
+    agent: str | None = None  # resilient: "ok" or what is wrong with the ECMP agent
 
 
 @dataclass
@@ -129,8 +132,8 @@ class DeploymentStatus:
     eip: str | None
     nodes: list[NodeStatus]
     router: RouterStatus | None = None
-    updated: float | None = None    # wall time this snapshot was put together
-    error: str | None = None        # the inventory could not be read: this is the last one
+    updated: float | None = None  # wall time this snapshot was put together
+    error: str | None = None  # the inventory could not be read: this is the last one
 
     def oldest(self) -> float | None:
         """The wall time of the stalest node's last answer (what "updated" means)."""
@@ -145,17 +148,33 @@ class DeploymentStatus:
     @classmethod
     def from_json(cls, d: dict) -> DeploymentStatus:
         """The inverse of `to_json` (a served session gets its status this way)."""
+
         def node(n: dict) -> NodeStatus:
             health = HealthStatus.from_state(n.get("health"))
             peers = [PeerStatus(**p) for p in n.get("peers") or []]
             return NodeStatus(**{**n, "health": health, "peers": peers})
 
         r = d.get("router")
-        router = None if r is None else RouterStatus(
-            r["nexthops"], r["nodes"], [CoreView(**c) for c in r.get("cores") or []],
-            r.get("mode", "hash"), dict(r.get("buckets") or {}), r.get("agent"))
-        return cls(d["target"], d.get("eip"), [node(n) for n in d.get("nodes") or []], router,
-                   d.get("updated"), d.get("error"))
+        router = (
+            None
+            if r is None
+            else RouterStatus(
+                r["nexthops"],
+                r["nodes"],
+                [CoreView(**c) for c in r.get("cores") or []],
+                r.get("mode", "hash"),
+                dict(r.get("buckets") or {}),
+                r.get("agent"),
+            )
+        )
+        return cls(
+            d["target"],
+            d.get("eip"),
+            [node(n) for n in d.get("nodes") or []],
+            router,
+            d.get("updated"),
+            d.get("error"),
+        )
 
     def node(self, name: str) -> NodeStatus | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -170,8 +189,10 @@ class DeploymentStatus:
             out.append(f"fabric: {self.router.agent}")
         missing = [n.name for n in self.nodes if n.announced and n.name not in self.router.nodes]
         if missing:
-            out.append(f"the fabric does not forward to {', '.join(missing)} although "
-                       f"{'it announces' if len(missing) == 1 else 'they announce'} the EIP")
+            out.append(
+                f"the fabric does not forward to {', '.join(missing)} although "
+                f"{'it announces' if len(missing) == 1 else 'they announce'} the EIP"
+            )
         return out
 
 
@@ -185,8 +206,8 @@ class StatusEvent:
     old: str | None
     new: str
     why: str | None = None
-    at: float | None = None         # wall time it happened (node-side where known)
-    peer: str | None = None         # bgp: the session's router (name, or its address)
+    at: float | None = None  # wall time it happened (node-side where known)
+    peer: str | None = None  # bgp: the session's router (name, or its address)
 
 
 def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEvent]:
@@ -204,34 +225,55 @@ def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEven
             continue
         # both answered: one event per session that changed, naming its router
         old_peers = {p.protocol: p for p in prev.peers}
-        sessions = [StatusEvent("bgp", n.name, q.bgp_state, p.bgp_state, p.last_error,
-                                at=_when(p.since, prev.updated, seen),
-                                peer=routers.get(p.neighbor or "", p.neighbor or p.protocol))
-                    for p in n.peers
-                    if (q := old_peers.get(p.protocol)) is not None
-                    and q.bgp_state != p.bgp_state]
+        sessions = [
+            StatusEvent(
+                "bgp",
+                n.name,
+                q.bgp_state,
+                p.bgp_state,
+                p.last_error,
+                at=_when(p.since, prev.updated, seen),
+                peer=routers.get(p.neighbor or "", p.neighbor or p.protocol),
+            )
+            for p in n.peers
+            if (q := old_peers.get(p.protocol)) is not None and q.bgp_state != p.bgp_state
+        ]
         events += sessions
         if not sessions and prev.bgp_state != n.bgp_state:
             # BIRD knows when its session changed; an unanswered poll is known when seen
             at = _when(n.since, prev.updated, seen) if n.answering else seen
-            events.append(StatusEvent("bgp", n.name, prev.bgp_state, n.bgp_state,
-                                      n.last_error, at=at))
+            events.append(
+                StatusEvent("bgp", n.name, prev.bgp_state, n.bgp_state, n.last_error, at=at)
+            )
         if prev.withdrawn != n.withdrawn:
-            events.append(StatusEvent("eip", n.name, eip_label(prev.withdrawn),
-                                      eip_label(n.withdrawn), at=seen))
+            events.append(
+                StatusEvent(
+                    "eip", n.name, eip_label(prev.withdrawn), eip_label(n.withdrawn), at=seen
+                )
+            )
         if prev.api_status != n.api_status:
             events.append(StatusEvent("api", n.name, prev.api_status, n.api_status, at=seen))
         h_old = prev.health.state if prev.health else None
         h_new = n.health.state if n.health else None
         if h_new is not None and h_old != h_new:
             since = n.health.since if n.health else None
-            events.append(StatusEvent("health", n.name, h_old, h_new,
-                                      at=since if isinstance(since, float) else seen))
+            events.append(
+                StatusEvent(
+                    "health", n.name, h_old, h_new, at=since if isinstance(since, float) else seen
+                )
+            )
     if old is not None and new.router is not None:
         old_nodes = old.router.nodes if old.router is not None else None
         if old_nodes != new.router.nodes:
-            events.append(StatusEvent("router", None, ", ".join(old_nodes or []) or None,
-                                      ", ".join(new.router.nodes) or "none", at=new.updated))
+            events.append(
+                StatusEvent(
+                    "router",
+                    None,
+                    ", ".join(old_nodes or []) or None,
+                    ", ".join(new.router.nodes) or "none",
+                    at=new.updated,
+                )
+            )
     return events
 
 

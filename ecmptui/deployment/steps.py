@@ -22,9 +22,7 @@ class StepEvent:
     """Progress of one step (or of one node within a step)."""
 
     step: str
-    state: str                 # running | done | failed
+    state: str  # running | done | failed
     detail: str = ""
     node: str | None = None
     changed: bool = False
-
-

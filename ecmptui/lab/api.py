@@ -23,7 +23,8 @@ Handler = Callable[[Cloud, dict[str, str], dict], Any]
 
 # (method, path regex, handler); path is normalised: no leading/trailing or doubled slashes.
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
-    (m, re.compile(f"^{p}$"), h) for m, p, h in [
+    (m, re.compile(f"^{p}$"), h)
+    for m, p, h in [
         ("GET", "user", lambda c, a, b: c.user()),
         ("GET", "projects", lambda c, a, b: c.list_projects()),
         ("GET", f"projects/{ID}", lambda c, a, b: c.get_project(a["id"])),
@@ -54,8 +55,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("GET", f"bgp-configs/{ID}", lambda c, a, b: c.get_bgp_config_by_id(a["id"])),
         ("GET", f"projects/{ID}/bgp/sessions", lambda c, a, b: c.project_sessions(a["id"])),
         ("GET", f"devices/{ID}/bgp/sessions", lambda c, a, b: c.list_sessions(a["id"])),
-        ("POST", f"devices/{ID}/bgp/sessions",
-         lambda c, a, b: (201, c.create_session(a["id"], b))),
+        ("POST", f"devices/{ID}/bgp/sessions", lambda c, a, b: (201, c.create_session(a["id"], b))),
         ("GET", f"bgp/sessions/{ID}", lambda c, a, b: c.get_session(a["id"])),
         ("DELETE", f"bgp/sessions/{ID}", lambda c, a, b: c.delete_session(a["id"])),
         ("GET", f"devices/{ID}/bgp/neighbors", lambda c, a, b: c.neighbors(a["id"])),
@@ -127,8 +127,11 @@ class _Handler(BaseHTTPRequestHandler):
             if raw.strip():
                 kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
                 if kind != "application/json":
-                    raise ApiError(415, "request body must be application/json (Content-Type: "
-                                   f"{kind or 'missing'})")
+                    raise ApiError(
+                        415,
+                        "request body must be application/json (Content-Type: "
+                        f"{kind or 'missing'})",
+                    )
                 try:
                     body = json.loads(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -173,15 +176,15 @@ class LabApiServer(ThreadingHTTPServer):
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(cert, key)
         # the handshake then happens in the request's own thread, not in the accept loop
-        self.socket = ctx.wrap_socket(self.socket, server_side=True,
-                                      do_handshake_on_connect=False)
+        self.socket = ctx.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     @property
     def port(self) -> int:
         return self.server_address[1]
 
     def serve_in_thread(self) -> threading.Thread:
-        t = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
-                             daemon=True, name="lab-api")
+        t = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="lab-api"
+        )
         t.start()
         return t

@@ -29,9 +29,11 @@ def apt_conf(slot: int) -> str:
 
 
 def acng_conf(slot: int) -> str:
-    return (f"BindAddress: {mgmt_gateway(slot)}\nPort: {PORT}\n"
-            "CacheDir: /var/cache/apt-cacher-ng\nLogDir: /var/log/apt-cacher-ng\n"
-            "ExThreshold: 4\nPassThroughPattern: ^$\n")
+    return (
+        f"BindAddress: {mgmt_gateway(slot)}\nPort: {PORT}\n"
+        "CacheDir: /var/cache/apt-cacher-ng\nLogDir: /var/log/apt-cacher-ng\n"
+        "ExThreshold: 4\nPassThroughPattern: ^$\n"
+    )
 
 
 class AptProxy:

@@ -40,25 +40,52 @@ from ecmptui.lab.router import Backbone, RouterPeer, learned_from
 log = logging.getLogger("ecmptui.lab")
 BOOT_TIMEOUT = 15.0  # machine boot until sshd accepts
 
-METRO = {"id": "5d9d2e5e-0000-4000-8000-00000000001a", "code": "lab", "name": "Local lab",
-         "country": "ZZ", "href": "/locations/metros/5d9d2e5e-0000-4000-8000-00000000001a"}
+METRO = {
+    "id": "5d9d2e5e-0000-4000-8000-00000000001a",
+    "code": "lab",
+    "name": "Local lab",
+    "country": "ZZ",
+    "href": "/locations/metros/5d9d2e5e-0000-4000-8000-00000000001a",
+}
 PLANS = [
-    {"id": "6e8b0b5c-0000-4000-8000-000000000001", "slug": "t1.small", "name": "t1.small.x86",
-     "line": "baremetal", "description": "The guide's plan (a lab namespace underneath)",
-     "specs": {"cpus": [{"count": 1, "type": "lab"}], "memory": {"total": "8GB"}},
-     "pricing": {"hour": 0.0}, "available_in": [],
-     "available_in_metros": [{"href": METRO["href"]}]},
-    {"id": "6e8b0b5c-0000-4000-8000-000000000002", "slug": "c3.medium", "name": "c3.medium.x86",
-     "line": "baremetal", "description": "A larger plan (the same lab namespace underneath)",
-     "specs": {"cpus": [{"count": 1, "type": "lab"}], "memory": {"total": "64GB"}},
-     "pricing": {"hour": 0.0}, "available_in": [],
-     "available_in_metros": [{"href": METRO["href"]}]},
+    {
+        "id": "6e8b0b5c-0000-4000-8000-000000000001",
+        "slug": "t1.small",
+        "name": "t1.small.x86",
+        "line": "baremetal",
+        "description": "The guide's plan (a lab namespace underneath)",
+        "specs": {"cpus": [{"count": 1, "type": "lab"}], "memory": {"total": "8GB"}},
+        "pricing": {"hour": 0.0},
+        "available_in": [],
+        "available_in_metros": [{"href": METRO["href"]}],
+    },
+    {
+        "id": "6e8b0b5c-0000-4000-8000-000000000002",
+        "slug": "c3.medium",
+        "name": "c3.medium.x86",
+        "line": "baremetal",
+        "description": "A larger plan (the same lab namespace underneath)",
+        "specs": {"cpus": [{"count": 1, "type": "lab"}], "memory": {"total": "64GB"}},
+        "pricing": {"hour": 0.0},
+        "available_in": [],
+        "available_in_metros": [{"href": METRO["href"]}],
+    },
 ]
 OPERATING_SYSTEMS = [
-    {"slug": "debian_12", "name": "Debian 12 (lab image: BIRD 2, nginx, nftables installed)",
-     "distro": "debian", "version": "12", "provisionable_on": ["t1.small", "c3.medium"]},
-    {"slug": "debian_12_plain", "name": "Debian 12, plain (like a fresh Metal server)",
-     "distro": "debian", "version": "12", "provisionable_on": ["t1.small", "c3.medium"]},
+    {
+        "slug": "debian_12",
+        "name": "Debian 12 (lab image: BIRD 2, nginx, nftables installed)",
+        "distro": "debian",
+        "version": "12",
+        "provisionable_on": ["t1.small", "c3.medium"],
+    },
+    {
+        "slug": "debian_12_plain",
+        "name": "Debian 12, plain (like a fresh Metal server)",
+        "distro": "debian",
+        "version": "12",
+        "provisionable_on": ["t1.small", "c3.medium"],
+    },
 ]
 # operating system slug -> lab image (ecmptui.lab.image)
 OS_IMAGES = {"debian_12": "server", "debian_12_plain": "plain"}
@@ -81,8 +108,16 @@ def _now() -> str:
 def _single_page(href: str, total: int) -> dict:
     """Metal's pagination meta for a listing that fits in one page."""
     page = {"href": f"{href}?page=1"}
-    return {"first": page, "previous": None, "self": page, "next": None, "last": page,
-            "total": total, "current_page": 1, "last_page": 1}
+    return {
+        "first": page,
+        "previous": None,
+        "self": page,
+        "next": None,
+        "last": page,
+        "total": total,
+        "current_page": 1,
+        "last_page": 1,
+    }
 
 
 DEFAULT_PER_PAGE = 10
@@ -109,11 +144,19 @@ def _paginate(items: list, key: str, href: str, query: dict) -> dict:
     def link(n: int) -> dict:
         return {"href": f"{href}?page={n}&per_page={per_page}"}
 
-    return {key: items[(page - 1) * per_page: page * per_page],
-            "meta": {"first": link(1), "previous": link(page - 1) if page > 1 else None,
-                     "self": link(page), "next": link(page + 1) if page < last else None,
-                     "last": link(last), "total": len(items), "current_page": page,
-                     "last_page": last}}
+    return {
+        key: items[(page - 1) * per_page : page * per_page],
+        "meta": {
+            "first": link(1),
+            "previous": link(page - 1) if page > 1 else None,
+            "self": link(page),
+            "next": link(page + 1) if page < last else None,
+            "last": link(last),
+            "total": len(items),
+            "current_page": page,
+            "last_page": last,
+        },
+    }
 
 
 def assignment_id(device_id: str, kind: str) -> str:
@@ -126,8 +169,11 @@ HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 def valid_hostname(name: object) -> bool:
     """RFC 1123: dot-separated labels of letters, digits and inner hyphens (no empty one)."""
-    return isinstance(name, str) and 0 < len(name) <= 63 and all(
-        HOST_LABEL.fullmatch(label) for label in name.split("."))
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 63
+        and all(HOST_LABEL.fullmatch(label) for label in name.split("."))
+    )
 
 
 def _require(cond: bool, message: str) -> None:
@@ -137,8 +183,10 @@ def _require(cond: bool, message: str) -> None:
 
 def _tags(body: dict) -> list[str]:
     tags: Any = body.get("tags") or []
-    _require(isinstance(tags, list) and all(isinstance(t, str) for t in tags),
-             "tags must be a list of strings")
+    _require(
+        isinstance(tags, list) and all(isinstance(t, str) for t in tags),
+        "tags must be a list of strings",
+    )
     return tags
 
 
@@ -155,7 +203,7 @@ class Device:
     state: str = "queued"
     host_key: str = ""
     description: str | None = None
-    failure: str | None = None      # why it failed (Metal's provisioning event), if it did
+    failure: str | None = None  # why it failed (Metal's provisioning event), if it did
     failed_at: str | None = None
     machine: Machine | None = None
 
@@ -167,9 +215,13 @@ class Cloud:
         self.lab, self.slot, self.router = lab, slot, router
         self.apt_proxy = aptproxy.AptProxy(lab, slot)
         self.lock = threading.RLock()
-        self.project = {"id": project_id, "name": f"ecmptui lab {lab.name}",
-                        "created_at": _now(), "updated_at": _now(),
-                        "href": f"/projects/{project_id}"}
+        self.project = {
+            "id": project_id,
+            "name": f"ecmptui lab {lab.name}",
+            "created_at": _now(),
+            "updated_at": _now(),
+            "href": f"/projects/{project_id}",
+        }
         self.ssh_keys: dict[str, dict] = {}
         self.devices: dict[str, Device] = {}
         self.ips: dict[str, dict] = {}
@@ -179,10 +231,17 @@ class Cloud:
     # -- persistence: a restarted supervisor adopts the running lab -----------------------
     def save(self) -> None:
         """Write every API object to the state file (call with the lock held)."""
-        devices = [{k: v for k, v in vars(d).items() if k != "machine"}
-                   for d in self.devices.values()]
-        data = {"project": self.project, "ssh_keys": self.ssh_keys, "devices": devices,
-                "ips": self.ips, "bgp_config": self.bgp_config, "sessions": self.sessions}
+        devices = [
+            {k: v for k, v in vars(d).items() if k != "machine"} for d in self.devices.values()
+        ]
+        data = {
+            "project": self.project,
+            "ssh_keys": self.ssh_keys,
+            "devices": devices,
+            "ips": self.ips,
+            "bgp_config": self.bgp_config,
+            "sessions": self.sessions,
+        }
         tmp = self.lab.cloud_file.with_suffix(".new")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -198,13 +257,16 @@ class Cloud:
         for raw in data["devices"]:
             dev = Device(**raw)
             dev.machine = self._machine(dev)
-            if dev.state in ("queued", "provisioning", "rebooting", "powering_on") \
-                    or (dev.state == "active" and not dev.machine.running()):
+            if dev.state in ("queued", "provisioning", "rebooting", "powering_on") or (
+                dev.state == "active" and not dev.machine.running()
+            ):
                 if dev.machine.running():
                     dev.state = "active"
                 else:
-                    dev.state, dev.failure = "failed", "its machine was not running when " \
-                        "the lab's supervisor restarted"
+                    dev.state, dev.failure = (
+                        "failed",
+                        "its machine was not running when the lab's supervisor restarted",
+                    )
             self.devices[dev.id] = dev
 
     # -- lookups -------------------------------------------------------------------------
@@ -228,8 +290,11 @@ class Cloud:
 
     @staticmethod
     def user() -> dict:
-        return {"id": "00000000-0000-4000-8000-000000000000", "full_name": "Lab Operator",
-                "email": "operator@lab.invalid"}
+        return {
+            "id": "00000000-0000-4000-8000-000000000000",
+            "full_name": "Lab Operator",
+            "email": "operator@lab.invalid",
+        }
 
     # -- SSH keys ------------------------------------------------------------------------
     def add_ssh_key(self, project_id: str | None, body: dict) -> dict:
@@ -247,8 +312,13 @@ class Cloud:
         with self.lock:
             kid = str(uuid.uuid4())
             self.ssh_keys[kid] = {
-                "id": kid, "label": label, "key": key.strip(), "fingerprint": fingerprint,
-                "created_at": _now(), "updated_at": _now(), "href": f"/ssh-keys/{kid}",
+                "id": kid,
+                "label": label,
+                "key": key.strip(),
+                "fingerprint": fingerprint,
+                "created_at": _now(),
+                "updated_at": _now(),
+                "href": f"/ssh-keys/{kid}",
                 "entity": {"href": self.project["href"]},
             }
             return self.ssh_keys[kid]
@@ -274,13 +344,23 @@ class Cloud:
         plan = next(p for p in PLANS if p["slug"] == dev.plan)
         ips = self._assignments(dev)
         return {
-            "id": dev.id, "short_id": dev.id[:8], "hostname": dev.hostname,
+            "id": dev.id,
+            "short_id": dev.id[:8],
+            "hostname": dev.hostname,
             **({"description": dev.description} if dev.description is not None else {}),
-            "state": dev.state, "tags": dev.tags,
-            "billing_cycle": "hourly", "user": "root", "locked": False,
-            "created_at": dev.created_at, "updated_at": dev.created_at,
-            "operating_system": os_entry, "plan": plan, "metro": METRO, "facility": None,
-            "project": {"href": self.project["href"]}, "ip_addresses": ips,
+            "state": dev.state,
+            "tags": dev.tags,
+            "billing_cycle": "hourly",
+            "user": "root",
+            "locked": False,
+            "created_at": dev.created_at,
+            "updated_at": dev.created_at,
+            "operating_system": os_entry,
+            "plan": plan,
+            "metro": METRO,
+            "facility": None,
+            "project": {"href": self.project["href"]},
+            "ip_addresses": ips,
             "ssh_keys": [{"href": f"/ssh-keys/{k}"} for k in dev.ssh_keys],
             "provisioning_percentage": {"queued": 0, "provisioning": 50}.get(dev.state, 100),
             **({"provisioning_events": [self._failure_event(dev)]} if dev.failure else {}),
@@ -293,10 +373,16 @@ class Cloud:
     def _failure_event(dev: Device) -> dict:
         """Why the device failed, as Metal's provisioning events said it."""
         eid = assignment_id(dev.id, "failure")
-        return {"id": eid, "type": "provisioning.failed", "state": "failed",
-                "body": dev.failure, "interpolated": f"{dev.hostname}: {dev.failure}",
-                "created_at": dev.failed_at or dev.created_at, "href": f"/events/{eid}",
-                "relationships": [{"href": f"/devices/{dev.id}"}]}
+        return {
+            "id": eid,
+            "type": "provisioning.failed",
+            "state": "failed",
+            "body": dev.failure,
+            "interpolated": f"{dev.hostname}: {dev.failure}",
+            "created_at": dev.failed_at or dev.created_at,
+            "href": f"/events/{eid}",
+            "relationships": [{"href": f"/devices/{dev.id}"}],
+        }
 
     def _failed(self, dev: Device, why: str) -> None:
         """Mark the device failed with its reason (call with the lock held)."""
@@ -308,25 +394,44 @@ class Cloud:
         mgmt = mgmt_addr(self.slot, dev.n)
         out = []
         for kind, public, address, gateway in (
-                ("mgmt", True, mgmt, mgmt_gateway(self.slot)),
-                ("priv", False, server_link_addr(dev.n), router_link_addr(dev.n))):
+            ("mgmt", True, mgmt, mgmt_gateway(self.slot)),
+            ("priv", False, server_link_addr(dev.n), router_link_addr(dev.n)),
+        ):
             aid = assignment_id(dev.id, kind)
-            out.append({
-                "id": aid, "address_family": 4, "public": public, "management": True,
-                "address": address, "cidr": 24, "netmask": "255.255.255.0",
-                "network": str(ipaddress.IPv4Network(f"{address}/24", strict=False)
-                               .network_address),
-                "gateway": gateway, "manageable": True, "enabled": True, "global_ip": False,
-                "assigned_to": {"href": f"/devices/{dev.id}"}, "created_at": dev.created_at,
-                "metro": METRO, "href": f"/ips/{aid}"})
+            out.append(
+                {
+                    "id": aid,
+                    "address_family": 4,
+                    "public": public,
+                    "management": True,
+                    "address": address,
+                    "cidr": 24,
+                    "netmask": "255.255.255.0",
+                    "network": str(
+                        ipaddress.IPv4Network(f"{address}/24", strict=False).network_address
+                    ),
+                    "gateway": gateway,
+                    "manageable": True,
+                    "enabled": True,
+                    "global_ip": False,
+                    "assigned_to": {"href": f"/devices/{dev.id}"},
+                    "created_at": dev.created_at,
+                    "metro": METRO,
+                    "href": f"/ips/{aid}",
+                }
+            )
         return out
 
     def list_devices(self, project_id: str, query: dict | None = None) -> dict:
         self._project(project_id)
         with self.lock:
             devs = sorted(self.devices.values(), key=lambda d: d.n)
-            return _paginate([self.device_json(d) for d in devs], "devices",
-                             f"{self.project['href']}/devices", query or {})
+            return _paginate(
+                [self.device_json(d) for d in devs],
+                "devices",
+                f"{self.project['href']}/devices",
+                query or {},
+            )
 
     def update_device(self, device_id: str, body: dict) -> dict:
         """`PUT /devices/{id}`: hostname, description, tags."""
@@ -335,8 +440,9 @@ class Cloud:
             hostname: Any = body.get("hostname", dev.hostname)
             _require(valid_hostname(hostname), "hostname must be a valid host name")
             description: Any = body.get("description", dev.description)
-            _require(description is None or isinstance(description, str),
-                     "description must be a string")
+            _require(
+                description is None or isinstance(description, str), "description must be a string"
+            )
             tags = _tags(body) if "tags" in body else dev.tags
             dev.hostname, dev.description, dev.tags = hostname, description, tags
             return self.device_json(dev)
@@ -348,43 +454,62 @@ class Cloud:
     def create_device(self, project_id: str, body: dict) -> dict:
         self._project(project_id)
         hostname: Any = body.get("hostname")
-        _require(valid_hostname(hostname),
-                 "hostname is required and must be a valid host name")
+        _require(valid_hostname(hostname), "hostname is required and must be a valid host name")
         plan: Any = body.get("plan")
         _require(any(p["slug"] == plan for p in PLANS), f"plan {plan!r} is not a valid plan")
         os_slug: Any = body.get("operating_system")
-        _require(any(o["slug"] == os_slug for o in OPERATING_SYSTEMS),
-                 f"operating_system {os_slug!r} is not a valid operating system")
+        _require(
+            any(o["slug"] == os_slug for o in OPERATING_SYSTEMS),
+            f"operating_system {os_slug!r} is not a valid operating system",
+        )
         img = image.image(OS_IMAGES[os_slug])
-        _require(img.ready(), f"operating_system {os_slug!r}: the lab image is not built yet "
-                 f"(run `ecmptui lab image --os {img.os}`)")
+        _require(
+            img.ready(),
+            f"operating_system {os_slug!r}: the lab image is not built yet "
+            f"(run `ecmptui lab image --os {img.os}`)",
+        )
         metro: Any = body.get("metro")
         facility: Any = body.get("facility")
         _require(metro or facility, "metro or facility is required")
-        _require(metro in (None, "", "lab") and facility in (None, "", "lab"),
-                 f"metro {metro or facility!r} is not a valid metro")
+        _require(
+            metro in (None, "", "lab") and facility in (None, "", "lab"),
+            f"metro {metro or facility!r} is not a valid metro",
+        )
         tags = _tags(body)
         keys: Any = body.get("project_ssh_keys") or []
-        _require(isinstance(keys, list) and all(isinstance(k, str) and k in self.ssh_keys
-                                                for k in keys),
-                 "project_ssh_keys must list ids of this project's keys")
+        _require(
+            isinstance(keys, list) and all(isinstance(k, str) and k in self.ssh_keys for k in keys),
+            "project_ssh_keys must list ids of this project's keys",
+        )
         with self.lock:
             used = {d.n for d in self.devices.values()}
             free = [n for n in range(1, MAX_NODES + 1) if n not in used]
             _require(bool(free), f"the lab holds at most {MAX_NODES} devices")
-            dev = Device(id=str(uuid.uuid4()), n=free[0], hostname=hostname, plan=plan,
-                         os=os_slug, tags=tags, ssh_keys=keys or list(self.ssh_keys),
-                         created_at=_now())
+            dev = Device(
+                id=str(uuid.uuid4()),
+                n=free[0],
+                hostname=hostname,
+                plan=plan,
+                os=os_slug,
+                tags=tags,
+                ssh_keys=keys or list(self.ssh_keys),
+                created_at=_now(),
+            )
             self.devices[dev.id] = dev
             authorized = [self.ssh_keys[k]["key"] for k in dev.ssh_keys]
             data = self.device_json(dev)
-        threading.Thread(target=self._provision, args=(dev, authorized), daemon=True,
-                         name=f"provision-{dev.n}").start()
+        threading.Thread(
+            target=self._provision, args=(dev, authorized), daemon=True, name=f"provision-{dev.n}"
+        ).start()
         return data
 
     def _machine(self, dev: Device) -> Machine:
-        return Machine(self.lab.server_machine(dev.n), self.lab.server_ns(dev.n),
-                       self.lab.server_dir(dev.n), image.image(OS_IMAGES[dev.os]).rootfs)
+        return Machine(
+            self.lab.server_machine(dev.n),
+            self.lab.server_ns(dev.n),
+            self.lab.server_dir(dev.n),
+            image.image(OS_IMAGES[dev.os]).rootfs,
+        )
 
     def _provision(self, dev: Device, authorized: list[str]) -> None:
         try:
@@ -412,8 +537,10 @@ class Cloud:
         """Boot the device's machine; `active` once its sshd accepts, like Metal's."""
         assert dev.machine is not None
         if dev.hostname in self._boot_faults():
-            raise EcmpError(f"its machine did not come up (boot failure injected through "
-                            f"{self.lab.boot_faults_file})")
+            raise EcmpError(
+                f"its machine did not come up (boot failure injected through "
+                f"{self.lab.boot_faults_file})"
+            )
         dev.machine.boot()
         firstboot.wait_port(mgmt_addr(self.slot, dev.n), 22, BOOT_TIMEOUT)
         with self.lock:
@@ -430,14 +557,20 @@ class Cloud:
         with self.lock:
             dev = self._device(device_id)
             # a failed device's machine may be rebooted (as Metal let one power-cycle it)
-            _require(dev.machine is not None and dev.state in ("active", "inactive", "failed"),
-                     f"device is {dev.state}; try again when it is active")
+            _require(
+                dev.machine is not None and dev.state in ("active", "inactive", "failed"),
+                f"device is {dev.state}; try again when it is active",
+            )
             if kind == "power_on" and dev.state == "active":
                 return
-            dev.state = {"reboot": "rebooting", "power_off": "powering_off",
-                         "power_on": "powering_on"}[kind]
-        threading.Thread(target=self._power, args=(dev, kind), daemon=True,
-                         name=f"{kind}-{dev.n}").start()
+            dev.state = {
+                "reboot": "rebooting",
+                "power_off": "powering_off",
+                "power_on": "powering_on",
+            }[kind]
+        threading.Thread(
+            target=self._power, args=(dev, kind), daemon=True, name=f"{kind}-{dev.n}"
+        ).start()
 
     def _power(self, dev: Device, kind: str) -> None:
         assert dev.machine is not None
@@ -464,8 +597,11 @@ class Cloud:
             return set()
 
     def _write_known_hosts(self) -> None:
-        lines = [f"{mgmt_addr(self.slot, d.n)} {d.host_key}\n"
-                 for d in sorted(self.devices.values(), key=lambda d: d.n) if d.host_key]
+        lines = [
+            f"{mgmt_addr(self.slot, d.n)} {d.host_key}\n"
+            for d in sorted(self.devices.values(), key=lambda d: d.n)
+            if d.host_key
+        ]
         tmp = self.lab.known_hosts.with_suffix(".new")
         tmp.write_text("".join(lines))
         tmp.replace(self.lab.known_hosts)
@@ -498,28 +634,48 @@ class Cloud:
     # -- elastic IPs ---------------------------------------------------------------------
     def reserve_ip(self, project_id: str, body: dict) -> dict:
         self._project(project_id)
-        _require(body.get("type") == "public_ipv4",
-                 f"type {body.get('type')!r} is not supported (the lab reserves public_ipv4)")
+        _require(
+            body.get("type") == "public_ipv4",
+            f"type {body.get('type')!r} is not supported (the lab reserves public_ipv4)",
+        )
         quantity: Any = body.get("quantity")
-        _require(isinstance(quantity, int) and not isinstance(quantity, bool) and quantity >= 1,
-                 "quantity must be a positive integer")
+        _require(
+            isinstance(quantity, int) and not isinstance(quantity, bool) and quantity >= 1,
+            "quantity must be a positive integer",
+        )
         _require(quantity == 1, "the lab reserves single addresses (quantity 1, a /32)")
         metro: Any = body.get("metro") or body.get("facility")
         _require(metro in (None, "", "lab"), f"metro {metro!r} is not a valid metro")
         tags = _tags(body)
         with self.lock:
             used = {ip["address"] for ip in self.ips.values()}
-            free = next((str(a) for a in EIP_POOL.hosts()
-                         if int(a) & 0xFF >= 10 and str(a) not in used), None)
+            free = next(
+                (str(a) for a in EIP_POOL.hosts() if int(a) & 0xFF >= 10 and str(a) not in used),
+                None,
+            )
             _require(free is not None, "no public_ipv4 addresses left in the lab pool")
             iid = str(uuid.uuid4())
             self.ips[iid] = {
-                "id": iid, "address_family": 4, "netmask": "255.255.255.255", "cidr": 32,
-                "public": True, "management": False, "manageable": True, "enabled": True,
-                "global_ip": False, "address": free, "network": free, "gateway": free,
-                "type": "public_ipv4", "tags": tags, "details": body.get("details"),
-                "customdata": {}, "created_at": _now(), "metro": METRO,
-                "project": {"href": self.project["href"]}, "assignments": [],
+                "id": iid,
+                "address_family": 4,
+                "netmask": "255.255.255.255",
+                "cidr": 32,
+                "public": True,
+                "management": False,
+                "manageable": True,
+                "enabled": True,
+                "global_ip": False,
+                "address": free,
+                "network": free,
+                "gateway": free,
+                "type": "public_ipv4",
+                "tags": tags,
+                "details": body.get("details"),
+                "customdata": {},
+                "created_at": _now(),
+                "metro": METRO,
+                "project": {"href": self.project["href"]},
+                "assignments": [],
                 "href": f"/ips/{iid}",
             }
             self._sync_router()
@@ -556,26 +712,42 @@ class Cloud:
     # -- BGP -----------------------------------------------------------------------------
     def enable_bgp(self, project_id: str, body: dict) -> None:
         self._project(project_id)
-        _require(body.get("deployment_type") in ("local", "global"),
-                 "deployment_type must be local or global")
+        _require(
+            body.get("deployment_type") in ("local", "global"),
+            "deployment_type must be local or global",
+        )
         _require(body.get("deployment_type") == "local", "the lab offers local BGP only")
         asn: Any = body.get("asn")
-        _require(isinstance(asn, int) and not isinstance(asn, bool)
-                 and (64512 <= asn <= 65534 or 4200000000 <= asn <= 4294967294),
-                 "asn must be a private ASN (64512-65534)")
+        _require(
+            isinstance(asn, int)
+            and not isinstance(asn, bool)
+            and (64512 <= asn <= 65534 or 4200000000 <= asn <= 4294967294),
+            "asn must be a private ASN (64512-65534)",
+        )
         md5: Any = body.get("md5")
-        _require(md5 is None or (isinstance(md5, str) and 0 < len(md5) <= 20
-                                 and md5.isascii() and md5.isalnum()),
-                 "md5 must be 1-20 letters or digits")
+        _require(
+            md5 is None
+            or (isinstance(md5, str) and 0 < len(md5) <= 20 and md5.isascii() and md5.isalnum()),
+            "md5 must be 1-20 letters or digits",
+        )
         with self.lock:
             if self.bgp_config is not None:
                 raise ApiError(422, "BGP is already enabled for this project")
             bid = str(uuid.uuid4())
             self.bgp_config = {
-                "id": bid, "status": "enabled", "deployment_type": "local", "asn": asn,
-                "md5": md5, "route_object": None, "max_prefix": 10, "created_at": _now(),
-                "requested_at": _now(), "project": {"href": self.project["href"]},
-                "sessions": [], "ranges": [], "href": f"/bgp-configs/{bid}",
+                "id": bid,
+                "status": "enabled",
+                "deployment_type": "local",
+                "asn": asn,
+                "md5": md5,
+                "route_object": None,
+                "max_prefix": 10,
+                "created_at": _now(),
+                "requested_at": _now(),
+                "project": {"href": self.project["href"]},
+                "sessions": [],
+                "ranges": [],
+                "href": f"/bgp-configs/{bid}",
             }
 
     def get_bgp_config(self, project_id: str) -> dict:
@@ -627,14 +799,21 @@ class Cloud:
             _require(family in ("ipv4", "ipv6"), "address_family must be ipv4 or ipv6")
             _require(family == "ipv4", "the lab offers ipv4 sessions only")
             _require(self.bgp_config is not None, "BGP is not enabled for this project")
-            _require(not any(s["device_id"] == device_id for s in self.sessions.values()),
-                     "a BGP session for ipv4 already exists on this device")
+            _require(
+                not any(s["device_id"] == device_id for s in self.sessions.values()),
+                "a BGP session for ipv4 already exists on this device",
+            )
             sid = str(uuid.uuid4())
             self.sessions[sid] = {
-                "id": sid, "device_id": device_id, "address_family": "ipv4",
-                "default_route": False, "switch_name": "core1,core2",
-                "created_at": _now(), "updated_at": _now(),
-                "device": {"href": f"/devices/{device_id}"}, "href": f"/bgp/sessions/{sid}",
+                "id": sid,
+                "device_id": device_id,
+                "address_family": "ipv4",
+                "default_route": False,
+                "switch_name": "core1,core2",
+                "created_at": _now(),
+                "updated_at": _now(),
+                "device": {"href": f"/devices/{device_id}"},
+                "href": f"/bgp/sessions/{sid}",
             }
             self._sync_router()
             return self._session_json(self.sessions[sid], {})
@@ -663,27 +842,40 @@ class Cloud:
         with self.lock:
             dev = self._device(device_id)
             if self.bgp_config is None or not any(
-                    s["device_id"] == device_id for s in self.sessions.values()):
+                s["device_id"] == device_id for s in self.sessions.values()
+            ):
                 return {"bgp_neighbors": []}
             md5 = self.bgp_config["md5"]
-            return {"bgp_neighbors": [{
-                "address_family": 4, "customer_as": self.bgp_config["asn"],
-                "customer_ip": server_link_addr(dev.n), "md5_enabled": md5 is not None,
-                "multihop": True, "peer_as": ROUTER_ASN,
-                "peer_ips": [ROUTER_PEER_IPS[r] for r in ROUTERS],
-                "routes_in": [{"route": f"{ip['address']}/32", "exact": True}
-                              for ip in self.ips.values()],
-                "routes_out": [],
-                # the spec has no null here: the password only when MD5 is on
-                **({"md5_password": md5} if md5 is not None else {}),
-            }]}
+            return {
+                "bgp_neighbors": [
+                    {
+                        "address_family": 4,
+                        "customer_as": self.bgp_config["asn"],
+                        "customer_ip": server_link_addr(dev.n),
+                        "md5_enabled": md5 is not None,
+                        "multihop": True,
+                        "peer_as": ROUTER_ASN,
+                        "peer_ips": [ROUTER_PEER_IPS[r] for r in ROUTERS],
+                        "routes_in": [
+                            {"route": f"{ip['address']}/32", "exact": True}
+                            for ip in self.ips.values()
+                        ],
+                        "routes_out": [],
+                        # the spec has no null here: the password only when MD5 is on
+                        **({"md5_password": md5} if md5 is not None else {}),
+                    }
+                ]
+            }
 
     def _sync_router(self) -> None:
         """Regenerate the core router's config from sessions and EIPs (call with the lock)."""
         asn = self.bgp_config["asn"] if self.bgp_config else 0
         md5 = self.bgp_config["md5"] if self.bgp_config else None
-        peers = [RouterPeer(self.devices[s["device_id"]].n, asn, md5)
-                 for s in self.sessions.values() if s["device_id"] in self.devices]
+        peers = [
+            RouterPeer(self.devices[s["device_id"]].n, asn, md5)
+            for s in self.sessions.values()
+            if s["device_id"] in self.devices
+        ]
         self.router.reconfigure(peers, [ip["address"] for ip in self.ips.values()])
 
     # -- status --------------------------------------------------------------------------
@@ -693,21 +885,44 @@ class Cloud:
         with self.lock:
             devices = []
             for d in sorted(self.devices.values(), key=lambda d: d.n):
-                sess = [self._session_json(s, protocols) for s in self.sessions.values()
-                        if s["device_id"] == d.id]
-                devices.append({"id": d.id, "hostname": d.hostname, "state": d.state,
-                                "namespace": self.lab.server_ns(d.n), "os": d.os,
-                                "machine": d.machine.name if d.machine else None,
-                                "pid": d.machine.pid() if d.machine else None,
-                                "mgmt_address": mgmt_addr(self.slot, d.n),
-                                "sessions": [{"id": s["id"], "status": s["status"],
-                                              "learned_routes": s["learned_routes"]}
-                                             for s in sess]})
+                sess = [
+                    self._session_json(s, protocols)
+                    for s in self.sessions.values()
+                    if s["device_id"] == d.id
+                ]
+                devices.append(
+                    {
+                        "id": d.id,
+                        "hostname": d.hostname,
+                        "state": d.state,
+                        "namespace": self.lab.server_ns(d.n),
+                        "os": d.os,
+                        "machine": d.machine.name if d.machine else None,
+                        "pid": d.machine.pid() if d.machine else None,
+                        "mgmt_address": mgmt_addr(self.slot, d.n),
+                        "sessions": [
+                            {
+                                "id": s["id"],
+                                "status": s["status"],
+                                "learned_routes": s["learned_routes"],
+                            }
+                            for s in sess
+                        ],
+                    }
+                )
             eips = [ip["address"] for ip in self.ips.values()]
-        routers = {r: {"bgp_address": ROUTER_PEER_IPS[r], "bird": c.state(),
-                       "learned": {eip: learned_from(self.lab, r, eip) for eip in eips}}
-                   for r, c in self.router.cores.items()}
-        return {"devices": devices, "eips": eips,
-                "bgp": {"enabled": self.bgp_config is not None},
-                "routers": routers,
-                "router": {eip: self.router.nexthops(f"{eip}/32") for eip in eips}}
+        routers = {
+            r: {
+                "bgp_address": ROUTER_PEER_IPS[r],
+                "bird": c.state(),
+                "learned": {eip: learned_from(self.lab, r, eip) for eip in eips},
+            }
+            for r, c in self.router.cores.items()
+        }
+        return {
+            "devices": devices,
+            "eips": eips,
+            "bgp": {"enabled": self.bgp_config is not None},
+            "routers": routers,
+            "router": {eip: self.router.nexthops(f"{eip}/32") for eip in eips},
+        }

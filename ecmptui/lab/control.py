@@ -60,8 +60,12 @@ class LabInfo:
         return Path(self.token_file).read_text().strip()
 
     def public(self) -> dict:
-        return {"endpoint": self.endpoint, "project_id": self.project_id,
-                "token_file": self.token_file, "ca_file": self.ca_file}
+        return {
+            "endpoint": self.endpoint,
+            "project_id": self.project_id,
+            "token_file": self.token_file,
+            "ca_file": self.ca_file,
+        }
 
 
 def preflight() -> None:
@@ -107,15 +111,17 @@ def require_info(lab: LabInstance) -> LabInfo:
         try:
             lab.info_file.stat()
         except PermissionError:  # the state dir is root's: say so, not "not up"
-            raise EcmpError(f"lab {lab.name!r} belongs to root (its state in {lab.state_dir} "
-                            "is readable by root only): run ecmptui as root") from None
+            raise EcmpError(
+                f"lab {lab.name!r} belongs to root (its state in {lab.state_dir} "
+                "is readable by root only): run ecmptui as root"
+            ) from None
         except OSError:
             pass
         raise EcmpError(f"lab {lab.name!r} is not up: run `ecmptui lab up`")
     return info
 
 
-CLAIM = "claim.json"    # in a lab's state dir: the slot and port it took, from `lab up` on
+CLAIM = "claim.json"  # in a lab's state dir: the slot and port it took, from `lab up` on
 
 
 @contextmanager
@@ -139,9 +145,15 @@ def _claims() -> list[dict]:
             for name in (CLAIM, "lab.json"):
                 try:
                     data = json.loads((d / name).read_text())
-                    out.append({"slot": int(data["slot"]),
-                                "port": int(data.get("port") or
-                                            str(data.get("endpoint", ":0")).rsplit(":", 1)[1])})
+                    out.append(
+                        {
+                            "slot": int(data["slot"]),
+                            "port": int(
+                                data.get("port")
+                                or str(data.get("endpoint", ":0")).rsplit(":", 1)[1]
+                            ),
+                        }
+                    )
                 except (OSError, ValueError, KeyError, TypeError, IndexError):
                     pass
     return out
@@ -185,9 +197,13 @@ def leftovers(lab: LabInstance) -> list[str]:
     return found
 
 
-def up(lab: LabInstance, port: int | None = None,
-       progress: image.Progress | None = None, ecmp: str | None = None,
-       resilient: Resilient | None = None) -> tuple[LabInfo, bool]:
+def up(
+    lab: LabInstance,
+    port: int | None = None,
+    progress: image.Progress | None = None,
+    ecmp: str | None = None,
+    resilient: Resilient | None = None,
+) -> tuple[LabInfo, bool]:
     """Bring the lab up (or find it running), building the lab image first if it is
     missing. Returns (info, started_now). `port` None: DEFAULT_PORT, or a free one when
     that is taken; a port asked for that is taken is an error."""
@@ -197,8 +213,10 @@ def up(lab: LabInstance, port: int | None = None,
     info = read_info(lab)
     if info is not None:
         if ecmp is not None and info.ecmp != ecmp:
-            raise EcmpError(f"lab {lab.name!r} is up with {info.ecmp} ECMP: `ecmptui lab down` "
-                            f"first to start it with {ecmp}")
+            raise EcmpError(
+                f"lab {lab.name!r} is up with {info.ecmp} ECMP: `ecmptui lab down` "
+                f"first to start it with {ecmp}"
+            )
         return info, False
     machine.cgroup_root()  # a clear error now rather than a failed boot later
     image.ensure("server", progress)
@@ -207,28 +225,34 @@ def up(lab: LabInstance, port: int | None = None,
         return _start_daemon(lab, orphan["port"], orphan["slot"], adopt=True), True
     rest = leftovers(lab)
     if rest:
-        raise EcmpError(f"lab {lab.name!r} is partly present ({', '.join(rest[:3])}"
-                        f"{', ...' if len(rest) > 3 else ''}): run `ecmptui lab down` first")
+        raise EcmpError(
+            f"lab {lab.name!r} is partly present ({', '.join(rest[:3])}"
+            f"{', ...' if len(rest) > 3 else ''}): run `ecmptui lab down` first"
+        )
     with _host_lock():  # slot and port: chosen and claimed as one step
         claimed_ports = {c["port"] for c in _claims()}
         if port is None:
-            port = DEFAULT_PORT if DEFAULT_PORT not in claimed_ports and \
-                _port_free(DEFAULT_PORT) else 0
+            port = (
+                DEFAULT_PORT
+                if DEFAULT_PORT not in claimed_ports and _port_free(DEFAULT_PORT)
+                else 0
+            )
         if port != 0 and port in claimed_ports:
-            raise EcmpError(f"port 127.0.0.1:{port} is taken by another lab: pick another "
-                            "with `lab up --port`")
+            raise EcmpError(
+                f"port 127.0.0.1:{port} is taken by another lab: pick another with `lab up --port`"
+            )
         _check_port(port)
         free = [s for s in range(MAX_SLOTS) if s not in _used_slots()]
         if not free:
-            raise EcmpError("no free mgmt subnet for another lab (198.18.100-199.0/24 all "
-                            "used)")
+            raise EcmpError("no free mgmt subnet for another lab (198.18.100-199.0/24 all used)")
         try:
             lab.state_dir.mkdir(mode=0o700)  # keys, token and machine layers: root only
         except FileExistsError as exc:  # another `lab up` of the same instance got here first
             raise EcmpError(f"lab {lab.name!r} is being started by another process") from exc
         (lab.state_dir / CLAIM).write_text(json.dumps({"slot": free[0], "port": port}) + "\n")
-    return _start_daemon(lab, port, free[0], adopt=False, ecmp=ecmp or "hash",
-                         resilient=resilient or Resilient()), True
+    return _start_daemon(
+        lab, port, free[0], adopt=False, ecmp=ecmp or "hash", resilient=resilient or Resilient()
+    ), True
 
 
 def _orphaned(lab: LabInstance) -> dict | None:
@@ -248,19 +272,48 @@ def _orphaned(lab: LabInstance) -> dict | None:
     return {"port": port, "slot": slot}
 
 
-def _start_daemon(lab: LabInstance, port: int, slot: int, adopt: bool, ecmp: str = "hash",
-                  resilient: Resilient | None = None) -> LabInfo:
+def _start_daemon(
+    lab: LabInstance,
+    port: int,
+    slot: int,
+    adopt: bool,
+    ecmp: str = "hash",
+    resilient: Resilient | None = None,
+) -> LabInfo:
     """Start the supervisor (fully detached: its own session, no terminal, logs to its
     file) and wait for its one line."""
-    argv = [sys.executable, "-m", "ecmptui.lab.daemon", "--name", lab.name, "--port",
-            str(port), "--slot", str(slot)] + (["--adopt"] if adopt else [])
+    argv = [
+        sys.executable,
+        "-m",
+        "ecmptui.lab.daemon",
+        "--name",
+        lab.name,
+        "--port",
+        str(port),
+        "--slot",
+        str(slot),
+    ] + (["--adopt"] if adopt else [])
     if not adopt:
         r = resilient or Resilient()
-        argv += ["--ecmp", ecmp, "--buckets", str(r.buckets), "--idle-timer",
-                 str(r.idle_timer), "--unbalanced-timer", str(r.unbalanced_timer)]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
-                            cwd="/")
+        argv += [
+            "--ecmp",
+            ecmp,
+            "--buckets",
+            str(r.buckets),
+            "--idle-timer",
+            str(r.idle_timer),
+            "--unbalanced-timer",
+            str(r.unbalanced_timer),
+        ]
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        cwd="/",
+    )
     lab.pid_file.write_text(f"{proc.pid}\n")
     line = _read_line(proc, UP_TIMEOUT)
     if line == "READY":
@@ -276,8 +329,10 @@ def _start_daemon(lab: LabInstance, port: int, slot: int, adopt: bool, ecmp: str
         proc.kill()
     reason = line.removeprefix("ERROR ").strip() or "the supervisor exited without a word"
     if adopt:  # never tear down machines that still serve because adopting them failed
-        raise EcmpError(f"lab {lab.name!r}: could not adopt its running machines ({reason}); "
-                        "`ecmptui lab down` removes them")
+        raise EcmpError(
+            f"lab {lab.name!r}: could not adopt its running machines ({reason}); "
+            "`ecmptui lab down` removes them"
+        )
     down(lab)
     raise EcmpError(f"lab up failed: {reason}")
 
@@ -295,8 +350,11 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
                 break
             buf += chunk
     proc.stdout.close()
-    return buf.decode(errors="replace").split("\n")[0] if buf else "ERROR no answer within " \
-        f"{deadline.elapsed():.0f} s"
+    return (
+        buf.decode(errors="replace").split("\n")[0]
+        if buf
+        else f"ERROR no answer within {deadline.elapsed():.0f} s"
+    )
 
 
 def down(lab: LabInstance) -> list[str]:
@@ -330,13 +388,23 @@ def status(lab: LabInstance) -> dict:
 
     ctx = ssl.create_default_context(cafile=info.ca_file)
     try:
-        resp = httpx.get(f"https://{info.endpoint}/lab/status", verify=ctx, timeout=5,
-                         headers={"X-Auth-Token": info.token()})
+        resp = httpx.get(
+            f"https://{info.endpoint}/lab/status",
+            verify=ctx,
+            timeout=5,
+            headers={"X-Auth-Token": info.token()},
+        )
         resp.raise_for_status()
         detail = resp.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise EcmpError(f"lab {lab.name!r} API at {info.endpoint} did not answer: {exc}") from exc
-    return {"name": lab.name, "up": True, **info.public(), "known_hosts": info.known_hosts,
-            "mgmt_subnet": info.mgmt_subnet, "client_namespace": info.client_namespace,
-            "ecmp": info.ecmp,
-            **detail}
+    return {
+        "name": lab.name,
+        "up": True,
+        **info.public(),
+        "known_hosts": info.known_hosts,
+        "mgmt_subnet": info.mgmt_subnet,
+        "client_namespace": info.client_namespace,
+        "ecmp": info.ecmp,
+        **detail,
+    }

@@ -53,8 +53,14 @@ def cleanup(lab: LabInstance) -> None:
     shutil.rmtree(lab.state_dir, ignore_errors=True)
 
 
-def serve(lab: LabInstance, port: int, slot: int, adopt: bool = False, ecmp: str = "hash",
-          resilient: Resilient = Resilient()) -> int:
+def serve(
+    lab: LabInstance,
+    port: int,
+    slot: int,
+    adopt: bool = False,
+    ecmp: str = "hash",
+    resilient: Resilient = Resilient(),
+) -> int:
     """Build and serve the lab; with `adopt`, take over a running lab whose supervisor died
     (same token, certificates, port, machines and API objects)."""
     stop = threading.Event()
@@ -86,11 +92,17 @@ def serve(lab: LabInstance, port: int, slot: int, adopt: bool = False, ecmp: str
             raise EcmpError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
         server.serve_in_thread()
         info = {
-            "name": lab.name, "pid": os.getpid(), "endpoint": f"127.0.0.1:{server.port}",
-            "project_id": project_id, "token_file": str(lab.token_file),
-            "ca_file": str(lab.ca_file), "known_hosts": str(lab.known_hosts),
-            "slot": slot, "mgmt_subnet": str(mgmt_net(slot)),
-            "client_namespace": lab.client_ns, "fabric_namespace": lab.fabric_ns,
+            "name": lab.name,
+            "pid": os.getpid(),
+            "endpoint": f"127.0.0.1:{server.port}",
+            "project_id": project_id,
+            "token_file": str(lab.token_file),
+            "ca_file": str(lab.ca_file),
+            "known_hosts": str(lab.known_hosts),
+            "slot": slot,
+            "mgmt_subnet": str(mgmt_net(slot)),
+            "client_namespace": lab.client_ns,
+            "fabric_namespace": lab.fabric_ns,
             "ecmp": router.mode,
         }
         tmp = lab.info_file.with_suffix(".new")
@@ -125,10 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lab = LabInstance(args.name)
     logging.basicConfig(
-        filename=lab.log_file, level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return serve(lab, args.port, args.slot, adopt=args.adopt, ecmp=args.ecmp,
-                 resilient=Resilient(args.buckets, args.idle_timer, args.unbalanced_timer))
+        filename=lab.log_file,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return serve(
+        lab,
+        args.port,
+        args.slot,
+        adopt=args.adopt,
+        ecmp=args.ecmp,
+        resilient=Resilient(args.buckets, args.idle_timer, args.unbalanced_timer),
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ wants. A mismatch (a helper that died, or one whose cached link indexes went sta
 server's link was re-created) is logged with the helper's own error, the helper restarted
 and everything applied again. What the agent knows is in /run/ecmptui-agent/status.json.
 """
+
 import fcntl
 import json
 import os
@@ -23,7 +24,6 @@ import select
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 TABLE = "100"
@@ -31,8 +31,8 @@ CONF = "/etc/ecmptui/ecmp-agent.json"
 WEIGHTS = "/run/ecmptui-agent/weights.json"
 STATUS = "/run/ecmptui-agent/status.json"
 DEFAULTS = {"buckets": 128, "idle_timer": 60, "unbalanced_timer": 0}
-CHECK_EVERY = 1.0        # seconds between two checks of the helper and the kernel
-FAILING_AFTER = 3        # failed attempts in a row before the status says "failing"
+CHECK_EVERY = 1.0  # seconds between two checks of the helper and the kernel
+FAILING_AFTER = 3  # failed attempts in a row before the status says "failing"
 
 
 def load(path: str, default: Any) -> Any:
@@ -84,7 +84,7 @@ def nh_id(gateway: Any) -> Any:
     return 1000 + int(gateway.split(".")[2])
 
 
-GROUPS = (5000, 5256)      # the ids of the agent's groups: one per EIP (its last octet)
+GROUPS = (5000, 5256)  # the ids of the agent's groups: one per EIP (its last octet)
 
 
 def group_id(dst: Any) -> Any:
@@ -93,8 +93,10 @@ def group_id(dst: Any) -> Any:
 
 def differences(desired: Any, actual: Any) -> Any:
     """The destinations whose kernel state is not the desired one (missing, other, stale)."""
-    return sorted({d for d, m in desired.items() if actual.get(d) != m}
-                  | {d for d in actual if d not in desired})
+    return sorted(
+        {d for d, m in desired.items() if actual.get(d) != m}
+        | {d for d in actual if d not in desired}
+    )
 
 
 def kernel_state() -> Any:
@@ -109,8 +111,9 @@ def kernel_state() -> Any:
         members = []
         for m in group.get("group", []):
             member = nexthops.get(m.get("id"), {})
-            members.append((m.get("id"), member.get("gateway"), member.get("dev"),
-                            int(m.get("weight", 1))))
+            members.append(
+                (m.get("id"), member.get("gateway"), member.get("dev"), int(m.get("weight", 1)))
+            )
         out[dst if "/" in dst else dst + "/32"] = tuple(sorted(members))
     return out
 
@@ -118,13 +121,15 @@ def kernel_state() -> Any:
 class Agent:
     def __init__(self) -> None:
         conf = {**DEFAULTS, **load(CONF, {})}
-        self.args = (f"type resilient buckets {int(conf['buckets'])} idle_timer "
-                     f"{int(conf['idle_timer'])} unbalanced_timer {int(conf['unbalanced_timer'])}")
+        self.args = (
+            f"type resilient buckets {int(conf['buckets'])} idle_timer "
+            f"{int(conf['idle_timer'])} unbalanced_timer {int(conf['unbalanced_timer'])}"
+        )
         self.applied: dict[str, Any] = {}
         self.weights_mtime: int | None = None
         self._ip: subprocess.Popen[str] | None = None
-        self.failures = 0           # failed attempts in a row
-        self.restarts = 0           # helpers started after the first
+        self.failures = 0  # failed attempts in a row
+        self.restarts = 0  # helpers started after the first
         self.error = None
         self.since = time.time()
         self.state = "starting"
@@ -136,12 +141,15 @@ class Agent:
         """dst -> sorted (nexthop id, gateway, dev, weight) of every member."""
         out = {}
         for dst, hops in want.items():
-            out[dst] = tuple(sorted(
-                (nh_id(gw), gw, dev, max(1, min(255, int(weights.get(gw, 255)))))
-                for gw, dev in hops))
+            out[dst] = tuple(
+                sorted(
+                    (nh_id(gw), gw, dev, max(1, min(255, int(weights.get(gw, 255)))))
+                    for gw, dev in hops
+                )
+            )
         return out
 
-    def apply(self, verify: Any=True) -> None:
+    def apply(self, verify: Any = True) -> None:
         want = wanted()
         if any(d not in want for d in self.applied):
             # BIRD replaces a route by deleting and adding it: a route that is gone for a
@@ -160,10 +168,13 @@ class Agent:
         for dst, members in desired.items():
             if self.applied.get(dst) == members:
                 continue
-            cmds += [f"nexthop replace id {nid} via {gw} dev {dev}"
-                     for nid, gw, dev, _ in members]
-            cmds.append(f"nexthop replace id {group_id(dst)} group "
-                        + "/".join(f"{nid},{w}" for nid, _, _, w in members) + " " + self.args)
+            cmds += [f"nexthop replace id {nid} via {gw} dev {dev}" for nid, gw, dev, _ in members]
+            cmds.append(
+                f"nexthop replace id {group_id(dst)} group "
+                + "/".join(f"{nid},{w}" for nid, _, _, w in members)
+                + " "
+                + self.args
+            )
             cmds.append(f"route replace {dst} nhid {group_id(dst)} proto static")
             self.applied[dst] = members
         for dst in [d for d in self.applied if d not in desired]:
@@ -177,11 +188,11 @@ class Agent:
             self.apply(verify=False)  # a fresh helper takes everything again, at once
             self.verify()
 
-    def verify(self, desired: Any=None) -> bool:
+    def verify(self, desired: Any = None) -> bool:
         """Read the kernel back; a mismatch restarts the helper and applies everything again."""
         if desired is None:
             desired = self.desired(wanted(), load(WEIGHTS, {}))
-        deadline = time.monotonic() + 0.5   # the helper works asynchronously: let it finish
+        deadline = time.monotonic() + 0.5  # the helper works asynchronously: let it finish
         while True:
             wrong = differences(desired, kernel_state())
             if not wrong:
@@ -191,8 +202,10 @@ class Agent:
                 break
             time.sleep(0.02)
         errors = self.helper_errors()
-        self.fail(f"kernel does not hold {', '.join(wrong)} as BIRD wants"
-                  + (f" (ip: {errors})" if errors else ""))
+        self.fail(
+            f"kernel does not hold {', '.join(wrong)} as BIRD wants"
+            + (f" (ip: {errors})" if errors else "")
+        )
         return False
 
     def ok(self) -> None:
@@ -208,18 +221,20 @@ class Agent:
         if state != self.state:
             self.since = time.time()
         self.state, self.error = state, why
-        log(f"error: {why}; restarting the ip helper and applying everything again "
-            f"(attempt {self.failures})")
+        log(
+            f"error: {why}; restarting the ip helper and applying everything again "
+            f"(attempt {self.failures})"
+        )
         self.restart_helper()
         self.write_status()
 
-    def restart_helper(self, resend: Any=True) -> None:
+    def restart_helper(self, resend: Any = True) -> None:
         if self._ip is not None and self._ip.poll() is None:
             self._ip.kill()
             self._ip.wait()
         self._ip = None
         if resend:
-            self.applied = {}       # the kernel is the truth again: send everything
+            self.applied = {}  # the kernel is the truth again: send everything
 
     def helper_errors(self) -> Any:
         """What the helper said on stderr since the last look (its own error messages)."""
@@ -238,9 +253,14 @@ class Agent:
             if self._ip is not None:
                 log(f"ip helper exited with code {self._ip.returncode}; starting a new one")
                 self.restarts += 1
-            self._ip = subprocess.Popen(["ip", "-force", "-batch", "-"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        text=True, bufsize=1)
+            self._ip = subprocess.Popen(
+                ["ip", "-force", "-batch", "-"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
             assert self._ip.stderr is not None
             fd = self._ip.stderr.fileno()
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
@@ -257,8 +277,10 @@ class Agent:
         """Once a second: the helper lives (else restart it) and the kernel holds what BIRD
         wants (else apply everything again)."""
         if self._ip is not None and self._ip.poll() is not None:
-            log(f"ip helper exited with code {self._ip.returncode}; restarting it and "
-                "applying everything again")
+            log(
+                f"ip helper exited with code {self._ip.returncode}; restarting it and "
+                "applying everything again"
+            )
             self.restarts += 1
             self.restart_helper()
             self.apply()
@@ -276,9 +298,16 @@ class Agent:
         self.write_status()
 
     def write_status(self) -> None:
-        data = {"state": self.state, "error": self.error, "since": self.since,
-                "failures": self.failures, "restarts": self.restarts, "pid": os.getpid(),
-                "updated": time.time(), "groups": len(self.applied)}
+        data = {
+            "state": self.state,
+            "error": self.error,
+            "since": self.since,
+            "failures": self.failures,
+            "restarts": self.restarts,
+            "pid": os.getpid(),
+            "updated": time.time(),
+            "groups": len(self.applied),
+        }
         tmp = STATUS + ".new"
         try:
             with open(tmp, "w") as fh:

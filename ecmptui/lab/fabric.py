@@ -187,8 +187,7 @@ def add_server(lab: LabInstance, n: int, slot: int) -> None:
     # unreachable until the root namespace's stale ARP entry for its address expires.
     mac = f"02:ec:{slot:02x}:00:00:{n:02x}"
     ip("neigh", "flush", "to", mgmt_addr(slot, n), check=False)
-    ip("link", "add", veth, "type", "veth", "peer", "name", "mgmt0", "address", mac,
-       "netns", ns)
+    ip("link", "add", veth, "type", "veth", "peer", "name", "mgmt0", "address", mac, "netns", ns)
     ip("link", "set", veth, "master", lab.bridge)
     ip("link", "set", veth, "up")
     ip("addr", "add", f"{mgmt_addr(slot, n)}/{mgmt_net(slot).prefixlen}", "dev", "mgmt0", ns=ns)
@@ -218,8 +217,7 @@ def present(lab: LabInstance) -> tuple[list[str], list[str]]:
 
 def machine_cgroups(lab: LabInstance) -> list[str]:
     """Cgroups of this instance's machines that exist now (processes may still be in them)."""
-    return [str(p) for p in machine.leftover_cgroups(lab.prefix)
-            if lab.owns_machine(p.name)]
+    return [str(p) for p in machine.leftover_cgroups(lab.prefix) if lab.owns_machine(p.name)]
 
 
 def teardown(lab: LabInstance) -> None:

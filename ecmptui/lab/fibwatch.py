@@ -31,9 +31,16 @@ class FibWatch:
 
     async def start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            "ip", "-n", self.netns, "-ts", "monitor", "route",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL)
+            "ip",
+            "-n",
+            self.netns,
+            "-ts",
+            "monitor",
+            "route",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -54,8 +61,11 @@ class FibWatch:
         if not m:
             return None
         route = m.group(2).split()
-        dest = route[1] if route and route[0] == "Deleted" and len(route) > 1 else \
-            (route[0] if route else "")
+        dest = (
+            route[1]
+            if route and route[0] == "Deleted" and len(route) > 1
+            else (route[0] if route else "")
+        )
         if dest.split("/")[0] != self.address:
             return None
         wall = dt.datetime.fromisoformat(m.group(1)).timestamp()  # local time, as ip prints

@@ -27,8 +27,7 @@ def prepare(machine: Machine, hostname: str, authorized: list[str]) -> str:
     public = key.export_public_key().decode().strip()
     machine.put(HOST_KEY + ".pub", public + "\n")
     machine.put("/etc/ssh/sshd_config.d/ecmptui-lab.conf", SSHD_DROPIN)
-    machine.put("/root/.ssh/authorized_keys", "".join(k.strip() + "\n" for k in authorized),
-                0o600)
+    machine.put("/root/.ssh/authorized_keys", "".join(k.strip() + "\n" for k in authorized), 0o600)
     return " ".join(public.split()[:2])
 
 
@@ -42,7 +41,8 @@ def wait_port(host: str, port: int, timeout: float) -> None:
                 return
         except OSError as exc:
             if deadline.expired():
-                raise EcmpError(f"{host}:{port} not accepting connections after "
-                                f"{deadline.elapsed():.0f} s (load {os.getloadavg()[0]:.1f})"
-                                ) from exc
+                raise EcmpError(
+                    f"{host}:{port} not accepting connections after "
+                    f"{deadline.elapsed():.0f} s (load {os.getloadavg()[0]:.1f})"
+                ) from exc
             time.sleep(0.01)

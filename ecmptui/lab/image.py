@@ -39,22 +39,41 @@ PACKAGES = {
 # Units a server in a container does not need (no consoles, no logins to track, no timers
 # that would wake 16 machines at once); masked in the image.
 MASKED_UNITS = [
-    "getty.target", "console-getty.service", "getty@tty1.service", "serial-getty@.service",
-    "systemd-logind.service", "apt-daily.timer", "apt-daily-upgrade.timer",
-    "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer", "dpkg-db-backup.timer",
-    "systemd-tmpfiles-clean.timer", "systemd-journal-flush.service",
-    "systemd-update-utmp.service", "systemd-update-utmp-runlevel.service",
-    "sys-kernel-config.mount", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
-    "sys-fs-fuse-connections.mount", "dev-hugepages.mount", "dev-mqueue.mount",
-    "systemd-remount-fs.service", "systemd-sysctl.service",
+    "getty.target",
+    "console-getty.service",
+    "getty@tty1.service",
+    "serial-getty@.service",
+    "systemd-logind.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+    "dpkg-db-backup.timer",
+    "systemd-tmpfiles-clean.timer",
+    "systemd-journal-flush.service",
+    "systemd-update-utmp.service",
+    "systemd-update-utmp-runlevel.service",
+    "sys-kernel-config.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "sys-fs-fuse-connections.mount",
+    "dev-hugepages.mount",
+    "dev-mqueue.mount",
+    "systemd-remount-fs.service",
+    "systemd-sysctl.service",
 ]
 JOURNALD_CONF = "[Journal]\nStorage=volatile\nRuntimeMaxUse=8M\nForwardToConsole=no\n"
 # debootstrap's progress lines ("I: ...") that start a new stage
-_STAGES = [("Retrieving InRelease", "reaching the mirror"),
-           ("Resolving dependencies", "resolving packages"),
-           ("Extracting", "unpacking"), ("Installing core", "installing the core"),
-           ("Unpacking the base", "unpacking the rest"), ("Configuring the base", "configuring"),
-           ("Base system installed", "base system installed")]
+_STAGES = [
+    ("Retrieving InRelease", "reaching the mirror"),
+    ("Resolving dependencies", "resolving packages"),
+    ("Extracting", "unpacking"),
+    ("Installing core", "installing the core"),
+    ("Unpacking the base", "unpacking the rest"),
+    ("Configuring the base", "configuring"),
+    ("Base system installed", "base system installed"),
+]
 _EVERY = 25  # report the download every this many packages
 
 Progress = Callable[[str], None]
@@ -90,10 +109,15 @@ def recipe(os_name: str) -> dict:
     """Everything that decides an image's content (its cache key is a hash of this)."""
     if os_name not in PACKAGES:
         raise EcmpError(f"unknown lab image {os_name!r} (one of {', '.join(PACKAGES)})")
-    return {"version": 1, "suite": SUITE, "variant": "minbase", "packages": PACKAGES[os_name],
-            "masked": MASKED_UNITS, "journald": JOURNALD_CONF,
-            "disabled": ["bird.service", "nginx.service", "ssh.socket",
-                         "apt-cacher-ng.service"]}
+    return {
+        "version": 1,
+        "suite": SUITE,
+        "variant": "minbase",
+        "packages": PACKAGES[os_name],
+        "masked": MASKED_UNITS,
+        "journald": JOURNALD_CONF,
+        "disabled": ["bird.service", "nginx.service", "ssh.socket", "apt-cacher-ng.service"],
+    }
 
 
 def image(os_name: str) -> Image:
@@ -125,9 +149,13 @@ def ensure(os_name: str, progress: Progress | None = None, rebuild: bool = False
         say("trimming for a container")
         _customize(os_name, tmp / "rootfs")
         size = _du(tmp / "rootfs")
-        manifest = {"recipe": recipe(os_name), "mirror": mirror(),
-                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "build_seconds": round(time.monotonic() - started, 1), "bytes": size}
+        manifest = {
+            "recipe": recipe(os_name),
+            "mirror": mirror(),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_seconds": round(time.monotonic() - started, 1),
+            "bytes": size,
+        }
         (tmp / "image.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if img.path.exists() and rebuild:
             shutil.rmtree(img.path)
@@ -144,12 +172,24 @@ def ensure(os_name: str, progress: Progress | None = None, rebuild: bool = False
 
 def _debootstrap(os_name: str, target: Path, say: Progress) -> None:
     target.mkdir(parents=True)
-    argv = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES[os_name])}",
-            SUITE, str(target), mirror()]
+    argv = [
+        "debootstrap",
+        "--variant=minbase",
+        f"--include={','.join(PACKAGES[os_name])}",
+        SUITE,
+        str(target),
+        mirror(),
+    ]
     # No package script may start a service on the host while the image is built.
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + BUILD_TIMEOUT
     last_stage, fetched = "", 0
@@ -161,8 +201,7 @@ def _debootstrap(os_name: str, target: Path, say: Progress) -> None:
             if marker in line and stage != last_stage:
                 last_stage = stage
                 say(stage)
-        if line.startswith("I: Retrieving ") and "Release" not in line \
-                and "Packages" not in line:
+        if line.startswith("I: Retrieving ") and "Release" not in line and "Packages" not in line:
             fetched += 1
             if fetched % _EVERY == 1:
                 say(f"downloading packages ({fetched} so far)")
@@ -173,14 +212,18 @@ def _debootstrap(os_name: str, target: Path, say: Progress) -> None:
     if code != 0:
         log_file = target / "debootstrap" / "debootstrap.log"
         detail = [ln for ln in tail if ln.startswith("E:")] or tail[-1:]
-        if any("Release" in ln or "resolve" in ln.lower() or "connect" in ln.lower()
-               for ln in tail):
-            raise EcmpError(f"cannot reach the Debian package mirror {mirror()} "
-                            f"(set ECMPTUI_DEBIAN_MIRROR to use another): "
-                            f"{detail[0] if detail else 'debootstrap failed'}")
+        if any(
+            "Release" in ln or "resolve" in ln.lower() or "connect" in ln.lower() for ln in tail
+        ):
+            raise EcmpError(
+                f"cannot reach the Debian package mirror {mirror()} "
+                f"(set ECMPTUI_DEBIAN_MIRROR to use another): "
+                f"{detail[0] if detail else 'debootstrap failed'}"
+            )
         where = f" (see {log_file})" if log_file.exists() else ""
-        raise EcmpError(f"debootstrap failed with exit {code}: "
-                        f"{detail[0] if detail else 'no output'}{where}")
+        raise EcmpError(
+            f"debootstrap failed with exit {code}: {detail[0] if detail else 'no output'}{where}"
+        )
 
 
 def _customize(os_name: str, root: Path) -> None:
@@ -224,9 +267,13 @@ def stale() -> list[Path]:
     current = {image(name).path.name for name in PACKAGES}
     if not IMAGE_ROOT.is_dir():
         return []
-    return sorted(p for p in IMAGE_ROOT.iterdir() if p.is_dir()
-                  and re.fullmatch(r"debian12-[a-z]+-[0-9a-f]{12}(\.building-\d+)?", p.name)
-                  and p.name not in current)
+    return sorted(
+        p
+        for p in IMAGE_ROOT.iterdir()
+        if p.is_dir()
+        and re.fullmatch(r"debian12-[a-z]+-[0-9a-f]{12}(\.building-\d+)?", p.name)
+        and p.name not in current
+    )
 
 
 def prune(in_use: set[Path]) -> list[Path]:
@@ -238,4 +285,3 @@ def prune(in_use: set[Path]) -> list[Path]:
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
-

@@ -23,7 +23,7 @@ MAX_SLOTS = 100  # mgmt subnets 198.18.100.0/24 .. 198.18.199.0/24
 # only the mgmt bridge lives in the root namespace, so its subnet depends on the slot.
 CLIENT_ADDR = "198.18.1.2"
 CLIENT_GW = "198.18.1.1"
-FABRIC_ID = "198.18.1.1"           # the fabric's BIRD router id
+FABRIC_ID = "198.18.1.1"  # the fabric's BIRD router id
 ROUTER_ASN = 65530
 # The two core routers, as on Metal: their BGP addresses, reached multihop by every server
 ROUTERS = ("core1", "core2")
@@ -74,12 +74,14 @@ class LabInstance:
         return f"{self.name}-m{n}"
 
     def owns_namespace(self, ns: str) -> bool:
-        return re.fullmatch(re.escape(self.name) + r"-(fabric|core[12]|client|srv\d+)",
-                            ns) is not None
+        return (
+            re.fullmatch(re.escape(self.name) + r"-(fabric|core[12]|client|srv\d+)", ns) is not None
+        )
 
     def owns_machine(self, name: str) -> bool:
-        return re.fullmatch(re.escape(self.name) + r"-(fabric|core[12]|apt|srv\d+)",
-                            name) is not None
+        return (
+            re.fullmatch(re.escape(self.name) + r"-(fabric|core[12]|apt|srv\d+)", name) is not None
+        )
 
     @property
     def apt_machine(self) -> str:

@@ -91,8 +91,9 @@ class Machine:
         return self.dir / "console.log"
 
     # -- files before the first boot ------------------------------------------------------
-    def put(self, path: str, text: str | bytes, mode: int = 0o644,
-            owner: str | None = None) -> None:
+    def put(
+        self, path: str, text: str | bytes, mode: int = 0o644, owner: str | None = None
+    ) -> None:
         """Write a file into the machine: into its upper layer when it is not running
         (first boot), else through its own root. `owner` is a user of the image (its
         group of the same name)."""
@@ -189,13 +190,37 @@ class Machine:
                 fh.write("0\n")
 
         argv = ["ip", "netns", "exec", self.netns] if self.netns else []
-        argv += ["unshare", "--pid", "--mount", "--uts", "--ipc", "--cgroup", "--fork",
-                "--propagation", "private", "--", "/bin/sh", "-c", BOOT_SCRIPT, "boot",
-                str(self.dir / "merged"), str(self.lower), str(self.upper), str(self.dir / "work")]
+        argv += [
+            "unshare",
+            "--pid",
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--cgroup",
+            "--fork",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            BOOT_SCRIPT,
+            "boot",
+            str(self.dir / "merged"),
+            str(self.lower),
+            str(self.upper),
+            str(self.dir / "work"),
+        ]
         with open(self.console, "ab") as log:
             self._launcher = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                close_fds=True, cwd="/", preexec_fn=join_cgroup)
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+                cwd="/",
+                preexec_fn=join_cgroup,
+            )
         deadline = Deadline(timeout)  # longer on a loaded machine
         while not deadline.expired():
             pid = self._find_init()
@@ -204,10 +229,15 @@ class Machine:
                 return pid
             time.sleep(0.01)
         self.stop()
-        tail = self.console.read_text(errors="replace").strip().splitlines()[-1:] \
-            if self.console.exists() else []
-        raise EcmpError(f"machine {self.name} did not boot within {deadline.elapsed():.0f} s"
-                        + (f": {tail[0]}" if tail else ""))
+        tail = (
+            self.console.read_text(errors="replace").strip().splitlines()[-1:]
+            if self.console.exists()
+            else []
+        )
+        raise EcmpError(
+            f"machine {self.name} did not boot within {deadline.elapsed():.0f} s"
+            + (f": {tail[0]}" if tail else "")
+        )
 
     def _find_init(self) -> int | None:
         """The process in our cgroup that runs systemd as PID 1 of its namespace."""
@@ -217,8 +247,9 @@ class Machine:
                 exe = os.readlink(f"/proc/{pid}/exe")
             except OSError:
                 continue
-            nspid = next((ln.split()[-1] for ln in status.splitlines()
-                          if ln.startswith("NSpid:")), "")
+            nspid = next(
+                (ln.split()[-1] for ln in status.splitlines() if ln.startswith("NSpid:")), ""
+            )
             if nspid == "1" and exe.endswith("/systemd"):
                 return pid
         return None
@@ -257,21 +288,41 @@ class Machine:
         pid = self.pid()
         if not pid:
             raise EcmpError(f"machine {self.name} is not running")
-        return ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w",
-                "--", "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", *argv]
+        return [
+            "nsenter",
+            "-t",
+            str(pid),
+            "-m",
+            "-u",
+            "-i",
+            "-n",
+            "-p",
+            "-C",
+            "-r",
+            "-w",
+            "--",
+            "/usr/bin/env",
+            "-i",
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            *argv,
+        ]
 
-    def run(self, *argv: str, check: bool = True, timeout: float = 10.0,
-            input: str | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, *argv: str, check: bool = True, timeout: float = 10.0, input: str | None = None
+    ) -> subprocess.CompletedProcess:
         try:
-            proc = subprocess.run(self.exec_argv(*argv), capture_output=True, text=True,
-                                  timeout=timeout, input=input)
+            proc = subprocess.run(
+                self.exec_argv(*argv), capture_output=True, text=True, timeout=timeout, input=input
+            )
         except subprocess.TimeoutExpired as exc:
-            raise EcmpError(f"{self.name}: {shlex.join(argv)}: timed out after "
-                            f"{timeout:.0f} s") from exc
+            raise EcmpError(
+                f"{self.name}: {shlex.join(argv)}: timed out after {timeout:.0f} s"
+            ) from exc
         if check and proc.returncode != 0:
             msg = (proc.stderr or proc.stdout).strip().splitlines()
-            raise EcmpError(f"{self.name}: {shlex.join(argv)}: "
-                            f"{msg[-1] if msg else f'exit {proc.returncode}'}")
+            raise EcmpError(
+                f"{self.name}: {shlex.join(argv)}: {msg[-1] if msg else f'exit {proc.returncode}'}"
+            )
         return proc
 
     def rss_bytes(self) -> int:

@@ -59,54 +59,64 @@ def _eip_filter(name: str, eips: list[str]) -> list[str]:
     return [f"filter {name} {{", *accept, "  reject;", "}"]
 
 
-def render_core_config(router: str, peers: list[RouterPeer], eips: list[str],
-                       timers: bird.BgpTimers = bird.BgpTimers(),
-                       bfd: bird.BfdTimers = bird.BfdTimers()) -> str:
+def render_core_config(
+    router: str,
+    peers: list[RouterPeer],
+    eips: list[str],
+    timers: bird.BgpTimers = bird.BgpTimers(),
+    bfd: bird.BfdTimers = bird.BfdTimers(),
+) -> str:
     """bird.conf of core router `router`: customers multihop, every path to the fabric."""
     own = ROUTER_PEER_IPS[router]
     fab_side, _ = router_link(router)
-    out = ['timeformat protocol "%F %T.%3f";',
-           f"router id {own};",
-           "debug protocols { states };",
-           "protocol device { scan time 10; }",
-           # the servers' private networks are behind the fabric: resolves their next hops
-           f"protocol static fabric_routes {{ ipv4; route 198.18.0.0/15 via {fab_side}; }}",
-           bfd.render("*"),
-           *_eip_filter("customer_in", eips),
-           "template bgp customer {",
-           f"  local {own} as {ROUTER_ASN};",
-           "  multihop 5;",
-           timers.render(),
-           "  bfd on;  # only for servers that run BFD too (provisioned with --bfd)",
-           "  ipv4 { import filter customer_in; export none; };",
-           "}"]
+    out = [
+        'timeformat protocol "%F %T.%3f";',
+        f"router id {own};",
+        "debug protocols { states };",
+        "protocol device { scan time 10; }",
+        # the servers' private networks are behind the fabric: resolves their next hops
+        f"protocol static fabric_routes {{ ipv4; route 198.18.0.0/15 via {fab_side}; }}",
+        bfd.render("*"),
+        *_eip_filter("customer_in", eips),
+        "template bgp customer {",
+        f"  local {own} as {ROUTER_ASN};",
+        "  multihop 5;",
+        timers.render(),
+        "  bfd on;  # only for servers that run BFD too (provisioned with --bfd)",
+        "  ipv4 { import filter customer_in; export none; };",
+        "}",
+    ]
     for p in sorted(peers, key=lambda p: p.n):
         pw = f' password "{p.md5}";' if p.md5 else ""
-        out.append(f"protocol bgp {p.protocol} from customer "
-                   f"{{ neighbor {server_link_addr(p.n)} as {p.asn};{pw} }}")
-    out += ["protocol bgp fabric {",
-            f"  local as {ROUTER_ASN};",
-            f"  neighbor {fab_side} as {ROUTER_ASN};",
-            "  direct;",
-            timers.render(),
-            "  bfd on;",
-            "  ipv4 {",
-            "    import none;",
-            "    export filter { if source = RTS_BGP then accept; reject; };",
-            "    next hop keep;   # the fabric forwards straight to the servers",
-            "    add paths tx;    # every server's path, not only the best",
-            "  };",
-            "}"]
+        out.append(
+            f"protocol bgp {p.protocol} from customer "
+            f"{{ neighbor {server_link_addr(p.n)} as {p.asn};{pw} }}"
+        )
+    out += [
+        "protocol bgp fabric {",
+        f"  local as {ROUTER_ASN};",
+        f"  neighbor {fab_side} as {ROUTER_ASN};",
+        "  direct;",
+        timers.render(),
+        "  bfd on;",
+        "  ipv4 {",
+        "    import none;",
+        "    export filter { if source = RTS_BGP then accept; reject; };",
+        "    next hop keep;   # the fabric forwards straight to the servers",
+        "    add paths tx;    # every server's path, not only the best",
+        "  };",
+        "}",
+    ]
     return "\n".join(out) + "\n"
 
 
 ECMP_MODES = ("hash", "resilient")
-AGENT_TABLE = 100          # resilient: BIRD's routes go here; the agent builds the groups
+AGENT_TABLE = 100  # resilient: BIRD's routes go here; the agent builds the groups
 AGENT_PATH = "/usr/local/lib/ecmptui/ecmp-agent.py"
 AGENT_UNIT = "ecmptui-ecmp-agent.service"
 AGENT_WEIGHTS = "/run/ecmptui-agent/weights.json"
 AGENT_STATUS = "/run/ecmptui-agent/status.json"
-AGENT_STALE = 5.0          # seconds without a word from the agent: it is not working
+AGENT_STALE = 5.0  # seconds without a word from the agent: it is not working
 
 
 @dataclass(frozen=True)
@@ -119,10 +129,12 @@ class Resilient:
     unbalanced_timer: int = 0
 
     def validate(self) -> Resilient:
-        if not 2 <= self.buckets <= 4096 or not 0 <= self.idle_timer <= 3600 or \
-                not 0 <= self.unbalanced_timer <= 3600:
-            raise EcmpError("resilient ECMP: buckets 2-4096, idle and unbalanced timers "
-                            "0-3600 s")
+        if (
+            not 2 <= self.buckets <= 4096
+            or not 0 <= self.idle_timer <= 3600
+            or not 0 <= self.unbalanced_timer <= 3600
+        ):
+            raise EcmpError("resilient ECMP: buckets 2-4096, idle and unbalanced timers 0-3600 s")
         return self
 
 
@@ -152,40 +164,49 @@ def ecmp_mode(lab: LabInstance) -> str:
     return mode if mode in ECMP_MODES else "hash"
 
 
-def render_fabric_config(eips: list[str], timers: bird.BgpTimers = bird.BgpTimers(),
-                         bfd: bird.BfdTimers = bird.BfdTimers(), mode: str = "hash") -> str:
+def render_fabric_config(
+    eips: list[str],
+    timers: bird.BgpTimers = bird.BgpTimers(),
+    bfd: bird.BfdTimers = bird.BfdTimers(),
+    mode: str = "hash",
+) -> str:
     """bird.conf of the fabric: learns the EIPs from both cores, ECMP into the kernel (hash:
     the main table, a multipath route; resilient: table 100, for the agent)."""
-    out = ['timeformat protocol "%F %T.%3f";',
-           f"router id {FABRIC_ID};",
-           "debug protocols { states };",
-           "protocol device { scan time 10; }",
-           'protocol direct { ipv4; interface "rt-s*"; }   # the servers: next hops resolve',
-           "protocol kernel {",
-           "  ipv4 {",
-           "    import none;",
-           "    export filter { if source = RTS_BGP then accept; reject; };",
-           "  };",
-           "  merge paths on;   # ECMP: all equal paths become one multipath route",
-           "  learn off;",
-           *([f"  kernel table {AGENT_TABLE};   # the agent turns it into resilient groups"]
-             if mode == "resilient" else []),
-           "}",
-           bfd.render("rt-core*"),
-           *_eip_filter("eips_in", eips),
-           "template bgp core {",
-           f"  local as {ROUTER_ASN};",
-           "  direct;",
-           timers.render(),
-           "  bfd on;",
-           "  ipv4 {",
-           "    import filter eips_in;",
-           "    export none;",
-           "    add paths rx;",
-           "    gateway recursive;",
-           "    igp table master4;",
-           "  };",
-           "}"]
+    out = [
+        'timeformat protocol "%F %T.%3f";',
+        f"router id {FABRIC_ID};",
+        "debug protocols { states };",
+        "protocol device { scan time 10; }",
+        'protocol direct { ipv4; interface "rt-s*"; }   # the servers: next hops resolve',
+        "protocol kernel {",
+        "  ipv4 {",
+        "    import none;",
+        "    export filter { if source = RTS_BGP then accept; reject; };",
+        "  };",
+        "  merge paths on;   # ECMP: all equal paths become one multipath route",
+        "  learn off;",
+        *(
+            [f"  kernel table {AGENT_TABLE};   # the agent turns it into resilient groups"]
+            if mode == "resilient"
+            else []
+        ),
+        "}",
+        bfd.render("rt-core*"),
+        *_eip_filter("eips_in", eips),
+        "template bgp core {",
+        f"  local as {ROUTER_ASN};",
+        "  direct;",
+        timers.render(),
+        "  bfd on;",
+        "  ipv4 {",
+        "    import filter eips_in;",
+        "    export none;",
+        "    add paths rx;",
+        "    gateway recursive;",
+        "    igp table master4;",
+        "  };",
+        "}",
+    ]
     for router in ROUTERS:
         _, router_side = router_link(router)
         out.append(f"protocol bgp {router} from core {{ neighbor {router_side} as {ROUTER_ASN}; }}")
@@ -213,8 +234,9 @@ class BirdMachine:
         if check.returncode != 0:
             self.machine.run("rm", "-f", new, check=False)
             msg = (check.stderr or check.stdout).strip().splitlines()
-            raise EcmpError(f"{self.name}: config rejected by bird -p: "
-                            f"{msg[-1] if msg else check.returncode}")
+            raise EcmpError(
+                f"{self.name}: config rejected by bird -p: {msg[-1] if msg else check.returncode}"
+            )
         self.machine.run("mv", new, self.CONF)
 
     def start(self, config: str) -> None:
@@ -228,8 +250,7 @@ class BirdMachine:
     def wait_ready(self, timeout: float = 10.0) -> None:
         deadline = Deadline(timeout)  # longer on a loaded machine
         while not deadline.expired():
-            if self.machine.run("birdc", "show", "status", check=False,
-                                timeout=5).returncode == 0:
+            if self.machine.run("birdc", "show", "status", check=False, timeout=5).returncode == 0:
                 return
             time.sleep(0.02)
         raise EcmpError(f"{self.name}: BIRD did not come up within {deadline.elapsed():.0f} s")
@@ -242,8 +263,10 @@ class BirdMachine:
 
     def protocols(self) -> dict[str, bird.ProtocolInfo]:
         try:
-            return {p.name: p for p in bird.parse_protocols(
-                self.birdc("show", "protocols", "all", timeout=2))}
+            return {
+                p.name: p
+                for p in bird.parse_protocols(self.birdc("show", "protocols", "all", timeout=2))
+            }
         except (fabric.FabricError, bird.BirdParseError):
             return {}
 
@@ -259,8 +282,7 @@ class BirdMachine:
         pid = self.machine.pid()
         if pid is None:
             return "down"
-        res = self.machine.run("systemctl", "show", "-p", "MainPID", "--value", "bird",
-                               check=False)
+        res = self.machine.run("systemctl", "show", "-p", "MainPID", "--value", "bird", check=False)
         main = res.stdout.strip()
         if not main.isdigit() or main == "0":
             return "not running"
@@ -271,20 +293,30 @@ class BirdMachine:
 def core(lab: LabInstance, router: str) -> BirdMachine:
     if router not in ROUTERS:
         raise EcmpError(f"no router {router!r} (routers: {', '.join(ROUTERS)})")
-    return BirdMachine(router, Machine(lab.router_machine(router), lab.router_ns(router),
-                                       lab.router_dir(router), image.image("server").rootfs))
+    return BirdMachine(
+        router,
+        Machine(
+            lab.router_machine(router),
+            lab.router_ns(router),
+            lab.router_dir(router),
+            image.image("server").rootfs,
+        ),
+    )
 
 
 def fabric_bird(lab: LabInstance) -> BirdMachine:
-    return BirdMachine("fabric", Machine(lab.fabric_machine, lab.fabric_ns, lab.fabric_dir,
-                                         image.image("server").rootfs))
+    return BirdMachine(
+        "fabric",
+        Machine(lab.fabric_machine, lab.fabric_ns, lab.fabric_dir, image.image("server").rootfs),
+    )
 
 
 class Backbone:
     """The two core routers and the fabric, configured together from the API's state."""
 
-    def __init__(self, lab: LabInstance, mode: str | None = None,
-                 resilient: Resilient = Resilient()) -> None:
+    def __init__(
+        self, lab: LabInstance, mode: str | None = None, resilient: Resilient = Resilient()
+    ) -> None:
         self.lab = lab
         self.mode = mode or ecmp_mode(lab)
         self.resilient = resilient
@@ -312,9 +344,17 @@ class Backbone:
         script = (resources.files("ecmptui.lab") / "ecmp_agent.py").read_text()
         m.put(AGENT_PATH, script, 0o755)
         r = self.resilient.validate()
-        m.put("/etc/ecmptui/ecmp-agent.json", json.dumps(
-            {"buckets": r.buckets, "idle_timer": r.idle_timer,
-             "unbalanced_timer": r.unbalanced_timer}) + "\n")
+        m.put(
+            "/etc/ecmptui/ecmp-agent.json",
+            json.dumps(
+                {
+                    "buckets": r.buckets,
+                    "idle_timer": r.idle_timer,
+                    "unbalanced_timer": r.unbalanced_timer,
+                }
+            )
+            + "\n",
+        )
         # /usr/lib: /lib is a symlink to it in the image, and must stay one
         m.put(f"/usr/lib/systemd/system/{AGENT_UNIT}", AGENT_UNIT_TEXT)
         m.enable(AGENT_UNIT)
@@ -349,8 +389,9 @@ def _ip_json(lab: LabInstance, *args: str) -> list:
     return data if isinstance(data, list) else []
 
 
-def fib_view(lab: LabInstance, prefix: str, buckets: bool = False
-             ) -> tuple[list[str], dict[str, int]]:
+def fib_view(
+    lab: LabInstance, prefix: str, buckets: bool = False
+) -> tuple[list[str], dict[str, int]]:
     """The gateways the fabric forwards `prefix` to (a multipath route's, or a resilient
     group's members) and, with `buckets`, how many of the group's buckets each holds; one
     read of the routes, the next hops and the buckets."""
@@ -463,8 +504,7 @@ def restore(lab: LabInstance, router: str) -> list[str]:
     if not m.running():
         raise EcmpError(f"{router} is not running (is the lab up?)")
     undone = []
-    if m.run("nft", "delete", "table", "inet", faults.ISOLATE_TABLE,
-             check=False).returncode == 0:
+    if m.run("nft", "delete", "table", "inet", faults.ISOLATE_TABLE, check=False).returncode == 0:
         undone.append("isolate")
     if b.state() == "frozen":
         m.run("systemctl", "kill", "-s", "CONT", "--kill-who=main", "bird")

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 # Protocol names used in every rendered node config.
-EIP_PROTOCOL = "eip"          # `protocol direct eip`: disabling it withdraws the EIP, BGP stays up
+EIP_PROTOCOL = "eip"  # `protocol direct eip`: disabling it withdraws the EIP, BGP stays up
 PEER_PROTOCOL_PREFIX = "peer"  # `protocol bgp peer1`, `peer2`, ... one per peer IP
 
 
@@ -49,14 +49,18 @@ class BfdTimers:
     def render(self, interface: str) -> str:
         """A BFD protocol with these timers for direct sessions on `interface` and for
         multihop sessions (Metal's peers are multihop)."""
-        timers = (f"    min rx interval {self.min_rx_ms} ms;\n"
-                  f"    min tx interval {self.min_tx_ms} ms;\n"
-                  "    idle tx interval 1 s;\n"
-                  f"    multiplier {self.multiplier};\n")
-        return ("protocol bfd {\n"
-                f'  interface "{interface}" {{\n{timers}  }};\n'
-                f"  multihop {{\n{timers}  }};\n"
-                "}\n")
+        timers = (
+            f"    min rx interval {self.min_rx_ms} ms;\n"
+            f"    min tx interval {self.min_tx_ms} ms;\n"
+            "    idle tx interval 1 s;\n"
+            f"    multiplier {self.multiplier};\n"
+        )
+        return (
+            "protocol bfd {\n"
+            f'  interface "{interface}" {{\n{timers}  }};\n'
+            f"  multihop {{\n{timers}  }};\n"
+            "}\n"
+        )
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,9 @@ class NodeBgpSpec:
     router_id: str
     eip: str
     neighbor: Neighbor
-    gateway: str | None = None       # next hop for the multihop peers' static /32 routes
+    gateway: str | None = None  # next hop for the multihop peers' static /32 routes
     bfd: bool = False
-    announce: bool = True            # False renders the EIP protocol disabled (withdrawn)
+    announce: bool = True  # False renders the EIP protocol disabled (withdrawn)
     timers: BgpTimers = field(default_factory=BgpTimers)
     bfd_timers: BfdTimers = field(default_factory=BfdTimers)
     log_file: str | None = None
@@ -145,7 +149,7 @@ def render_node_config(spec: NodeBgpSpec) -> str:
         # the kernel must know the peers too, or the multihop TCP session cannot reach them
         out.append(
             "protocol kernel {\n  ipv4 {\n    import none;\n"
-            "    export filter { if proto = \"peer_routes\" then accept; reject; };\n  };\n}\n"
+            '    export filter { if proto = "peer_routes" then accept; reject; };\n  };\n}\n'
         )
     if spec.bfd:
         out.append(spec.bfd_timers.render("*"))
@@ -168,7 +172,8 @@ def render_node_config(spec: NodeBgpSpec) -> str:
     for i, peer in enumerate(nb.peer_ips, start=1):
         out.append(
             f"protocol bgp {PEER_PROTOCOL_PREFIX}{i} from metal "
-            f"{{ neighbor {peer} as {nb.peer_as}; }}")
+            f"{{ neighbor {peer} as {nb.peer_as}; }}"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -237,7 +242,11 @@ def _split_protocol_line(line: str) -> ProtocolInfo:
     else:
         since, info = rest[0], rest[1:]
     return ProtocolInfo(
-        name=tokens[0], proto=tokens[1], table=tokens[2], state=tokens[3], since=since,
+        name=tokens[0],
+        proto=tokens[1],
+        table=tokens[2],
+        state=tokens[3],
+        since=since,
         info=" ".join(info),
     )
 
@@ -285,7 +294,7 @@ def parse_protocols(text: str) -> list[ProtocolInfo]:
         first = next((ln for ln in lines if ln.strip()), "")
         raise BirdParseError(f"no protocol table in birdc output: {first[:80]!r}") from exc
     protocols: list[ProtocolInfo] = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.strip():
             continue
         if not line[0].isspace():
@@ -320,7 +329,8 @@ def parse_route_prefixes(text: str) -> list[str]:
 
 
 _ROUTE_SOURCE = re.compile(
-    r"\b(?:unicast|blackhole|unreachable|prohibit)\s+\[([A-Za-z0-9_]+)[\s\]]")
+    r"\b(?:unicast|blackhole|unreachable|prohibit)\s+\[([A-Za-z0-9_]+)[\s\]]"
+)
 
 
 def parse_route_protocols(text: str) -> list[str]:
@@ -338,5 +348,6 @@ BFD_ROW = re.compile(r"^(\d+\.\d+\.\d+\.\d+)\s+\S+\s+(\w+)\s")
 
 def parse_bfd_sessions(text: str) -> list[tuple[str, str]]:
     """`birdc show bfd sessions`: (peer address, state: Up, Down, Init, AdminDown)."""
-    return [(m.group(1), m.group(2)) for line in text.splitlines()
-            if (m := BFD_ROW.match(line.strip()))]
+    return [
+        (m.group(1), m.group(2)) for line in text.splitlines() if (m := BFD_ROW.match(line.strip()))
+    ]

@@ -35,8 +35,7 @@ async def inject_fault(node: Node, fault: str) -> None:
         raise NodeError(f"unknown fault {fault!r} (one of {', '.join(FAULTS)})")
     await node.run("mkdir", "-p", lay.state_dir)
     if fault == "kill-bird":
-        await node.write(NO_RESTART_DROPIN.format(unit=lay.bird_unit),
-                         "[Service]\nRestart=no\n")
+        await node.write(NO_RESTART_DROPIN.format(unit=lay.bird_unit), "[Service]\nRestart=no\n")
         await node.systemctl("daemon-reload")
         await node.systemctl("kill", "-s", "KILL", lay.bird_unit)
     elif fault == "freeze-bird":
@@ -51,20 +50,25 @@ async def inject_fault(node: Node, fault: str) -> None:
 # Written by a drill on every node while it has BFD set otherwise than the deployment had
 # it: a drill that is killed (SIGKILL) leaves the marker, so status shows it and `node
 # restore` puts BFD back.
-DRILL_BFD = {"drill-bfd-on": False, "drill-bfd-off": True}   # marker -> BFD to restore
+DRILL_BFD = {"drill-bfd-on": False, "drill-bfd-off": True}  # marker -> BFD to restore
 
 
 async def mark(node: Node, entry: str) -> None:
     """Record `entry` in the node's fault file (what status shows and restore undoes)."""
     lay = node.layout
     await node.run("mkdir", "-p", lay.state_dir)
-    await node.run("sh", "-c", 'grep -qx "$1" "$2" 2>/dev/null || echo "$1" >> "$2"', "sh",
-                   entry, f"{lay.state_dir}/faults")
+    await node.run(
+        "sh",
+        "-c",
+        'grep -qx "$1" "$2" 2>/dev/null || echo "$1" >> "$2"',
+        "sh",
+        entry,
+        f"{lay.state_dir}/faults",
+    )
 
 
 async def unmark(node: Node, entry: str) -> None:
-    await node.run("sed", "-i", f"/^{entry}$/d", f"{node.layout.state_dir}/faults",
-                   check=False)
+    await node.run("sed", "-i", f"/^{entry}$/d", f"{node.layout.state_dir}/faults", check=False)
 
 
 async def active_faults(node: Node) -> list[str]:
@@ -82,8 +86,9 @@ async def restore(node: Node) -> list[str]:
         undone.append("isolate")
     pid = await _main_pid(node, lay.bird_unit)
     if pid:
-        frozen = await node.run("grep", "-q", "^State:.*stopped", f"/proc/{pid}/status",
-                                check=False)
+        frozen = await node.run(
+            "grep", "-q", "^State:.*stopped", f"/proc/{pid}/status", check=False
+        )
         if frozen.exit_status == 0:
             await node.systemctl("kill", "-s", "CONT", "--kill-who=main", lay.bird_unit)
             undone.append("freeze-bird")

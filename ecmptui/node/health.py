@@ -16,27 +16,38 @@ HEALTH_UNIT_FILE = f"/etc/systemd/system/{HEALTH_UNIT}.service"
 
 def health_paths(lay: Layout) -> dict[str, str]:
     d = lay.state_dir
-    return {"script": f"{d}/{HEALTH_SCRIPT}", "config": f"{d}/health-config.json",
-            "state": f"{d}/health.json", "log": f"{d}/health.log"}
+    return {
+        "script": f"{d}/{HEALTH_SCRIPT}",
+        "config": f"{d}/health-config.json",
+        "state": f"{d}/health.json",
+        "log": f"{d}/health.log",
+    }
 
 
 def health_unit(lay: Layout) -> str:
     """The checker as a service. `systemctl stop` (SIGTERM) withdraws the EIP on the way out:
     no check, no announcement. A crash is restarted; a clean exit is not."""
     paths = health_paths(lay)
-    return ("[Unit]\nDescription=ecmptui health check (withdraws the EIP when nginx fails)\n"
-            f"After={lay.bird_unit}.service {lay.nginx_unit}.service\n\n[Service]\n"
-            f"ExecStart=/usr/bin/python3 {paths['script']} --config {paths['config']}\n"
-            "Restart=on-failure\nRestartSec=1\n\n"
-            "[Install]\nWantedBy=multi-user.target\n")
+    return (
+        "[Unit]\nDescription=ecmptui health check (withdraws the EIP when nginx fails)\n"
+        f"After={lay.bird_unit}.service {lay.nginx_unit}.service\n\n[Service]\n"
+        f"ExecStart=/usr/bin/python3 {paths['script']} --config {paths['config']}\n"
+        "Restart=on-failure\nRestartSec=1\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
 
 
 def health_node_config(node: Node, settings: dict, eip: str) -> dict:
     paths = health_paths(node.layout)
-    return {**settings, "url": f"http://{eip}/healthz",
-            "birdc": node.birdc_argv(), "protocol": node.layout.eip_protocol,
-            "state_file": paths["state"], "log_file": paths["log"],
-            "withdrawn_flag": node.layout.withdrawn_flag}
+    return {
+        **settings,
+        "url": f"http://{eip}/healthz",
+        "birdc": node.birdc_argv(),
+        "protocol": node.layout.eip_protocol,
+        "state_file": paths["state"],
+        "log_file": paths["log"],
+        "withdrawn_flag": node.layout.withdrawn_flag,
+    }
 
 
 async def health_running(node: Node) -> bool:
@@ -77,13 +88,15 @@ async def apply_health(node: Node, settings: dict | None, eip: str) -> bool:
             await node.run(*node.birdc_argv("enable", node.layout.eip_protocol), check=False)
         return True
     script = resources.files("ecmptui.node").joinpath(HEALTH_SCRIPT).read_text()
-    config = json.dumps(health_node_config(node, settings, eip), indent=2,
-                        sort_keys=True) + "\n"
+    config = json.dumps(health_node_config(node, settings, eip), indent=2, sort_keys=True) + "\n"
     unit = health_unit(node.layout)
     changed = False
     await node.run("mkdir", "-p", node.layout.state_dir)
-    for path, text, mode in ((paths["script"], script, "0755"), (paths["config"], config, "0644"),
-                             (HEALTH_UNIT_FILE, unit, "0644")):
+    for path, text, mode in (
+        (paths["script"], script, "0755"),
+        (paths["config"], config, "0644"),
+        (HEALTH_UNIT_FILE, unit, "0644"),
+    ):
         if await node.read(path) != text:
             await node.write(path, text, mode)
             changed = True

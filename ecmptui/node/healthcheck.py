@@ -25,20 +25,33 @@ import time
 import urllib.parse
 from typing import Any
 
-DEFAULTS = {"url": "http://127.0.0.1/healthz", "interval_ms": 100, "timeout_ms": 200,
-            "rise": 3, "fall": 3, "withdraw_on_exit": True, "birdc": ["birdc"],
-            "protocol": "eip", "state_file": "health.json", "log_file": "health.log",
-            "withdrawn_flag": "withdrawn"}
+DEFAULTS = {
+    "url": "http://127.0.0.1/healthz",
+    "interval_ms": 100,
+    "timeout_ms": 200,
+    "rise": 3,
+    "fall": 3,
+    "withdraw_on_exit": True,
+    "birdc": ["birdc"],
+    "protocol": "eip",
+    "state_file": "health.json",
+    "log_file": "health.log",
+    "withdrawn_flag": "withdrawn",
+}
 
 
 def check(url: str, timeout: float) -> str | None:
     """None if the service answered 2xx/3xx, else a short reason."""
     parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
-                                      timeout=timeout)
+    conn = http.client.HTTPConnection(
+        parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout
+    )
     try:
-        conn.request("GET", parts.path or "/", headers={"Connection": "close",
-                                                        "User-Agent": "ecmptui-health"})
+        conn.request(
+            "GET",
+            parts.path or "/",
+            headers={"Connection": "close", "User-Agent": "ecmptui-health"},
+        )
         status = conn.getresponse().status
         return None if 200 <= status < 400 else f"HTTP {status}"
     except OSError as exc:
@@ -50,7 +63,7 @@ def check(url: str, timeout: float) -> str | None:
 class Checker:
     def __init__(self, cfg: dict) -> None:
         self.cfg = {**DEFAULTS, **cfg}
-        self.state = "up"          # BIRD announces at start; failures must prove otherwise
+        self.state = "up"  # BIRD announces at start; failures must prove otherwise
         self.since = time.time()
         self.transitions = 0
         self.ok_run = self.fail_run = 0
@@ -75,10 +88,17 @@ class Checker:
         return proc.returncode == 0
 
     def write_state(self) -> None:
-        data = {"state": self.state, "since": self.since, "transitions": self.transitions,
-                "last_error": self.last_error, "pid": os.getpid(), "updated": time.time(),
-                "interval_ms": self.cfg["interval_ms"], "rise": self.cfg["rise"],
-                "fall": self.cfg["fall"]}
+        data = {
+            "state": self.state,
+            "since": self.since,
+            "transitions": self.transitions,
+            "last_error": self.last_error,
+            "pid": os.getpid(),
+            "updated": time.time(),
+            "interval_ms": self.cfg["interval_ms"],
+            "rise": self.cfg["rise"],
+            "fall": self.cfg["fall"],
+        }
         tmp = self.cfg["state_file"] + ".new"
         with open(tmp, "w") as fh:
             json.dump(data, fh)
@@ -92,8 +112,10 @@ class Checker:
             self.birdc("disable")
             self.log(f"DOWN after {self.cfg['fall']} failed checks ({why}): EIP withdrawn")
         elif operator_withdrew:
-            self.log(f"UP after {self.cfg['rise']} good checks: EIP stays withdrawn "
-                     "(the operator withdrew this node)")
+            self.log(
+                f"UP after {self.cfg['rise']} good checks: EIP stays withdrawn "
+                "(the operator withdrew this node)"
+            )
         else:
             self.birdc("enable")
             self.log(f"UP after {self.cfg['rise']} good checks: EIP announced")
@@ -113,8 +135,10 @@ class Checker:
     def run(self, max_checks: int | None = None) -> None:
         interval = self.cfg["interval_ms"] / 1000
         timeout = self.cfg["timeout_ms"] / 1000
-        self.log(f"started: {self.cfg['url']} every {self.cfg['interval_ms']} ms, "
-                 f"rise {self.cfg['rise']}, fall {self.cfg['fall']}")
+        self.log(
+            f"started: {self.cfg['url']} every {self.cfg['interval_ms']} ms, "
+            f"rise {self.cfg['rise']}, fall {self.cfg['fall']}"
+        )
         self.write_state()
         next_t, n, last_write = time.monotonic(), 0, 0.0
         while not self.stopping and (max_checks is None or n < max_checks):
@@ -155,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     def stop(*_: Any) -> None:
         checker.stopping = True
 
-    def stop_quietly(*_: Any) -> None:  # ecmptui redeploying or turning checks off: leave BIRD alone
+    # ecmptui redeploying or turning checks off: leave BIRD alone
+    def stop_quietly(*_: Any) -> None:
         checker.cfg["withdraw_on_exit"] = False
         checker.stopping = True
 

@@ -28,7 +28,7 @@ def server_block(name: str, html_dir: str, listen: str = "80") -> str:
         "  keepalive_timeout 3600s;\n"
         "  keepalive_requests 1000000;\n"
         "  location / { index index.html; }\n"
-        "  location = /healthz { access_log off; return 200 \"ok\\n\"; }\n"
+        '  location = /healthz { access_log off; return 200 "ok\\n"; }\n'
         "}\n"
     )
 

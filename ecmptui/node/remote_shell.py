@@ -22,7 +22,7 @@ import asyncssh
 @dataclass(frozen=True)
 class Result:
     exit_status: int
-    stdout: str           # stdout and stderr, merged in order
+    stdout: str  # stdout and stderr, merged in order
     stderr: str = ""
 
 
@@ -38,12 +38,14 @@ class RemoteShell:
 
     @classmethod
     async def open(cls, conn: asyncssh.SSHClientConnection) -> RemoteShell:
-        proc = await conn.create_process("exec /bin/sh", encoding="utf-8", errors="replace",
-                                         stderr=asyncssh.STDOUT)
+        proc = await conn.create_process(
+            "exec /bin/sh", encoding="utf-8", errors="replace", stderr=asyncssh.STDOUT
+        )
         return cls(proc)
 
-    async def run(self, argv: Sequence[str], input: str | None = None,
-                  timeout: float = 30.0) -> Result:
+    async def run(
+        self, argv: Sequence[str], input: str | None = None, timeout: float = 30.0
+    ) -> Result:
         if self._broken:
             raise ShellError("remote shell is no longer usable")
         marker = "__ecmptui_" + secrets.token_hex(8)

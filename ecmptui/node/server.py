@@ -27,11 +27,11 @@ log = logging.getLogger(__name__)
 class NodeFailure(enum.Enum):
     """Why a node command failed, for callers that act on it (never by matching text)."""
 
-    UNREACHABLE = "unreachable"      # no SSH session, or it broke
-    BIRD_DOWN = "bird-down"          # BIRD does not answer on its socket
-    COMMAND = "command"              # a command ran and failed
-    CONFIG = "config"                # BIRD refused a config (nothing applied)
-    INSTALL = "install"              # a package could not be installed
+    UNREACHABLE = "unreachable"  # no SSH session, or it broke
+    BIRD_DOWN = "bird-down"  # BIRD does not answer on its socket
+    COMMAND = "command"  # a command ran and failed
+    CONFIG = "config"  # BIRD refused a config (nothing applied)
+    INSTALL = "install"  # a package could not be installed
 
 
 class NodeError(EcmpError):
@@ -42,8 +42,12 @@ class NodeError(EcmpError):
         self.reason = reason
 
 
-UNREACHABLE, BIRD_DOWN, CONFIG, INSTALL = (NodeFailure.UNREACHABLE, NodeFailure.BIRD_DOWN,
-                                         NodeFailure.CONFIG, NodeFailure.INSTALL)
+UNREACHABLE, BIRD_DOWN, CONFIG, INSTALL = (
+    NodeFailure.UNREACHABLE,
+    NodeFailure.BIRD_DOWN,
+    NodeFailure.CONFIG,
+    NodeFailure.INSTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,13 @@ PACKAGES = {"bird": "bird2", "nginx": "nginx-light", "nft": "nftables"}
 
 def eip_unit(eip: str) -> str:
     """A oneshot unit that puts the EIP on lo at boot, before BIRD and nginx start."""
-    return ("[Unit]\nDescription=ecmptui: the anycast Elastic IP on lo\n"
-            "DefaultDependencies=no\nBefore=network.target bird.service nginx.service\n\n"
-            "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
-            f"ExecStart=ip addr replace {eip}/32 dev lo\n\n"
-            "[Install]\nWantedBy=multi-user.target\n")
+    return (
+        "[Unit]\nDescription=ecmptui: the anycast Elastic IP on lo\n"
+        "DefaultDependencies=no\nBefore=network.target bird.service nginx.service\n\n"
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+        f"ExecStart=ip addr replace {eip}/32 dev lo\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
 
 
 def _pinned(path: Path, host: str) -> list[str]:
@@ -129,44 +135,78 @@ def _require_files(who: str, key: Path, policy: HostKeyPolicy) -> None:
     if not key.is_file():
         raise NodeError(f"{who}: SSH key {key} does not exist", UNREACHABLE)
     if policy.mode == "strict" and not policy.known_hosts.is_file():
-        raise NodeError(f"{who}: known hosts file {policy.known_hosts} does not exist (host "
-                        "key policy strict)", UNREACHABLE)
+        raise NodeError(
+            f"{who}: known hosts file {policy.known_hosts} does not exist (host key policy strict)",
+            UNREACHABLE,
+        )
 
 
 class Node:
     """An open SSH connection to one node plus its layout."""
 
-    def __init__(self, name: str, index: int, host: str, layout: Layout,
-                 conn: asyncssh.SSHClientConnection, shell: RemoteShell) -> None:
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        host: str,
+        layout: Layout,
+        conn: asyncssh.SSHClientConnection,
+        shell: RemoteShell,
+    ) -> None:
         self.name, self.index, self.host, self.layout = name, index, host, layout
         self.conn, self.shell = conn, shell
 
     @classmethod
-    async def connect(cls, name: str, index: int, host: str, layout: Layout, *, user: str,
-                      key: Path, policy: HostKeyPolicy, port: int = 22,
-                      timeout: float = 10.0) -> Node:
+    async def connect(
+        cls,
+        name: str,
+        index: int,
+        host: str,
+        layout: Layout,
+        *,
+        user: str,
+        key: Path,
+        policy: HostKeyPolicy,
+        port: int = 22,
+        timeout: float = 10.0,
+    ) -> Node:
         log.debug("connecting to %s (%s:%d) as %s", name, host, port, user)
         _require_files(f"{name} ({host})", key, policy)
         try:
             known = await _known_hosts_for(policy, host, port, timeout)
-            conn = await asyncio.wait_for(asyncssh.connect(
-                host, port=port, username=user, client_keys=[str(key)], known_hosts=known,
-                agent_path=None, config=None), timeout)
+            conn = await asyncio.wait_for(
+                asyncssh.connect(
+                    host,
+                    port=port,
+                    username=user,
+                    client_keys=[str(key)],
+                    known_hosts=known,
+                    agent_path=None,
+                    config=None,
+                ),
+                timeout,
+            )
             shell = await asyncio.wait_for(RemoteShell.open(conn), timeout)
         except asyncssh.HostKeyNotVerifiable as exc:
             where = policy.known_hosts
             if not _pinned(where, host if port == 22 else f"[{host}]:{port}"):
-                raise NodeError(f"{name} ({host}): unknown host: no host key for it in "
-                                f"{where}; refusing to connect", UNREACHABLE) from exc
-            raise NodeError(f"{name} ({host}): host key does not match the one recorded in "
-                            f"{where}; refusing to connect", UNREACHABLE) from exc
+                raise NodeError(
+                    f"{name} ({host}): unknown host: no host key for it in "
+                    f"{where}; refusing to connect",
+                    UNREACHABLE,
+                ) from exc
+            raise NodeError(
+                f"{name} ({host}): host key does not match the one recorded in "
+                f"{where}; refusing to connect",
+                UNREACHABLE,
+            ) from exc
         except asyncssh.PermissionDenied as exc:
-            raise NodeError(f"{name} ({host}): SSH key {key} was refused", UNREACHABLE) \
-                from exc
+            raise NodeError(f"{name} ({host}): SSH key {key} was refused", UNREACHABLE) from exc
         except (TimeoutError, OSError, asyncssh.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise NodeError(f"{name} ({host}): SSH connection failed: {reason}",
-                            UNREACHABLE) from exc
+            raise NodeError(
+                f"{name} ({host}): SSH connection failed: {reason}", UNREACHABLE
+            ) from exc
         return cls(name, index, host, layout, conn, shell)
 
     async def close(self) -> None:
@@ -174,32 +214,35 @@ class Node:
         self.conn.close()
         await self.conn.wait_closed()
 
-    async def run(self, *argv: str, input: str | None = None, check: bool = True,
-                  timeout: float = 30.0) -> Result:
+    async def run(
+        self, *argv: str, input: str | None = None, check: bool = True, timeout: float = 30.0
+    ) -> Result:
         try:
             res = await self.shell.run(argv, input=input, timeout=timeout)
         except ShellError as exc:
             raise NodeError(f"{self.name}: `{argv[0]}` failed: {exc}", UNREACHABLE) from exc
         if check and res.exit_status != 0:
             err = (str(res.stderr or res.stdout or "")).strip().splitlines()
-            raise NodeError(f"{self.name}: `{' '.join(argv[:3])}` exited {res.exit_status}: "
-                            f"{err[-1] if err else 'no output'}")
+            raise NodeError(
+                f"{self.name}: `{' '.join(argv[:3])}` exited {res.exit_status}: "
+                f"{err[-1] if err else 'no output'}"
+            )
         return res
 
     async def read(self, path: str) -> str | None:
         res = await self.run("cat", path, check=False)
         return str(res.stdout) if res.exit_status == 0 else None
 
-    async def write(self, path: str, text: str, mode: str = "0644",
-                    dir_group: bool = False) -> None:
+    async def write(
+        self, path: str, text: str, mode: str = "0644", dir_group: bool = False
+    ) -> None:
         """Write `path` atomically. `dir_group`: the file gets its directory's group (BIRD
         reads /etc/bird/bird.conf as user bird after dropping root)."""
         await self.run("mkdir", "-p", str(Path(path).parent))
         script = 'umask 077 && cat > "$1.tmp" && chmod "$2" "$1.tmp"'
         if dir_group:
             script += ' && chgrp --reference "$(dirname "$1")" "$1.tmp"'
-        await self.run("sh", "-c", script + ' && mv -f "$1.tmp" "$1"', "sh", path, mode,
-                       input=text)
+        await self.run("sh", "-c", script + ' && mv -f "$1.tmp" "$1"', "sh", path, mode, input=text)
 
     async def systemctl(self, *args: str, check: bool = True) -> Result:
         return await self.run("systemctl", *args, check=check)
@@ -209,8 +252,7 @@ class Node:
         return res.exit_status == 0
 
     async def has_program(self, program: str) -> bool:
-        res = await self.run("sh", "-c", 'command -v "$1" >/dev/null', "sh", program,
-                             check=False)
+        res = await self.run("sh", "-c", 'command -v "$1" >/dev/null', "sh", program, check=False)
         return res.exit_status == 0
 
     async def install_packages(self, programs: list[str]) -> list[str]:
@@ -219,14 +261,24 @@ class Node:
         missing = [PACKAGES[p] for p in programs if not await self.has_program(p)]
         if not missing:
             return []
-        res = await self.run("env", "DEBIAN_FRONTEND=noninteractive", "sh", "-c",
-                             'apt-get update -qq && apt-get install -y -qq '
-                             '--no-install-recommends "$@"', "sh", *missing,
-                             check=False, timeout=600)
+        res = await self.run(
+            "env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "sh",
+            "-c",
+            'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"',
+            "sh",
+            *missing,
+            check=False,
+            timeout=600,
+        )
         if res.exit_status != 0:
             err = str(res.stderr or res.stdout).strip().splitlines()
-            raise NodeError(f"{self.name}: installing {', '.join(missing)} failed: "
-                            f"{err[-1] if err else f'exit {res.exit_status}'}", INSTALL)
+            raise NodeError(
+                f"{self.name}: installing {', '.join(missing)} failed: "
+                f"{err[-1] if err else f'exit {res.exit_status}'}",
+                INSTALL,
+            )
         return missing
 
     # -- BIRD ----------------------------------------------------------------------------
@@ -246,8 +298,9 @@ class Node:
         res = await self.run(*self.birdc_argv("show", "protocols", "all"), check=False)
         if res.exit_status != 0:
             last = str(res.stdout or res.stderr).strip().splitlines()
-            raise NodeError(f"{self.name}: BIRD is not running"
-                            + (f" ({last[-1]})" if last else ""), BIRD_DOWN)
+            raise NodeError(
+                f"{self.name}: BIRD is not running" + (f" ({last[-1]})" if last else ""), BIRD_DOWN
+            )
         try:
             return bird.parse_protocols(str(res.stdout))
         except bird.BirdParseError as exc:
@@ -270,8 +323,11 @@ class Node:
         if check.exit_status != 0:
             await self.run("rm", "-f", new)
             msg = str(check.stderr or check.stdout).strip().splitlines()
-            raise NodeError(f"{self.name}: BIRD rejected the new config, nothing applied: "
-                            f"{msg[-1] if msg else 'bird -p failed'}", CONFIG)
+            raise NodeError(
+                f"{self.name}: BIRD rejected the new config, nothing applied: "
+                f"{msg[-1] if msg else 'bird -p failed'}",
+                CONFIG,
+            )
         if current is not None:
             await self.run("cp", "-p", lay.bird_conf, backup)
         await self.run("mv", new, lay.bird_conf)
@@ -283,8 +339,10 @@ class Node:
             if current is not None:
                 await self.run("mv", backup, lay.bird_conf)
                 await self.run(*self.birdc_argv("configure"), check=False)
-            raise NodeError(f"{self.name}: BIRD reload failed; previous config restored: "
-                            f"{str(res.stdout).strip().splitlines()[-1:]}")
+            raise NodeError(
+                f"{self.name}: BIRD reload failed; previous config restored: "
+                f"{str(res.stdout).strip().splitlines()[-1:]}"
+            )
         return True
 
     async def _start_bird(self) -> None:
@@ -363,14 +421,17 @@ class Node:
         res = await self.run(*self.birdc_argv(verb, self.layout.eip_protocol), check=False)
         out = str(res.stdout)
         if res.exit_status != 0 or ("enabled" not in out and "disabled" not in out):
-            raise NodeError(f"{self.name}: birdc {verb} {self.layout.eip_protocol} failed: "
-                            f"{out.strip().splitlines()[-1:] or res.stderr}")
+            raise NodeError(
+                f"{self.name}: birdc {verb} {self.layout.eip_protocol} failed: "
+                f"{out.strip().splitlines()[-1:] or res.stderr}"
+            )
         current = await self.read(self.layout.bird_conf)
         want = f"  disabled {'no' if enabled else 'yes'};"
         other = f"  disabled {'yes' if enabled else 'no'};"
         if current is not None and other in current:
-            await self.write(self.layout.bird_conf, current.replace(other, want, 1), "0640",
-                             dir_group=True)
+            await self.write(
+                self.layout.bird_conf, current.replace(other, want, 1), "0640", dir_group=True
+            )
 
     async def shutdown(self) -> None:
         """Take the BGP sessions down (BIRD keeps running)."""

@@ -27,9 +27,9 @@ class Who:
     role: str = "-"
 
 
-MAX_VALUE = 200        # characters of one field: what a client sent is cut after this
-MAX_LINE = 1024       # characters of one line
-REPEAT_S = 10.0       # a repetitive event (rate-limited) is logged once per this, with a count
+MAX_VALUE = 200  # characters of one field: what a client sent is cut after this
+MAX_LINE = 1024  # characters of one line
+REPEAT_S = 10.0  # a repetitive event (rate-limited) is logged once per this, with a count
 
 
 class Audit:
@@ -45,27 +45,42 @@ class Audit:
         # key -> (last logged, held back since, the last held line's event, who, fields)
         self._repeats: dict[object, tuple[float, int, tuple | None]] = {}
 
-    def event(self, event: str, who: Who | None = None, level: int = logging.INFO,
-              **fields: object) -> None:
+    def event(
+        self, event: str, who: Who | None = None, level: int = logging.INFO, **fields: object
+    ) -> None:
         who = who or Who()
-        record = {k: _capped(v) for k, v in {
-            "source": who.source, "user": who.user, "fingerprint": who.fingerprint,
-            "role": who.role, **{k: v for k, v in fields.items() if v is not None}}.items()}
+        record = {
+            k: _capped(v)
+            for k, v in {
+                "source": who.source,
+                "user": who.user,
+                "fingerprint": who.fingerprint,
+                "role": who.role,
+                **{k: v for k, v in fields.items() if v is not None},
+            }.items()
+        }
         if self.fmt == "json":
-            line = json.dumps({"time": iso_now(), "event": event, **record},
-                              separators=(",", ":"), default=str)
+            line = json.dumps(
+                {"time": iso_now(), "event": event, **record}, separators=(",", ":"), default=str
+            )
         else:  # control characters escaped (JSON string escapes), never written raw
             line = f"{event} " + " ".join(f"{k}={_text(v)}" for k, v in record.items())
         if len(line) > MAX_LINE and self.fmt == "json":  # still one JSON object, shorter
-            line = json.dumps({"time": iso_now(), "event": event, "cut": True,
-                               **{k: str(v)[:40] for k, v in record.items()}},
-                              separators=(",", ":"), default=str)
+            line = json.dumps(
+                {
+                    "time": iso_now(),
+                    "event": event,
+                    "cut": True,
+                    **{k: str(v)[:40] for k, v in record.items()},
+                },
+                separators=(",", ":"),
+                default=str,
+            )
         if len(line) > MAX_LINE:
             line = line[: MAX_LINE - 6] + "…(cut)"
         log.log(level, "%s", line)
 
-    def repeated(self, key: object, event: str, who: Who | None = None,
-                 **fields: object) -> None:
+    def repeated(self, key: object, event: str, who: Who | None = None, **fields: object) -> None:
         """An event that a client can repeat at will: logged at most once per REPEAT_S per
         `key`, with how many were held back since the last line."""
         now = self.clock()
@@ -118,6 +133,12 @@ class JsonLines(logging.Formatter):
         message = record.getMessage()
         if message.startswith("{") and message.endswith("}"):
             return message  # an audit event, JSON already
-        return json.dumps({"time": iso_now(), "event": "log",
-                           "level": record.levelname.lower(), "message": _capped(message)},
-                          separators=(",", ":"))
+        return json.dumps(
+            {
+                "time": iso_now(),
+                "event": "log",
+                "level": record.levelname.lower(),
+                "message": _capped(message),
+            },
+            separators=(",", ":"),
+        )

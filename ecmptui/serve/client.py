@@ -20,7 +20,7 @@ from ecmptui.serve.feed import MAX_LINE
 from ecmptui.traffic.model import MAX_TIMELINE, ActionRecord
 from ecmptui.traffic.samples import Sample
 
-STATUS_WAIT = 5.0     # no status from the server for this long: say so
+STATUS_WAIT = 5.0  # no status from the server for this long: say so
 RECORD_FIELDS = {f.name for f in fields(ActionRecord)}
 
 
@@ -76,8 +76,7 @@ class FeedCockpit(Cockpit):
     # -- connection ------------------------------------------------------------------------
     async def open(self) -> None:
         try:
-            reader, self._writer = await asyncio.open_unix_connection(self.path,
-                                                                      limit=MAX_LINE * 8)
+            reader, self._writer = await asyncio.open_unix_connection(self.path, limit=MAX_LINE * 8)
         except OSError as exc:
             raise FeedLost(f"cannot reach the server's feed: {exc.strerror}") from exc
         self._writer.write(json.dumps({"k": "hello", "token": self.token}).encode() + b"\n")
@@ -186,32 +185,44 @@ class FeedCockpit(Cockpit):
             raise EcmpError(error or "no status")
         return st
 
-    async def probe(self, rate: float, on_sample: Callable[[Sample], None],
-                    timeout: float = 1.0, flows: int = 0,
-                    on_flow: Callable[..., None] | None = None) -> FeedStream:
+    async def probe(
+        self,
+        rate: float,
+        on_sample: Callable[[Sample], None],
+        timeout: float = 1.0,
+        flows: int = 0,
+        on_flow: Callable[..., None] | None = None,
+    ) -> FeedStream:
         self.on_sample = on_sample
         return FeedStream(self)
 
     def fib_ms(self, t: float) -> float | None:
         return self._fib.get(t)
 
-    async def act(self, node_name: str, action: str,
-                  on_effect: Callable[[float], None] | None = None) -> str:
+    async def act(
+        self, node_name: str, action: str, on_effect: Callable[[float], None] | None = None
+    ) -> str:
         self._guard(f"{action} {node_name}")
         reply = await self._request({"k": "act", "node": node_name, "action": action})
         self.warnings.extend(reply.get("warnings") or [])
         return str(reply.get("message", ""))
 
-    async def drain(self, node_name: str, timeout: float = 60.0,
-                    on_progress: Callable[[str], None] | None = None) -> tuple[str, str]:
-        raise EcmpError("drain from the server's command line (`ecmptui node drain`): a "
-                        "served session runs one action at a time through the server")
+    async def drain(
+        self,
+        node_name: str,
+        timeout: float = 60.0,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> tuple[str, str]:
+        raise EcmpError(
+            "drain from the server's command line (`ecmptui node drain`): a "
+            "served session runs one action at a time through the server"
+        )
 
-    async def router_act(self, router: str, action: str,
-                         on_effect: Callable[[float], None] | None = None) -> str:
+    async def router_act(
+        self, router: str, action: str, on_effect: Callable[[float], None] | None = None
+    ) -> str:
         self._guard(f"{action} {router}")
-        reply = await self._request({"k": "act", "node": router, "action": action,
-                                     "router": True})
+        reply = await self._request({"k": "act", "node": router, "action": action, "router": True})
         return str(reply.get("message", ""))
 
     async def start_lab(self, progress: Callable[[str], None] | None = None) -> str:

@@ -27,18 +27,18 @@ from pathlib import Path
 
 from ecmptui.cockpit import Cockpit, ReadOnlyError, SampleStream
 from ecmptui.config import Settings
-from ecmptui.deployment.target import dashboard_read_only
 from ecmptui.errors import EcmpError
 from ecmptui.serve.audit import Audit, Who
+from ecmptui.targets import dashboard_read_only
 from ecmptui.traffic.model import ActionRecord, TrafficModel
 from ecmptui.traffic.samples import Sample
 
 log = logging.getLogger("ecmptui.serve")
 
 FEED_ENV, TOKEN_ENV = "ECMPTUI_FEED", "ECMPTUI_FEED_TOKEN"
-STATUS_TIMEOUT = 15.0       # a status gather that takes longer is reported as an error
-MAX_BACKLOG = 4 << 20       # bytes queued for one session; more and it is dropped
-MAX_LINE = 1 << 20          # longest request a session may send
+STATUS_TIMEOUT = 15.0  # a status gather that takes longer is reported as an error
+MAX_BACKLOG = 4 << 20  # bytes queued for one session; more and it is dropped
+MAX_LINE = 1 << 20  # longest request a session may send
 JOBS = ("provision", "deprovision", "start-lab")
 
 
@@ -71,7 +71,7 @@ class Hub:
         self.path = self.dir / "feed.sock"
         self.sessions: dict[str, Session] = {}
         self.model = TrafficModel()
-        self.records: dict[int, ActionRecord] = {}   # id -> record still being measured
+        self.records: dict[int, ActionRecord] = {}  # id -> record still being measured
         self._record_who: dict[int, Who] = {}
         self._next_id = 0
         self._status_line: bytes | None = None
@@ -82,18 +82,22 @@ class Hub:
         self._probe_task: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
         self._server: asyncio.AbstractServer | None = None
-        self._act_lock = asyncio.Lock()              # one operator action at a time
+        self._act_lock = asyncio.Lock()  # one operator action at a time
         self.job_running = False
         self.polls = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        self._server = await asyncio.start_unix_server(self._client, path=str(self.path),
-                                                       limit=MAX_LINE)
+        self._server = await asyncio.start_unix_server(
+            self._client, path=str(self.path), limit=MAX_LINE
+        )
         os.chmod(self.path, 0o600)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._poll_loop()), loop.create_task(self._flush_loop()),
-                       loop.create_task(self._tick_loop())]
+        self._tasks = [
+            loop.create_task(self._poll_loop()),
+            loop.create_task(self._flush_loop()),
+            loop.create_task(self._tick_loop()),
+        ]
 
     async def stop(self) -> None:
         for task in [*self._tasks, *([self._probe_task] if self._probe_task else [])]:
@@ -131,8 +135,9 @@ class Hub:
         if w is None or w.is_closing():
             return
         if w.transport.get_write_buffer_size() > MAX_BACKLOG:
-            self.audit.event("feed-dropped", s.who, level=logging.WARNING,
-                             why="the session's app fell behind")
+            self.audit.event(
+                "feed-dropped", s.who, level=logging.WARNING, why="the session's app fell behind"
+            )
             w.close()
             s.writer = None
             return
@@ -145,10 +150,16 @@ class Hub:
                 self._send(s, data)
 
     def hello(self, s: Session) -> dict:
-        return {"k": "hello", "role": s.who.role, "user": s.who.user, "rate": self.rate,
-                "target": self.cockpit.target_label(), "lab_up": self.cockpit.lab_up(),
-                "project": self._project(), "can_act": s.who.role == "operator"
-                and not self.cockpit.read_only}
+        return {
+            "k": "hello",
+            "role": s.who.role,
+            "user": s.who.user,
+            "rate": self.rate,
+            "target": self.cockpit.target_label(),
+            "lab_up": self.cockpit.lab_up(),
+            "project": self._project(),
+            "can_act": s.who.role == "operator" and not self.cockpit.read_only,
+        }
 
     def _project(self) -> str:
         try:
@@ -171,8 +182,14 @@ class Hub:
                 log.exception("status poll failed")
                 error = f"status failed: {type(exc).__name__}"
             self.polls += 1
-            self._status_line = encode({"k": "status", "at": time.time(), "error": error,
-                                        "status": st.to_json() if st else None})
+            self._status_line = encode(
+                {
+                    "k": "status",
+                    "at": time.time(),
+                    "error": error,
+                    "status": st.to_json() if st else None,
+                }
+            )
             self.broadcast(self._status_line)
             eip = st.eip if st is not None else self._eip if error else None
             if eip != self._eip or (eip and self._stream is None and self._probe_task is None):
@@ -230,11 +247,17 @@ class Hub:
                 if rec.takes_node_out:
                     rec.fib_ms = self.cockpit.fib_ms(rec.t)
                 self._publish(rid)
-                self.audit.event("action-result", self._record_who.pop(rid, None),
-                                 node=rec.node, action=rec.action, result=rec.summary(),
-                                 convergence_ms=rec.convergence_ms,
-                                 recovery_ms=rec.recovery_ms,
-                                 failed=sum(rec.failed.values()), fib_ms=rec.fib_ms)
+                self.audit.event(
+                    "action-result",
+                    self._record_who.pop(rid, None),
+                    node=rec.node,
+                    action=rec.action,
+                    result=rec.summary(),
+                    convergence_ms=rec.convergence_ms,
+                    recovery_ms=rec.recovery_ms,
+                    failed=sum(rec.failed.values()),
+                    fib_ms=rec.fib_ms,
+                )
                 del self.records[rid]
             # the model's own timeline only holds what is being measured here
             for rec in [r for r in self.model.timeline if r.settled]:
@@ -260,8 +283,9 @@ class Hub:
             if self._status_line is not None:
                 self._send(session, self._status_line)
             for rid in self.records:
-                self._send(session, encode({"k": "action", "id": rid,
-                                            "record": asdict(self.records[rid])}))
+                self._send(
+                    session, encode({"k": "action", "id": rid, "record": asdict(self.records[rid])})
+                )
             while line := await reader.readline():
                 try:
                     req = json.loads(line)
@@ -280,8 +304,9 @@ class Hub:
         kind, rid = req.get("k"), req.get("req")
         try:
             if kind == "act":
-                reply = await self._act(s, str(req.get("node")), str(req.get("action")),
-                                        bool(req.get("router")))
+                reply = await self._act(
+                    s, str(req.get("node")), str(req.get("action")), bool(req.get("router"))
+                )
             elif kind == "job":
                 reply = await self._job(s, str(req.get("job")), req.get("values") or {})
             elif kind == "check":
@@ -290,12 +315,20 @@ class Hub:
                 raise EcmpError(f"unknown request {kind!r}")
             self._send(s, encode({"k": "result", "req": rid, "ok": True, **reply}))
         except EcmpError as exc:
-            self._send(s, encode({"k": "result", "req": rid, "ok": False,
-                                  "message": str(exc)}))
+            self._send(s, encode({"k": "result", "req": rid, "ok": False, "message": str(exc)}))
         except Exception as exc:
             log.exception("feed request %r failed", kind)
-            self._send(s, encode({"k": "result", "req": rid, "ok": False,
-                                  "message": f"internal error: {type(exc).__name__}"}))
+            self._send(
+                s,
+                encode(
+                    {
+                        "k": "result",
+                        "req": rid,
+                        "ok": False,
+                        "message": f"internal error: {type(exc).__name__}",
+                    }
+                ),
+            )
 
     def _allowed(self, s: Session, what: str) -> None:
         if s.who.role != "operator":
@@ -306,8 +339,9 @@ class Hub:
         what = f"{'router ' if router else ''}{action} {node}"
         self._allowed(s, what)
         # logged when asked, not only when done: an action that hangs is on record too
-        self.audit.event("action", s.who, node=node, action=action, router=router or None,
-                         outcome="asked")
+        self.audit.event(
+            "action", s.who, node=node, action=action, router=router or None, outcome="asked"
+        )
         async with self._act_lock:
             rid, self._next_id = self._next_id, self._next_id + 1
             rec = self.model.begin(node, action)
@@ -330,14 +364,22 @@ class Hub:
                 rec.outcome = f"failed: {exc}"
                 self._publish(rid)
                 self.records.pop(rid, None)
-                self.audit.event("action", s.who, node=node, action=action,
-                                 router=router or None, outcome="failed", error=str(exc))
+                self.audit.event(
+                    "action",
+                    s.who,
+                    node=node,
+                    action=action,
+                    router=router or None,
+                    outcome="failed",
+                    error=str(exc),
+                )
                 raise
             rec.outcome = "done"
             self._publish(rid)
             warnings, self.cockpit.warnings = list(self.cockpit.warnings), []
-            self.audit.event("action", s.who, node=node, action=action,
-                             router=router or None, outcome="done")
+            self.audit.event(
+                "action", s.who, node=node, action=action, router=router or None, outcome="done"
+            )
             return {"message": msg, "warnings": warnings}
 
     async def _job(self, s: Session, job: str, values: dict) -> dict:
@@ -370,13 +412,13 @@ class Hub:
             prov = None
         else:
             known = {"nodes", "metro", "plan", "operating_system", "bfd"}
-            prov, events = self.cockpit.provision(**{k: v for k, v in values.items()
-                                                     if k in known})
+            prov, events = self.cockpit.provision(**{k: v for k, v in values.items() if k in known})
         async for ev in events:
             self.broadcast({"k": "step", "event": asdict(ev)})
         if prov is None:
             return "everything removed"
         inv = prov.inventory
         assert inv is not None
-        return (f"{inv.eip} announced by {len(inv.nodes)} node(s)"
-                + ("" if prov.changed else " (no change)"))
+        return f"{inv.eip} announced by {len(inv.nodes)} node(s)" + (
+            "" if prov.changed else " (no change)"
+        )

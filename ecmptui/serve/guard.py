@@ -16,8 +16,8 @@ from typing import Any
 
 from ecmptui.errors import EcmpError
 
-MAX_COLS, MAX_ROWS = 500, 200          # a larger terminal request is clamped to this
-MAX_AUTH_TRIES = 6                     # failures on one connection, then it is closed
+MAX_COLS, MAX_ROWS = 500, 200  # a larger terminal request is clamped to this
+MAX_AUTH_TRIES = 6  # failures on one connection, then it is closed
 PASSWORD_ENV = "ECMPTUI_DEMO_PASSWORD"
 
 
@@ -39,19 +39,21 @@ def check_trusted_file(path: Path, what: str, private: bool = False) -> None:
     me = os.geteuid()
     bad = stat.S_IWGRP | stat.S_IWOTH | (stat.S_IRGRP | stat.S_IROTH if private else 0)
     if st.st_uid not in (0, me):
-        raise FileModeError(f"{what} {path}: owned by uid {st.st_uid}, not by this user "
-                            "or root")
+        raise FileModeError(f"{what} {path}: owned by uid {st.st_uid}, not by this user or root")
     if st.st_mode & bad:
         want = "0600" if private else "not group/world-writable (e.g. 0644)"
-        raise FileModeError(f"{what} {path}: mode {stat.S_IMODE(st.st_mode):04o} lets other "
-                            f"users {'read or ' if private else ''}change it; make it {want}")
+        raise FileModeError(
+            f"{what} {path}: mode {stat.S_IMODE(st.st_mode):04o} lets other "
+            f"users {'read or ' if private else ''}change it; make it {want}"
+        )
     # every directory up to / (sshd's StrictModes): one another user may write in could
     # swap the file (a sticky directory like /tmp only lets its owner do that)
     for directory in path.resolve().parents:
         d = directory.stat()
         if d.st_uid not in (0, me):
-            raise FileModeError(f"{what} {path}: {directory} is owned by uid {d.st_uid}, not "
-                                "by this user or root")
+            raise FileModeError(
+                f"{what} {path}: {directory} is owned by uid {d.st_uid}, not by this user or root"
+            )
         if d.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not d.st_mode & stat.S_ISVTX:
             raise FileModeError(f"{what} {path}: {directory} is group/world-writable")
 
@@ -79,15 +81,14 @@ def demo_password(file: str | None, env: Mapping[str, str] | None = None) -> str
 
 
 TERM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
-MAX_ENV = 8                            # variables a session may pass (AcceptEnv LANG LC_*)
+MAX_ENV = 8  # variables a session may pass (AcceptEnv LANG LC_*)
 ENV_NAME_RE = re.compile(r"LANG|LANGUAGE|LC_[A-Z]{1,16}")
-ENV_VALUE_RE = re.compile(r"[A-Za-z0-9_.@:-]{0,64}")   # a locale name, nothing else
+ENV_VALUE_RE = re.compile(r"[A-Za-z0-9_.@:-]{0,64}")  # a locale name, nothing else
 
 
 def accept_env(name: str, value: str) -> bool:
     """Whether an env request is one the app may get (Debian sshd's AcceptEnv LANG LC_*)."""
-    return ENV_NAME_RE.fullmatch(name) is not None and \
-        ENV_VALUE_RE.fullmatch(value) is not None
+    return ENV_NAME_RE.fullmatch(name) is not None and ENV_VALUE_RE.fullmatch(value) is not None
 
 
 def valid_term(term: str) -> bool:
@@ -108,7 +109,7 @@ def failure_delay(failures: int, source_failures: int) -> float:
 
 @dataclass
 class SourceRecord:
-    failures: deque = field(default_factory=deque)   # times of recent failures
+    failures: deque = field(default_factory=deque)  # times of recent failures
     blocked_until: float = 0.0
     penalties: int = 0
 
@@ -117,8 +118,14 @@ class Penalties:
     """Per source address: recent failures; too many and the address is refused for a
     while, twice as long each time (30 s, 60 s, ... at most 10 min)."""
 
-    def __init__(self, threshold: int = 20, window: float = 600.0, base: float = 30.0,
-                 cap: float = 600.0, clock: Any=time.monotonic) -> None:
+    def __init__(
+        self,
+        threshold: int = 20,
+        window: float = 600.0,
+        base: float = 30.0,
+        cap: float = 600.0,
+        clock: Any = time.monotonic,
+    ) -> None:
         self.threshold, self.window, self.base, self.cap = threshold, window, base, cap
         self.clock = clock
         self._by_source: dict[str, SourceRecord] = {}
@@ -142,7 +149,7 @@ class Penalties:
         rec = self._rec(source)
         rec.failures.append(self.clock())
         if len(rec.failures) >= self.threshold:
-            rec.blocked_until = self.clock() + min(self.cap, self.base * 2 ** rec.penalties)
+            rec.blocked_until = self.clock() + min(self.cap, self.base * 2**rec.penalties)
             rec.penalties += 1
             rec.failures.clear()
             return True
@@ -151,6 +158,9 @@ class Penalties:
     def prune(self) -> None:
         """Forget sources with nothing recent (bounded memory under a scan)."""
         now = self.clock()
-        for src in [s for s, r in self._by_source.items()
-                    if r.blocked_until < now and not self._rec(s).failures]:
+        for src in [
+            s
+            for s, r in self._by_source.items()
+            if r.blocked_until < now and not self._rec(s).failures
+        ]:
             del self._by_source[src]

@@ -13,31 +13,43 @@ import struct
 import sys
 import termios
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncssh
 
 from ecmptui.serve import guard
-
-if TYPE_CHECKING:
-    from ecmptui.serve.ssh import DashboardServer
+from ecmptui.serve.audit import Who
+from ecmptui.serve.settings import ServeConfig, ServerState
 
 log = logging.getLogger("ecmptui.serve")
 
-ERROR_FD = 3                  # where a session's app writes what a viewer must not see
+ERROR_FD = 3  # where a session's app writes what a viewer must not see
 SERVED_ENV, ERROR_FD_ENV = "ECMPTUI_SERVED", "ECMPTUI_ERROR_FD"
-EXIT_GRACE = 3.0              # seconds an app has to end by itself before it is killed
+EXIT_GRACE = 3.0  # seconds an app has to end by itself before it is killed
 WRITE_HIGH_WATER = 256 * 1024  # unsent bytes a viewer may hold before its app is paused
-STALL_S = 60.0                # a viewer that reads nothing for this long is disconnected
+STALL_S = 60.0  # a viewer that reads nothing for this long is disconnected
 # what a terminal needs after an app that did not clean up: main screen, cursor, no mouse
-RESET = (b"\x1b[?1049l\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l"
-         b"\x1b[0m")
+RESET = b"\x1b[?1049l\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[0m"
+
+
+class Connection(Protocol):
+    """What a session needs of the SSH connection it belongs to (`ssh.DashboardServer`)."""
+
+    state: ServerState
+    cfg: ServeConfig
+    conn: asyncssh.SSHServerConnection | None
+    who: Who
+    ip: str
+    sessions: int  # terminals asked for on this connection
+    live: int  # of those, running now
+
+    def session_over(self) -> None: ...
 
 
 class DashboardSession(asyncssh.SSHServerSession):
     """One terminal: a PTY whose other end runs the app."""
 
-    def __init__(self, server: DashboardServer) -> None:
+    def __init__(self, server: Connection) -> None:
         self.server, self.state, self.cfg = server, server.state, server.cfg
         self.who = server.who
         self.chan: asyncssh.SSHServerChannel | None = None
@@ -53,10 +65,10 @@ class DashboardSession(asyncssh.SSHServerSession):
         self.tokens = float(self.cfg.input_rate * 4)
         self.token_t = time.monotonic()
         self.token: str | None = None
-        self.env: dict[str, str] = {}     # accepted (LANG, LC_*), for the app
+        self.env: dict[str, str] = {}  # accepted (LANG, LC_*), for the app
         self.env_ignored = 0
         self.env_names: list[str] = []
-        self._stalled: asyncio.TimerHandle | None = None   # the viewer stopped reading
+        self._stalled: asyncio.TimerHandle | None = None  # the viewer stopped reading
         self._watch: asyncio.Task | None = None
         self._ending: tuple[str, bytes | None] | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
@@ -67,10 +79,10 @@ class DashboardSession(asyncssh.SSHServerSession):
         # up on the channel by name): env is never stored (sshd without AcceptEnv: nothing
         # kept), x11 and agent forwarding are refused and logged
         chan._process_env_request = self._env_request
-        chan._process_x11_req_request = self._refused_request(
-            "x11 forwarding")
-        chan._process_auth_agent_req_at_openssh_dot_com_request = (
-            self._refused_request("agent forwarding"))
+        chan._process_x11_req_request = self._refused_request("x11 forwarding")
+        chan._process_auth_agent_req_at_openssh_dot_com_request = self._refused_request(
+            "agent forwarding"
+        )
         chan.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     def _env_request(self, packet: asyncssh.packet.SSHPacket) -> bool:
@@ -80,8 +92,7 @@ class DashboardSession(asyncssh.SSHServerSession):
         raw_name, raw_value = packet.get_string(), packet.get_string()
         packet.check_end()
         name, value = raw_name.decode(errors="replace"), raw_value.decode(errors="replace")
-        if guard.accept_env(name, value) and (name in self.env or
-                                              len(self.env) < guard.MAX_ENV):
+        if guard.accept_env(name, value) and (name in self.env or len(self.env) < guard.MAX_ENV):
             self.env[name] = value
             return True
         self.env_ignored += 1
@@ -93,21 +104,26 @@ class DashboardSession(asyncssh.SSHServerSession):
         def refuse(packet: asyncssh.packet.SSHPacket) -> bool:
             self.state.audit.repeated((id(self), what), "refused", self.who, why=what)
             return False
+
         return refuse
 
     def _size(self, cols: int, rows: int) -> tuple[int, int]:
         size = guard.clamp_size(cols, rows)
         if (cols, rows) != size and cols and rows:  # a storm of these is one line a while
-            self.state.audit.repeated((id(self), "resize"), "resize-clamped", self.who,
-                                      asked=f"{cols}x{rows}", given=f"{size[0]}x{size[1]}")
+            self.state.audit.repeated(
+                (id(self), "resize"),
+                "resize-clamped",
+                self.who,
+                asked=f"{cols}x{rows}",
+                given=f"{size[0]}x{size[1]}",
+            )
         return size
 
     def pty_requested(self, term_type: str, term_size: tuple, term_modes: dict) -> bool:
         if term_type and guard.valid_term(term_type):
             self.term = term_type
         elif term_type:  # escape codes, or 30,000 characters: not for the app's environment
-            self.state.audit.event("term-refused", self.who, term=term_type,
-                                   given=self.term)
+            self.state.audit.event("term-refused", self.who, term=term_type, given=self.term)
         self.size = self._size(term_size[0], term_size[1])
         return True
 
@@ -136,23 +152,30 @@ class DashboardSession(asyncssh.SSHServerSession):
         role = self.who.role
         source = self.server.ip
         if self.env_ignored:
-            self.state.audit.event("env-ignored", self.who, count=self.env_ignored,
-                                   names=",".join(self.env_names))
+            self.state.audit.event(
+                "env-ignored", self.who, count=self.env_ignored, names=",".join(self.env_names)
+            )
         if self.chan.get_terminal_type() is None:
             self._refuse("no terminal", "this server needs a terminal (ssh -t)")
             return
         if self.server.live >= self.cfg.max_sessions_per_connection:
-            self._refuse("sessions per connection", "too many sessions on this connection "
-                         f"({self.cfg.max_sessions_per_connection})")
+            self._refuse(
+                "sessions per connection",
+                f"too many sessions on this connection ({self.cfg.max_sessions_per_connection})",
+            )
             return
         if self.state.sessions_by_source.get(source, 0) >= self.cfg.max_sessions_per_source:
-            self._refuse("sessions per source", "too many sessions from your address "
-                         f"({self.cfg.max_sessions_per_source}); try again later")
+            self._refuse(
+                "sessions per source",
+                "too many sessions from your address "
+                f"({self.cfg.max_sessions_per_source}); try again later",
+            )
             return
         if self.state.active[role] >= self.state.limit(role):
-            self._refuse(f"{role} slots full ({self.state.limit(role)})",
-                         f"too many {role} sessions ({self.state.limit(role)}); "
-                         "try again later")
+            self._refuse(
+                f"{role} slots full ({self.state.limit(role)})",
+                f"too many {role} sessions ({self.state.limit(role)}); try again later",
+            )
             return
         self.state.active[role] += 1
         self.state.sessions_by_source[source] = self.state.sessions_by_source.get(source, 0) + 1
@@ -171,8 +194,11 @@ class DashboardSession(asyncssh.SSHServerSession):
         argv = [sys.executable, "-m", "ecmptui", *self.cfg.app_args]
         if self.who.role != "operator":
             argv.append("--read-only")
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("COLUMNS", "LINES", "SSH_AUTH_SOCK", guard.PASSWORD_ENV)}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("COLUMNS", "LINES", "SSH_AUTH_SOCK", guard.PASSWORD_ENV)
+        }
         env.update(self.env)  # the client's locale, if it sent one sshd would accept
         env["TERM"] = self.term
         env[SERVED_ENV], env[ERROR_FD_ENV] = "1", str(ERROR_FD)
@@ -199,8 +225,13 @@ class DashboardSession(asyncssh.SSHServerSession):
         loop = asyncio.get_running_loop()
         loop.add_reader(master, self._pty_output)
         loop.add_reader(err_r, self._app_errors)
-        self.state.audit.event("session-start", self.who, pid=pid,
-                               size=f"{self.size[0]}x{self.size[1]}", term=self.term)
+        self.state.audit.event(
+            "session-start",
+            self.who,
+            pid=pid,
+            size=f"{self.size[0]}x{self.size[1]}",
+            term=self.term,
+        )
 
     def _resize(self) -> None:
         if self.master is not None:
@@ -259,8 +290,9 @@ class DashboardSession(asyncssh.SSHServerSession):
 
     def _stall(self) -> None:
         self._stalled = None
-        self.state.audit.event("stalled", self.who, why=f"the client read nothing for "
-                               f"{STALL_S:.0f} s")
+        self.state.audit.event(
+            "stalled", self.who, why=f"the client read nothing for {STALL_S:.0f} s"
+        )
         self._finish(None, f"client stopped reading for {STALL_S:.0f} s", app="killed")
         if self.server.conn is not None:  # what it holds unread goes with it
             self.server.conn.abort()
@@ -269,8 +301,9 @@ class DashboardSession(asyncssh.SSHServerSession):
         now = time.monotonic()
         self.last_input = now
         # token bucket: a session may not flood the app with input
-        self.tokens = min(self.cfg.input_rate * 4,
-                          self.tokens + (now - self.token_t) * self.cfg.input_rate)
+        self.tokens = min(
+            self.cfg.input_rate * 4, self.tokens + (now - self.token_t) * self.cfg.input_rate
+        )
         self.token_t = now
         if len(data) > self.tokens:
             data = data[: int(self.tokens)]
@@ -281,8 +314,7 @@ class DashboardSession(asyncssh.SSHServerSession):
             except OSError:
                 pass
 
-    def terminal_size_changed(self, width: int, height: int, pixwidth: int,
-                              pixheight: int) -> None:
+    def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
         self.size = self._size(width, height)
         self._resize()
 
@@ -298,8 +330,7 @@ class DashboardSession(asyncssh.SSHServerSession):
         while self.pid is not None and self._ending is None:
             now = time.monotonic()
             idle_left = self.cfg.idle_timeout - (now - self.last_input)
-            left = idle_left if limit is None else min(idle_left,
-                                                       limit - (now - self.started))
+            left = idle_left if limit is None else min(idle_left, limit - (now - self.started))
             if left <= 0:
                 if idle_left <= 0:
                     self.end("idle timeout", b"ecmptui: idle timeout\r\n")
@@ -317,7 +348,8 @@ class DashboardSession(asyncssh.SSHServerSession):
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM)
         self._kill_timer = asyncio.get_running_loop().call_later(
-            EXIT_GRACE, lambda: self._finish(message, reason, app="killed"))
+            EXIT_GRACE, lambda: self._finish(message, reason, app="killed")
+        )
 
     def _finish(self, message: bytes | None, reason: str, app: str = "hung up") -> None:
         """End the app process (no orphans) and the channel; safe to call repeatedly."""
@@ -358,8 +390,13 @@ class DashboardSession(asyncssh.SSHServerSession):
             self.state.sessions.discard(self)
             if not self.state.sessions:
                 self.state.all_ended.set()
-            self.state.audit.event("session-end", self.who, reason=reason, app=app,
-                                   duration_s=round(time.monotonic() - self.started, 1))
+            self.state.audit.event(
+                "session-end",
+                self.who,
+                reason=reason,
+                app=app,
+                duration_s=round(time.monotonic() - self.started, 1),
+            )
         if self._watch is not None and self._watch is not asyncio.current_task():
             self._watch.cancel()
         if self.chan is not None:

@@ -32,6 +32,7 @@ from ecmptui.serve.settings import ServeConfig, ServerState
 
 log = logging.getLogger("ecmptui.serve")
 
+
 def parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -100,8 +101,8 @@ class DashboardServer(asyncssh.SSHServer):
         self.failures = 0
         self.authenticated = False
         self.counted_unauth = False
-        self.sessions = 0            # terminals asked for on this connection
-        self.live = 0                # of those, running now
+        self.sessions = 0  # terminals asked for on this connection
+        self.live = 0  # of those, running now
         self.started = time.monotonic()
         self._grace: asyncio.TimerHandle | None = None
         self._offered: tuple[str, str] | None = None  # (fingerprint, role) until verified
@@ -117,19 +118,26 @@ class DashboardServer(asyncssh.SSHServer):
         self.who.source = f"{peer[0]}:{peer[1]}"
         blocked = self.state.penalties.blocked(self.ip)
         if blocked:
-            self._refuse(f"source penalised for {blocked:.0f} s more after repeated "
-                         "authentication failures", repeat=True)
+            self._refuse(
+                f"source penalised for {blocked:.0f} s more after repeated authentication failures",
+                repeat=True,
+            )
             return
         from_here = self.state.unauth_by_source.get(self.ip, 0)
         if from_here >= self.cfg.max_startups_per_source:
             # one address cannot hold every startup slot; trying counts against it
             self.state.penalties.failed(self.ip)
-            self._refuse(f"{from_here} connections from this address are still logging in "
-                         "(--max-startups-per-source)", repeat=True)
+            self._refuse(
+                f"{from_here} connections from this address are still logging in "
+                "(--max-startups-per-source)",
+                repeat=True,
+            )
             return
         if self.state.unauthenticated >= self.cfg.max_startups:
-            self._refuse(f"{self.state.unauthenticated} connections are still logging in "
-                         "(--max-startups)", repeat=True)
+            self._refuse(
+                f"{self.state.unauthenticated} connections are still logging in (--max-startups)",
+                repeat=True,
+            )
             return
         self.state.unauthenticated += 1
         self.state.unauth_by_source[self.ip] = from_here + 1
@@ -140,8 +148,7 @@ class DashboardServer(asyncssh.SSHServer):
 
     def _refuse(self, why: str, repeat: bool = False) -> None:
         if repeat:  # a flood from one address is one line per interval, with a count
-            self.state.audit.repeated(("refused", self.ip, why[:20]), "refused", self.who,
-                                      why=why)
+            self.state.audit.repeated(("refused", self.ip, why[:20]), "refused", self.who, why=why)
         else:
             self.state.audit.event("refused", self.who, why=why)
         assert self.conn is not None
@@ -169,8 +176,11 @@ class DashboardServer(asyncssh.SSHServer):
             self._grace.cancel()
         if admitted:
             self.state.audit.event(
-                "disconnect", self.who, duration_s=round(time.monotonic() - self.started, 1),
-                reason=str(exc) if exc else "closed")
+                "disconnect",
+                self.who,
+                duration_s=round(time.monotonic() - self.started, 1),
+                reason=str(exc) if exc else "closed",
+            )
         self.state.penalties.prune()
 
     def begin_auth(self, username: str) -> bool:
@@ -182,11 +192,15 @@ class DashboardServer(asyncssh.SSHServer):
         self.failures += 1
         source_failures = self.state.penalties.recent(self.ip)
         penalised = self.state.penalties.failed(self.ip)
-        self.state.audit.event("auth-failure", self.who, method=method, why=why,
-                               attempt=self.failures)
+        self.state.audit.event(
+            "auth-failure", self.who, method=method, why=why, attempt=self.failures
+        )
         if self.failures >= guard.MAX_AUTH_TRIES or penalised:
-            why = ("too many authentication failures" if not penalised else
-                   "source penalised after repeated authentication failures")
+            why = (
+                "too many authentication failures"
+                if not penalised
+                else "source penalised after repeated authentication failures"
+            )
             self.state.audit.event("refused", self.who, why=why)
             assert self.conn is not None
             self.conn.disconnect(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, why)
@@ -216,8 +230,8 @@ class DashboardServer(asyncssh.SSHServer):
         """asyncssh's check of a publickey request, which also verifies its signature:
         the role is bound when the signature verifies, and a bad one is a failure (logged
         with the key presented, without its role)."""
-        async def checked(username: str, key_data: bytes, msg: bytes,
-                          signature: bytes) -> bool:
+
+        async def checked(username: str, key_data: bytes, msg: bytes, signature: bytes) -> bool:
             ok = await check(username, key_data, msg, signature)
             if msg and self._offered is not None:  # a signed request, of a listed key
                 fp, role = self._offered
@@ -231,8 +245,8 @@ class DashboardServer(asyncssh.SSHServer):
                     if delay:
                         await asyncio.sleep(delay)
             return ok
-        return checked
 
+        return checked
 
     def password_auth_supported(self) -> bool:
         return self.cfg.demo_password is not None
@@ -242,7 +256,8 @@ class DashboardServer(asyncssh.SSHServer):
 
     async def validate_password(self, username: str, password: str) -> bool:
         ok = self.cfg.demo_password is not None and hmac.compare_digest(
-            password.encode(), self.cfg.demo_password.encode())
+            password.encode(), self.cfg.demo_password.encode()
+        )
         if ok:
             self.who.role, self.who.fingerprint, self.method = "viewer", "password", "password"
             return True
@@ -256,8 +271,7 @@ class DashboardServer(asyncssh.SSHServer):
         self.authenticated = True
         self.state.audit.event("auth-success", self.who, method=self.method)
         # a connection that opens no terminal (ssh -N, a tunnel attempt) does not linger
-        self._grace = asyncio.get_running_loop().call_later(self.cfg.login_grace,
-                                                            self._no_session)
+        self._grace = asyncio.get_running_loop().call_later(self.cfg.login_grace, self._no_session)
 
     def _no_session(self) -> None:
         if self.live == 0 and self.conn is not None:
@@ -280,8 +294,9 @@ class DashboardServer(asyncssh.SSHServer):
         self.state.audit.event("refused", self.who, why=f"{kind} forwarding", to=dest)
         return False
 
-    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
-                             orig_port: int) -> bool:
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> bool:
         return self._forward_refused("port", f"{dest_host}:{dest_port}")
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
@@ -299,11 +314,20 @@ def modern_kex() -> list[str]:
     SHA-1 (diffie-hellman-group14-sha1, -group1-sha1, -group-exchange-sha1)."""
     from asyncssh.kex import get_kex_algs
 
-    wanted = {b"sntrup761x25519-sha512@openssh.com", b"sntrup761x25519-sha512",
-              b"mlkem768x25519-sha256", b"curve25519-sha256", b"curve25519-sha256@libssh.org",
-              b"ecdh-sha2-nistp256", b"ecdh-sha2-nistp384", b"ecdh-sha2-nistp521",
-              b"diffie-hellman-group-exchange-sha256", b"diffie-hellman-group16-sha512",
-              b"diffie-hellman-group18-sha512", b"diffie-hellman-group14-sha256"}
+    wanted = {
+        b"sntrup761x25519-sha512@openssh.com",
+        b"sntrup761x25519-sha512",
+        b"mlkem768x25519-sha256",
+        b"curve25519-sha256",
+        b"curve25519-sha256@libssh.org",
+        b"ecdh-sha2-nistp256",
+        b"ecdh-sha2-nistp384",
+        b"ecdh-sha2-nistp521",
+        b"diffie-hellman-group-exchange-sha256",
+        b"diffie-hellman-group16-sha512",
+        b"diffie-hellman-group18-sha512",
+        b"diffie-hellman-group14-sha256",
+    }
     return [a.decode() for a in get_kex_algs() if a in wanted]
 
 
@@ -314,8 +338,9 @@ def check_files(cfg: ServeConfig) -> None:
     if cfg.authorized_keys_given or cfg.authorized_keys.exists():
         guard.check_trusted_file(cfg.authorized_keys, "--authorized-keys")
     elif cfg.operators is None:
-        raise EcmpError(f"no authorized keys: create {cfg.authorized_keys} (viewers) or pass "
-                        "--operators FILE")
+        raise EcmpError(
+            f"no authorized keys: create {cfg.authorized_keys} (viewers) or pass --operators FILE"
+        )
 
 
 async def serve(cfg: ServeConfig, ready: asyncio.Event | None = None) -> None:
@@ -326,20 +351,35 @@ async def serve(cfg: ServeConfig, ready: asyncio.Event | None = None) -> None:
     state = ServerState(cfg, audit, hub)
     try:
         server = await asyncssh.create_server(
-            lambda: DashboardServer(state), cfg.listen_host, cfg.listen_port,
-            server_host_keys=[host_key], line_editor=False, encoding=None,
-            allow_scp=False, agent_forwarding=False, x11_forwarding=False,
-            login_timeout=cfg.login_grace, keepalive_interval=30, kbdint_auth=False,
-            kex_algs=modern_kex())
+            lambda: DashboardServer(state),
+            cfg.listen_host,
+            cfg.listen_port,
+            server_host_keys=[host_key],
+            line_editor=False,
+            encoding=None,
+            allow_scp=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            login_timeout=cfg.login_grace,
+            keepalive_interval=30,
+            kbdint_auth=False,
+            kex_algs=modern_kex(),
+        )
     except OSError as exc:
-        raise EcmpError(f"cannot listen on {cfg.listen_host}:{cfg.listen_port}: "
-                        f"{exc.strerror}") from exc
+        raise EcmpError(
+            f"cannot listen on {cfg.listen_host}:{cfg.listen_port}: {exc.strerror}"
+        ) from exc
     if hub is not None:
         await hub.start()
-    audit.event("listening", address=f"{cfg.listen_host}:{cfg.listen_port}",
-                host_key=host_key.get_fingerprint(), viewers=cfg.max_viewers,
-                operators=cfg.max_operators, password=cfg.demo_password is not None,
-                rate=cfg.rate if hub else None)
+    audit.event(
+        "listening",
+        address=f"{cfg.listen_host}:{cfg.listen_port}",
+        host_key=host_key.get_fingerprint(),
+        viewers=cfg.max_viewers,
+        operators=cfg.max_operators,
+        password=cfg.demo_password is not None,
+        rate=cfg.rate if hub else None,
+    )
     if ready is not None:
         ready.set()
     stop = asyncio.Event()
@@ -364,5 +404,6 @@ async def serve(cfg: ServeConfig, ready: asyncio.Event | None = None) -> None:
             await hub.stop()
         await server.wait_closed()
         audit.flush()
-        audit.event("stopped", address=f"{cfg.listen_host}:{cfg.listen_port}",
-                    sessions_ended=len(children))
+        audit.event(
+            "stopped", address=f"{cfg.listen_host}:{cfg.listen_port}", sessions_ended=len(children)
+        )

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from ecmptui.actions import ACTIONS, Action, Kind
 from ecmptui.deployment import operate
 from ecmptui.deployment.gather import gather, wait_fabric_drops
-from ecmptui.deployment.inventory import Deployment, Inventory, NodeRecord
+from ecmptui.deployment.inventory import ApiDeployment, Inventory, NodeRecord
+from ecmptui.deployment.port import Deployment
 from ecmptui.deployment.provision import set_bfd
 from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.display import health_label
@@ -29,7 +30,7 @@ from ecmptui.traffic.flows import disruption, flows_on
 from ecmptui.traffic.probe_stream import ProbeStream
 
 if TYPE_CHECKING:
-    from ecmptui.lab.fibwatch import FibWatch
+    from ecmptui.deployment.port import FibWatch
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,19 @@ class RouterScenario:
 
 SCENARIOS: dict[str, Scenario | RouterScenario | MembershipScenario] = {
     a.name: Scenario(a, ACTIONS[a.undo] if a.undo else None)
-    for a in ACTIONS.values() if a.out_of_service}
-SCENARIOS.update({f"router-{short}": RouterScenario(f"router-{short}", fault)
-                  for short, fault in (("kill", "kill-bird"), ("freeze", "freeze-bird"),
-                                       ("isolate", "isolate"))})
+    for a in ACTIONS.values()
+    if a.out_of_service
+}
+SCENARIOS.update(
+    {
+        f"router-{short}": RouterScenario(f"router-{short}", fault)
+        for short, fault in (
+            ("kill", "kill-bird"),
+            ("freeze", "freeze-bird"),
+            ("isolate", "isolate"),
+        )
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +102,8 @@ class MembershipScenario:
 
 
 SCENARIOS.update({n: MembershipScenario(n) for n in ("remove-node", "add-node")})
-MEMBERSHIP_FLOWS = 100   # flows kept for these scenarios when --flows does not say
-FLOW_SETTLE_S = 3.0      # after a change, how long flows have to break and come back
+MEMBERSHIP_FLOWS = 100  # flows kept for these scenarios when --flows does not say
+FLOW_SETTLE_S = 3.0  # after a change, how long flows have to break and come back
 ROUTER_WATCH_S = 5.0  # longer than the hold time (3 s): every session that can fail has
 REBOOT_TIMEOUT = 90.0
 
@@ -102,7 +112,7 @@ REBOOT_TIMEOUT = 90.0
 class ScenarioResult:
     name: str
     bfd: bool
-    health: bool | None            # the node's health check during the scenario (None: none)
+    health: bool | None  # the node's health check during the scenario (None: none)
     node: str
     convergence_ms: float | None
     last_answer_ms: float | None
@@ -113,38 +123,47 @@ class ScenarioResult:
     recovered: bool
     requests: int
     notes: list[str] = field(default_factory=list)
-    fib_ms: float | None = None    # lab: when the fabric's route for the EIP changed
-    flows: dict | None = None      # with flows: how many, and how many the change broke
+    fib_ms: float | None = None  # lab: when the fabric's route for the EIP changed
+    flows: dict | None = None  # with flows: how many, and how many the change broke
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["failed"] = {k: self.failed.get(k, 0) for k in ("refused", "reset", "timeout")} | {
-            k: v for k, v in self.failed.items() if k not in ("refused", "reset", "timeout")}
+            k: v for k, v in self.failed.items() if k not in ("refused", "reset", "timeout")
+        }
         return d
 
 
 def health_key(st: DeploymentStatus) -> tuple:
     """The parts of `status` a scenario must leave as it found them."""
-    nodes = tuple((n.name, n.bgp_state, n.routes_exported, n.withdrawn, n.eip_on_lo,
-                   health_label(n.health)) for n in st.nodes)
+    nodes = tuple(
+        (n.name, n.bgp_state, n.routes_exported, n.withdrawn, n.eip_on_lo, health_label(n.health))
+        for n in st.nodes
+    )
     router = tuple(sorted(st.router.nodes)) if st.router else None
     return nodes, router
 
 
 def _healthy(st: DeploymentStatus) -> bool:
     """Every node announcing to every peer, and (lab) every router and the fabric know it."""
-    ok = all(n.established and not n.withdrawn and n.peers
-             and all(p.bgp_state == "Established" and p.routes_exported >= 1 for p in n.peers)
-             for n in st.nodes)
+    ok = all(
+        n.established
+        and not n.withdrawn
+        and n.peers
+        and all(p.bgp_state == "Established" and p.routes_exported >= 1 for p in n.peers)
+        for n in st.nodes
+    )
     if st.router is not None:
         names = sorted(n.name for n in st.nodes)
-        ok = ok and sorted(st.router.nodes) == names and all(
-            sorted(c.learned_from) == names for c in st.router.cores)
+        ok = (
+            ok
+            and sorted(st.router.nodes) == names
+            and all(sorted(c.learned_from) == names for c in st.router.cores)
+        )
     return ok
 
 
-async def wait_healthy(d: Deployment, timeout: float, hold: float = 1.0
-                       ) -> DeploymentStatus | None:
+async def wait_healthy(d: Deployment, timeout: float, hold: float = 1.0) -> DeploymentStatus | None:
     """A healthy snapshot that stayed healthy for `hold` seconds (a BIRD reconfigure can
     restart sessions a moment after it returns: one healthy reading is not enough)."""
     deadline = time.monotonic() + timeout
@@ -159,8 +178,9 @@ async def wait_healthy(d: Deployment, timeout: float, hold: float = 1.0
     return None
 
 
-async def wait_status(d: Deployment, predicate: Callable[[DeploymentStatus], bool],
-                      timeout: float) -> DeploymentStatus | None:
+async def wait_status(
+    d: Deployment, predicate: Callable[[DeploymentStatus], bool], timeout: float
+) -> DeploymentStatus | None:
     deadline = time.monotonic() + timeout
     while True:
         st = await gather(d)
@@ -174,10 +194,19 @@ async def wait_status(d: Deployment, predicate: Callable[[DeploymentStatus], boo
 class Drill:
     """Runs scenarios against one deployment; `events` receives progress lines."""
 
-    def __init__(self, d: Deployment, *, rate: float = 200.0, timeout: float = 1.0,
-                 node: str | None = None, settle_s: float = 1.0, limit_s: float = 8.0,
-                 on_event: Callable[[str], None] | None = None, flows: int = 0,
-                 flow_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        d: Deployment,
+        *,
+        rate: float = 200.0,
+        timeout: float = 1.0,
+        node: str | None = None,
+        settle_s: float = 1.0,
+        limit_s: float = 8.0,
+        on_event: Callable[[str], None] | None = None,
+        flows: int = 0,
+        flow_interval: float = 0.5,
+    ) -> None:
         self.d, self.rate, self.timeout = d, rate, timeout
         self.flows, self.flow_interval = flows, flow_interval
         self.node_name, self.settle_s, self.limit_s = node, settle_s, limit_s
@@ -190,8 +219,9 @@ class Drill:
         caps = self.d.target.caps
         return (not sc.lab_only or caps.faults) and (not sc.via_api or caps.api)
 
-    def plan(self, names: list[str] | None
-             ) -> list[tuple[Scenario | RouterScenario | MembershipScenario, bool | None]]:
+    def plan(
+        self, names: list[str] | None
+    ) -> list[tuple[Scenario | RouterScenario | MembershipScenario, bool | None]]:
         """(scenario, bfd) pairs; bfd None keeps the current setting. Lab faults run with
         and without BFD; `run` also runs stop-nginx with the health check paused."""
         if not names:  # every scenario this target allows
@@ -203,8 +233,10 @@ class Drill:
         for name in names:
             sc = SCENARIOS[name]
             if sc.lab_only and not self.d.target.caps.faults:
-                raise EcmpError(f"scenario {name!r} injects a fault: lab only (this target "
-                                "allows withdraw and shutdown)")
+                raise EcmpError(
+                    f"scenario {name!r} injects a fault: lab only (this target "
+                    "allows withdraw and shutdown)"
+                )
             if sc.via_api and not self.d.target.caps.api:
                 raise EcmpError(f"scenario {name!r} needs the API (lab or metal target)")
             out += [(sc, True), (sc, False)] if sc.lab_only else [(sc, None)]
@@ -214,16 +246,22 @@ class Drill:
         plan = self.plan(names)
         inv = await self.d.ainventory()
         if len(inv.nodes) < 2 or inv.eip is None:
-            raise EcmpError("a drill needs an EIP announced by at least 2 nodes: run "
-                            "`ecmptui provision` first")
+            raise EcmpError(
+                "a drill needs an EIP announced by at least 2 nodes: run `ecmptui provision` first"
+            )
         target = inv.node(self.node_name) if self.node_name else inv.nodes[-1]
         baseline = await wait_healthy(self.d, 20)
         if baseline is None:
             st = await gather(self.d)
-            left = "; ".join(f"{n.name} carries {', '.join(n.faults)} (undo: ecmptui node "
-                             f"restore {n.name})" for n in st.nodes if n.faults)
-            raise EcmpError("the deployment is not healthy (every node Established and "
-                            "announcing): " + (left or "fix that") + " before a drill")
+            left = "; ".join(
+                f"{n.name} carries {', '.join(n.faults)} (undo: ecmptui node restore {n.name})"
+                for n in st.nodes
+                if n.faults
+            )
+            raise EcmpError(
+                "the deployment is not healthy (every node Established and "
+                "announcing): " + (left or "fix that") + " before a drill"
+            )
         self._fib = self.d.target.fib_watch(inv.eip)
         if self._fib is not None:
             await self._fib.start()
@@ -246,17 +284,21 @@ class Drill:
                 if isinstance(sc, RouterScenario):
                     results.append(await self._router_one(sc, current_bfd, inv, baseline))
                 elif isinstance(sc, MembershipScenario):
-                    results.append(await self._membership(sc, current_bfd, inv, target,
-                                                          baseline))
+                    results.append(await self._membership(sc, current_bfd, inv, target, baseline))
                 elif sc.name == "stop-nginx" and has_health:
                     # the contrast: the node's own check withdraws it; without it nobody does
-                    results.append(await self._one(sc, current_bfd, inv, target, baseline,
-                                                   health=True))
-                    results.append(await self._one(sc, current_bfd, inv, target, baseline,
-                                                   health=False))
+                    results.append(
+                        await self._one(sc, current_bfd, inv, target, baseline, health=True)
+                    )
+                    results.append(
+                        await self._one(sc, current_bfd, inv, target, baseline, health=False)
+                    )
                 else:
-                    results.append(await self._one(sc, current_bfd, inv, target, baseline,
-                                                   health=has_health or None))
+                    results.append(
+                        await self._one(
+                            sc, current_bfd, inv, target, baseline, health=has_health or None
+                        )
+                    )
         finally:
             if self._pending is not None:  # interrupted (Ctrl-C, SIGTERM, an error) mid-way
                 what, undo = self._pending
@@ -272,40 +314,71 @@ class Drill:
                 await self._fib.stop()
         return results
 
-    async def _as_before(self, baseline: DeploymentStatus, notes: list[str],
-                         timeout: float) -> bool:
+    async def _as_before(
+        self, baseline: DeploymentStatus, notes: list[str], timeout: float
+    ) -> bool:
         """Whether status came back to the baseline (bounded wait); notes it if not."""
-        if await wait_status(self.d, lambda st: health_key(st) == health_key(baseline),
-                             timeout) is not None:
+        if (
+            await wait_status(self.d, lambda st: health_key(st) == health_key(baseline), timeout)
+            is not None
+        ):
             return True
         now = health_key(await gather(self.d))
         was = health_key(baseline)
         fields = ("BGP", "exported", "withdrawn", "EIP on lo", "health")
-        diffs = [f"{a[0]} {f} {x!r} -> {y!r}"
-                 for a, b in zip(was[0], now[0], strict=False) if a[0] == b[0]
-                 for f, x, y in zip(fields, a[1:], b[1:], strict=True) if x != y]
+        diffs = [
+            f"{a[0]} {f} {x!r} -> {y!r}"
+            for a, b in zip(was[0], now[0], strict=False)
+            if a[0] == b[0]
+            for f, x, y in zip(fields, a[1:], b[1:], strict=True)
+            if x != y
+        ]
         if was[1] != now[1]:
             diffs.append(f"fabric next hops {list(was[1] or [])} -> {list(now[1] or [])}")
-        notes.append("status differs from before the scenario: "
-                     + ("; ".join(diffs) or "the set of nodes changed"))
+        notes.append(
+            "status differs from before the scenario: "
+            + ("; ".join(diffs) or "the set of nodes changed")
+        )
         return False
 
-    def _result(self, name: str, bfd: bool, health: bool | None, node: str, fo: Failover,
-                recovery: float | None, recovered: bool, stream: ProbeStream,
-                notes: list[str], t_action: float, last_answer: bool = True
-                ) -> ScenarioResult:
+    def _result(
+        self,
+        name: str,
+        bfd: bool,
+        health: bool | None,
+        node: str,
+        fo: Failover,
+        recovery: float | None,
+        recovered: bool,
+        stream: ProbeStream,
+        notes: list[str],
+        t_action: float,
+        last_answer: bool = True,
+    ) -> ScenarioResult:
         return ScenarioResult(
-            name, bfd, health, node, fo.convergence_ms,
-            fo.last_affected_ms if last_answer else None, recovery, fo.failed, fo.before,
-            fo.after, recovered=recovered, requests=len(stream.samples), notes=notes,
-            fib_ms=self._fib_ms(t_action))
+            name,
+            bfd,
+            health,
+            node,
+            fo.convergence_ms,
+            fo.last_affected_ms if last_answer else None,
+            recovery,
+            fo.failed,
+            fo.before,
+            fo.after,
+            recovered=recovered,
+            requests=len(stream.samples),
+            notes=notes,
+            fib_ms=self._fib_ms(t_action),
+        )
 
     def _fib_ms(self, t_action: float) -> float | None:
         """Lab: ms from the action to the fabric's first FIB change for the EIP."""
         return self._fib.first_change_after(t_action) if self._fib is not None else None
 
-    async def _router_one(self, sc: RouterScenario, bfd: bool, inv: Inventory,
-                          baseline: DeploymentStatus) -> ScenarioResult:
+    async def _router_one(
+        self, sc: RouterScenario, bfd: bool, inv: Inventory, baseline: DeploymentStatus
+    ) -> ScenarioResult:
         """Break a core router for ROUTER_WATCH_S, restore it, measure what failed."""
         from ecmptui.deployment import operate
 
@@ -318,8 +391,10 @@ class Drill:
         try:
             await asyncio.sleep(self._baseline_s())  # normal traffic (and flows open)
             t_action = time.monotonic()
-            self._pending = (f"restore {sc.router}",
-                             lambda: operate.perform_router(self.d, sc.router, "restore"))
+            self._pending = (
+                f"restore {sc.router}",
+                lambda: operate.perform_router(self.d, sc.router, "restore"),
+            )
             await operate.perform_router(self.d, sc.router, sc.fault)
             self.on_event(f"{label}: {sc.fault} on {sc.router}")
             await asyncio.sleep(ROUTER_WATCH_S)
@@ -334,13 +409,27 @@ class Drill:
         fo = analyse(stream.samples, t_action, "", until=t_restore)
         spread = {n.name for n in inv.nodes} <= set(fo.after)
         if not spread:
-            notes.append(f"traffic not spread over every node while {sc.router} was down: "
-                         f"{fo.after}")
-        result = self._result(sc.name, bfd, None, sc.router, fo, None, as_before and spread,
-                              stream, notes, t_action, last_answer=False)
+            notes.append(
+                f"traffic not spread over every node while {sc.router} was down: {fo.after}"
+            )
+        result = self._result(
+            sc.name,
+            bfd,
+            None,
+            sc.router,
+            fo,
+            None,
+            as_before and spread,
+            stream,
+            notes,
+            t_action,
+            last_answer=False,
+        )
         result.flows = self._flows(stream, t_action, t_restore, sc.router)
-        self.on_event(f"{label}: failed {sum(result.failed.values())}, traffic on "
-                      f"{', '.join(sorted(fo.after)) or 'nobody'}, recovered {result.recovered}")
+        self.on_event(
+            f"{label}: failed {sum(result.failed.values())}, traffic on "
+            f"{', '.join(sorted(fo.after)) or 'nobody'}, recovered {result.recovered}"
+        )
         return result
 
     async def _undo_node(self, sc: Scenario, target: NodeRecord) -> None:
@@ -353,8 +442,9 @@ class Drill:
 
         async def one(rec: NodeRecord) -> None:
             async with self.d.node(rec) as node:
-                await (faults.mark(node, marker) if now != original
-                       else faults.unmark(node, marker))
+                await (
+                    faults.mark(node, marker) if now != original else faults.unmark(node, marker)
+                )
 
         await asyncio.gather(*(one(r) for r in inv.nodes))
 
@@ -362,10 +452,18 @@ class Drill:
         async with self.d.node(rec) as node:
             return "bfd on;" in (await node.read(node.layout.bird_conf) or "")
 
-    async def _one(self, sc: Scenario, bfd: bool, inv: Inventory, target: NodeRecord,
-                   baseline: DeploymentStatus, health: bool | None) -> ScenarioResult:
+    async def _one(
+        self,
+        sc: Scenario,
+        bfd: bool,
+        inv: Inventory,
+        target: NodeRecord,
+        baseline: DeploymentStatus,
+        health: bool | None,
+    ) -> ScenarioResult:
         label = f"{sc.name}{' (BFD)' if bfd else ''}" + (
-            "" if health is None else f" (health {'on' if health else 'off'})")
+            "" if health is None else f" (health {'on' if health else 'off'})"
+        )
         self.on_event(f"{label}: probing at {self.rate:.0f} req/s")
         url, netns = self.d.probe_target(inv)
         stream = self._stream(url, netns)
@@ -389,7 +487,8 @@ class Drill:
                     await asyncio.sleep(0.05)
                     now = time.monotonic()
                     if now - t_action > self.settle_s + self.timeout and steady_since(
-                            stream.samples, now, self.settle_s, target.name, self.timeout):
+                        stream.samples, now, self.settle_s, target.name, self.timeout
+                    ):
                         break
                 else:
                     notes.append(f"traffic not steady within {self.limit_s:.0f} s")
@@ -414,24 +513,40 @@ class Drill:
         as_before = await self._as_before(baseline, notes, 15)
         fo = analyse(stream.samples, t_action, target.name, until=t_restore)
         recovery = first_answer_ms(stream.samples, t_restore, target.name)
-        result = self._result(sc.name, bfd, health, target.name, fo, recovery,
-                              recovery is not None and as_before, stream, notes, t_action)
+        result = self._result(
+            sc.name,
+            bfd,
+            health,
+            target.name,
+            fo,
+            recovery,
+            recovery is not None and as_before,
+            stream,
+            notes,
+            t_action,
+        )
         result.flows = self._flows(stream, t_action, t_restore, target.name)
-        self.on_event(f"{label}: convergence {fmt_ms(result.convergence_ms)}, failed "
-                      f"{sum(result.failed.values())}, recovered {result.recovered}"
-                      + flows_text(result.flows))
+        self.on_event(
+            f"{label}: convergence {fmt_ms(result.convergence_ms)}, failed "
+            f"{sum(result.failed.values())}, recovered {result.recovered}"
+            + flows_text(result.flows)
+        )
         return result
 
     # -- long-lived flows ------------------------------------------------------------------
     def _stream(self, url: str, netns: str | None, flows: int | None = None) -> ProbeStream:
-        return ProbeStream(url, self.rate, self.timeout, netns,
-                           flows=self.flows if flows is None else flows,
-                           flow_interval=self.flow_interval)
+        return ProbeStream(
+            url,
+            self.rate,
+            self.timeout,
+            netns,
+            flows=self.flows if flows is None else flows,
+            flow_interval=self.flow_interval,
+        )
 
     def _baseline_s(self, flows: int | None = None) -> float:
         """Normal traffic before the action; with flows, long enough for all to open."""
-        return 1.0 if not (self.flows if flows is None else flows) \
-            else 1.0 + 2 * self.flow_interval
+        return 1.0 if not (self.flows if flows is None else flows) else 1.0 + 2 * self.flow_interval
 
     def _flows(self, stream: ProbeStream, t0: float, t1: float, node: str) -> dict | None:
         if "--flows" not in stream.argv:
@@ -439,8 +554,14 @@ class Drill:
         open_flows = len(flows_on(stream.flow_events, t0))
         return disruption(stream.flow_events, t0, t1, node, open_flows)
 
-    async def _membership(self, sc: MembershipScenario, bfd: bool, inv: Inventory,
-                          target: NodeRecord, baseline: DeploymentStatus) -> ScenarioResult:
+    async def _membership(
+        self,
+        sc: MembershipScenario,
+        bfd: bool,
+        inv: Inventory,
+        target: NodeRecord,
+        baseline: DeploymentStatus,
+    ) -> ScenarioResult:
         """remove-node: withdraw the node and count the flows that broke, on it and on the
         others. add-node: withdraw it first (not measured), wait until it is out of the
         routing, and only then open the flows, so that every flow was opened on the smaller
@@ -453,8 +574,10 @@ class Drill:
         notes: list[str] = []
         withdraw, announce = ACTIONS["withdraw"], ACTIONS["announce"]
         async with self.d.node(target) as node:
-            self._pending = (f"announce {target.name}",
-                             lambda: self._undo_node(Scenario(withdraw, announce), target))
+            self._pending = (
+                f"announce {target.name}",
+                lambda: self._undo_node(Scenario(withdraw, announce), target),
+            )
             if sc.name == "add-node":
                 await operate.on_node(node, withdraw)
                 self.on_event(f"{label}: withdrew {target.name} first")
@@ -481,26 +604,49 @@ class Drill:
             finally:
                 await stream.stop()
         as_before = await self._as_before(baseline, notes, 15)
-        fo = analyse(stream.samples, t_action, target.name if sc.name == "remove-node" else "",
-                     until=t_end)
-        result = self._result(sc.name, bfd, None, target.name, fo, None, as_before, stream,
-                              notes, t_action, last_answer=False)
+        fo = analyse(
+            stream.samples, t_action, target.name if sc.name == "remove-node" else "", until=t_end
+        )
+        result = self._result(
+            sc.name,
+            bfd,
+            None,
+            target.name,
+            fo,
+            None,
+            as_before,
+            stream,
+            notes,
+            t_action,
+            last_answer=False,
+        )
         result.flows = self._flows(stream, t_action, t_end, target.name)
-        self.on_event(f"{label}: failed {sum(result.failed.values())}"
-                      + flows_text(result.flows))
+        self.on_event(f"{label}: failed {sum(result.failed.values())}" + flows_text(result.flows))
         return result
 
     async def _out_of_routing(self, inv: Inventory, target: NodeRecord) -> None:
         """After a withdraw: until the router forwards nothing to `target` (lab: the fabric's
         next hops; elsewhere, where the router cannot be seen, a fixed settle time)."""
-        if not (inv.eip and target.private_address and await wait_fabric_drops(
-                self.d, inv.eip, target.private_address, FLOW_SETTLE_S * 3)):
+        if not (
+            inv.eip
+            and target.private_address
+            and await wait_fabric_drops(self.d, inv.eip, target.private_address, FLOW_SETTLE_S * 3)
+        ):
             await asyncio.sleep(FLOW_SETTLE_S)
 
-    async def _reboot(self, sc: Scenario, label: str, target: NodeRecord, stream: ProbeStream,
-                      t_action: float, baseline: DeploymentStatus) -> ScenarioResult:
+    async def _reboot(
+        self,
+        sc: Scenario,
+        label: str,
+        target: NodeRecord,
+        stream: ProbeStream,
+        t_action: float,
+        baseline: DeploymentStatus,
+    ) -> ScenarioResult:
         """Reboot through the API, wait until the node is back by itself, measure."""
         notes: list[str] = []
+        if not isinstance(self.d, ApiDeployment):
+            raise EcmpError("reboot goes through the provider API: this target has none")
         await self.d.client.acall(self.d.client.reboot_device, target.device_id)
         self.on_event(f"{label}: reboot requested for {target.name}")
         try:
@@ -508,8 +654,10 @@ class Drill:
         except EcmpError as exc:
             notes.append(str(exc))
         deadline = time.monotonic() + 15
-        while back_after_ms(stream.samples, t_action, target.name) is None or \
-                first_answer_ms(stream.samples, time.monotonic() - 0.5, target.name) is None:
+        while (
+            back_after_ms(stream.samples, t_action, target.name) is None
+            or first_answer_ms(stream.samples, time.monotonic() - 0.5, target.name) is None
+        ):
             if time.monotonic() > deadline:
                 notes.append("the node did not answer again within 15 s of being back")
                 break
@@ -520,10 +668,22 @@ class Drill:
         back = back_after_ms(stream.samples, t_action, target.name)
         until = t_action + back / 1000 if back is not None else None
         fo = analyse(stream.samples, t_action, target.name, until=until)
-        result = self._result(sc.name, False, None, target.name, fo, back,
-                              back is not None and as_before, stream, notes, t_action)
-        self.on_event(f"{label}: failed {sum(result.failed.values())}, answering again after "
-                      f"{fmt_ms(back)}, recovered {result.recovered}")
+        result = self._result(
+            sc.name,
+            False,
+            None,
+            target.name,
+            fo,
+            back,
+            back is not None and as_before,
+            stream,
+            notes,
+            t_action,
+        )
+        self.on_event(
+            f"{label}: failed {sum(result.failed.values())}, answering again after "
+            f"{fmt_ms(back)}, recovered {result.recovered}"
+        )
         return result
 
 
@@ -531,9 +691,11 @@ def flows_text(f: dict | None) -> str:
     """A scenario's flow disruption in a few words (empty without flows)."""
     if not f:
         return ""
-    return (f"; flows: {f['affected']} of {f['on_node']} on the node broke, "
-            f"{f['bystanders']} of {f['flows'] - f['on_node']} on the others (bystanders), "
-            f"{f['moved']} came back elsewhere")
+    return (
+        f"; flows: {f['affected']} of {f['on_node']} on the node broke, "
+        f"{f['bystanders']} of {f['flows'] - f['on_node']} on the others (bystanders), "
+        f"{f['moved']} came back elsewhere"
+    )
 
 
 def fib_label(v: float | None, visible: bool = True) -> str:
@@ -549,12 +711,16 @@ def fmt_ms(v: float | None) -> str:
 
 
 def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> str:
-    lines = ["# ecmptui drill report", "",
-             f"Target {target}, probing at {rate:.0f} requests/s, a new connection each.", "",
-             "| scenario | BFD | health check | node | FIB updated | convergence "
-             "| last answer from node | failed (refused/reset/timeout) | before | after "
-             "| recovery | recovered |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# ecmptui drill report",
+        "",
+        f"Target {target}, probing at {rate:.0f} requests/s, a new connection each.",
+        "",
+        "| scenario | BFD | health check | node | FIB updated | convergence "
+        "| last answer from node | failed (refused/reset/timeout) | before | after "
+        "| recovery | recovered |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         f = r.to_json()["failed"]
         dist = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"
@@ -565,28 +731,43 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
             f"| {fmt_ms(r.last_answer_ms) if r.last_answer_ms is not None else '-'} "
             f"| {f['refused']}/{f['reset']}/{f['timeout']} | {dist(r.before)} | {dist(r.after)}"
             f" | {fmt_ms(r.recovery_ms) if r.recovery_ms is not None else '-'} "
-            f"| {'yes' if r.recovered else 'NO'} |")
+            f"| {'yes' if r.recovered else 'NO'} |"
+        )
     with_flows = [r for r in results if r.flows]
     if with_flows:
-        lines += ["", "Long-lived flows (keep-alive connections open when the change came):", "",
-                  "| scenario | node | flows | on the node | broken on the node "
-                  "| broken elsewhere (bystanders) | share of bystanders broken | came back "
-                  "elsewhere |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Long-lived flows (keep-alive connections open when the change came):",
+            "",
+            "| scenario | node | flows | on the node | broken on the node "
+            "| broken elsewhere (bystanders) | share of bystanders broken | came back "
+            "elsewhere |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in with_flows:
             f = r.flows or {}
             others = f["flows"] - f["on_node"]
             share = f"{f['bystanders'] / others:.2f}" if others else "-"
-            lines.append(f"| {r.name} | {r.node} | {f['flows']} | {f['on_node']} "
-                         f"| {f['affected']} | {f['bystanders']} | {share} | {f['moved']} |")
-    notes = [f"- {r.name}{' (BFD)' if r.bfd else ''}"
-             f"{'' if r.health is None else ' (health ' + ('on' if r.health else 'off') + ')'}"
-             f": {n}" for r in results for n in r.notes]
+            lines.append(
+                f"| {r.name} | {r.node} | {f['flows']} | {f['on_node']} "
+                f"| {f['affected']} | {f['bystanders']} | {share} | {f['moved']} |"
+            )
+    notes = [
+        f"- {r.name}{' (BFD)' if r.bfd else ''}"
+        f"{'' if r.health is None else ' (health ' + ('on' if r.health else 'off') + ')'}"
+        f": {n}"
+        for r in results
+        for n in r.notes
+    ]
     if notes:
         lines += ["", "Notes:", *notes]
-    lines += ["", "FIB updated (lab): from the action to the fabric's first change of its "
-              "route for the EIP (`ip monitor route`; unchanged: no change within 10 s; n/a: "
-              "the router's FIB cannot be seen from here).",
-              "convergence: from the action to the last request that failed or still "
-              "reached the node; recovery: from the restore to the node's first answer "
-              "(reboot: from the reboot request to its first answer after it was down)."]
+    lines += [
+        "",
+        "FIB updated (lab): from the action to the fabric's first change of its "
+        "route for the EIP (`ip monitor route`; unchanged: no change within 10 s; n/a: "
+        "the router's FIB cannot be seen from here).",
+        "convergence: from the action to the last request that failed or still "
+        "reached the node; recovery: from the restore to the node's first answer "
+        "(reboot: from the reboot request to its first answer after it was down).",
+    ]
     return "\n".join(lines) + "\n"

@@ -34,21 +34,34 @@ class TimelineRow:
 
 def timeline_rows(records: Iterable[ActionRecord], wall_of: Any) -> list[TimelineRow]:
     """`wall_of(t)`: the wall time of a monotonic time."""
-    return [TimelineRow(wall_of(r.t), r.node, r.action, r.by or r.source, r.summary(),
-                        r.convergence_ms, r.recovery_ms, sum(r.failed.values()), r.fib_ms)
-            for r in records]
+    return [
+        TimelineRow(
+            wall_of(r.t),
+            r.node,
+            r.action,
+            r.by or r.source,
+            r.summary(),
+            r.convergence_ms,
+            r.recovery_ms,
+            sum(r.failed.values()),
+            r.fib_ms,
+        )
+        for r in records
+    ]
 
 
-def write_export(directory: Path, rows: list[TimelineRow],
-                 log: list[tuple[float, str]]) -> list[Path]:
+def write_export(
+    directory: Path, rows: list[TimelineRow], log: list[tuple[float, str]]
+) -> list[Path]:
     """timeline.jsonl, timeline.md, bgp-log.jsonl and bgp-log.md in `directory` (made if
     missing); the paths written."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         out = []
         path = directory / "timeline.jsonl"
-        path.write_text("".join(json.dumps({**asdict(r), "time": stamp(r.at)}) + "\n"
-                                for r in rows))
+        path.write_text(
+            "".join(json.dumps({**asdict(r), "time": stamp(r.at)}) + "\n" for r in rows)
+        )
         out.append(path)
         md = ["| time | node | action | by | result |", "| --- | --- | --- | --- | --- |"]
         md += [f"| {stamp(r.at)} | {r.node} | {r.action} | {r.by} | {r.result} |" for r in rows]
@@ -57,12 +70,17 @@ def write_export(directory: Path, rows: list[TimelineRow],
         out.append(path)
         plain = [(at, MARKUP.sub("", text)) for at, text in log]
         path = directory / "bgp-log.jsonl"
-        path.write_text("".join(json.dumps({"at": at, "time": stamp(at), "event": text}) + "\n"
-                                for at, text in plain))
+        path.write_text(
+            "".join(
+                json.dumps({"at": at, "time": stamp(at), "event": text}) + "\n"
+                for at, text in plain
+            )
+        )
         out.append(path)
         path = directory / "bgp-log.md"
-        path.write_text("# BGP log\n\n" + "".join(f"- `{stamp(at)}` {text}\n"
-                                                  for at, text in plain))
+        path.write_text(
+            "# BGP log\n\n" + "".join(f"- `{stamp(at)}` {text}\n" for at, text in plain)
+        )
         out.append(path)
     except OSError as exc:
         raise EcmpError(f"cannot export to {directory}: {exc.strerror}") from exc

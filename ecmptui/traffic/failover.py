@@ -37,14 +37,25 @@ def _ms(dt: float) -> float:
     return round(dt * 1000, 1)
 
 
-def analyse(samples: Sequence[Sample], action_t: float, affected: str, *,
-            until: float | None = None, before_s: float = 1.0,
-            min_tail_s: float = 0.5) -> Failover:
+def analyse(
+    samples: Sequence[Sample],
+    action_t: float,
+    affected: str,
+    *,
+    until: float | None = None,
+    before_s: float = 1.0,
+    min_tail_s: float = 0.5,
+) -> Failover:
     """Analyse samples sent in [action_t, until) (until: end of samples if None)."""
-    before = Counter(s.backend for s in samples if action_t - before_s <= s.t < action_t
-                     and s.error is None and s.backend is not None)
-    window = sorted((s for s in samples if s.t >= action_t and (until is None or s.t < until)),
-                    key=lambda s: s.t)
+    before = Counter(
+        s.backend
+        for s in samples
+        if action_t - before_s <= s.t < action_t and s.error is None and s.backend is not None
+    )
+    window = sorted(
+        (s for s in samples if s.t >= action_t and (until is None or s.t < until)),
+        key=lambda s: s.t,
+    )
     bad = [s for s in window if s.error is not None or s.backend == affected]
     from_affected = [s for s in window if s.error is None and s.backend == affected]
     last_affected = _ms(from_affected[-1].t - action_t) if from_affected else None
@@ -61,8 +72,9 @@ def analyse(samples: Sequence[Sample], action_t: float, affected: str, *,
         convergence = _ms(last_bad - action_t) if bad else 0.0
     failed = Counter(s.error for s in window if s.error is not None)
     after = Counter(s.backend for s in tail if s.error is None and s.backend is not None)
-    return Failover(affected, last_affected, convergence, steady, dict(failed), dict(before),
-                    dict(after))
+    return Failover(
+        affected, last_affected, convergence, steady, dict(failed), dict(before), dict(after)
+    )
 
 
 def first_answer_ms(samples: Sequence[Sample], t: float, backend: str) -> float | None:
@@ -82,8 +94,9 @@ def back_after_ms(samples: Sequence[Sample], t: float, backend: str) -> float | 
     return _ms(edges[gap_end] - t)
 
 
-def steady_since(samples: Sequence[Sample], now: float, window_s: float,
-                 affected: str | None, timeout_s: float) -> bool:
+def steady_since(
+    samples: Sequence[Sample], now: float, window_s: float, affected: str | None, timeout_s: float
+) -> bool:
     """True if every request sent in the `window_s` seconds before the last `timeout_s`
     succeeded and none reached `affected`. Newer requests are ignored: one still in flight
     may yet time out, and samples arrive in completion order, not send order."""

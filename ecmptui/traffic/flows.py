@@ -34,14 +34,20 @@ class FlowEvent:
     error: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"flow": self.flow, "t": round(self.t, 6), "event": self.event,
-                           "backend": self.backend, "error": self.error},
-                          separators=(",", ":"))
+        return json.dumps(
+            {
+                "flow": self.flow,
+                "t": round(self.t, 6),
+                "event": self.event,
+                "backend": self.backend,
+                "error": self.error,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_dict(cls, d: dict) -> FlowEvent:
-        return cls(float(d["t"]), int(d["flow"]), str(d["event"]), d.get("backend"),
-                   d.get("error"))
+        return cls(float(d["t"]), int(d["flow"]), str(d["event"]), d.get("backend"), d.get("error"))
 
 
 class FlowKeeper:
@@ -49,8 +55,14 @@ class FlowKeeper:
     (one GET every `interval` seconds on the same connection, answered by whichever backend
     holds it). A flow that breaks is reported with where it was, and opened again."""
 
-    def __init__(self, url: str, count: int, interval: float = 1.0,
-                 timeout: float = 1.0, life: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        count: int,
+        interval: float = 1.0,
+        timeout: float = 1.0,
+        life: float | None = None,
+    ) -> None:
         if not url.startswith("http://"):
             raise ValueError("long-lived flows need an http:// URL")
         if not 1 <= count <= 5000:
@@ -58,10 +70,11 @@ class FlowKeeper:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "", parts.port or 80
         path = parts.path or "/"
-        self.request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                        "User-Agent: ecmptui-flow\r\n\r\n").encode()
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: ecmptui-flow\r\n\r\n"
+        ).encode()
         self.count, self.interval, self.timeout = count, interval, timeout
-        self.life = life   # a flow closes by itself after this long (None: never)
+        self.life = life  # a flow closes by itself after this long (None: never)
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -69,6 +82,7 @@ class FlowKeeper:
 
     def run(self, emit: Callable[[FlowEvent], None]) -> None:
         """Blocks until `stop()`; `emit` is called from this thread."""
+
         async def main() -> None:
             tasks = [asyncio.create_task(self._flow(i, emit)) for i in range(self.count)]
             await asyncio.to_thread(self._stop.wait)
@@ -85,7 +99,8 @@ class FlowKeeper:
         while not self._stop.is_set():
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.host, self.port), self.timeout)
+                    asyncio.open_connection(self.host, self.port), self.timeout
+                )
             except (OSError, TimeoutError):
                 await asyncio.sleep(min(self.interval, 0.2))  # not up yet: try again
                 continue
@@ -94,7 +109,7 @@ class FlowKeeper:
                 while not self._stop.is_set():
                     if ends is not None and time.monotonic() >= ends:
                         emit(FlowEvent(time.monotonic(), i, "end", backend))
-                        return   # closed by the client: an ending, not a break
+                        return  # closed by the client: an ending, not a break
                     writer.write(self.request)
                     now_backend = await asyncio.wait_for(self._answer(reader), self.timeout)
                     if backend is None:
@@ -103,9 +118,13 @@ class FlowKeeper:
                         emit(FlowEvent(time.monotonic(), i, kind, backend))
                     await asyncio.sleep(self.interval)
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-                err = ("timeout" if isinstance(exc, TimeoutError) else
-                       "closed" if isinstance(exc, (asyncio.IncompleteReadError, ValueError))
-                       else raw_classify(exc))
+                err = (
+                    "timeout"
+                    if isinstance(exc, TimeoutError)
+                    else "closed"
+                    if isinstance(exc, (asyncio.IncompleteReadError, ValueError))
+                    else raw_classify(exc)
+                )
                 if backend is not None:
                     emit(FlowEvent(time.monotonic(), i, "break", backend, err))
                     last = backend
@@ -132,10 +151,14 @@ def flow_summary(events: list[FlowEvent], count: int) -> dict:
     on: dict[str, int] = {}
     for e in broken:
         on[e.backend or "unknown"] = on.get(e.backend or "unknown", 0) + 1
-    return {"flows": count, "opened": sum(e.event == "open" for e in events),
-            "broken": len(broken), "broken_on": dict(sorted(on.items())),
-            "moved": sum(e.event == "moved" for e in events),
-            "ended": sum(e.event == "end" for e in events)}
+    return {
+        "flows": count,
+        "opened": sum(e.event == "open" for e in events),
+        "broken": len(broken),
+        "broken_on": dict(sorted(on.items())),
+        "moved": sum(e.event == "moved" for e in events),
+        "ended": sum(e.event == "end" for e in events),
+    }
 
 
 class FlowsOnly:
@@ -153,18 +176,19 @@ class FlowsOnly:
         self._stop.wait(self.duration)
 
 
-def disruption(events: list[FlowEvent], t0: float, t1: float, node: str,
-               open_flows: int) -> dict:
+def disruption(events: list[FlowEvent], t0: float, t1: float, node: str, open_flows: int) -> dict:
     """What a change on `node` between t0 and t1 did to the flows open at t0: broken on the
     node itself (affected), broken on the others (bystanders), and came back elsewhere."""
     window = [e for e in events if t0 <= e.t < t1]
     broken = [e for e in window if e.event == "break"]
     on_node_before = flows_on(events, t0)
-    return {"flows": open_flows, "on_node": sum(1 for b in on_node_before.values()
-                                                if b == node),
-            "affected": sum(1 for e in broken if e.backend == node),
-            "bystanders": sum(1 for e in broken if e.backend != node),
-            "moved": sum(1 for e in window if e.event == "moved")}
+    return {
+        "flows": open_flows,
+        "on_node": sum(1 for b in on_node_before.values() if b == node),
+        "affected": sum(1 for e in broken if e.backend == node),
+        "bystanders": sum(1 for e in broken if e.backend != node),
+        "moved": sum(1 for e in window if e.event == "moved"),
+    }
 
 
 def flows_on(events: list[FlowEvent], t: float) -> dict[int, str | None]:

@@ -20,20 +20,20 @@ class ActionRecord:
     t: float
     node: str
     action: str
-    outcome: str = "running"          # running | done | failed: <why>
+    outcome: str = "running"  # running | done | failed: <why>
     # withdraw/faults: watch convergence; announce/restore: recovery
     takes_node_out: bool = True
     convergence_ms: float | None = None
     recovery_ms: float | None = None
     failed: dict[str, int] = field(default_factory=dict)
     settled: bool = False
-    source: str = "operator"          # operator | health (a node's own health check)
-    fib_ms: float | None = None       # lab: when the fabric's route for the EIP changed
-    by: str | None = None             # who asked (a served session's user name)
-    seq: int = 0                      # its number in this model's timeline
-    note: str | None = None           # an action that reports its own result (a drain)
-    flows: dict | None = None         # with long-lived flows: what the action broke
-    done_at: float | None = None      # when it was first seen done (flows are counted after)
+    source: str = "operator"  # operator | health (a node's own health check)
+    fib_ms: float | None = None  # lab: when the fabric's route for the EIP changed
+    by: str | None = None  # who asked (a served session's user name)
+    seq: int = 0  # its number in this model's timeline
+    note: str | None = None  # an action that reports its own result (a drain)
+    flows: dict | None = None  # with long-lived flows: what the action broke
+    done_at: float | None = None  # when it was first seen done (flows are counted after)
 
     def summary(self) -> str:
         return self._summary() + (flows_words(self.flows) if self.flows else "")
@@ -51,24 +51,25 @@ class ActionRecord:
         if self.takes_node_out:
             # what matters most first: a narrow timeline cuts from the right
             conv = "not steady" if self.convergence_ms is None else f"{self.convergence_ms:.0f} ms"
-            return f"failed {fails}" + (f" ({kinds})" if kinds else "") + \
-                f", converged {conv}{fib}"
+            return f"failed {fails}" + (f" ({kinds})" if kinds else "") + f", converged {conv}{fib}"
         rec = "no answer yet" if self.recovery_ms is None else f"{self.recovery_ms:.0f} ms"
         return f"answering again after {rec}"
 
 
 TAKES_OUT = {a.name for a in ACTIONS.values() if a.out_of_service}
-FLOW_WINDOW_S = 3.0      # after an action, how long its flows have to break
+FLOW_WINDOW_S = 3.0  # after an action, how long its flows have to break
 
 
 def flows_words(f: dict) -> str:
     """An action's flow disruption, for the timeline."""
-    return (f"; flows broken: {f['affected']}/{f['on_node']} on the node, "
-            f"{f['bystanders']}/{f['flows'] - f['on_node']} elsewhere")
+    return (
+        f"; flows broken: {f['affected']}/{f['on_node']} on the node, "
+        f"{f['bystanders']}/{f['flows'] - f['on_node']} elsewhere"
+    )
 
 
-HISTORY_S = 900          # what the chart can scroll back and zoom over (15 min)
-MAX_TIMELINE = 500       # actions kept in the timeline (the oldest go first)
+HISTORY_S = 900  # what the chart can scroll back and zoom over (15 min)
+MAX_TIMELINE = 500  # actions kept in the timeline (the oldest go first)
 
 
 class TrafficModel:
@@ -76,19 +77,24 @@ class TrafficModel:
     is bounded: samples for a minute, per-second counts for `history_s`, the last
     MAX_TIMELINE actions."""
 
-    def __init__(self, window_s: int = 60, timeout_s: float = 1.0,
-                 settle_s: float = 1.0, limit_s: float = 10.0,
-                 history_s: int = HISTORY_S) -> None:
+    def __init__(
+        self,
+        window_s: int = 60,
+        timeout_s: float = 1.0,
+        settle_s: float = 1.0,
+        limit_s: float = 10.0,
+        history_s: int = HISTORY_S,
+    ) -> None:
         self.window_s, self.timeout_s = window_s, timeout_s
         self.settle_s, self.limit_s = settle_s, limit_s
         self.history_s = max(history_s, window_s)
         self.samples: deque[Sample] = deque()
         self.timeline: deque[ActionRecord] = deque(maxlen=MAX_TIMELINE)
-        self.backends: list[str] = []     # in order of first appearance
+        self.backends: list[str] = []  # in order of first appearance
         # per whole second of send time: [answers by backend, failures], kept as they come
         self._seconds: dict[int, list] = {}
         self._seq = 0
-        self.flow_events: deque[FlowEvent] = deque(maxlen=20000)   # with flows
+        self.flow_events: deque[FlowEvent] = deque(maxlen=20000)  # with flows
 
     def add_flow(self, ev: FlowEvent) -> None:
         self.flow_events.append(ev)
@@ -118,8 +124,9 @@ class TrafficModel:
         for sec in [k for k in self._seconds if k < now - self.history_s - 1]:
             del self._seconds[sec]
 
-    def buckets(self, now: float | None = None, span_s: int | None = None,
-                back_s: int = 0) -> list[tuple[Counter, int]]:
+    def buckets(
+        self, now: float | None = None, span_s: int | None = None, back_s: int = 0
+    ) -> list[tuple[Counter, int]]:
         """One (answers by backend, failures) per second, oldest first, `span_s` of them
         (default `window_s`) ending `back_s` seconds ago; the current (incomplete) second
         is left out."""
@@ -165,17 +172,27 @@ class TrafficModel:
             "rate": len(recent) / seconds,
             "shares": {b: by_backend[b] / total_ok for b in by_backend} if total_ok else {},
             "errors": dict(Counter(s.error for s in recent if s.error)),
-            "p50": percentile(lat, 50), "p99": percentile(lat, 99),
-            "per_backend": {b: {"rate": len(v) / seconds, "p50": percentile(v, 50),
-                                "p99": percentile(v, 99)} for b, v in by_lat.items()},
+            "p50": percentile(lat, 50),
+            "p99": percentile(lat, 99),
+            "per_backend": {
+                b: {"rate": len(v) / seconds, "p50": percentile(v, 50), "p99": percentile(v, 99)}
+                for b, v in by_lat.items()
+            },
         }
 
     # -- actions ---------------------------------------------------------------------------
-    def begin(self, node: str, action: str, source: str = "operator",
-              t: float | None = None) -> ActionRecord:
+    def begin(
+        self, node: str, action: str, source: str = "operator", t: float | None = None
+    ) -> ActionRecord:
         self._seq += 1
-        rec = ActionRecord(time.monotonic() if t is None else t, node, action,
-                           takes_node_out=action in TAKES_OUT, source=source, seq=self._seq)
+        rec = ActionRecord(
+            time.monotonic() if t is None else t,
+            node,
+            action,
+            takes_node_out=action in TAKES_OUT,
+            source=source,
+            seq=self._seq,
+        )
         self.timeline.append(rec)
         return rec
 
@@ -189,13 +206,18 @@ class TrafficModel:
             age = now - rec.t
             if rec.takes_node_out:
                 steady = age > self.settle_s + self.timeout_s and steady_since(
-                    list(self.samples), now, self.settle_s, rec.node, self.timeout_s)
+                    list(self.samples), now, self.settle_s, rec.node, self.timeout_s
+                )
                 if steady or age > self.limit_s + self.timeout_s:
                     # steady_since has just seen a clean window; asking analyse for the same
                     # length again would miss by a sample at the window's edge
-                    fo = analyse(list(self.samples), rec.t, rec.node,
-                                 until=now - self.timeout_s,
-                                 min_tail_s=0.0 if steady else self.settle_s)
+                    fo = analyse(
+                        list(self.samples),
+                        rec.t,
+                        rec.node,
+                        until=now - self.timeout_s,
+                        min_tail_s=0.0 if steady else self.settle_s,
+                    )
                     rec.convergence_ms, rec.failed = fo.convergence_ms, fo.failed
                     rec.settled = True
             else:
@@ -214,6 +236,5 @@ class TrafficModel:
             end = max(rec.t, rec.done_at) + FLOW_WINDOW_S
             if rec.settled and now > end:
                 events = list(self.flow_events)
-                rec.flows = disruption(events, rec.t, end, rec.node,
-                                       len(flows_on(events, rec.t)))
+                rec.flows = disruption(events, rec.t, end, rec.node, len(flows_on(events, rec.t)))
         return done

@@ -84,8 +84,10 @@ class RawGet:
         self.addr = (parts.hostname or "", parts.port or 80)
         self.timeout = timeout
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.request = (f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                        "User-Agent: ecmptui-probe\r\nConnection: close\r\n\r\n").encode()
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "User-Agent: ecmptui-probe\r\nConnection: close\r\n\r\n"
+        ).encode()
 
     def __call__(self) -> tuple[str | None, str | None]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -149,10 +151,14 @@ class Schedule:
         achieved = self.sent / self.elapsed if self.elapsed else 0.0
         p50, p99 = percentile(self.lags, 50), percentile(self.lags, 99)
         slipped = self.sent < self.due * 0.98 or (p99 is not None and p99 > 0.05)
-        return {"target_rate": self.rate, "achieved_rate": round(achieved, 1),
-                "due": self.due, "sent": self.sent, "slipped": slipped,
-                "lag_ms": {"p50": _ms(p50), "p99": _ms(p99),
-                           "max": _ms(max(self.lags, default=None))}}
+        return {
+            "target_rate": self.rate,
+            "achieved_rate": round(achieved, 1),
+            "due": self.due,
+            "sent": self.sent,
+            "slipped": slipped,
+            "lag_ms": {"p50": _ms(p50), "p99": _ms(p99), "max": _ms(max(self.lags, default=None))},
+        }
 
 
 def _ms(v: float | None) -> float | None:
@@ -165,9 +171,18 @@ class _Engine:
     need be; one that would go out after the end is not sent (the run keeps its length).
     Each emitted batch is (samples, lags of the requests sent, requests due)."""
 
-    def __init__(self, url: str, rate: float, timeout: float, duration: float | None,
-                 t0: float, first: int, step: int, emit: Callable[[tuple], None],
-                 stop: threading.Event | Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        rate: float,
+        timeout: float,
+        duration: float | None,
+        t0: float,
+        first: int,
+        step: int,
+        emit: Callable[[tuple], None],
+        stop: threading.Event | Any,
+    ) -> None:
         self.url, self.timeout, self.t0 = url, timeout, t0
         self.stride = 1.0 / rate
         self.end = None if duration is None else t0 + duration
@@ -208,8 +223,7 @@ class _Engine:
             start = time.monotonic()
             if self.raw is not None:
                 backend, err = self.raw()
-                self._record((start, backend, err, (time.monotonic() - start) * 1000),
-                             start - due)
+                self._record((start, backend, err, (time.monotonic() - start) * 1000), start - due)
                 continue
             assert client is not None and request is not None
             try:
@@ -219,8 +233,9 @@ class _Engine:
                 err = f"http_{resp.status_code}" if resp.status_code >= 400 else None
                 self._record((start, backend_of(resp), err, latency), start - due)
             except httpx.HTTPError as exc:
-                self._record((start, None, classify(exc), (time.monotonic() - start) * 1000),
-                             start - due)
+                self._record(
+                    (start, None, classify(exc), (time.monotonic() - start) * 1000), start - due
+                )
 
     def _record(self, item: tuple, lag: float) -> None:
         with self._lock:
@@ -264,15 +279,20 @@ class _Engine:
             self._run_threads(None)
             return
         limits = httpx.Limits(max_connections=self.threads + 4, max_keepalive_connections=0)
-        with httpx.Client(limits=limits, timeout=httpx.Timeout(self.timeout), trust_env=False,
-                          headers={"Connection": "close", "User-Agent": "ecmptui-probe"}
-                          ) as client:
+        with httpx.Client(
+            limits=limits,
+            timeout=httpx.Timeout(self.timeout),
+            trust_env=False,
+            headers={"Connection": "close", "User-Agent": "ecmptui-probe"},
+        ) as client:
             self._run_threads(client)
 
     def _run_threads(self, client: httpx.Client | None) -> None:
         """`threads` workers sharing `client` (None: raw sockets), until they all end."""
-        workers = [threading.Thread(target=self._worker, args=(client,), daemon=True)
-                   for _ in range(self.threads)]
+        workers = [
+            threading.Thread(target=self._worker, args=(client,), daemon=True)
+            for _ in range(self.threads)
+        ]
         for w in workers:
             w.start()
         for w in workers:
@@ -281,8 +301,9 @@ class _Engine:
 
 def _process_main(args: tuple, out: Any, stop: Any) -> None:
     url, rate, timeout, duration, t0, first, step = args
-    _Engine(url, rate, timeout, duration, t0, first, step,
-            emit=lambda b: out.put((first, b)), stop=stop).run()
+    _Engine(
+        url, rate, timeout, duration, t0, first, step, emit=lambda b: out.put((first, b)), stop=stop
+    ).run()
     out.put(None)
 
 
@@ -294,8 +315,14 @@ class Prober:
     share the schedule, each with its own reused client.
     """
 
-    def __init__(self, url: str, rate: float = 100.0, timeout: float = 1.0,
-                 duration: float | None = None, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        rate: float = 100.0,
+        timeout: float = 1.0,
+        duration: float | None = None,
+        workers: int | None = None,
+    ) -> None:
         if not 0 < rate <= MAX_RATE:
             raise ValueError(f"rate must be between 0 and {MAX_RATE:.0f} requests/s")
         if not 0 < timeout <= 60:
@@ -330,8 +357,17 @@ class Prober:
     def _run(self, t0: float, on_sample: Callable[[Sample], None]) -> None:
         if self.workers == 1:
             out: queue.SimpleQueue = queue.SimpleQueue()
-            engine = _Engine(self.url, self.rate, self.timeout, self.duration, t0, 0, 1,
-                             lambda b: out.put((0, b)), self._stop_thread)
+            engine = _Engine(
+                self.url,
+                self.rate,
+                self.timeout,
+                self.duration,
+                t0,
+                0,
+                1,
+                lambda b: out.put((0, b)),
+                self._stop_thread,
+            )
 
             def body() -> None:
                 engine.run()
@@ -345,9 +381,18 @@ class Prober:
         self._stop_proc = ctx.Event()
         if self._stop_thread.is_set():
             self._stop_proc.set()
-        procs = [ctx.Process(target=_process_main, daemon=True, args=(
-            (self.url, self.rate, self.timeout, self.duration, t0, i, self.workers),
-            mp_out, self._stop_proc)) for i in range(self.workers)]
+        procs = [
+            ctx.Process(
+                target=_process_main,
+                daemon=True,
+                args=(
+                    (self.url, self.rate, self.timeout, self.duration, t0, i, self.workers),
+                    mp_out,
+                    self._stop_proc,
+                ),
+            )
+            for i in range(self.workers)
+        ]
         for p in procs:
             p.start()
         try:
@@ -376,4 +421,3 @@ class Prober:
             self.schedule.add_lags(lags)
             for fields in batch:
                 on_sample(Sample(*fields))
-

@@ -16,14 +16,30 @@ from ecmptui.traffic.flows import FlowEvent
 from ecmptui.traffic.samples import Sample
 
 
-def probe_argv(url: str, rate: float, timeout: float, netns: str | None,
-               duration: float | None = None, flows: int = 0,
-               flow_interval: float = 1.0, summary: bool = False) -> list[str]:
+def probe_argv(
+    url: str,
+    rate: float,
+    timeout: float,
+    netns: str | None,
+    duration: float | None = None,
+    flows: int = 0,
+    flow_interval: float = 1.0,
+    summary: bool = False,
+) -> list[str]:
     """The prober command (`summary`: one JSON summary, else JSON lines); with a URL and an
     explicit namespace (or --no-netns) it needs no settings, so it can never wander to
     another lab."""
-    argv = [sys.executable, "-m", "ecmptui", "probe", "--json" if summary else "--jsonl",
-            "--rate", str(rate), "--timeout", str(timeout)]
+    argv = [
+        sys.executable,
+        "-m",
+        "ecmptui",
+        "probe",
+        "--json" if summary else "--jsonl",
+        "--rate",
+        str(rate),
+        "--timeout",
+        str(timeout),
+    ]
     if duration is not None:
         argv += ["--duration", str(duration)]
     if flows:
@@ -37,16 +53,21 @@ class ProbeStream:
     """A prober subprocess whose samples go to `on_sample` if given (the dashboard keeps
     its own bounded store), else into `samples` (a drill reads them all at the end)."""
 
-    def __init__(self, url: str, rate: float = 200.0, timeout: float = 1.0,
-                 netns: str | None = None,
-                 on_sample: Callable[[Sample], None] | None = None, flows: int = 0,
-                 flow_interval: float = 1.0,
-                 on_flow: Callable[[FlowEvent], None] | None = None) -> None:
-        self.argv = probe_argv(url, rate, timeout, netns, flows=flows,
-                               flow_interval=flow_interval)
+    def __init__(
+        self,
+        url: str,
+        rate: float = 200.0,
+        timeout: float = 1.0,
+        netns: str | None = None,
+        on_sample: Callable[[Sample], None] | None = None,
+        flows: int = 0,
+        flow_interval: float = 1.0,
+        on_flow: Callable[[FlowEvent], None] | None = None,
+    ) -> None:
+        self.argv = probe_argv(url, rate, timeout, netns, flows=flows, flow_interval=flow_interval)
         self.samples: list[Sample] = []
-        self.flow_events: list[FlowEvent] = []   # with flows: every open, break and move
-        self.on_flow = on_flow                    # ...or to this, and not kept here
+        self.flow_events: list[FlowEvent] = []  # with flows: every open, break and move
+        self.on_flow = on_flow  # ...or to this, and not kept here
         self.on_sample = on_sample
         self.received = 0
         self._proc: asyncio.subprocess.Process | None = None
@@ -55,8 +76,13 @@ class ProbeStream:
 
     async def start(self, wait_first: float = 5.0) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd="/", start_new_session=True)
+            *self.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd="/",
+            start_new_session=True,
+        )
         self._reader = asyncio.create_task(self._read())
         deadline = asyncio.get_running_loop().time() + wait_first
         try:
@@ -64,8 +90,9 @@ class ProbeStream:
                 if self._proc.returncode is not None or self._reader.done():
                     assert self._proc.stderr is not None  # started with stderr=PIPE
                     err = (await self._proc.stderr.read()).decode().strip()
-                    raise EcmpError("prober exited: "
-                                    f"{err.splitlines()[-1] if err else 'no output'}")
+                    raise EcmpError(
+                        f"prober exited: {err.splitlines()[-1] if err else 'no output'}"
+                    )
                 if asyncio.get_running_loop().time() > deadline:
                     raise EcmpError(f"prober sent no sample within {wait_first:.0f} s")
                 await asyncio.sleep(0.02)
@@ -92,7 +119,7 @@ class ProbeStream:
                 continue
             self.received += 1
             if self.on_sample is not None:
-                self.on_sample(sample)   # not kept here too: hours at 1,000/s add up
+                self.on_sample(sample)  # not kept here too: hours at 1,000/s add up
             else:
                 self.samples.append(sample)
 

@@ -16,7 +16,7 @@ class Sample:
 
     t: float
     backend: str | None
-    error: str | None          # refused | reset | timeout | http_<status> | other
+    error: str | None  # refused | reset | timeout | http_<status> | other
     latency_ms: float
 
     def to_json(self) -> str:

@@ -14,10 +14,10 @@ from ecmptui.traffic.probe_stream import probe_argv
 from ecmptui.waits import scaled
 
 if TYPE_CHECKING:
+    from ecmptui.deployment.port import Deployment
     from ecmptui.deployment.status import DeploymentStatus
-    from ecmptui.deployment.target import AnyDeployment
 
-PROBE_RATE = 50.0         # requests/s for one second: enough to see every backend of 16
+PROBE_RATE = 50.0  # requests/s for one second: enough to see every backend of 16
 PROBE_S = 1.0
 
 
@@ -38,27 +38,37 @@ class ServiceCheck:
 
     def row(self) -> dict:
         """The check's row, beside one per node (`display.check_line` words it)."""
-        return {"kind": "service", "name": "service", "host": self.url, "ok": self.ok,
-                **{k: v for k, v in asdict(self).items() if k != "url"}, "url": self.url}
+        return {
+            "kind": "service",
+            "name": "service",
+            "host": self.url,
+            "ok": self.ok,
+            **{k: v for k, v in asdict(self).items() if k != "url"},
+            "url": self.url,
+        }
 
 
 async def probe_once(url: str, netns: str | None) -> dict:
     """One second of the real prober from its vantage point; its JSON summary."""
-    argv = probe_argv(url, PROBE_RATE, min(5.0, scaled(1.0)), netns, duration=PROBE_S,
-                      summary=True)
+    argv = probe_argv(url, PROBE_RATE, min(5.0, scaled(1.0)), netns, duration=PROBE_S, summary=True)
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(proc.communicate(), PROBE_S + scaled(20.0))
     if proc.returncode != 0:
-        raise RuntimeError((err.decode(errors="replace").strip().splitlines() or
-                            [f"prober exited with code {proc.returncode}"])[-1])
+        raise RuntimeError(
+            (
+                err.decode(errors="replace").strip().splitlines()
+                or [f"prober exited with code {proc.returncode}"]
+            )[-1]
+        )
     return json.loads(out)
 
 
-async def service_check(d: AnyDeployment, st: DeploymentStatus) -> ServiceCheck:
+async def service_check(d: Deployment, st: DeploymentStatus) -> ServiceCheck:
     """Probe the EIP for a second from the probe's vantage point and compare the router's
     next hops with the nodes (no change is made)."""
-    from ecmptui.deployment.inventory import Inventory
+    from ecmptui.deployment.records import Inventory
 
     inv = Inventory(st.target, st.eip, None, [])
     url, netns = d.probe_target(inv)
@@ -72,13 +82,15 @@ async def service_check(d: AnyDeployment, st: DeploymentStatus) -> ServiceCheck:
         res.answers = dict(summary["by_backend"])
         if res.requests == 0 or res.failed:
             errors = ", ".join(f"{k} {v}" for k, v in summary.get("errors", {}).items())
-            res.problems.append(f"{url}: {res.failed} of {res.requests} requests failed"
-                                + (f" ({errors})" if errors else ""))
+            res.problems.append(
+                f"{url}: {res.failed} of {res.requests} requests failed"
+                + (f" ({errors})" if errors else "")
+            )
     res.problems += st.fabric_problems()
     return res
 
 
-async def check(d: AnyDeployment, warn: Callable[[str], None] | None = None) -> list[dict]:
+async def check(d: Deployment, warn: Callable[[str], None] | None = None) -> list[dict]:
     """`ecmptui check`: one row per node (over SSH) and, when something is provisioned,
     the service's row (end to end). Changes nothing; through an API outage it checks the
     nodes of the last inventory (`warn` says so)."""
@@ -92,7 +104,7 @@ async def check(d: AnyDeployment, warn: Callable[[str], None] | None = None) -> 
     return rows
 
 
-async def verify(d: AnyDeployment) -> tuple[bool, str]:
+async def verify(d: Deployment) -> tuple[bool, str]:
     """Provisioning's last step: (ok, what was seen), end to end."""
     from ecmptui.deployment.gather import gather
     from ecmptui.display import check_line

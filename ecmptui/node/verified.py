@@ -1,0 +1,26 @@
+"""Whether a node is serving: its BGP sessions Established and the EIP exported."""
+
+from __future__ import annotations
+
+from ecmptui.errors import EcmpError
+from ecmptui.node.server import Node
+
+
+async def node_verified(node: Node) -> tuple[bool, str]:
+    try:
+        protos = [p for p in await node.protocols() if p.proto == "BGP"]
+    except EcmpError as exc:
+        return False, str(exc)
+    if not protos:
+        return False, "no BGP protocol"
+    down = [p for p in protos if not p.established]
+    if down:
+        p = down[0]
+        return False, f"{p.name} {p.bgp_state or p.info}" + (
+            f" ({p.last_error})" if p.last_error else ""
+        )
+    if await node.withdrawn():
+        return True, "Established (withdrawn by operator)"
+    if sum(p.routes_exported for p in protos) < len(protos):
+        return False, "Established but the EIP is not exported"
+    return True, f"Established, EIP exported to {len(protos)} peer(s)"
