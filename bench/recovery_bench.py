@@ -103,11 +103,8 @@ def pairs(count: int) -> None:
             for lab in labs
         ]
         codes = [p.wait(timeout=300) for p in procs]
-        subnets = {
-            control.read_info(lab).mgmt_subnet
-            for lab in labs  # type: ignore[union-attr]
-            if control.read_info(lab) is not None
-        }
+        infos = [control.read_info(lab) for lab in labs]
+        subnets = {info.mgmt_subnet for info in infos if info is not None}
         print(f"pair {i}: exit codes {codes}, {len(subnets)} distinct mgmt subnets")
         for lab in labs:
             control.down(lab)

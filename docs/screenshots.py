@@ -31,10 +31,10 @@ async def shoot(screen: str, size: tuple[int, int], name: str) -> None:
         if screen == "provision":
             for ev in provision_events():
                 app.screen.apply_event(ev)
-        app.screen.refresh_view()
+        app.publish()
         await pilot.pause()
         update_after_first_draw(app)
-        app.screen.refresh_view()
+        app.publish()
         await pilot.pause()
         app.save_screenshot(str(HERE / "screenshots" / f"{name}.svg"))
     cfg.unlink()

@@ -163,6 +163,7 @@ class RouterAction:
     title: str  # "Kill BIRD on" + router name
     button: str
     help: str
+    fault: bool = True  # it breaks the router (the dashboard asks first); else: restore
 
 
 ROUTER_ACTIONS: dict[str, RouterAction] = {
@@ -183,7 +184,9 @@ ROUTER_ACTIONS: dict[str, RouterAction] = {
         RouterAction(
             "isolate", "Isolate", "Isolate", "the router drops everything on its fabric link"
         ),
-        RouterAction("restore", "Restore", "Restore", "undo every fault on the router"),
+        RouterAction(
+            "restore", "Restore", "Restore", "undo every fault on the router", fault=False
+        ),
     ]
 }
-ROUTER_FAULTS = tuple(n for n in ROUTER_ACTIONS if n != "restore")
+ROUTER_FAULTS = tuple(a.name for a in ROUTER_ACTIONS.values() if a.fault)

@@ -6,16 +6,15 @@ Markup is Rich's (`[green]...[/]`), which both the CLI's console and Textual ren
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ecmptui.deployment.status import (
-        DeploymentStatus,
-        HealthStatus,
-        NodeStatus,
-        RouterStatus,
-        StatusEvent,
-    )
+from ecmptui.deployment.status import (
+    DeploymentStatus,
+    EventKind,
+    HealthStatus,
+    NodeStatus,
+    RouterStatus,
+    StatusEvent,
+)
 
 
 def stamp(t: float) -> str:
@@ -156,20 +155,20 @@ def grid_cells(n: NodeStatus, st: DeploymentStatus) -> dict[str, str]:
 
 def event_line(ev: StatusEvent) -> str:
     """A status change as one log line (without its time stamp)."""
-    if ev.kind == "node":
+    if ev.kind is EventKind.NODE:
         return f"{ev.node}: BIRD {ev.new}"
-    if ev.kind == "bgp":
+    if ev.kind is EventKind.BGP:
         return (
             f"{ev.node}"
             + (f" ↔ {ev.peer}" if ev.peer else "")
             + f": BIRD {ev.old} → {ev.new}"
             + (f" ({ev.why})" if ev.why else "")
         )
-    if ev.kind == "eip":
+    if ev.kind is EventKind.EIP:
         return f"{ev.node}: EIP {ev.new}"
-    if ev.kind == "api":
+    if ev.kind is EventKind.API:
         return f"{ev.node}: API session {ev.old} → {ev.new}"
-    if ev.kind == "health":
+    if ev.kind is EventKind.HEALTH:
         return f"{ev.node}: health {ev.old or '-'} → {ev.new}"
     return f"fabric next hops: {ev.new}"
 

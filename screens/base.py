@@ -1,21 +1,29 @@
-"""What every dashboard screen shares: the app, typed (screens call the app's methods and
-read its state; they never import the lab or the deployment)."""
+"""What every dashboard screen shares: the view the app hands down, redrawn when it
+changes, and the refusal of action keys in a read-only view. Screens never import the app:
+they read their `view` and post messages (`screens.messages`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from textual import events
+from textual.reactive import reactive
 from textual.screen import Screen
 
-if TYPE_CHECKING:
-    from ecmptui.app import EcmpApp
+from .messages import Refused
+from .view import DashboardView
 
 
-class DashboardScreen(Screen):
-    @property
-    def dash(self) -> EcmpApp:
-        return cast("EcmpApp", self.app)
+class DashboardScreen(Screen[None]):
+    view: reactive[DashboardView] = reactive(DashboardView, always_update=True, init=False)
+
+    def watch_view(self) -> None:
+        if self.is_mounted and self.is_current:
+            self.redraw()
+
+    def on_screen_resume(self) -> None:
+        self.redraw()  # what changed while another screen was shown
+
+    def redraw(self) -> None:
+        """Bring the widgets up to `view` (touching only what changed)."""
 
     def refused_key(self, key: str) -> str | None:
         """What a key would do that a read-only view refuses (its binding is hidden then)."""
@@ -23,7 +31,7 @@ class DashboardScreen(Screen):
 
     def on_key(self, event: events.Key) -> None:
         """A read-only view shows no action keys; pressing one still says it is refused."""
-        what = self.refused_key(event.key) if self.dash.read_only else None
+        what = self.refused_key(event.key) if self.view.read_only else None
         if what is not None:
             event.stop()
-            self.dash.refuse_if_read_only(what)
+            self.post_message(Refused(what))

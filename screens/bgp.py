@@ -12,6 +12,7 @@ from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.display import NODE_COLUMNS, grid_cells, node_cells, router_line, stamp
 
 from .base import DashboardScreen
+from .messages import RouterActionRequested
 from .traffic import age_text
 
 
@@ -66,24 +67,21 @@ class BgpScreen(DashboardScreen):
         self._routers: list[str] = []
         self._events_shown = 0
         self._last_shown: float | None = None
-        self.refresh_view()
+        self.redraw()
 
-    def on_screen_resume(self) -> None:
-        self.refresh_view()
-
-    def refresh_view(self) -> None:
-        """Bring the table up to the app's latest status, touching only changed cells."""
+    def redraw(self) -> None:
+        """Bring the table up to the latest status, touching only changed cells."""
         if not self.is_mounted:
             return
-        st = self.dash.status
+        st = self.view.status
         table = self.query_one("#bgp-nodes", DataTable)
         router = self.query_one("#bgp-router", Static)
-        empty = self.dash.empty_state()
+        empty = self.view.empty
         if st is None or empty:
             router.update(empty)
         if st is not None:
             seen = set()
-            wall = self.dash.wall()
+            wall = self.view.wall
             for n in st.nodes:
                 cells: dict = dict(node_cells(n))
                 cells["age"] = age_text(None if n.updated is None else wall - n.updated)
@@ -104,22 +102,23 @@ class BgpScreen(DashboardScreen):
             self._refresh_grid(st)
         table.display = bool(st and st.nodes)
         self._show_events()
-        self.query_one("#bgp-age", Static).update(self.dash.status_line())
+        self.query_one("#bgp-age", Static).update(self.view.status_line)
 
     def _show_events(self) -> None:
         """Append what is new; when an entry landed before one already shown (the log is
         kept in time order), write the log again."""
         log = self.query_one("#bgp-events", RichLog)
-        new = [e for e in self.dash.events if e.seq > self._events_shown]
+        events = self.view.events
+        new = [e for e in events if e.seq > self._events_shown]
         if not new:
             return
         if self._last_shown is not None and min(e.at for e in new) < self._last_shown:
             log.clear()
-            new = list(self.dash.events)
+            new = list(events)
         for entry in new:
             log.write(f"[dim]{stamp(entry.at)} [/]{entry.text}")
-        self._events_shown = max(e.seq for e in self.dash.events)
-        self._last_shown = self.dash.events[-1].at
+        self._events_shown = max(e.seq for e in events)
+        self._last_shown = events[-1].at
 
     def _refresh_grid(self, st: DeploymentStatus) -> None:
         """The node x core router grid: each node's session to each router."""
@@ -137,7 +136,7 @@ class BgpScreen(DashboardScreen):
                     grid.add_column(r, key=r)
                 rows = self.query_one("#router-rows", Vertical)
                 rows.remove_children()
-                rows.mount_all([RouterRow(r, self.dash.read_only) for r in routers])
+                rows.mount_all([RouterRow(r, self.view.read_only) for r in routers])
         grid.display = bool(routers)
         if not routers:
             return
@@ -163,4 +162,4 @@ class BgpScreen(DashboardScreen):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if isinstance(event.button, RouterButton):
-            self.dash.router_action(event.button.router, event.button.action_name)
+            self.post_message(RouterActionRequested(event.button.router, event.button.action_name))

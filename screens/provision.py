@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -14,6 +15,14 @@ from ecmptui.deployment.steps import STEPS, StepEvent
 from ecmptui.display import check_line
 
 from .base import DashboardScreen
+from .messages import (
+    ChecksReady,
+    DeprovisionRequested,
+    JobStarted,
+    ProvisionForm,
+    ProvisionRequested,
+    StepUpdate,
+)
 
 ICONS = {
     "pending": "[dim]·[/]",
@@ -77,7 +86,7 @@ class ProvisionScreen(DashboardScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("provision", "deprovision"):
-            return not self.dash.read_only  # a read-only view shows no action keys
+            return not self.view.read_only  # a read-only view shows no action keys
         return True
 
     def refused_key(self, key: str) -> str | None:
@@ -119,7 +128,7 @@ class ProvisionScreen(DashboardScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        p = self.dash.cockpit.settings.provision
+        p = self.view.defaults
         self.query_one("#in-nodes", Input).value = str(p.nodes)
         self.query_one("#in-metro", Input).value = p.metro
         self.query_one("#in-plan", Input).value = p.plan
@@ -137,7 +146,7 @@ class ProvisionScreen(DashboardScreen):
         dev.add_column("node", key="node")
         dev.add_column("", key="icon", width=1)
         dev.add_column("progress", key="detail")
-        if not self.dash.cockpit.provisions:
+        if not self.view.provisions:
             # nothing to provision: the screen lists the configured nodes and checks them
             self.query_one("#btn-provision", Button).label = "Check nodes"
             self.query_one("#btn-deprovision", Button).display = False
@@ -145,40 +154,53 @@ class ProvisionScreen(DashboardScreen):
             for row in self.query(".form-row"):
                 if row.query("Input, Switch"):
                     row.display = False
-        elif self.dash.read_only:
+        elif self.view.read_only:
             for b in self.query(Button):
                 b.add_class("-ro")
-        self.refresh_view()
+        self.redraw()
 
-    def show_checks(self, results: list[dict]) -> None:
+    @on(JobStarted)
+    def _job_started(self) -> None:
+        self.reset_steps()
+
+    @on(StepUpdate)
+    def _step(self, msg: StepUpdate) -> None:
+        self.apply_event(msg.event)
+
+    @on(ChecksReady)
+    def _checks(self, msg: ChecksReady) -> None:
+        self.show_checks(msg.results)
+
+    def show_checks(self, results: list[dict[str, object]]) -> None:
         """Static target: one row per node with what `ecmptui check` found."""
         dev = self.query_one("#devices", DataTable)
         log = self.query_one("#prov-log", RichLog)
         dev.clear()
         for r in results:
             detail = check_line(r)
-            dev.add_row(r["name"], ICONS["done" if r["ok"] else "failed"], detail, key=r["name"])
+            name = str(r["name"])
+            dev.add_row(name, ICONS["done" if r["ok"] else "failed"], detail, key=name)
             log.write(
                 f"[{'green' if r['ok'] else 'red'}]check [/]{r['name']} ({r['host']}): {detail}"
             )
 
-    def refresh_view(self) -> None:
+    def redraw(self) -> None:
         if not self.is_mounted or not self.query("#prov-target"):
             return  # not composed yet: on_mount draws it
-        st = self.dash.status
+        v = self.view
+        st = v.status
         count = f"{len(st.nodes)} node(s), EIP {st.eip or '-'}" if st else "-"
         self.query_one("#prov-target", Label).update(
-            f"[b]{self.dash.cockpit.target_label()}[/]\nproject {self.dash.project_label[:18]}"
-            f"\n{count}"
+            f"[b]{v.target_label}[/]\nproject {v.project_label[:18]}\n{count}"
         )
-        if self.dash.cockpit.provisions and not self.dash.job_running:
+        if v.provisions and not v.job_running:
             self._show_deployment()
-        self.query_one("#prov-age", Static).update(self.dash.status_line())
+        self.query_one("#prov-age", Static).update(v.status_line)
 
     def _show_deployment(self) -> None:
         """The checklist as the deployment stands (nothing provisioned: all pending)."""
-        st = self.dash.status
-        if st is None or self.dash.lab_down:
+        st = self.view.status
+        if st is None or self.view.lab_down:
             states = dict.fromkeys((k for k, _ in STEPS), "pending")
             details: dict[str, str] = {}
         else:
@@ -195,20 +217,20 @@ class ProvisionScreen(DashboardScreen):
             self._nodes_set = True  # once: after that the field is the operator's
 
     def action_provision(self) -> None:
-        self.dash.start_provision(self.form_values())
+        self.post_message(ProvisionRequested(self.form_values()))
 
     def action_deprovision(self) -> None:
-        self.dash.confirm_deprovision()
+        self.post_message(DeprovisionRequested())
 
-    def form_values(self) -> dict:
+    def form_values(self) -> ProvisionForm:
         nodes = self.query_one("#in-nodes", Input).value.strip()
-        return {
-            "nodes": int(nodes) if nodes.lstrip("-").isdigit() else -1,
-            "metro": self.query_one("#in-metro", Input).value.strip(),
-            "plan": self.query_one("#in-plan", Input).value.strip(),
-            "operating_system": self.query_one("#in-os", Input).value.strip(),
-            "bfd": self.query_one("#in-bfd", Switch).value,
-        }
+        return ProvisionForm(
+            nodes=int(nodes) if nodes.lstrip("-").isdigit() else -1,
+            metro=self.query_one("#in-metro", Input).value.strip(),
+            plan=self.query_one("#in-plan", Input).value.strip(),
+            operating_system=self.query_one("#in-os", Input).value.strip(),
+            bfd=self.query_one("#in-bfd", Switch).value,
+        )
 
     def reset_steps(self, keys: list[str] | None = None) -> None:
         steps = self.query_one("#steps", DataTable)
@@ -240,6 +262,6 @@ class ProvisionScreen(DashboardScreen):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "btn-provision":
-            self.dash.start_provision(self.form_values())
+            self.post_message(ProvisionRequested(self.form_values()))
         elif event.button.id == "btn-deprovision":
-            self.dash.confirm_deprovision()
+            self.post_message(DeprovisionRequested())

@@ -17,6 +17,7 @@ from ecmptui.display import traffic_state
 
 from .base import DashboardScreen
 from .chart import ERROR_COLOUR, ERROR_GLYPH, ZOOMS, TrafficChart, swatch
+from .messages import DrainRequested, NodeActionRequested, PauseToggled, RateRequested
 
 NODE_TABLE = [
     ("swatch", ""),
@@ -76,7 +77,7 @@ class TrafficScreen(DashboardScreen):
                 yield Static("", id="stats")
         with Horizontal(id="traffic-controls"):
             yield Label("rate", classes="ctl-label")
-            yield Input(str(int(self.dash.rate)), id="rate", type="number")
+            yield Input(str(int(self.view.rate)), id="rate", type="number")
             yield Button("Pause", id="pause", classes="act")
             yield Label("", id="probe-state")
         yield Static("", id="traffic-empty", classes="empty")
@@ -103,20 +104,18 @@ class TrafficScreen(DashboardScreen):
         self._node_cells: dict[str, dict] = {}
         self._timeline_shown: dict[int, str] = {}
         self._shown: dict[str, object] = {}
+        self._rate_shown = self.view.rate
         self.zoom = 0  # index into ZOOMS
         self.back_s = 0  # how far back the chart looks
-        self.refresh_view()
-
-    def on_screen_resume(self) -> None:
-        self.refresh_view()
+        self.redraw()
 
     # -- view ------------------------------------------------------------------------------
-    def refresh_view(self) -> None:
+    def redraw(self) -> None:
         if not self.is_mounted:
             return
-        app = self.dash
+        app = self.view
         model = app.traffic
-        now = app.clock()
+        now = app.now
         span = ZOOMS[self.zoom]
         self.back_s = min(self.back_s, max(0, model.recorded_s(now) - span))
         left = int(now) - self.back_s - span
@@ -143,17 +142,17 @@ class TrafficScreen(DashboardScreen):
             ),
         )
         self._set("#probe-state", app.probe_state)
-        rate_field = self.query_one("#rate", Input)
-        if not rate_field.has_focus and rate_field.value != str(int(app.rate)):
-            rate_field.value = str(int(app.rate))  # the rate in force, not what was typed
+        if self._rate_shown != app.rate:  # the rate in force changed: show it
+            self._rate_shown = app.rate
+            self.query_one("#rate", Input).value = str(int(app.rate))
         pause = "Resume" if app.paused else "Pause"
         if str(self.query_one("#pause", Button).label) != pause:
             self.query_one("#pause", Button).label = pause
-        self._set("#traffic-empty", app.empty_state())
-        self.query_one("#traffic-empty").display = bool(app.empty_state())
+        self._set("#traffic-empty", app.empty)
+        self.query_one("#traffic-empty").display = bool(app.empty)
         self._sync_nodes(stats)
         self._sync_timeline()
-        self._set("#traffic-age", app.status_line())
+        self._set("#traffic-age", app.status_line)
 
     def _set(self, selector: str, content: Any) -> None:
         """Update a Static/Label only when its content changed (updates cost a repaint)."""
@@ -162,7 +161,7 @@ class TrafficScreen(DashboardScreen):
             self.query_one(selector, Static).update(content)
 
     def _sync_nodes(self, stats: dict) -> None:
-        st = self.dash.status
+        st = self.view.status
         table = self.query_one("#nodes", DataTable)
         names = [n.name for n in st.nodes] if st else []
         if names != self._rows_for:
@@ -176,7 +175,7 @@ class TrafficScreen(DashboardScreen):
         table.display = bool(names)
         if not st:
             return
-        wall = self.dash.wall()
+        wall = self.view.wall
         per = stats.get("per_backend", {})
         for n in st.nodes:
             mine = per.get(n.name, {})
@@ -209,7 +208,7 @@ class TrafficScreen(DashboardScreen):
 
     def _sync_timeline(self) -> None:
         tl = self.query_one("#timeline", DataTable)
-        for rec in self.dash.traffic.timeline:
+        for rec in self.view.traffic.timeline:
             summary = (
                 rec.summary()
                 if rec.outcome == "done" or not rec.outcome.startswith("running")
@@ -217,15 +216,13 @@ class TrafficScreen(DashboardScreen):
             )
             key = str(rec.seq)
             if rec.seq not in self._timeline_shown:
-                stamp = time.strftime(
-                    "%H:%M:%S", time.localtime(self.dash.wall() - (self.dash.clock() - rec.t))
-                )
+                stamp = time.strftime("%H:%M:%S", time.localtime(self.view.ts(rec.t)))
                 tl.add_row(stamp, rec.node, rec.action, rec.by or rec.source, summary, key=key)
                 tl.scroll_end(animate=False)
             elif self._timeline_shown[rec.seq] != summary:
                 tl.update_cell(key, "result", summary, update_width=True)
             self._timeline_shown[rec.seq] = summary
-        kept = {rec.seq for rec in self.dash.traffic.timeline}
+        kept = {rec.seq for rec in self.view.traffic.timeline}
         for seq in [s for s in self._timeline_shown if s not in kept]:
             tl.remove_row(str(seq))
             del self._timeline_shown[seq]
@@ -239,12 +236,11 @@ class TrafficScreen(DashboardScreen):
     # -- input -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("node_action", "drain"):
-            if self.dash.read_only:  # a view that may change nothing shows no action keys
+            if self.view.read_only:  # a view that may change nothing shows no action keys
                 return False
             if action == "drain":
-                return True
-            offered = {a.name for a in self.dash.cockpit.actions()}
-            return parameters[0] in offered  # not on this target: not in the Footer
+                return self.view.routers
+            return parameters[0] in self.view.offered  # not on this target: not in the Footer
         return True
 
     def refused_key(self, key: str) -> str | None:
@@ -256,40 +252,39 @@ class TrafficScreen(DashboardScreen):
     def action_node_action(self, action: str) -> None:
         node = self.selected_node()
         if node is None:
-            self.dash.notify("no node selected (nothing is provisioned yet)", severity="warning")
+            self.notify("no node selected (nothing is provisioned yet)", severity="warning")
             return
-        self.dash.node_action(node, action)
+        self.post_message(NodeActionRequested(node, action))
 
     def action_drain(self) -> None:
         node = self.selected_node()
         if node is not None:
-            self.dash.drain_node(node)
+            self.post_message(DrainRequested(node))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "pause":
-            self.dash.toggle_pause()
+            self.post_message(PauseToggled())
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "rate":
             try:
-                self.dash.set_rate(float(event.value))
+                self.post_message(RateRequested(float(event.value)))
             except ValueError:
-                self.dash.notify(f"not a rate: {event.value!r}", severity="error")
-            event.input.value = str(int(self.dash.rate))
+                self.notify(f"not a rate: {event.value!r}", severity="error")
+            event.input.value = str(int(self.view.rate))  # until the new rate is in force
             self.query_one("#nodes", DataTable).focus()
 
     def action_toggle_pause(self) -> None:
-        self.dash.toggle_pause()
+        self.post_message(PauseToggled())
 
     def action_rate(self, factor: float) -> None:
-        self.dash.set_rate(self.dash.rate * factor)
-        self.query_one("#rate", Input).value = str(int(self.dash.rate))
+        self.post_message(RateRequested(self.view.rate * factor))
 
     def action_zoom(self) -> None:
         self.zoom = (self.zoom + 1) % len(ZOOMS)
-        self.refresh_view()
+        self.redraw()
 
     def action_scroll_chart(self, direction: int) -> None:
         span = ZOOMS[self.zoom]
         self.back_s = max(0, self.back_s + direction * span // 2)
-        self.refresh_view()
+        self.redraw()

@@ -4,16 +4,12 @@ Its own lab instance (`ecmpd`), so the shared lab is never taken down."""
 
 from __future__ import annotations
 
-import html
-import re
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from conftest import run_cli
@@ -22,6 +18,7 @@ from ecmptui.app import EcmpApp
 from ecmptui.cockpit import Cockpit
 from ecmptui.lab import control
 from ecmptui.lab.instance import LabInstance
+from tui import drawn, until
 
 pytestmark = pytest.mark.lab
 LAB = LabInstance("ecmpd")
@@ -34,19 +31,6 @@ def own_lab() -> Iterator[Any]:
         yield LAB
     finally:
         control.down(LAB)
-
-
-def drawn(app: Any) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
-
-
-async def until(
-    pilot: Pilot[None], predicate: Callable[[], Any], timeout: float, what: str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        await pilot.pause(0.1)
 
 
 async def test_lab_down_under_the_dashboard_and_back(own_lab: Any, tmp_path: Path) -> None:
@@ -71,12 +55,12 @@ async def test_lab_down_under_the_dashboard_and_back(own_lab: Any, tmp_path: Pat
     cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n')
     app = EcmpApp(Cockpit(config.load(cfg, env={})), rate=20)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.status is not None, 30, "the first status")
+        await until(pilot, lambda: app.status is not None, "the first status", timeout=30)
         await pilot.pause(0.3)
         assert "Nothing is provisioned yet" in drawn(app)
         down = run_cli("--lab", LAB.name, "lab", "down", timeout=120)
         assert down.returncode == 0, down.stderr
-        await until(pilot, lambda: app.lab_down, 10, "the dashboard to see the lab go")
+        await until(pilot, lambda: app.lab_down, "the dashboard to see the lab go", timeout=10)
         await pilot.pause(0.5)
         assert f"The lab {LAB.name} is down. Press L to start it" in drawn(app)
         assert app.is_running
@@ -84,8 +68,8 @@ async def test_lab_down_under_the_dashboard_and_back(own_lab: Any, tmp_path: Pat
         await until(
             pilot,
             lambda: not app.lab_down and app.status is not None,
-            300,
             "the lab started from the dashboard",
+            timeout=300,
         )
         assert control.read_info(LAB) is not None
         await pilot.press("q")
@@ -116,11 +100,14 @@ async def test_twelve_nodes_keep_their_names_and_colours(own_lab: Any, tmp_path:
                 and len(app.status.nodes) == 12
                 and all(n.established for n in app.status.nodes)
             ),
-            60,
             "12 nodes Established",
+            timeout=60,
         )
         await until(
-            pilot, lambda: set(app.traffic.backends) == set(names), 60, "answers from all 12"
+            pilot,
+            lambda: set(app.traffic.backends) == set(names),
+            "answers from all 12",
+            timeout=60,
         )
         await pilot.pause(0.5)
         text = drawn(app)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import html
 import json
-import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from conftest import Deployed, make_config, probers, run_cli
 from ecmptui import config
@@ -19,40 +17,27 @@ from ecmptui.app import EcmpApp
 from ecmptui.cockpit import Cockpit
 from ecmptui.lab.control import LabInfo
 from ecmptui.waits import scaled
+from tui import drawn, node_of, until
 
 pytestmark = pytest.mark.lab
-
-
-async def until(
-    pilot: Pilot[None], predicate: Callable[[], Any], timeout: float, what: str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await pilot.pause(0.1)
 
 
 async def act(pilot: Pilot[None], node: str, key: str, confirm: bool = True) -> None:
     """Select `node` in the Traffic screen's table and press `key` (then Enter, to confirm
     an action that takes the node out)."""
     app = pilot.app
-    table = app.screen.query_one("#nodes")
-    await until(pilot, lambda: node in table.rows, 20, f"{node} in the node table")
+    table = app.screen.query_one("#nodes", DataTable)
+    await until(pilot, lambda: node in table.rows, f"{node} in the node table", timeout=20)
     table.move_cursor(row=table.get_row_index(node))
     await pilot.press(key)
     if confirm:
         await until(
-            pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", 5, "the confirmation"
+            pilot,
+            lambda: type(app.screen).__name__ == "ConfirmScreen",
+            "the confirmation",
+            timeout=5,
         )
         await pilot.press("enter")
-
-
-def drawn(app: Any) -> str:
-    """The text of the screen as drawn now (what a user would read)."""
-    svg = app.export_screenshot()
-    text = re.sub(r"<[^>]+>", "", svg)
-    return html.unescape(text).replace("\xa0", " ")
 
 
 def recent_backends(app: Any, seconds: float) -> set[str | None]:
@@ -66,12 +51,12 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.click("#btn-provision")
-            steps = app.get_screen("provision").query_one("#steps")
+            steps = app.get_screen("provision").query_one("#steps", DataTable)
             await until(
                 pilot,
                 lambda: all("✓" in str(steps.get_cell(k, "icon")) for k in steps.rows),
-                90,
                 "every step done",
+                timeout=90,
             )
             # BGP screen: Established for each node
             await pilot.press("b")
@@ -82,10 +67,10 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
                     and len(app.status.nodes) == 2
                     and all(n.established for n in app.status.nodes)
                 ),
-                30,
                 "both sessions Established",
+                timeout=30,
             )
-            table = app.screen.query_one("#bgp-nodes")
+            table = app.screen.query_one("#bgp-nodes", DataTable)
             assert "Established" in str(table.get_cell("ui1", "bird"))
             assert "Established" in str(table.get_cell("ui2", "bird"))
             # Traffic screen: both answer; withdraw ui2 moves everything to ui1
@@ -93,15 +78,15 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
             await until(
                 pilot,
                 lambda: {"ui1", "ui2"} <= recent_backends(app, 2),
-                30,
                 "answers from both nodes",
+                timeout=30,
             )
             await act(pilot, "ui2", "w")
             await until(
                 pilot,
                 lambda: app.traffic.timeline and app.traffic.timeline[-1].settled,
-                30,
                 "the withdraw to be measured",
+                timeout=30,
             )
             rec = app.traffic.timeline[-1]
             assert (rec.node, rec.action, rec.outcome) == ("ui2", "withdraw", "done")
@@ -109,27 +94,35 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
             assert sum(rec.failed.values()) == 0
             await pilot.pause(1.5)
             assert recent_backends(app, 1) == {"ui1"}
-            timeline = app.screen.query_one("#timeline")
+            timeline = app.screen.query_one("#timeline", DataTable)
             assert "converged" in str(timeline.get_cell(str(rec.seq), "result"))
             await pilot.pause(0.3)
             assert rec.summary() in drawn(app)  # the whole result, not cut
             await act(pilot, "ui2", "a", confirm=False)
-            await until(pilot, lambda: "ui2" in recent_backends(app, 1), 10, "ui2 answering again")
+            await until(
+                pilot, lambda: "ui2" in recent_backends(app, 1), "ui2 answering again", timeout=10
+            )
             # deprovision from the dashboard: the prober stops, the nodes go
             await pilot.press("p")
             await pilot.press("D")
             await until(
-                pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", 5, "the question"
+                pilot,
+                lambda: type(app.screen).__name__ == "ConfirmScreen",
+                "the question",
+                timeout=5,
             )
             await pilot.press("enter")
             await until(
-                pilot, lambda: app.status is not None and not app.status.nodes, 90, "no nodes left"
+                pilot,
+                lambda: app.status is not None and not app.status.nodes,
+                "no nodes left",
+                timeout=90,
             )
             await until(
                 pilot,
                 lambda: app.stream is None and not app.traffic.backends,
-                10,
                 "the prober stopped and the traffic forgotten",
+                timeout=10,
             )
             assert not probers(), "a prober outlived the deployment"
             await pilot.press("t")
@@ -146,10 +139,10 @@ async def test_read_only_refuses_actions_and_says_so(deployed: Deployed) -> None
     before = json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
     app = EcmpApp(Cockpit(config.load(cfg), read_only=True), rate=50)
     async with app.run_test(size=(100, 30)) as pilot:
-        table = app.screen.query_one("#nodes")
-        await until(pilot, lambda: len(table.rows) == 2, 20, "the node table")
+        table = app.screen.query_one("#nodes", DataTable)
+        await until(pilot, lambda: len(table.rows) == 2, "the node table", timeout=20)
         notes = []
-        app.notify = lambda msg, **kw: notes.append(msg)  # what the user would see
+        app.notify = lambda msg, **kw: notes.append(msg)  # type: ignore[method-assign]
         await act(pilot, "tnode2", "w", confirm=False)
         await act(pilot, "tnode1", "i", confirm=False)
         await pilot.press("p")
@@ -180,15 +173,15 @@ async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboar
             await until(
                 pilot,
                 lambda: app.status and all(n.established for n in app.status.nodes),
-                30,
                 "both Established",
+                timeout=30,
             )
             await act(pilot, "tnode2", "f")  # Freeze, confirmed
             await until(
                 pilot,
                 lambda: app.traffic.timeline and app.traffic.timeline[-1].outcome == "done",
-                20,
                 "the freeze",
+                timeout=20,
             )
             frozen_at = time.time()
             # the poller's 2 s deadline grows with the machine's load (no false alarm on a
@@ -196,15 +189,19 @@ async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboar
             bound = scaled(2.0) + 1.5
             await until(
                 pilot,
-                lambda: app.status.node("tnode2").bgp_state == "unresponsive",
-                bound,
+                lambda: node_of(app, "tnode2").bgp_state == "unresponsive",
                 "tnode2 unresponsive",
+                timeout=bound,
             )
             assert time.time() - frozen_at <= bound
-            seen = app.status.node("tnode1").updated
-            await pilot.pause(2.5)
-            assert app.status.node("tnode1").updated > seen + 1  # the other keeps updating
-            assert app.status.node("tnode1").established
+            before = node_of(app, "tnode1").updated
+            assert before is not None
+            await until(  # the other keeps updating
+                pilot,
+                lambda: (node_of(app, "tnode1").updated or 0) > before + 1,
+                "tnode1 updated again",
+            )
+            assert node_of(app, "tnode1").established
             assert "unresponsive" in drawn(app)
             t0 = time.monotonic()
             await act(pilot, "tnode2", "r", confirm=False)  # Restore: no question
@@ -214,13 +211,16 @@ async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboar
                     app.traffic.timeline[-1].action == "restore"
                     and app.traffic.timeline[-1].outcome != "running"
                 ),
-                15,
                 "the restore",
+                timeout=15,
             )
             assert app.traffic.timeline[-1].outcome == "done", app.traffic.timeline[-1].outcome
             assert time.monotonic() - t0 < 10
             await until(
-                pilot, lambda: app.status.node("tnode2").established, 30, "tnode2 Established again"
+                pilot,
+                lambda: node_of(app, "tnode2").established,
+                "tnode2 Established again",
+                timeout=30,
             )
             await pilot.press("q")
     finally:

@@ -4,37 +4,23 @@ the empty state says what to do next. Fixed data, no lab."""
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from typing import Any, Never
 
 import pytest
+from textual.widgets import DataTable, Input
 
-from ecmptui import config
-from ecmptui.app import EcmpApp
-from ecmptui.cockpit import Cockpit
 from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.screens.chart import GLYPHS, PALETTE, style_for
+from ecmptui.screens.traffic import TrafficScreen
 from fixed_data import WALL, many_nodes, prime, update_after_first_draw
+from tui import drawn, make_app, until
 
 SIZES = [(80, 24), (200, 50)]
 
 
 pytestmark = pytest.mark.usefixtures("utc")
-
-
-def make_app(tmp_path: Path, screen: str = "traffic", read_only: bool = False) -> EcmpApp:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text('target = "lab"\nlab = "ecmp"\n')
-    return EcmpApp(
-        Cockpit(config.load(cfg, env={}), read_only=read_only), live=False, start_mode=screen
-    )
-
-
-def drawn(app: Any) -> str:
-    text = re.sub(r"<[^>]+>", "", app.export_screenshot())
-    return html.unescape(text).replace("\xa0", " ")
 
 
 def widths_fit(table: Any) -> list[str]:
@@ -53,39 +39,39 @@ def widths_fit(table: Any) -> list[str]:
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 async def test_values_that_grow_after_the_first_frame_are_not_cut(
-    tmp_path: Path, size: int
+    tmp_path: Path, size: tuple[int, int]
 ) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=size) as pilot:
         prime(app)
-        app.screen.refresh_view()
+        app.publish()
         await pilot.pause()
         update_after_first_draw(app)
-        app.screen.refresh_view()
+        app.publish()
         await pilot.pause()
-        timeline = app.screen.query_one("#timeline")
+        timeline = app.screen.query_one("#timeline", DataTable)
         assert widths_fit(timeline) == []
-        assert widths_fit(app.screen.query_one("#nodes")) == []
+        assert widths_fit(app.screen.query_one("#nodes", DataTable)) == []
         result = app.traffic.timeline[-1].summary()
         assert result == "failed 9 (timeout 9), converged 82 ms, FIB +3.9 ms"
         if size[0] >= 200:
             assert result in drawn(app)
         await pilot.press("b")
         await pilot.pause()
-        bgp = app.screen.query_one("#bgp-nodes")
+        bgp = app.screen.query_one("#bgp-nodes", DataTable)
         assert widths_fit(bgp) == []
         if size[0] >= 200:
             assert "BGP Error: Hold timer expired (peer 169.254.255.1)" in drawn(app)
         await pilot.press("p")
         await pilot.pause()
-        assert widths_fit(app.screen.query_one("#steps")) == []
+        assert widths_fit(app.screen.query_one("#steps", DataTable)) == []
 
 
 async def test_stale_status_is_shown_with_its_age(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 30)) as pilot:
         prime(app)
-        app.screen.refresh_view()
+        app.publish()
         await pilot.pause()
         text = drawn(app)
         assert "status updated 5.2 s ago" in text  # the stalest node decides
@@ -99,7 +85,7 @@ async def test_sixteen_nodes_keep_their_names_colours_and_glyphs(tmp_path: Path)
     async with app.run_test(size=(200, 50)) as pilot:
         prime(app)
         app.show_status(many_nodes(16))
-        app.screen.refresh_view()
+        app.publish()
         await pilot.pause()
         text = drawn(app)
         for i in range(1, 17):
@@ -118,7 +104,7 @@ async def test_the_empty_state_says_what_to_do_next(tmp_path: Path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         app.wall = lambda: WALL
         app.show_status(DeploymentStatus("lab", None, [], None, updated=WALL))
-        app.screen.refresh_view()
+        app.publish()
         await pilot.pause()
         assert (
             "Nothing is provisioned yet: press p for the Provision screen, then P to "
@@ -134,10 +120,15 @@ async def test_destructive_keys_ask_and_enter_or_escape_answer(tmp_path: Path) -
     ran: list[tuple[str, str]] = []
     async with app.run_test(size=(120, 40)) as pilot:
         prime(app)
-        app.screen.refresh_view()
+        app.publish()
         await pilot.pause()
-        app._node_action = lambda node, action, router=False: _record(ran, node, action)
-        table = app.screen.query_one("#nodes")
+
+        async def act(node: str, action: str, on_effect: Any = None) -> str:
+            ran.append((node, action))
+            return "done"
+
+        app.cockpit.act = act  # type: ignore[method-assign,assignment]
+        table = app.screen.query_one("#nodes", DataTable)
         table.move_cursor(row=1)
         await pilot.press("i")  # isolate ecmp-node2: asks
         await pilot.pause()
@@ -149,18 +140,12 @@ async def test_destructive_keys_ask_and_enter_or_escape_answer(tmp_path: Path) -
         await pilot.press("w")
         await pilot.pause()
         await pilot.press("enter")  # the yes button has the focus
-        await pilot.pause()
-        assert ran == [("ecmp-node2", "withdraw")]
+        await until(pilot, lambda: ran == [("ecmp-node2", "withdraw")], "the withdraw")
         await pilot.press("a")  # announce puts back: no question
-        await pilot.pause()
-        assert ran[-1] == ("ecmp-node2", "announce")
+        await until(pilot, lambda: ran[-1] == ("ecmp-node2", "announce"), "the announce")
         await pilot.press("z")
         await pilot.pause()
         assert "-5 min" in drawn(app)
-
-
-async def _record(ran: Any, node: Any, action: Any) -> None:
-    ran.append((node, action))
 
 
 async def test_the_rate_field_shows_the_rate_in_force(tmp_path: Path) -> None:
@@ -168,12 +153,12 @@ async def test_the_rate_field_shows_the_rate_in_force(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         prime(app)
         await pilot.pause()
-        field = app.screen.query_one("#rate")
+        field = app.screen.query_one("#rate", Input)
         field.focus()
         field.value = "2500"
         await pilot.press("enter")
-        await pilot.pause()
-        assert app.rate == 1000 and field.value == "1000"
+        await until(pilot, lambda: field.value == "1000", "the rate in force shown")
+        assert app.rate == 1000
 
 
 def test_a_start_rate_out_of_range_is_refused(tmp_path: Path) -> None:
@@ -209,10 +194,10 @@ async def test_the_bgp_log_runs_forward_in_time_and_has_no_placeholders(tmp_path
             replace(waiting, nodes=[replace(waiting.nodes[0], bgp_state="Established")])
         )
         app.log_event(WALL - 10, "later")
-        app.screen.refresh_view()
+        app.publish()
         await pilot.pause()
         app.log_event(WALL - 20, "earlier, learned late")
-        app.screen.refresh_view()
+        app.publish()
         await pilot.pause()
         lines = [str(s.text) for s in app.screen.query_one("#bgp-events", RichLog).lines]
     text = "\n".join(lines)
@@ -236,7 +221,9 @@ async def test_the_first_switch_to_the_bgp_screen_draws_the_grid_and_focus_is_on
         await pilot.pause()
         assert app.focused is app.screen.query_one("#nodes", DataTable)
         await pilot.press("down")
-        assert app.screen.selected_node() == "ecmp-node2"
+        screen = app.screen
+        assert isinstance(screen, TrafficScreen)
+        assert screen.selected_node() == "ecmp-node2"
         await pilot.press("b")
         await pilot.pause()
         grid = app.screen.query_one("#bgp-grid", DataTable)
@@ -302,16 +289,16 @@ async def test_the_lab_going_down_keeps_the_chart_and_coming_back_renews_the_pro
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         prime(app)
-        app.live, app._probe_eip = True, "203.0.113.10"  # as if it were probing
+        app.live, app.prober.eip = True, "203.0.113.10"  # as if it were probing
         before = app.traffic.recorded_s(app.clock())
         app.project_label = "an-old-project"
-        app.on_status_ready(StatusReady(None, "the lab is down", lab_down=True))
-        await pilot.pause()
+        app.post_message(StatusReady(None, "the lab is down", lab_down=True))
+        await until(pilot, lambda: app.lab_down, "the lab seen down")
         assert app.traffic.recorded_s(app.clock()) == before > 0
         assert app.probe_state == "prober stopped: the lab is down"
         app.live = False  # no prober for the lab that is back (fixed data)
-        app.on_status_ready(StatusReady(app.status or many_nodes(2)))
-        await pilot.pause()
+        app.post_message(StatusReady(app.status or many_nodes(2)))
+        await until(pilot, lambda: not app.lab_down, "the lab seen back")
         assert app.project_label == app.cockpit.project_label() != "an-old-project"
 
 
@@ -346,10 +333,9 @@ async def test_a_prober_that_failed_to_start_is_tried_again(tmp_path: Path) -> N
 
     async with app.run_test(size=(120, 40)) as pilot:
         app.cockpit.probe = failing_probe  # type: ignore[method-assign]
-        app.live, app._probe_eip = True, "203.0.113.10"
-        app.start_probe()
-        await pilot.pause(0.3)
-        assert len(calls) == 1 and "retrying" in app.probe_state
-        await pilot.pause(2.2)
-        assert len(calls) == 2  # tried again by itself
+        app.live, app.prober.eip = True, "203.0.113.10"
+        app.prober.start()
+        await until(pilot, lambda: "retrying" in app.probe_state, "the failure said")
+        assert len(calls) == 1
+        await until(pilot, lambda: len(calls) == 2, "a second try by itself", timeout=5)
         app.live = False

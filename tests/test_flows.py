@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import DataTable
 
 from conftest import run_cli, wait_for
 from ecmptui.lab import control
@@ -381,7 +382,7 @@ async def test_the_dashboard_timeline_counts_the_flows_an_action_broke(four: Pat
             while len(app.traffic.flow_events) < 120 or app.status is None:
                 assert time.monotonic() < deadline, "flows never opened"
                 await pilot.pause(0.2)
-            table = app.screen.query_one("#nodes")
+            table = app.screen.query_one("#nodes", DataTable)
             table.move_cursor(row=table.get_row_index("fnode3"))
             await pilot.press("w")
             await pilot.pause(0.3)

@@ -10,24 +10,14 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from ecmptui import config
 from ecmptui.app import EcmpApp
-from ecmptui.cockpit import Cockpit
 from fixed_data import prime, provision_events, update_after_first_draw
+from tui import make_app
 
 SIZES = [(80, 24), (200, 50)]
 
 
 pytestmark = pytest.mark.usefixtures("utc")
-
-
-def make_app(tmp_path: Path, screen: str, read_only: bool = False) -> EcmpApp:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text('target = "lab"\nlab = "ecmp"\n')
-    app = EcmpApp(
-        Cockpit(config.load(cfg, env={}), read_only=read_only), live=False, start_mode=screen
-    )
-    return app
 
 
 async def _prime(pilot: Pilot[None]) -> None:
@@ -37,10 +27,12 @@ async def _prime(pilot: Pilot[None]) -> None:
     if hasattr(screen, "apply_event"):
         for ev in provision_events():
             screen.apply_event(ev)
-    screen.refresh_view()
+    app = pilot.app
+    assert isinstance(app, EcmpApp)
+    app.publish()
     await pilot.pause()
-    update_after_first_draw(pilot.app)  # what arrives after the first frame
-    screen.refresh_view()
+    update_after_first_draw(app)  # what arrives after the first frame
+    app.publish()
     await pilot.pause()
 
 

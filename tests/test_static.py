@@ -8,9 +8,11 @@ from typing import Any
 
 import asyncssh
 import pytest
+from textual.widgets import Button, DataTable
 
 from conftest import Deployed, run_cli
 from ecmptui.targets import dashboard_read_only
+from tui import until
 
 pytestmark = pytest.mark.lab
 NO_API = {"METAL_AUTH_TOKEN": "", "PACKET_AUTH_TOKEN": ""}
@@ -161,18 +163,12 @@ async def test_provision_screen_checks_static_nodes(static_cfg: Path) -> None:
         Cockpit(settings, read_only=dashboard_read_only(settings)), rate=20, start_mode="provision"
     )
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(50):  # bounded: until the Provision screen is mounted
-            if app.screen.query("#btn-provision"):
-                break
-            await pilot.pause(0.05)
-        assert str(app.screen.query_one("#btn-provision").label) == "Check nodes"
+        await until(pilot, lambda: app.screen.query("#btn-provision"), "the Provision screen")
+        assert str(app.screen.query_one("#btn-provision", Button).label) == "Check nodes"
         await pilot.click("#btn-provision")
-        dev = app.screen.query_one("#devices")
-        for _ in range(200):  # bounded: the check runs over SSH to both nodes, then probes
-            if dev.row_count == 3:
-                break
-            await pilot.pause(0.1)
-        assert dev.row_count == 3
+        dev = app.screen.query_one("#devices", DataTable)
+        # the check runs over SSH to both nodes, then probes
+        await until(pilot, lambda: dev.row_count == 3, "three rows", timeout=20)
         assert "Established" in str(dev.get_cell("tnode1", "detail"))
         assert "✓" in str(dev.get_cell("tnode2", "icon"))
         assert "✓" in str(dev.get_cell("service", "icon"))  # and the service end to end

@@ -257,7 +257,7 @@ class NodePool:
         lock = self._locks.setdefault(rec.name, asyncio.Lock())
         async with lock:
             node = self.nodes.get(rec.name)
-            if node is not None and not node.shell.usable:  # e.g. a cancelled command
+            if node is not None and not node.usable:  # e.g. a cancelled command
                 await node.close()
                 node = None
             if node is None or node.host != rec.mgmt_address:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -196,12 +197,23 @@ class DeploymentStatus:
         return out
 
 
+class EventKind(enum.StrEnum):
+    """What a status change is about."""
+
+    NODE = "node"  # a node first seen (its first answer)
+    BGP = "bgp"  # a BGP session's state
+    EIP = "eip"  # announced / withdrawn by the operator
+    API = "api"  # the provider API's view of the sessions
+    HEALTH = "health"  # the node's own health check
+    ROUTER = "router"  # the fabric's next hops for the EIP
+
+
 @dataclass(frozen=True)
 class StatusEvent:
-    """One change between two snapshots. `kind`: node (first seen), bgp, eip, api, health,
-    router. `old`/`new` are the values before and after (strings, for the log)."""
+    """One change between two snapshots. `old`/`new` are the values before and after
+    (strings, for the log)."""
 
-    kind: str
+    kind: EventKind
     node: str | None
     old: str | None
     new: str
@@ -221,13 +233,13 @@ def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEven
         if n.bgp_state == WAITING:  # a placeholder until the node's first answer: no news
             continue
         if prev is None or prev.bgp_state == WAITING:
-            events.append(StatusEvent("node", n.name, None, n.bgp_state, at=seen))
+            events.append(StatusEvent(EventKind.NODE, n.name, None, n.bgp_state, at=seen))
             continue
         # both answered: one event per session that changed, naming its router
         old_peers = {p.protocol: p for p in prev.peers}
         sessions = [
             StatusEvent(
-                "bgp",
+                EventKind.BGP,
                 n.name,
                 q.bgp_state,
                 p.bgp_state,
@@ -243,23 +255,33 @@ def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEven
             # BIRD knows when its session changed; an unanswered poll is known when seen
             at = _when(n.since, prev.updated, seen) if n.answering else seen
             events.append(
-                StatusEvent("bgp", n.name, prev.bgp_state, n.bgp_state, n.last_error, at=at)
+                StatusEvent(EventKind.BGP, n.name, prev.bgp_state, n.bgp_state, n.last_error, at=at)
             )
         if prev.withdrawn != n.withdrawn:
             events.append(
                 StatusEvent(
-                    "eip", n.name, eip_label(prev.withdrawn), eip_label(n.withdrawn), at=seen
+                    EventKind.EIP,
+                    n.name,
+                    eip_label(prev.withdrawn),
+                    eip_label(n.withdrawn),
+                    at=seen,
                 )
             )
         if prev.api_status != n.api_status:
-            events.append(StatusEvent("api", n.name, prev.api_status, n.api_status, at=seen))
+            events.append(
+                StatusEvent(EventKind.API, n.name, prev.api_status, n.api_status, at=seen)
+            )
         h_old = prev.health.state if prev.health else None
         h_new = n.health.state if n.health else None
         if h_new is not None and h_old != h_new:
             since = n.health.since if n.health else None
             events.append(
                 StatusEvent(
-                    "health", n.name, h_old, h_new, at=since if isinstance(since, float) else seen
+                    EventKind.HEALTH,
+                    n.name,
+                    h_old,
+                    h_new,
+                    at=since if isinstance(since, float) else seen,
                 )
             )
     if old is not None and new.router is not None:
@@ -267,7 +289,7 @@ def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEven
         if old_nodes != new.router.nodes:
             events.append(
                 StatusEvent(
-                    "router",
+                    EventKind.ROUTER,
                     None,
                     ", ".join(old_nodes or []) or None,
                     ", ".join(new.router.nodes) or "none",

@@ -209,6 +209,11 @@ class Node:
             ) from exc
         return cls(name, index, host, layout, conn, shell)
 
+    @property
+    def usable(self) -> bool:
+        """Whether the connection can take another command (a cancelled one spoils it)."""
+        return self.shell.usable
+
     async def close(self) -> None:
         self.shell.close()
         self.conn.close()

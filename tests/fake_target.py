@@ -1,0 +1,394 @@
+"""An in-process target for fast tests of the app, the screens, the cockpit, the timeline,
+the export and the served session: it implements the deployment port (`Target`,
+`Deployment`, `RouterView`) with deterministic nodes, sessions and faults, and answers the
+prober on loopback with the name of a node that announces (round robin), as the fabric's
+ECMP would. The real code runs on top of it: the status poller and `gather`, `operate` and
+the node faults (their shell commands are interpreted by `FakeNode.run`).
+
+The lab tests stay the acceptance tests of the real path; this is beside them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shlex
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from ecmptui import config
+from ecmptui.cockpit import Cockpit
+from ecmptui.config import Settings
+from ecmptui.deployment.port import Capabilities, Deployment, Target, TargetKind
+from ecmptui.deployment.records import Inventory, NodeRecord
+from ecmptui.deployment.status import CoreView, RouterStatus
+from ecmptui.node import bird
+from ecmptui.node.remote_shell import Result
+from ecmptui.node.server import Layout, Node, NodeError, NodeFailure
+
+ROUTERS = {"core1": "169.254.255.1", "core2": "169.254.255.2"}
+EIP = "203.0.113.10"
+SINCE = "2026-11-26 18:10:12.459"
+
+
+@dataclass
+class FakeServer:
+    """One simulated server: its BIRD, nginx, the EIP's announcement and its faults."""
+
+    name: str
+    index: int
+    bird: str = "running"  # running | killed | frozen
+    nginx: bool = True
+    withdrawn: bool = False
+    sessions_up: bool = True  # `node shutdown` takes them down
+    isolated: bool = False
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"198.18.{10 + self.index}.2"
+
+    def established(self, router: str, fleet: Fleet) -> bool:
+        return (
+            self.bird == "running"
+            and self.sessions_up
+            and not self.isolated
+            and fleet.routers[router] == "running"
+        )
+
+    def announcing(self, fleet: Fleet) -> bool:
+        return not self.withdrawn and any(self.established(r, fleet) for r in ROUTERS)
+
+
+class Fleet:
+    """The simulated deployment: servers and the two core routers."""
+
+    def __init__(self, nodes: int = 2, prefix: str = "ecmp-node") -> None:
+        self.servers = {f"{prefix}{i}": FakeServer(f"{prefix}{i}", i) for i in range(1, nodes + 1)}
+        self.routers = dict.fromkeys(ROUTERS, "running")  # running | killed | frozen | isolated
+        self._turn = itertools.count()
+        self.lock = threading.Lock()
+
+    def answering(self) -> list[FakeServer]:
+        """The servers the fabric forwards to: announcing, nginx up."""
+        return [s for s in self.servers.values() if s.announcing(self)]
+
+    def answer(self) -> str | None:
+        """Who answers the next request (None: nobody; the request fails)."""
+        with self.lock:
+            live = self.answering()
+            if not live:
+                return None
+            server = live[next(self._turn) % len(live)]
+            return server.name if server.nginx else None
+
+
+class FakeNode(Node):
+    """A `Node` whose shell is a `FakeServer`: the commands ecmptui runs over SSH act on it."""
+
+    def __init__(self, server: FakeServer, fleet: Fleet) -> None:  # no SSH: nothing to open
+        self.name, self.index, self.host, self.layout = server.name, server.index, "", Layout()
+        self.server, self.fleet = server, fleet
+
+    @property
+    def usable(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        pass
+
+    async def run(
+        self, *argv: str, input: str | None = None, check: bool = True, timeout: float = 30.0
+    ) -> Result:
+        res = self._run(list(argv), input)
+        if check and res.exit_status != 0:
+            raise NodeError(f"{self.name}: {shlex.join(argv)} failed: {res.stdout}")
+        return res
+
+    def _run(self, argv: list[str], stdin: str | None) -> Result:
+        s, files = self.server, self.server.files
+        ok, no = Result(0, ""), Result(1, "")
+        match argv:
+            case ["cat", path]:
+                return Result(0, files[path]) if path in files else no
+            case ["test", "-e", path]:
+                return ok if path in files else no
+            case ["mkdir", *_] | ["systemctl", "daemon-reload"]:
+                return ok
+            case ["touch", path]:
+                files.setdefault(path, "")
+                return ok
+            case ["rm", "-f", *paths]:
+                for p in paths:
+                    files.pop(p, None)
+                return ok
+            case ["sh", "-c", script, "sh", entry, path] if ">>" in script:
+                if "grep" not in script or entry not in files.get(path, "").split():
+                    files[path] = files.get(path, "") + entry + "\n"
+                return ok
+            case ["sed", "-i", expr, path]:
+                entry = expr.strip("/d").strip("^$")
+                files[path] = "".join(f"{e}\n" for e in files.get(path, "").split() if e != entry)
+                return ok
+            case ["nft", "-f", "-"]:
+                s.isolated = True
+                return ok
+            case ["nft", "delete", "table", *_]:
+                was, s.isolated = s.isolated, False
+                return ok if was else no
+            case ["grep", "-q", _, _]:  # is BIRD's main process stopped?
+                return ok if s.bird == "frozen" else no
+            case ["systemctl", *args]:
+                return self._systemctl(args)
+            case ["birdc", "-s", _, *args]:
+                return self._birdc(args)
+        return Result(127, f"fake node: {shlex.join(argv)}: not simulated")
+
+    def _systemctl(self, args: list[str]) -> Result:
+        s = self.server
+        match args:
+            case ["kill", "-s", "KILL", "bird"]:
+                s.bird = "killed"
+            case ["kill", "-s", "STOP", _, "bird"]:
+                s.bird = "frozen"
+            case ["kill", "-s", "CONT", _, "bird"]:
+                s.bird = "running"
+            case ["stop", "nginx"]:
+                s.nginx = False
+            case ["start", "nginx"]:
+                s.nginx = True
+            case ["show", "-p", "MainPID", "--value", "bird"]:
+                return Result(0, "4242" if s.bird != "killed" else "0")
+            case ["is-active", "--quiet", unit]:
+                return Result(0 if unit == "nginx" and s.nginx else 3, "")
+            case _:
+                return Result(1, f"fake node: systemctl {' '.join(args)}: not simulated")
+        return Result(0, "")
+
+    def _birdc(self, args: list[str]) -> Result:
+        s = self.server
+        if s.bird != "running":
+            return Result(1, "Unable to connect to server control socket")
+        match args:
+            case ["show", "status"]:
+                return Result(0, "BIRD 2.0.12\nDaemon is up and running\n")
+            case ["enable" | "disable" as verb, "eip"]:
+                s.withdrawn = verb == "disable"
+                return Result(0, f"eip: {verb}d\n")
+            case ["enable" | "disable" as verb, _peer]:
+                s.sessions_up = verb == "enable"
+                return Result(0, f"{_peer}: {verb}d\n")
+        return Result(1, f"fake node: birdc {' '.join(args)}: not simulated")
+
+    async def write(
+        self, path: str, text: str, mode: str = "0644", dir_group: bool = False
+    ) -> None:
+        self.server.files[path] = text
+
+    async def _start_bird(self) -> None:
+        self.server.bird = "running"
+
+    async def protocols(self) -> list[bird.ProtocolInfo]:
+        if self.server.bird != "running":
+            raise NodeError(f"{self.name}: BIRD is not running", NodeFailure.BIRD_DOWN)
+        out = []
+        for name, addr in ROUTERS.items():
+            up = self.server.established(name, self.fleet)
+            state = "Established" if up else ("Idle" if not self.server.sessions_up else "Active")
+            exported = 1 if up and not self.server.withdrawn else 0
+            out.append(
+                bird.ProtocolInfo(
+                    f"peer{name[-1]}", "BGP", "---", "up" if up else "start", SINCE, state,
+                    bgp_state=state, neighbor_address=addr, hold_timer="2.5/3" if up else None,
+                    channels=[bird.ChannelInfo("ipv4", "UP" if up else "DOWN", 0, exported)],
+                )
+            )  # fmt: skip
+        return out
+
+    async def bfd_sessions(self) -> list[tuple[str, str]]:
+        return []
+
+    async def has_eip(self, eip: str) -> bool:
+        return True
+
+
+class FakeRouters:
+    """The two cores and the fabric as the port's `RouterView` sees them."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def names(self) -> list[str]:
+        return list(ROUTERS)
+
+    def next_hops(self, prefix: str) -> list[str]:
+        return [s.address for s in self.fleet.answering()]
+
+    def ecmp_mode(self) -> str:
+        return "hash"
+
+    def status(self, inv: Inventory) -> RouterStatus:
+        live = self.fleet.answering()
+        cores = [
+            CoreView(
+                r, addr, self.fleet.routers[r],
+                [s.name for s in self.fleet.servers.values()
+                 if s.established(r, self.fleet) and not s.withdrawn],
+            )
+            for r, addr in ROUTERS.items()
+        ]  # fmt: skip
+        return RouterStatus([s.address for s in live], [s.name for s in live], cores)
+
+    def set_weight(self, gateway: str, weight: int | None) -> None:
+        raise NodeError("the fake fabric hashes: no weights")
+
+    def inject_fault(self, router: str, fault: str) -> None:
+        self.fleet.routers[router] = {"kill-bird": "killed", "freeze-bird": "frozen"}.get(
+            fault, "isolated"
+        )
+
+    def restore(self, router: str) -> list[str]:
+        was, self.fleet.routers[router] = self.fleet.routers[router], "running"
+        return [] if was == "running" else [was]
+
+    def fib_watch(self, eip: str) -> FakeFibWatch:
+        return FakeFibWatch()
+
+
+class FakeFibWatch:
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def first_change_after(self, t: float) -> float | None:
+        return None
+
+
+class FakeTarget(Target):
+    """A target that owns its machines and routers, like the lab, but in this process."""
+
+    kind = TargetKind.LAB
+    caps = Capabilities(faults=True, router_view=True, api=False, read_only_default=False)
+
+    def __init__(self, settings: Settings, fleet: Fleet, url: str) -> None:
+        super().__init__(settings)
+        self.fleet, self.url = fleet, url
+
+    def label(self) -> str:
+        return "fake lab"
+
+    def routers(self) -> FakeRouters:
+        return FakeRouters(self.fleet)
+
+    def open(self) -> Deployment:
+        return FakeDeployment(self.settings, self)
+
+
+class FakeDeployment:
+    """The deployment port over the fleet (no API: like a static target, but faults)."""
+
+    def __init__(self, settings: Settings, target: FakeTarget) -> None:
+        self._settings, self._target = settings, target
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def target(self) -> Target:
+        return self._target
+
+    @property
+    def client(self) -> None:
+        return None
+
+    def inventory(self) -> Inventory:
+        nodes = [
+            NodeRecord(s.name, s.index, f"dev-{s.index}", f"127.0.0.{s.index + 1}",
+                       s.address, f"198.18.{10 + s.index}.1", "active", list(ROUTERS.values()))
+            for s in self._target.fleet.servers.values()
+        ]  # fmt: skip
+        return Inventory("fake", EIP, "eip-1", nodes)
+
+    async def ainventory(self) -> Inventory:
+        return self.inventory()
+
+    def inventory_or_last(self, warn: Callable[[str], None]) -> Inventory:
+        return self.inventory()
+
+    async def connect(self, rec: NodeRecord) -> Node:
+        return FakeNode(self._target.fleet.servers[rec.name], self._target.fleet)
+
+    @asynccontextmanager
+    async def node(self, rec: NodeRecord) -> AsyncIterator[Node]:
+        yield await self.connect(rec)
+
+    def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
+        return self._target.url, None
+
+    async def reboot(self, rec: NodeRecord, timeout: float = 90.0) -> float:
+        raise NodeError("the fake target has no API to reboot through")
+
+    def forget_host(self, address: str) -> None:
+        pass
+
+
+class _Backend(BaseHTTPRequestHandler):
+    fleet: Fleet
+
+    def do_GET(self) -> None:
+        name = self.fleet.answer()
+        if name is None:  # nobody announces, or its nginx is down: refused, as a router would
+            self.send_error(503)
+            return
+        body = f"{name}\n".encode()
+        self.send_response(200)
+        self.send_header("X-Served-By", name)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class FakeLab:
+    """The fleet, its HTTP front on loopback, and cockpits on it (use as a context)."""
+
+    def __init__(self, tmp_path: Path, nodes: int = 2) -> None:
+        self.fleet = Fleet(nodes)
+        handler = type("Backend", (_Backend,), {"fleet": self.fleet})
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/"
+        cfg = tmp_path / "fake.toml"
+        cfg.write_text('target = "lab"\nlab = "fake"\n')
+        self.settings = config.load(cfg, env={})
+        self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeLab:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+    def target(self) -> FakeTarget:
+        return FakeTarget(self.settings, self.fleet, self.url)
+
+    def cockpit(self, read_only: bool = False) -> Cockpit:
+        return Cockpit(self.settings, read_only=read_only, target=self.target())
+
+    def server(self, name: str) -> FakeServer:
+        return self.fleet.servers[name]
+
+
+async def settle() -> None:
+    """Let the fake's threads answer (one loop turn)."""
+    await asyncio.sleep(0)

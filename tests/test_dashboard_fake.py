@@ -1,0 +1,181 @@
+"""The dashboard end to end on the in-process fake target (no root, no lab): the real app,
+status poller, gather, operate, node faults and prober, on simulated servers and routers.
+The lab tests (test_app_pilot, ...) check the same on real machines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from ecmptui.app import EcmpApp
+from fake_target import FakeLab
+from tui import drawn, node_of, seen, until
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeLab]:
+    with FakeLab(tmp_path) as lab:
+        yield lab
+
+
+def recent(app: EcmpApp, seconds: float) -> set[str | None]:
+    """Who answered in the last `seconds` (up to the newest sample)."""
+    samples = list(app.traffic.samples)
+    if not samples:
+        return set()
+    end = samples[-1].t
+    return {s.backend for s in samples if s.t > end - seconds}
+
+
+async def select(app: EcmpApp, node: str) -> None:
+    table = app.screen.query_one("#nodes", DataTable)
+    table.move_cursor(row=table.get_row_index(node))
+
+
+async def test_withdraw_and_announce_from_the_keys(fake: FakeLab) -> None:
+    app = EcmpApp(fake.cockpit(), rate=100)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: {"ecmp-node1", "ecmp-node2"} <= recent(app, 1), "both answer")
+        await select(app, "ecmp-node2")
+        await pilot.press("w")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", "the question")
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: app.traffic.timeline and app.traffic.timeline[-1].settled,
+            "the withdraw measured",
+        )
+        rec = app.traffic.timeline[-1]
+        assert (rec.node, rec.action, rec.outcome) == ("ecmp-node2", "withdraw", "done")
+        assert fake.server("ecmp-node2").withdrawn
+        assert recent(app, 0.5) == {"ecmp-node1"}
+        await until(pilot, lambda: rec.summary() in drawn(app), "the result in the timeline")
+        await until(
+            pilot,
+            lambda: (n := seen(app, "ecmp-node2")) and n.withdrawn,
+            "the status shows the withdraw",
+        )
+        await pilot.press("a")  # announce: no question
+        await until(pilot, lambda: "ecmp-node2" in recent(app, 0.5), "ecmp-node2 answering again")
+        assert not fake.server("ecmp-node2").withdrawn
+        await pilot.press("q")
+    assert app.stream is None  # the prober was stopped on quit
+
+
+async def test_a_fault_shows_in_status_and_restore_undoes_it(fake: FakeLab) -> None:
+    app = EcmpApp(fake.cockpit(), rate=50)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.status and len(app.status.nodes) == 2, "the status")
+        await select(app, "ecmp-node1")
+        await pilot.press("k")  # kill BIRD: asks first
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", "the question")
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: (n := seen(app, "ecmp-node1")) and n.bgp_state == "not running",
+            "BIRD not running",
+        )
+        assert app.status is not None
+        assert node_of(app, "ecmp-node1").faults == ["kill-bird"]
+        await pilot.press("b")
+        await until(pilot, lambda: "not running" in drawn(app), "the BGP screen says so")
+        await pilot.press("t")
+        await select(app, "ecmp-node1")
+        await pilot.press("r")
+        await until(
+            pilot,
+            lambda: (n := seen(app, "ecmp-node1")) and n.established,
+            "Established again",
+        )
+        assert node_of(app, "ecmp-node1").faults == []
+        assert fake.server("ecmp-node1").bird == "running"
+        await pilot.press("q")
+
+
+async def test_a_router_fault_is_not_every_node_down(fake: FakeLab) -> None:
+    app = EcmpApp(fake.cockpit(), rate=50, start_mode="bgp")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.screen.query("#rt-core2-kill-bird"), "the router buttons")
+        await pilot.click("#rt-core2-kill-bird")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", "the question")
+        await pilot.press("enter")
+        await until(pilot, lambda: "Established 1/2" in drawn(app), "one router of two")
+        assert app.status is not None
+        assert all(n.announced for n in app.status.nodes)
+        await pilot.click("#rt-core2-restore")
+        await until(pilot, lambda: fake.fleet.routers["core2"] == "running", "core2 restored")
+        await pilot.press("q")
+
+
+async def test_read_only_refuses_every_change_and_says_so(fake: FakeLab) -> None:
+    app = EcmpApp(fake.cockpit(read_only=True), rate=50)
+    notes: list[str] = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.status and len(app.status.nodes) == 2, "the status")
+        await until(pilot, lambda: app.screen.query_one("#nodes", DataTable).row_count == 2, "rows")
+        app.notify = lambda msg, **kw: notes.append(msg)  # type: ignore[method-assign]
+        await select(app, "ecmp-node2")
+        await pilot.press("w")
+        await select(app, "ecmp-node1")
+        await pilot.press("i")
+        await pilot.press("b")
+        await until(pilot, lambda: app.screen.query("#rt-core1-isolate"), "the router buttons")
+        await pilot.click("#rt-core1-isolate")
+        await until(pilot, lambda: len(notes) == 3, "three refusals")
+        assert notes == [
+            "read-only session: withdraw ecmp-node2 is not allowed",
+            "read-only session: isolate ecmp-node1 is not allowed",
+            "read-only session: isolate core1 is not allowed",
+        ]
+        assert list(app.traffic.timeline) == []
+        assert not any(s.withdrawn or s.isolated for s in fake.fleet.servers.values())
+        assert fake.fleet.routers == {"core1": "running", "core2": "running"}
+        await pilot.press("q")
+
+
+async def test_a_health_withdraw_lands_on_the_timeline(fake: FakeLab) -> None:
+    """A node's own health check withdrawing it is on the timeline, measured from when the
+    check changed (the status carries the checker's state file)."""
+    app = EcmpApp(fake.cockpit(), rate=50)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.status and len(app.status.nodes) == 2, "the status")
+        server = fake.server("ecmp-node2")
+        state = {"state": "up", "since": app.wall(), "interval_ms": 100, "fall": 3}
+        server.files["/var/lib/ecmptui/health.json"] = json.dumps(state)
+        await until(pilot, lambda: (n := seen(app, "ecmp-node2")) and n.health, "health seen")
+        server.files["/var/lib/ecmptui/health.json"] = json.dumps(
+            {**state, "state": "down", "since": app.wall()}
+        )
+        server.withdrawn = True
+        await until(
+            pilot,
+            lambda: any(r.source == "health" for r in app.traffic.timeline),
+            "the health withdraw on the timeline",
+        )
+        rec = next(r for r in app.traffic.timeline if r.source == "health")
+        assert (rec.node, rec.action) == ("ecmp-node2", "withdraw")
+        await pilot.press("q")
+
+
+async def test_export_writes_the_timeline_and_the_log(fake: FakeLab, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    app = EcmpApp(fake.cockpit(), rate=50, export_dir=str(out))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: len(app.events) >= 2, "the first log lines")
+        await select(app, "ecmp-node1")
+        await pilot.press("a")
+        await until(
+            pilot,
+            lambda: app.traffic.timeline and app.traffic.timeline[-1].outcome == "done",
+            "the announce",
+        )
+        await pilot.press("q")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["bgp-log.jsonl", "bgp-log.md", "timeline.jsonl", "timeline.md"], names
+    rows = [json.loads(line) for line in (out / "timeline.jsonl").read_text().splitlines()]
+    assert [(r["node"], r["action"]) for r in rows] == [("ecmp-node1", "announce")]
+    assert "ecmp-node1: BIRD Established" in (out / "bgp-log.md").read_text()
