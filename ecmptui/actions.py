@@ -1,13 +1,49 @@
-"""Every action an operator can take on one node, in one table (no I/O).
+"""Every action an operator can take on a node or a core router, in one table: what each
+is, what it does and what undoes it.
 
-The CLI's `node` subcommands, the dashboard's buttons and command palette, and the drills
-all read this table; `deployment.operate.perform` is the one place that runs an action.
+The CLI's `node` and `router` subcommands, the dashboard's keys, buttons and command
+palette, the served feed and the drills all read this table; `deployment.operate` runs an
+action by calling what its entry holds (nothing dispatches on an action's name).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ecmptui.node import faults
+
+if TYPE_CHECKING:  # a node is an SSH session: asyncssh loads when one is opened
+    from ecmptui.node.server import Node
+
+NodeStep = Callable[["Node"], Awaitable[str]]  # runs on an open node; says what it did
+
+
+async def _withdraw(node: Node) -> str:
+    await node.withdraw()
+    return "stopped announcing the EIP (BGP session stays up)"
+
+
+async def _announce(node: Node) -> str:
+    await node.announce()
+    return "announcing the EIP again"
+
+
+async def _shutdown(node: Node) -> str:
+    await node.shutdown()
+    return "BGP session(s) shut down"
+
+
+async def _start(node: Node) -> str:
+    await node.start()
+    return "BGP session(s) started"
+
+
+async def _restore(node: Node) -> str:
+    undone = await faults.restore(node)
+    return f"restored ({', '.join(undone)})" if undone else "nothing to restore"
 
 
 class Kind(enum.Enum):
@@ -31,6 +67,9 @@ class Action:
     out_of_service: bool = True
     operator_only: bool = True  # every action changes something: never for viewers
     key: str | None = None  # the Traffic screen's key for the selected node
+    run: NodeStep | None = None  # what it does over SSH (None: through the API, a device)
+    # the service fails while BIRD keeps announcing: a node's own health check withdraws it
+    health_catches: bool = False
 
     @property
     def confirm(self) -> bool:
@@ -53,6 +92,7 @@ ACTIONS: dict[str, Action] = {
             "stop announcing the EIP; the BGP session stays up",
             undo="announce",
             key="w",
+            run=_withdraw,
         ),
         Action(
             "announce",
@@ -62,6 +102,7 @@ ACTIONS: dict[str, Action] = {
             "announce the EIP again",
             out_of_service=False,
             key="a",
+            run=_announce,
         ),
         Action(
             "shutdown",
@@ -71,6 +112,7 @@ ACTIONS: dict[str, Action] = {
             "take the node's BGP session(s) down",
             undo="start",
             key="s",
+            run=_shutdown,
         ),
         Action(
             "start",
@@ -80,6 +122,7 @@ ACTIONS: dict[str, Action] = {
             "bring the node's BGP session(s) up",
             out_of_service=False,
             key="S",
+            run=_start,
         ),
         Action(
             "kill-bird",
@@ -89,6 +132,7 @@ ACTIONS: dict[str, Action] = {
             "BIRD killed with SIGKILL (systemd does not restart it until restore)",
             undo="restore",
             key="k",
+            run=faults.kill_bird,
         ),
         Action(
             "freeze-bird",
@@ -98,6 +142,7 @@ ACTIONS: dict[str, Action] = {
             "BIRD stopped with SIGSTOP: its sessions stall silently",
             undo="restore",
             key="f",
+            run=faults.freeze_bird,
         ),
         Action(
             "isolate",
@@ -107,6 +152,7 @@ ACTIONS: dict[str, Action] = {
             "the node drops everything on its uplink (nftables), mgmt stays reachable",
             undo="restore",
             key="i",
+            run=faults.isolate,
         ),
         Action(
             "stop-nginx",
@@ -116,6 +162,8 @@ ACTIONS: dict[str, Action] = {
             "nginx stopped while BIRD keeps announcing",
             undo="restore",
             key="n",
+            run=faults.stop_nginx,
+            health_catches=True,
         ),
         Action(
             "restore",
@@ -125,6 +173,7 @@ ACTIONS: dict[str, Action] = {
             "undo every fault on the node",
             out_of_service=False,
             key="r",
+            run=_restore,
         ),
         Action(
             "reboot",
@@ -155,6 +204,34 @@ def available(faults: bool, api: bool) -> list[Action]:
     return out
 
 
+class CoreRouters(Protocol):
+    """What router actions act on: the core routers of a target that owns them (the lab)."""
+
+    def kill_bird(self, router: str) -> None: ...
+
+    def freeze_bird(self, router: str) -> None: ...
+
+    def isolate(self, router: str) -> None: ...
+
+    def restore(self, router: str) -> list[str]: ...
+
+
+RouterStep = Callable[[CoreRouters, str], str]  # runs on a router; says what it did
+
+
+def _router_fault(fault: str, inject: Callable[[CoreRouters, str], None]) -> RouterStep:
+    def run(routers: CoreRouters, router: str) -> str:
+        inject(routers, router)
+        return f"fault {fault} injected (undo: ecmptui router restore {router})"
+
+    return run
+
+
+def _router_restore(routers: CoreRouters, router: str) -> str:
+    undone = routers.restore(router)
+    return f"restored ({', '.join(undone)})" if undone else "nothing to restore"
+
+
 @dataclass(frozen=True)
 class RouterAction:
     """A lab-only action on one of the two core routers."""
@@ -163,6 +240,7 @@ class RouterAction:
     title: str  # "Kill BIRD on" + router name
     button: str
     help: str
+    run: RouterStep
     fault: bool = True  # it breaks the router (the dashboard asks first); else: restore
 
 
@@ -174,18 +252,29 @@ ROUTER_ACTIONS: dict[str, RouterAction] = {
             "Kill BIRD on",
             "Kill",
             "the router's BIRD killed (and kept down until restore)",
+            _router_fault("kill-bird", lambda r, name: r.kill_bird(name)),
         ),
         RouterAction(
             "freeze-bird",
             "Freeze BIRD on",
             "Freeze",
             "the router's BIRD stopped with SIGSTOP: its sessions stall silently",
+            _router_fault("freeze-bird", lambda r, name: r.freeze_bird(name)),
         ),
         RouterAction(
-            "isolate", "Isolate", "Isolate", "the router drops everything on its fabric link"
+            "isolate",
+            "Isolate",
+            "Isolate",
+            "the router drops everything on its fabric link",
+            _router_fault("isolate", lambda r, name: r.isolate(name)),
         ),
         RouterAction(
-            "restore", "Restore", "Restore", "undo every fault on the router", fault=False
+            "restore",
+            "Restore",
+            "Restore",
+            "undo every fault on the router",
+            _router_restore,
+            fault=False,
         ),
     ]
 }

@@ -427,16 +427,16 @@ def cmd_node(args: argparse.Namespace) -> int:
     from ecmptui.deployment import operate
 
     d = _deployment(args)
-    name = args.fault if args.action == "fault" else args.action
-    operate.check_allowed(d, operate.lookup(name))  # refuse before looking anything up
-    with _writer(args, d, f"node {name} {args.name}"):
-        if operate.lookup(name).kind is Kind.DEVICE or d.client is None:
+    action = operate.lookup(args.fault if args.action == "fault" else args.action)
+    operate.check_allowed(d, action)  # refuse before looking anything up
+    with _writer(args, d, f"node {action.name} {args.name}"):
+        if action.kind is Kind.DEVICE:
             inv = d.inventory()
         else:  # SSH-only: works through an API outage with the last known inventory
             inv = d.inventory_or_last(lambda msg: print(f"ecmptui: note: {msg}", file=sys.stderr))
         rec = inv.node(args.name)
         outcome = asyncio.run(
-            operate.perform(d, rec, name, reboot_timeout=getattr(args, "timeout", 90.0))
+            operate.perform(d, rec, action, reboot_timeout=getattr(args, "timeout", 90.0))
         )
     print(f"{rec.name}: {outcome}")
     return 0

@@ -204,24 +204,23 @@ class Cockpit:
         return self._locked("deprovision", deprovision(self.api_deployment()))
 
     async def act(
-        self, node_name: str, action: str, on_effect: Callable[[float], None] | None = None
+        self, node_name: str, action: Action, on_effect: Callable[[float], None] | None = None
     ) -> str:
-        """Run a registry action on one node (`deployment.operate.perform`), over the pooled
-        connection when there is one. `on_effect(t)`: the moment the action takes effect."""
-        self._guard(f"{action} {node_name}")
+        """Run a registry action on one node (`deployment.operate.perform`) on a connection
+        of its own. `on_effect(t)`: the moment the action takes effect."""
+        self._guard(f"{action.name} {node_name}")
         from ecmptui.deployment import operate
 
         d = self.deployment()
-        kind = operate.lookup(action).kind
-        operate.check_allowed(d, operate.lookup(action))
-        if kind is Kind.DEVICE or d.client is None:
+        operate.check_allowed(d, action)
+        if action.kind is Kind.DEVICE:
             inv = await d.ainventory()
         else:  # SSH-only: works through an API outage with the last known inventory
             inv = await asyncio.to_thread(d.inventory_or_last, self.warn)
         rec = inv.node(node_name)
         # a connection of its own: an action never queues behind a status poll (which may
         # be stuck on a frozen BIRD)
-        with self.writer(f"{action} {rec.name}"):
+        with self.writer(f"{action.name} {rec.name}"):
             return f"{rec.name}: " + await operate.perform(d, rec, action, on_effect=on_effect)
 
     async def drain(

@@ -246,10 +246,14 @@ class FakeRouters:
     def set_weight(self, gateway: str, weight: int | None) -> None:
         raise NodeError("the fake fabric hashes: no weights")
 
-    def inject_fault(self, router: str, fault: str) -> None:
-        self.fleet.routers[router] = {"kill-bird": "killed", "freeze-bird": "frozen"}.get(
-            fault, "isolated"
-        )
+    def kill_bird(self, router: str) -> None:
+        self.fleet.routers[router] = "killed"
+
+    def freeze_bird(self, router: str) -> None:
+        self.fleet.routers[router] = "frozen"
+
+    def isolate(self, router: str) -> None:
+        self.fleet.routers[router] = "isolated"
 
     def restore(self, router: str) -> list[str]:
         was, self.fleet.routers[router] = self.fleet.routers[router], "running"

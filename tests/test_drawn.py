@@ -11,6 +11,7 @@ from typing import Any, Never
 import pytest
 from textual.widgets import DataTable, Input
 
+from ecmptui.actions import Action
 from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.screens.chart import GLYPHS, PALETTE, style_for
 from ecmptui.screens.traffic import TrafficScreen
@@ -123,8 +124,8 @@ async def test_destructive_keys_ask_and_enter_or_escape_answer(tmp_path: Path) -
         app.publish()
         await pilot.pause()
 
-        async def act(node: str, action: str, on_effect: Any = None) -> str:
-            ran.append((node, action))
+        async def act(node: str, action: Action, on_effect: Any = None) -> str:
+            ran.append((node, action.name))
             return "done"
 
         app.cockpit.act = act  # type: ignore[method-assign,assignment]

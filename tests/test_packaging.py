@@ -101,3 +101,24 @@ def test_lab_image_prune_removes_only_stale_images(tmp_path: Path) -> None:
     assert sorted(proc.stdout.split()) == sorted(["removed", "removed", *map(str, stale)])
     assert current.exists() and unrelated.exists()
     assert not any(p.exists() for p in stale)
+
+
+def test_every_package_of_the_checkout_is_installed() -> None:
+    """A new folder under ecmptui/ that pyproject's package list forgets would be missing
+    from a user's (non-editable) install while the checkout works."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    import os
+
+    found = {  # screens/ and styles/ are linked in: follow the links
+        ".".join(Path(d).relative_to(root).parts)
+        for d, _, files in os.walk(root / "ecmptui", followlinks=True)
+        if "__init__.py" in files
+    }
+    assert found == listed
+    for name in found:  # and the installed package has each of them
+        assert importlib.util.find_spec(name) is not None, name

@@ -62,7 +62,7 @@ class Operations:
     async def _act(self, node: str, action: Action) -> None:
         cockpit = self.app.cockpit
         await self._recorded(
-            node, action.name, lambda eff: cockpit.act(node, action.name, on_effect=eff)
+            node, action.name, lambda eff: cockpit.act(node, action, on_effect=eff)
         )
 
     def router_action(self, router: str, name: str) -> None:

@@ -10,23 +10,17 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
-from ecmptui.actions import ACTIONS, ROUTER_ACTIONS, Action, Kind
+from ecmptui.actions import ACTIONS, ROUTER_ACTIONS, Action, Kind, RouterAction
 from ecmptui.errors import EcmpError
 from ecmptui.node import faults
-from ecmptui.node.server import Node
 
 if TYPE_CHECKING:
     from ecmptui.deployment.port import Deployment
     from ecmptui.deployment.records import NodeRecord
+    from ecmptui.node.server import Node
 
 log = logging.getLogger(__name__)
-NodeOpener = Callable[["NodeRecord"], AbstractAsyncContextManager[Node]]
-DONE = {
-    "withdraw": "stopped announcing the EIP (BGP session stays up)",
-    "announce": "announcing the EIP again",
-    "shutdown": "BGP session(s) shut down",
-    "start": "BGP session(s) started",
-}
+NodeOpener = Callable[["NodeRecord"], AbstractAsyncContextManager["Node"]]
 
 
 def lookup(name: str) -> Action:
@@ -52,60 +46,49 @@ def check_allowed(d: Deployment, action: Action) -> None:
 
 async def on_node(node: Node, action: Action) -> str:
     """Run an SSH-level action (node, fault, restore) on an open node; its outcome."""
-    if action.kind is Kind.FAULT:
-        await faults.inject_fault(node, action.name)
-        return f"fault {action.name} injected (undo: ecmptui node restore {node.name})"
-    if action.kind is Kind.RESTORE:
-        undone = await faults.restore(node)
-        return f"restored ({', '.join(undone)})" if undone else "nothing to restore"
-    steps = {
-        "withdraw": node.withdraw,
-        "announce": node.announce,
-        "shutdown": node.shutdown,
-        "start": node.start,
-    }
-    if action.kind is not Kind.NODE or action.name not in steps:
+    if action.run is None:
         raise EcmpError(f"{action.name} does not run over SSH")
-    await steps[action.name]()
-    return DONE[action.name]
+    return await action.run(node)
+
+
+def lookup_router(name: str) -> RouterAction:
+    action = ROUTER_ACTIONS.get(name)
+    if action is None:
+        raise EcmpError(f"unknown router action {name!r} (one of {', '.join(ROUTER_ACTIONS)})")
+    return action
 
 
 async def perform_router(
     d: Deployment, router: str, name: str, on_effect: Callable[[float], None] | None = None
 ) -> str:
     """A router action (lab only): a fault on core1/core2, or restore. Its outcome."""
-    if name not in ROUTER_ACTIONS:
-        raise EcmpError(f"unknown router action {name!r} (one of {', '.join(ROUTER_ACTIONS)})")
+    action = lookup_router(name)
     routers = d.target.routers()
     if routers is None:
         raise EcmpError("router faults are lab-only (the lab owns its routers)")
-
+    if router not in routers.names():
+        raise EcmpError(f"no router {router!r} (routers: {', '.join(routers.names())})")
     log.debug("%s on router %s", name, router)
     if on_effect is not None:
         on_effect(time.monotonic())
-    if name == "restore":
-        undone = await asyncio.to_thread(routers.restore, router)
-        return f"restored ({', '.join(undone)})" if undone else "nothing to restore"
-    await asyncio.to_thread(routers.inject_fault, router, name)
-    return f"fault {name} injected (undo: ecmptui router restore {router})"
+    return await asyncio.to_thread(action.run, routers, router)
 
 
 async def perform(
     d: Deployment,
     rec: NodeRecord,
-    name: str,
+    action: Action,
     *,
     opener: NodeOpener | None = None,
     on_effect: Callable[[float], None] | None = None,
     reboot_timeout: float = 90.0,
 ) -> str:
-    """Run action `name` on node `rec`; returns its outcome (without the node's name).
+    """Run `action` (looked up and allowed by the caller: `lookup`, `check_allowed`) on
+    node `rec`; returns its outcome (without the node's name).
 
     `on_effect(t)` gets the monotonic time just before the command that takes effect (after
     the SSH connection is set up), so measurements start at the action, not the click."""
-    action = lookup(name)
-    check_allowed(d, action)
-    log.debug("%s on %s (%s)", name, rec.name, action.kind.value)
+    log.debug("%s on %s (%s)", action.name, rec.name, action.kind.value)
     if action.kind is Kind.DEVICE:
         if on_effect is not None:
             on_effect(time.monotonic())

@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ecmptui.actions import Action, available
+from ecmptui.actions import Action, CoreRouters, available
 from ecmptui.config import Settings
 from ecmptui.errors import EcmpError
 
@@ -37,9 +37,9 @@ class FibWatch(Protocol):
         ...
 
 
-class RouterView(Protocol):
+class RouterView(CoreRouters, Protocol):
     """The provider's routers, where the target owns them: their FIB, their BGP, the ECMP
-    weights and faults to inject (the lab's two cores and its fabric)."""
+    weights and the faults the router actions inject (the lab's two cores and its fabric)."""
 
     def names(self) -> list[str]:
         """The core routers' names (what router faults take)."""
@@ -59,12 +59,6 @@ class RouterView(Protocol):
 
     def set_weight(self, gateway: str, weight: int | None) -> None:
         """Resilient ECMP: pin a next hop's weight (None: back to the routing's own)."""
-        ...
-
-    def inject_fault(self, router: str, fault: str) -> None: ...
-
-    def restore(self, router: str) -> list[str]:
-        """Undo every fault on `router`; what was undone."""
         ...
 
     def fib_watch(self, eip: str) -> FibWatch: ...

@@ -19,7 +19,6 @@ import json
 import time
 from dataclasses import dataclass
 
-from ecmptui.actions import ROUTER_FAULTS
 from ecmptui.errors import EcmpError
 from ecmptui.lab import fabric, image
 from ecmptui.lab.instance import (
@@ -479,22 +478,29 @@ def learned_from(lab: LabInstance, router: str, eip: str) -> list[str]:
 # -- router faults (lab only) ----------------------------------------------------------------
 
 
-def inject_fault(lab: LabInstance, router: str, fault: str) -> None:
-    """Break a core router the way a failing box would: BIRD killed (and kept down), BIRD
-    frozen, or the box silent on the fabric."""
-    if fault not in ROUTER_FAULTS:
-        raise EcmpError(f"unknown router fault {fault!r} (one of {', '.join(ROUTER_FAULTS)})")
+def _running_core(lab: LabInstance, router: str) -> Machine:
     m = core(lab, router).machine
     if not m.running():
         raise EcmpError(f"{router} is not running (is the lab up?)")
-    if fault == "kill-bird":
-        m.put(NO_RESTART_DROPIN, "[Service]\nRestart=no\n")
-        m.run("systemctl", "daemon-reload")
-        m.run("systemctl", "kill", "-s", "KILL", "bird")
-    elif fault == "freeze-bird":
-        m.run("systemctl", "kill", "-s", "STOP", "--kill-who=main", "bird")
-    else:
-        m.run("nft", "-f", "-", input=faults.ISOLATE_RULES)
+    return m
+
+
+def kill_bird(lab: LabInstance, router: str) -> None:
+    """The core's BIRD killed, and kept down (no restart) until restore."""
+    m = _running_core(lab, router)
+    m.put(NO_RESTART_DROPIN, "[Service]\nRestart=no\n")
+    m.run("systemctl", "daemon-reload")
+    m.run("systemctl", "kill", "-s", "KILL", "bird")
+
+
+def freeze_bird(lab: LabInstance, router: str) -> None:
+    """The core's BIRD stopped with SIGSTOP: its sessions stall silently."""
+    _running_core(lab, router).run("systemctl", "kill", "-s", "STOP", "--kill-who=main", "bird")
+
+
+def isolate(lab: LabInstance, router: str) -> None:
+    """The core silent on the fabric (nftables drops everything on its link)."""
+    _running_core(lab, router).run("nft", "-f", "-", input=faults.ISOLATE_RULES)
 
 
 def restore(lab: LabInstance, router: str) -> list[str]:

@@ -77,8 +77,14 @@ class LabRouters:
     def set_weight(self, gateway: str, weight: int | None) -> None:
         router.set_weight(self.lab, gateway, weight)
 
-    def inject_fault(self, core: str, fault: str) -> None:
-        router.inject_fault(self.lab, core, fault)
+    def kill_bird(self, core: str) -> None:
+        router.kill_bird(self.lab, core)
+
+    def freeze_bird(self, core: str) -> None:
+        router.freeze_bird(self.lab, core)
+
+    def isolate(self, core: str) -> None:
+        router.isolate(self.lab, core)
 
     def restore(self, core: str) -> list[str]:
         return router.restore(self.lab, core)

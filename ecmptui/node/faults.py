@@ -3,8 +3,10 @@ the node itself), and undo them. Only for nodes the lab owns: callers check the 
 
 from __future__ import annotations
 
-from ecmptui.actions import FAULTS
-from ecmptui.node.server import Node, NodeError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # asyncssh loads with the first connection
+    from ecmptui.node.server import Node
 
 # Drops everything on the uplink (the BGP peer and all client traffic), nothing on mgmt0:
 # the node goes silent for the router while we can still reach it to undo the fault.
@@ -27,24 +29,42 @@ async def _main_pid(node: Node, unit: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
-async def inject_fault(node: Node, fault: str) -> None:
-    """Break `node` the way an operator could break a server: through systemd and nftables
-    on the node itself. Lab nodes only: callers check that the lab owns the node."""
+async def _recorded(node: Node, fault: str) -> str:
+    """Note `fault` in the node's fault file (what status shows and restore undoes)."""
     lay = node.layout
-    if fault not in FAULTS:
-        raise NodeError(f"unknown fault {fault!r} (one of {', '.join(FAULTS)})")
-    await node.run("mkdir", "-p", lay.state_dir)
-    if fault == "kill-bird":
-        await node.write(NO_RESTART_DROPIN.format(unit=lay.bird_unit), "[Service]\nRestart=no\n")
-        await node.systemctl("daemon-reload")
-        await node.systemctl("kill", "-s", "KILL", lay.bird_unit)
-    elif fault == "freeze-bird":
-        await node.systemctl("kill", "-s", "STOP", "--kill-who=main", lay.bird_unit)
-    elif fault == "isolate":
-        await node.run("nft", "-f", "-", input=ISOLATE_RULES)
-    else:
-        await node.systemctl("stop", lay.nginx_unit)
     await node.run("sh", "-c", 'echo "$1" >> "$2"', "sh", fault, f"{lay.state_dir}/faults")
+    return f"fault {fault} injected (undo: ecmptui node restore {node.name})"
+
+
+async def kill_bird(node: Node) -> str:
+    """BIRD killed with SIGKILL, and kept down (systemd does not restart it) until restore."""
+    lay = node.layout
+    await node.run("mkdir", "-p", lay.state_dir)
+    await node.write(NO_RESTART_DROPIN.format(unit=lay.bird_unit), "[Service]\nRestart=no\n")
+    await node.systemctl("daemon-reload")
+    await node.systemctl("kill", "-s", "KILL", lay.bird_unit)
+    return await _recorded(node, "kill-bird")
+
+
+async def freeze_bird(node: Node) -> str:
+    """BIRD stopped with SIGSTOP: its sessions stall silently."""
+    await node.run("mkdir", "-p", node.layout.state_dir)
+    await node.systemctl("kill", "-s", "STOP", "--kill-who=main", node.layout.bird_unit)
+    return await _recorded(node, "freeze-bird")
+
+
+async def isolate(node: Node) -> str:
+    """The node drops everything on its uplink; its management link stays."""
+    await node.run("mkdir", "-p", node.layout.state_dir)
+    await node.run("nft", "-f", "-", input=ISOLATE_RULES)
+    return await _recorded(node, "isolate")
+
+
+async def stop_nginx(node: Node) -> str:
+    """nginx stopped while BIRD keeps announcing."""
+    await node.run("mkdir", "-p", node.layout.state_dir)
+    await node.systemctl("stop", node.layout.nginx_unit)
+    return await _recorded(node, "stop-nginx")
 
 
 # Written by a drill on every node while it has BFD set otherwise than the deployment had
@@ -78,7 +98,7 @@ async def active_faults(node: Node) -> list[str]:
 
 async def restore(node: Node) -> list[str]:
     """Undo every fault: lift isolation, thaw or restart BIRD, start nginx. Returns what was
-    undone (empty when the node was healthy)."""
+    undone (empty when the node was healthy; a drill's BFD markers are the caller's)."""
     lay = node.layout
     undone = []
     res = await node.run("nft", "delete", "table", "inet", ISOLATE_TABLE, check=False)

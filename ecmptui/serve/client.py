@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import fields
 from typing import Any
 
+from ecmptui.actions import Action
 from ecmptui.cockpit import Cockpit, ReadOnlyError
 from ecmptui.config import Settings
 from ecmptui.deployment.status import DeploymentStatus
@@ -200,10 +201,10 @@ class FeedCockpit(Cockpit):
         return self._fib.get(t)
 
     async def act(
-        self, node_name: str, action: str, on_effect: Callable[[float], None] | None = None
+        self, node_name: str, action: Action, on_effect: Callable[[float], None] | None = None
     ) -> str:
-        self._guard(f"{action} {node_name}")
-        reply = await self._request({"k": "act", "node": node_name, "action": action})
+        self._guard(f"{action.name} {node_name}")
+        reply = await self._request({"k": "act", "node": node_name, "action": action.name})
         self.warnings.extend(reply.get("warnings") or [])
         return str(reply.get("message", ""))
 

@@ -27,11 +27,13 @@ from pathlib import Path
 
 from ecmptui.cockpit import Cockpit, ReadOnlyError, SampleStream
 from ecmptui.config import Settings
+from ecmptui.deployment import operate
 from ecmptui.errors import EcmpError
 from ecmptui.serve.audit import Audit, Who
 from ecmptui.targets import dashboard_read_only
 from ecmptui.traffic.model import ActionRecord, TrafficModel
 from ecmptui.traffic.samples import Sample
+from ecmptui.traffic.timeline import run_recorded
 
 log = logging.getLogger("ecmptui.serve")
 
@@ -342,27 +344,25 @@ class Hub:
         self.audit.event(
             "action", s.who, node=node, action=action, router=router or None, outcome="asked"
         )
+        cockpit = self.cockpit
+        if router:
+            run = lambda eff: cockpit.router_act(node, action, on_effect=eff)
+        else:  # looked up once (an unknown name fails the record, and is audited)
+            run = lambda eff: cockpit.act(node, operate.lookup(action), on_effect=eff)
         async with self._act_lock:
             rid, self._next_id = self._next_id, self._next_id + 1
-            rec = self.model.begin(node, action)
-            rec.by = s.who.user
-            self.records[rid] = rec
-            self._record_who[rid] = s.who
-            self._publish(rid)
 
-            def effect(t: float) -> None:
-                rec.t = t  # measure from the moment the command runs, not from the request
+            def changed(rec: ActionRecord) -> None:
+                if rid not in self.records:
+                    self.records[rid], self._record_who[rid] = rec, s.who
                 self._publish(rid)
 
             s.actions += 1
             try:
-                if router:
-                    msg = await self.cockpit.router_act(node, action, on_effect=effect)
-                else:
-                    msg = await self.cockpit.act(node, action, on_effect=effect)
+                msg = await run_recorded(
+                    self.model, node, action, run, by=s.who.user, on_change=changed
+                )
             except EcmpError as exc:
-                rec.outcome = f"failed: {exc}"
-                self._publish(rid)
                 self.records.pop(rid, None)
                 self.audit.event(
                     "action",
@@ -374,8 +374,6 @@ class Hub:
                     error=str(exc),
                 )
                 raise
-            rec.outcome = "done"
-            self._publish(rid)
             warnings, self.cockpit.warnings = list(self.cockpit.warnings), []
             self.audit.event(
                 "action", s.who, node=node, action=action, router=router or None, outcome="done"

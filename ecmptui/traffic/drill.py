@@ -285,7 +285,7 @@ class Drill:
                     results.append(await self._router_one(sc, current_bfd, inv, baseline))
                 elif isinstance(sc, MembershipScenario):
                     results.append(await self._membership(sc, current_bfd, inv, target, baseline))
-                elif sc.name == "stop-nginx" and has_health:
+                elif isinstance(sc, Scenario) and sc.action.health_catches and has_health:
                     # the contrast: the node's own check withdraws it; without it nobody does
                     results.append(
                         await self._one(sc, current_bfd, inv, target, baseline, health=True)

@@ -71,12 +71,13 @@ def record_changes(
         at = ev.at or wall()
         log.add(at, event_line(ev))
         if ev.kind is EventKind.HEALTH and ev.old is not None and ev.new in ("down", "up"):
-            action = "withdraw" if ev.new == "down" else "announce"
             assert ev.node is not None
+            down = ev.new == "down"
             t = clock() - max(0.0, wall() - at)
             h = node.health if (node := new.node(ev.node)) is not None else None
-            if action == "withdraw" and h is not None and h.interval_ms and h.fall:
+            if down and h is not None and h.interval_ms and h.fall:
                 t -= h.interval_ms * h.fall / 1000
+            action = "withdraw" if down else "announce"  # what the check did to the EIP
             traffic.begin(ev.node, action, source="health", t=t).outcome = "done"
 
 
