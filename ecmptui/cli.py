@@ -292,15 +292,20 @@ def _api_deployment(args: argparse.Namespace, refusal: str, **flags: Any) -> Any
 
 
 def _print_events(con: Any, ev: Any) -> None:
-    from ecmptui.deployment.provision import STEPS
+    from ecmptui.deployment.steps import STEPS, StepState
 
     titles = dict(STEPS)
-    mark = {"running": "[yellow]…[/]", "done": "[green]✓[/]", "failed": "[red]✗[/]"}[ev.state]
+    mark = {
+        StepState.RUNNING: "[yellow]…[/]",
+        StepState.DONE: "[green]✓[/]",
+        StepState.FAILED: "[red]✗[/]",
+        StepState.PENDING: "[dim]·[/]",
+    }[ev.state]
     if ev.node:
-        if ev.state != "running":
+        if ev.state is not StepState.RUNNING:
             con.print(f"    {mark} {ev.node}: {ev.detail}")
         return
-    if ev.state == "running":
+    if ev.state is StepState.RUNNING:
         con.print(f"[bold]{titles.get(ev.step, ev.step)}[/]")
     else:
         con.print(f"  {mark} {ev.detail}")
@@ -672,7 +677,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         flow_thread = threading.Thread(target=keeper.run, args=(on_flow,), daemon=True)
         flow_thread.start()
     interval_start = [time.monotonic()]
-    bucket: list = []
+    bucket: list[Any] = []
 
     def on_sample(s: Any) -> None:
         if args.jsonl and not args.interval:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 from ecmptui.limits import DEFAULT_LAB, MAX_NODES, validate_lab_name
 
 METAL_ENDPOINT = "api.equinix.com/metal/v1"
@@ -65,7 +66,7 @@ class HealthSettings:
     fall: int = 3
     withdraw_on_exit: bool = True
 
-    def node_config(self) -> dict:
+    def node_config(self) -> JsonObject:
         return {
             "interval_ms": self.interval_ms,
             "timeout_ms": self.timeout_ms,

@@ -15,6 +15,7 @@ from ecmptui.deployment.status import (
     RouterStatus,
     StatusEvent,
 )
+from ecmptui.jsonish import JsonObject
 
 
 def stamp(t: float) -> str:
@@ -173,7 +174,7 @@ def event_line(ev: StatusEvent) -> str:
     return f"fabric next hops: {ev.new}"
 
 
-def check_line(r: dict) -> str:
+def check_line(r: JsonObject) -> str:
     """One row of `check` (the CLI and the Provision screen): a node, or the service end
     to end (its row has kind "service" and its own line)."""
     if r.get("kind") == "service":

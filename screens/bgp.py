@@ -10,6 +10,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Label, RichLog, S
 from ecmptui.actions import ROUTER_ACTIONS, RouterAction
 from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.display import NODE_COLUMNS, grid_cells, node_cells, router_line, stamp
+from ecmptui.jsonish import JsonObject
 
 from .base import DashboardScreen
 from .messages import RouterActionRequested
@@ -83,7 +84,7 @@ class BgpScreen(DashboardScreen):
             seen = set()
             wall = self.view.wall
             for n in st.nodes:
-                cells: dict = dict(node_cells(n))
+                cells: JsonObject = dict(node_cells(n))
                 cells["age"] = age_text(None if n.updated is None else wall - n.updated)
                 seen.add(n.name)
                 old = self._cells.get(n.name)

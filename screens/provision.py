@@ -10,8 +10,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Static, Switch
 
-from ecmptui.deployment.status import DeploymentStatus
-from ecmptui.deployment.steps import STEPS, StepEvent
+from ecmptui.deployment.status import DeploymentStatus, Observed
+from ecmptui.deployment.steps import STEPS, StepEvent, StepState
 from ecmptui.display import check_line
 
 from .base import DashboardScreen
@@ -25,27 +25,33 @@ from .messages import (
 )
 
 ICONS = {
-    "pending": "[dim]·[/]",
-    "running": "[yellow]…[/]",
-    "done": "[green]✓[/]",
-    "failed": "[red]✗[/]",
+    StepState.PENDING: "[dim]·[/]",
+    StepState.RUNNING: "[yellow]…[/]",
+    StepState.DONE: "[green]✓[/]",
+    StepState.FAILED: "[red]✗[/]",
 }
 
 
-def deployment_steps(st: DeploymentStatus) -> tuple[dict[str, str], dict[str, str]]:
+def deployment_steps(st: DeploymentStatus) -> tuple[dict[str, StepState], dict[str, str]]:
     """Each step's state and detail as the deployment stands (done, failed or pending)."""
     n = len(st.nodes)
     sessions = sum(1 for x in st.nodes if x.api_status not in ("none", "unknown", "error"))
-    bird = sum(1 for x in st.nodes if x.answering and x.bgp_state not in ("not running", "waiting"))
+    bird = sum(
+        1
+        for x in st.nodes
+        if x.answering and x.bgp_state not in (Observed.NOT_RUNNING, Observed.WAITING)
+    )
     up = sum(1 for x in st.nodes if x.announced)
     failed = [x.name for x in st.nodes if x.device_state == "failed"]
 
-    def state(done: bool, started: bool = True) -> str:
-        return "done" if done else ("failed" if started else "pending")
+    def state(done: bool, started: bool = True) -> StepState:
+        if done:
+            return StepState.DONE
+        return StepState.FAILED if started else StepState.PENDING
 
     states = {
         "ssh-key": state(n > 0, False),
-        "devices": "failed" if failed else state(n > 0, False),
+        "devices": StepState.FAILED if failed else state(n > 0, False),
         "eip": state(st.eip is not None, False),
         "bgp": state(sessions > 0, False),
         "sessions": state(n > 0 and sessions == n, n > 0),
@@ -139,7 +145,7 @@ class ProvisionScreen(DashboardScreen):
         steps.add_column("step", key="step")
         steps.add_column("detail", key="detail")
         for key, title in STEPS:
-            steps.add_row(ICONS["pending"], title, "", key=key)
+            steps.add_row(ICONS[StepState.PENDING], title, "", key=key)
         self._step_cells: dict[str, tuple[str, str]] = {}
         self._nodes_set = False
         dev = self.query_one("#devices", DataTable)
@@ -179,7 +185,9 @@ class ProvisionScreen(DashboardScreen):
         for r in results:
             detail = check_line(r)
             name = str(r["name"])
-            dev.add_row(name, ICONS["done" if r["ok"] else "failed"], detail, key=name)
+            dev.add_row(
+                name, ICONS[StepState.DONE if r["ok"] else StepState.FAILED], detail, key=name
+            )
             log.write(
                 f"[{'green' if r['ok'] else 'red'}]check [/]{r['name']} ({r['host']}): {detail}"
             )
@@ -201,7 +209,7 @@ class ProvisionScreen(DashboardScreen):
         """The checklist as the deployment stands (nothing provisioned: all pending)."""
         st = self.view.status
         if st is None or self.view.lab_down:
-            states = dict.fromkeys((k for k, _ in STEPS), "pending")
+            states = dict.fromkeys((k for k, _ in STEPS), StepState.PENDING)
             details: dict[str, str] = {}
         else:
             states, details = deployment_steps(st)
@@ -236,7 +244,7 @@ class ProvisionScreen(DashboardScreen):
         steps = self.query_one("#steps", DataTable)
         for key, _ in STEPS:
             if keys is None or key in keys:
-                steps.update_cell(key, "icon", ICONS["pending"])
+                steps.update_cell(key, "icon", ICONS[StepState.PENDING])
                 steps.update_cell(key, "detail", "")
                 self._step_cells.pop(key, None)
         self.query_one("#devices", DataTable).clear()
@@ -255,7 +263,7 @@ class ProvisionScreen(DashboardScreen):
             steps.update_cell(ev.step, "icon", ICONS[ev.state])
             steps.update_cell(ev.step, "detail", ev.detail, update_width=True)
             self._step_cells.pop(ev.step, None)
-        if ev.state != "running":
+        if ev.state is not StepState.RUNNING:
             who = f"{ev.node}: " if ev.node else ""
             colour = {"done": "green", "failed": "red"}[ev.state]
             log.write(f"[{colour}]{ev.step} [/]{who}{ev.detail}")

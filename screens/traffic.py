@@ -14,6 +14,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sta
 
 from ecmptui.actions import ACTIONS
 from ecmptui.display import traffic_state
+from ecmptui.traffic.model import BackendStats, TrafficStats
 
 from .base import DashboardScreen
 from .chart import ERROR_COLOUR, ERROR_GLYPH, ZOOMS, TrafficChart, swatch
@@ -32,6 +33,7 @@ NODE_TABLE = [
     ("age", "age"),
 ]
 STALE_S = 3.0  # status older than this is highlighted
+NO_ANSWERS = BackendStats(0.0, None, None)
 FOOTER_ACTIONS = ("withdraw", "announce", "restore")
 
 
@@ -127,16 +129,16 @@ class TrafficScreen(DashboardScreen):
             model.buckets(now, span, self.back_s), model.backends, marks, caption
         )
         stats = model.stats(now=now)
-        errors = ", ".join(f"{k} {v}" for k, v in sorted(stats["errors"].items())) or "none"
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(stats.errors.items())) or "none"
         self._set(
             "#stats",
             Text.assemble(
-                (f"{stats['rate']:.0f}", "bold"),
+                (f"{stats.rate:.0f}", "bold"),
                 " req/s\n",
                 "errors: ",
                 errors,
                 "\n",
-                f"p50 {_fmt(stats['p50'])} ms\np99 {_fmt(stats['p99'])} ms\n",
+                f"p50 {_fmt(stats.p50)} ms\np99 {_fmt(stats.p99)} ms\n",
                 (ERROR_GLYPH * 2, ERROR_COLOUR),
                 " failed",
             ),
@@ -160,7 +162,7 @@ class TrafficScreen(DashboardScreen):
             self._shown[selector] = content
             self.query_one(selector, Static).update(content)
 
-    def _sync_nodes(self, stats: dict) -> None:
+    def _sync_nodes(self, stats: TrafficStats) -> None:
         st = self.view.status
         table = self.query_one("#nodes", DataTable)
         names = [n.name for n in st.nodes] if st else []
@@ -176,9 +178,9 @@ class TrafficScreen(DashboardScreen):
         if not st:
             return
         wall = self.view.wall
-        per = stats.get("per_backend", {})
+        per = stats.per_backend
         for n in st.nodes:
-            mine = per.get(n.name, {})
+            mine = per.get(n.name, NO_ANSWERS)
             age = None if n.updated is None else max(0.0, wall - n.updated)
             hold = "-"
             if n.hold_timer and n.answering:
@@ -187,15 +189,15 @@ class TrafficScreen(DashboardScreen):
                     hold = f"{max(0.0, left):.1f}/{n.hold_timer.split('/')[-1]}"
                 except ValueError:
                     hold = n.hold_timer
-            share = stats["shares"].get(n.name)
+            share = stats.shares.get(n.name)
             cells = {
                 "swatch": swatch(n.name),
                 "node": n.name,
                 "state": traffic_state(n),
                 "share": "-" if share is None else f"{share * 100:.1f}%",
-                "rate": f"{mine.get('rate', 0.0):.0f}",
-                "p50": _fmt(mine.get("p50")),
-                "p99": _fmt(mine.get("p99")),
+                "rate": f"{mine.rate:.0f}",
+                "p50": _fmt(mine.p50),
+                "p99": _fmt(mine.p99),
                 "bfd": n.bfd or "-",
                 "hold": hold,
                 "age": age_text(age),

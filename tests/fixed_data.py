@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ecmptui.deployment.provision import STEPS, StepEvent
 from ecmptui.deployment.status import (
     CoreView,
     DeploymentStatus,
@@ -15,6 +14,7 @@ from ecmptui.deployment.status import (
     PeerStatus,
     RouterStatus,
 )
+from ecmptui.deployment.steps import STEPS, StepEvent, StepState
 from ecmptui.traffic.probe import Sample
 
 NOW = 1000.0
@@ -162,7 +162,7 @@ def update_after_first_draw(app: Any) -> None:
 
 def provision_events() -> list[StepEvent]:
     evs = [
-        StepEvent(k, "done", d)
+        StepEvent(k, StepState.DONE, d)
         for k, d in [
             ("ssh-key", "registered as 'ecmptui'"),
             ("devices", "created ecmp-node1, ecmp-node2"),
@@ -172,9 +172,9 @@ def provision_events() -> list[StepEvent]:
         ]
     ]
     evs += [
-        StepEvent("configure", "done", "EIP on lo, nginx, BIRD", "ecmp-node1"),
-        StepEvent("configure", "running", "connecting", "ecmp-node2"),
-        StepEvent("configure", "running"),
+        StepEvent("configure", StepState.DONE, "EIP on lo, nginx, BIRD", "ecmp-node1"),
+        StepEvent("configure", StepState.RUNNING, "connecting", "ecmp-node2"),
+        StepEvent("configure", StepState.RUNNING),
     ]
     assert {e.step for e in evs} <= {k for k, _ in STEPS}
     return evs

@@ -15,6 +15,7 @@ from ecmptui.deployment.status import (
     DeploymentStatus,
     HealthStatus,
     NodeStatus,
+    Observed,
     PeerStatus,
     RouterStatus,
 )
@@ -74,7 +75,7 @@ async def node_status(
             st.device_error = await d.client.acall(d.client.device_failure, rec.device_id)
         except EcmpError as exc:
             st.device_error = str(exc)
-        st.bgp_state, st.error = "device failed", st.device_error
+        st.bgp_state, st.error = Observed.DEVICE_FAILED, st.device_error
         return st
     bird_down: NodeError | None = None
     try:
@@ -94,10 +95,10 @@ async def node_status(
                     raise
                 bird_down, peers = exc, []
     except NodeError as exc:
-        st.bgp_state, st.error = "unreachable", str(exc)
+        st.bgp_state, st.error = Observed.UNREACHABLE, str(exc)
         return st
     if bird_down is not None:
-        st.bgp_state, st.error = "not running", str(bird_down)
+        st.bgp_state, st.error = Observed.NOT_RUNNING, str(bird_down)
         st.last_error = str(bird_down).split(": ", 1)[-1]
         return st
     st.peers = peers
@@ -110,7 +111,7 @@ async def node_status(
         )
         st.routes_exported = sum(p.routes_exported for p in peers)
     else:
-        st.bgp_state = "no BGP protocol"
+        st.bgp_state = Observed.NO_BGP
     return st
 
 
@@ -157,7 +158,7 @@ async def gather(
                 rec.index,
                 rec.device_id,
                 rec.mgmt_address,
-                bgp_state="unresponsive",
+                bgp_state=Observed.UNRESPONSIVE,
                 error=f"no answer within {node_timeout:g} s (BIRD or SSH hung)",
             )
         st.updated = time.time()

@@ -19,6 +19,7 @@ import packet
 import requests
 
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 
 T = TypeVar("T")
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -265,7 +266,7 @@ class MetalClient:
     def delete_ip(self, ip_id: str) -> None:
         self.call(self.manager.delete_ip, ip_id)
 
-    def bgp_config(self) -> dict:
+    def bgp_config(self) -> JsonObject:
         return self.call(self.manager.call_api, f"projects/{self.project_id}/bgp-config") or {}
 
     def enable_bgp(self, asn: int, md5: str | None) -> None:
@@ -277,7 +278,7 @@ class MetalClient:
         data = self.call(self.manager.call_api, f"devices/{device_id}/bgp/sessions")
         return data.get("bgp_sessions", [])
 
-    def create_session(self, device_id: str) -> dict:
+    def create_session(self, device_id: str) -> JsonObject:
         return self.call(
             self.manager.call_api,
             f"devices/{device_id}/bgp/sessions",

@@ -18,7 +18,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ecmptui.deployment.gather import NodeOpener, api_status, node_status, router_status
-from ecmptui.deployment.status import WAITING, DeploymentStatus, NodeStatus, RouterStatus
+from ecmptui.deployment.status import (
+    WAITING,
+    DeploymentStatus,
+    NodeStatus,
+    Observed,
+    RouterStatus,
+)
 from ecmptui.errors import EcmpError
 from ecmptui.waits import scaled
 
@@ -130,7 +136,7 @@ class StatusPoller:
                 log.exception("status of %s failed", name)
                 st = replace(
                     self._unresponsive(rec),
-                    bgp_state="unreachable",
+                    bgp_state=Observed.UNREACHABLE,
                     error=f"{type(exc).__name__}: {exc}",
                 )
             self.nodes[name] = st
@@ -143,7 +149,7 @@ class StatusPoller:
         )
         return replace(
             last,
-            bgp_state="unresponsive",
+            bgp_state=Observed.UNRESPONSIVE,
             peers=[],
             error=f"no answer within {limit or self.node_timeout:.1f} s (BIRD or SSH hung)",
             last_error=None,

@@ -20,8 +20,9 @@ from ecmptui.deployment.inventory import (
 )
 from ecmptui.deployment.metal import DeviceInfo
 from ecmptui.deployment.port import Deployment
-from ecmptui.deployment.steps import KEY_LABEL, STEPS, StepEvent
+from ecmptui.deployment.steps import KEY_LABEL, STEPS, StepEvent, StepState
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 from ecmptui.node import bird
 from ecmptui.node.health import apply_health
 from ecmptui.node.server import Node
@@ -58,20 +59,20 @@ class Provisioner:
 
     async def run(self) -> AsyncIterator[StepEvent]:
         steps = [self._ssh_key, self._devices, self._eip, self._bgp, self._sessions]
-        state: dict = {"nodes": {}}
+        state: JsonObject = {"nodes": {}}
         # what the API cannot change is checked before anything is created
         self._check_bgp(await self._call(self.d.client.bgp_config))
         try:
             # STEPS also names configure and verify, which run per node below
             for (name, _), step in zip(STEPS, steps, strict=False):
-                yield StepEvent(name, "running")
+                yield StepEvent(name, StepState.RUNNING)
                 try:
                     detail, changed = await step(state)
                 except EcmpError as exc:
-                    yield StepEvent(name, "failed", str(exc))
+                    yield StepEvent(name, StepState.FAILED, str(exc))
                     raise
                 self.changed |= changed
-                yield StepEvent(name, "done", detail, changed=changed)
+                yield StepEvent(name, StepState.DONE, detail, changed=changed)
             async for ev in self._configure(state):
                 yield ev
             async for ev in self._verify(state):
@@ -88,7 +89,7 @@ class Provisioner:
         )
 
     # -- steps ---------------------------------------------------------------------------
-    async def _ssh_key(self, state: dict) -> tuple[str, bool]:
+    async def _ssh_key(self, state: JsonObject) -> tuple[str, bool]:
         await self._call(self.d.client.check_project)
         pub = public_key_line(self.d.settings.ssh_key_path)
         for k in await self._call(self.d.client.project_keys):
@@ -98,7 +99,7 @@ class Provisioner:
         state["key_id"] = await self._call(self.d.client.add_project_key, KEY_LABEL, pub)
         return f"registered as {KEY_LABEL!r}", True
 
-    async def _devices(self, state: dict) -> tuple[str, bool]:
+    async def _devices(self, state: JsonObject) -> tuple[str, bool]:
         prefix = self.p.hostname_prefix
         existing = {d.hostname: d for d in await self._call(self.d.client.devices, self.p.tag)}
         names = [f"{prefix}{i}" for i in range(1, self.nodes + 1)]
@@ -129,7 +130,7 @@ class Provisioner:
         )
         return detail, bool(created)
 
-    async def _create(self, name: str, state: dict) -> DeviceInfo:
+    async def _create(self, name: str, state: JsonObject) -> DeviceInfo:
         return await self._call(
             self.d.client.create_device,
             name,
@@ -149,7 +150,7 @@ class Provisioner:
         return f"failed: {why}"
 
     async def _wait_active(
-        self, wanted: list[DeviceInfo], state: dict, replaced: dict[str, str]
+        self, wanted: list[DeviceInfo], state: JsonObject, replaced: dict[str, str]
     ) -> list[DeviceInfo]:
         """Every device active, polled together; one that fails while we wait is replaced
         once; every one that still fails or times out is named with its reason."""
@@ -187,7 +188,7 @@ class Provisioner:
             )
         return [current[d.hostname] for d in wanted]
 
-    async def _eip(self, state: dict) -> tuple[str, bool]:
+    async def _eip(self, state: JsonObject) -> tuple[str, bool]:
         if self.p.eip:
             found = [i for i in await self._call(self.d.client.ips) if i.address == self.p.eip]
             if not found:
@@ -201,7 +202,7 @@ class Provisioner:
         state["eip"] = await self._call(self.d.client.reserve_ip, self.p.metro, [self.p.tag])
         return f"{state['eip'].address} reserved", True
 
-    def _check_bgp(self, cfg: dict) -> None:
+    def _check_bgp(self, cfg: JsonObject) -> None:
         """Local BGP already enabled with another ASN or MD5 password: refuse (the API has
         no way to change either, and nodes with other values would never peer)."""
         if cfg.get("status") == "enabled":
@@ -221,7 +222,7 @@ class Provisioner:
                     + ": the API cannot change it; use the password BGP was enabled with"
                 )
 
-    async def _bgp(self, state: dict) -> tuple[str, bool]:
+    async def _bgp(self, state: JsonObject) -> tuple[str, bool]:
         cfg = await self._call(self.d.client.bgp_config)
         if cfg.get("status") == "enabled":
             self._check_bgp(cfg)
@@ -229,7 +230,7 @@ class Provisioner:
         await self._call(self.d.client.enable_bgp, self.p.asn, self.p.md5 or None)
         return f"enabled (AS {self.p.asn}{', MD5' if self.p.md5 else ''})", True
 
-    async def _sessions(self, state: dict) -> tuple[str, bool]:
+    async def _sessions(self, state: JsonObject) -> tuple[str, bool]:
         created = 0
         for rec in state["records"]:
             sessions = await self._call(self.d.client.sessions, rec.device_id)
@@ -244,27 +245,27 @@ class Provisioner:
     async def _service(self) -> AsyncIterator[StepEvent]:
         """Until the service answers end to end (bounded; longer under load)."""
         assert self.end_to_end is not None
-        yield StepEvent("service", "running")
+        yield StepEvent("service", StepState.RUNNING)
         deadline = Deadline(self.timing.verify_timeout)
         ok, seen = await self.end_to_end()
         while not ok and not deadline.expired():
             await asyncio.sleep(0.5)
             ok, seen = await self.end_to_end()
         if not ok:
-            yield StepEvent("service", "failed", seen)
+            yield StepEvent("service", StepState.FAILED, seen)
             raise EcmpError(
                 f"the nodes announce, but the service does not answer end to end: {seen}"
             )
-        yield StepEvent("service", "done", seen)
+        yield StepEvent("service", StepState.DONE, seen)
 
     # -- per node ------------------------------------------------------------------------
-    async def _configure(self, state: dict) -> AsyncIterator[StepEvent]:
-        yield StepEvent("configure", "running")
+    async def _configure(self, state: JsonObject) -> AsyncIterator[StepEvent]:
+        yield StepEvent("configure", StepState.RUNNING)
         queue: asyncio.Queue[StepEvent] = asyncio.Queue()
         eip = state["eip"].address
 
         async def one(rec: NodeRecord) -> bool:
-            await queue.put(StepEvent("configure", "running", "connecting", rec.name))
+            await queue.put(StepEvent("configure", StepState.RUNNING, "connecting", rec.name))
             try:
                 nbs = await self._call(self.d.client.neighbors, rec.device_id)
                 if not nbs:
@@ -276,12 +277,12 @@ class Provisioner:
                     node, neighbor, eip, self.bfd, rec.private_gateway, self.health
                 )
             except EcmpError as exc:
-                await queue.put(StepEvent("configure", "failed", str(exc), rec.name))
+                await queue.put(StepEvent("configure", StepState.FAILED, str(exc), rec.name))
                 raise
             await queue.put(
                 StepEvent(
                     "configure",
-                    "done",
+                    StepState.DONE,
                     ", ".join(changes) if changes else "no change",
                     rec.name,
                     changed=bool(changes),
@@ -300,20 +301,20 @@ class Provisioner:
         errors = [r for r in outcomes if isinstance(r, BaseException)]
         results = [r for r in outcomes if isinstance(r, bool)]
         if errors:
-            yield StepEvent("configure", "failed", f"{len(errors)} node(s) failed")
+            yield StepEvent("configure", StepState.FAILED, f"{len(errors)} node(s) failed")
             err = errors[0]
             raise err if isinstance(err, EcmpError) else EcmpError(str(err))
         changed = any(results)
         self.changed |= changed
         yield StepEvent(
             "configure",
-            "done",
+            StepState.DONE,
             f"{sum(results)} changed, {len(results) - sum(results)} unchanged",
             changed=changed,
         )
 
-    async def _verify(self, state: dict) -> AsyncIterator[StepEvent]:
-        yield StepEvent("verify", "running")
+    async def _verify(self, state: JsonObject) -> AsyncIterator[StepEvent]:
+        yield StepEvent("verify", StepState.RUNNING)
         deadline = Deadline(self.timing.verify_timeout)
         pending = {r.name: r for r in state["records"]}
         last: dict[str, str] = {}
@@ -322,16 +323,16 @@ class Provisioner:
                 ok, why = await node_verified(state["nodes"][name])
                 if ok:
                     del pending[name]
-                    yield StepEvent("verify", "done", why, name)
+                    yield StepEvent("verify", StepState.DONE, why, name)
                 else:
                     last[name] = why
             if pending:
                 await asyncio.sleep(0.2)
         if pending:
             detail = "; ".join(f"{n}: {last.get(n, 'unknown')}" for n in pending)
-            yield StepEvent("verify", "failed", detail)
+            yield StepEvent("verify", StepState.FAILED, detail)
             raise EcmpError(f"verification failed: {detail}")
-        yield StepEvent("verify", "done", f"{len(state['records'])} node(s) announcing")
+        yield StepEvent("verify", StepState.DONE, f"{len(state['records'])} node(s) announcing")
 
 
 def same_md5(enabled_with: str | None, configured: str | None) -> bool:
@@ -345,7 +346,7 @@ def same_md5(enabled_with: str | None, configured: str | None) -> bool:
     return enabled_with in (configured, encoded, encoded.rstrip("="))
 
 
-def health_config(d: Deployment) -> dict | None:
+def health_config(d: Deployment) -> JsonObject | None:
     """The node checker's settings, or None when health checks are off."""
     h = d.settings.health
     return h.node_config() if h.enabled else None
@@ -357,7 +358,7 @@ async def configure_node(
     eip: str,
     bfd: bool,
     gateway: str | None,
-    health: dict | None = None,
+    health: JsonObject | None = None,
 ) -> list[str]:
     """Make one node announce `eip`; returns what changed (empty: nothing).
 
@@ -392,25 +393,25 @@ async def deprovision(d: ApiDeployment) -> AsyncIterator[StepEvent]:
     """Remove what provision made: devices, the EIP and ecmptui's SSH key."""
     p = d.settings.provision
     inv = await d.ainventory()
-    yield StepEvent("devices", "running")
+    yield StepEvent("devices", StepState.RUNNING)
     for rec in inv.nodes:
         await d.client.acall(d.client.delete_device, rec.device_id)
         d.forget_host(rec.mgmt_address)  # a new server may get its address
-        yield StepEvent("devices", "done", "deleted", rec.name, changed=True)
-    yield StepEvent("devices", "done", f"{len(inv.nodes)} deleted", changed=bool(inv.nodes))
-    yield StepEvent("eip", "running")
+        yield StepEvent("devices", StepState.DONE, "deleted", rec.name, changed=True)
+    yield StepEvent("devices", StepState.DONE, f"{len(inv.nodes)} deleted", changed=bool(inv.nodes))
+    yield StepEvent("eip", StepState.RUNNING)
     tagged = await d.client.acall(d.client.ips, p.tag) if not p.eip else []
     for ip in tagged:
         await d.client.acall(d.client.delete_ip, ip.id)
     yield StepEvent(
         "eip",
-        "done",
+        StepState.DONE,
         ", ".join(i.address for i in tagged) + " released"
         if tagged
         else "none reserved by ecmptui",
         changed=bool(tagged),
     )
-    yield StepEvent("ssh-key", "running")
+    yield StepEvent("ssh-key", StepState.RUNNING)
     pub = public_key_line(d.settings.ssh_key_path)
     keys = [
         k
@@ -419,9 +420,13 @@ async def deprovision(d: ApiDeployment) -> AsyncIterator[StepEvent]:
     ]
     for k in keys:
         await d.client.acall(d.client.delete_key, k["id"])
-    yield StepEvent("ssh-key", "done", "removed" if keys else "not registered", changed=bool(keys))
+    yield StepEvent(
+        "ssh-key", StepState.DONE, "removed" if keys else "not registered", changed=bool(keys)
+    )
     d.forget_inventory()  # nothing left for SSH-only actions to fall back on
-    yield StepEvent("bgp", "done", "Local BGP stays enabled (the API has no way to disable it)")
+    yield StepEvent(
+        "bgp", StepState.DONE, "Local BGP stays enabled (the API has no way to disable it)"
+    )
 
 
 async def set_bfd(

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ecmptui.config import Settings, StaticNode
 from ecmptui.deployment.inventory import NodeAccess, ensure_ssh_key
-from ecmptui.deployment.port import Capabilities, Target, TargetKind
+from ecmptui.deployment.port import Capabilities, Deployment, Target, TargetKind
 from ecmptui.deployment.records import Inventory, NodeRecord
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 from ecmptui.node.server import HostKeyPolicy, Layout, Node
 from ecmptui.waits import scaled
 
@@ -118,65 +120,72 @@ NGINX_PROBE = (
 )
 
 
-async def check_node(d: Any, rec: NodeRecord, eip: str) -> dict:
+@dataclass
+class NodeCheck:
+    """What `check` found on one node (over SSH): each check, and a line per problem."""
+
+    name: str
+    host: str
+    ssh: bool = False
+    bird: bool = False
+    sessions: str = "-"  # "2/2 Established"
+    eip_on_lo: bool = False
+    nginx: bool = False
+    faults: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def row(self) -> JsonObject:
+        """Its row of `check --json` (and of the Provision screen, `display.check_line`)."""
+        return {"kind": "node", **asdict(self), "ok": self.ok}
+
+
+async def check_node(d: Deployment, rec: NodeRecord, eip: str | None) -> NodeCheck:
     """Each check's result for one node: ssh, bird, sessions, eip_on_lo, nginx, faults;
-    plus `ok` and `problems` (one line each)."""
+    and its problems (one line each)."""
     from ecmptui.node.faults import active_faults
     from ecmptui.node.server import NodeError
 
-    res: dict = {
-        "kind": "node",
-        "name": rec.name,
-        "host": rec.mgmt_address,
-        "ssh": False,
-        "bird": False,
-        "sessions": "-",
-        "eip_on_lo": False,
-        "nginx": False,
-        "faults": [],
-        "problems": [],
-    }
+    res = NodeCheck(rec.name, rec.mgmt_address)
     if rec.state == "failed" and d.client is not None:
         why = await d.client.acall(d.client.device_failure, rec.device_id)
-        res["problems"].append(f"device failed: {why} (the next `provision` replaces it)")
-        res["ok"] = False
+        res.problems.append(f"device failed: {why} (the next `provision` replaces it)")
         return res
     try:
         async with d.node(rec) as node:
-            res["ssh"] = True
-            res["faults"] = await active_faults(node)
-            if res["faults"]:
-                res["problems"].append(
-                    f"carries {', '.join(res['faults'])} (undo: ecmptui node restore {rec.name})"
+            res.ssh = True
+            res.faults = await active_faults(node)
+            if res.faults:
+                res.problems.append(
+                    f"carries {', '.join(res.faults)} (undo: ecmptui node restore {rec.name})"
                 )
             try:
                 peers = [p for p in await node.protocols() if p.proto == "BGP"]
-                res["bird"] = True
+                res.bird = True
                 up = sum(p.established for p in peers)
-                res["sessions"] = f"{up}/{len(peers)} Established"
+                res.sessions = f"{up}/{len(peers)} Established"
                 if not peers or up < len(peers):
-                    res["problems"].append(f"BGP sessions {res['sessions']}")
+                    res.problems.append(f"BGP sessions {res.sessions}")
             except NodeError as exc:
-                res["problems"].append(str(exc).removeprefix(f"{rec.name}: "))
-            res["eip_on_lo"] = await node.has_eip(eip)
-            if not res["eip_on_lo"]:
-                res["problems"].append(f"{eip} is not on lo")
+                res.problems.append(str(exc).removeprefix(f"{rec.name}: "))
+            res.eip_on_lo = bool(eip) and await node.has_eip(eip or "")
+            if not res.eip_on_lo:
+                res.problems.append(f"{eip} is not on lo")
             probe = await node.run("python3", "-c", NGINX_PROBE, check=False)
-            res["nginx"] = probe.exit_status == 0 and probe.stdout.strip()[:1] in "23"
-            if not res["nginx"]:
-                res["problems"].append("nginx does not answer on 127.0.0.1:80")
+            res.nginx = probe.exit_status == 0 and probe.stdout.strip()[:1] in "23"
+            if not res.nginx:
+                res.problems.append("nginx does not answer on 127.0.0.1:80")
     except EcmpError as exc:
-        res["problems"].append(str(exc).removeprefix(f"{rec.name} ({rec.mgmt_address}): "))
-    res["ok"] = not res["problems"]
+        res.problems.append(str(exc).removeprefix(f"{rec.name} ({rec.mgmt_address}): "))
     return res
 
 
-async def check_all(d: Any, warn: Callable[[str], None] | None = None) -> list[dict]:
+async def check_all(d: Deployment, warn: Callable[[str], None] | None = None) -> list[NodeCheck]:
     """Every node's checks; through an API outage from the last inventory (`warn` says so)."""
-    if d.client is None:
-        inv = await d.ainventory()
-    else:
-        inv = await asyncio.to_thread(d.inventory_or_last, warn or (lambda _m: None))
+    inv = await asyncio.to_thread(d.inventory_or_last, warn or (lambda _m: None))
     return list(await asyncio.gather(*(check_node(d, r, inv.eip) for r in inv.nodes)))
 
 

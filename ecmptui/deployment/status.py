@@ -6,7 +6,22 @@ import enum
 import time
 from dataclasses import asdict, dataclass, field, fields
 
-WAITING = "waiting"  # a node's state before its first answer (the dashboard's poller)
+from ecmptui.jsonish import JsonObject
+
+
+class Observed(enum.StrEnum):
+    """ecmptui's own word for a node's BGP state when BIRD's cannot be read (BIRD's own
+    states, "Established", "Active", ..., are its words and stay plain strings)."""
+
+    WAITING = "waiting"  # before its first answer (the dashboard's poller)
+    UNREACHABLE = "unreachable"  # no SSH session
+    UNRESPONSIVE = "unresponsive"  # no answer within the poll's deadline (BIRD or SSH hung)
+    NOT_RUNNING = "not running"  # BIRD does not answer on its socket
+    DEVICE_FAILED = "device failed"  # the provider says the machine failed
+    NO_BGP = "no BGP protocol"  # BIRD runs but has no BGP session configured
+
+
+WAITING = Observed.WAITING
 
 
 @dataclass
@@ -37,7 +52,7 @@ class HealthStatus:
     updated: float | None = None
 
     @classmethod
-    def from_state(cls, data: dict | None) -> HealthStatus | None:
+    def from_state(cls, data: JsonObject | None) -> HealthStatus | None:
         if not data or "state" not in data:
             return None
         known = {f.name for f in fields(cls)}
@@ -55,7 +70,7 @@ class NodeStatus:
     index: int
     device_id: str
     mgmt_address: str
-    bgp_state: str = "unknown"  # the first peer's state, "unreachable" or "not running"
+    bgp_state: str = "unknown"  # the best peer's state (BIRD's word), or an `Observed`
     since: str = ""
     routes_exported: int = 0
     hold_timer: str | None = None
@@ -75,7 +90,7 @@ class NodeStatus:
     @property
     def answering(self) -> bool:
         """Whether the last poll got an answer (else: unreachable or unresponsive)."""
-        return self.bgp_state not in ("unreachable", "unresponsive")
+        return self.bgp_state not in (Observed.UNREACHABLE, Observed.UNRESPONSIVE)
 
     @property
     def established(self) -> bool:
@@ -143,14 +158,14 @@ class DeploymentStatus:
             return self.updated
         return None if None in times else min(t for t in times if t is not None)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> JsonObject:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> DeploymentStatus:
+    def from_json(cls, d: JsonObject) -> DeploymentStatus:
         """The inverse of `to_json` (a served session gets its status this way)."""
 
-        def node(n: dict) -> NodeStatus:
+        def node(n: JsonObject) -> NodeStatus:
             health = HealthStatus.from_state(n.get("health"))
             peers = [PeerStatus(**p) for p in n.get("peers") or []]
             return NodeStatus(**{**n, "health": health, "peers": peers})

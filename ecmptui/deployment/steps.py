@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+
+
+class StepState(enum.StrEnum):
+    """Where a provisioning step (or one node within it) stands."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
 
 STEPS: list[tuple[str, str]] = [
     ("ssh-key", "SSH key registered with the project"),
@@ -22,7 +33,10 @@ class StepEvent:
     """Progress of one step (or of one node within a step)."""
 
     step: str
-    state: str  # running | done | failed
+    state: StepState
     detail: str = ""
     node: str | None = None
     changed: bool = False
+
+    def __post_init__(self) -> None:  # from the served feed's JSON too
+        object.__setattr__(self, "state", StepState(self.state))

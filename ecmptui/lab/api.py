@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ecmptui.jsonish import JsonObject
 from ecmptui.lab.cloud import METRO, OPERATING_SYSTEMS, PLANS, ApiError, Cloud
 
 log = logging.getLogger("ecmptui.lab.api")
@@ -70,7 +71,7 @@ def normalise(path: str) -> str:
     return "/".join(part for part in urlsplit(path).path.split("/") if part)
 
 
-def dispatch(cloud: Cloud, method: str, path: str, body: dict) -> tuple[int, Any]:
+def dispatch(cloud: Cloud, method: str, path: str, body: JsonObject) -> tuple[int, Any]:
     """Find the route for method+path and run it; returns (status, JSON body or None).
     A GET's handler gets the query parameters (page, per_page, type, ...) as its body."""
     norm = normalise(path)

@@ -21,6 +21,7 @@ from typing import Any
 import asyncssh
 
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 from ecmptui.lab import aptproxy, fabric, firstboot, image
 from ecmptui.lab.instance import (
     EIP_POOL,
@@ -105,7 +106,7 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _single_page(href: str, total: int) -> dict:
+def _single_page(href: str, total: int) -> JsonObject:
     """Metal's pagination meta for a listing that fits in one page."""
     page = {"href": f"{href}?page=1"}
     return {
@@ -124,7 +125,7 @@ DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 1000
 
 
-def _positive_int(query: dict, key: str, default: int, top: int) -> int:
+def _positive_int(query: JsonObject, key: str, default: int, top: int) -> int:
     raw = query.get(key, default)
     try:
         value = int(raw)
@@ -134,14 +135,14 @@ def _positive_int(query: dict, key: str, default: int, top: int) -> int:
     return value
 
 
-def _paginate(items: list, key: str, href: str, query: dict) -> dict:
+def _paginate(items: list[Any], key: str, href: str, query: JsonObject) -> JsonObject:
     """One page of `items` with Metal's meta (`page`, `per_page`; previous/next null at the
     ends, as the real API returned them)."""
     per_page = _positive_int(query, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
     last = max(1, -(-len(items) // per_page))
     page = _positive_int(query, "page", 1, max(last, 1))
 
-    def link(n: int) -> dict:
+    def link(n: int) -> JsonObject:
         return {"href": f"{href}?page={n}&per_page={per_page}"}
 
     return {
@@ -181,7 +182,7 @@ def _require(cond: bool, message: str) -> None:
         raise ApiError(422, message)
 
 
-def _tags(body: dict) -> list[str]:
+def _tags(body: JsonObject) -> list[str]:
     tags: Any = body.get("tags") or []
     _require(
         isinstance(tags, list) and all(isinstance(t, str) for t in tags),
@@ -225,7 +226,7 @@ class Cloud:
         self.ssh_keys: dict[str, dict] = {}
         self.devices: dict[str, Device] = {}
         self.ips: dict[str, dict] = {}
-        self.bgp_config: dict | None = None
+        self.bgp_config: JsonObject | None = None
         self.sessions: dict[str, dict] = {}
 
     # -- persistence: a restarted supervisor adopts the running lab -----------------------
@@ -281,15 +282,15 @@ class Cloud:
         return dev
 
     # -- catalog -------------------------------------------------------------------------
-    def list_projects(self) -> dict:
+    def list_projects(self) -> JsonObject:
         return {"projects": [self.project], "meta": _single_page("/projects", 1)}
 
-    def get_project(self, project_id: str) -> dict:
+    def get_project(self, project_id: str) -> JsonObject:
         self._project(project_id)
         return self.project
 
     @staticmethod
-    def user() -> dict:
+    def user() -> JsonObject:
         return {
             "id": "00000000-0000-4000-8000-000000000000",
             "full_name": "Lab Operator",
@@ -297,7 +298,7 @@ class Cloud:
         }
 
     # -- SSH keys ------------------------------------------------------------------------
-    def add_ssh_key(self, project_id: str | None, body: dict) -> dict:
+    def add_ssh_key(self, project_id: str | None, body: JsonObject) -> JsonObject:
         if project_id is not None:
             self._project(project_id)
         key: Any = body.get("key")
@@ -323,12 +324,12 @@ class Cloud:
             }
             return self.ssh_keys[kid]
 
-    def list_ssh_keys(self, project_id: str | None) -> dict:
+    def list_ssh_keys(self, project_id: str | None) -> JsonObject:
         if project_id is not None:
             self._project(project_id)
         return {"ssh_keys": list(self.ssh_keys.values())}
 
-    def get_ssh_key(self, key_id: str) -> dict:
+    def get_ssh_key(self, key_id: str) -> JsonObject:
         if key_id not in self.ssh_keys:
             raise ApiError(404, "Not found")
         return self.ssh_keys[key_id]
@@ -339,7 +340,7 @@ class Cloud:
                 raise ApiError(404, "Not found")
 
     # -- devices -------------------------------------------------------------------------
-    def device_json(self, dev: Device) -> dict:
+    def device_json(self, dev: Device) -> JsonObject:
         os_entry = next(o for o in OPERATING_SYSTEMS if o["slug"] == dev.os)
         plan = next(p for p in PLANS if p["slug"] == dev.plan)
         ips = self._assignments(dev)
@@ -370,7 +371,7 @@ class Cloud:
         }
 
     @staticmethod
-    def _failure_event(dev: Device) -> dict:
+    def _failure_event(dev: Device) -> JsonObject:
         """Why the device failed, as Metal's provisioning events said it."""
         eid = assignment_id(dev.id, "failure")
         return {
@@ -422,7 +423,7 @@ class Cloud:
             )
         return out
 
-    def list_devices(self, project_id: str, query: dict | None = None) -> dict:
+    def list_devices(self, project_id: str, query: JsonObject | None = None) -> JsonObject:
         self._project(project_id)
         with self.lock:
             devs = sorted(self.devices.values(), key=lambda d: d.n)
@@ -433,7 +434,7 @@ class Cloud:
                 query or {},
             )
 
-    def update_device(self, device_id: str, body: dict) -> dict:
+    def update_device(self, device_id: str, body: JsonObject) -> JsonObject:
         """`PUT /devices/{id}`: hostname, description, tags."""
         with self.lock:
             dev = self._device(device_id)
@@ -447,11 +448,11 @@ class Cloud:
             dev.hostname, dev.description, dev.tags = hostname, description, tags
             return self.device_json(dev)
 
-    def get_device(self, device_id: str) -> dict:
+    def get_device(self, device_id: str) -> JsonObject:
         with self.lock:
             return self.device_json(self._device(device_id))
 
-    def create_device(self, project_id: str, body: dict) -> dict:
+    def create_device(self, project_id: str, body: JsonObject) -> JsonObject:
         self._project(project_id)
         hostname: Any = body.get("hostname")
         _require(valid_hostname(hostname), "hostname is required and must be a valid host name")
@@ -549,7 +550,7 @@ class Cloud:
                 self.save()
         log.info("device %s (%s) active", dev.hostname, dev.machine.name)
 
-    def device_action(self, device_id: str, body: dict) -> None:
+    def device_action(self, device_id: str, body: JsonObject) -> None:
         """`POST /devices/{id}/actions`: reboot (power cycle on the same disk), power_off,
         power_on. Runs in the background like Metal's; the device's state tells progress."""
         kind: Any = body.get("type")
@@ -628,11 +629,11 @@ class Cloud:
             except Exception as exc:
                 log.error("stopping machine %s: %s", m.name, exc)
 
-    def device_ips(self, device_id: str) -> dict:
+    def device_ips(self, device_id: str) -> JsonObject:
         return {"ip_addresses": self.get_device(device_id)["ip_addresses"]}
 
     # -- elastic IPs ---------------------------------------------------------------------
-    def reserve_ip(self, project_id: str, body: dict) -> dict:
+    def reserve_ip(self, project_id: str, body: JsonObject) -> JsonObject:
         self._project(project_id)
         _require(
             body.get("type") == "public_ipv4",
@@ -681,7 +682,7 @@ class Cloud:
             self._sync_router()
             return self.ips[iid]
 
-    def list_ips(self, project_id: str, query: dict | None = None) -> dict:
+    def list_ips(self, project_id: str, query: JsonObject | None = None) -> JsonObject:
         """The project's reservations; `type` filters them (comma-separated), as Metal's."""
         self._project(project_id)
         wanted: Any = (query or {}).get("type")
@@ -692,7 +693,7 @@ class Cloud:
             ips = [ip for ip in ips if ip["type"] in kinds]
         return {"ip_addresses": ips}
 
-    def get_ip(self, ip_id: str) -> dict:
+    def get_ip(self, ip_id: str) -> JsonObject:
         """A reservation, or one of a device's assignments."""
         if ip_id in self.ips:
             return self.ips[ip_id]
@@ -710,7 +711,7 @@ class Cloud:
             self._sync_router()
 
     # -- BGP -----------------------------------------------------------------------------
-    def enable_bgp(self, project_id: str, body: dict) -> None:
+    def enable_bgp(self, project_id: str, body: JsonObject) -> None:
         self._project(project_id)
         _require(
             body.get("deployment_type") in ("local", "global"),
@@ -750,7 +751,7 @@ class Cloud:
                 "href": f"/bgp-configs/{bid}",
             }
 
-    def get_bgp_config(self, project_id: str) -> dict:
+    def get_bgp_config(self, project_id: str) -> JsonObject:
         self._project(project_id)
         with self.lock:
             if self.bgp_config is None:
@@ -763,13 +764,13 @@ class Cloud:
         cfg["sessions"] = [self._session_json(s, protocols) for s in sessions]
         return cfg
 
-    def get_bgp_config_by_id(self, config_id: str) -> dict:
+    def get_bgp_config_by_id(self, config_id: str) -> JsonObject:
         with self.lock:
             if self.bgp_config is None or self.bgp_config["id"] != config_id:
                 raise ApiError(404, "Not found")
         return self.get_bgp_config(self.project["id"])
 
-    def project_sessions(self, project_id: str) -> dict:
+    def project_sessions(self, project_id: str) -> JsonObject:
         """`GET /projects/{id}/bgp/sessions`: every session of the project."""
         self._project(project_id)
         with self.lock:
@@ -777,12 +778,12 @@ class Cloud:
         protocols = self.router.protocols() if sessions else {}
         return {"bgp_sessions": [self._session_json(s, protocols) for s in sessions]}
 
-    def get_metro(self, metro_id: str) -> dict:
+    def get_metro(self, metro_id: str) -> JsonObject:
         if metro_id not in (METRO["id"], METRO["code"]):
             raise ApiError(404, "Not found")
         return METRO
 
-    def _session_json(self, sess: dict, protocols: dict) -> dict:
+    def _session_json(self, sess: JsonObject, protocols: JsonObject) -> JsonObject:
         """A session as Metal showed it: `status` one word per router ("up,down")."""
         dev = self.devices.get(sess["device_id"])
         states = []
@@ -792,7 +793,7 @@ class Cloud:
         routes = self.router.learned_routes(f"s{dev.n}") if "up" in states and dev else []
         return {**sess, "status": ",".join(states), "learned_routes": routes}
 
-    def create_session(self, device_id: str, body: dict) -> dict:
+    def create_session(self, device_id: str, body: JsonObject) -> JsonObject:
         with self.lock:
             self._device(device_id)
             family: Any = body.get("address_family")
@@ -818,14 +819,14 @@ class Cloud:
             self._sync_router()
             return self._session_json(self.sessions[sid], {})
 
-    def list_sessions(self, device_id: str) -> dict:
+    def list_sessions(self, device_id: str) -> JsonObject:
         with self.lock:
             self._device(device_id)
             mine = [s for s in self.sessions.values() if s["device_id"] == device_id]
         protocols = self.router.protocols() if mine else {}
         return {"bgp_sessions": [self._session_json(s, protocols) for s in mine]}
 
-    def get_session(self, session_id: str) -> dict:
+    def get_session(self, session_id: str) -> JsonObject:
         with self.lock:
             sess = self.sessions.get(session_id)
             if sess is None:
@@ -838,7 +839,7 @@ class Cloud:
                 raise ApiError(404, "Not found")
             self._sync_router()
 
-    def neighbors(self, device_id: str) -> dict:
+    def neighbors(self, device_id: str) -> JsonObject:
         with self.lock:
             dev = self._device(device_id)
             if self.bgp_config is None or not any(
@@ -879,7 +880,7 @@ class Cloud:
         self.router.reconfigure(peers, [ip["address"] for ip in self.ips.values()])
 
     # -- status --------------------------------------------------------------------------
-    def summary(self) -> dict:
+    def summary(self) -> JsonObject:
         """What `lab status` shows: devices with their sessions, EIPs."""
         protocols = self.router.protocols()
         with self.lock:

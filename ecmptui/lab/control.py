@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 from ecmptui.lab import fabric, image, machine
 from ecmptui.lab.instance import MAX_SLOTS, STATE_ROOT, LabInstance, mgmt_net
 from ecmptui.lab.router import Resilient
@@ -59,7 +60,7 @@ class LabInfo:
     def token(self) -> str:
         return Path(self.token_file).read_text().strip()
 
-    def public(self) -> dict:
+    def public(self) -> JsonObject:
         return {
             "endpoint": self.endpoint,
             "project_id": self.project_id,
@@ -255,7 +256,7 @@ def up(
     ), True
 
 
-def _orphaned(lab: LabInstance) -> dict | None:
+def _orphaned(lab: LabInstance) -> JsonObject | None:
     """The port and slot of a lab whose supervisor died while its machines run on (its
     state and info files, fabric and routers all still there), else None."""
     try:
@@ -377,7 +378,7 @@ def down(lab: LabInstance) -> list[str]:
     return found
 
 
-def status(lab: LabInstance) -> dict:
+def status(lab: LabInstance) -> JsonObject:
     """`lab status`: up or not, and the API's view of devices, EIPs and sessions."""
     info = read_info(lab)
     if info is None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 
 IMAGE_ROOT = Path(os.environ.get("ECMPTUI_IMAGE_ROOT", "/var/cache/ecmptui/images"))
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -98,14 +99,14 @@ class Image:
     def ready(self) -> bool:
         return self.manifest.is_file() and (self.rootfs / "sbin" / "init").exists()
 
-    def to_json(self) -> dict:
+    def to_json(self) -> JsonObject:
         data = {"os": self.os, "key": self.key, "path": str(self.path), "ready": self.ready()}
         if self.ready():
             data.update(json.loads(self.manifest.read_text()))
         return data
 
 
-def recipe(os_name: str) -> dict:
+def recipe(os_name: str) -> JsonObject:
     """Everything that decides an image's content (its cache key is a hash of this)."""
     if os_name not in PACKAGES:
         raise EcmpError(f"unknown lab image {os_name!r} (one of {', '.join(PACKAGES)})")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ecmptui.errors import EcmpError
 from ecmptui.lab import fabric, image
@@ -379,7 +380,7 @@ class Backbone:
         return fib_nexthops(self.lab, prefix)
 
 
-def _ip_json(lab: LabInstance, *args: str) -> list:
+def _ip_json(lab: LabInstance, *args: str) -> list[Any]:
     out = fabric.run(["ip", "-j", "-n", lab.fabric_ns, *args], check=False)
     try:
         data = json.loads(out or "[]")
@@ -396,7 +397,7 @@ def fib_view(
     read of the routes, the next hops and the buckets."""
     hops: list[str] = []
     counts: dict[str, int] = {}
-    nexthops: list | None = None
+    nexthops: list[Any] | None = None
     for r in _ip_json(lab, "route", "show", prefix):
         if "nhid" not in r:
             if "gateway" in r:
@@ -420,7 +421,7 @@ def fib_nexthops(lab: LabInstance, prefix: str) -> list[str]:
     return fib_view(lab, prefix)[0]
 
 
-def _group_members(nexthops: list, group: int) -> dict[int, str]:
+def _group_members(nexthops: list[Any], group: int) -> dict[int, str]:
     """A next-hop group's members (from `ip -j nexthop show`): nexthop id -> gateway."""
     by_id = {n["id"]: n.get("gateway") for n in nexthops if "id" in n}
     out = {}

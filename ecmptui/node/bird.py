@@ -6,6 +6,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from ecmptui.jsonish import JsonObject
+
 # Protocol names used in every rendered node config.
 EIP_PROTOCOL = "eip"  # `protocol direct eip`: disabling it withdraws the EIP, BGP stays up
 PEER_PROTOCOL_PREFIX = "peer"  # `protocol bgp peer1`, `peer2`, ... one per peer IP
@@ -76,7 +78,7 @@ class Neighbor:
     routes_in: tuple[str, ...] = ()
 
     @classmethod
-    def from_api(cls, data: dict) -> Neighbor:
+    def from_api(cls, data: JsonObject) -> Neighbor:
         """Build from the API's JSON; raises BirdParseError on a malformed entry."""
         try:
             md5 = data.get("md5_password") if data.get("md5_enabled") else None

@@ -7,6 +7,7 @@ import asyncio
 import json
 from importlib import resources
 
+from ecmptui.jsonish import JsonObject
 from ecmptui.node.server import Layout, Node, NodeError
 
 HEALTH_SCRIPT = "healthcheck.py"
@@ -37,7 +38,7 @@ def health_unit(lay: Layout) -> str:
     )
 
 
-def health_node_config(node: Node, settings: dict, eip: str) -> dict:
+def health_node_config(node: Node, settings: JsonObject, eip: str) -> JsonObject:
     paths = health_paths(node.layout)
     return {
         **settings,
@@ -74,7 +75,7 @@ async def stop_health(node: Node) -> None:
     await node.systemctl("kill", "-s", "KILL", HEALTH_UNIT, check=False)
 
 
-async def apply_health(node: Node, settings: dict | None, eip: str) -> bool:
+async def apply_health(node: Node, settings: JsonObject | None, eip: str) -> bool:
     """Deploy and (re)start the checker with `settings`, or remove it (None). Returns whether
     anything changed. Turning checks off re-announces the EIP unless the operator withdrew."""
     paths = health_paths(node.layout)
@@ -111,7 +112,7 @@ async def apply_health(node: Node, settings: dict | None, eip: str) -> bool:
     return True
 
 
-async def health_state(node: Node) -> dict | None:
+async def health_state(node: Node) -> JsonObject | None:
     """The checker's state file (None when no checker was deployed), with `alive`."""
     text = await node.read(health_paths(node.layout)["state"])
     if not text:

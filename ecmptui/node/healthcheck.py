@@ -61,7 +61,7 @@ def check(url: str, timeout: float) -> str | None:
 
 
 class Checker:
-    def __init__(self, cfg: dict) -> None:
+    def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = {**DEFAULTS, **cfg}
         self.state = "up"  # BIRD announces at start; failures must prove otherwise
         self.since = time.time()

@@ -17,6 +17,7 @@ from ecmptui.config import Settings
 from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.deployment.steps import StepEvent
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 from ecmptui.serve.feed import MAX_LINE
 from ecmptui.traffic.model import MAX_TIMELINE, ActionRecord
 from ecmptui.traffic.samples import Sample
@@ -101,7 +102,7 @@ class FeedCockpit(Cockpit):
                 fut.set_exception(FeedLost(self._lost))
         self._status_changed.set()
 
-    def _dispatch(self, msg: dict) -> None:
+    def _dispatch(self, msg: JsonObject) -> None:
         kind = msg.get("k")
         if kind == "samples" and self.on_sample is not None:
             for t, backend, error, latency in msg["s"]:
@@ -129,7 +130,7 @@ class FeedCockpit(Cockpit):
             if fut is not None and not fut.done():
                 fut.set_result(msg)
 
-    async def _request(self, msg: dict, timeout: float | None = None) -> dict:
+    async def _request(self, msg: JsonObject, timeout: float | None = None) -> JsonObject:
         if self._lost or self._writer is None:
             raise FeedLost(self._lost or "not connected to the server's feed")
         rid, self._next_req = self._next_req, self._next_req + 1
@@ -242,7 +243,7 @@ class FeedCockpit(Cockpit):
         self._guard("deprovision")
         return self._job("deprovision", {})[1]
 
-    def _job(self, job: str, values: dict) -> tuple[RemoteJob, AsyncIterator[StepEvent]]:
+    def _job(self, job: str, values: JsonObject) -> tuple[RemoteJob, AsyncIterator[StepEvent]]:
         """The job runs in the serve process; its step events reach every session through
         `on_step`, so this iterator only waits for its end."""
         state = RemoteJob()

@@ -24,11 +24,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ecmptui.cockpit import Cockpit, ReadOnlyError, SampleStream
 from ecmptui.config import Settings
 from ecmptui.deployment import operate
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 from ecmptui.serve.audit import Audit, Who
 from ecmptui.targets import dashboard_read_only
 from ecmptui.traffic.model import ActionRecord, TrafficModel
@@ -44,11 +46,11 @@ MAX_LINE = 1 << 20  # longest request a session may send
 JOBS = ("provision", "deprovision", "start-lab")
 
 
-def encode(msg: dict) -> bytes:
+def encode(msg: JsonObject) -> bytes:
     return json.dumps(msg, separators=(",", ":"), default=str).encode() + b"\n"
 
 
-def sample_row(s: Sample) -> list:
+def sample_row(s: Sample) -> list[Any]:
     return [round(s.t, 6), s.backend, s.error, round(s.latency_ms, 3)]
 
 
@@ -145,13 +147,13 @@ class Hub:
             return
         w.write(data)
 
-    def broadcast(self, msg: dict | bytes, exclude: Session | None = None) -> None:
+    def broadcast(self, msg: JsonObject | bytes, exclude: Session | None = None) -> None:
         data = msg if isinstance(msg, bytes) else encode(msg)
         for s in list(self.sessions.values()):
             if s is not exclude:
                 self._send(s, data)
 
-    def hello(self, s: Session) -> dict:
+    def hello(self, s: Session) -> JsonObject:
         return {
             "k": "hello",
             "role": s.who.role,
@@ -302,7 +304,7 @@ class Hub:
                 session.writer = None
             writer.close()
 
-    async def _request(self, s: Session, req: dict) -> None:
+    async def _request(self, s: Session, req: JsonObject) -> None:
         kind, rid = req.get("k"), req.get("req")
         try:
             if kind == "act":
@@ -337,7 +339,7 @@ class Hub:
             self.audit.event("action-refused", s.who, what=what, why="read-only session")
             raise ReadOnlyError(f"read-only session: {what} is not allowed")
 
-    async def _act(self, s: Session, node: str, action: str, router: bool) -> dict:
+    async def _act(self, s: Session, node: str, action: str, router: bool) -> JsonObject:
         what = f"{'router ' if router else ''}{action} {node}"
         self._allowed(s, what)
         # logged when asked, not only when done: an action that hangs is on record too
@@ -380,7 +382,7 @@ class Hub:
             )
             return {"message": msg, "warnings": warnings}
 
-    async def _job(self, s: Session, job: str, values: dict) -> dict:
+    async def _job(self, s: Session, job: str, values: JsonObject) -> JsonObject:
         if job not in JOBS:
             raise EcmpError(f"unknown job {job!r}")
         self._allowed(s, job)
@@ -400,7 +402,7 @@ class Hub:
         self.broadcast({"k": "job", "job": job, "detail": detail}, exclude=s)
         return {"message": detail}
 
-    async def _run_job(self, job: str, values: dict) -> str:
+    async def _run_job(self, job: str, values: JsonObject) -> str:
         if job == "start-lab":
             return await self.cockpit.start_lab()
         if job == "deprovision":

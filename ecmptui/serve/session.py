@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import asyncssh
 
+from ecmptui.jsonish import JsonObject
 from ecmptui.serve import guard
 from ecmptui.serve.audit import Who
 from ecmptui.serve.settings import ServeConfig, ServerState
@@ -119,7 +120,9 @@ class DashboardSession(asyncssh.SSHServerSession):
             )
         return size
 
-    def pty_requested(self, term_type: str, term_size: tuple, term_modes: dict) -> bool:
+    def pty_requested(
+        self, term_type: str, term_size: tuple[Any, ...], term_modes: JsonObject
+    ) -> bool:
         if term_type and guard.valid_term(term_type):
             self.term = term_type
         elif term_type:  # escape codes, or 30,000 characters: not for the app's environment

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ecmptui.actions import ACTIONS, Action, Kind
 from ecmptui.deployment import operate
@@ -22,6 +22,7 @@ from ecmptui.deployment.provision import set_bfd
 from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.display import health_label
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 from ecmptui.node import faults
 from ecmptui.node import health as node_health
 from ecmptui.node.server import Node
@@ -124,9 +125,9 @@ class ScenarioResult:
     requests: int
     notes: list[str] = field(default_factory=list)
     fib_ms: float | None = None  # lab: when the fabric's route for the EIP changed
-    flows: dict | None = None  # with flows: how many, and how many the change broke
+    flows: JsonObject | None = None  # with flows: how many, and how many the change broke
 
-    def to_json(self) -> dict:
+    def to_json(self) -> JsonObject:
         d = asdict(self)
         d["failed"] = {k: self.failed.get(k, 0) for k in ("refused", "reset", "timeout")} | {
             k: v for k, v in self.failed.items() if k not in ("refused", "reset", "timeout")
@@ -134,7 +135,7 @@ class ScenarioResult:
         return d
 
 
-def health_key(st: DeploymentStatus) -> tuple:
+def health_key(st: DeploymentStatus) -> tuple[Any, ...]:
     """The parts of `status` a scenario must leave as it found them."""
     nodes = tuple(
         (n.name, n.bgp_state, n.routes_exported, n.withdrawn, n.eip_on_lo, health_label(n.health))
@@ -548,7 +549,7 @@ class Drill:
         """Normal traffic before the action; with flows, long enough for all to open."""
         return 1.0 if not (self.flows if flows is None else flows) else 1.0 + 2 * self.flow_interval
 
-    def _flows(self, stream: ProbeStream, t0: float, t1: float, node: str) -> dict | None:
+    def _flows(self, stream: ProbeStream, t0: float, t1: float, node: str) -> JsonObject | None:
         if "--flows" not in stream.argv:
             return None
         open_flows = len(flows_on(stream.flow_events, t0))
@@ -687,7 +688,7 @@ class Drill:
         return result
 
 
-def flows_text(f: dict | None) -> str:
+def flows_text(f: JsonObject | None) -> str:
     """A scenario's flow disruption in a few words (empty without flows)."""
     if not f:
         return ""

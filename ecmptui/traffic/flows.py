@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ecmptui.jsonish import JsonObject
 from ecmptui.traffic.wire import SERVED_BY, raw_classify
 
 
@@ -46,7 +47,7 @@ class FlowEvent:
         )
 
     @classmethod
-    def from_dict(cls, d: dict) -> FlowEvent:
+    def from_dict(cls, d: JsonObject) -> FlowEvent:
         return cls(float(d["t"]), int(d["flow"]), str(d["event"]), d.get("backend"), d.get("error"))
 
 
@@ -145,7 +146,7 @@ class FlowKeeper:
         return m.group(1).decode(errors="replace").strip() if m else None
 
 
-def flow_summary(events: list[FlowEvent], count: int) -> dict:
+def flow_summary(events: list[FlowEvent], count: int) -> JsonObject:
     """The `probe --flows` summary: flows opened, broken (by where they were), moved."""
     broken = [e for e in events if e.event == "break"]
     on: dict[str, int] = {}
@@ -176,7 +177,9 @@ class FlowsOnly:
         self._stop.wait(self.duration)
 
 
-def disruption(events: list[FlowEvent], t0: float, t1: float, node: str, open_flows: int) -> dict:
+def disruption(
+    events: list[FlowEvent], t0: float, t1: float, node: str, open_flows: int
+) -> JsonObject:
     """What a change on `node` between t0 and t1 did to the flows open at t0: broken on the
     node itself (affected), broken on the others (bystanders), and came back elsewhere."""
     window = [e for e in events if t0 <= e.t < t1]

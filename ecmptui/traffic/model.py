@@ -8,6 +8,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from ecmptui.actions import ACTIONS
+from ecmptui.jsonish import JsonObject
 from ecmptui.traffic.failover import analyse, first_answer_ms, steady_since
 from ecmptui.traffic.flows import FlowEvent, disruption, flows_on
 from ecmptui.traffic.samples import Sample, percentile
@@ -32,7 +33,7 @@ class ActionRecord:
     by: str | None = None  # who asked (a served session's user name)
     seq: int = 0  # its number in this model's timeline
     note: str | None = None  # an action that reports its own result (a drain)
-    flows: dict | None = None  # with long-lived flows: what the action broke
+    flows: JsonObject | None = None  # with long-lived flows: what the action broke
     done_at: float | None = None  # when it was first seen done (flows are counted after)
 
     def summary(self) -> str:
@@ -60,7 +61,7 @@ TAKES_OUT = {a.name for a in ACTIONS.values() if a.out_of_service}
 FLOW_WINDOW_S = 3.0  # after an action, how long its flows have to break
 
 
-def flows_words(f: dict) -> str:
+def flows_words(f: JsonObject) -> str:
     """An action's flow disruption, for the timeline."""
     return (
         f"; flows broken: {f['affected']}/{f['on_node']} on the node, "
@@ -70,6 +71,27 @@ def flows_words(f: dict) -> str:
 
 HISTORY_S = 900  # what the chart can scroll back and zoom over (15 min)
 MAX_TIMELINE = 500  # actions kept in the timeline (the oldest go first)
+
+
+@dataclass(frozen=True)
+class BackendStats:
+    """One backend's answers over the last few seconds."""
+
+    rate: float  # answers per second
+    p50: float | None  # latency, ms
+    p99: float | None
+
+
+@dataclass(frozen=True)
+class TrafficStats:
+    """What the prober saw over the last few seconds."""
+
+    rate: float  # requests per second
+    shares: dict[str, float]  # of the answers, by backend (0..1)
+    errors: dict[str, int]  # failed requests by kind
+    p50: float | None  # latency of the answers, ms
+    p99: float | None
+    per_backend: dict[str, BackendStats]
 
 
 class TrafficModel:
@@ -157,28 +179,28 @@ class TrafficModel:
         out.reverse()
         return out
 
-    def stats(self, seconds: float = 5.0, now: float | None = None) -> dict:
+    def stats(self, seconds: float = 5.0, now: float | None = None) -> TrafficStats:
         """Rate, shares, errors by kind and latency over the last few seconds (ignoring
         requests that may still be in flight)."""
         recent = self.recent(seconds, now)
         ok = [s for s in recent if s.error is None]
         by_backend = Counter(s.backend or "unknown" for s in ok)
         total_ok = sum(by_backend.values())
-        lat = [s.latency_ms for s in ok]
         by_lat: dict[str, list[float]] = {}
         for s in ok:
             by_lat.setdefault(s.backend or "unknown", []).append(s.latency_ms)
-        return {
-            "rate": len(recent) / seconds,
-            "shares": {b: by_backend[b] / total_ok for b in by_backend} if total_ok else {},
-            "errors": dict(Counter(s.error for s in recent if s.error)),
-            "p50": percentile(lat, 50),
-            "p99": percentile(lat, 99),
-            "per_backend": {
-                b: {"rate": len(v) / seconds, "p50": percentile(v, 50), "p99": percentile(v, 99)}
+        lat = [s.latency_ms for s in ok]
+        return TrafficStats(
+            rate=len(recent) / seconds,
+            shares={b: by_backend[b] / total_ok for b in by_backend} if total_ok else {},
+            errors=dict(Counter(s.error for s in recent if s.error)),
+            p50=percentile(lat, 50),
+            p99=percentile(lat, 99),
+            per_backend={
+                b: BackendStats(len(v) / seconds, percentile(v, 50), percentile(v, 99))
                 for b, v in by_lat.items()
             },
-        }
+        )
 
     # -- actions ---------------------------------------------------------------------------
     def begin(

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ecmptui.jsonish import JsonObject
 from ecmptui.traffic.samples import Sample, percentile, summarize  # noqa: F401 - re-exported
 from ecmptui.traffic.wire import PAGE_RE_B, SERVED_BY, raw_classify
 
@@ -147,7 +148,7 @@ class Schedule:
                 if j < self.RESERVOIR:
                     self.lags[j] = lag
 
-    def summary(self) -> dict:
+    def summary(self) -> JsonObject:
         achieved = self.sent / self.elapsed if self.elapsed else 0.0
         p50, p99 = percentile(self.lags, 50), percentile(self.lags, 99)
         slipped = self.sent < self.due * 0.98 or (p99 is not None and p99 > 0.05)
@@ -237,7 +238,7 @@ class _Engine:
                     (start, None, classify(exc), (time.monotonic() - start) * 1000), start - due
                 )
 
-    def _record(self, item: tuple, lag: float) -> None:
+    def _record(self, item: tuple[Any, ...], lag: float) -> None:
         with self._lock:
             self._buf.append(item)
             self._lags.append(max(0.0, lag))
@@ -299,7 +300,7 @@ class _Engine:
             w.join()
 
 
-def _process_main(args: tuple, out: Any, stop: Any) -> None:
+def _process_main(args: tuple[Any, ...], out: Any, stop: Any) -> None:
     url, rate, timeout, duration, t0, first, step = args
     _Engine(
         url, rate, timeout, duration, t0, first, step, emit=lambda b: out.put((first, b)), stop=stop

@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from ecmptui.jsonish import JsonObject
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -36,7 +38,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[k]
 
 
-def summarize(samples: Iterable[Sample], elapsed: float | None = None) -> dict:
+def summarize(samples: Iterable[Sample], elapsed: float | None = None) -> JsonObject:
     """The `probe --json` summary."""
     samples = list(samples)
     ok = [s for s in samples if s.error is None]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from ecmptui.jsonish import JsonObject
 from ecmptui.traffic.probe_stream import probe_argv
 from ecmptui.waits import scaled
 
@@ -36,7 +37,7 @@ class ServiceCheck:
     def ok(self) -> bool:
         return not self.problems
 
-    def row(self) -> dict:
+    def row(self) -> JsonObject:
         """The check's row, beside one per node (`display.check_line` words it)."""
         return {
             "kind": "service",
@@ -48,7 +49,7 @@ class ServiceCheck:
         }
 
 
-async def probe_once(url: str, netns: str | None) -> dict:
+async def probe_once(url: str, netns: str | None) -> JsonObject:
     """One second of the real prober from its vantage point; its JSON summary."""
     argv = probe_argv(url, PROBE_RATE, min(5.0, scaled(1.0)), netns, duration=PROBE_S, summary=True)
     proc = await asyncio.create_subprocess_exec(
@@ -90,14 +91,14 @@ async def service_check(d: Deployment, st: DeploymentStatus) -> ServiceCheck:
     return res
 
 
-async def check(d: Deployment, warn: Callable[[str], None] | None = None) -> list[dict]:
+async def check(d: Deployment, warn: Callable[[str], None] | None = None) -> list[JsonObject]:
     """`ecmptui check`: one row per node (over SSH) and, when something is provisioned,
     the service's row (end to end). Changes nothing; through an API outage it checks the
     nodes of the last inventory (`warn` says so)."""
     from ecmptui.deployment.gather import gather
     from ecmptui.deployment.static import check_all
 
-    rows = await check_all(d, warn)
+    rows = [c.row() for c in await check_all(d, warn)]
     st = await gather(d)
     if st.eip is not None:
         rows.append((await service_check(d, st)).row())
