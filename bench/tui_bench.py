@@ -44,11 +44,11 @@ async def switch_latency(cfg: Path) -> tuple[float, float]:
 
     from ecmptui import config
     from ecmptui.app import EcmpApp
-    from ecmptui.cockpit import Cockpit
+    from ecmptui.cockpit import LocalCockpit
     from ecmptui.screens.bgp import BgpScreen
     from ecmptui.screens.traffic import TrafficScreen
 
-    app = EcmpApp(Cockpit(config.load(cfg)), rate=200)
+    app = EcmpApp(LocalCockpit(config.load(cfg)), rate=200)
     times = []
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(3)

@@ -14,17 +14,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from fixed_data import prime, provision_events, update_after_first_draw  # noqa: E402
-
 from ecmptui import config  # noqa: E402
 from ecmptui.app import EcmpApp  # noqa: E402
-from ecmptui.cockpit import Cockpit  # noqa: E402
+from ecmptui.cockpit import LocalCockpit  # noqa: E402
+from fixed_data import prime, provision_events, update_after_first_draw  # noqa: E402
 
 
 async def shoot(screen: str, size: tuple[int, int], name: str) -> None:
     cfg = HERE / "screenshots" / ".config.toml"
     cfg.write_text('target = "lab"\nlab = "ecmp"\n')
-    app = EcmpApp(Cockpit(config.load(cfg, env={})), live=False, start_mode=screen)
+    app = EcmpApp(LocalCockpit(config.load(cfg, env={})), live=False, start_mode=screen)
     async with app.run_test(size=size) as pilot:
         prime(app)
         await pilot.pause()

@@ -67,6 +67,7 @@ class Action:
     out_of_service: bool = True
     operator_only: bool = True  # every action changes something: never for viewers
     key: str | None = None  # the Traffic screen's key for the selected node
+    footer: bool = False  # its key is shown in the Footer (80 columns: the common ones)
     run: NodeStep | None = None  # what it does over SSH (None: through the API, a device)
     # the service fails while BIRD keeps announcing: a node's own health check withdraws it
     health_catches: bool = False
@@ -93,6 +94,7 @@ ACTIONS: dict[str, Action] = {
             undo="announce",
             key="w",
             run=_withdraw,
+            footer=True,
         ),
         Action(
             "announce",
@@ -103,6 +105,7 @@ ACTIONS: dict[str, Action] = {
             out_of_service=False,
             key="a",
             run=_announce,
+            footer=True,
         ),
         Action(
             "shutdown",
@@ -174,6 +177,7 @@ ACTIONS: dict[str, Action] = {
             out_of_service=False,
             key="r",
             run=_restore,
+            footer=True,
         ),
         Action(
             "reboot",

@@ -207,7 +207,7 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    from ecmptui.cockpit import Cockpit
+    from ecmptui.cockpit import Cockpit, LocalCockpit
 
     validate_rate(args.rate)
     if not 0 <= args.dash_flows <= 5000:
@@ -228,7 +228,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
             settings, feed, os.environ.get("ECMPTUI_FEED_TOKEN", ""), read_only=read_only
         )
     else:
-        cockpit = Cockpit(settings, read_only=read_only)
+        cockpit = LocalCockpit(settings, read_only=read_only)
     error_fd = os.environ.get("ECMPTUI_ERROR_FD")
     EcmpApp(
         cockpit,

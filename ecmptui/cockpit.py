@@ -5,6 +5,7 @@ The app calls these from workers; every failure is an EcmpError with one line to
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -16,6 +17,7 @@ from ecmptui.deployment.lock import DeploymentLock
 from ecmptui.deployment.port import Target
 from ecmptui.deployment.steps import StepEvent
 from ecmptui.errors import EcmpError
+from ecmptui.jsonish import JsonObject
 from ecmptui.traffic.samples import Sample
 
 if TYPE_CHECKING:  # the heavy parts (SSH, HTTP, API) load when first used
@@ -40,8 +42,10 @@ class ReadOnlyError(EcmpError):
     """An action that changes something was asked for in read-only mode."""
 
 
-class Cockpit:
-    """The deployment as the dashboard sees it."""
+class Cockpit(abc.ABC):
+    """What a dashboard asks of a deployment: the base of the local cockpit (it runs
+    everything here) and the served session's (`serve.client.FeedCockpit`: the server runs
+    it, for every session)."""
 
     shared_timeline = False  # a served session's actions are recorded by the server
 
@@ -55,14 +59,14 @@ class Cockpit:
 
             target = target_for(settings)
         self.target = target
-        self._deployment: Deployment | None = None
-        self._pool: NodePool | None = None
-        self._poller: StatusPoller | None = None
-        self.fib: FibWatch | None = None
         self.warnings: list[str] = []  # what the dashboard should tell the operator
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+    def _guard(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"read-only session: cannot {what}")
 
     # -- target ----------------------------------------------------------------------------
     def target_label(self) -> str:
@@ -87,9 +91,88 @@ class Cockpit:
         """True/False for a lab target, None for other targets."""
         return self.target.lab_up()
 
+    @abc.abstractmethod
+    def project_label(self) -> str: ...
+
+    @abc.abstractmethod
     async def start_lab(self, progress: Callable[[str], None] | None = None) -> str:
-        """`lab up`; `progress` gets the image build's stages (called from a thread) when
-        the machine image has to be built first."""
+        """`lab up`; `progress` gets the image build's stages (called from a thread)."""
+
+    # -- reading ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def status(self) -> DeploymentStatus:
+        """The latest status snapshot."""
+
+    @abc.abstractmethod
+    async def probe(
+        self,
+        rate: float,
+        on_sample: Callable[[Sample], None],
+        timeout: float = 1.0,
+        flows: int = 0,
+        on_flow: Callable[[FlowEvent], None] | None = None,
+    ) -> SampleStream:
+        """Samples of the EIP flow to `on_sample` until the stream is stopped."""
+
+    @abc.abstractmethod
+    def fib_ms(self, t: float) -> float | None:
+        """ms from `t` to the fabric's next FIB change for the EIP (None: none yet)."""
+
+    @abc.abstractmethod
+    async def reset(self) -> None:
+        """Forget the deployment and its connections (the lab was restarted, or went)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close what it holds (when the dashboard ends)."""
+
+    # -- changing --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def check_nodes(self) -> list[JsonObject]:
+        """What each node looks like, and the service end to end (nothing is changed)."""
+
+    @abc.abstractmethod
+    def provision(self, **overrides: Any) -> tuple[Any, AsyncIterator[StepEvent]]:
+        """The guide's steps: (what reports the outcome when done, their events)."""
+
+    @abc.abstractmethod
+    def deprovision(self) -> AsyncIterator[StepEvent]: ...
+
+    @abc.abstractmethod
+    async def act(
+        self, node_name: str, action: Action, on_effect: Callable[[float], None] | None = None
+    ) -> str:
+        """Run a registry action on one node; `on_effect(t)`: when it takes effect."""
+
+    @abc.abstractmethod
+    async def drain(
+        self,
+        node_name: str,
+        timeout: float = 60.0,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> tuple[str, str]:
+        """`node drain`: (the timeline's gist, the whole story)."""
+
+    @abc.abstractmethod
+    async def router_act(
+        self, router: str, action: str, on_effect: Callable[[float], None] | None = None
+    ) -> str:
+        """A core router action (a fault, or restore)."""
+
+
+class LocalCockpit(Cockpit):
+    """The cockpit that runs everything itself, on the configured target."""
+
+    def __init__(
+        self, settings: Settings, read_only: bool = False, target: Target | None = None
+    ) -> None:
+        super().__init__(settings, read_only, target)
+        self._deployment: Deployment | None = None
+        self._pool: NodePool | None = None
+        self._poller: StatusPoller | None = None
+        self.fib: FibWatch | None = None
+
+    async def start_lab(self, progress: Callable[[str], None] | None = None) -> str:
         self._guard("start the lab")
         msg = await asyncio.to_thread(self.target.start_lab, progress)
         await self.reset()
@@ -164,11 +247,7 @@ class Cockpit:
             async for ev in events:
                 yield ev
 
-    def _guard(self, what: str) -> None:
-        if self.read_only:
-            raise ReadOnlyError(f"read-only session: cannot {what}")
-
-    async def check_nodes(self) -> list[dict]:
+    async def check_nodes(self) -> list[JsonObject]:
         """What each node looks like, and the service end to end (nothing is changed)."""
         from ecmptui.traffic.service import check
 

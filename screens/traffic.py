@@ -34,7 +34,6 @@ NODE_TABLE = [
 ]
 STALE_S = 3.0  # status older than this is highlighted
 NO_ANSWERS = BackendStats(0.0, None, None)
-FOOTER_ACTIONS = ("withdraw", "announce", "restore")
 
 
 def _fmt(v: float | None) -> str:
@@ -57,7 +56,7 @@ class TrafficScreen(DashboardScreen):
                 a.key,
                 f"node_action('{a.name}')",
                 a.button or a.title.split()[0],
-                show=a.name in FOOTER_ACTIONS,
+                show=a.footer,
             )
             for a in ACTIONS.values()
             if a.key

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ecmptui import config
-from ecmptui.cockpit import Cockpit
+from ecmptui.cockpit import LocalCockpit
 from ecmptui.config import Settings
 from ecmptui.deployment.port import Capabilities, Deployment, Target, TargetKind
 from ecmptui.deployment.records import Inventory, NodeRecord
@@ -386,8 +386,8 @@ class FakeLab:
     def target(self) -> FakeTarget:
         return FakeTarget(self.settings, self.fleet, self.url)
 
-    def cockpit(self, read_only: bool = False) -> Cockpit:
-        return Cockpit(self.settings, read_only=read_only, target=self.target())
+    def cockpit(self, read_only: bool = False) -> LocalCockpit:
+        return LocalCockpit(self.settings, read_only=read_only, target=self.target())
 
     def server(self, name: str) -> FakeServer:
         return self.fleet.servers[name]

@@ -15,7 +15,7 @@ from textual.widgets import DataTable
 from conftest import run_cli
 from ecmptui import config
 from ecmptui.app import EcmpApp
-from ecmptui.cockpit import Cockpit
+from ecmptui.cockpit import LocalCockpit
 from ecmptui.lab import control
 from ecmptui.lab.instance import LabInstance
 from tui import drawn, until
@@ -53,16 +53,18 @@ async def test_lab_down_under_the_dashboard_and_back(own_lab: Any, tmp_path: Pat
 
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'target = "lab"\nlab = "{LAB.name}"\n')
-    app = EcmpApp(Cockpit(config.load(cfg, env={})), rate=20)
+    app = EcmpApp(LocalCockpit(config.load(cfg, env={})), rate=20)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.status is not None, "the first status", timeout=30)
-        await pilot.pause(0.3)
-        assert "Nothing is provisioned yet" in drawn(app)
+        await until(pilot, lambda: "Nothing is provisioned yet" in drawn(app), "what next")
         down = run_cli("--lab", LAB.name, "lab", "down", timeout=120)
         assert down.returncode == 0, down.stderr
         await until(pilot, lambda: app.lab_down, "the dashboard to see the lab go", timeout=10)
-        await pilot.pause(0.5)
-        assert f"The lab {LAB.name} is down. Press L to start it" in drawn(app)
+        await until(
+            pilot,
+            lambda: f"The lab {LAB.name} is down. Press L to start it" in drawn(app),
+            "how to start it",
+        )
         assert app.is_running
         await pilot.press("L")
         await until(
@@ -90,7 +92,7 @@ async def test_twelve_nodes_keep_their_names_and_colours(own_lab: Any, tmp_path:
     )
     prov = run_cli("--config", str(cfg), "provision", timeout=900)
     assert prov.returncode == 0, prov.stderr
-    app = EcmpApp(Cockpit(config.load(cfg, env={})), rate=200)
+    app = EcmpApp(LocalCockpit(config.load(cfg, env={})), rate=200)
     names = [f"ecmp-node{i}" for i in range(1, 13)]
     async with app.run_test(size=(160, 50)) as pilot:
         await until(
@@ -109,7 +111,7 @@ async def test_twelve_nodes_keep_their_names_and_colours(own_lab: Any, tmp_path:
             "answers from all 12",
             timeout=60,
         )
-        await pilot.pause(0.5)
+        await until(pilot, lambda: all(f"{n} " in drawn(app) for n in names), "every name")
         text = drawn(app)
         for name in names:
             assert f"{name} " in text, f"{name} cut or missing"

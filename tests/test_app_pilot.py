@@ -14,7 +14,7 @@ from textual.widgets import DataTable
 from conftest import Deployed, make_config, probers, run_cli
 from ecmptui import config
 from ecmptui.app import EcmpApp
-from ecmptui.cockpit import Cockpit
+from ecmptui.cockpit import LocalCockpit
 from ecmptui.lab.control import LabInfo
 from ecmptui.waits import scaled
 from tui import drawn, node_of, until
@@ -47,7 +47,7 @@ def recent_backends(app: Any, seconds: float) -> set[str | None]:
 
 async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -> None:
     cfg = make_config(tmp_path, tag="ecmpt-ui", prefix="ui")
-    app = EcmpApp(Cockpit(config.load(cfg)), rate=100, start_mode="provision")
+    app = EcmpApp(LocalCockpit(config.load(cfg)), rate=100, start_mode="provision")
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.click("#btn-provision")
@@ -92,12 +92,12 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
             assert (rec.node, rec.action, rec.outcome) == ("ui2", "withdraw", "done")
             assert rec.convergence_ms is not None and rec.convergence_ms < 1000
             assert sum(rec.failed.values()) == 0
-            await pilot.pause(1.5)
+            # the settle window behind the record was clean: only ui1 answers since
             assert recent_backends(app, 1) == {"ui1"}
             timeline = app.screen.query_one("#timeline", DataTable)
             assert "converged" in str(timeline.get_cell(str(rec.seq), "result"))
-            await pilot.pause(0.3)
-            assert rec.summary() in drawn(app)  # the whole result, not cut
+            # the whole result, not cut
+            await until(pilot, lambda: rec.summary() in drawn(app), "the result drawn")
             await act(pilot, "ui2", "a", confirm=False)
             await until(
                 pilot, lambda: "ui2" in recent_backends(app, 1), "ui2 answering again", timeout=10
@@ -126,8 +126,7 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
             )
             assert not probers(), "a prober outlived the deployment"
             await pilot.press("t")
-            await pilot.pause(0.5)
-            assert "Nothing is provisioned yet" in drawn(app)
+            await until(pilot, lambda: "Nothing is provisioned yet" in drawn(app), "what next")
             await pilot.press("q")
         assert app.stream is None  # the prober was stopped on quit
     finally:
@@ -137,7 +136,7 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
 async def test_read_only_refuses_actions_and_says_so(deployed: Deployed) -> None:
     cfg, _ = deployed
     before = json.loads(run_cli("--config", str(cfg), "status", "--json", check=True).stdout)
-    app = EcmpApp(Cockpit(config.load(cfg), read_only=True), rate=50)
+    app = EcmpApp(LocalCockpit(config.load(cfg), read_only=True), rate=50)
     async with app.run_test(size=(100, 30)) as pilot:
         table = app.screen.query_one("#nodes", DataTable)
         await until(pilot, lambda: len(table.rows) == 2, "the node table", timeout=20)
@@ -147,7 +146,7 @@ async def test_read_only_refuses_actions_and_says_so(deployed: Deployed) -> None
         await act(pilot, "tnode1", "i", confirm=False)
         await pilot.press("p")
         await pilot.click("#btn-provision")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: len(notes) >= 3, "three refusals")
         assert notes == [
             "read-only session: withdraw tnode2 is not allowed",
             "read-only session: isolate tnode1 is not allowed",
@@ -167,7 +166,7 @@ async def test_a_frozen_node_is_unresponsive_and_restore_works_from_the_dashboar
     under load) while the other keeps updating;
     Restore from the dashboard works at once (it does not queue behind the hung poll)."""
     cfg, _ = deployed
-    app = EcmpApp(Cockpit(config.load(cfg)), rate=50)
+    app = EcmpApp(LocalCockpit(config.load(cfg)), rate=50)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await until(

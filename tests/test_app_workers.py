@@ -10,13 +10,13 @@ from textual.message import Message
 
 from ecmptui import config
 from ecmptui.app import EcmpApp
-from ecmptui.cockpit import Cockpit
+from ecmptui.cockpit import LocalCockpit
 from ecmptui.screens.dialogs import ConfirmScreen
 from ecmptui.screens.messages import StatusReady
 from fixed_data import STATUS
 
 
-class SlowCockpit(Cockpit):
+class SlowCockpit(LocalCockpit):
     """Answers `status` with fixed data after `delay` seconds, like a loaded deployment."""
 
     def __init__(self, settings: Any, delay: float) -> None:

@@ -19,6 +19,7 @@ from conftest import run_cli, wait_for
 from ecmptui.lab import control
 from ecmptui.lab.instance import LabInstance
 from ecmptui.waits import load_factor
+from tui import until
 
 pytestmark = pytest.mark.lab
 LAB = LabInstance("ecmpf")
@@ -373,25 +374,30 @@ async def test_the_dashboard_timeline_counts_the_flows_an_action_broke(four: Pat
     many flows it broke on the node and elsewhere."""
     from ecmptui import config
     from ecmptui.app import EcmpApp
-    from ecmptui.cockpit import Cockpit
+    from ecmptui.cockpit import LocalCockpit
 
-    app = EcmpApp(Cockpit(config.load(four)), rate=50, flows=120)
+    app = EcmpApp(LocalCockpit(config.load(four)), rate=50, flows=120)
     try:
         async with app.run_test(size=(160, 40)) as pilot:
-            deadline = time.monotonic() + 30
-            while len(app.traffic.flow_events) < 120 or app.status is None:
-                assert time.monotonic() < deadline, "flows never opened"
-                await pilot.pause(0.2)
+            await until(
+                pilot,
+                lambda: len(app.traffic.flow_events) >= 120 and app.status is not None,
+                "every flow open",
+                timeout=30,
+            )
             table = app.screen.query_one("#nodes", DataTable)
             table.move_cursor(row=table.get_row_index("fnode3"))
             await pilot.press("w")
-            await pilot.pause(0.3)
+            await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", "question")
             await pilot.press("enter")
-            deadline = time.monotonic() + 30
-            while not (app.traffic.timeline and app.traffic.timeline[-1].flows):
-                assert time.monotonic() < deadline, "the withdraw's flows never counted"
-                await pilot.pause(0.2)
+            await until(
+                pilot,
+                lambda: app.traffic.timeline and app.traffic.timeline[-1].flows,
+                "the withdraw's flows counted",
+                timeout=30,
+            )
             f = app.traffic.timeline[-1].flows
+            assert f is not None
             assert f["on_node"] > 0 and f["affected"] == f["on_node"], f
             assert "flows broken:" in app.traffic.timeline[-1].summary()
             await pilot.press("q")

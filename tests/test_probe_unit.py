@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import struct
@@ -17,6 +16,7 @@ import pytest
 from conftest import run_cli
 from ecmptui.traffic.failover import analyse, first_answer_ms, steady_since
 from ecmptui.traffic.probe import Prober, Sample, summarize
+from serving import wait_until
 
 
 def run_probe(url: str, n: int = 20, rate: float = 200.0, timeout: float = 0.3) -> list[Sample]:
@@ -280,11 +280,11 @@ async def test_a_stream_with_a_callback_keeps_no_samples_of_its_own(http_server:
     got: list = []
     stream = ProbeStream(http_server + "/", rate=200, on_sample=got.append)
     await stream.start()
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: stream.received > 10)
     await stream.stop()
     assert len(got) == stream.received > 10 and stream.samples == []
     kept = ProbeStream(http_server + "/", rate=200)
     await kept.start()
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: kept.received > 10)
     await kept.stop()
     assert len(kept.samples) == kept.received > 10

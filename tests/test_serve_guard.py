@@ -364,9 +364,9 @@ def test_a_crash_shows_one_line_and_logs_the_traceback(tmp_path: Path) -> None:
     script.write_text(
         "import os, sys\n"
         "from ecmptui.app import EcmpApp\n"
-        "from ecmptui.cockpit import Cockpit\n"
+        "from ecmptui.cockpit import LocalCockpit\n"
         "from ecmptui.config import Settings\n"
-        "app = EcmpApp(Cockpit(Settings()), live=False, served=True,\n"
+        "app = EcmpApp(LocalCockpit(Settings()), live=False, served=True,\n"
         "              error_fd=int(sys.argv[1]))\n"
         "try:\n"
         "    {}['no such key']\n"

@@ -156,11 +156,13 @@ def test_static_dashboard_is_read_only_by_default(static_cfg: Path) -> None:
 async def test_provision_screen_checks_static_nodes(static_cfg: Path) -> None:
     from ecmptui import config
     from ecmptui.app import EcmpApp
-    from ecmptui.cockpit import Cockpit
+    from ecmptui.cockpit import LocalCockpit
 
     settings = config.load(static_cfg, env=NO_API)
     app = EcmpApp(
-        Cockpit(settings, read_only=dashboard_read_only(settings)), rate=20, start_mode="provision"
+        LocalCockpit(settings, read_only=dashboard_read_only(settings)),
+        rate=20,
+        start_mode="provision",
     )
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.screen.query("#btn-provision"), "the Provision screen")

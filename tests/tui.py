@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 
 from ecmptui import config
 from ecmptui.app import EcmpApp
-from ecmptui.cockpit import Cockpit
+from ecmptui.cockpit import LocalCockpit
 from ecmptui.deployment.status import NodeStatus
 from ecmptui.waits import scaled
 
@@ -25,7 +25,7 @@ def make_app(tmp_path: Path, screen: str = "traffic", read_only: bool = False) -
     cfg = tmp_path / "config.toml"
     cfg.write_text('target = "lab"\nlab = "ecmp"\n')
     return EcmpApp(
-        Cockpit(config.load(cfg, env={}), read_only=read_only), live=False, start_mode=screen
+        LocalCockpit(config.load(cfg, env={}), read_only=read_only), live=False, start_mode=screen
     )
 
 

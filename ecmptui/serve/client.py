@@ -157,6 +157,9 @@ class FeedCockpit(Cockpit):
             self._writer.close()
 
     # -- what the app asks -----------------------------------------------------------------
+    async def reset(self) -> None:
+        """The server keeps the deployment: nothing to forget here."""
+
     def target_label(self) -> str:
         return str(self.hello.get("target") or super().target_label())
 
@@ -235,7 +238,7 @@ class FeedCockpit(Cockpit):
     async def check_nodes(self) -> list[dict]:
         return list((await self._request({"k": "check"})).get("data") or [])
 
-    def provision(self, **overrides: Any) -> tuple[RemoteJob, AsyncIterator[StepEvent]]:  # type: ignore[override]
+    def provision(self, **overrides: Any) -> tuple[RemoteJob, AsyncIterator[StepEvent]]:
         self._guard("provision")
         return self._job("provision", overrides)
 

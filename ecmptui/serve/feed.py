@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecmptui.cockpit import Cockpit, ReadOnlyError, SampleStream
+from ecmptui.cockpit import LocalCockpit, ReadOnlyError, SampleStream
 from ecmptui.config import Settings
 from ecmptui.deployment import operate
 from ecmptui.errors import EcmpError
@@ -70,7 +70,7 @@ class Hub:
 
     def __init__(self, settings: Settings, rate: float, audit: Audit) -> None:
         self.settings, self.rate, self.audit = settings, rate, audit
-        self.cockpit = Cockpit(settings, read_only=dashboard_read_only(settings))
+        self.cockpit = LocalCockpit(settings, read_only=dashboard_read_only(settings))
         self.dir = Path(tempfile.mkdtemp(prefix="ecmptui-serve-"))  # 0700
         self.path = self.dir / "feed.sock"
         self.sessions: dict[str, Session] = {}
