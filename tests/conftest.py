@@ -54,20 +54,30 @@ def _hold_suite_lock() -> None:
     os.set_inheritable(fd, False)
 
 
+def pytest_configure(config: Any) -> None:
+    """With pytest-xdist (`-n`), the run's controller takes the test-suite lock for its
+    workers (they collect on their own: each taking it would serialise them)."""
+    workers = getattr(config.option, "numprocesses", None)
+    if workers and not os.environ.get("PYTEST_XDIST_WORKER"):
+        marker = config.option.markexpr or ""
+        if _lab_unavailable() is None and "not lab" not in marker and SUITE_LOCK.parent.is_dir():
+            _hold_suite_lock()
+
+
 def pytest_collection_modifyitems(config: Any, items: Any) -> None:
     """Tests marked `lab` are skipped, with the reason, where no lab can run; where they
-    run, this run takes the machine's test-suite lock first."""
+    run, this run takes the machine's test-suite lock first, and with pytest-xdist they
+    all go to one worker (`--dist loadgroup`: they share the session's lab)."""
+    lab_items = [item for item in items if item.get_closest_marker("lab") is not None]
     reason = _lab_unavailable()
     if reason is None:
-        if (
-            any(item.get_closest_marker("lab") is not None for item in items)
-            and SUITE_LOCK.parent.is_dir()
-        ):
+        for item in lab_items:
+            item.add_marker(pytest.mark.xdist_group("lab"))
+        if lab_items and SUITE_LOCK.parent.is_dir() and not os.environ.get("PYTEST_XDIST_WORKER"):
             _hold_suite_lock()
         return
-    for item in items:
-        if item.get_closest_marker("lab") is not None:
-            item.add_marker(pytest.mark.skip(reason=reason))
+    for item in lab_items:
+        item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def run_cli(
