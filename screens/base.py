@@ -15,9 +15,13 @@ from .view import DashboardView
 class DashboardScreen(Screen[None]):
     view: reactive[DashboardView] = reactive(DashboardView, always_update=True, init=False)
 
-    def watch_view(self) -> None:
-        if self.is_mounted and self.is_current:
+    def watch_view(self, old: DashboardView, new: DashboardView) -> None:
+        if self.is_mounted and self.is_current and self.shows_change(old, new):
             self.redraw()
+
+    def shows_change(self, old: DashboardView, new: DashboardView) -> bool:
+        """Whether what changed from `old` to `new` is something this screen shows."""
+        return True
 
     def on_screen_resume(self) -> None:
         self.redraw()  # what changed while another screen was shown

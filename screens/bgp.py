@@ -15,6 +15,7 @@ from ecmptui.jsonish import JsonObject
 from .base import DashboardScreen
 from .messages import RouterActionRequested
 from .traffic import age_text
+from .view import DashboardView
 
 
 class RouterButton(Button):
@@ -69,6 +70,9 @@ class BgpScreen(DashboardScreen):
         self._events_shown = 0
         self._last_shown: float | None = None
         self.redraw()
+
+    def shows_change(self, old: DashboardView, new: DashboardView) -> bool:
+        return old.beside_traffic() != new.beside_traffic()  # not the traffic's samples
 
     def redraw(self) -> None:
         """Bring the table up to the latest status, touching only changed cells."""

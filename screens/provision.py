@@ -23,6 +23,7 @@ from .messages import (
     ProvisionRequested,
     StepUpdate,
 )
+from .view import DashboardView
 
 ICONS = {
     StepState.PENDING: "[dim]·[/]",
@@ -191,6 +192,9 @@ class ProvisionScreen(DashboardScreen):
             log.write(
                 f"[{'green' if r['ok'] else 'red'}]check [/]{r['name']} ({r['host']}): {detail}"
             )
+
+    def shows_change(self, old: DashboardView, new: DashboardView) -> bool:
+        return old.beside_traffic() != new.beside_traffic()  # not the traffic's samples
 
     def redraw(self) -> None:
         if not self.is_mounted or not self.query("#prov-target"):

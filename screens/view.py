@@ -23,6 +23,7 @@ class DashboardView:
     status_line: Text = field(default_factory=Text)  # how old the status is, any error
     empty: str = "waiting for the first status…"  # what to do next ("" when there is data)
     events: EventLog = field(default_factory=EventLog)
+    events_seq: int = 0  # the log's newest line when this view was made (the log grows)
     traffic: TrafficModel = field(default_factory=TrafficModel)
     read_only: bool = False
     rate: float = 100.0
@@ -36,6 +37,15 @@ class DashboardView:
     offered: frozenset[str] = frozenset()  # the node actions this target offers
     routers: bool = False  # the target shows its routers (router actions, drain)
     defaults: ProvisionSettings = field(default_factory=ProvisionSettings)
+
+    def beside_traffic(self) -> tuple[object, ...]:
+        """Everything but the traffic and the clock's fraction of a second (what the BGP and
+        Provision screens show): a redraw when this changes, or a second has passed."""
+        return (
+            id(self.status), self.status_line.plain, self.empty, self.events_seq, int(self.wall),
+            self.read_only, self.target_label, self.project_label, self.provisions,
+            self.job_running, self.lab_down,
+        )  # fmt: skip
 
     def ts(self, t: float) -> float:
         """A monotonic time of the traffic as wall time."""

@@ -20,6 +20,7 @@ def build_view(app: Dashboard) -> DashboardView:
         status_line=status_line(app),
         empty=empty_state(app),
         events=app.events,
+        events_seq=app.events.seq,
         traffic=app.traffic,
         read_only=app.read_only,
         rate=app.rate,
