@@ -362,13 +362,20 @@ class _Backend(BaseHTTPRequestHandler):
         pass
 
 
+class _Front(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a prober stopped mid-request (a broken pipe) is no news here
+
+
 class FakeLab:
     """The fleet, its HTTP front on loopback, and cockpits on it (use as a context)."""
 
     def __init__(self, tmp_path: Path, nodes: int = 2) -> None:
         self.fleet = Fleet(nodes)
         handler = type("Backend", (_Backend,), {"fleet": self.fleet})
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.http = _Front(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.http.server_address[1]}/"
         cfg = tmp_path / "fake.toml"
         cfg.write_text('target = "lab"\nlab = "fake"\n')

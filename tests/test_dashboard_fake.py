@@ -31,6 +31,12 @@ def recent(app: EcmpApp, seconds: float) -> set[str | None]:
     return {s.backend for s in samples if s.t > end - seconds}
 
 
+def laid_out(app: EcmpApp, selector: str) -> bool:
+    """`selector` is on screen with a place to click (mounted is not enough)."""
+    found = app.screen.query(selector)
+    return bool(found) and found.first().region.area > 0
+
+
 async def select(app: EcmpApp, node: str) -> None:
     table = app.screen.query_one("#nodes", DataTable)
     table.move_cursor(row=table.get_row_index(node))
@@ -99,7 +105,7 @@ async def test_a_fault_shows_in_status_and_restore_undoes_it(fake: FakeLab) -> N
 async def test_a_router_fault_is_not_every_node_down(fake: FakeLab) -> None:
     app = EcmpApp(fake.cockpit(), rate=50, start_mode="bgp")
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.screen.query("#rt-core2-kill-bird"), "the router buttons")
+        await until(pilot, lambda: laid_out(app, "#rt-core2-kill-bird"), "the router buttons")
         await pilot.click("#rt-core2-kill-bird")
         await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", "the question")
         await pilot.press("enter")
@@ -124,7 +130,7 @@ async def test_read_only_refuses_every_change_and_says_so(fake: FakeLab) -> None
         await select(app, "ecmp-node1")
         await pilot.press("i")
         await pilot.press("b")
-        await until(pilot, lambda: app.screen.query("#rt-core1-isolate"), "the router buttons")
+        await until(pilot, lambda: laid_out(app, "#rt-core1-isolate"), "the router buttons")
         await pilot.click("#rt-core1-isolate")
         await until(pilot, lambda: len(notes) == 3, "three refusals")
         assert notes == [
