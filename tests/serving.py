@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncssh
 
+from ecmptui.waits import scaled
+
 # every test client comes from 127.0.0.1: the per-address caps would count them as one
 # stranger (tests of those caps leave this out)
 ONE_MACHINE = ("--max-sessions-per-source", "25", "--max-startups-per-source", "25")
@@ -105,7 +107,7 @@ class Served:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(scaled(10))
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()

@@ -16,7 +16,7 @@ import asyncssh
 import pytest
 from asyncssh.public_key import SSHLocalKeyPair
 
-from serving import Collect, Served, log_events, open_terminal, rss_mb
+from serving import Collect, Served, log_events, open_terminal, rss_mb, wait_until
 
 PASSWORD = "correct horse battery"
 
@@ -195,6 +195,9 @@ async def test_the_json_log_is_pure_json_from_start_to_stop(
         async with s.connect("viewer") as conn:
             chan, sess = await open_terminal(conn)
             await sess.wait_for(b"is not up", 30)
+        # the server has seen the client go before it is stopped (else its "disconnect"
+        # may land after "stopped" on a loaded machine)
+        await wait_until(lambda: s.logs().count('"disconnect"') >= 2, 30)
     finally:
         s.stop()
     lines = [ln for ln in s.logs().splitlines() if ln.strip()]
