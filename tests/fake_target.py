@@ -9,7 +9,6 @@ The lab tests stay the acceptance tests of the real path; this is beside them.""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import shlex
 import threading
@@ -398,8 +397,3 @@ class FakeLab:
 
     def server(self, name: str) -> FakeServer:
         return self.fleet.servers[name]
-
-
-async def settle() -> None:
-    """Let the fake's threads answer (one loop turn)."""
-    await asyncio.sleep(0)

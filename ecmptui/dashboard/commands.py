@@ -97,7 +97,7 @@ def palette(ctx: PaletteContext, do: PaletteHooks) -> Iterator[SystemCommand]:
                 a.help,
                 lambda a=a.name, name=n.name: do.post(NodeActionRequested(name, a)),
             )
-        if ctx.cockpit.target.routers() is not None:
+        if ctx.cockpit.target.caps.router_view:
             yield SystemCommand(
                 f"Drain {n.name}",
                 "new connections elsewhere, then withdraw (resilient ECMP)",

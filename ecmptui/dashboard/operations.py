@@ -4,7 +4,7 @@ once here, then run in a worker with its timeline record."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ecmptui.actions import ACTIONS, ROUTER_ACTIONS, Action
@@ -84,7 +84,9 @@ class Operations:
         else:
             run()
 
-    async def _recorded(self, node: str, action: str, run: Any) -> None:
+    async def _recorded(
+        self, node: str, action: str, run: Callable[[Callable[[float], None]], Awaitable[str]]
+    ) -> None:
         app = self.app
         # served: the server keeps the timeline record (`served.FeedJoin.record`)
         traffic = None if app.cockpit.shared_timeline else app.traffic

@@ -68,9 +68,9 @@ class ProberControl:
     def _retry(self) -> None:
         """A prober that failed to start starts again while there is an EIP to probe."""
         app = self.app
-        if app.stream is None and not app.paused and app.live and self.eip is not None:
-            if not self._starting:
-                self.start()
+        idle = app.stream is None and not self._starting
+        if idle and not app.paused and app.live and self.eip is not None:
+            self.start()
 
     async def stop(self) -> None:
         stream, self.app.stream = self.app.stream, None

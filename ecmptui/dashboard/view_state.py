@@ -32,7 +32,7 @@ def build_view(app: Dashboard) -> DashboardView:
         job_running=app.job_running,
         lab_down=app.lab_down,
         offered=frozenset(a.name for a in cockpit.actions()),
-        routers=cockpit.target.routers() is not None,
+        routers=cockpit.target.caps.router_view,
         defaults=cockpit.settings.provision,
     )
 

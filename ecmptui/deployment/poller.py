@@ -108,7 +108,7 @@ class StatusPoller:
         for name in set(self._tasks) - names - {"router"}:
             self._tasks.pop(name).cancel()
             self.nodes.pop(name, None)
-        if "router" not in self._tasks and self.d.target.routers() is not None:
+        if "router" not in self._tasks and self.d.target.caps.router_view:
             self._tasks["router"] = loop.create_task(self._router_loop())
 
     def _record(self, name: str) -> NodeRecord | None:

@@ -171,7 +171,7 @@ async def check_node(d: Deployment, rec: NodeRecord, eip: str | None) -> NodeChe
                     res.problems.append(f"BGP sessions {res.sessions}")
             except NodeError as exc:
                 res.problems.append(str(exc).removeprefix(f"{rec.name}: "))
-            res.eip_on_lo = bool(eip) and await node.has_eip(eip or "")
+            res.eip_on_lo = eip is not None and await node.has_eip(eip)
             if not res.eip_on_lo:
                 res.problems.append(f"{eip} is not on lo")
             probe = await node.run("python3", "-c", NGINX_PROBE, check=False)
