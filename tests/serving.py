@@ -74,7 +74,7 @@ class Served:
             cwd="/",
             env={**os.environ, **(env or {})},
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)  # a server start under load takes longer
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
