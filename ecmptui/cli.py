@@ -329,24 +329,21 @@ def cmd_provision(args: argparse.Namespace) -> int:
         nodes=args.nodes,
         bfd=args.bfd,
         health=args.health,
+        family=args.family,
     )
     prov = Provisioner(d, end_to_end=lambda: verify_service(d))
     con = _console()
     with _writer(args, d, "provision"):
         asyncio.run(_drain(prov.run(), con, args.json))
-    assert prov.inventory is not None
+    inv = prov.inventory
+    assert inv is not None
+    eips = " and ".join(inv.eips.values())
     if args.json:
-        _print_json(prov.inventory.to_json())
+        _print_json(inv.to_json())
     elif prov.changed:
-        con.print(
-            f"[bold green]provisioned[/]: {prov.inventory.eip} announced by "
-            f"{len(prov.inventory.nodes)} node(s)"
-        )
+        con.print(f"[bold green]provisioned[/]: {eips} announced by {len(inv.nodes)} node(s)")
     else:
-        con.print(
-            f"[bold]no change[/]: {prov.inventory.eip} already announced by "
-            f"{len(prov.inventory.nodes)} node(s)"
-        )
+        con.print(f"[bold]no change[/]: {eips} already announced by {len(inv.nodes)} node(s)")
     return 0
 
 
@@ -802,6 +799,27 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _families(text: str) -> str:
+    """`--family` of provision: ipv4, ipv6 or dual."""
+    from ecmptui.family import parse_families
+
+    try:
+        parse_families(text)
+    except EcmpError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--family {text!r}: ")) from None
+    return text.strip().lower()
+
+
+def _family(text: str) -> Any:
+    """`--family` of probe, drill and node actions: ipv4 or ipv6 (a Family)."""
+    from ecmptui.family import Family
+
+    try:
+        return Family.parse(text.strip().lower())
+    except EcmpError:
+        raise argparse.ArgumentTypeError(f"expected ipv4 or ipv6, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ecmptui",
@@ -942,6 +960,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("provision", help="the guide's four steps, then every server over SSH")
     p.add_argument("--nodes", type=int, metavar="N", help="number of servers (1-16)")
+    p.add_argument(
+        "--family",
+        type=_families,
+        metavar="ipv4|ipv6|dual",
+        help="address families to announce the EIP in (the lab's default: dual; a family "
+        "the deployment already serves is kept)",
+    )
     p.add_argument(
         "--bfd",
         action=argparse.BooleanOptionalAction,

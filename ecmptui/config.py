@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ecmptui.errors import EcmpError
+from ecmptui.family import FAMILY_CHOICES
 from ecmptui.jsonish import JsonObject
 from ecmptui.limits import DEFAULT_LAB, MAX_NODES, validate_lab_name
 
@@ -53,6 +54,7 @@ class ProvisionSettings:
     bfd: bool = False
     tag: str = "ecmptui"
     eip: str = ""  # use this already reserved EIP instead of reserving one
+    family: str = ""  # ipv4, ipv6 or dual; empty: the target's default (the lab: dual)
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,10 @@ def validate(s: Settings) -> Settings:
             ipaddress.IPv4Address(p.eip)
         except ValueError as exc:
             raise EcmpError(f"{src}: provision.eip: {p.eip!r} is not an IPv4 address") from exc
+    if p.family and p.family not in FAMILY_CHOICES:
+        raise EcmpError(
+            f"{src}: provision.family: must be one of {', '.join(FAMILY_CHOICES)}, got {p.family!r}"
+        )
     h = s.health
     if not 10 <= h.interval_ms <= 60000:
         raise EcmpError(f"{src}: health.interval_ms: must be 10-60000, got {h.interval_ms}")

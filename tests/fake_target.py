@@ -25,6 +25,7 @@ from ecmptui.config import Settings
 from ecmptui.deployment.port import Capabilities, Deployment, Target, TargetKind
 from ecmptui.deployment.records import Inventory, NodeRecord
 from ecmptui.deployment.status import CoreView, RouterStatus
+from ecmptui.family import Family
 from ecmptui.node import bird
 from ecmptui.node.remote_shell import Result
 from ecmptui.node.server import Layout, Node, NodeError, NodeFailure
@@ -332,7 +333,7 @@ class FakeDeployment:
     async def node(self, rec: NodeRecord) -> AsyncIterator[Node]:
         yield await self.connect(rec)
 
-    def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
+    def probe_target(self, inv: Inventory, family: Family | None = None) -> tuple[str, str | None]:
         return self._target.url, None
 
     async def reboot(self, rec: NodeRecord, timeout: float = 90.0) -> float:

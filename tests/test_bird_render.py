@@ -53,7 +53,8 @@ def test_real_metal_shape_two_multihop_peers_with_md5(tmp_path: Path) -> None:
     nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
     text = bird.render_node_config(
         bird.NodeBgpSpec(
-            router_id=nb.customer_ip, eip="203.0.113.46", neighbor=nb, gateway="10.99.182.128"
+            router_id=nb.customer_ip,
+            families=(bird.FamilyBgp("203.0.113.46", nb, "10.99.182.128"),),
         )
     )
     assert "router id 10.99.182.129;" in text
@@ -81,7 +82,10 @@ def test_lab_shape_direct_with_bfd_and_withdrawn(tmp_path: Path) -> None:
     )
     text = bird.render_node_config(
         bird.NodeBgpSpec(
-            router_id="198.18.11.2", eip="203.0.113.10", neighbor=nb, bfd=True, announce=False
+            router_id="198.18.11.2",
+            families=(bird.FamilyBgp("203.0.113.10", nb),),
+            bfd=True,
+            announce=False,
         )
     )
     assert "direct;" in text and "static" not in text and "password" not in text
@@ -100,7 +104,7 @@ def test_unsafe_password_is_refused() -> None:
     with pytest.raises(ValueError):
         bird.render_node_config(
             bird.NodeBgpSpec(
-                router_id="10.0.0.1", eip="203.0.113.46", neighbor=nb, gateway="10.0.0.0"
+                router_id="10.0.0.1", families=(bird.FamilyBgp("203.0.113.46", nb, "10.0.0.0"),)
             )
         )
 
@@ -109,7 +113,7 @@ def test_multihop_without_gateway_is_refused() -> None:
     nb = bird.Neighbor.from_api(METAL_NEIGHBOR)
     with pytest.raises(ValueError, match="gateway"):
         bird.render_node_config(
-            bird.NodeBgpSpec(router_id="10.0.0.1", eip="203.0.113.46", neighbor=nb)
+            bird.NodeBgpSpec(router_id="10.0.0.1", families=(bird.FamilyBgp("203.0.113.46", nb),))
         )
 
 
@@ -132,9 +136,7 @@ def test_real_metal_shape_with_bfd_uses_multihop_bfd(tmp_path: Path) -> None:
     text = bird.render_node_config(
         bird.NodeBgpSpec(
             router_id=nb.customer_ip,
-            eip="203.0.113.46",
-            neighbor=nb,
-            gateway="10.99.182.128",
+            families=(bird.FamilyBgp("203.0.113.46", nb, "10.99.182.128"),),
             bfd=True,
         )
     )
@@ -155,3 +157,66 @@ def test_lab_router_configs_are_accepted_by_bird(tmp_path: Path) -> None:
     for text in (core, fabric, render_core_config("core2", [], [])):
         proc = bird_accepts(tmp_path, text)
         assert proc.returncode == 0, (proc.stderr, text)
+
+
+METAL_NEIGHBOR6 = {  # Metal's IPv6 record: peers written out in full, the project's /56
+    "address_family": 6,
+    "customer_as": 65000,
+    "customer_ip": "2001:db8:ec:100::3",
+    "md5_enabled": True,
+    "md5_password": "s3cretPW",
+    "multihop": True,
+    "peer_as": 65530,
+    "peer_ips": [
+        "fc00:0000:0000:0000:0000:0000:0000:000e",
+        "fc00:0000:0000:0000:0000:0000:0000:000f",
+    ],
+    "routes_in": [{"route": "2001:db8:ec:100::/56", "exact": False}],
+    "routes_out": [],
+}
+
+
+def test_ipv6_neighbor_in_the_long_form_is_read_in_any_spelling() -> None:
+    nb = bird.Neighbor.from_api(METAL_NEIGHBOR6)
+    assert nb.peer_ips == ("fc00::e", "fc00::f")
+    assert nb.family.value == 6
+    short = bird.Neighbor.from_api({**METAL_NEIGHBOR6, "peer_ips": ["FC00::E", "fc00:0:0::f"]})
+    assert short == nb
+
+
+def test_neighbor_whose_family_contradicts_its_addresses_is_a_parse_error() -> None:
+    with pytest.raises(bird.BirdParseError, match="address_family"):
+        bird.Neighbor.from_api({**METAL_NEIGHBOR6, "address_family": 4})
+    with pytest.raises(bird.BirdParseError, match="address_family"):
+        bird.Neighbor.from_api({**METAL_NEIGHBOR, "peer_ips": ["fc00::e"]})
+
+
+def test_dual_stack_config_has_both_families_and_one_eip_switch(tmp_path: Path) -> None:
+    nb4, nb6 = bird.Neighbor.from_api(METAL_NEIGHBOR), bird.Neighbor.from_api(METAL_NEIGHBOR6)
+    v4 = bird.FamilyBgp("203.0.113.46", nb4, "10.99.182.128")
+    v6 = bird.FamilyBgp("2001:db8:ec:1ff::10", nb6, "2001:db8:ec:100::2")
+    text = bird.render_node_config(
+        bird.NodeBgpSpec(router_id=nb4.customer_ip, families=(v6, v4), bfd=True)
+    )
+    # one EIP protocol with both channels: a withdraw (and the health check) takes both
+    assert text.count("protocol direct eip {") == 1
+    assert '  ipv4;\n  ipv6;\n  interface "lo";' in text
+    assert "route fc00::e/128 via 2001:db8:ec:100::2;" in text
+    assert "if net = 2001:db8:ec:1ff::10/128 then accept;" in text
+    assert "local 2001:db8:ec:100::3 as 65000;" in text
+    assert "protocol bgp peer1_v6 from metal6 { neighbor fc00::e as 65530; }" in text
+    assert "protocol bgp peer1 from metal { neighbor 169.254.255.1 as 65530; }" in text
+    assert text.count("protocol bfd") == 1
+    assert [bird.peer_family(p).value for p in ("peer1", "peer2_v6")] == [4, 6]
+    proc = bird_accepts(tmp_path, text)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_family_mismatch_between_eip_and_neighbor_is_refused() -> None:
+    nb4 = bird.Neighbor.from_api(METAL_NEIGHBOR)
+    with pytest.raises(ValueError, match="family"):
+        bird.render_node_config(
+            bird.NodeBgpSpec(
+                router_id="10.0.0.1", families=(bird.FamilyBgp("2001:db8::1", nb4, "10.0.0.0"),)
+            )
+        )

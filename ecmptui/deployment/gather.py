@@ -39,6 +39,7 @@ def _peer(p: bird.ProtocolInfo) -> PeerStatus:
         p.routes_exported,
         p.hold_timer,
         p.last_error,
+        bird.peer_family(p.name).value,
     )
 
 
@@ -60,7 +61,7 @@ async def api_status(d: Deployment, rec: NodeRecord) -> tuple[str, str | None]:
 async def node_status(
     d: Deployment,
     rec: NodeRecord,
-    eip: str | None,
+    eips: list[str],
     opener: NodeOpener | None = None,
     with_api: bool = True,
 ) -> NodeStatus:
@@ -82,7 +83,7 @@ async def node_status(
         async with (opener or d.node)(rec) as node:
             # what the node says about itself, also when its BIRD is down
             st.withdrawn = await node.withdrawn()
-            st.eip_on_lo = await node.has_eip(eip) if eip else None
+            st.eip_on_lo = all([await node.has_eip(e) for e in eips]) if eips else None
             st.health = HealthStatus.from_state(await health_state(node))
             st.faults = await active_faults(node)
             try:
@@ -150,7 +151,8 @@ async def gather(
     async def one(rec: NodeRecord) -> NodeStatus:
         try:
             st = await asyncio.wait_for(
-                node_status(d, rec, inv.eip, opener, with_api=not notes), node_timeout
+                node_status(d, rec, list(inv.eips.values()), opener, with_api=not notes),
+                node_timeout,
             )
         except TimeoutError:
             return NodeStatus(
@@ -173,4 +175,5 @@ async def gather(
         router,
         updated=time.time(),
         error="; ".join(notes) or None,
+        eip6=inv.eip6,
     )

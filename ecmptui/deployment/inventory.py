@@ -18,6 +18,7 @@ from ecmptui.deployment.metal import ApiEndpoint, DeviceInfo, MetalClient
 from ecmptui.deployment.port import Target, Timing
 from ecmptui.deployment.records import Inventory, NodeRecord
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family, url_host
 from ecmptui.node.server import HostKeyPolicy, Layout, Node, forget_pinned
 from ecmptui.waits import scaled
 
@@ -35,7 +36,15 @@ def record_from_device(dev: DeviceInfo, prefix: str) -> NodeRecord | None:
     if idx is None or not dev.public_ipv4:
         return None
     return NodeRecord(
-        dev.hostname, idx, dev.id, dev.public_ipv4, dev.private_ipv4, dev.private_gateway, dev.state
+        dev.hostname,
+        idx,
+        dev.id,
+        dev.public_ipv4,
+        dev.private_ipv4,
+        dev.private_gateway,
+        dev.state,
+        public_ipv6=dev.public_ipv6,
+        gateway6=dev.gateway6,
     )
 
 
@@ -97,8 +106,15 @@ class ApiDeployment(NodeAccess):
         if p.eip:
             ips = [i for i in self.client.ips() if i.address == p.eip]
         eip = ips[0] if ips else None
+        ips6 = self.client.ips(p.tag, Family.IPV6)
+        eip6 = ips6[0] if ips6 else None
         inv = Inventory(
-            self.target.kind.value, eip.address if eip else None, eip.id if eip else None, nodes
+            self.target.kind.value,
+            eip.address if eip else None,
+            eip.id if eip else None,
+            nodes,
+            eip6.address if eip6 else None,
+            eip6.id if eip6 else None,
         )
         self._save_last(inv)
         return inv
@@ -130,9 +146,10 @@ class ApiDeployment(NodeAccess):
         try:
             data = json.loads(self._last_path().read_text())
             nodes = [NodeRecord(**n) for n in data["nodes"]]
-            return Inventory(data["target"], data["eip"], data.get("eip_id"), nodes), float(
-                data["saved_at"]
+            inv = Inventory(
+                data["target"], data["eip"], data.get("eip_id"), nodes, data.get("eip6")
             )
+            return inv, float(data["saved_at"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -157,12 +174,13 @@ class ApiDeployment(NodeAccess):
     async def ainventory(self) -> Inventory:
         return await asyncio.to_thread(self.inventory)
 
-    def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
+    def probe_target(self, inv: Inventory, family: Family | None = None) -> tuple[str, str | None]:
         """The URL to probe and the namespace to probe from (in the lab, the client
         namespace: the EIP is routed only there)."""
-        if inv.eip is None:
+        if not inv.eips:
             raise EcmpError("nothing provisioned yet: no EIP to probe")
-        return f"http://{inv.eip}/", self.target.probe_netns()
+        eip = inv.eip_for(family or inv.families[0])
+        return f"http://{url_host(eip)}/", self.target.probe_netns()
 
     # -- device actions ------------------------------------------------------------------
     async def reboot(self, rec: NodeRecord, timeout: float = 90.0) -> float:

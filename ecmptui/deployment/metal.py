@@ -19,6 +19,7 @@ import packet
 import requests
 
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family, canonical
 from ecmptui.jsonish import JsonObject
 
 T = TypeVar("T")
@@ -56,12 +57,14 @@ class DeviceInfo:
     public_ipv4: str | None
     private_ipv4: str | None
     private_gateway: str | None
+    public_ipv6: str | None = None
+    gateway6: str | None = None
 
     @classmethod
     def from_packet(cls, dev: Any) -> DeviceInfo:
-        def pick(public: bool, field: str) -> str | None:
+        def pick(public: bool, field: str, family: int = 4) -> str | None:
             for a in dev.ip_addresses or []:
-                if a.get("address_family") == 4 and bool(a.get("public")) == public:
+                if a.get("address_family") == family and bool(a.get("public")) == public:
                     return a.get(field)
             return None
 
@@ -73,6 +76,8 @@ class DeviceInfo:
             pick(True, "address"),
             pick(False, "address"),
             pick(False, "gateway"),
+            pick(True, "address", 6),
+            pick(True, "gateway", 6),
         )
 
 
@@ -243,25 +248,29 @@ class MetalClient:
             params={"type": "reboot"},
         )
 
-    def ips(self, tag: str | None = None) -> list[IpInfo]:
+    def ips(self, tag: str | None = None, family: Family = Family.IPV4) -> list[IpInfo]:
+        """The project's elastic addresses of `family` (not the blocks servers are given
+        their own addresses from)."""
         ips = self.call(self.manager.list_project_ips, self.project_id)
         out = [
-            IpInfo(i.id, i.address, int(i.cidr or 32), tuple(i.tags or ()))
+            IpInfo(i.id, canonical(i.address), int(i.cidr or family.host_bits), tuple(i.tags or ()))
             for i in ips
-            if i.address_family == 4 and i.public and not i.management
+            if i.address_family == family.value and i.public and not i.management
         ]
         return [i for i in out if tag is None or tag in i.tags]
 
-    def reserve_ip(self, metro: str, tags: list[str]) -> IpInfo:
+    def reserve_ip(self, metro: str, tags: list[str], family: Family = Family.IPV4) -> IpInfo:
         ip = self.call(
             self.manager.reserve_ip_address,
             self.project_id,
-            "public_ipv4",
+            family.reservation_type,
             1,
             metro=metro,
             tags=tags,
         )
-        return IpInfo(ip.id, ip.address, int(ip.cidr or 32), tuple(ip.tags or ()))
+        return IpInfo(
+            ip.id, canonical(ip.address), int(ip.cidr or family.host_bits), tuple(ip.tags or ())
+        )
 
     def delete_ip(self, ip_id: str) -> None:
         self.call(self.manager.delete_ip, ip_id)
@@ -278,12 +287,12 @@ class MetalClient:
         data = self.call(self.manager.call_api, f"devices/{device_id}/bgp/sessions")
         return data.get("bgp_sessions", [])
 
-    def create_session(self, device_id: str) -> JsonObject:
+    def create_session(self, device_id: str, family: Family = Family.IPV4) -> JsonObject:
         return self.call(
             self.manager.call_api,
             f"devices/{device_id}/bgp/sessions",
             type="POST",
-            params={"address_family": "ipv4"},
+            params={"address_family": family.api},
         )
 
     def neighbors(self, device_id: str) -> list[dict]:

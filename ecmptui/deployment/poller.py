@@ -125,7 +125,10 @@ class StatusPoller:
             limit = scaled(self.node_timeout)
             try:
                 st = await asyncio.wait_for(
-                    node_status(self.d, rec, self.inventory.eip, self.opener, with_api=False), limit
+                    node_status(
+                        self.d, rec, list(self.inventory.eips.values()), self.opener, with_api=False
+                    ),
+                    limit,
                 )
                 st.updated = time.time()
             except TimeoutError:
@@ -185,5 +188,11 @@ class StatusPoller:
             view, api_error = self.api.get(r.name, ("unknown", None))
             nodes.append(replace(st, api_status=view, error=st.error or api_error))
         return DeploymentStatus(
-            inv.target, inv.eip, nodes, self.router, updated=time.time(), error=self.error
+            inv.target,
+            inv.eip,
+            nodes,
+            self.router,
+            updated=time.time(),
+            error=self.error,
+            eip6=inv.eip6,
         )

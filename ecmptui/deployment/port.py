@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from ecmptui.actions import Action, CoreRouters, available
 from ecmptui.config import Settings
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family
 
 if TYPE_CHECKING:
     from ecmptui.deployment.metal import MetalClient
@@ -95,8 +96,9 @@ class Deployment(Protocol):
         """An SSH session to one node for the length of a `with` block."""
         ...
 
-    def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
-        """The URL to probe and the network namespace to probe it from (None: this one)."""
+    def probe_target(self, inv: Inventory, family: Family | None = None) -> tuple[str, str | None]:
+        """The URL to probe (the EIP of `family`; None: the deployment's first) and the
+        network namespace to probe it from (None: this one)."""
         ...
 
     async def reboot(self, rec: NodeRecord, timeout: float = 90.0) -> float: ...
@@ -147,6 +149,7 @@ class Target:
 
     kind: TargetKind
     caps: Capabilities
+    default_families: str = "ipv4"  # what `provision` serves when neither flag nor config says
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

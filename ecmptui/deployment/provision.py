@@ -18,10 +18,11 @@ from ecmptui.deployment.inventory import (
     public_key_line,
     record_from_device,
 )
-from ecmptui.deployment.metal import DeviceInfo
+from ecmptui.deployment.metal import DeviceInfo, IpInfo
 from ecmptui.deployment.port import Deployment
 from ecmptui.deployment.steps import KEY_LABEL, STEPS, StepEvent, StepState
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family, parse_families
 from ecmptui.jsonish import JsonObject
 from ecmptui.node import bird
 from ecmptui.node.health import apply_health
@@ -48,6 +49,8 @@ class Provisioner:
         self.p = deployment.settings.provision
         self.nodes = nodes or self.p.nodes
         self.bfd = self.p.bfd if bfd is None else bfd
+        # asked for; a family the deployment already serves is kept (see _eip)
+        self.families = parse_families(self.p.family or deployment.target.default_families)
         self.health = health_config(deployment)
         self.inventory: Inventory | None = None
         self.changed = False
@@ -84,8 +87,15 @@ class Provisioner:
             await asyncio.gather(
                 *(n.close() for n in state["nodes"].values()), return_exceptions=True
             )
+        eips: dict[Family, IpInfo] = state["eips"]
+        v4, v6 = eips.get(Family.IPV4), eips.get(Family.IPV6)
         self.inventory = Inventory(
-            self.d.target.kind.value, state["eip"].address, state["eip"].id, state["records"]
+            self.d.target.kind.value,
+            v4.address if v4 else None,
+            v4.id if v4 else None,
+            state["records"],
+            v6.address if v6 else None,
+            v6.id if v6 else None,
         )
 
     # -- steps ---------------------------------------------------------------------------
@@ -189,18 +199,33 @@ class Provisioner:
         return [current[d.hostname] for d in wanted]
 
     async def _eip(self, state: JsonObject) -> tuple[str, bool]:
-        if self.p.eip:
-            found = [i for i in await self._call(self.d.client.ips) if i.address == self.p.eip]
-            if not found:
-                raise EcmpError(f"EIP {self.p.eip} is not reserved in this project")
-            state["eip"] = found[0]
-            return f"{self.p.eip} (configured)", False
-        tagged = await self._call(self.d.client.ips, self.p.tag)
-        if tagged:
-            state["eip"] = tagged[0]
-            return f"{tagged[0].address} (already reserved)", False
-        state["eip"] = await self._call(self.d.client.reserve_ip, self.p.metro, [self.p.tag])
-        return f"{state['eip'].address} reserved", True
+        """An EIP per family asked for, and per family the deployment already has (a
+        deployment remembers its families: a rerun never drops one)."""
+        eips: dict[Family, IpInfo] = {}
+        said: list[str] = []
+        changed = False
+        for family in Family:
+            wanted = family in self.families
+            if family is Family.IPV4 and self.p.eip:
+                found = [i for i in await self._call(self.d.client.ips) if i.address == self.p.eip]
+                if not found:
+                    raise EcmpError(f"EIP {self.p.eip} is not reserved in this project")
+                eips[family] = found[0]
+                said.append(f"{self.p.eip} (configured)")
+                continue
+            tagged = await self._call(self.d.client.ips, self.p.tag, family)
+            if tagged:
+                eips[family] = tagged[0]
+                said.append(f"{tagged[0].address} (already reserved)")
+            elif wanted:
+                eips[family] = await self._call(
+                    self.d.client.reserve_ip, self.p.metro, [self.p.tag], family
+                )
+                said.append(f"{eips[family].address} reserved")
+                changed = True
+        state["eips"] = eips
+        self.families = tuple(eips)
+        return ", ".join(said), changed
 
     def _check_bgp(self, cfg: JsonObject) -> None:
         """Local BGP already enabled with another ASN or MD5 password: refuse (the API has
@@ -234,10 +259,11 @@ class Provisioner:
         created = 0
         for rec in state["records"]:
             sessions = await self._call(self.d.client.sessions, rec.device_id)
-            if not any(s.get("address_family") == "ipv4" for s in sessions):
-                await self._call(self.d.client.create_session, rec.device_id)
-                created += 1
-        n = len(state["records"])
+            for family in self.families:
+                if not any(s.get("address_family") == family.api for s in sessions):
+                    await self._call(self.d.client.create_session, rec.device_id, family)
+                    created += 1
+        n = len(state["records"]) * len(self.families)
         return (
             f"{created} created, {n - created} existing" if created else f"{n} existing"
         ), created > 0
@@ -262,19 +288,16 @@ class Provisioner:
     async def _configure(self, state: JsonObject) -> AsyncIterator[StepEvent]:
         yield StepEvent("configure", StepState.RUNNING)
         queue: asyncio.Queue[StepEvent] = asyncio.Queue()
-        eip = state["eip"].address
+        eips = {f: ip.address for f, ip in state["eips"].items()}
 
         async def one(rec: NodeRecord) -> bool:
             await queue.put(StepEvent("configure", StepState.RUNNING, "connecting", rec.name))
             try:
-                nbs = await self._call(self.d.client.neighbors, rec.device_id)
-                if not nbs:
-                    raise EcmpError(f"{rec.name}: the API lists no BGP neighbors")
-                neighbor = bird.Neighbor.from_api(nbs[0])
-                rec.peers = list(neighbor.peer_ips)
+                parts = await bgp_parts(self.d, rec, eips)
+                rec.peers = [p for part in parts for p in part.neighbor.peer_ips]
                 node = state["nodes"][rec.name] = await self.d.connect(rec)
                 changes = await configure_node(
-                    node, neighbor, eip, self.bfd, rec.private_gateway, self.health
+                    node, parts, router_id(rec, parts), self.bfd, self.health
                 )
             except EcmpError as exc:
                 await queue.put(StepEvent("configure", StepState.FAILED, str(exc), rec.name))
@@ -352,39 +375,62 @@ def health_config(d: Deployment) -> JsonObject | None:
     return h.node_config() if h.enabled else None
 
 
+async def bgp_parts(
+    d: Deployment, rec: NodeRecord, eips: dict[Family, str]
+) -> list[bird.FamilyBgp]:
+    """What a node announces per family: the EIP, the API's neighbor record of that family
+    and the gateway its peers are routed through."""
+    client = d.client
+    if client is None:
+        raise EcmpError("the BGP neighbors come from the API: this target has no API")
+    if not eips:
+        raise EcmpError("nothing provisioned: no EIP")
+    neighbors = bird.by_family(await client.acall(client.neighbors, rec.device_id))
+    parts = []
+    for family, eip in sorted(eips.items()):
+        nb = neighbors.get(family)
+        if nb is None:
+            raise EcmpError(f"{rec.name}: the API lists no {family.api} BGP neighbor")
+        parts.append(bird.FamilyBgp(eip, nb, rec.gateway_for(family) if nb.multihop else None))
+    return parts
+
+
+def router_id(rec: NodeRecord, parts: list[bird.FamilyBgp]) -> str:
+    """BIRD's router id: the node's IPv4 BGP address, or its private/mgmt IPv4 address on an
+    IPv6-only deployment (a router id is always an IPv4-shaped number)."""
+    v4 = [p.neighbor.customer_ip for p in parts if p.family is Family.IPV4]
+    return v4[0] if v4 else rec.private_address or rec.mgmt_address
+
+
 async def configure_node(
     node: Node,
-    neighbor: bird.Neighbor,
-    eip: str,
+    parts: list[bird.FamilyBgp],
+    router_id: str,
     bfd: bool,
-    gateway: str | None,
     health: JsonObject | None = None,
 ) -> list[str]:
-    """Make one node announce `eip`; returns what changed (empty: nothing).
-
-    `gateway` is the private network's gateway: Metal's multihop peers are reached through
-    it, so the rendered config routes their /32s there.
-    """
+    """Make one node announce its EIP of every family in `parts`; returns what changed
+    (empty: nothing). Metal's multihop peers are reached through each family's gateway, so
+    the rendered config routes their host routes there."""
     changes = []
+    eips = [p.eip for p in parts]
     installed = await node.install_packages(["bird", "nginx"])
     if installed:
         changes.append("installed " + ", ".join(installed))
-    if await node.ensure_eip(eip):
-        changes.append("EIP on lo")
-    if await node.apply_nginx(eip):
+    if await node.ensure_eip(eips):
+        changes.append("EIP on lo" if len(eips) == 1 else "EIPs on lo")
+    if await node.apply_nginx(eips):
         changes.append("nginx")
     spec = bird.NodeBgpSpec(
-        router_id=neighbor.customer_ip,
-        eip=eip,
-        neighbor=neighbor,
-        gateway=gateway if neighbor.multihop else None,
+        router_id=router_id,
+        families=tuple(parts),
         bfd=bfd,
         announce=not await node.withdrawn(),
         log_file=None,
     )
     if await node.apply_bird_config(bird.render_node_config(spec)):
         changes.append("BIRD")
-    if await apply_health(node, health, eip):
+    if await apply_health(node, health, eips[0]):
         changes.append("health check" if health else "health check removed")
     return changes
 
@@ -439,19 +485,8 @@ async def set_bfd(
         raise EcmpError("BFD is set from the API's neighbor data: this target has no API")
 
     async def one(rec: NodeRecord) -> None:
-        nbs = await client.acall(client.neighbors, rec.device_id)
-        if not nbs:
-            raise EcmpError(f"{rec.name}: the API lists no BGP neighbors")
-        if inv.eip is None:
-            raise EcmpError("nothing provisioned: no EIP")
+        parts = await bgp_parts(d, rec, inv.eips)
         async with d.node(rec) as node:
-            await configure_node(
-                node,
-                bird.Neighbor.from_api(nbs[0]),
-                inv.eip,
-                bfd,
-                rec.private_gateway,
-                health_config(d),
-            )
+            await configure_node(node, parts, router_id(rec, parts), bfd, health_config(d))
 
     await asyncio.gather(*(one(r) for r in (inv.nodes if only is None else only)))

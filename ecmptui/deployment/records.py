@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family
 
 
 @dataclass
@@ -19,6 +20,12 @@ class NodeRecord:
     private_gateway: str | None
     state: str
     peers: list[str] = field(default_factory=list)
+    public_ipv6: str | None = None  # the server's own IPv6 address (Metal's /127)
+    gateway6: str | None = None  # its IPv6 gateway: the IPv6 peers' static routes go there
+
+    def gateway_for(self, family: Family) -> str | None:
+        """The gateway its multihop peers of `family` are routed through."""
+        return self.private_gateway if family is Family.IPV4 else self.gateway6
 
 
 @dataclass
@@ -27,9 +34,32 @@ class Inventory:
     eip: str | None
     eip_id: str | None
     nodes: list[NodeRecord]
+    eip6: str | None = None  # the IPv6 EIP of a dual-stack (or IPv6) deployment
+    eip6_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "eip": self.eip, "nodes": [asdict(n) for n in self.nodes]}
+        out = {"target": self.target, "eip": self.eip, "nodes": [asdict(n) for n in self.nodes]}
+        if self.eip6:
+            out["eip6"] = self.eip6
+        return out
+
+    @property
+    def eips(self) -> dict[Family, str]:
+        """The deployment's EIP per family it serves (what it remembers of its families)."""
+        found = {Family.IPV4: self.eip, Family.IPV6: self.eip6}
+        return {f: a for f, a in found.items() if a}
+
+    @property
+    def families(self) -> tuple[Family, ...]:
+        return tuple(self.eips)
+
+    def eip_for(self, family: Family) -> str:
+        """The EIP of `family`, or a clear error when the deployment does not serve it."""
+        eip = self.eips.get(family)
+        if eip is None:
+            served = ", ".join(f.api for f in self.eips) or "nothing provisioned"
+            raise EcmpError(f"this deployment has no {family.api} EIP (it serves: {served})")
+        return eip
 
     def node(self, name: str) -> NodeRecord:
         """Find a node by hostname, index (`2`) or `node2`."""

@@ -15,6 +15,7 @@ from ecmptui.deployment.inventory import NodeAccess, ensure_ssh_key
 from ecmptui.deployment.port import Capabilities, Deployment, Target, TargetKind
 from ecmptui.deployment.records import Inventory, NodeRecord
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family, url_family, url_host
 from ecmptui.jsonish import JsonObject
 from ecmptui.node.server import HostKeyPolicy, Layout, Node
 from ecmptui.waits import scaled
@@ -90,9 +91,12 @@ class StaticDeployment(NodeAccess):
             nginx_unit=n.nginx_unit,
         )
 
-    def probe_target(self, inv: Inventory) -> tuple[str, str | None]:
-        """The URL to probe and the namespace to probe from."""
-        return self.probe_url, self.target.probe_netns()
+    def probe_target(self, inv: Inventory, family: Family | None = None) -> tuple[str, str | None]:
+        """The URL to probe and the namespace to probe from: the configured URL, or for
+        `family` the EIP of that family."""
+        if family is None or url_family(self.probe_url) is family:
+            return self.probe_url, self.target.probe_netns()
+        return f"http://{url_host(inv.eip_for(family))}/", self.target.probe_netns()
 
     def key_for(self, n: StaticNode) -> Path:
         return Path(n.key).expanduser() if n.key else ensure_ssh_key(self.settings.ssh_key_path)

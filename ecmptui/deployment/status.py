@@ -34,6 +34,7 @@ class PeerStatus:
     routes_exported: int
     hold_timer: str | None
     last_error: str | None
+    family: int = 4  # the session's address family (4, 6)
 
 
 @dataclass
@@ -116,6 +117,18 @@ class NodeStatus:
         """Some router has the node's route (not announced only when none has)."""
         return self.announcing_to > 0
 
+    def announced_in(self, family: int) -> bool:
+        """Some router has the node's route of `family` (4, 6)."""
+        return not self.withdrawn and any(
+            p.family == family and p.bgp_state == "Established" and p.routes_exported > 0
+            for p in self.peers
+        )
+
+    @property
+    def families(self) -> list[int]:
+        """The address families the node has sessions in."""
+        return sorted({p.family for p in self.peers})
+
 
 @dataclass
 class CoreView:
@@ -125,6 +138,7 @@ class CoreView:
     bgp_address: str
     bird: str  # running | frozen | not running | down
     learned_from: list[str] = field(default_factory=list)
+    learned_from6: list[str] = field(default_factory=list)  # the IPv6 EIP's, dual stack
 
 
 @dataclass
@@ -138,6 +152,12 @@ class RouterStatus:
     mode: str = "hash"  # the fabric's ECMP: hash or resilient
     buckets: dict[str, int] = field(default_factory=dict)  # resilient: per node
     agent: str | None = None  # resilient: "ok" or what is wrong with the ECMP agent
+    nexthops6: list[str] = field(default_factory=list)  # the IPv6 EIP's, dual stack
+    nodes6: list[str] = field(default_factory=list)
+
+    def nodes_for(self, family: int) -> list[str]:
+        """The nodes the fabric forwards the EIP of `family` to."""
+        return self.nodes if family == 4 else self.nodes6
 
 
 @dataclass
@@ -150,6 +170,12 @@ class DeploymentStatus:
     router: RouterStatus | None = None
     updated: float | None = None  # wall time this snapshot was put together
     error: str | None = None  # the inventory could not be read: this is the last one
+    eip6: str | None = None  # the IPv6 EIP of a dual-stack (or IPv6) deployment
+
+    @property
+    def eips(self) -> dict[int, str]:
+        """The EIP per family (4, 6) the deployment serves."""
+        return {f: a for f, a in ((4, self.eip), (6, self.eip6)) if a}
 
     def oldest(self) -> float | None:
         """The wall time of the stalest node's last answer (what "updated" means)."""
@@ -181,6 +207,8 @@ class DeploymentStatus:
                 r.get("mode", "hash"),
                 dict(r.get("buckets") or {}),
                 r.get("agent"),
+                list(r.get("nexthops6") or []),
+                list(r.get("nodes6") or []),
             )
         )
         return cls(
@@ -190,25 +218,32 @@ class DeploymentStatus:
             router,
             d.get("updated"),
             d.get("error"),
+            d.get("eip6"),
         )
 
     def node(self, name: str) -> NodeStatus | None:
         return next((n for n in self.nodes if n.name == name), None)
 
-    def fabric_problems(self) -> list[str]:
+    def fabric_problems(self, family: int | None = None) -> list[str]:
         """Where the router's view contradicts the nodes': a node that says it announces
-        but is not among the next hops, or an ECMP agent that reports an error."""
+        but is not among the next hops (of `family`; None: every family), or an ECMP agent
+        that reports an error."""
         if self.router is None:
             return []
         out = []
         if self.router.agent not in (None, "ok"):
             out.append(f"fabric: {self.router.agent}")
-        missing = [n.name for n in self.nodes if n.announced and n.name not in self.router.nodes]
-        if missing:
-            out.append(
-                f"the fabric does not forward to {', '.join(missing)} although "
-                f"{'it announces' if len(missing) == 1 else 'they announce'} the EIP"
-            )
+        for family in [f for f in self.eips if family in (None, f)]:
+            forwarded = self.router.nodes_for(family)
+            missing = [
+                n.name for n in self.nodes if n.announced_in(family) and n.name not in forwarded
+            ]
+            if missing:
+                what = "the EIP" if len(self.eips) == 1 else f"the IPv{family} EIP"
+                out.append(
+                    f"the fabric does not forward to {', '.join(missing)} although "
+                    f"{'it announces' if len(missing) == 1 else 'they announce'} {what}"
+                )
         return out
 
 

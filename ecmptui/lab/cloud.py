@@ -21,22 +21,28 @@ from typing import Any
 import asyncssh
 
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family, host_prefix
 from ecmptui.jsonish import JsonObject
 from ecmptui.lab import aptproxy, fabric, firstboot, image
 from ecmptui.lab.instance import (
+    EIP6_POOL,
     EIP_POOL,
     MAX_NODES,
+    PROJECT_BLOCK6,
     ROUTER_ASN,
     ROUTER_PEER_IPS,
+    ROUTER_PEER_IPS6,
     ROUTERS,
     LabInstance,
     mgmt_addr,
     mgmt_gateway,
     router_link_addr,
+    router_link_addr6,
     server_link_addr,
+    server_link_addr6,
 )
 from ecmptui.lab.machine import Machine
-from ecmptui.lab.router import Backbone, RouterPeer, learned_from
+from ecmptui.lab.router import Backbone, RouterPeer, learned_from, session_protocol
 
 log = logging.getLogger("ecmptui.lab")
 BOOT_TIMEOUT = 15.0  # machine boot until sshd accepts
@@ -207,6 +213,16 @@ class Device:
     failure: str | None = None  # why it failed (Metal's provisioning event), if it did
     failed_at: str | None = None
     machine: Machine | None = None
+
+
+def _free_address(family: Family, used: set[str]) -> str | None:
+    """The first free EIP of the lab's pool for `family` (IPv4: from .10 on)."""
+    if family is Family.IPV4:
+        hosts = [str(a) for a in EIP_POOL.hosts() if int(a) & 0xFF >= 10]
+    else:
+        base = EIP6_POOL.network_address
+        hosts = [str(base + i) for i in range(0x10, 0x10 + 256)]
+    return next((a for a in hosts if a not in used), None)
 
 
 class Cloud:
@@ -421,7 +437,65 @@ class Cloud:
                     "href": f"/ips/{aid}",
                 }
             )
+        aid = assignment_id(dev.id, "pub6")
+        out.append(
+            {
+                "id": aid,
+                "address_family": 6,
+                "public": True,
+                "management": True,
+                "address": server_link_addr6(dev.n),
+                "cidr": 127,
+                "netmask": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
+                "network": router_link_addr6(dev.n),
+                "gateway": router_link_addr6(dev.n),
+                "manageable": True,
+                "enabled": True,
+                "global_ip": False,
+                "parent_block": {
+                    "network": str(PROJECT_BLOCK6.network_address),
+                    "cidr": PROJECT_BLOCK6.prefixlen,
+                    "netmask": str(PROJECT_BLOCK6.netmask),
+                    "href": f"/ips/{self.block6_id}",
+                },
+                "assigned_to": {"href": f"/devices/{dev.id}"},
+                "created_at": dev.created_at,
+                "metro": METRO,
+                "href": f"/ips/{aid}",
+            }
+        )
         return out
+
+    @property
+    def block6_id(self) -> str:
+        """The id of the project's IPv6 /56 (one per project, as Metal gave every project)."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ecmptui-lab/{self.project['id']}/ipv6"))
+
+    def block6_json(self) -> JsonObject:
+        """The project's IPv6 block: every server's /127 and the IPv6 EIPs come from it."""
+        net = PROJECT_BLOCK6
+        return {
+            "id": self.block6_id,
+            "address_family": 6,
+            "netmask": str(net.netmask),
+            "cidr": net.prefixlen,
+            "public": True,
+            "management": True,
+            "manageable": True,
+            "enabled": True,
+            "global_ip": False,
+            "address": str(net.network_address + 1),
+            "network": str(net.network_address),
+            "gateway": str(net.network_address + 1),
+            "type": "public_ipv6",
+            "tags": [],
+            "customdata": {},
+            "created_at": self.project["created_at"],
+            "metro": METRO,
+            "project": {"href": self.project["href"]},
+            "assignments": [],
+            "href": f"/ips/{self.block6_id}",
+        }
 
     def list_devices(self, project_id: str, query: JsonObject | None = None) -> JsonObject:
         self._project(project_id)
@@ -635,32 +709,38 @@ class Cloud:
     # -- elastic IPs ---------------------------------------------------------------------
     def reserve_ip(self, project_id: str, body: JsonObject) -> JsonObject:
         self._project(project_id)
+        kinds = {f.reservation_type: f for f in Family}
         _require(
-            body.get("type") == "public_ipv4",
-            f"type {body.get('type')!r} is not supported (the lab reserves public_ipv4)",
+            body.get("type") in kinds,
+            f"type {body.get('type')!r} is not supported (the lab reserves public_ipv4 "
+            "and public_ipv6)",
         )
+        family = kinds[str(body["type"])]
         quantity: Any = body.get("quantity")
         _require(
             isinstance(quantity, int) and not isinstance(quantity, bool) and quantity >= 1,
             "quantity must be a positive integer",
         )
-        _require(quantity == 1, "the lab reserves single addresses (quantity 1, a /32)")
+        _require(
+            quantity == 1,
+            f"the lab reserves single addresses (quantity 1, a /{family.host_bits})",
+        )
         metro: Any = body.get("metro") or body.get("facility")
         _require(metro in (None, "", "lab"), f"metro {metro!r} is not a valid metro")
         tags = _tags(body)
         with self.lock:
             used = {ip["address"] for ip in self.ips.values()}
-            free = next(
-                (str(a) for a in EIP_POOL.hosts() if int(a) & 0xFF >= 10 and str(a) not in used),
-                None,
+            free = _free_address(family, used)
+            _require(
+                free is not None, f"no {family.reservation_type} addresses left in the lab pool"
             )
-            _require(free is not None, "no public_ipv4 addresses left in the lab pool")
+            assert free is not None
             iid = str(uuid.uuid4())
             self.ips[iid] = {
                 "id": iid,
-                "address_family": 4,
-                "netmask": "255.255.255.255",
-                "cidr": 32,
+                "address_family": family.value,
+                "netmask": str(ipaddress.ip_network(host_prefix(free)).netmask),
+                "cidr": family.host_bits,
                 "public": True,
                 "management": False,
                 "manageable": True,
@@ -669,7 +749,7 @@ class Cloud:
                 "address": free,
                 "network": free,
                 "gateway": free,
-                "type": "public_ipv4",
+                "type": family.reservation_type,
                 "tags": tags,
                 "details": body.get("details"),
                 "customdata": {},
@@ -683,10 +763,11 @@ class Cloud:
             return self.ips[iid]
 
     def list_ips(self, project_id: str, query: JsonObject | None = None) -> JsonObject:
-        """The project's reservations; `type` filters them (comma-separated), as Metal's."""
+        """The project's reservations (its IPv6 block first); `type` filters them
+        (comma-separated), as Metal's."""
         self._project(project_id)
         wanted: Any = (query or {}).get("type")
-        ips = list(self.ips.values())
+        ips = [self.block6_json(), *self.ips.values()]
         if wanted:
             _require(isinstance(wanted, str), "type must be a string")
             kinds = {t.strip() for t in wanted.split(",")}
@@ -697,6 +778,8 @@ class Cloud:
         """A reservation, or one of a device's assignments."""
         if ip_id in self.ips:
             return self.ips[ip_id]
+        if ip_id == self.block6_id:
+            return self.block6_json()
         with self.lock:
             for dev in self.devices.values():
                 for a in self._assignments(dev):
@@ -786,11 +869,12 @@ class Cloud:
     def _session_json(self, sess: JsonObject, protocols: JsonObject) -> JsonObject:
         """A session as Metal showed it: `status` one word per router ("up,down")."""
         dev = self.devices.get(sess["device_id"])
+        name = session_protocol(dev.n, Family.parse(sess["address_family"])) if dev else ""
         states = []
         for router in ROUTERS:
-            proto = protocols.get(router, {}).get(f"s{dev.n}") if dev else None
+            proto = protocols.get(router, {}).get(name) if dev else None
             states.append("up" if proto is not None and proto.established else "down")
-        routes = self.router.learned_routes(f"s{dev.n}") if "up" in states and dev else []
+        routes = self.router.learned_routes(name) if "up" in states and dev else []
         return {**sess, "status": ",".join(states), "learned_routes": routes}
 
     def create_session(self, device_id: str, body: JsonObject) -> JsonObject:
@@ -798,17 +882,19 @@ class Cloud:
             self._device(device_id)
             family: Any = body.get("address_family")
             _require(family in ("ipv4", "ipv6"), "address_family must be ipv4 or ipv6")
-            _require(family == "ipv4", "the lab offers ipv4 sessions only")
             _require(self.bgp_config is not None, "BGP is not enabled for this project")
             _require(
-                not any(s["device_id"] == device_id for s in self.sessions.values()),
-                "a BGP session for ipv4 already exists on this device",
+                not any(
+                    s["device_id"] == device_id and s["address_family"] == family
+                    for s in self.sessions.values()
+                ),
+                f"a BGP session for {family} already exists on this device",
             )
             sid = str(uuid.uuid4())
             self.sessions[sid] = {
                 "id": sid,
                 "device_id": device_id,
-                "address_family": "ipv4",
+                "address_family": family,
                 "default_route": False,
                 "switch_name": "core1,core2",
                 "created_at": _now(),
@@ -842,42 +928,58 @@ class Cloud:
     def neighbors(self, device_id: str) -> JsonObject:
         with self.lock:
             dev = self._device(device_id)
-            if self.bgp_config is None or not any(
-                s["device_id"] == device_id for s in self.sessions.values()
-            ):
+            if self.bgp_config is None:
                 return {"bgp_neighbors": []}
-            md5 = self.bgp_config["md5"]
-            return {
-                "bgp_neighbors": [
-                    {
-                        "address_family": 4,
-                        "customer_as": self.bgp_config["asn"],
-                        "customer_ip": server_link_addr(dev.n),
-                        "md5_enabled": md5 is not None,
-                        "multihop": True,
-                        "peer_as": ROUTER_ASN,
-                        "peer_ips": [ROUTER_PEER_IPS[r] for r in ROUTERS],
-                        "routes_in": [
-                            {"route": f"{ip['address']}/32", "exact": True}
-                            for ip in self.ips.values()
-                        ],
-                        "routes_out": [],
-                        # the spec has no null here: the password only when MD5 is on
-                        **({"md5_password": md5} if md5 is not None else {}),
-                    }
-                ]
-            }
+            families = sorted(
+                Family.parse(s["address_family"])
+                for s in self.sessions.values()
+                if s["device_id"] == device_id
+            )
+            return {"bgp_neighbors": [self._neighbor(dev, f) for f in families]}
+
+    def _neighbor(self, dev: Device, family: Family) -> JsonObject:
+        """Metal's neighbor record of one family (call with the lock held)."""
+        assert self.bgp_config is not None
+        md5 = self.bgp_config["md5"]
+        if family is Family.IPV4:
+            customer_ip = server_link_addr(dev.n)
+            peer_ips = [ROUTER_PEER_IPS[r] for r in ROUTERS]
+            routes_in = [
+                {"route": f"{ip['address']}/32", "exact": True}
+                for ip in self.ips.values()
+                if ip["address_family"] == 4
+            ]
+        else:
+            customer_ip = server_link_addr6(dev.n)
+            # the real API wrote its IPv6 peers out in full
+            peer_ips = [ipaddress.IPv6Address(ROUTER_PEER_IPS6[r]).exploded for r in ROUTERS]
+            routes_in = [{"route": str(PROJECT_BLOCK6), "exact": False}]
+        return {
+            "address_family": family.value,
+            "customer_as": self.bgp_config["asn"],
+            "customer_ip": customer_ip,
+            "md5_enabled": md5 is not None,
+            "multihop": True,
+            "peer_as": ROUTER_ASN,
+            "peer_ips": peer_ips,
+            "routes_in": routes_in,
+            "routes_out": [],
+            # the spec has no null here: the password only when MD5 is on
+            **({"md5_password": md5} if md5 is not None else {}),
+        }
 
     def _sync_router(self) -> None:
         """Regenerate the core router's config from sessions and EIPs (call with the lock)."""
         asn = self.bgp_config["asn"] if self.bgp_config else 0
         md5 = self.bgp_config["md5"] if self.bgp_config else None
         peers = [
-            RouterPeer(self.devices[s["device_id"]].n, asn, md5)
+            RouterPeer(self.devices[s["device_id"]].n, asn, md5, Family.parse(s["address_family"]))
             for s in self.sessions.values()
             if s["device_id"] in self.devices
         ]
-        self.router.reconfigure(peers, [ip["address"] for ip in self.ips.values()])
+        self.router.reconfigure(
+            peers, [ip["address"] for ip in self.ips.values() if ip["address_family"] == 4]
+        )
 
     # -- status --------------------------------------------------------------------------
     def summary(self) -> JsonObject:
@@ -925,5 +1027,5 @@ class Cloud:
             "eips": eips,
             "bgp": {"enabled": self.bgp_config is not None},
             "routers": routers,
-            "router": {eip: self.router.nexthops(f"{eip}/32") for eip in eips},
+            "router": {eip: self.router.nexthops(host_prefix(eip)) for eip in eips},
         }

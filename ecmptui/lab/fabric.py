@@ -18,16 +18,22 @@ from ecmptui.errors import EcmpError
 from ecmptui.lab import machine
 from ecmptui.lab.instance import (
     CLIENT_ADDR,
+    CLIENT_ADDR6,
     CLIENT_GW,
+    CLIENT_GW6,
     ROUTER_PEER_IPS,
+    ROUTER_PEER_IPS6,
     ROUTERS,
     LabInstance,
     mgmt_addr,
     mgmt_gateway,
     mgmt_net,
     router_link,
+    router_link6,
     router_link_addr,
+    router_link_addr6,
     server_link_addr,
+    server_link_addr6,
 )
 
 
@@ -51,6 +57,12 @@ def run(args: Sequence[str], *, check: bool = True, timeout: float = 10.0) -> st
 
 def ip(*args: str, ns: str | None = None, check: bool = True) -> str:
     return run(["ip", *(["-n", ns] if ns else []), *args], check=check)
+
+
+def addr6(address: str, dev: str, ns: str) -> None:
+    """An IPv6 address usable at once (no duplicate address detection: the lab's links
+    have two ends, both ours)."""
+    ip("-6", "addr", "add", address, "dev", dev, "nodad", ns=ns)
 
 
 def in_ns(ns: str, *args: str) -> list[str]:
@@ -125,11 +137,12 @@ def set_l4_hash(ns: str) -> None:
     server where a real router would keep it. Policy 3 with these fields (source and
     destination address, protocol, ports) always hashes the packet itself; kernels before
     5.12 lack it and get policy 1."""
-    try:
-        sysctl(ns, "net.ipv4.fib_multipath_hash_policy", "3")
-        sysctl(ns, "net.ipv4.fib_multipath_hash_fields", "0x0037")
-    except FabricError:
-        sysctl(ns, "net.ipv4.fib_multipath_hash_policy", "1")
+    for family in ("ipv4", "ipv6"):
+        try:
+            sysctl(ns, f"net.{family}.fib_multipath_hash_policy", "3")
+            sysctl(ns, f"net.{family}.fib_multipath_hash_fields", "0x0037")
+        except FabricError:
+            sysctl(ns, f"net.{family}.fib_multipath_hash_policy", "1")
 
 
 def build_base(lab: LabInstance, slot: int) -> None:
@@ -142,6 +155,7 @@ def build_base(lab: LabInstance, slot: int) -> None:
         run(["ip", "netns", "add", ns])
         ip("link", "set", "lo", "up", ns=ns)
     sysctl(fab, "net.ipv4.ip_forward", "1")
+    sysctl(fab, "net.ipv6.conf.all.forwarding", "1")
     set_l4_hash(fab)
     ip("link", "add", "rt-client", "type", "veth", "peer", "name", "eth0", "netns", client, ns=fab)
     ip("addr", "add", f"{CLIENT_GW}/24", "dev", "rt-client", ns=fab)
@@ -149,6 +163,9 @@ def build_base(lab: LabInstance, slot: int) -> None:
     ip("addr", "add", f"{CLIENT_ADDR}/24", "dev", "eth0", ns=client)
     ip("link", "set", "eth0", "up", ns=client)
     ip("route", "add", "default", "via", CLIENT_GW, ns=client)
+    addr6(f"{CLIENT_GW6}/64", "rt-client", fab)
+    addr6(f"{CLIENT_ADDR6}/64", "eth0", client)
+    ip("-6", "route", "add", "default", "via", CLIENT_GW6, ns=client)
     for router in ROUTERS:
         rns, (fab_side, router_side) = lab.router_ns(router), router_link(router)
         link = f"rt-{router}"
@@ -161,6 +178,12 @@ def build_base(lab: LabInstance, slot: int) -> None:
         ip("route", "add", "default", "via", fab_side, ns=rns)
         # the servers reach the router's BGP address through the fabric
         ip("route", "add", f"{ROUTER_PEER_IPS[router]}/32", "via", router_side, ns=fab)
+        fab6, router6 = router_link6(router)
+        addr6(f"{fab6}/64", link, fab)
+        addr6(f"{router6}/64", "eth0", rns)
+        addr6(f"{ROUTER_PEER_IPS6[router]}/128", "lo", rns)
+        ip("-6", "route", "add", "default", "via", fab6, ns=rns)
+        ip("-6", "route", "add", f"{ROUTER_PEER_IPS6[router]}/128", "via", router6, ns=fab)
 
     net = mgmt_net(slot)
     ip("link", "add", lab.bridge, "type", "bridge")
@@ -181,6 +204,10 @@ def add_server(lab: LabInstance, n: int, slot: int) -> None:
     ip("link", "set", "eth0", "up", ns=ns)
     # The server's own default route (inside its namespace): its private gateway.
     ip("route", "add", "default", "via", router_link_addr(n), ns=ns)
+    # and its public IPv6 /127, as Metal gave every server one
+    addr6(f"{router_link_addr6(n)}/127", rt_if, fab)
+    addr6(f"{server_link_addr6(n)}/127", "eth0", ns)
+    ip("-6", "route", "add", "default", "via", router_link_addr6(n), ns=ns)
 
     veth = lab.mgmt_veth(n)
     # A fixed MAC per (slot, n): a server re-created with the same number must not be

@@ -29,6 +29,14 @@ ROUTER_ASN = 65530
 ROUTERS = ("core1", "core2")
 ROUTER_PEER_IPS = {"core1": "169.254.255.1", "core2": "169.254.255.2"}
 EIP_POOL = ipaddress.IPv4Network("203.0.113.0/24")
+# IPv6 (dual stack), documentation and unique-local prefixes only. The cores answer BGP at
+# fc00::e and fc00::f, as Metal's did; the project owns a /56 from which every server's
+# public /127 and the IPv6 EIPs (/128s) come.
+ROUTER_PEER_IPS6 = {"core1": "fc00::e", "core2": "fc00::f"}
+PROJECT_BLOCK6 = ipaddress.IPv6Network("2001:db8:ec:100::/56")
+EIP6_POOL = ipaddress.IPv6Network("2001:db8:ec:1ff::/64")  # inside PROJECT_BLOCK6
+CLIENT_ADDR6 = "fd00:ec:1::2"
+CLIENT_GW6 = "fd00:ec:1::1"
 LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
 
 
@@ -191,3 +199,25 @@ def mgmt_gateway(slot: int) -> str:
 
 def mgmt_addr(slot: int, n: int) -> str:
     return str(mgmt_net(slot).network_address + 10 + n)
+
+
+def router_link6(router: str) -> tuple[str, str]:
+    """(fabric side, router side) of the fabric <-> router link in IPv6, a /64 each."""
+    k = ROUTERS.index(router)
+    return f"fd00:ec:f{k + 1}::1", f"fd00:ec:f{k + 1}::2"
+
+
+def _server_pair6(n: int) -> int:
+    if not 1 <= n <= MAX_NODES:
+        raise ValueError(f"server index {n} out of range")
+    return int(PROJECT_BLOCK6.network_address) + 2 * n
+
+
+def router_link_addr6(n: int) -> str:
+    """Server n's IPv6 gateway in the fabric: the even end of its public /127."""
+    return str(ipaddress.IPv6Address(_server_pair6(n)))
+
+
+def server_link_addr6(n: int) -> str:
+    """Server n's public IPv6 address (the odd end of its /127, as Metal assigned them)."""
+    return str(ipaddress.IPv6Address(_server_pair6(n) + 1))

@@ -21,15 +21,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecmptui.errors import EcmpError
+from ecmptui.family import host_prefix
 from ecmptui.lab import fabric, image
 from ecmptui.lab.instance import (
     FABRIC_ID,
+    PROJECT_BLOCK6,
     ROUTER_ASN,
     ROUTER_PEER_IPS,
+    ROUTER_PEER_IPS6,
     ROUTERS,
     LabInstance,
     router_link,
+    router_link6,
     server_link_addr,
+    server_link_addr6,
 )
 from ecmptui.lab.machine import Machine
 from ecmptui.node import bird, faults
@@ -47,16 +52,36 @@ class RouterPeer:
     n: int
     asn: int
     md5: str | None = None
+    family: int = 4
 
     @property
     def protocol(self) -> str:
-        return f"s{self.n}"
+        return session_protocol(self.n, self.family)
+
+    @property
+    def address(self) -> str:
+        return server_link_addr(self.n) if self.family == 4 else server_link_addr6(self.n)
+
+
+def session_protocol(n: int, family: int) -> str:
+    """The core's protocol for server n's session in `family` (s1, s1_6, ...)."""
+    return f"s{n}" if family == 4 else f"s{n}_6"
 
 
 def _eip_filter(name: str, eips: list[str]) -> list[str]:
     nets = ", ".join(f"{e}/32" for e in sorted(eips))
     accept = [f"  if net ~ [ {nets} ] then accept;"] if eips else []
     return [f"filter {name} {{", *accept, "  reject;", "}"]
+
+
+def _block6_filter(name: str) -> list[str]:
+    """IPv6 as Metal's routes_in said it: anything inside the project's /56 (exact false)."""
+    return [
+        f"filter {name} {{",
+        f"  if net ~ [ {PROJECT_BLOCK6}{{{PROJECT_BLOCK6.prefixlen},128}} ] then accept;",
+        "  reject;",
+        "}",
+    ]
 
 
 def render_core_config(
@@ -69,6 +94,7 @@ def render_core_config(
     """bird.conf of core router `router`: customers multihop, every path to the fabric."""
     own = ROUTER_PEER_IPS[router]
     fab_side, _ = router_link(router)
+    fab6, _ = router_link6(router)
     out = [
         'timeformat protocol "%F %T.%3f";',
         f"router id {own};",
@@ -76,8 +102,10 @@ def render_core_config(
         "protocol device { scan time 10; }",
         # the servers' private networks are behind the fabric: resolves their next hops
         f"protocol static fabric_routes {{ ipv4; route 198.18.0.0/15 via {fab_side}; }}",
+        f"protocol static fabric_routes6 {{ ipv6; route {PROJECT_BLOCK6} via {fab6}; }}",
         bfd.render("*"),
         *_eip_filter("customer_in", eips),
+        *_block6_filter("customer_in6"),
         "template bgp customer {",
         f"  local {own} as {ROUTER_ASN};",
         "  multihop 5;",
@@ -85,12 +113,19 @@ def render_core_config(
         "  bfd on;  # only for servers that run BFD too (provisioned with --bfd)",
         "  ipv4 { import filter customer_in; export none; };",
         "}",
+        "template bgp customer6 {",
+        f"  local {ROUTER_PEER_IPS6[router]} as {ROUTER_ASN};",
+        "  multihop 5;",
+        timers.render(),
+        "  bfd on;",
+        "  ipv6 { import filter customer_in6; export none; };",
+        "}",
     ]
-    for p in sorted(peers, key=lambda p: p.n):
+    for p in sorted(peers, key=lambda p: (p.family, p.n)):
         pw = f' password "{p.md5}";' if p.md5 else ""
+        template = "customer" if p.family == 4 else "customer6"
         out.append(
-            f"protocol bgp {p.protocol} from customer "
-            f"{{ neighbor {server_link_addr(p.n)} as {p.asn};{pw} }}"
+            f"protocol bgp {p.protocol} from {template} {{ neighbor {p.address} as {p.asn};{pw} }}"
         )
     out += [
         "protocol bgp fabric {",
@@ -104,6 +139,19 @@ def render_core_config(
         "    export filter { if source = RTS_BGP then accept; reject; };",
         "    next hop keep;   # the fabric forwards straight to the servers",
         "    add paths tx;    # every server's path, not only the best",
+        "  };",
+        "}",
+        "protocol bgp fabric6 {",
+        f"  local as {ROUTER_ASN};",
+        f"  neighbor {fab6} as {ROUTER_ASN};",
+        "  direct;",
+        timers.render(),
+        "  bfd on;",
+        "  ipv6 {",
+        "    import none;",
+        "    export filter { if source = RTS_BGP then accept; reject; };",
+        "    next hop keep;",
+        "    add paths tx;",
         "  };",
         "}",
     ]
@@ -177,22 +225,13 @@ def render_fabric_config(
         f"router id {FABRIC_ID};",
         "debug protocols { states };",
         "protocol device { scan time 10; }",
-        'protocol direct { ipv4; interface "rt-s*"; }   # the servers: next hops resolve',
-        "protocol kernel {",
-        "  ipv4 {",
-        "    import none;",
-        "    export filter { if source = RTS_BGP then accept; reject; };",
-        "  };",
-        "  merge paths on;   # ECMP: all equal paths become one multipath route",
-        "  learn off;",
-        *(
-            [f"  kernel table {AGENT_TABLE};   # the agent turns it into resilient groups"]
-            if mode == "resilient"
-            else []
-        ),
-        "}",
+        # the servers: next hops resolve
+        'protocol direct { ipv4; ipv6; interface "rt-s*"; }',
+        *_kernel("ipv4", mode),
+        *_kernel("ipv6", mode),
         bfd.render("rt-core*"),
         *_eip_filter("eips_in", eips),
+        *_block6_filter("eips_in6"),
         "template bgp core {",
         f"  local as {ROUTER_ASN};",
         "  direct;",
@@ -206,11 +245,45 @@ def render_fabric_config(
         "    igp table master4;",
         "  };",
         "}",
+        "template bgp core6 {",
+        f"  local as {ROUTER_ASN};",
+        "  direct;",
+        timers.render(),
+        "  bfd on;",
+        "  ipv6 {",
+        "    import filter eips_in6;",
+        "    export none;",
+        "    add paths rx;",
+        "    gateway recursive;",
+        "    igp table master6;",
+        "  };",
+        "}",
     ]
     for router in ROUTERS:
         _, router_side = router_link(router)
+        _, router6 = router_link6(router)
         out.append(f"protocol bgp {router} from core {{ neighbor {router_side} as {ROUTER_ASN}; }}")
+        out.append(f"protocol bgp {router}_6 from core6 {{ neighbor {router6} as {ROUTER_ASN}; }}")
     return "\n".join(out) + "\n"
+
+
+def _kernel(channel: str, mode: str) -> list[str]:
+    """The fabric's kernel protocol of one family: BIRD's EIP routes, merged into ECMP."""
+    return [
+        "protocol kernel {",
+        f"  {channel} {{",
+        "    import none;",
+        "    export filter { if source = RTS_BGP then accept; reject; };",
+        "  };",
+        "  merge paths on;   # ECMP: all equal paths become one multipath route",
+        "  learn off;",
+        *(
+            [f"  kernel table {AGENT_TABLE};   # the agent turns it into resilient groups"]
+            if mode == "resilient"
+            else []
+        ),
+        "}",
+    ]
 
 
 class BirdMachine:
@@ -380,8 +453,10 @@ class Backbone:
         return fib_nexthops(self.lab, prefix)
 
 
-def _ip_json(lab: LabInstance, *args: str) -> list[Any]:
-    out = fabric.run(["ip", "-j", "-n", lab.fabric_ns, *args], check=False)
+def _ip_json(lab: LabInstance, *args: str, family: str = "") -> list[Any]:
+    """`ip -j` in the fabric; `family` "-6" for IPv6 routes (ip does not infer it)."""
+    flags = [family] if family else []
+    out = fabric.run(["ip", "-j", *flags, "-n", lab.fabric_ns, *args], check=False)
     try:
         data = json.loads(out or "[]")
     except json.JSONDecodeError:
@@ -398,7 +473,8 @@ def fib_view(
     hops: list[str] = []
     counts: dict[str, int] = {}
     nexthops: list[Any] | None = None
-    for r in _ip_json(lab, "route", "show", prefix):
+    family = "-6" if ":" in prefix else ""
+    for r in _ip_json(lab, "route", "show", prefix, family=family):
         if "nhid" not in r:
             if "gateway" in r:
                 hops.append(r["gateway"])
@@ -470,7 +546,7 @@ def agent_status(lab: LabInstance) -> str | None:
 def learned_from(lab: LabInstance, router: str, eip: str) -> list[str]:
     """The BGP protocols (`s1`, `s2`, ...) through which `router` has a route for the EIP."""
     try:
-        out = core(lab, router).birdc("show", "route", f"{eip}/32", "all", timeout=2)
+        out = core(lab, router).birdc("show", "route", host_prefix(eip), "all", timeout=2)
     except fabric.FabricError:
         return []
     return bird.parse_route_protocols(out)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ecmptui.deployment.inventory import ApiTarget
 from ecmptui.deployment.port import Capabilities, TargetKind, Timing, lab_label
 from ecmptui.deployment.status import CoreView, RouterStatus
+from ecmptui.family import Family, host_prefix
 from ecmptui.lab import control, router
 from ecmptui.lab.fibwatch import FibWatch
 from ecmptui.lab.instance import LabInstance
@@ -20,10 +21,10 @@ if TYPE_CHECKING:
     from ecmptui.deployment.records import Inventory
 
 
-def server_protocol(private_address: str) -> str:
-    """The name of a server's session on the lab's cores: `sN` for the server whose private
-    address is 198.18.(10+N).x (the cores are configured that way by the lab's cloud)."""
-    return f"s{int(private_address.split('.')[2]) - 10}"
+def server_protocol(private_address: str, family: Family = Family.IPV4) -> str:
+    """The name of a server's session on the lab's cores: `sN` (IPv6: `sN_6`) for the server
+    whose private address is 198.18.(10+N).x (the lab's cloud configures the cores so)."""
+    return router.session_protocol(int(private_address.split(".")[2]) - 10, family)
 
 
 class LabRouters:
@@ -49,21 +50,29 @@ class LabRouters:
             if inv.eip
             else ([], {})
         )
+        hops6, _ = router.fib_view(self.lab, host_prefix(inv.eip6)) if inv.eip6 else ([], {})
         by_addr = {n.private_address: n.name for n in inv.nodes}
-        by_protocol = {
-            server_protocol(n.private_address): n.name for n in inv.nodes if n.private_address
-        }
-        cores = []
-        for name in router.ROUTERS:
-            learned = router.learned_from(self.lab, name, inv.eip) if inv.eip else []
-            cores.append(
-                CoreView(
-                    name,
-                    router.ROUTER_PEER_IPS[name],
-                    router.core(self.lab, name).state(),
-                    [by_protocol.get(p, p) for p in learned],
-                )
+        by_addr.update({n.public_ipv6: n.name for n in inv.nodes if n.public_ipv6})
+        by_protocol = {}
+        for n in inv.nodes:
+            if n.private_address:
+                for family in Family:
+                    by_protocol[server_protocol(n.private_address, family)] = n.name
+
+        def learned(core: str, eip: str | None) -> list[str]:
+            found = router.learned_from(self.lab, core, eip) if eip else []
+            return [by_protocol.get(p, p) for p in found]
+
+        cores = [
+            CoreView(
+                name,
+                router.ROUTER_PEER_IPS[name],
+                router.core(self.lab, name).state(),
+                learned(name, inv.eip),
+                learned(name, inv.eip6),
             )
+            for name in router.ROUTERS
+        ]
         buckets = {by_addr.get(gw, gw): n for gw, n in held.items()}
         return RouterStatus(
             hops,
@@ -72,6 +81,8 @@ class LabRouters:
             mode,
             buckets,
             router.agent_status(self.lab),
+            hops6,
+            [by_addr.get(h, h) for h in hops6],
         )
 
     def set_weight(self, gateway: str, weight: int | None) -> None:
@@ -99,6 +110,7 @@ class LabTarget(ApiTarget):
 
     kind = TargetKind.LAB
     caps = Capabilities(faults=True, router_view=True, api=True, read_only_default=False)
+    default_families = "dual"  # the lab's fabric and cores speak both families
     timing = Timing(poll=0.1, active_timeout=60.0, verify_timeout=20.0)
 
     def label(self) -> str:

@@ -6,6 +6,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from ecmptui.family import Family, canonical
 from ecmptui.jsonish import JsonObject
 
 # Protocol names used in every rendered node config.
@@ -77,37 +78,84 @@ class Neighbor:
     md5_password: str | None = None
     routes_in: tuple[str, ...] = ()
 
+    @property
+    def family(self) -> Family:
+        return Family.of(self.customer_ip)
+
     @classmethod
     def from_api(cls, data: JsonObject) -> Neighbor:
-        """Build from the API's JSON; raises BirdParseError on a malformed entry."""
+        """Build from the API's JSON (addresses in any valid spelling: the real API wrote
+        IPv6 peers out in full); raises BirdParseError on a malformed entry."""
         try:
             md5 = data.get("md5_password") if data.get("md5_enabled") else None
-            return cls(
+            nb = cls(
                 customer_as=int(data["customer_as"]),
-                customer_ip=str(ipaddress.ip_address(data["customer_ip"])),
+                customer_ip=canonical(data["customer_ip"]),
                 peer_as=int(data["peer_as"]),
-                peer_ips=tuple(str(ipaddress.ip_address(p)) for p in data["peer_ips"]),
+                peer_ips=tuple(canonical(p) for p in data["peer_ips"]),
                 multihop=bool(data.get("multihop", False)),
                 md5_password=md5 or None,
                 routes_in=tuple(r["route"] for r in data.get("routes_in") or []),
             )
+            family = data.get("address_family", nb.family.value)
         except (KeyError, TypeError, ValueError) as exc:
             raise BirdParseError(f"malformed BGP neighbor data: {exc}") from exc
+        if family != nb.family.value or any(Family.of(p) != nb.family for p in nb.peer_ips):
+            raise BirdParseError(
+                f"malformed BGP neighbor data: address_family {family} does not match its addresses"
+            )
+        return nb
+
+
+def by_family(neighbors: list[JsonObject]) -> dict[Family, Neighbor]:
+    """The API's neighbor records of a device, one per family."""
+    out: dict[Family, Neighbor] = {}
+    for data in neighbors:
+        nb = Neighbor.from_api(data)
+        out.setdefault(nb.family, nb)
+    return out
+
+
+@dataclass(frozen=True)
+class FamilyBgp:
+    """One address family's part of a node's config: the EIP it announces, the API's
+    neighbor record, and the gateway its multihop peers' static routes point at."""
+
+    eip: str
+    neighbor: Neighbor
+    gateway: str | None = None
+
+    @property
+    def family(self) -> Family:
+        return Family.of(self.eip)
+
+    @property
+    def suffix(self) -> str:
+        """Added to protocol, filter and template names: IPv4 keeps the plain names."""
+        return "" if self.family is Family.IPV4 else "6"
 
 
 @dataclass(frozen=True)
 class NodeBgpSpec:
-    """Everything needed to render one node's bird.conf."""
+    """Everything needed to render one node's bird.conf (one FamilyBgp per family)."""
 
     router_id: str
-    eip: str
-    neighbor: Neighbor
-    gateway: str | None = None  # next hop for the multihop peers' static /32 routes
+    families: tuple[FamilyBgp, ...]
     bfd: bool = False
     announce: bool = True  # False renders the EIP protocol disabled (withdrawn)
     timers: BgpTimers = field(default_factory=BgpTimers)
     bfd_timers: BfdTimers = field(default_factory=BfdTimers)
     log_file: str | None = None
+
+
+def peer_protocol(i: int, family: Family) -> str:
+    """The node's BGP protocol for its i-th peer (1-based) in `family`: peer1, peer1_v6."""
+    return f"{PEER_PROTOCOL_PREFIX}{i}" + ("" if family is Family.IPV4 else "_v6")
+
+
+def peer_family(protocol: str) -> Family:
+    """The family of one of the node's BGP protocols, by its name."""
+    return Family.IPV6 if protocol.endswith("_v6") else Family.IPV4
 
 
 def _quote(text: str) -> str:
@@ -117,12 +165,69 @@ def _quote(text: str) -> str:
     return f'"{text}"'
 
 
+def _peer_routes(part: FamilyBgp) -> list[str]:
+    """A family's static routes to its multihop peers, also put in the kernel."""
+    f, sfx, nb = part.family, part.suffix, part.neighbor
+    out: list[str] = []
+    if nb.multihop:
+        if not part.gateway:
+            raise ValueError("multihop peers need a gateway for their static routes")
+        gw = ipaddress.ip_address(part.gateway)
+        if gw.version != f.value:
+            raise ValueError(f"the {f.api} peers' gateway {gw} is not an {f.api} address")
+        out.append(f"protocol static peer_routes{sfx} {{\n  {f.channel};")
+        out += [f"  route {p}/{f.host_bits} via {gw};" for p in nb.peer_ips]
+        out.append("}\n")
+        # the kernel must know the peers too, or the multihop TCP session cannot reach them
+        out.append(
+            f"protocol kernel {{\n  {f.channel} {{\n    import none;\n"
+            f'    export filter {{ if proto = "peer_routes{sfx}" then accept; reject; }};\n'
+            "  };\n}\n"
+        )
+    return out
+
+
+def _sessions(part: FamilyBgp, spec: NodeBgpSpec) -> list[str]:
+    """A family's export filter, template and one BGP session per peer."""
+    f, sfx, nb = part.family, part.suffix, part.neighbor
+    eip = f"{part.eip}/{f.host_bits}"
+    out = [
+        f"filter eip{sfx}_out {{",
+        f"  if net = {eip} then accept;",
+        "  reject;",
+        "}",
+        "",
+        f"template bgp metal{sfx} {{",
+        f"  local {nb.customer_ip} as {nb.customer_as};",
+        "  multihop 5;" if nb.multihop else "  direct;",
+        spec.timers.render(),
+    ]
+    if nb.md5_password:
+        out.append(f"  password {_quote(nb.md5_password)};")
+    if spec.bfd:
+        out.append("  bfd on;")
+    out += [f"  {f.channel} {{", "    import none;", f"    export filter eip{sfx}_out;", "  };"]
+    out += ["}", ""]
+    for i, peer in enumerate(nb.peer_ips, start=1):
+        out.append(
+            f"protocol bgp {peer_protocol(i, f)} from metal{sfx} "
+            f"{{ neighbor {peer} as {nb.peer_as}; }}"
+        )
+    return out
+
+
 def render_node_config(spec: NodeBgpSpec) -> str:
-    """bird.conf for a server announcing `spec.eip` to every peer of its neighbor entry."""
-    eip = ipaddress.IPv4Address(spec.eip)
+    """bird.conf for a server announcing its EIP of every family to every peer of that
+    family's neighbor entry."""
     ipaddress.IPv4Address(spec.router_id)
-    nb = spec.neighbor
-    out = [f"# rendered by ecmptui: announce {eip}/32 to AS {nb.peer_as}"]
+    if not spec.families:
+        raise ValueError("nothing to announce: no address family")
+    for part in spec.families:
+        if Family.of(part.eip) != part.neighbor.family:
+            raise ValueError(f"EIP {part.eip} and its neighbor record differ in family")
+    parts = sorted(spec.families, key=lambda p: p.family)
+    eips = " and ".join(f"{p.eip}/{p.family.host_bits}" for p in parts)
+    out = [f"# rendered by ecmptui: announce {eips} to AS {parts[0].neighbor.peer_as}"]
     if spec.log_file:
         out.append(f"log {_quote(spec.log_file)} all;")
     out += [
@@ -134,48 +239,20 @@ def render_node_config(spec: NodeBgpSpec) -> str:
         "",
         "protocol device { scan time 10; }",
         "",
+        # one protocol for every family: disabling it withdraws them all, BGP stays up
         f"protocol direct {EIP_PROTOCOL} {{",
         f"  disabled {'no' if spec.announce else 'yes'};",
-        "  ipv4;",
+        *(f"  {p.family.channel};" for p in parts),
         '  interface "lo";',
         "}",
         "",
     ]
-    if nb.multihop:
-        if not spec.gateway:
-            raise ValueError("multihop peers need a gateway for their static routes")
-        gw = ipaddress.IPv4Address(spec.gateway)
-        out.append("protocol static peer_routes {\n  ipv4;")
-        out += [f"  route {p}/32 via {gw};" for p in nb.peer_ips]
-        out.append("}\n")
-        # the kernel must know the peers too, or the multihop TCP session cannot reach them
-        out.append(
-            "protocol kernel {\n  ipv4 {\n    import none;\n"
-            '    export filter { if proto = "peer_routes" then accept; reject; };\n  };\n}\n'
-        )
-    if spec.bfd:
+    for part in parts:
+        out += _peer_routes(part)
+    if spec.bfd:  # one BFD protocol serves the sessions of both families
         out.append(spec.bfd_timers.render("*"))
-    out += [
-        "filter eip_out {",
-        f"  if net = {eip}/32 then accept;",
-        "  reject;",
-        "}",
-        "",
-        "template bgp metal {",
-        f"  local {nb.customer_ip} as {nb.customer_as};",
-        "  multihop 5;" if nb.multihop else "  direct;",
-        spec.timers.render(),
-    ]
-    if nb.md5_password:
-        out.append(f"  password {_quote(nb.md5_password)};")
-    if spec.bfd:
-        out.append("  bfd on;")
-    out += ["  ipv4 {", "    import none;", "    export filter eip_out;", "  };", "}", ""]
-    for i, peer in enumerate(nb.peer_ips, start=1):
-        out.append(
-            f"protocol bgp {PEER_PROTOCOL_PREFIX}{i} from metal "
-            f"{{ neighbor {peer} as {nb.peer_as}; }}"
-        )
+    for i, part in enumerate(parts):
+        out += ([""] if i else []) + _sessions(part, spec)
     return "\n".join(out) + "\n"
 
 

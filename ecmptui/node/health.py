@@ -7,6 +7,7 @@ import asyncio
 import json
 from importlib import resources
 
+from ecmptui.family import url_host
 from ecmptui.jsonish import JsonObject
 from ecmptui.node.server import Layout, Node, NodeError
 
@@ -42,7 +43,7 @@ def health_node_config(node: Node, settings: JsonObject, eip: str) -> JsonObject
     paths = health_paths(node.layout)
     return {
         **settings,
-        "url": f"http://{eip}/healthz",
+        "url": f"http://{url_host(eip)}/healthz",
         "birdc": node.birdc_argv(),
         "protocol": node.layout.eip_protocol,
         "state_file": paths["state"],

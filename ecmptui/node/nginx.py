@@ -17,12 +17,10 @@ def _check(name: str) -> str:
     return name
 
 
-def server_block(name: str, html_dir: str, listen: str = "80") -> str:
-    """The server block that answers on the EIP (and every address of the node)."""
+def server_block(name: str, html_dir: str, listen: tuple[str, ...] = ("80",)) -> str:
+    """The server block that answers on each of `listen` (the EIPs, one per family)."""
     return (
-        "server {\n"
-        f"  listen {listen};\n"
-        f"  root {html_dir};\n"
+        "server {\n" + "".join(f"  listen {one};\n" for one in listen) + f"  root {html_dir};\n"
         f'  add_header X-Served-By "{_check(name)}" always;\n'
         # long-lived flows (`probe --flows`): a connection is closed by ECMP, not by nginx
         "  keepalive_timeout 3600s;\n"

@@ -17,6 +17,7 @@ from typing import Any
 import asyncssh
 
 from ecmptui.errors import EcmpError
+from ecmptui.family import host_prefix, url_host
 from ecmptui.node import bird, nginx
 from ecmptui.node.host_key_policy import HostKeyPolicy
 from ecmptui.node.remote_shell import RemoteShell, Result, ShellError
@@ -75,14 +76,15 @@ EIP_UNIT_FILE = f"/etc/systemd/system/{EIP_UNIT}.service"
 PACKAGES = {"bird": "bird2", "nginx": "nginx-light", "nft": "nftables"}
 
 
-def eip_unit(eip: str) -> str:
-    """A oneshot unit that puts the EIP on lo at boot, before BIRD and nginx start."""
+def eip_unit(eips: list[str]) -> str:
+    """A oneshot unit that puts the EIPs (one per family) on lo at boot, before BIRD and
+    nginx start."""
     return (
         "[Unit]\nDescription=ecmptui: the anycast Elastic IP on lo\n"
         "DefaultDependencies=no\nBefore=network.target bird.service nginx.service\n\n"
         "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
-        f"ExecStart=ip addr replace {eip}/32 dev lo\n\n"
-        "[Install]\nWantedBy=multi-user.target\n"
+        + "".join(f"ExecStart=ip addr replace {host_prefix(e)} dev lo\n" for e in eips)
+        + "\n[Install]\nWantedBy=multi-user.target\n"
     )
 
 
@@ -361,30 +363,31 @@ class Node:
         raise NodeError(f"{self.name}: BIRD did not start")
 
     # -- EIP and nginx -------------------------------------------------------------------
-    async def ensure_eip(self, eip: str) -> bool:
-        """The EIP on lo now and after every boot (a oneshot unit that runs before BIRD and
+    async def ensure_eip(self, eips: list[str]) -> bool:
+        """The EIPs on lo now and after every boot (a oneshot unit that runs before BIRD and
         nginx). True if anything changed."""
-        unit = eip_unit(eip)
+        unit = eip_unit(eips)
         changed = False
         if await self.read(EIP_UNIT_FILE) != unit:
             await self.write(EIP_UNIT_FILE, unit)
             await self.systemctl("daemon-reload")
             await self.systemctl("enable", "--quiet", EIP_UNIT)
             changed = True
-        if changed or not await self.has_eip(eip):
+        if changed or not all([await self.has_eip(e) for e in eips]):
             await self.systemctl("restart", EIP_UNIT)
             changed = True
         return changed
 
     async def has_eip(self, eip: str) -> bool:
-        res = await self.run("ip", "-o", "-4", "addr", "show", "dev", "lo")
-        return f" {eip}/32 " in str(res.stdout)
+        res = await self.run("ip", "-o", "addr", "show", "dev", "lo")
+        return f" {host_prefix(eip)} " in str(res.stdout)
 
-    async def apply_nginx(self, eip: str) -> bool:
-        """nginx answers on the EIP with the node's page (a conf.d server block bound to the
-        EIP, so a default site on *:80 stays as it is). True if anything changed."""
+    async def apply_nginx(self, eips: list[str]) -> bool:
+        """nginx answers on the EIPs with the node's page (a conf.d server block bound to
+        them, so a default site on *:80 stays as it is). True if anything changed."""
         lay = self.layout
-        conf = nginx.server_block(self.name, lay.nginx_html, listen=f"{eip}:80")
+        listen = tuple(f"{url_host(e)}:80" for e in eips)
+        conf = nginx.server_block(self.name, lay.nginx_html, listen=listen)
         index = nginx.page(self.index)
         changed = False
         if await self.read(f"{lay.nginx_html}/index.html") != index:

@@ -83,6 +83,7 @@ class RawGet:
     def __init__(self, url: str, timeout: float) -> None:
         parts = urlsplit(url)
         self.addr = (parts.hostname or "", parts.port or 80)
+        self.family = socket.AF_INET6 if ":" in self.addr[0] else socket.AF_INET
         self.timeout = timeout
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.request = (
@@ -91,7 +92,7 @@ class RawGet:
         ).encode()
 
     def __call__(self) -> tuple[str | None, str | None]:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         deadline = time.monotonic() + self.timeout
         try:

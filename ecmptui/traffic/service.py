@@ -10,12 +10,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from ecmptui.family import Family
 from ecmptui.jsonish import JsonObject
 from ecmptui.traffic.probe_stream import probe_argv
 from ecmptui.waits import scaled
 
 if TYPE_CHECKING:
     from ecmptui.deployment.port import Deployment
+    from ecmptui.deployment.records import Inventory
     from ecmptui.deployment.status import DeploymentStatus
 
 PROBE_RATE = 50.0  # requests/s for one second: enough to see every backend of 16
@@ -28,6 +30,8 @@ class ServiceCheck:
 
     url: str
     netns: str | None
+    family: int = 4  # the EIP's address family
+    label: str = "service"  # "service", or "service ipv6" beside IPv4 on a dual stack
     requests: int = 0
     failed: int = 0
     answers: dict[str, int] = field(default_factory=dict)
@@ -41,10 +45,10 @@ class ServiceCheck:
         """The check's row, beside one per node (`display.check_line` words it)."""
         return {
             "kind": "service",
-            "name": "service",
+            "name": self.label,
             "host": self.url,
             "ok": self.ok,
-            **{k: v for k, v in asdict(self).items() if k != "url"},
+            **{k: v for k, v in asdict(self).items() if k not in ("url", "label")},
             "url": self.url,
         }
 
@@ -66,14 +70,23 @@ async def probe_once(url: str, netns: str | None) -> JsonObject:
     return json.loads(out)
 
 
-async def service_check(d: Deployment, st: DeploymentStatus) -> ServiceCheck:
-    """Probe the EIP for a second from the probe's vantage point and compare the router's
-    next hops with the nodes (no change is made)."""
+async def service_check(d: Deployment, st: DeploymentStatus) -> list[ServiceCheck]:
+    """Per family the deployment serves: probe its EIP for a second from the probe's vantage
+    point and compare the router's next hops with the nodes (no change is made)."""
     from ecmptui.deployment.records import Inventory
 
-    inv = Inventory(st.target, st.eip, None, [])
-    url, netns = d.probe_target(inv)
-    res = ServiceCheck(url, netns)
+    inv = Inventory(st.target, st.eip, None, [], st.eip6)
+    checks = []
+    for family in inv.families:
+        check = await _family_check(d, inv, family, len(inv.eips) > 1)
+        check.problems += st.fabric_problems(family.value)
+        checks.append(check)
+    return checks
+
+
+async def _family_check(d: Deployment, inv: Inventory, family: Family, dual: bool) -> ServiceCheck:
+    url, netns = d.probe_target(inv, family)
+    res = ServiceCheck(url, netns, family.value, f"service {family.api}" if dual else "service")
     try:
         summary = await probe_once(url, netns)
     except (RuntimeError, OSError, ValueError, TimeoutError) as exc:
@@ -87,7 +100,6 @@ async def service_check(d: Deployment, st: DeploymentStatus) -> ServiceCheck:
                 f"{url}: {res.failed} of {res.requests} requests failed"
                 + (f" ({errors})" if errors else "")
             )
-    res.problems += st.fabric_problems()
     return res
 
 
@@ -100,8 +112,7 @@ async def check(d: Deployment, warn: Callable[[str], None] | None = None) -> lis
 
     rows = [c.row() for c in await check_all(d, warn)]
     st = await gather(d)
-    if st.eip is not None:
-        rows.append((await service_check(d, st)).row())
+    rows += [c.row() for c in await service_check(d, st)]
     return rows
 
 
@@ -110,5 +121,7 @@ async def verify(d: Deployment) -> tuple[bool, str]:
     from ecmptui.deployment.gather import gather
     from ecmptui.display import check_line
 
-    row = (await service_check(d, await gather(d))).row()
-    return row["ok"], check_line(row)
+    rows = [c.row() for c in await service_check(d, await gather(d))]
+    if not rows:
+        return False, "no EIP to probe"
+    return all(r["ok"] for r in rows), "; ".join(check_line(r) for r in rows)
