@@ -31,7 +31,8 @@ def _console() -> Any:
     """Rich's console; to a pipe or a file it keeps every column (no squeezing to 80)."""
     from rich.console import Console
 
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 250)
+    # emoji off: an IPv6 address such as 2001:db8:ec:100::3 holds the code ":100:"
+    return Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 250)
 
 
 # -- lab ---------------------------------------------------------------------------------
@@ -392,7 +393,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     import asyncio
 
     from ecmptui.deployment.gather import gather
-    from ecmptui.display import NODE_COLUMNS, core_lines, node_cells, router_line
+    from ecmptui.display import (
+        NODE_COLUMNS,
+        core_lines,
+        grid_cells,
+        grid_columns,
+        node_cells,
+        router_lines,
+    )
 
     st = asyncio.run(gather(_deployment(args)))
     if args.json:
@@ -404,7 +412,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     con = _console()
     if st.error:
         con.print(f"[yellow]note: {st.error}[/]")
-    con.print(f"target [bold]{st.target}[/]   EIP [bold]{st.eip or 'none'}[/]")
+    eips = " and ".join(st.eips.values()) or "none"
+    con.print(f"target [bold]{st.target}[/]   EIP [bold]{eips}[/]")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for key, heading in NODE_COLUMNS:
         if key == "error":  # the reason must show at any width: fold it, never drop it
@@ -415,8 +424,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         cells = node_cells(n)
         table.add_row(*(cells[k] for k, _ in NODE_COLUMNS))
     con.print(table)
+    columns = grid_columns(st)
+    if columns:  # each node's session to each router (in each family)
+        grid = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        grid.add_column("node × router", no_wrap=True)
+        for _, label in columns:
+            grid.add_column(label, no_wrap=True)
+        for n in st.nodes:
+            cells = grid_cells(n, st)
+            grid.add_row(n.name, *(cells[k] for k, _ in columns))
+        con.print(grid)
     if st.router is not None:
-        con.print(router_line(st.eip, st.router))
+        for line in router_lines(st):
+            con.print(line)
         for line in core_lines(st):
             con.print(line)
     return 0

@@ -12,7 +12,6 @@ from ecmptui.deployment.status import (
     EventKind,
     HealthStatus,
     NodeStatus,
-    RouterStatus,
     StatusEvent,
 )
 from ecmptui.jsonish import JsonObject
@@ -111,46 +110,76 @@ def traffic_state(n: NodeStatus) -> str:
     return f"[red]{n.bgp_state}[/]"
 
 
-def router_line(eip: str | None, router: RouterStatus | None) -> str:
-    """The core router's next hops for the EIP, or why there are none to show."""
+def _family_name(family: int, st: DeploymentStatus) -> str:
+    """How the EIP of `family` is named: "EIP" alone, "IPv6 EIP" beside another family."""
+    return "EIP" if len(st.eips) < 2 else f"IPv{family} EIP"
+
+
+def router_lines(st: DeploymentStatus) -> list[str]:
+    """The fabric's next hops for the EIP of each family, or why there are none to show."""
+    router = st.router
     if router is None:
-        return f"EIP {eip or '-'}  (no router view off the lab)"
-    pairs = ", ".join(
-        f"{h} ({n}" + (f", {router.buckets[n]} buckets" if n in router.buckets else "") + ")"
-        for h, n in zip(router.nexthops, router.nodes, strict=True)
-    )
+        eips = ", ".join(st.eips.values()) or "-"
+        return [f"EIP {eips}  (no router view off the lab)"]
     mode = f" ({router.mode} ECMP)" if router.mode != "hash" else ""
     agent = f"   [red]{router.agent}[/]" if router.agent not in (None, "ok") else ""
-    return f"EIP [b]{eip or '-'}   [/]fabric next hops{mode}: {pairs or '[red]none[/]'}{agent}"
+    out = []
+    for family, eip in (st.eips or {4: "-"}).items():
+        hops = router.nexthops if family == 4 else router.nexthops6
+        pairs = ", ".join(
+            f"{h} ({n}" + (f", {router.buckets[n]} buckets" if n in router.buckets else "") + ")"
+            for h, n in zip(hops, router.nodes_for(family), strict=True)
+        )
+        out.append(
+            f"{_family_name(family, st)} [b]{eip}   [/]fabric next hops{mode}: "
+            f"{pairs or '[red]none[/]'}{agent}"
+        )
+        agent = ""  # said once
+    return out
 
 
 def core_lines(st: DeploymentStatus) -> list[str]:
-    """Each core router's view: its BIRD, and which nodes it learned the EIP from."""
+    """Each core router's view: its BIRD, and which nodes it learned each EIP from."""
     if st.router is None:
         return []
     out = []
     for c in st.router.cores:
         colour = "green" if c.bird == "running" else "red"
-        learned = ", ".join(c.learned_from) or "[red]nobody[/]"
-        out.append(
-            f"  {c.name} ({c.bgp_address}): BIRD [{colour}]{c.bird}[/], EIP learned from {learned}"
+        learned = "; ".join(
+            f"{_family_name(f, st)} learned from "
+            + (", ".join(c.learned_for(f)) or "[red]nobody[/]")
+            for f in (st.eips or {4: ""})
         )
+        out.append(f"  {c.name} ({c.bgp_address}): BIRD [{colour}]{c.bird}[/], {learned}")
     return out
 
 
+def grid_columns(st: DeploymentStatus) -> list[tuple[str, str]]:
+    """The node x router (x family, on a dual stack) grid's columns: (key, label)."""
+    cores = [c.name for c in st.router.cores] if st.router else []
+    families = list(st.eips) or [4]
+    if len(families) < 2:
+        return [(c, c) for c in cores]
+    return [(f"{c} v{f}", f"{c} v{f}") for c in cores for f in families]
+
+
 def grid_cells(n: NodeStatus, st: DeploymentStatus) -> dict[str, str]:
-    """A node's session to each core router (by router name), for the node x router grid."""
+    """A node's session to each core router in each family, by `grid_columns` key."""
     by_address = {p.neighbor: p for p in n.peers}
+    dual = len(st.eips) > 1
     out = {}
     for c in st.router.cores if st.router else []:
-        p = by_address.get(c.bgp_address)
-        if p is None:
-            out[c.name] = "-"
-            continue
-        colour = "green" if p.bgp_state == "Established" else "red"
-        out[c.name] = f"[{colour}]{p.bgp_state}[/]" + (
-            f" ({p.last_error})" if p.last_error and p.bgp_state != "Established" else ""
-        )
+        for family in list(st.eips) or [4]:
+            key = f"{c.name} v{family}" if dual else c.name
+            address = c.address_for(family)
+            p = by_address.get(address) if address else None
+            if p is None:
+                out[key] = "-"
+                continue
+            colour = "green" if p.bgp_state == "Established" else "red"
+            out[key] = f"[{colour}]{p.bgp_state}[/]" + (
+                f" ({p.last_error})" if p.last_error and p.bgp_state != "Established" else ""
+            )
     return out
 
 

@@ -4,12 +4,19 @@ they read their `view` and post messages (`screens.messages`)."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import events
 from textual.reactive import reactive
 from textual.screen import Screen
 
 from .messages import Refused
 from .view import DashboardView
+
+
+def log_line(markup: str) -> Text:
+    """A RichLog line from markup, without emoji codes: an IPv6 address such as
+    2001:db8:ec:100::3 holds ":100:", which Rich would draw as an emoji."""
+    return Text.from_markup(markup, emoji=False)
 
 
 class DashboardScreen(Screen[None]):

@@ -9,10 +9,17 @@ from textual.widgets import Button, DataTable, Footer, Header, Label, RichLog, S
 
 from ecmptui.actions import ROUTER_ACTIONS, RouterAction
 from ecmptui.deployment.status import DeploymentStatus
-from ecmptui.display import NODE_COLUMNS, grid_cells, node_cells, router_line, stamp
+from ecmptui.display import (
+    NODE_COLUMNS,
+    grid_cells,
+    grid_columns,
+    node_cells,
+    router_lines,
+    stamp,
+)
 from ecmptui.jsonish import JsonObject
 
-from .base import DashboardScreen
+from .base import DashboardScreen, log_line
 from .messages import RouterActionRequested
 from .traffic import age_text
 from .view import DashboardView
@@ -66,7 +73,7 @@ class BgpScreen(DashboardScreen):
             table.add_column(label, key=key)
         self._cells: dict[str, dict[str, str]] = {}
         self._grid: dict[str, dict[str, str]] = {}
-        self._routers: list[str] = []
+        self._columns: list[tuple[str, str]] = []
         self._events_shown = 0
         self._last_shown: float | None = None
         self.redraw()
@@ -103,7 +110,7 @@ class BgpScreen(DashboardScreen):
                 table.remove_row(gone)
                 del self._cells[gone]
             if not empty:
-                router.update(router_line(st.eip, st.router))
+                router.update("\n".join(router_lines(st)))
             self._refresh_grid(st)
         table.display = bool(st and st.nodes)
         self._show_events()
@@ -121,29 +128,36 @@ class BgpScreen(DashboardScreen):
             log.clear()
             new = list(events)
         for entry in new:
-            log.write(f"[dim]{stamp(entry.at)} [/]{entry.text}")
+            log.write(log_line(f"[dim]{stamp(entry.at)} [/]{entry.text}"))
         self._events_shown = max(e.seq for e in events)
         self._last_shown = events[-1].at
 
     def _refresh_grid(self, st: DeploymentStatus) -> None:
         """The node x core router grid: each node's session to each router."""
         grid = self.query_one("#bgp-grid", DataTable)
-        routers = [c.name for c in st.router.cores] if st.router else []
-        reshaped, rows_before = routers != self._routers, len(self._grid)
+        columns = grid_columns(st)
+        keys = [k for k, _ in columns]
+        reshaped, rows_before = columns != self._columns, len(self._grid)
         if reshaped:
             if grid.columns:
                 grid.clear(columns=True)
             self._grid = {}
-            self._routers = routers
-            if routers:
+            routers_changed = (
+                [c.name for c in st.router.cores] != self._router_names(self._columns)
+                if st.router
+                else bool(self._columns)
+            )
+            self._columns = columns
+            if columns:
                 grid.add_column("node × router", key="node")
-                for r in routers:
-                    grid.add_column(r, key=r)
+                for key, label in columns:
+                    grid.add_column(label, key=key)
+            if routers_changed and st.router:
                 rows = self.query_one("#router-rows", Vertical)
                 rows.remove_children()
-                rows.mount_all([RouterRow(r, self.view.read_only) for r in routers])
-        grid.display = bool(routers)
-        if not routers:
+                rows.mount_all([RouterRow(c.name, self.view.read_only) for c in st.router.cores])
+        grid.display = bool(columns)
+        if not columns:
             return
         seen = set()
         for n in st.nodes:
@@ -151,11 +165,11 @@ class BgpScreen(DashboardScreen):
             seen.add(n.name)
             old = self._grid.get(n.name)
             if old is None:
-                grid.add_row(n.name, *(cells[r] for r in routers), key=n.name)
+                grid.add_row(n.name, *(cells[k] for k in keys), key=n.name)
             else:
-                for r in routers:
-                    if old.get(r) != cells[r]:
-                        grid.update_cell(n.name, r, cells[r], update_width=True)
+                for k in keys:
+                    if old.get(k) != cells[k]:
+                        grid.update_cell(n.name, k, cells[k], update_width=True)
             self._grid[n.name] = cells
         for gone in set(self._grid) - seen:
             grid.remove_row(gone)
@@ -164,6 +178,11 @@ class BgpScreen(DashboardScreen):
             # its height set, not auto: an auto-height table whose rows came after its
             # first layout kept height 0 (nothing drawn on the first switch to this screen)
             grid.styles.height = grid.row_count + 1
+
+    @staticmethod
+    def _router_names(columns: list[tuple[str, str]]) -> list[str]:
+        """The routers of a grid's columns, in order (a dual stack has two per router)."""
+        return list(dict.fromkeys(k.split(" ")[0] for k, _ in columns))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if isinstance(event.button, RouterButton):

@@ -14,7 +14,7 @@ from ecmptui.deployment.status import DeploymentStatus, Observed
 from ecmptui.deployment.steps import STEPS, StepEvent, StepState
 from ecmptui.display import check_line
 
-from .base import DashboardScreen
+from .base import DashboardScreen, log_line
 from .messages import (
     ChecksReady,
     DeprovisionRequested,
@@ -190,7 +190,9 @@ class ProvisionScreen(DashboardScreen):
                 name, ICONS[StepState.DONE if r["ok"] else StepState.FAILED], detail, key=name
             )
             log.write(
-                f"[{'green' if r['ok'] else 'red'}]check [/]{r['name']} ({r['host']}): {detail}"
+                log_line(
+                    f"[{'green' if r['ok'] else 'red'}]check [/]{r['name']} ({r['host']}): {detail}"
+                )
             )
 
     def shows_change(self, old: DashboardView, new: DashboardView) -> bool:
@@ -270,7 +272,7 @@ class ProvisionScreen(DashboardScreen):
         if ev.state is not StepState.RUNNING:
             who = f"{ev.node}: " if ev.node else ""
             colour = {"done": "green", "failed": "red"}[ev.state]
-            log.write(f"[{colour}]{ev.step} [/]{who}{ev.detail}")
+            log.write(log_line(f"[{colour}]{ev.step} [/]{who}{ev.detail}"))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "btn-provision":

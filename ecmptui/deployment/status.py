@@ -139,6 +139,13 @@ class CoreView:
     bird: str  # running | frozen | not running | down
     learned_from: list[str] = field(default_factory=list)
     learned_from6: list[str] = field(default_factory=list)  # the IPv6 EIP's, dual stack
+    bgp_address6: str | None = None  # where it answers IPv6 BGP (the lab: fc00::e, fc00::f)
+
+    def address_for(self, family: int) -> str | None:
+        return self.bgp_address if family == 4 else self.bgp_address6
+
+    def learned_for(self, family: int) -> list[str]:
+        return self.learned_from if family == 4 else self.learned_from6
 
 
 @dataclass

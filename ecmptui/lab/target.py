@@ -70,6 +70,7 @@ class LabRouters:
                 router.core(self.lab, name).state(),
                 learned(name, inv.eip),
                 learned(name, inv.eip6),
+                router.ROUTER_PEER_IPS6[name],
             )
             for name in router.ROUTERS
         ]
