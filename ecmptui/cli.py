@@ -525,18 +525,28 @@ def cmd_drill(args: argparse.Namespace) -> int:
         raise EcmpError(f"--flows {args.flows}: must be 0-5000")
     d = _deployment(args)
     con = _console()
-    drill = Drill(
-        d,
-        rate=args.rate,
-        node=args.node,
-        limit_s=args.limit,
-        on_event=None if args.json else (lambda m: con.print(f"  {m}")),
-        flows=args.flows,
-        flow_interval=args.flow_interval,
-    )
-    drill.plan(args.scenario)  # refuse bad names before touching anything
+
+    def drill_of(family: Any) -> Drill:
+        on_event = None if args.json else (lambda m: con.print(f"  {m}"))
+        if on_event is not None and args.family == "both":
+            on_event = lambda m, f=family: con.print(f"  [{f.short}] {m}")
+        return Drill(
+            d,
+            rate=args.rate,
+            node=args.node,
+            limit_s=args.limit,
+            on_event=on_event,
+            flows=args.flows,
+            flow_interval=args.flow_interval,
+            family=family,
+        )
+
+    drill_of(None).plan(args.scenario)  # refuse bad names before touching anything
     with _writer(args, d, "drill"):
-        results = asyncio.run(drill.run(args.scenario))
+        families = _drill_families(d, args.family)
+        results = []
+        for family in families:
+            results += asyncio.run(drill_of(family).run(args.scenario))
     text = report_markdown(results, args.rate, d.target.kind.value)
     if args.report:
         Path(args.report).write_text(text)
@@ -545,6 +555,21 @@ def cmd_drill(args: argparse.Namespace) -> int:
     else:
         print(text)
     return 0 if all(r.recovered for r in results) else 1
+
+
+def _drill_families(d: Any, wanted: str | None) -> list[Any]:
+    """The families a drill probes: the one asked for, or with `both` (the default) every
+    family the deployment serves, one after the other."""
+    from ecmptui.family import Family
+
+    served = d.inventory().families
+    if wanted in (None, "both"):
+        return list(served) or [None]
+    family = Family.parse(wanted)
+    if family not in served:
+        have = ", ".join(f.api for f in served) or "nothing provisioned"
+        raise EcmpError(f"--family {wanted}: this deployment has no {family.api} EIP ({have})")
+    return [family]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -623,6 +648,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     import signal
     import time
 
+    from ecmptui.family import url_family
     from ecmptui.traffic.probe import Prober, summarize
     from ecmptui.traffic.url import check_url
 
@@ -633,9 +659,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
     url, netns = args.url, args.netns
     if url is not None:
         check_url(url)  # before anything is looked up
+        if args.family is not None and url_family(url) not in (None, args.family):
+            raise EcmpError(f"--family {args.family.api}: {url} is not an {args.family.api} URL")
     if url is None or (netns is None and not args.no_netns):
         d = _deployment(args)
-        inv_url, inv_netns = d.probe_target(d.inventory())
+        inv_url, inv_netns = d.probe_target(d.inventory(), args.family)
         url = url or inv_url
         if netns is None:
             netns = inv_netns  # the lab's client namespace: the EIP is routed only there
@@ -838,6 +866,13 @@ def _family(text: str) -> Any:
         return Family.parse(text.strip().lower())
     except EcmpError:
         raise argparse.ArgumentTypeError(f"expected ipv4 or ipv6, got {text!r}") from None
+
+
+def _family_or_both(text: str) -> str:
+    value = text.strip().lower()
+    if value == "both":
+        return value
+    return str(_family(value).api)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1100,6 +1135,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("probe", help="request the EIP continuously, a new connection each time")
     p.add_argument("url", nargs="?", help="default: http://<EIP>/ from the inventory")
     p.add_argument(
+        "--family",
+        type=_family,
+        default=None,
+        metavar="ipv4|ipv6",
+        help="which EIP to probe (default: the deployment's first family, IPv4 on a dual "
+        "stack); with a URL, it must be of that family",
+    )
+    p.add_argument(
         "--rate",
         type=_rate_or_zero,
         default=100.0,
@@ -1293,6 +1336,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe requests per second (default %(default)s)",
     )
     p.add_argument("--node", default=None, help="node to act on (default: the last one)")
+    p.add_argument(
+        "--family",
+        type=_family_or_both,
+        default=None,
+        metavar="ipv4|ipv6|both",
+        help="the EIP to probe (default both: every family the deployment serves, "
+        "one after the other; each scenario is reported per family)",
+    )
     p.add_argument(
         "--limit",
         type=_positive_float,

@@ -73,9 +73,7 @@ def report_crash(renderables: list[Any], error_fd: int | None) -> None:
         from rich.console import Console
 
         with contextlib.suppress(OSError), os.fdopen(error_fd, "w", closefd=False) as fh:
-            console = Console(
-                file=fh, width=120, no_color=True, force_terminal=False, emoji=False
-            )
+            console = Console(file=fh, width=120, no_color=True, force_terminal=False, emoji=False)
             for renderable in renderables:
                 console.print(renderable)
     print(

@@ -22,6 +22,7 @@ from ecmptui.deployment.provision import set_bfd
 from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.display import health_label
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family
 from ecmptui.jsonish import JsonObject
 from ecmptui.node import faults
 from ecmptui.node import health as node_health
@@ -126,6 +127,7 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)
     fib_ms: float | None = None  # lab: when the fabric's route for the EIP changed
     flows: JsonObject | None = None  # with flows: how many, and how many the change broke
+    family: int = 4  # the address family probed (the EIP of that family)
 
     def to_json(self) -> JsonObject:
         d = asdict(self)
@@ -141,7 +143,9 @@ def health_key(st: DeploymentStatus) -> tuple[Any, ...]:
         (n.name, n.bgp_state, n.routes_exported, n.withdrawn, n.eip_on_lo, health_label(n.health))
         for n in st.nodes
     )
-    router = tuple(sorted(st.router.nodes)) if st.router else None
+    router = (
+        (tuple(sorted(st.router.nodes)), tuple(sorted(st.router.nodes6))) if st.router else None
+    )
     return nodes, router
 
 
@@ -156,11 +160,12 @@ def _healthy(st: DeploymentStatus) -> bool:
     )
     if st.router is not None:
         names = sorted(n.name for n in st.nodes)
-        ok = (
-            ok
-            and sorted(st.router.nodes) == names
-            and all(sorted(c.learned_from) == names for c in st.router.cores)
-        )
+        for family in st.eips:  # every family the deployment serves
+            ok = (
+                ok
+                and sorted(st.router.nodes_for(family)) == names
+                and all(sorted(c.learned_for(family)) == names for c in st.router.cores)
+            )
     return ok
 
 
@@ -207,8 +212,10 @@ class Drill:
         on_event: Callable[[str], None] | None = None,
         flows: int = 0,
         flow_interval: float = 0.5,
+        family: Family | None = None,
     ) -> None:
         self.d, self.rate, self.timeout = d, rate, timeout
+        self.family = family  # the EIP probed (None: the deployment's first family)
         self.flows, self.flow_interval = flows, flow_interval
         self.node_name, self.settle_s, self.limit_s = node, settle_s, limit_s
         self.on_event = on_event or (lambda _msg: None)
@@ -246,10 +253,12 @@ class Drill:
     async def run(self, names: list[str] | None = None) -> list[ScenarioResult]:
         plan = self.plan(names)
         inv = await self.d.ainventory()
-        if len(inv.nodes) < 2 or inv.eip is None:
+        if len(inv.nodes) < 2 or not inv.eips:
             raise EcmpError(
                 "a drill needs an EIP announced by at least 2 nodes: run `ecmptui provision` first"
             )
+        self.family = self.family or inv.families[0]
+        eip = inv.eip_for(self.family)
         target = inv.node(self.node_name) if self.node_name else inv.nodes[-1]
         baseline = await wait_healthy(self.d, 20)
         if baseline is None:
@@ -263,7 +272,7 @@ class Drill:
                 "the deployment is not healthy (every node Established and "
                 "announcing): " + (left or "fix that") + " before a drill"
             )
-        self._fib = self.d.target.fib_watch(inv.eip)
+        self._fib = self.d.target.fib_watch(eip)
         if self._fib is not None:
             await self._fib.start()
         original_bfd = await self._bfd_now(target)
@@ -371,6 +380,7 @@ class Drill:
             requests=len(stream.samples),
             notes=notes,
             fib_ms=self._fib_ms(t_action),
+            family=(self.family or Family.IPV4).value,
         )
 
     def _fib_ms(self, t_action: float) -> float | None:
@@ -385,7 +395,7 @@ class Drill:
 
         label = f"{sc.name}{' (BFD)' if bfd else ''}"
         self.on_event(f"{label}: probing at {self.rate:.0f} req/s")
-        url, netns = self.d.probe_target(inv)
+        url, netns = self.d.probe_target(inv, self.family)
         stream = self._stream(url, netns)
         notes: list[str] = []
         await stream.start()
@@ -466,7 +476,7 @@ class Drill:
             "" if health is None else f" (health {'on' if health else 'off'})"
         )
         self.on_event(f"{label}: probing at {self.rate:.0f} req/s")
-        url, netns = self.d.probe_target(inv)
+        url, netns = self.d.probe_target(inv, self.family)
         stream = self._stream(url, netns)
         notes: list[str] = []
         await stream.start()
@@ -570,7 +580,7 @@ class Drill:
         two layouts agree and could never break); then announce it and count what broke."""
         label = f"{sc.name} ({len(inv.nodes)} nodes)"
         flows = self.flows or MEMBERSHIP_FLOWS
-        url, netns = self.d.probe_target(inv)
+        url, netns = self.d.probe_target(inv, self.family)
         stream = self._stream(url, netns, flows)
         notes: list[str] = []
         withdraw, announce = ACTIONS["withdraw"], ACTIONS["announce"]
@@ -628,10 +638,11 @@ class Drill:
     async def _out_of_routing(self, inv: Inventory, target: NodeRecord) -> None:
         """After a withdraw: until the router forwards nothing to `target` (lab: the fabric's
         next hops; elsewhere, where the router cannot be seen, a fixed settle time)."""
+        family = self.family or Family.IPV4
+        eip = inv.eips.get(family)
+        gateway = target.private_address if family is Family.IPV4 else target.public_ipv6
         if not (
-            inv.eip
-            and target.private_address
-            and await wait_fabric_drops(self.d, inv.eip, target.private_address, FLOW_SETTLE_S * 3)
+            eip and gateway and await wait_fabric_drops(self.d, eip, gateway, FLOW_SETTLE_S * 3)
         ):
             await asyncio.sleep(FLOW_SETTLE_S)
 
@@ -711,11 +722,20 @@ def fmt_ms(v: float | None) -> str:
     return "not steady" if v is None else f"{v:.0f} ms"
 
 
+def scenario_label(r: ScenarioResult, dual: bool) -> str:
+    """A scenario's name in a report; with results of both families, which one it probed."""
+    return f"{r.name} (IPv{r.family})" if dual else r.name
+
+
 def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> str:
+    families = sorted({r.family for r in results})
+    dual = len(families) > 1
+    probed = " and ".join(f"IPv{f}" for f in families) or "-"
     lines = [
         "# ecmptui drill report",
         "",
-        f"Target {target}, probing at {rate:.0f} requests/s, a new connection each.",
+        f"Target {target}, probing the {probed} EIP at {rate:.0f} requests/s, "
+        "a new connection each.",
         "",
         "| scenario | BFD | health check | node | FIB updated | convergence "
         "| last answer from node | failed (refused/reset/timeout) | before | after "
@@ -726,7 +746,7 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
         f = r.to_json()["failed"]
         dist = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"
         lines.append(
-            f"| {r.name} | {'on' if r.bfd else 'off'} "
+            f"| {scenario_label(r, dual)} | {'on' if r.bfd else 'off'} "
             f"| {'-' if r.health is None else ('on' if r.health else 'off')} "
             f"| {r.node} | {fib_label(r.fib_ms, target == 'lab')} | {fmt_ms(r.convergence_ms)} "
             f"| {fmt_ms(r.last_answer_ms) if r.last_answer_ms is not None else '-'} "
@@ -750,11 +770,11 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
             others = f["flows"] - f["on_node"]
             share = f"{f['bystanders'] / others:.2f}" if others else "-"
             lines.append(
-                f"| {r.name} | {r.node} | {f['flows']} | {f['on_node']} "
+                f"| {scenario_label(r, dual)} | {r.node} | {f['flows']} | {f['on_node']} "
                 f"| {f['affected']} | {f['bystanders']} | {share} | {f['moved']} |"
             )
     notes = [
-        f"- {r.name}{' (BFD)' if r.bfd else ''}"
+        f"- {scenario_label(r, dual)}{' (BFD)' if r.bfd else ''}"
         f"{'' if r.health is None else ' (health ' + ('on' if r.health else 'off') + ')'}"
         f": {n}"
         for r in results

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ecmptui.errors import EcmpError
+from ecmptui.family import url_family
 
 MAX_URL = 2048
 
@@ -30,4 +31,5 @@ def check_url(url: str) -> str:
         raise EcmpError(f"URL {shown!r}: host name too long")
     if port == 0:
         raise EcmpError(f"URL {shown!r}: port 0")
+    url_family(url)  # an IPv6 address in brackets, an IPv4 one not
     return url
