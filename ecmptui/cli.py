@@ -474,10 +474,16 @@ def cmd_drain(args: argparse.Namespace) -> int:
     with _writer(args, d, f"node drain {args.name}"):
         inv = d.inventory()
         rec = inv.node(args.name)
-        if inv.eip is None:
+        if not inv.eips:
             raise EcmpError("nothing is deployed: no EIP to drain from")
         result = asyncio.run(
-            drain(d, rec, inv.eip, args.timeout, on_progress=lambda m: con.print(f"  {m}"))
+            drain(
+                d,
+                rec,
+                list(inv.eips.values()),
+                args.timeout,
+                on_progress=lambda m: con.print(f"  {m}"),
+            )
         )
     print(result.line())
     return 0

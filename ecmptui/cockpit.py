@@ -314,11 +314,11 @@ class LocalCockpit(Cockpit):
 
         d = self.api_deployment()
         inv = await d.ainventory()
-        if inv.eip is None:
+        if not inv.eips:
             raise EcmpError("nothing is deployed: no EIP to drain from")
         rec = inv.node(node_name)
         with self.writer(f"drain {rec.name}"):
-            result = await drain(d, rec, inv.eip, timeout, on_progress)
+            result = await drain(d, rec, list(inv.eips.values()), timeout, on_progress)
         return result.short(), result.line()
 
     async def router_act(

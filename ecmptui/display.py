@@ -126,8 +126,9 @@ def router_lines(st: DeploymentStatus) -> list[str]:
     out = []
     for family, eip in (st.eips or {4: "-"}).items():
         hops = router.nexthops if family == 4 else router.nexthops6
+        buckets = router.buckets_for(family)
         pairs = ", ".join(
-            f"{h} ({n}" + (f", {router.buckets[n]} buckets" if n in router.buckets else "") + ")"
+            f"{h} ({n}" + (f", {buckets[n]} buckets" if n in buckets else "") + ")"
             for h, n in zip(hops, router.nodes_for(family), strict=True)
         )
         out.append(

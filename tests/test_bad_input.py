@@ -54,6 +54,13 @@ CLI_CASES = [
     (["--config", "/dev/urandom", "status"], "not a regular file"),
     (["--export", "/etc/hostname"], "not a directory"),
     (["--export", "/no/such/dir/x"], "/no/such/dir is not a directory"),
+    (["provision", "--family", "ipv5"], "expected one of ipv4, ipv6, dual"),
+    (["probe", "--family", "both", URL], "expected ipv4 or ipv6"),
+    (["drill", "--family", "garbage"], "expected ipv4 or ipv6"),
+    (["probe", "--family", "ipv6", URL], "is not an ipv6 URL"),
+    (["probe", "http://[203.0.113.10]/"], "not a valid URL"),
+    (["probe", "http://[2001:db8::zz]/"], "not a valid URL"),
+    (["probe", "http://[2001:db8::1/"], "not a valid URL"),
 ]
 
 CONFIG_CASES = [
@@ -73,6 +80,12 @@ CONFIG_CASES = [
         "must look like host",
     ),
     ('[provision]\ntag = "bad tag"\n', "provision.tag"),
+    ('[provision]\nfamily = "ipv5"\n', "provision.family: must be one of ipv4, ipv6, dual"),
+    (
+        'target = "static"\n[static]\neips = ["203.0.113.10", "203.0.113.11"]\n',
+        "at most one EIP per family",
+    ),
+    ('target = "static"\n[static]\neips = ["2001:db8::zz"]\n', "is not an IP address"),
     ('[metal]\nprobe_netns = "a b"\n', "metal.probe_netns: not a namespace name"),
     (
         'target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\n'
@@ -120,6 +133,16 @@ def test_config(text: str, fragment: Any, tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text(text)
     _assert_one_line(run_cli("--config", str(cfg), "status"), fragment)
+
+
+def test_an_ipv6_eip_asked_of_an_ipv4_only_deployment(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        'target = "static"\n[static]\neips = ["203.0.113.10"]\n'
+        '[[static.nodes]]\nname = "n1"\nhost = "127.0.0.1"\n'
+    )
+    proc = run_cli("--config", str(cfg), "probe", "--family", "ipv6", "--duration", "1")
+    _assert_one_line(proc, "this deployment has no ipv6 EIP (it serves: ipv4)")
 
 
 def test_a_fifo_config_is_refused_not_waited_on(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from ecmptui.deployment.gather import wait_fabric_drops
 from ecmptui.deployment.port import Deployment
 from ecmptui.deployment.records import NodeRecord
 from ecmptui.errors import EcmpError
+from ecmptui.family import url_host
 from ecmptui.node.server import Node
 
 DRAIN_WEIGHT = 1  # the lowest a group member can have (0 is not allowed)
@@ -76,15 +77,16 @@ class DrainResult:
 ACTIVE_MS = 3000  # a connection that received nothing for longer is not counted
 
 
-async def client_connections(node: Node, eip: str) -> int:
-    """Live client connections to the EIP's port 80 on the node: established and active in
+async def client_connections(node: Node, eips: list[str]) -> int:
+    """Live client connections to the EIPs' port 80 on the node: established and active in
     the last ACTIVE_MS (nginx keeps idle keep-alive connections whose client went away for
     a long time; those are not flows any more)."""
     res = await node.run("ss", "-Htni", "state", "established", "( sport = :80 )", check=False)
     count, mine = 0, False
+    ours = [f"{url_host(e)}:80 " for e in eips]  # ss writes [v6]:80 as a URL does
     for line in str(res.stdout).splitlines():
         if not line.startswith(("\t", " ")):
-            mine = f"{eip}:80 " in line + " "
+            mine = any(o in line + " " for o in ours)
             continue
         m = re.search(r"lastrcv:(\d+)", line)
         if mine and m and int(m.group(1)) <= ACTIVE_MS:
@@ -95,7 +97,7 @@ async def client_connections(node: Node, eip: str) -> int:
 async def drain(
     d: Deployment,
     rec: NodeRecord,
-    eip: str,
+    eips: list[str],
     timeout: float,
     on_progress: Callable[[str], None] | None = None,
 ) -> DrainResult:
@@ -107,12 +109,19 @@ async def drain(
         raise EcmpError(f"cannot drain {rec.name}: {HASH_REFUSAL}")
     if rec.private_address is None:
         raise EcmpError(f"{rec.name}: no private address in the inventory")
-    gateway = rec.private_address
+    # the fabric's next hop for the node, per EIP: its private address (IPv4), its public
+    # IPv6 address (IPv6)
+    gateways = {e: rec.private_address if ":" not in e else rec.public_ipv6 for e in eips}
     say = on_progress or (lambda _m: None)
     t0 = time.monotonic()
+
+    async def weight(value: int | None) -> None:
+        for gateway in {g for g in gateways.values() if g}:
+            await asyncio.to_thread(routers.set_weight, gateway, value)
+
     async with d.node(rec) as node:
-        start = await client_connections(node, eip)
-        await asyncio.to_thread(routers.set_weight, gateway, DRAIN_WEIGHT)
+        start = await client_connections(node, eips)
+        await weight(DRAIN_WEIGHT)
         say(
             f"{rec.name}: weight {DRAIN_WEIGHT}: new connections go to the others, its "
             f"{start} open one(s) stay until they end (timeout {timeout:.0f} s)"
@@ -120,7 +129,7 @@ async def drain(
         try:
             left = start
             while time.monotonic() - t0 < timeout:
-                left = await client_connections(node, eip)
+                left = await client_connections(node, eips)
                 if left == 0:
                     break
                 await asyncio.sleep(0.5)
@@ -128,12 +137,14 @@ async def drain(
             # counted once the router has let go of the node: its sockets of the connections
             # the withdraw broke stay established there (the resets come from the others),
             # so this also counts one that opened on its bucket just before the withdraw
-            await wait_fabric_drops(d, eip, gateway, 5.0)
-            at_withdraw = await client_connections(node, eip)
+            for eip, gateway in gateways.items():
+                if gateway:
+                    await wait_fabric_drops(d, eip, gateway, 5.0)
+            at_withdraw = await client_connections(node, eips)
         finally:
             # the weight is the agent's business again; the node is withdrawn by now (or
             # the drain failed and it keeps serving at full weight)
-            await asyncio.to_thread(routers.set_weight, gateway, None)
+            await weight(None)
     waited = time.monotonic() - t0
     if at_withdraw == 0:
         why = "none were open"

@@ -20,6 +20,7 @@ from ecmptui.deployment.status import (
     RouterStatus,
 )
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family
 from ecmptui.node import bird
 from ecmptui.node.faults import active_faults
 from ecmptui.node.health import health_state
@@ -39,8 +40,17 @@ def _peer(p: bird.ProtocolInfo) -> PeerStatus:
         p.routes_exported,
         p.hold_timer,
         p.last_error,
-        bird.peer_family(p.name).value,
+        peer_family(p).value,
     )
+
+
+def peer_family(p: bird.ProtocolInfo) -> Family:
+    """A session's family: its neighbor's address family (a hand-written config names its
+    protocols as it likes), else ecmptui's own naming (peer1_v6)."""
+    try:
+        return Family.of(p.neighbor_address or "")
+    except ValueError:
+        return bird.peer_family(p.name)
 
 
 NodeOpener = Callable[[NodeRecord], AbstractAsyncContextManager]

@@ -51,7 +51,7 @@ class StaticDeployment(NodeAccess):
     @property
     def probe_url(self) -> str:
         st = self.settings.static
-        return st.probe_url or f"http://{st.eips[0]}/"
+        return st.probe_url or f"http://{url_host(st.eips[0])}/"
 
     def inventory(self) -> Inventory:
         st = self.settings.static
@@ -59,7 +59,10 @@ class StaticDeployment(NodeAccess):
             NodeRecord(n.name, i, "-", n.host, None, None, "configured")
             for i, n in enumerate(st.nodes, start=1)
         ]
-        return Inventory("static", st.eips[0], None, nodes)
+        by_family = {Family.of(e): e for e in st.eips}
+        return Inventory(
+            "static", by_family.get(Family.IPV4), None, nodes, by_family.get(Family.IPV6)
+        )
 
     async def ainventory(self) -> Inventory:
         return self.inventory()
@@ -147,7 +150,7 @@ class NodeCheck:
         return {"kind": "node", **asdict(self), "ok": self.ok}
 
 
-async def check_node(d: Deployment, rec: NodeRecord, eip: str | None) -> NodeCheck:
+async def check_node(d: Deployment, rec: NodeRecord, eips: list[str]) -> NodeCheck:
     """Each check's result for one node: ssh, bird, sessions, eip_on_lo, nginx, faults;
     and its problems (one line each)."""
     from ecmptui.node.faults import active_faults
@@ -175,9 +178,12 @@ async def check_node(d: Deployment, rec: NodeRecord, eip: str | None) -> NodeChe
                     res.problems.append(f"BGP sessions {res.sessions}")
             except NodeError as exc:
                 res.problems.append(str(exc).removeprefix(f"{rec.name}: "))
-            res.eip_on_lo = eip is not None and await node.has_eip(eip)
-            if not res.eip_on_lo:
-                res.problems.append(f"{eip} is not on lo")
+            missing = [e for e in eips if not await node.has_eip(e)]
+            res.eip_on_lo = bool(eips) and not missing
+            if not eips:
+                res.problems.append("no EIP to look for on lo")
+            elif missing:
+                res.problems.append(f"{' and '.join(missing)} not on lo")
             probe = await node.run("python3", "-c", NGINX_PROBE, check=False)
             res.nginx = probe.exit_status == 0 and probe.stdout.strip()[:1] in "23"
             if not res.nginx:
@@ -190,7 +196,8 @@ async def check_node(d: Deployment, rec: NodeRecord, eip: str | None) -> NodeChe
 async def check_all(d: Deployment, warn: Callable[[str], None] | None = None) -> list[NodeCheck]:
     """Every node's checks; through an API outage from the last inventory (`warn` says so)."""
     inv = await asyncio.to_thread(d.inventory_or_last, warn or (lambda _m: None))
-    return list(await asyncio.gather(*(check_node(d, r, inv.eip) for r in inv.nodes)))
+    eips = list(inv.eips.values())
+    return list(await asyncio.gather(*(check_node(d, r, eips) for r in inv.nodes)))
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -203,7 +210,7 @@ def _toml_str(value: str) -> str:
 def export_static(d: Any, output: Path) -> list[str]:
     """Write a `static` config for what is provisioned now; returns the files written."""
     inv = d.inventory()
-    if inv.eip is None or not inv.nodes:
+    if not inv.eips or not inv.nodes:
         raise EcmpError("nothing provisioned to export: run `ecmptui provision` first")
     settings = d.settings
     lines = [
@@ -230,8 +237,8 @@ def export_static(d: Any, output: Path) -> list[str]:
     lines += [
         "",
         "[static]",
-        f"eips = [{_toml_str(inv.eip)}]",
-        f"probe_url = {_toml_str(f'http://{inv.eip}/')}",
+        f"eips = [{', '.join(_toml_str(e) for e in inv.eips.values())}]",
+        f"probe_url = {_toml_str(f'http://{url_host(inv.eip_for(inv.families[0]))}/')}",
     ]
     netns = d.target.probe_netns()
     if netns:

@@ -161,6 +161,10 @@ class RouterStatus:
     agent: str | None = None  # resilient: "ok" or what is wrong with the ECMP agent
     nexthops6: list[str] = field(default_factory=list)  # the IPv6 EIP's, dual stack
     nodes6: list[str] = field(default_factory=list)
+    buckets6: dict[str, int] = field(default_factory=dict)
+
+    def buckets_for(self, family: int) -> dict[str, int]:
+        return self.buckets if family == 4 else self.buckets6
 
     def nodes_for(self, family: int) -> list[str]:
         """The nodes the fabric forwards the EIP of `family` to."""
@@ -216,6 +220,7 @@ class DeploymentStatus:
                 r.get("agent"),
                 list(r.get("nexthops6") or []),
                 list(r.get("nodes6") or []),
+                dict(r.get("buckets6") or {}),
             )
         )
         return cls(

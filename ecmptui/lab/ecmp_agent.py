@@ -18,6 +18,7 @@ and everything applied again. What the agent knows is in /run/ecmptui-agent/stat
 """
 
 import fcntl
+import ipaddress
 import json
 import os
 import select
@@ -55,16 +56,25 @@ def ip_json(*args: Any) -> Any:
         return []
 
 
+FAMILIES = ("-4", "-6")  # BIRD exports both families' EIP routes into table 100
+
+
+def full(dst: Any) -> Any:
+    """A route's destination as a prefix (`ip -j` leaves a host route's length out)."""
+    return dst if "/" in dst else f"{dst}/{128 if ':' in dst else 32}"
+
+
 def wanted() -> Any:
     """dst -> [(gateway, dev)] of every multipath (or single) route in table 100."""
     routes = {}
-    for r in ip_json("route", "show", "table", TABLE):
-        dst = r.get("dst", "")
-        hops = [(h["gateway"], h["dev"]) for h in r.get("nexthops", []) if "gateway" in h]
-        if "gateway" in r:
-            hops.append((r["gateway"], r["dev"]))
-        if dst and hops:
-            routes[dst if "/" in dst else dst + "/32"] = sorted(hops)
+    for family in FAMILIES:
+        for r in ip_json(family, "route", "show", "table", TABLE):
+            dst = r.get("dst", "")
+            hops = [(h["gateway"], h["dev"]) for h in r.get("nexthops", []) if "gateway" in h]
+            if "gateway" in r:
+                hops.append((r["gateway"], r["dev"]))
+            if dst and hops:
+                routes[full(dst)] = sorted(hops)
     return routes
 
 
@@ -81,14 +91,21 @@ def link_indexes() -> Any:
 
 
 def nh_id(gateway: Any) -> Any:
+    """A server's next hop id: IPv4 1010+n (198.18.(10+n).2), IPv6 2000 + the low bits of
+    its public address (2001:db8:ec:100::(2n+1))."""
+    if ":" in gateway:
+        return 2000 + (int(ipaddress.ip_address(gateway)) & 0x3FF)
     return 1000 + int(gateway.split(".")[2])
 
 
-GROUPS = (5000, 5256)  # the ids of the agent's groups: one per EIP (its last octet)
+GROUPS = (5000, 10096)  # the ids of the agent's groups, one per EIP: IPv4 5000-5255, IPv6 6000+
 
 
 def group_id(dst: Any) -> Any:
-    return GROUPS[0] + int(dst.split("/")[0].split(".")[3])
+    address = dst.split("/")[0]
+    if ":" in address:
+        return 6000 + (int(ipaddress.ip_address(address)) & 0xFFF)
+    return GROUPS[0] + int(address.split(".")[3])
 
 
 def differences(desired: Any, actual: Any) -> Any:
@@ -103,7 +120,8 @@ def kernel_state() -> Any:
     """dst -> the state the kernel holds for it, in the shape `Agent.desired` builds."""
     nexthops = {n["id"]: n for n in ip_json("nexthop", "show") if "id" in n}
     out = {}
-    for r in ip_json("route", "show", "proto", "static"):
+    static = [r for f in FAMILIES for r in ip_json(f, "route", "show", "proto", "static")]
+    for r in static:
         dst, nhid = r.get("dst", ""), r.get("nhid")
         group = nexthops.get(nhid)
         if not dst or group is None or not GROUPS[0] <= nhid < GROUPS[1]:
@@ -114,7 +132,7 @@ def kernel_state() -> Any:
             members.append(
                 (m.get("id"), member.get("gateway"), member.get("dev"), int(m.get("weight", 1)))
             )
-        out[dst if "/" in dst else dst + "/32"] = tuple(sorted(members))
+        out[full(dst)] = tuple(sorted(members))
     return out
 
 

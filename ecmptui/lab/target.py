@@ -50,7 +50,11 @@ class LabRouters:
             if inv.eip
             else ([], {})
         )
-        hops6, _ = router.fib_view(self.lab, host_prefix(inv.eip6)) if inv.eip6 else ([], {})
+        hops6, held6 = (
+            router.fib_view(self.lab, host_prefix(inv.eip6), buckets=mode == "resilient")
+            if inv.eip6
+            else ([], {})
+        )
         by_addr = {n.private_address: n.name for n in inv.nodes}
         by_addr.update({n.public_ipv6: n.name for n in inv.nodes if n.public_ipv6})
         by_protocol = {}
@@ -84,6 +88,7 @@ class LabRouters:
             router.agent_status(self.lab),
             hops6,
             [by_addr.get(h, h) for h in hops6],
+            {by_addr.get(gw, gw): n for gw, n in held6.items()},
         )
 
     def set_weight(self, gateway: str, weight: int | None) -> None:
