@@ -221,6 +221,10 @@ class EcmpApp(App[None]):
     def toggle_pause(self) -> None:
         self.prober.toggle_pause()
 
+    @on(m.FamilyToggled)
+    def _family(self) -> None:
+        self.prober.toggle_family()
+
     @on(m.RateRequested)
     def _rate(self, msg: m.RateRequested) -> None:
         self.prober.set_rate(msg.rate)

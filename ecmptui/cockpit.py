@@ -17,6 +17,7 @@ from ecmptui.deployment.lock import DeploymentLock
 from ecmptui.deployment.port import Target
 from ecmptui.deployment.steps import StepEvent
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family
 from ecmptui.jsonish import JsonObject
 from ecmptui.traffic.samples import Sample
 
@@ -111,8 +112,10 @@ class Cockpit(abc.ABC):
         timeout: float = 1.0,
         flows: int = 0,
         on_flow: Callable[[FlowEvent], None] | None = None,
+        family: Family | None = None,
     ) -> SampleStream:
-        """Samples of the EIP flow to `on_sample` until the stream is stopped."""
+        """Samples of the EIP (of `family`; None: the deployment's first) flow to
+        `on_sample` until the stream is stopped."""
 
     @abc.abstractmethod
     def fib_ms(self, t: float) -> float | None:
@@ -340,16 +343,21 @@ class LocalCockpit(Cockpit):
         timeout: float = 1.0,
         flows: int = 0,
         on_flow: Callable[[FlowEvent], None] | None = None,
+        family: Family | None = None,
     ) -> SampleStream:
         from ecmptui.traffic.probe_stream import ProbeStream
 
         d = self.deployment()
         inv = await d.ainventory()
-        url, netns = d.probe_target(inv)
+        url, netns = d.probe_target(inv, family)
         stream = ProbeStream(url, rate, timeout, netns, on_sample, flows=flows, on_flow=on_flow)
         await stream.start()
+        eip = inv.eip_for(family or inv.families[0])
+        if self.fib is not None and self.fib.address != eip:  # another family's EIP now
+            await self.fib.stop()
+            self.fib = None
         if self.fib is None:
-            self.fib = self.target.fib_watch(inv.eip)
+            self.fib = self.target.fib_watch(eip)
             if self.fib is not None:
                 await self.fib.start()
         return stream

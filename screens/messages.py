@@ -88,6 +88,7 @@ class ProvisionForm:
     plan: str
     operating_system: str
     bfd: bool
+    family: str = ""  # ipv4, ipv6 or dual; empty: the target's default
 
 
 class ProvisionRequested(Message):
@@ -104,6 +105,10 @@ class DeprovisionRequested(Message):
 
 class PauseToggled(Message):
     """Stop or resume probing."""
+
+
+class FamilyToggled(Message):
+    """Probe the EIP of the deployment's next address family (a dual stack has two)."""
 
 
 class RateRequested(Message):

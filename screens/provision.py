@@ -114,6 +114,7 @@ class ProvisionScreen(DashboardScreen):
                     ("metro", "metro", "text"),
                     ("plan", "plan", "text"),
                     ("os", "OS", "text"),
+                    ("family", "family", "text"),
                 ]
                 for key, label, kind in fields:
                     with Horizontal(classes="form-row"):
@@ -140,6 +141,8 @@ class ProvisionScreen(DashboardScreen):
         self.query_one("#in-metro", Input).value = p.metro
         self.query_one("#in-plan", Input).value = p.plan
         self.query_one("#in-os", Input).value = p.operating_system
+        family = self.query_one("#in-family", Input)
+        family.value, family.placeholder = p.family, "ipv4, ipv6 or dual (lab: dual)"
         self.query_one("#in-bfd", Switch).value = p.bfd
         steps = self.query_one("#steps", DataTable)
         steps.add_column("", key="icon", width=1)
@@ -244,6 +247,7 @@ class ProvisionScreen(DashboardScreen):
             plan=self.query_one("#in-plan", Input).value.strip(),
             operating_system=self.query_one("#in-os", Input).value.strip(),
             bfd=self.query_one("#in-bfd", Switch).value,
+            family=self.query_one("#in-family", Input).value.strip().lower(),
         )
 
     def reset_steps(self, keys: list[str] | None = None) -> None:

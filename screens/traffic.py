@@ -18,7 +18,13 @@ from ecmptui.traffic.model import BackendStats, TrafficStats
 
 from .base import DashboardScreen
 from .chart import ERROR_COLOUR, ERROR_GLYPH, ZOOMS, TrafficChart, swatch
-from .messages import DrainRequested, NodeActionRequested, PauseToggled, RateRequested
+from .messages import (
+    DrainRequested,
+    FamilyToggled,
+    NodeActionRequested,
+    PauseToggled,
+    RateRequested,
+)
 
 NODE_TABLE = [
     ("swatch", ""),
@@ -63,6 +69,7 @@ class TrafficScreen(DashboardScreen):
         ],
         Binding("d", "drain", "Drain", show=False),
         Binding("space", "toggle_pause", "Pause", show=False),
+        Binding("f", "toggle_family", "IPv4/IPv6", show=False),
         Binding("z", "zoom", "Zoom", show=False),  # `?` lists it; 80 columns keep Help/Quit
         Binding("left_square_bracket", "scroll_chart(1)", "Back", key_display="[", show=False),
         Binding("right_square_bracket", "scroll_chart(-1)", "Fwd", key_display="]", show=False),
@@ -277,6 +284,9 @@ class TrafficScreen(DashboardScreen):
 
     def action_toggle_pause(self) -> None:
         self.post_message(PauseToggled())
+
+    def action_toggle_family(self) -> None:
+        self.post_message(FamilyToggled())
 
     def action_rate(self, factor: float) -> None:
         self.post_message(RateRequested(self.view.rate * factor))

@@ -260,10 +260,13 @@ class FakeRouters:
         return [] if was == "running" else [was]
 
     def fib_watch(self, eip: str) -> FakeFibWatch:
-        return FakeFibWatch()
+        return FakeFibWatch(eip)
 
 
 class FakeFibWatch:
+    def __init__(self, address: str) -> None:
+        self.address = address
+
     async def start(self) -> None:
         pass
 

@@ -145,6 +145,8 @@ def test_removing_and_adding_a_node_breaks_bystander_flows_on_a_hash_router(
         "--config",
         str(four),
         "drill",
+        "--family",
+        "ipv4",
         "--scenario",
         "remove-node",
         "--scenario",
@@ -197,7 +199,9 @@ def test_resilient_status_shows_the_mode_and_buckets(resilient: Path) -> None:
     st = json.loads(run_cli("--config", str(resilient), "status", "--json", check=True).stdout)
     assert st["router"]["mode"] == "resilient"
     assert st["router"]["buckets"] == {f"rnode{i}": 32 for i in range(1, 5)}
+    assert st["router"]["buckets6"] == {f"rnode{i}": 32 for i in range(1, 5)}
     assert sorted(st["router"]["nodes"]) == [f"rnode{i}" for i in range(1, 5)]
+    assert sorted(st["router"]["nodes6"]) == [f"rnode{i}" for i in range(1, 5)]
     text = run_cli("--config", str(resilient), "status", check=True).stdout
     assert "fabric next hops (resilient ECMP)" in text and "32 buckets" in text
 
@@ -207,6 +211,8 @@ def test_resilient_ecmp_breaks_no_bystander_and_adding_breaks_nothing(resilient:
         "--config",
         str(resilient),
         "drill",
+        "--family",
+        "both",
         "--scenario",
         "remove-node",
         "--scenario",
@@ -219,11 +225,14 @@ def test_resilient_ecmp_breaks_no_bystander_and_adding_breaks_nothing(resilient:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    results = {r["name"]: r for r in json.loads(proc.stdout)["scenarios"]}
-    remove, add = results["remove-node"]["flows"], results["add-node"]["flows"]
-    assert remove["on_node"] > 30 and remove["affected"] == remove["on_node"]
-    assert remove["bystanders"] == 0, remove
-    assert add["affected"] == 0 and add["bystanders"] == 0, add
+    results = {(r["name"], r["family"]): r for r in json.loads(proc.stdout)["scenarios"]}
+    assert sorted(results) == [(n, f) for n in ("add-node", "remove-node") for f in (4, 6)]
+    for family in (4, 6):  # each family has its own resilient group: the same promise
+        remove = results[("remove-node", family)]["flows"]
+        add = results[("add-node", family)]["flows"]
+        assert remove["on_node"] > 30 and remove["affected"] == remove["on_node"], family
+        assert remove["bystanders"] == 0, (family, remove)
+        assert add["affected"] == 0 and add["bystanders"] == 0, (family, add)
 
 
 def _probe_in_background(cfg: Path, *args: Any) -> Any:

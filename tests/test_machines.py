@@ -63,6 +63,8 @@ def test_reboot_drill_node_comes_back_by_itself(lab: LabInfo, deployed: Deployed
         "--config",
         str(cfg),
         "drill",
+        "--family",
+        "ipv4",
         "--scenario",
         "reboot",
         "--node",

@@ -78,6 +78,8 @@ def drill(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Any:
         "--config",
         str(cfg),
         "drill",
+        "--family",
+        "ipv4",  # IPv6's figures: test_dual_stack
         "--rate",
         "200",
         "--json",

@@ -170,7 +170,8 @@ class Operations:
             if cockpit.shared_timeline:  # the server ran it and said how it went
                 return str(prov.detail)
             inv = prov.inventory
-            return f"{inv.eip} announced by {len(inv.nodes)} node(s)" + (
+            eips = " and ".join(inv.eips.values())
+            return f"{eips} announced by {len(inv.nodes)} node(s)" + (
                 "" if prov.changed else " (no change)"
             )
 
@@ -180,6 +181,7 @@ class Operations:
             "plan": form.plan,
             "operating_system": form.operating_system,
             "bfd": form.bfd,
+            "family": form.family or None,
         }
         await self._job("provision", lambda: cockpit.provision(**values), done)
 

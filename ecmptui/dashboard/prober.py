@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ecmptui.dashboard.host import Dashboard
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family
 from ecmptui.limits import MAX_RATE, MIN_RATE
 from ecmptui.traffic.samples import Sample
 
@@ -17,6 +18,7 @@ class ProberControl:
     def __init__(self, app: Dashboard) -> None:
         self.app = app
         self.eip: str | None = None  # the EIP being probed (None: nothing deployed)
+        self.family: Family | None = None  # the family probed (None: the deployment's first)
         self._starting = False
 
     def follow(self, eip: str | None) -> None:
@@ -51,6 +53,7 @@ class ProberControl:
                     self._on_sample,
                     flows=app.flows,
                     on_flow=app.traffic.add_flow if app.flows else None,
+                    family=self.family,
                 )
             except EcmpError as exc:
                 # e.g. the API answered oddly mid-provisioning: try again, visibly
@@ -58,9 +61,32 @@ class ProberControl:
                 app.notify(str(exc), severity="error")
                 app.set_timer(PROBE_RETRY_S, self._retry)
                 return
-            app.probe_state = f"probing at {app.rate:.0f}/s"
+            app.probe_state = f"probing{self._which()} at {app.rate:.0f}/s"
         finally:
             self._starting = False
+
+    def _which(self) -> str:
+        """ " the IPv6 EIP" while a dual stack is probed in one family; else nothing."""
+        st = self.app.status
+        if st is None or len(st.eips) < 2:
+            return ""
+        return f" the IPv{(self.family or Family(min(st.eips))).value} EIP"
+
+    def toggle_family(self) -> None:
+        """Probe the other family's EIP (a dual stack): the chart starts again, since its
+        answers are of another service address."""
+        app = self.app
+        st = app.status
+        families = sorted(Family(f) for f in st.eips) if st is not None else []
+        if len(families) < 2:
+            app.notify("this deployment serves one address family", severity="warning")
+            return
+        current = self.family or families[0]
+        self.family = families[(families.index(current) + 1) % len(families)]
+        app.traffic.reset()
+        app.events.add(app.wall(), f"probing the IPv{self.family.value} EIP now")
+        if not app.paused and self.eip is not None:
+            self.start()
 
     def _on_sample(self, s: Sample) -> None:
         self.app.traffic.add(s)

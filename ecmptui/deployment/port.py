@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 class FibWatch(Protocol):
     """A watcher of the forwarding router's route for the EIP (when it changed)."""
 
+    address: str  # the EIP watched
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...

@@ -446,7 +446,10 @@ async def deprovision(d: ApiDeployment) -> AsyncIterator[StepEvent]:
         yield StepEvent("devices", StepState.DONE, "deleted", rec.name, changed=True)
     yield StepEvent("devices", StepState.DONE, f"{len(inv.nodes)} deleted", changed=bool(inv.nodes))
     yield StepEvent("eip", StepState.RUNNING)
-    tagged = await d.client.acall(d.client.ips, p.tag) if not p.eip else []
+    tagged = []
+    for family in Family:  # a configured (not reserved) IPv4 EIP is not ecmptui's to release
+        if family is not Family.IPV4 or not p.eip:
+            tagged += await d.client.acall(d.client.ips, p.tag, family)
     for ip in tagged:
         await d.client.acall(d.client.delete_ip, ip.id)
     yield StepEvent(

@@ -17,6 +17,7 @@ from ecmptui.config import Settings
 from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.deployment.steps import StepEvent
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family
 from ecmptui.jsonish import JsonObject
 from ecmptui.serve.feed import MAX_LINE
 from ecmptui.traffic.model import MAX_TIMELINE, ActionRecord
@@ -197,7 +198,10 @@ class FeedCockpit(Cockpit):
         timeout: float = 1.0,
         flows: int = 0,
         on_flow: Callable[..., None] | None = None,
+        family: Family | None = None,
     ) -> FeedStream:
+        if family is not None:
+            raise EcmpError("the server probes one EIP for every session")
         self.on_sample = on_sample
         return FeedStream(self)
 

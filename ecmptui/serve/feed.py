@@ -411,7 +411,7 @@ class Hub:
             events = self.cockpit.deprovision()
             prov = None
         else:
-            known = {"nodes", "metro", "plan", "operating_system", "bfd"}
+            known = {"nodes", "metro", "plan", "operating_system", "bfd", "family"}
             prov, events = self.cockpit.provision(**{k: v for k, v in values.items() if k in known})
         async for ev in events:
             self.broadcast({"k": "step", "event": asdict(ev)})
@@ -419,6 +419,6 @@ class Hub:
             return "everything removed"
         inv = prov.inventory
         assert inv is not None
-        return f"{inv.eip} announced by {len(inv.nodes)} node(s)" + (
+        return f"{' and '.join(inv.eips.values())} announced by {len(inv.nodes)} node(s)" + (
             "" if prov.changed else " (no change)"
         )
