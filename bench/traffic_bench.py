@@ -1,9 +1,11 @@
 """Prober throughput vs a shell curl loop, and drill figures (median of N runs).
 
 Run as root: .venv/bin/python bench/traffic_bench.py [--runs 5] [--skip-drill]
-Uses its own lab instance `ecmpb` with 2 provisioned nodes.
+    [--family ipv4|ipv6|both]
+Uses its own lab instance `ecmpb` with 2 provisioned nodes (dual stack).
 Goals (issue 4): prober >= 1,500 req/s and >= 15x the curl loop; withdraw <= 10 ms with 0
-failed; isolate with BFD <= 350 ms; without BFD <= 3.5 s (at 200 req/s).
+failed; isolate with BFD <= 350 ms; without BFD <= 3.5 s (at 200 req/s). Issue 25: the
+same for the IPv6 EIP (withdraw and router-kill 0 failed, isolate with BFD <= 350 ms).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--skip-drill", action="store_true")
+    ap.add_argument("--family", choices=("ipv4", "ipv6", "both"), default="ipv4")
     ap.add_argument(
         "--scenario", action="append", default=[], help="only these drill scenarios (default: all)"
     )
@@ -57,9 +60,12 @@ def main() -> None:
             for i in range(args.runs):
                 # exit 1 means a scenario did not recover: still a result, with its notes
                 only = [a for name in args.scenario for a in ("--scenario", name)]
-                out = cli(cfg, "drill", "--rate", "200", "--json", *only, check=False)
+                out = cli(
+                    cfg, "drill", "--rate", "200", "--family", args.family, "--json", *only,
+                    check=False,
+                )  # fmt: skip
                 for r in json.loads(out)["scenarios"]:
-                    runs.setdefault((r["name"], r["bfd"], r["health"]), []).append(r)
+                    runs.setdefault((r["name"], r["bfd"], r["health"], r["family"]), []).append(r)
                     for note in r["notes"]:
                         print(f"run {i + 1}: {r['name']} bfd={r['bfd']}: {note}", file=sys.stderr)
                 print(f"drill run {i + 1}/{args.runs} done", file=sys.stderr)
@@ -67,17 +73,18 @@ def main() -> None:
             control.down(LAB)
     goals = {("withdraw", False): 10, ("isolate", True): 350, ("isolate", False): 3500}
     print(
-        f"\n{'scenario':14} {'BFD':4} {'health':7} {'convergence ms (median)':>24} "
+        f"\n{'scenario':14} {'IP':4} {'BFD':4} {'health':7} {'convergence ms (median)':>24} "
         f"{'failed (median)':>16} {'goal ms':>8}"
     )
-    for (name, bfd, health), rows in runs.items():
+    for (name, bfd, health, family), rows in runs.items():
         conv = [r["convergence_ms"] for r in rows if r["convergence_ms"] is not None]
         med = f"{statistics.median(conv):.0f}" if len(conv) == len(rows) else "not steady"
         failed = statistics.median(sum(r["failed"].values()) for r in rows)
         goal = goals.get((name, bfd))
         check = "-" if health is None else ("on" if health else "off")
         print(
-            f"{name:14} {'on' if bfd else 'off':4} {check:7} {med:>24} {failed:16.0f} "
+            f"{name:14} {'v' + str(family):4} {'on' if bfd else 'off':4} {check:7} {med:>24} "
+            f"{failed:16.0f} "
             f"{goal if goal is not None else '-':>8}"
         )
 

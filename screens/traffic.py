@@ -69,7 +69,7 @@ class TrafficScreen(DashboardScreen):
         ],
         Binding("d", "drain", "Drain", show=False),
         Binding("space", "toggle_pause", "Pause", show=False),
-        Binding("f", "toggle_family", "IPv4/IPv6", show=False),
+        Binding("6", "toggle_family", "IPv4/IPv6", show=False),
         Binding("z", "zoom", "Zoom", show=False),  # `?` lists it; 80 columns keep Help/Quit
         Binding("left_square_bracket", "scroll_chart(1)", "Back", key_display="[", show=False),
         Binding("right_square_bracket", "scroll_chart(-1)", "Fwd", key_display="]", show=False),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import shlex
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from ecmptui.node.server import Layout, Node, NodeError, NodeFailure
 
 ROUTERS = {"core1": "169.254.255.1", "core2": "169.254.255.2"}
 EIP = "203.0.113.10"
+EIP6 = "2001:db8:ec:1ff::10"  # a dual-stack fake: its HTTP front also listens on [::1]
 SINCE = "2026-11-26 18:10:12.459"
 
 
@@ -283,9 +285,9 @@ class FakeTarget(Target):
     kind = TargetKind.LAB
     caps = Capabilities(faults=True, router_view=True, api=False, read_only_default=False)
 
-    def __init__(self, settings: Settings, fleet: Fleet, url: str) -> None:
+    def __init__(self, settings: Settings, fleet: Fleet, url: str, url6: str | None = None) -> None:
         super().__init__(settings)
-        self.fleet, self.url = fleet, url
+        self.fleet, self.url, self.url6 = fleet, url, url6
 
     def label(self) -> str:
         return "fake lab"
@@ -321,7 +323,8 @@ class FakeDeployment:
                        s.address, f"198.18.{10 + s.index}.1", "active", list(ROUTERS.values()))
             for s in self._target.fleet.servers.values()
         ]  # fmt: skip
-        return Inventory("fake", EIP, "eip-1", nodes)
+        dual = self._target.url6 is not None
+        return Inventory("fake", EIP, "eip-1", nodes, EIP6 if dual else None)
 
     async def ainventory(self) -> Inventory:
         return self.inventory()
@@ -337,6 +340,10 @@ class FakeDeployment:
         yield await self.connect(rec)
 
     def probe_target(self, inv: Inventory, family: Family | None = None) -> tuple[str, str | None]:
+        if family is Family.IPV6:
+            inv.eip_for(family)  # a clear error where there is none
+            assert self._target.url6 is not None
+            return self._target.url6, None
         return self._target.url, None
 
     async def reboot(self, rec: NodeRecord, timeout: float = 90.0) -> float:
@@ -350,6 +357,7 @@ class _Backend(BaseHTTPRequestHandler):
     fleet: Fleet
 
     def do_GET(self) -> None:
+        self.server.hits += 1  # type: ignore[attr-defined]
         name = self.fleet.answer()
         if name is None:  # nobody announces, or its nginx is down: refused, as a router would
             self.send_error(503)
@@ -367,34 +375,46 @@ class _Backend(BaseHTTPRequestHandler):
 
 class _Front(ThreadingHTTPServer):
     daemon_threads = True
+    hits = 0  # requests answered (or refused): which front the prober is aimed at
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a prober stopped mid-request (a broken pipe) is no news here
 
 
-class FakeLab:
-    """The fleet, its HTTP front on loopback, and cockpits on it (use as a context)."""
+class _Front6(_Front):
+    address_family = socket.AF_INET6
 
-    def __init__(self, tmp_path: Path, nodes: int = 2) -> None:
+
+class FakeLab:
+    """The fleet, its HTTP front on loopback, and cockpits on it (use as a context).
+    `dual`: a dual-stack deployment, its IPv6 EIP answered by a second front on [::1]."""
+
+    def __init__(self, tmp_path: Path, nodes: int = 2, dual: bool = False) -> None:
         self.fleet = Fleet(nodes)
         handler = type("Backend", (_Backend,), {"fleet": self.fleet})
         self.http = _Front(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.http.server_address[1]}/"
+        self.http6 = _Front6(("::1", 0), handler) if dual else None
+        self.url6 = f"http://[::1]:{self.http6.server_address[1]}/" if self.http6 else None
         cfg = tmp_path / "fake.toml"
         cfg.write_text('target = "lab"\nlab = "fake"\n')
         self.settings = config.load(cfg, env={})
-        self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        fronts = [self.http, *([self.http6] if self.http6 else [])]
+        self._fronts = fronts
+        self._threads = [threading.Thread(target=f.serve_forever, daemon=True) for f in fronts]
 
     def __enter__(self) -> FakeLab:
-        self._thread.start()
+        for t in self._threads:
+            t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.http.shutdown()
-        self.http.server_close()
+        for front in self._fronts:
+            front.shutdown()
+            front.server_close()
 
     def target(self) -> FakeTarget:
-        return FakeTarget(self.settings, self.fleet, self.url)
+        return FakeTarget(self.settings, self.fleet, self.url, self.url6)
 
     def cockpit(self, read_only: bool = False) -> LocalCockpit:
         return LocalCockpit(self.settings, read_only=read_only, target=self.target())

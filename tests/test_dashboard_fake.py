@@ -186,3 +186,33 @@ async def test_export_writes_the_timeline_and_the_log(fake: FakeLab, tmp_path: P
     rows = [json.loads(line) for line in (out / "timeline.jsonl").read_text().splitlines()]
     assert [(r["node"], r["action"]) for r in rows] == [("ecmp-node1", "announce")]
     assert "ecmp-node1: BIRD Established" in (out / "bgp-log.md").read_text()
+
+
+async def test_a_dual_stack_is_probed_in_one_family_then_the_other(tmp_path: Path) -> None:
+    with FakeLab(tmp_path, dual=True) as lab:
+        app = EcmpApp(lab.cockpit(), rate=100)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: {"ecmp-node1", "ecmp-node2"} <= recent(app, 1), "answers")
+            front6 = lab.http6
+            assert front6 is not None and lab.http.hits > 0 and front6.hits == 0
+            await until(pilot, lambda: "IPv4 EIP" in app.probe_state, "the family named")
+            await pilot.press("6")
+            await until(pilot, lambda: "IPv6 EIP" in app.probe_state, "probing IPv6")
+            await until(pilot, lambda: front6.hits > 20, "the IPv6 front answering")
+            await until(pilot, lambda: {"ecmp-node1", "ecmp-node2"} <= recent(app, 1), "both")
+            assert any("probing the IPv6 EIP now" in e.text for e in app.events)
+            v4_hits = lab.http.hits
+            await pilot.press("6")  # and back
+            await until(pilot, lambda: "IPv4 EIP" in app.probe_state, "probing IPv4 again")
+            await until(pilot, lambda: lab.http.hits > v4_hits + 20, "the IPv4 front again")
+
+
+async def test_a_single_family_says_there_is_nothing_to_switch_to(fake: FakeLab) -> None:
+    app = EcmpApp(fake.cockpit(), rate=100)
+    notes: list[str] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: bool(recent(app, 1)), "answers")
+        app.notify = lambda msg, **kw: notes.append(msg)  # type: ignore[method-assign]
+        await pilot.press("6")
+        await until(pilot, lambda: any("one address family" in n for n in notes), "the warning")
+        assert "IPv" not in app.probe_state and fake.http.hits > 0
