@@ -178,9 +178,10 @@ def grid_cells(n: NodeStatus, st: DeploymentStatus) -> dict[str, str]:
                 out[key] = "-"
                 continue
             colour = "green" if p.bgp_state == "Established" else "red"
-            out[key] = f"[{colour}]{p.bgp_state}[/]" + (
-                f" ({p.last_error})" if p.last_error and p.bgp_state != "Established" else ""
-            )
+            # a dual stack's four columns fit 80 only with the state alone (the node's
+            # last error is in its row of the node table, and in the BGP log)
+            why = p.last_error and p.bgp_state != "Established" and not dual
+            out[key] = f"[{colour}]{p.bgp_state}[/]" + (f" ({p.last_error})" if why else "")
     return out
 
 

@@ -32,12 +32,14 @@ def _peer(
         1 if state == "Established" else 0,
         None,
         error,
+        6 if ":" in neighbor else 4,
     )
 
 
 STATUS = DeploymentStatus(
     target="lab",
     eip="203.0.113.10",
+    eip6="2001:db8:ec:1ff::10",  # a dual stack: sessions per router and family
     nodes=[
         NodeStatus(
             "ecmp-node1",
@@ -46,12 +48,17 @@ STATUS = DeploymentStatus(
             "198.18.100.11",
             bgp_state="Established",
             since="2026-11-26 18:32:23.101",
-            routes_exported=2,
+            routes_exported=4,
             hold_timer="2.412/3",
             api_status="up",
             eip_on_lo=True,
             health=HealthStatus("up", since="18:32:24"),
-            peers=[_peer("peer1", "169.254.255.1"), _peer("peer2", "169.254.255.2")],
+            peers=[
+                _peer("peer1", "169.254.255.1"),
+                _peer("peer2", "169.254.255.2"),
+                _peer("peer1_v6", "fc00::e"),
+                _peer("peer2_v6", "fc00::f"),
+            ],
         ),
         NodeStatus(
             "ecmp-node2",
@@ -67,6 +74,8 @@ STATUS = DeploymentStatus(
             peers=[
                 _peer("peer1", "169.254.255.1", "Active", "Hold timer expired"),
                 _peer("peer2", "169.254.255.2", "Active", "Hold timer expired"),
+                _peer("peer1_v6", "fc00::e", "Active", "Hold timer expired"),
+                _peer("peer2_v6", "fc00::f", "Active", "Hold timer expired"),
             ],
         ),
     ],
@@ -74,9 +83,15 @@ STATUS = DeploymentStatus(
         ["198.18.11.2"],
         ["ecmp-node1"],
         [
-            CoreView("core1", "169.254.255.1", "running", ["ecmp-node1"]),
-            CoreView("core2", "169.254.255.2", "running", ["ecmp-node1"]),
+            CoreView(
+                "core1", "169.254.255.1", "running", ["ecmp-node1"], ["ecmp-node1"], "fc00::e"
+            ),
+            CoreView(
+                "core2", "169.254.255.2", "running", ["ecmp-node1"], ["ecmp-node1"], "fc00::f"
+            ),
         ],
+        nexthops6=["2001:db8:ec:100::3"],
+        nodes6=["ecmp-node1"],
     ),
 )
 
