@@ -210,15 +210,12 @@ def _static(src: str, data: Any) -> StaticSettings:
     eips = data.get("eips", [])
     if not isinstance(eips, list) or not all(isinstance(e, str) for e in eips):
         raise EcmpError(f"{src}: static.eips: expected a list of IP addresses")
-    families = []
     for e in eips:
         try:
-            families.append(ipaddress.ip_address(e).version)
+            ipaddress.ip_address(e)
         except ValueError as exc:
             raise EcmpError(f"{src}: static.eips: {e!r} is not an IP address") from exc
-    if len(set(families)) != len(families):
-        raise EcmpError(f"{src}: static.eips: at most one EIP per family (one IPv4, one IPv6)")
-    eips = [str(ipaddress.ip_address(e)) for e in eips]
+    eips = [str(ipaddress.ip_address(e)) for e in eips]  # the first of each family is used
     nodes_raw = data.get("nodes", [])
     if not isinstance(nodes_raw, list):
         raise EcmpError(f"{src}: static.nodes: expected [[static.nodes]] tables")

@@ -81,10 +81,6 @@ CONFIG_CASES = [
     ),
     ('[provision]\ntag = "bad tag"\n', "provision.tag"),
     ('[provision]\nfamily = "ipv5"\n', "provision.family: must be one of ipv4, ipv6, dual"),
-    (
-        'target = "static"\n[static]\neips = ["203.0.113.10", "203.0.113.11"]\n',
-        "at most one EIP per family",
-    ),
     ('target = "static"\n[static]\neips = ["2001:db8::zz"]\n', "is not an IP address"),
     ('[metal]\nprobe_netns = "a b"\n', "metal.probe_netns: not a namespace name"),
     (

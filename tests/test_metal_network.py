@@ -34,8 +34,10 @@ def test_every_node_peers_multihop_with_both_routers_through_its_gateway(
     cfg, inv = deployed
     d = api_deployment(cfg)
     for rec in d.inventory().nodes:
-        (nb,) = d.client.neighbors(rec.device_id)
-        assert set(nb) == set(NEIGHBOR_FIELDS)
+        nb, nb6 = d.client.neighbors(rec.device_id)  # IPv4's record, then IPv6's (dual)
+        assert set(nb) == set(nb6) == set(NEIGHBOR_FIELDS)
+        assert (nb6["address_family"], nb6["customer_ip"]) == (6, rec.public_ipv6)
+        assert nb6["peer_ips"] == [f"fc00:0000:0000:0000:0000:0000:0000:000{x}" for x in "ef"]
         assert all(isinstance(nb[k], t) for k, t in NEIGHBOR_FIELDS.items()), nb
         assert (nb["address_family"], nb["customer_as"], nb["peer_as"]) == (4, 65000, 65530)
         assert nb["customer_ip"] == rec.private_address and nb["multihop"] is True
@@ -44,7 +46,10 @@ def test_every_node_peers_multihop_with_both_routers_through_its_gateway(
         assert nb["routes_out"] == [] and nb["md5_enabled"] is False
         assert "md5_password" not in nb  # the spec has no null for it
         sessions = d.client.sessions(rec.device_id)
-        assert [s["status"] for s in sessions] == ["up,up"]
+        assert [(s["address_family"], s["status"]) for s in sessions] == [
+            ("ipv4", "up,up"),
+            ("ipv6", "up,up"),
+        ]
 
         async def conf(node: Any) -> Any:
             return await node.read(node.layout.bird_conf)
@@ -52,10 +57,12 @@ def test_every_node_peers_multihop_with_both_routers_through_its_gateway(
         text = on_node(cfg, rec.name, conf)
         for peer in ("169.254.255.1", "169.254.255.2"):
             assert f"route {peer}/32 via {rec.private_gateway};" in text
+        for peer in ("fc00::e", "fc00::f"):
+            assert f"route {peer}/128 via {rec.gateway6};" in text
         assert "multihop 5;" in text
     for n in status(cfg)["nodes"]:
         peers = {p["neighbor"]: p for p in n["peers"]}
-        assert set(peers) == {"169.254.255.1", "169.254.255.2"}
+        assert set(peers) == {"169.254.255.1", "169.254.255.2", "fc00::e", "fc00::f"}
         assert all(
             p["bgp_state"] == "Established" and p["routes_exported"] == 1 for p in peers.values()
         )
@@ -67,9 +74,14 @@ def test_status_shows_each_routers_view_and_the_fabric(deployed: Deployed) -> No
     assert sorted(st["router"]["nodes"]) == ["tnode1", "tnode2"]
     cores = {c["name"]: c for c in st["router"]["cores"]}
     assert set(cores) == {"core1", "core2"}
-    for name, address in (("core1", "169.254.255.1"), ("core2", "169.254.255.2")):
+    for name, address, address6 in (
+        ("core1", "169.254.255.1", "fc00::e"),
+        ("core2", "169.254.255.2", "fc00::f"),
+    ):
         assert cores[name]["bgp_address"] == address and cores[name]["bird"] == "running"
+        assert cores[name]["bgp_address6"] == address6
         assert sorted(cores[name]["learned_from"]) == ["tnode1", "tnode2"]
+        assert sorted(cores[name]["learned_from6"]) == ["tnode1", "tnode2"]
 
 
 def test_an_isolated_router_shows_in_the_api_and_status_and_loses_nothing(
@@ -85,19 +97,22 @@ def test_an_isolated_router_shows_in_the_api_and_status_and_loses_nothing(
                     p["bgp_state"] != "Established"
                     for n in s["nodes"]
                     for p in n["peers"]
-                    if p["neighbor"] == "169.254.255.2"
+                    if p["neighbor"] in ("169.254.255.2", "fc00::f")
                 )
-                and all(n["api_status"] == "partial" for n in s["nodes"])
+                and all(n["api_status"] == "partial,partial" for n in s["nodes"])
                 and s
             ),
             timeout=15,
         )
         assert st, "sessions to the isolated router never went down"
-        assert [n["api_status"] for n in st["nodes"]] == ["partial", "partial"]
+        # one word per session (IPv4's, IPv6's): each up on one router of two
+        assert [n["api_status"] for n in st["nodes"]] == ["partial,partial"] * 2
         cores = {c["name"]: c for c in st["router"]["cores"]}
-        assert cores["core2"]["learned_from"] == []
+        assert cores["core2"]["learned_from"] == cores["core2"]["learned_from6"] == []
         assert sorted(cores["core1"]["learned_from"]) == ["tnode1", "tnode2"]
+        assert sorted(cores["core1"]["learned_from6"]) == ["tnode1", "tnode2"]
         assert sorted(st["router"]["nodes"]) == ["tnode1", "tnode2"]  # the FIB kept both
+        assert sorted(st["router"]["nodes6"]) == ["tnode1", "tnode2"]
     finally:
         out = run_cli("--config", str(cfg), "router", "restore", "core2", check=True).stdout
     assert "restored (isolate)" in out
@@ -126,7 +141,7 @@ def test_a_router_down_is_not_every_node_down(deployed: Deployed) -> None:
                     p["bgp_state"] != "Established"
                     for n in s["nodes"]
                     for p in n["peers"]
-                    if p["neighbor"] == "169.254.255.1"
+                    if p["neighbor"] in ("169.254.255.1", "fc00::e")
                 )
                 and s
             ),
@@ -135,7 +150,8 @@ def test_a_router_down_is_not_every_node_down(deployed: Deployed) -> None:
         assert st, "sessions to the killed router never went down"
         assert [n["bgp_state"] for n in st["nodes"]] == ["Established", "Established"]
         text = run_cli("--config", str(cfg), "status", check=True).stdout
-        assert text.count("Established 1/2") == 2 and text.count("announced 1/2") == 2, text
+        # two sessions of four up (core2's, one per family), announced to two of four
+        assert text.count("Established 2/4") == 2 and text.count("announced 2/4") == 2, text
         assert "not announced" not in text
         lines = [
             event_line(e)
@@ -144,9 +160,11 @@ def test_a_router_down_is_not_every_node_down(deployed: Deployed) -> None:
         assert any(ln.startswith("tnode1 ↔ core1: BIRD Established → ") for ln in lines), lines
         assert not any("core2" in ln for ln in lines), lines
         check = json.loads(run_cli("--config", str(cfg), "check", "--json").stdout)
-        service = check[-1]
-        assert service["kind"] == "service" and service["ok"], service
-        assert all("1/2 Established" in " ".join(r["problems"]) for r in check[:-1])
+        services = [r for r in check if r["kind"] == "service"]
+        assert [r["name"] for r in services] == ["service ipv4", "service ipv6"]
+        assert all(r["ok"] for r in services), services
+        nodes = [r for r in check if r["kind"] != "service"]
+        assert all("2/4 Established" in " ".join(r["problems"]) for r in nodes), nodes
     finally:
         run_cli("--config", str(cfg), "router", "restore", "core1", check=True)
     assert wait_for(
@@ -199,9 +217,11 @@ def test_withdraw_reports_when_the_fib_changed(deployed: Deployed) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    (r,) = json.loads(proc.stdout)["scenarios"]
-    assert r["fib_ms"] is not None and 0 <= r["fib_ms"] < 500, r
-    assert sum(r["failed"].values()) == 0
+    rows = json.loads(proc.stdout)["scenarios"]
+    assert [r["family"] for r in rows] == [4, 6]  # each family's route, watched on its own
+    for r in rows:
+        assert r["fib_ms"] is not None and 0 <= r["fib_ms"] < 500, r
+        assert sum(r["failed"].values()) == 0
 
 
 def test_router_faults_are_refused_off_the_lab(tmp_path: Path) -> None:

@@ -47,11 +47,12 @@ def test_status_shows_established_exports_and_router_nexthops(deployed: Deployed
     st = status(cfg)
     assert st["eip"] == inv["eip"] and st["target"] == "lab"
     assert [n["bgp_state"] for n in st["nodes"]] == ["Established", "Established"]
-    assert [n["routes_exported"] for n in st["nodes"]] == [2, 2]  # to both core routers
-    assert [n["api_status"] for n in st["nodes"]] == ["up", "up"]
+    # to both core routers in both families (the lab's default: dual)
+    assert [n["routes_exported"] for n in st["nodes"]] == [4, 4]
+    assert [n["api_status"] for n in st["nodes"]] == ["up,up", "up,up"]  # a session per family
     assert all(n["eip_on_lo"] for n in st["nodes"])
-    assert sorted(st["router"]["nodes"]) == ["tnode1", "tnode2"]
-    assert len(st["router"]["nexthops"]) == 2
+    assert sorted(st["router"]["nodes"]) == sorted(st["router"]["nodes6"]) == ["tnode1", "tnode2"]
+    assert len(st["router"]["nexthops"]) == len(st["router"]["nexthops6"]) == 2
 
 
 def test_withdraw_keeps_session_and_announce_restores(deployed: Deployed) -> None:

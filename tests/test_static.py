@@ -37,6 +37,7 @@ def test_export_has_no_api_settings(static_cfg: Path) -> None:
     text = static_cfg.read_text()
     assert "[metal]" not in text and "token" not in text.lower()
     assert text.count("[[static.nodes]]") == 2
+    assert 'eips = ["203.0.113.' in text and '", "2001:db8:ec:1ff::' in text  # both families
 
 
 def test_status_probe_and_check_without_any_api(static_cfg: Path) -> None:
@@ -49,12 +50,13 @@ def test_status_probe_and_check_without_any_api(static_cfg: Path) -> None:
     )
     assert summary["failed"] == 0 and set(summary["by_backend"]) == {"tnode1", "tnode2"}
     checks = json.loads(cli(static_cfg, "check", "--json").stdout)
-    assert [(c["kind"], c["ok"]) for c in checks] == [
-        ("node", True),
-        ("node", True),
-        ("service", True),
+    assert [(c["kind"], c["name"], c["ok"]) for c in checks] == [
+        ("node", "tnode1", True),
+        ("node", "tnode2", True),
+        ("service", "service ipv4", True),
+        ("service", "service ipv6", True),  # the exported config lists both EIPs
     ]
-    assert checks[-1]["answers"].keys() == {"tnode1", "tnode2"}
+    assert checks[-2]["answers"].keys() == checks[-1]["answers"].keys() == {"tnode1", "tnode2"}
 
 
 def test_withdraw_announce_and_the_withdraw_drill(static_cfg: Path) -> None:
@@ -67,8 +69,10 @@ def test_withdraw_announce_and_the_withdraw_drill(static_cfg: Path) -> None:
     finally:
         cli(static_cfg, "node", "announce", "tnode2")
     proc = cli(static_cfg, "drill", "--scenario", "withdraw", "--json")
-    [row] = json.loads(proc.stdout)["scenarios"]
-    assert row["recovered"] is True and sum(row["failed"].values()) == 0
+    rows = json.loads(proc.stdout)["scenarios"]
+    assert [r["family"] for r in rows] == [4, 6]  # both EIPs the config lists
+    for row in rows:
+        assert row["recovered"] is True and sum(row["failed"].values()) == 0
 
 
 def test_a_static_drain_says_it_cannot_see_the_router(static_cfg: Path) -> None:
@@ -170,7 +174,7 @@ async def test_provision_screen_checks_static_nodes(static_cfg: Path) -> None:
         await pilot.click("#btn-provision")
         dev = app.screen.query_one("#devices", DataTable)
         # the check runs over SSH to both nodes, then probes
-        await until(pilot, lambda: dev.row_count == 3, "three rows", timeout=20)
+        await until(pilot, lambda: dev.row_count == 4, "a row per node and family", timeout=20)
         assert "Established" in str(dev.get_cell("tnode1", "detail"))
         assert "✓" in str(dev.get_cell("tnode2", "icon"))
         assert "✓" in str(dev.get_cell("service", "icon"))  # and the service end to end

@@ -59,7 +59,9 @@ class StaticDeployment(NodeAccess):
             NodeRecord(n.name, i, "-", n.host, None, None, "configured")
             for i, n in enumerate(st.nodes, start=1)
         ]
-        by_family = {Family.of(e): e for e in st.eips}
+        by_family: dict[Family, str] = {}
+        for e in st.eips:  # the first of each family
+            by_family.setdefault(Family.of(e), e)
         return Inventory(
             "static", by_family.get(Family.IPV4), None, nodes, by_family.get(Family.IPV6)
         )
@@ -183,7 +185,8 @@ async def check_node(d: Deployment, rec: NodeRecord, eips: list[str]) -> NodeChe
             if not eips:
                 res.problems.append("no EIP to look for on lo")
             elif missing:
-                res.problems.append(f"{' and '.join(missing)} not on lo")
+                verb = "is" if len(missing) == 1 else "are"
+                res.problems.append(f"{' and '.join(missing)} {verb} not on lo")
             probe = await node.run("python3", "-c", NGINX_PROBE, check=False)
             res.nginx = probe.exit_status == 0 and probe.stdout.strip()[:1] in "23"
             if not res.nginx:
