@@ -13,32 +13,39 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ecmptui.family import Family
 from ecmptui.node import faults
 
 if TYPE_CHECKING:  # a node is an SSH session: asyncssh loads when one is opened
     from ecmptui.node.server import Node
 
 NodeStep = Callable[["Node"], Awaitable[str]]  # runs on an open node; says what it did
+# the same, narrowed to one address family (`--family`: withdraw, announce, shutdown, start)
+FamilyStep = Callable[["Node", Family], Awaitable[str]]
 
 
-async def _withdraw(node: Node) -> str:
-    await node.withdraw()
-    return "stopped announcing the EIP (BGP session stays up)"
+def _which(family: Family | None, what: str) -> str:
+    return what if family is None else f"the {family.api.replace('ip', 'IP')} {what}"
 
 
-async def _announce(node: Node) -> str:
-    await node.announce()
-    return "announcing the EIP again"
+async def _withdraw(node: Node, family: Family | None = None) -> str:
+    await node.withdraw(family)
+    return f"stopped announcing {_which(family, 'EIP')} (BGP session stays up)"
 
 
-async def _shutdown(node: Node) -> str:
-    await node.shutdown()
-    return "BGP session(s) shut down"
+async def _announce(node: Node, family: Family | None = None) -> str:
+    await node.announce(family)
+    return f"announcing {_which(family, 'EIP')} again"
 
 
-async def _start(node: Node) -> str:
-    await node.start()
-    return "BGP session(s) started"
+async def _shutdown(node: Node, family: Family | None = None) -> str:
+    await node.shutdown(family)
+    return f"{_which(family, 'BGP session(s)')} shut down"
+
+
+async def _start(node: Node, family: Family | None = None) -> str:
+    await node.start(family)
+    return f"{_which(family, 'BGP session(s)')} started"
 
 
 async def _restore(node: Node) -> str:
@@ -69,6 +76,7 @@ class Action:
     key: str | None = None  # the Traffic screen's key for the selected node
     footer: bool = False  # its key is shown in the Footer (80 columns: the common ones)
     run: NodeStep | None = None  # what it does over SSH (None: through the API, a device)
+    run_family: FamilyStep | None = None  # the same for one family (None: not narrowable)
     # the service fails while BIRD keeps announcing: a node's own health check withdraws it
     health_catches: bool = False
 
@@ -94,6 +102,7 @@ ACTIONS: dict[str, Action] = {
             undo="announce",
             key="w",
             run=_withdraw,
+            run_family=_withdraw,
             footer=True,
         ),
         Action(
@@ -105,6 +114,7 @@ ACTIONS: dict[str, Action] = {
             out_of_service=False,
             key="a",
             run=_announce,
+            run_family=_announce,
             footer=True,
         ),
         Action(
@@ -116,6 +126,7 @@ ACTIONS: dict[str, Action] = {
             undo="start",
             key="s",
             run=_shutdown,
+            run_family=_shutdown,
         ),
         Action(
             "start",
@@ -126,6 +137,7 @@ ACTIONS: dict[str, Action] = {
             out_of_service=False,
             key="S",
             run=_start,
+            run_family=_start,
         ),
         Action(
             "kill-bird",

@@ -457,8 +457,13 @@ def cmd_node(args: argparse.Namespace) -> int:
         else:  # SSH-only: works through an API outage with the last known inventory
             inv = d.inventory_or_last(lambda msg: print(f"ecmptui: note: {msg}", file=sys.stderr))
         rec = inv.node(args.name)
+        family = getattr(args, "family", None)
+        if family is not None:
+            inv.eip_for(family)  # one clear line when the deployment does not serve it
         outcome = asyncio.run(
-            operate.perform(d, rec, action, reboot_timeout=getattr(args, "timeout", 90.0))
+            operate.perform(
+                d, rec, action, reboot_timeout=getattr(args, "timeout", 90.0), family=family
+            )
         )
     print(f"{rec.name}: {outcome}")
     return 0
@@ -1087,6 +1092,14 @@ def build_parser() -> argparse.ArgumentParser:
         text = ("lab only: " if action.lab_only else "") + action.help
         p = node_sub.add_parser(action.name, help=text)
         p.add_argument("name", help="node host name, index (2) or node2")
+        if action.run_family is not None:
+            p.add_argument(
+                "--family",
+                type=_family,
+                default=None,
+                metavar="ipv4|ipv6",
+                help="only this address family's EIP or sessions (default: every family)",
+            )
         if action.kind is Kind.DEVICE:
             p.add_argument(
                 "--timeout",

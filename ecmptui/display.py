@@ -91,6 +91,8 @@ def eip_cell(n: NodeStatus) -> str:
         return "[yellow]withdrawn[/]"
     if not n.answering:
         return "unknown"
+    if n.withdrawn_families:
+        return "[yellow]withdrawn " + " ".join(f"v{f}" for f in n.withdrawn_families) + "[/]"
     if not n.announced:
         return "[red]not announced[/]"
     return f"[yellow]announced{_partial(n)}[/]" if _partial(n) else "announced"
@@ -103,6 +105,8 @@ def traffic_state(n: NodeStatus) -> str:
         return f"[bold red]{n.bgp_state}[/]"
     if n.withdrawn:
         return "[yellow]withdrawn[/]"
+    if n.withdrawn_families:
+        return "[yellow]withdrawn " + " ".join(f"v{f}" for f in n.withdrawn_families) + "[/]"
     if n.announced:
         return f"[yellow]announced{_partial(n)}[/]" if _partial(n) else "[green]announced[/]"
     if n.established:

@@ -220,3 +220,22 @@ def test_family_mismatch_between_eip_and_neighbor_is_refused() -> None:
                 router_id="10.0.0.1", families=(bird.FamilyBgp("2001:db8::1", nb4, "10.0.0.0"),)
             )
         )
+
+
+def test_a_family_withdrawn_alone_rejects_its_eip_and_comes_back(tmp_path: Path) -> None:
+    nb4, nb6 = bird.Neighbor.from_api(METAL_NEIGHBOR), bird.Neighbor.from_api(METAL_NEIGHBOR6)
+    v4 = bird.FamilyBgp("203.0.113.46", nb4, "10.99.182.128")
+    v6 = bird.FamilyBgp("2001:db8:ec:1ff::10", nb6, "2001:db8:ec:100::2")
+    Fam = type(v6.family)
+    both = bird.render_node_config(bird.NodeBgpSpec(nb4.customer_ip, (v4, v6)))
+    only4 = bird.render_node_config(
+        bird.NodeBgpSpec(nb4.customer_ip, (v4, v6), withdrawn_families=frozenset({Fam.IPV6}))
+    )
+    assert "  # withdrawn by the operator: if net = 2001:db8:ec:1ff::10/128" in only4
+    assert "  if net = 203.0.113.46/32 then accept;" in only4
+    assert "disabled no;" in only4  # the EIP protocol stays on: IPv4 is announced
+    assert bird_accepts(tmp_path, only4).returncode == 0
+    # what `node withdraw/announce --family` does to a running config, both ways
+    assert bird.set_family_export(both, "2001:db8:ec:1ff::10", announce=False) == only4
+    assert bird.set_family_export(only4, "2001:db8:ec:1ff::10", announce=True) == both
+    assert bird.set_family_export(both, "2001:db8:ec:1ff::10", announce=True) == both

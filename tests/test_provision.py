@@ -172,7 +172,7 @@ def test_four_nodes_then_deprovision(lab: LabInfo, tmp_path: Path) -> None:
         )
     finally:
         out = run_cli("--config", str(cfg), "deprovision", check=True).stdout
-    assert "4 deleted" in out and f"{inv['eip']} released" in out
+    assert "4 deleted" in out and f"{inv['eip']}, {inv['eip6']} released" in out
     st = status(cfg)
     assert st["nodes"] == [] and st["eip"] is None
 

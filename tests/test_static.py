@@ -177,6 +177,7 @@ async def test_provision_screen_checks_static_nodes(static_cfg: Path) -> None:
         await until(pilot, lambda: dev.row_count == 4, "a row per node and family", timeout=20)
         assert "Established" in str(dev.get_cell("tnode1", "detail"))
         assert "✓" in str(dev.get_cell("tnode2", "icon"))
-        assert "✓" in str(dev.get_cell("service", "icon"))  # and the service end to end
-        assert "answered (by tnode1, tnode2)" in str(dev.get_cell("service", "detail"))
+        assert "✓" in str(dev.get_cell("service ipv4", "icon"))  # and the service end to end
+        assert "✓" in str(dev.get_cell("service ipv6", "icon"))
+        assert "answered (by tnode1, tnode2)" in str(dev.get_cell("service ipv6", "detail"))
         await pilot.press("q")

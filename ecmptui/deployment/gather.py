@@ -20,7 +20,6 @@ from ecmptui.deployment.status import (
     RouterStatus,
 )
 from ecmptui.errors import EcmpError
-from ecmptui.family import Family
 from ecmptui.node import bird
 from ecmptui.node.faults import active_faults
 from ecmptui.node.health import health_state
@@ -40,17 +39,8 @@ def _peer(p: bird.ProtocolInfo) -> PeerStatus:
         p.routes_exported,
         p.hold_timer,
         p.last_error,
-        peer_family(p).value,
+        bird.protocol_family(p).value,
     )
-
-
-def peer_family(p: bird.ProtocolInfo) -> Family:
-    """A session's family: its neighbor's address family (a hand-written config names its
-    protocols as it likes), else ecmptui's own naming (peer1_v6)."""
-    try:
-        return Family.of(p.neighbor_address or "")
-    except ValueError:
-        return bird.peer_family(p.name)
 
 
 NodeOpener = Callable[[NodeRecord], AbstractAsyncContextManager]
@@ -93,6 +83,7 @@ async def node_status(
         async with (opener or d.node)(rec) as node:
             # what the node says about itself, also when its BIRD is down
             st.withdrawn = await node.withdrawn()
+            st.withdrawn_families = sorted(f.value for f in await node.withdrawn_families())
             st.eip_on_lo = all([await node.has_eip(e) for e in eips]) if eips else None
             st.health = HealthStatus.from_state(await health_state(node))
             st.faults = await active_faults(node)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ecmptui.actions import ACTIONS, ROUTER_ACTIONS, Action, Kind, RouterAction
 from ecmptui.errors import EcmpError
+from ecmptui.family import Family
 from ecmptui.node import faults
 
 if TYPE_CHECKING:
@@ -44,8 +45,16 @@ def check_allowed(d: Deployment, action: Action) -> None:
         )
 
 
-async def on_node(node: Node, action: Action) -> str:
-    """Run an SSH-level action (node, fault, restore) on an open node; its outcome."""
+async def on_node(node: Node, action: Action, family: Family | None = None) -> str:
+    """Run an SSH-level action (node, fault, restore) on an open node, narrowed to one
+    address family where asked; its outcome."""
+    if family is not None:
+        if action.run_family is None:
+            raise EcmpError(
+                f"{action.name} acts on the whole node: --family narrows "
+                + ", ".join(a.name for a in ACTIONS.values() if a.run_family)
+            )
+        return await action.run_family(node, family)
     if action.run is None:
         raise EcmpError(f"{action.name} does not run over SSH")
     return await action.run(node)
@@ -82,6 +91,7 @@ async def perform(
     opener: NodeOpener | None = None,
     on_effect: Callable[[float], None] | None = None,
     reboot_timeout: float = 90.0,
+    family: Family | None = None,
 ) -> str:
     """Run `action` (looked up and allowed by the caller: `lookup`, `check_allowed`) on
     node `rec`; returns its outcome (without the node's name).
@@ -97,7 +107,7 @@ async def perform(
     async with (opener or d.node)(rec) as node:
         if on_effect is not None:
             on_effect(time.monotonic())
-        outcome = await on_node(node, action)
+        outcome = await on_node(node, action, family)
     if action.kind is Kind.RESTORE:
         outcome = await _restore_bfd(d, rec, outcome)
     return outcome

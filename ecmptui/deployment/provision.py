@@ -426,6 +426,7 @@ async def configure_node(
         families=tuple(parts),
         bfd=bfd,
         announce=not await node.withdrawn(),
+        withdrawn_families=frozenset(await node.withdrawn_families()),
         log_file=None,
     )
     if await node.apply_bird_config(bird.render_node_config(spec)):

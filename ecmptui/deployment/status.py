@@ -78,6 +78,7 @@ class NodeStatus:
     last_error: str | None = None
     api_status: str = "unknown"
     withdrawn: bool = False
+    withdrawn_families: list[int] = field(default_factory=list)  # withdrawn alone (4, 6)
     eip_on_lo: bool | None = None
     health: HealthStatus | None = None
     peers: list[PeerStatus] = field(default_factory=list)
@@ -319,13 +320,14 @@ def diff(old: DeploymentStatus | None, new: DeploymentStatus) -> list[StatusEven
             events.append(
                 StatusEvent(EventKind.BGP, n.name, prev.bgp_state, n.bgp_state, n.last_error, at=at)
             )
-        if prev.withdrawn != n.withdrawn:
+        was = (prev.withdrawn, prev.withdrawn_families)
+        if was != (n.withdrawn, n.withdrawn_families):
             events.append(
                 StatusEvent(
                     EventKind.EIP,
                     n.name,
-                    eip_label(prev.withdrawn),
-                    eip_label(n.withdrawn),
+                    eip_label(prev.withdrawn, prev.withdrawn_families),
+                    eip_label(n.withdrawn, n.withdrawn_families),
                     at=seen,
                 )
             )
@@ -380,5 +382,10 @@ def bird_time(since: str) -> float | None:
         return None
 
 
-def eip_label(withdrawn: bool) -> str:
-    return "withdrawn" if withdrawn else "announced"
+def eip_label(withdrawn: bool, families: list[int] | None = None) -> str:
+    """announced, withdrawn, or which families the operator withdrew alone."""
+    if withdrawn:
+        return "withdrawn"
+    if families:
+        return "withdrawn " + " ".join(f"IPv{f}" for f in families)
+    return "announced"

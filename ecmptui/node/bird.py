@@ -143,9 +143,36 @@ class NodeBgpSpec:
     families: tuple[FamilyBgp, ...]
     bfd: bool = False
     announce: bool = True  # False renders the EIP protocol disabled (withdrawn)
+    # families the operator withdrew alone (`node withdraw --family`): their filter rejects
+    withdrawn_families: frozenset[Family] = frozenset()
     timers: BgpTimers = field(default_factory=BgpTimers)
     bfd_timers: BfdTimers = field(default_factory=BfdTimers)
     log_file: str | None = None
+
+
+# a family withdrawn alone: its export filter's accept line, commented out
+WITHDRAWN_MARK = "  # withdrawn by the operator: "
+
+
+def export_line(eip: str) -> str:
+    """The line of a family's export filter that lets its EIP out."""
+    return f"  if net = {eip}/{Family.of(eip).host_bits} then accept;"
+
+
+def set_family_export(config: str, eip: str, announce: bool) -> str:
+    """`config` with the export of `eip` (its family alone) on or off; unchanged when it
+    already is, or when the config was not rendered by ecmptui (no such line)."""
+    on, off = export_line(eip), WITHDRAWN_MARK + export_line(eip).lstrip()
+    return config.replace(off, on) if announce else config.replace(on + "\n", off + "\n")
+
+
+def protocol_family(p: ProtocolInfo) -> Family:
+    """A session's family: its neighbor's address family (a hand-written config names its
+    protocols as it likes), else ecmptui's own naming (peer1_v6)."""
+    try:
+        return Family.of(p.neighbor_address or "")
+    except ValueError:
+        return peer_family(p.name)
 
 
 def peer_protocol(i: int, family: Family) -> str:
@@ -190,10 +217,12 @@ def _peer_routes(part: FamilyBgp) -> list[str]:
 def _sessions(part: FamilyBgp, spec: NodeBgpSpec) -> list[str]:
     """A family's export filter, template and one BGP session per peer."""
     f, sfx, nb = part.family, part.suffix, part.neighbor
-    eip = f"{part.eip}/{f.host_bits}"
+    accept = export_line(part.eip)
+    if f in spec.withdrawn_families:
+        accept = WITHDRAWN_MARK + accept.lstrip()
     out = [
         f"filter eip{sfx}_out {{",
-        f"  if net = {eip} then accept;",
+        accept,
         "  reject;",
         "}",
         "",

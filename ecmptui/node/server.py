@@ -17,7 +17,7 @@ from typing import Any
 import asyncssh
 
 from ecmptui.errors import EcmpError
-from ecmptui.family import host_prefix, url_host
+from ecmptui.family import Family, host_prefix, url_host
 from ecmptui.node import bird, nginx
 from ecmptui.node.host_key_policy import HostKeyPolicy
 from ecmptui.node.remote_shell import RemoteShell, Result, ShellError
@@ -68,6 +68,11 @@ class Layout:
     @property
     def withdrawn_flag(self) -> str:
         return f"{self.state_dir}/withdrawn"
+
+    @property
+    def withdrawn_families_file(self) -> str:
+        """The families the operator withdrew alone (one a line: ipv4, ipv6)."""
+        return f"{self.state_dir}/withdrawn-families"
 
 
 EIP_UNIT = "ecmptui-eip"
@@ -317,6 +322,17 @@ class Node:
         res = await self.run("test", "-e", self.layout.withdrawn_flag, check=False)
         return res.exit_status == 0
 
+    async def withdrawn_families(self) -> set[Family]:
+        """The families the operator withdrew alone (`withdraw --family`)."""
+        text = await self.read(self.layout.withdrawn_families_file) or ""
+        out = set()
+        for word in text.split():
+            try:
+                out.add(Family.parse(word))
+            except EcmpError:
+                continue  # a line this version does not know: not ours to act on
+        return out
+
     async def apply_bird_config(self, text: str) -> bool:
         """Validate `text` with `bird -p` on the node, then make it live. True if changed."""
         lay = self.layout
@@ -411,16 +427,59 @@ class Node:
     async def peer_protocols(self) -> list[str]:
         return [p.name for p in await self.protocols() if p.proto == "BGP"]
 
-    async def withdraw(self) -> None:
-        """Stop announcing the EIP; BGP sessions stay Established. Survives BIRD restarts
-        (the flag file also tells the health check not to announce it again)."""
+    async def withdraw(self, family: Family | None = None) -> None:
+        """Stop announcing the EIP (of `family` alone; None: every family); BGP sessions
+        stay Established. Survives BIRD restarts (the flag file also tells the health check
+        not to announce it again)."""
+        if family is not None:
+            await self._family_export(family, announce=False)
+            return
         await self._set_eip_protocol(enabled=False)  # first: the drain starts at once
         await self.run("mkdir", "-p", self.layout.state_dir)
         await self.run("touch", self.layout.withdrawn_flag)
 
-    async def announce(self) -> None:
+    async def announce(self, family: Family | None = None) -> None:
+        """Announce the EIP again (of `family` alone; None: every family, also one the
+        operator withdrew alone)."""
+        if family is not None:
+            await self._family_export(family, announce=True)
+            return
+        for withdrawn in await self.withdrawn_families():
+            await self._family_export(withdrawn, announce=True)
         await self.run("rm", "-f", self.layout.withdrawn_flag)
         await self._set_eip_protocol(enabled=True)
+
+    async def _family_export(self, family: Family, announce: bool) -> None:
+        """One family's EIP on or off in its export filter (validated, then reloaded: the
+        sessions stay up), and the family noted in (or taken off) the node's list."""
+        eip = await self._eip_of(family)
+        current = await self.read(self.layout.bird_conf)
+        if current is None:
+            raise NodeError(f"{self.name}: no BIRD config at {self.layout.bird_conf}")
+        new = bird.set_family_export(current, eip, announce)
+        if new == current and bird.export_line(eip) not in current and announce:
+            raise NodeError(f"{self.name}: its BIRD config does not announce {eip}")
+        if new != current:
+            await self.apply_bird_config(new)
+        families = await self.withdrawn_families()
+        families = families - {family} if announce else families | {family}
+        await self.run("mkdir", "-p", self.layout.state_dir)
+        await self.write(
+            self.layout.withdrawn_families_file, "".join(f"{f.api}\n" for f in sorted(families))
+        )
+
+    async def _eip_of(self, family: Family) -> str:
+        """The node's EIP of `family`: the address of that family on lo that its BIRD
+        config exports."""
+        res = await self.run("ip", "-o", "addr", "show", "dev", "lo")
+        config = await self.read(self.layout.bird_conf) or ""
+        for line in str(res.stdout).splitlines():
+            words = line.split()
+            if len(words) > 3 and words[2] in ("inet", "inet6"):
+                address = words[3].split("/")[0]
+                if Family.of(address) is family and address in config:
+                    return address
+        raise NodeError(f"{self.name}: it announces no {family.api} EIP")
 
     async def _set_eip_protocol(self, enabled: bool) -> None:
         # the live switch first (takes effect in milliseconds), then the file, so that
@@ -441,17 +500,22 @@ class Node:
                 self.layout.bird_conf, current.replace(other, want, 1), "0640", dir_group=True
             )
 
-    async def shutdown(self) -> None:
-        """Take the BGP sessions down (BIRD keeps running)."""
-        await self._peers(False)
+    async def shutdown(self, family: Family | None = None) -> None:
+        """Take the BGP sessions (of `family` alone) down (BIRD keeps running)."""
+        await self._peers(False, family)
 
-    async def start(self) -> None:
-        await self._peers(True)
+    async def start(self, family: Family | None = None) -> None:
+        await self._peers(True, family)
 
-    async def _peers(self, enabled: bool) -> None:
-        peers = await self.peer_protocols()
+    async def _peers(self, enabled: bool, family: Family | None = None) -> None:
+        peers = [
+            p.name
+            for p in await self.protocols()
+            if p.proto == "BGP" and family in (None, bird.protocol_family(p))
+        ]
         if not peers:
-            raise NodeError(f"{self.name}: no BGP protocols in BIRD")
+            which = f"{family.api} " if family else ""
+            raise NodeError(f"{self.name}: no {which}BGP protocols in BIRD")
         verb = "enable" if enabled else "disable"
         for p in peers:
             await self.run(*self.birdc_argv(verb, p))

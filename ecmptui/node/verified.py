@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ecmptui.errors import EcmpError
+from ecmptui.node import bird
 from ecmptui.node.server import Node
 
 
@@ -21,6 +22,10 @@ async def node_verified(node: Node) -> tuple[bool, str]:
         )
     if await node.withdrawn():
         return True, "Established (withdrawn by operator)"
-    if sum(p.routes_exported for p in protos) < len(protos):
+    # a family the operator withdrew alone exports nothing, on purpose
+    held = await node.withdrawn_families()
+    exporting = [p for p in protos if bird.protocol_family(p) not in held]
+    if sum(p.routes_exported for p in exporting) < len(exporting):
         return False, "Established but the EIP is not exported"
-    return True, f"Established, EIP exported to {len(protos)} peer(s)"
+    kept = f" ({', '.join(f.api for f in sorted(held))} withdrawn by operator)" if held else ""
+    return True, f"Established, EIP exported to {len(exporting)} peer(s){kept}"

@@ -140,7 +140,14 @@ class ScenarioResult:
 def health_key(st: DeploymentStatus) -> tuple[Any, ...]:
     """The parts of `status` a scenario must leave as it found them."""
     nodes = tuple(
-        (n.name, n.bgp_state, n.routes_exported, n.withdrawn, n.eip_on_lo, health_label(n.health))
+        (
+            n.name,
+            n.bgp_state,
+            n.routes_exported,
+            (n.withdrawn, tuple(n.withdrawn_families)),
+            n.eip_on_lo,
+            health_label(n.health),
+        )
         for n in st.nodes
     )
     router = (
