@@ -58,17 +58,19 @@ def agent_latency(cfg: Path, node: str, rounds: int = 10) -> list[float]:
         mon.terminate()
     out = mon.communicate(timeout=5)[0]
     stamps = []
-    bird_at = None
+    bird_at: dict[int, float] = {}  # per family: BIRD's change not yet followed by the agent's
+    groups = {4: r"id 5\d\d\d group", 6: r"id [6-9]\d\d\d group"}  # the agent's group ids
     for line in out.splitlines():
-        m = re.match(r"\[(\S+)\]", line)
+        m = re.match(r"\[(\S+)\]\s+(?:Deleted\s+)?(\S+)", line)
         if not m:
             continue
         t = datetime.fromisoformat(m.group(1)).timestamp()
-        if "table 100" in line and bird_at is None:
-            bird_at = t
-        elif bird_at is not None and re.search(r"id 50\d\d group", line):
-            stamps.append((t - bird_at) * 1000)
-            bird_at = None
+        if "table 100" in line:
+            bird_at.setdefault(6 if ":" in m.group(2) else 4, t)
+            continue
+        for family, pattern in groups.items():
+            if family in bird_at and re.search(pattern, line):
+                stamps.append((t - bird_at.pop(family)) * 1000)
     return stamps
 
 
@@ -76,6 +78,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--flows", type=int, default=400)
     ap.add_argument("--mode", choices=("hash", "resilient", "both"), default="both")
+    ap.add_argument("--family", choices=("ipv4", "ipv6", "both"), default="ipv4")
+    ap.add_argument("--sizes", default="2,4,8", help="comma-separated N (servers)")
     ap.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help="comma-separated, in the order they run"
     )
@@ -84,7 +88,7 @@ def main() -> None:
     modes = ("hash", "resilient") if args.mode == "both" else (args.mode,)
     rows, latency = [], []
     for mode in modes:
-        for n in (2, 4, 8):
+        for n in [int(x) for x in args.sizes.split(",")]:
             control.down(LAB)
             with tempfile.TemporaryDirectory() as tmp:
                 cfg = lab_config(Path(tmp), extra=f"[provision]\nnodes = {n}\n")
@@ -92,21 +96,24 @@ def main() -> None:
                     control.up(LAB, port=0, ecmp=mode)
                     cli(cfg, "provision").check_returncode()
                     scen = [a for s in scenarios for a in ("--scenario", s)]
-                    out = cli(cfg, "drill", *scen, "--flows", str(args.flows), "--json")
+                    out = cli(
+                        cfg, "drill", *scen, "--flows", str(args.flows), "--family", args.family,
+                        "--json",
+                    )  # fmt: skip
                     for r in json.loads(out.stdout)["scenarios"]:
                         if r["name"] == "kill-bird" and r["bfd"] is False:
                             continue  # BFD on: the crash as fast as the lab detects it
-                        rows.append((mode, n, r["name"], r["flows"], r["failed"]))
+                        rows.append((mode, n, r["name"], r["flows"], r["failed"], r["family"]))
                     if mode == "resilient" and n == 4:
                         latency = agent_latency(cfg, f"ecmp-node{n}")
                 finally:
                     control.down(LAB)
     print(
-        f"{'mode':9} {'N':>2} {'scenario':12} {'flows':>6} {'on node':>8} "
+        f"{'mode':9} {'IP':3} {'N':>2} {'scenario':12} {'flows':>6} {'on node':>8} "
         f"{'broken on node':>15} {'bystanders':>11} {'share':>6} {'theory':>7} "
         f"{'new conns failed':>17}"
     )
-    for mode, n, name, f, failed in rows:
+    for mode, n, name, f, failed, family in rows:
         others = f["flows"] - f["on_node"]
         base = f["flows"] if name == "add-node" else others
         share = f["bystanders"] / base if base else 0.0
@@ -114,7 +121,7 @@ def main() -> None:
             0.0 if mode == "resilient" else (0.5 if name == "add-node" else (n - 2) / (2 * (n - 1)))
         )
         print(
-            f"{mode:9} {n:>2} {name:12} {f['flows']:>6} {f['on_node']:>8} "
+            f"{mode:9} v{family:<2} {n:>2} {name:12} {f['flows']:>6} {f['on_node']:>8} "
             f"{f['affected']:>15} {f['bystanders']:>11} {share:>6.2f} {theory:>7.2f} "
             f"{sum(failed.values()):>17}"
         )
