@@ -145,7 +145,7 @@ class EcmpApp(App[None]):
     def _status_ready(self, msg: m.StatusReady) -> None:
         self.polling.landed(msg)
         status = self.status if self.status is not None and not self.lab_down else None
-        self.prober.follow(status.eip if status is not None else None)
+        self.prober.follow(status.first_eip if status is not None else None)
 
     def show_status(self, st: DeploymentStatus | None, error: str | None = None) -> None:
         """Take a status snapshot (also used by tests with fixed data)."""

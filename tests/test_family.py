@@ -144,3 +144,13 @@ def test_a_report_of_both_families_names_each_scenarios_family() -> None:
     assert "| withdraw (IPv4) |" in text and "| withdraw (IPv6) |" in text
     single = report_markdown(rows[1:], 200, "lab")
     assert "probing the IPv6 EIP" in single and "| withdraw |" in single
+
+
+def test_an_ipv6_only_deployment_is_seen_through_its_ipv6_sessions() -> None:
+    st = _dual_status()
+    st.eip = None  # provisioned with --family ipv6
+    assert st.first_eip == EIP6 and list(st.eips) == [6]
+    assert [k for k, _ in grid_columns(st)] == ["core1", "core2"]
+    cells = grid_cells(st.nodes[0], st)  # the IPv6 sessions, to fc00::e and fc00::f
+    assert "Established" in cells["core1"] and "Active" in cells["core2"]
+    assert router_lines(st)[0].startswith(f"EIP [b]{EIP6}")

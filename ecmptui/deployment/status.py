@@ -189,6 +189,11 @@ class DeploymentStatus:
         """The EIP per family (4, 6) the deployment serves."""
         return {f: a for f, a in ((4, self.eip), (6, self.eip6)) if a}
 
+    @property
+    def first_eip(self) -> str | None:
+        """The EIP probed unless asked otherwise: IPv4's, or IPv6's on an IPv6-only one."""
+        return next(iter(self.eips.values()), None)
+
     def oldest(self) -> float | None:
         """The wall time of the stalest node's last answer (what "updated" means)."""
         times = [n.updated for n in self.nodes]

@@ -195,7 +195,7 @@ class Hub:
                 }
             )
             self.broadcast(self._status_line)
-            eip = st.eip if st is not None else self._eip if error else None
+            eip = st.first_eip if st is not None else self._eip if error else None
             if eip != self._eip or (eip and self._stream is None and self._probe_task is None):
                 self._eip = eip
                 self._restart_probe()
