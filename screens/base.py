@@ -23,7 +23,10 @@ class DashboardScreen(Screen[None]):
     view: reactive[DashboardView] = reactive(DashboardView, always_update=True, init=False)
 
     def watch_view(self, old: DashboardView, new: DashboardView) -> None:
-        if self.is_mounted and self.is_current and self.shows_change(old, new):
+        # an app that stopped running is shutting down: its widgets may be gone already (a
+        # tick's view racing the teardown), and nothing is drawn any more
+        running = self.app.is_running
+        if running and self.is_mounted and self.is_current and self.shows_change(old, new):
             self.redraw()
 
     def shows_change(self, old: DashboardView, new: DashboardView) -> bool:
