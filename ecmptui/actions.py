@@ -28,14 +28,19 @@ def _which(family: Family | None, what: str) -> str:
     return what if family is None else f"the {family.api.replace('ip', 'IP')} {what}"
 
 
+def _eip(family: Family | None) -> str:
+    """"the EIP", or "the IPv6 EIP" for one family."""
+    return "the EIP" if family is None else _which(family, "EIP")
+
+
 async def _withdraw(node: Node, family: Family | None = None) -> str:
     await node.withdraw(family)
-    return f"stopped announcing {_which(family, 'EIP')} (BGP session stays up)"
+    return f"stopped announcing {_eip(family)} (BGP session stays up)"
 
 
 async def _announce(node: Node, family: Family | None = None) -> str:
     await node.announce(family)
-    return f"announcing {_which(family, 'EIP')} again"
+    return f"announcing {_eip(family)} again"
 
 
 async def _shutdown(node: Node, family: Family | None = None) -> str:

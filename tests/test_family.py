@@ -154,3 +154,29 @@ def test_an_ipv6_only_deployment_is_seen_through_its_ipv6_sessions() -> None:
     cells = grid_cells(st.nodes[0], st)  # the IPv6 sessions, to fc00::e and fc00::f
     assert "Established" in cells["core1"] and "Active" in cells["core2"]
     assert router_lines(st)[0].startswith(f"EIP [b]{EIP6}")
+
+
+async def test_an_action_narrowed_to_a_family_says_so() -> None:
+    from ecmptui.actions import ACTIONS
+
+    class Recorder:  # what a Node's family-aware methods were asked
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, Family | None]] = []
+
+        def __getattr__(self, name: str) -> object:
+            async def step(family: Family | None = None) -> None:
+                self.calls.append((name, family))
+
+            return step
+
+    node = Recorder()
+    withdraw, shutdown = ACTIONS["withdraw"], ACTIONS["shutdown"]
+    assert withdraw.run is not None and withdraw.run_family is not None
+    assert await withdraw.run(node) == "stopped announcing the EIP (BGP session stays up)"  # type: ignore[arg-type]
+    said = await withdraw.run_family(node, Family.IPV6)  # type: ignore[arg-type]
+    assert said == "stopped announcing the IPv6 EIP (BGP session stays up)"
+    assert shutdown.run_family is not None
+    said = await shutdown.run_family(node, Family.IPV4)  # type: ignore[arg-type]
+    assert said == "the IPv4 BGP session(s) shut down"
+    assert node.calls == [("withdraw", None), ("withdraw", Family.IPV6), ("shutdown", Family.IPV4)]
+    assert ACTIONS["kill-bird"].run_family is None  # a fault takes the whole node
