@@ -29,7 +29,7 @@ def _which(family: Family | None, what: str) -> str:
 
 
 def _eip(family: Family | None) -> str:
-    """"the EIP", or "the IPv6 EIP" for one family."""
+    """The EIP's name in an outcome: "the EIP", or "the IPv6 EIP" for one family."""
     return "the EIP" if family is None else _which(family, "EIP")
 
 
