@@ -84,11 +84,6 @@ def parse_families(text: str) -> tuple[Family, ...]:
     raise EcmpError(f"--family {text!r}: expected one of {', '.join(FAMILY_CHOICES)}")
 
 
-def families_label(families: tuple[Family, ...]) -> str:
-    """The inverse of parse_families: ipv4, ipv6 or dual."""
-    return "dual" if len(set(families)) == 2 else families[0].api
-
-
 def url_family(url: str) -> Family | None:
     """The family of a URL's host when it is an address literal; None for a name.
     Raises EcmpError on a malformed URL (an unclosed `[v6]`, a bracketed non-IPv6)."""

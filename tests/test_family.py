@@ -20,7 +20,6 @@ from ecmptui.display import grid_cells, grid_columns, router_lines
 from ecmptui.errors import EcmpError
 from ecmptui.family import (
     Family,
-    families_label,
     host_prefix,
     parse_families,
     url_family,
@@ -35,8 +34,6 @@ EIP, EIP6 = "203.0.113.10", "2001:db8:ec:1ff::10"
 def test_families_parse_and_print() -> None:
     assert parse_families("dual") == (Family.IPV4, Family.IPV6)
     assert parse_families(" IPv6 ") == (Family.IPV6,)
-    assert families_label(parse_families("dual")) == "dual"
-    assert families_label((Family.IPV4,)) == "ipv4"
     with pytest.raises(EcmpError, match="expected one of ipv4, ipv6, dual"):
         parse_families("both")
     assert Family.parse("6") is Family.parse("ipv6") is Family.IPV6

@@ -125,11 +125,6 @@ class NodeStatus:
             for p in self.peers
         )
 
-    @property
-    def families(self) -> list[int]:
-        """The address families the node has sessions in."""
-        return sorted({p.family for p in self.peers})
-
 
 @dataclass
 class CoreView:

@@ -424,9 +424,6 @@ class Node:
         return await self.unit_active(self.layout.nginx_unit)
 
     # -- actions -------------------------------------------------------------------------
-    async def peer_protocols(self) -> list[str]:
-        return [p.name for p in await self.protocols() if p.proto == "BGP"]
-
     async def withdraw(self, family: Family | None = None) -> None:
         """Stop announcing the EIP (of `family` alone; None: every family); BGP sessions
         stay Established. Survives BIRD restarts (the flag file also tells the health check
