@@ -214,8 +214,8 @@ class FakeNode(Node):
     async def bfd_sessions(self) -> list[tuple[str, str]]:
         return []
 
-    async def has_eip(self, eip: str) -> bool:
-        return True
+    async def missing_eips(self, eips: list[str]) -> list[str]:
+        return []  # a fake server's EIP is always on its lo
 
 
 class FakeRouters:

@@ -84,7 +84,7 @@ async def node_status(
             # what the node says about itself, also when its BIRD is down
             st.withdrawn = await node.withdrawn()
             st.withdrawn_families = sorted(f.value for f in await node.withdrawn_families())
-            st.eip_on_lo = all([await node.has_eip(e) for e in eips]) if eips else None
+            st.eip_on_lo = not await node.missing_eips(eips) if eips else None
             st.health = HealthStatus.from_state(await health_state(node))
             st.faults = await active_faults(node)
             try:

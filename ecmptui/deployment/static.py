@@ -180,7 +180,7 @@ async def check_node(d: Deployment, rec: NodeRecord, eips: list[str]) -> NodeChe
                     res.problems.append(f"BGP sessions {res.sessions}")
             except NodeError as exc:
                 res.problems.append(str(exc).removeprefix(f"{rec.name}: "))
-            missing = [e for e in eips if not await node.has_eip(e)]
+            missing = await node.missing_eips(eips)
             res.eip_on_lo = bool(eips) and not missing
             if not eips:
                 res.problems.append("no EIP to look for on lo")

@@ -389,14 +389,21 @@ class Node:
             await self.systemctl("daemon-reload")
             await self.systemctl("enable", "--quiet", EIP_UNIT)
             changed = True
-        if changed or not all([await self.has_eip(e) for e in eips]):
+        if changed or await self.missing_eips(eips):
             await self.systemctl("restart", EIP_UNIT)
             changed = True
         return changed
 
-    async def has_eip(self, eip: str) -> bool:
+    async def lo_addresses(self) -> list[str]:
+        """The addresses on lo, as prefixes (203.0.113.10/32, 2001:db8::10/128): one read."""
         res = await self.run("ip", "-o", "addr", "show", "dev", "lo")
-        return f" {host_prefix(eip)} " in str(res.stdout)
+        words = [line.split() for line in str(res.stdout).splitlines()]
+        return [w[3] for w in words if len(w) > 3 and w[2] in ("inet", "inet6")]
+
+    async def missing_eips(self, eips: list[str]) -> list[str]:
+        """Those of `eips` that are not on lo."""
+        on_lo = set(await self.lo_addresses())
+        return [e for e in eips if host_prefix(e) not in on_lo]
 
     async def apply_nginx(self, eips: list[str]) -> bool:
         """nginx answers on the EIPs with the node's page (a conf.d server block bound to
@@ -449,10 +456,10 @@ class Node:
     async def _family_export(self, family: Family, announce: bool) -> None:
         """One family's EIP on or off in its export filter (validated, then reloaded: the
         sessions stay up), and the family noted in (or taken off) the node's list."""
-        eip = await self._eip_of(family)
         current = await self.read(self.layout.bird_conf)
         if current is None:
             raise NodeError(f"{self.name}: no BIRD config at {self.layout.bird_conf}")
+        eip = await self._eip_of(family, current)
         new = bird.set_family_export(current, eip, announce)
         if new == current and bird.export_line(eip) not in current and announce:
             raise NodeError(f"{self.name}: its BIRD config does not announce {eip}")
@@ -465,17 +472,13 @@ class Node:
             self.layout.withdrawn_families_file, "".join(f"{f.api}\n" for f in sorted(families))
         )
 
-    async def _eip_of(self, family: Family) -> str:
+    async def _eip_of(self, family: Family, config: str) -> str:
         """The node's EIP of `family`: the address of that family on lo that its BIRD
-        config exports."""
-        res = await self.run("ip", "-o", "addr", "show", "dev", "lo")
-        config = await self.read(self.layout.bird_conf) or ""
-        for line in str(res.stdout).splitlines():
-            words = line.split()
-            if len(words) > 3 and words[2] in ("inet", "inet6"):
-                address = words[3].split("/")[0]
-                if Family.of(address) is family and address in config:
-                    return address
+        config (`config`) exports."""
+        for prefix in await self.lo_addresses():
+            address = prefix.split("/")[0]
+            if Family.of(address) is family and address in config:
+                return address
         raise NodeError(f"{self.name}: it announces no {family.api} EIP")
 
     async def _set_eip_protocol(self, enabled: bool) -> None:
