@@ -92,10 +92,15 @@ def eip_cell(n: NodeStatus) -> str:
     if not n.answering:
         return "unknown"
     if n.withdrawn_families:
-        return "[yellow]withdrawn " + " ".join(f"v{f}" for f in n.withdrawn_families) + "[/]"
+        return _withdrawn_alone(n)
     if not n.announced:
         return "[red]not announced[/]"
     return f"[yellow]announced{_partial(n)}[/]" if _partial(n) else "announced"
+
+
+def _withdrawn_alone(n: NodeStatus) -> str:
+    """The families the operator withdrew alone: withdrawn v6."""
+    return "[yellow]withdrawn " + " ".join(f"v{f}" for f in n.withdrawn_families) + "[/]"
 
 
 def traffic_state(n: NodeStatus) -> str:
@@ -106,7 +111,7 @@ def traffic_state(n: NodeStatus) -> str:
     if n.withdrawn:
         return "[yellow]withdrawn[/]"
     if n.withdrawn_families:
-        return "[yellow]withdrawn " + " ".join(f"v{f}" for f in n.withdrawn_families) + "[/]"
+        return _withdrawn_alone(n)
     if n.announced:
         return f"[yellow]announced{_partial(n)}[/]" if _partial(n) else "[green]announced[/]"
     if n.established:
@@ -129,7 +134,7 @@ def router_lines(st: DeploymentStatus) -> list[str]:
     agent = f"   [red]{router.agent}[/]" if router.agent not in (None, "ok") else ""
     out = []
     for family, eip in (st.eips or {4: "-"}).items():
-        hops = router.nexthops if family == 4 else router.nexthops6
+        hops = router.nexthops_for(family)
         buckets = router.buckets_for(family)
         pairs = ", ".join(
             f"{h} ({n}" + (f", {buckets[n]} buckets" if n in buckets else "") + ")"

@@ -25,7 +25,7 @@ from ecmptui.deployment.gather import wait_fabric_drops
 from ecmptui.deployment.port import Deployment
 from ecmptui.deployment.records import NodeRecord
 from ecmptui.errors import EcmpError
-from ecmptui.family import url_host
+from ecmptui.family import Family, url_host
 from ecmptui.node.server import Node
 
 DRAIN_WEIGHT = 1  # the lowest a group member can have (0 is not allowed)
@@ -111,7 +111,7 @@ async def drain(
         raise EcmpError(f"{rec.name}: no private address in the inventory")
     # the fabric's next hop for the node, per EIP: its private address (IPv4), its public
     # IPv6 address (IPv6)
-    gateways = {e: rec.private_address if ":" not in e else rec.public_ipv6 for e in eips}
+    gateways = {e: rec.next_hop_for(Family.of(e)) for e in eips}
     say = on_progress or (lambda _m: None)
     t0 = time.monotonic()
 

@@ -27,6 +27,11 @@ class NodeRecord:
         """The gateway its multihop peers of `family` are routed through."""
         return self.private_gateway if family is Family.IPV4 else self.gateway6
 
+    def next_hop_for(self, family: Family) -> str | None:
+        """Where the fabric forwards the EIP of `family` to this node: its private address
+        (IPv4), its public IPv6 address (IPv6)."""
+        return self.private_address if family is Family.IPV4 else self.public_ipv6
+
 
 @dataclass
 class Inventory:

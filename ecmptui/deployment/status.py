@@ -159,6 +159,9 @@ class RouterStatus:
     nodes6: list[str] = field(default_factory=list)
     buckets6: dict[str, int] = field(default_factory=dict)
 
+    def nexthops_for(self, family: int) -> list[str]:
+        return self.nexthops if family == 4 else self.nexthops6
+
     def buckets_for(self, family: int) -> dict[str, int]:
         return self.buckets if family == 4 else self.buckets6
 

@@ -647,7 +647,7 @@ class Drill:
         next hops; elsewhere, where the router cannot be seen, a fixed settle time)."""
         family = self.family or Family.IPV4
         eip = inv.eips.get(family)
-        gateway = target.private_address if family is Family.IPV4 else target.public_ipv6
+        gateway = target.next_hop_for(family)
         if not (
             eip and gateway and await wait_fabric_drops(self.d, eip, gateway, FLOW_SETTLE_S * 3)
         ):
