@@ -239,3 +239,8 @@ def test_a_family_withdrawn_alone_rejects_its_eip_and_comes_back(tmp_path: Path)
     assert bird.set_family_export(both, "2001:db8:ec:1ff::10", announce=False) == only4
     assert bird.set_family_export(only4, "2001:db8:ec:1ff::10", announce=True) == both
     assert bird.set_family_export(both, "2001:db8:ec:1ff::10", announce=True) == both
+    # a config ecmptui did not render cannot be narrowed: the node refuses, notes nothing
+    assert bird.has_family_export(both, "2001:db8:ec:1ff::10")
+    assert bird.has_family_export(only4, "2001:db8:ec:1ff::10")
+    hand = both.replace("  if net = 2001:db8:ec:1ff::10/128 then accept;", "  accept;")
+    assert not bird.has_family_export(hand, "2001:db8:ec:1ff::10")

@@ -159,10 +159,22 @@ def export_line(eip: str) -> str:
     return f"  if net = {eip}/{Family.of(eip).host_bits} then accept;"
 
 
+def _export_lines(eip: str) -> tuple[str, str]:
+    """A family's export line as announced, and as withdrawn by the operator."""
+    on = export_line(eip)
+    return on, WITHDRAWN_MARK + on.lstrip()
+
+
+def has_family_export(config: str, eip: str) -> bool:
+    """Whether `config` exports `eip` the way ecmptui renders it (announced or withdrawn
+    alone): only then can one family be narrowed in it."""
+    return any(line + "\n" in config for line in _export_lines(eip))
+
+
 def set_family_export(config: str, eip: str, announce: bool) -> str:
     """`config` with the export of `eip` (its family alone) on or off; unchanged when it
     already is, or when the config was not rendered by ecmptui (no such line)."""
-    on, off = export_line(eip), WITHDRAWN_MARK + export_line(eip).lstrip()
+    on, off = _export_lines(eip)
     return config.replace(off, on) if announce else config.replace(on + "\n", off + "\n")
 
 

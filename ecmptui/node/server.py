@@ -460,9 +460,13 @@ class Node:
         if current is None:
             raise NodeError(f"{self.name}: no BIRD config at {self.layout.bird_conf}")
         eip = await self._eip_of(family, current)
+        if not bird.has_family_export(current, eip):
+            # a hand-written config: nothing here could narrow it, so nothing is noted either
+            raise NodeError(
+                f"{self.name}: its BIRD config does not export {eip} as ecmptui renders it; "
+                f"{'announce' if announce else 'withdraw'} it there by hand"
+            )
         new = bird.set_family_export(current, eip, announce)
-        if new == current and bird.export_line(eip) not in current and announce:
-            raise NodeError(f"{self.name}: its BIRD config does not announce {eip}")
         if new != current:
             await self.apply_bird_config(new)
         families = await self.withdrawn_families()
