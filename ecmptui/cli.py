@@ -573,13 +573,11 @@ def _drill_families(d: Any, wanted: str | None) -> list[Any]:
     family the deployment serves, one after the other."""
     from ecmptui.family import Family
 
-    served = d.inventory().families
+    inv = d.inventory()
     if wanted in (None, "both"):
-        return list(served) or [None]
+        return list(inv.families) or [None]
     family = Family.parse(wanted)
-    if family not in served:
-        have = ", ".join(f.api for f in served) or "nothing provisioned"
-        raise EcmpError(f"--family {wanted}: this deployment has no {family.api} EIP ({have})")
+    inv.eip_for(family)  # one clear line when the deployment does not serve it
     return [family]
 
 
