@@ -407,63 +407,43 @@ class Cloud:
         self.save()
 
     def _assignments(self, dev: Device) -> list[dict]:
-        """The device's public (mgmt) and private IPv4 assignments, as Metal lists them."""
-        mgmt = mgmt_addr(self.slot, dev.n)
+        """The device's public (mgmt) and private IPv4 assignments and its public IPv6 /127
+        (from the project's /56), as Metal lists them."""
+        parent6 = {
+            "network": str(PROJECT_BLOCK6.network_address),
+            "cidr": PROJECT_BLOCK6.prefixlen,
+            "netmask": str(PROJECT_BLOCK6.netmask),
+            "href": f"/ips/{self.block6_id}",
+        }
         out = []
-        for kind, public, address, gateway in (
-            ("mgmt", True, mgmt, mgmt_gateway(self.slot)),
-            ("priv", False, server_link_addr(dev.n), router_link_addr(dev.n)),
+        for kind, public, address, cidr, gateway, parent in (
+            ("mgmt", True, mgmt_addr(self.slot, dev.n), 24, mgmt_gateway(self.slot), None),
+            ("priv", False, server_link_addr(dev.n), 24, router_link_addr(dev.n), None),
+            ("pub6", True, server_link_addr6(dev.n), 127, router_link_addr6(dev.n), parent6),
         ):
             aid = assignment_id(dev.id, kind)
+            net = ipaddress.ip_network(f"{address}/{cidr}", strict=False)
             out.append(
                 {
                     "id": aid,
-                    "address_family": 4,
+                    "address_family": net.version,
                     "public": public,
                     "management": True,
                     "address": address,
-                    "cidr": 24,
-                    "netmask": "255.255.255.0",
-                    "network": str(
-                        ipaddress.IPv4Network(f"{address}/24", strict=False).network_address
-                    ),
+                    "cidr": cidr,
+                    "netmask": str(net.netmask),
+                    "network": str(net.network_address),
                     "gateway": gateway,
                     "manageable": True,
                     "enabled": True,
                     "global_ip": False,
+                    **({"parent_block": parent} if parent else {}),
                     "assigned_to": {"href": f"/devices/{dev.id}"},
                     "created_at": dev.created_at,
                     "metro": METRO,
                     "href": f"/ips/{aid}",
                 }
             )
-        aid = assignment_id(dev.id, "pub6")
-        out.append(
-            {
-                "id": aid,
-                "address_family": 6,
-                "public": True,
-                "management": True,
-                "address": server_link_addr6(dev.n),
-                "cidr": 127,
-                "netmask": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
-                "network": router_link_addr6(dev.n),
-                "gateway": router_link_addr6(dev.n),
-                "manageable": True,
-                "enabled": True,
-                "global_ip": False,
-                "parent_block": {
-                    "network": str(PROJECT_BLOCK6.network_address),
-                    "cidr": PROJECT_BLOCK6.prefixlen,
-                    "netmask": str(PROJECT_BLOCK6.netmask),
-                    "href": f"/ips/{self.block6_id}",
-                },
-                "assigned_to": {"href": f"/devices/{dev.id}"},
-                "created_at": dev.created_at,
-                "metro": METRO,
-                "href": f"/ips/{aid}",
-            }
-        )
         return out
 
     @property
