@@ -331,6 +331,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
         bfd=args.bfd,
         health=args.health,
         family=args.family,
+        daemon=args.daemon,
     )
     prov = Provisioner(d, end_to_end=lambda: verify_service(d))
     con = _console()
@@ -867,6 +868,16 @@ def _families(text: str) -> str:
     return text.strip().lower()
 
 
+def _daemons(text: str) -> str:
+    """`--daemon` of provision: bird, frr or a comma list."""
+    from ecmptui.node.daemon_names import parse_daemons
+
+    try:
+        return ",".join(parse_daemons(text))
+    except EcmpError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _family(text: str) -> Any:
     """`--family` of probe, drill and node actions: ipv4 or ipv6 (a Family)."""
     from ecmptui.family import Family
@@ -1032,6 +1043,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the deployment already serves is kept)",
     )
     p.add_argument(
+        "--daemon",
+        type=_daemons,
+        metavar="bird|frr|bird,frr",
+        help="the routing daemon of every node, or a list taken in turn (bird,frr: "
+        "node 1 BIRD, node 2 FRR, ...); a node running the other one is switched. "
+        "Default: each node keeps its own, a new one gets BIRD",
+    )
+    p.add_argument(
         "--bfd",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -1050,7 +1069,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_deprovision)
     p = sub.add_parser(
         "check",
-        help="check every node over SSH: BIRD, sessions, EIP on lo, nginx (changes nothing)",
+        help="check every node over SSH: its routing daemon, sessions, EIP on lo, nginx "
+        "(changes nothing)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_check)

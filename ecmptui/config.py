@@ -18,6 +18,7 @@ from ecmptui.errors import EcmpError
 from ecmptui.family import FAMILY_CHOICES
 from ecmptui.jsonish import JsonObject
 from ecmptui.limits import DEFAULT_LAB, MAX_NODES, validate_lab_name
+from ecmptui.node.daemon_names import DAEMON_NAMES, parse_daemons
 
 METAL_ENDPOINT = "api.equinix.com/metal/v1"
 TARGETS = ("lab", "metal", "static")
@@ -55,6 +56,9 @@ class ProvisionSettings:
     tag: str = "ecmptui"
     eip: str = ""  # use this already reserved EIP instead of reserving one
     family: str = ""  # ipv4, ipv6 or dual; empty: the target's default (the lab: dual)
+    # bird, frr, or a comma list taken in turn (bird,frr); empty: each node keeps the
+    # daemon it runs, a new node gets BIRD
+    daemon: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,9 @@ class StaticNode:
     state_dir: str = "/var/lib/ecmptui"
     bird_unit: str = "bird"
     nginx_unit: str = "nginx"
+    frr_conf: str = "/etc/frr/frr.conf"
+    frr_unit: str = "frr"
+    daemon: str = ""  # bird or frr; empty: detected over SSH
 
 
 @dataclass(frozen=True)
@@ -187,7 +194,7 @@ UNIT_RE = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
 
 def _check_node_fields(src: str, where: str, node: StaticNode) -> None:
     """A node's paths, protocol and units, before any of them reaches a remote command."""
-    for key in ("bird_socket", "bird_conf", "state_dir"):
+    for key in ("bird_socket", "bird_conf", "frr_conf", "state_dir"):
         value = getattr(node, key)
         if not REMOTE_PATH_RE.fullmatch(value) or ".." in value.split("/"):
             raise EcmpError(f"{src}: {where}.{key}: {value!r} is not an absolute path")
@@ -195,9 +202,14 @@ def _check_node_fields(src: str, where: str, node: StaticNode) -> None:
         raise EcmpError(
             f"{src}: {where}.eip_protocol: {node.eip_protocol!r} is not a BIRD protocol name"
         )
-    for key in ("bird_unit", "nginx_unit"):
+    for key in ("bird_unit", "frr_unit", "nginx_unit"):
         if not UNIT_RE.fullmatch(getattr(node, key)):
             raise EcmpError(f"{src}: {where}.{key}: {getattr(node, key)!r} is not a unit name")
+    if node.daemon not in ("", *DAEMON_NAMES):
+        raise EcmpError(
+            f"{src}: {where}.daemon: must be one of {', '.join(DAEMON_NAMES)} "
+            f"(or absent: detected), got {node.daemon!r}"
+        )
 
 
 def _static(src: str, data: Any) -> StaticSettings:
@@ -269,6 +281,11 @@ def validate(s: Settings) -> Settings:
             ipaddress.IPv4Address(p.eip)
         except ValueError as exc:
             raise EcmpError(f"{src}: provision.eip: {p.eip!r} is not an IPv4 address") from exc
+    if p.daemon:
+        try:
+            parse_daemons(p.daemon)
+        except EcmpError as exc:
+            raise EcmpError(f"{src}: provision.daemon: {exc}") from exc
     if p.family and p.family not in FAMILY_CHOICES:
         raise EcmpError(
             f"{src}: provision.family: must be one of {', '.join(FAMILY_CHOICES)}, got {p.family!r}"

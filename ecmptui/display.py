@@ -25,7 +25,8 @@ def stamp(t: float) -> str:
 # The node table: (key, heading), in order, for `status` and the BGP screen.
 NODE_COLUMNS = [
     ("node", "node"),
-    ("bird", "BIRD"),
+    ("daemon", "daemon"),
+    ("bgp", "BGP"),
     ("since", "since"),
     ("exported", "exp"),
     ("hold", "hold"),
@@ -45,7 +46,8 @@ def node_cells(n: NodeStatus) -> dict[str, str]:
     """One node's row, by column key."""
     return {
         "node": n.name,
-        "bird": bird_cell(n),
+        "daemon": DAEMON_LABELS.get(n.daemon or "", n.daemon or "-"),
+        "bgp": bgp_cell(n),
         "since": n.since.split(" ")[-1].split(".")[0],  # the time is enough on a dashboard
         "exported": str(n.routes_exported),
         "hold": (n.hold_timer or "-").split("/")[-1],
@@ -55,6 +57,9 @@ def node_cells(n: NodeStatus) -> dict[str, str]:
         "error": "; ".join(x for x in (faults_text(n), n.last_error or n.error or "") if x),
     }
 
+
+# how the daemons are written where people read them
+DAEMON_LABELS = {"bird": "BIRD", "frr": "FRR"}
 
 # what a node's fault file may hold beside the faults themselves (a drill's changes)
 FAULT_LABELS = {
@@ -71,7 +76,7 @@ def faults_text(n: NodeStatus) -> str:
     return f"[red]faults: {what}[/] (undo: ecmptui node restore {n.name})"
 
 
-def bird_cell(n: NodeStatus) -> str:
+def bgp_cell(n: NodeStatus) -> str:
     """The node's BGP state; with several routers, how many it is Established with (one
     router down is not the node down)."""
     if n.established and n.peers_up < len(n.peers):
@@ -226,5 +231,6 @@ def check_line(r: JsonObject) -> str:
             )
         return "; ".join(r["problems"])
     if r["ok"]:
-        return "BIRD running, " + r["sessions"] + ", EIP on lo, nginx answering"
+        daemon = DAEMON_LABELS.get(r.get("daemon") or "", "the routing daemon")
+        return f"{daemon} running, " + r["sessions"] + ", EIP on lo, nginx answering"
     return "; ".join(r["problems"])

@@ -27,8 +27,9 @@ from ecmptui.deployment.port import Capabilities, Deployment, Target, TargetKind
 from ecmptui.deployment.records import Inventory, NodeRecord
 from ecmptui.deployment.status import CoreView, RouterStatus
 from ecmptui.family import Family
-from ecmptui.node import bird
+from ecmptui.node.bird import NodeBgpSpec
 from ecmptui.node.remote_shell import Result
+from ecmptui.node.routing import HealthSwitch, NodeShell, RoutingDaemon, Session
 from ecmptui.node.server import Layout, Node, NodeError, NodeFailure
 
 ROUTERS = {"core1": "169.254.255.1", "core2": "169.254.255.2"}
@@ -39,11 +40,12 @@ SINCE = "2026-11-26 18:10:12.459"
 
 @dataclass
 class FakeServer:
-    """One simulated server: its BIRD, nginx, the EIP's announcement and its faults."""
+    """One simulated server: its routing daemon, nginx, the EIP's announcement and faults."""
 
     name: str
     index: int
-    bird: str = "running"  # running | killed | frozen
+    daemon: str = "bird"  # which one it runs: bird | frr
+    bird: str = "running"  # the daemon's state: running | killed | frozen
     nginx: bool = True
     withdrawn: bool = False
     sessions_up: bool = True  # `node shutdown` takes them down
@@ -69,8 +71,13 @@ class FakeServer:
 class Fleet:
     """The simulated deployment: servers and the two core routers."""
 
-    def __init__(self, nodes: int = 2, prefix: str = "ecmp-node") -> None:
-        self.servers = {f"{prefix}{i}": FakeServer(f"{prefix}{i}", i) for i in range(1, nodes + 1)}
+    def __init__(
+        self, nodes: int = 2, prefix: str = "ecmp-node", daemons: tuple[str, ...] = ("bird",)
+    ) -> None:
+        self.servers = {
+            f"{prefix}{i}": FakeServer(f"{prefix}{i}", i, daemons[(i - 1) % len(daemons)])
+            for i in range(1, nodes + 1)
+        }
         self.routers = dict.fromkeys(ROUTERS, "running")  # running | killed | frozen | isolated
         self._turn = itertools.count()
         self.lock = threading.Lock()
@@ -93,8 +100,10 @@ class FakeNode(Node):
     """A `Node` whose shell is a `FakeServer`: the commands ecmptui runs over SSH act on it."""
 
     def __init__(self, server: FakeServer, fleet: Fleet) -> None:  # no SSH: nothing to open
-        self.name, self.index, self.host, self.layout = server.name, server.index, "", Layout()
+        self.name, self.index, self.host = server.name, server.index, ""
+        self.layout = Layout(daemon=server.daemon)
         self.server, self.fleet = server, fleet
+        self.daemon = FAKE_DAEMONS[server.daemon](self.layout, server, fleet)
 
     @property
     def usable(self) -> bool:
@@ -142,80 +151,137 @@ class FakeNode(Node):
             case ["nft", "delete", "table", *_]:
                 was, s.isolated = s.isolated, False
                 return ok if was else no
-            case ["grep", "-q", _, _]:  # is BIRD's main process stopped?
-                return ok if s.bird == "frozen" else no
             case ["systemctl", *args]:
                 return self._systemctl(args)
-            case ["birdc", "-s", _, *args]:
-                return self._birdc(args)
         return Result(127, f"fake node: {shlex.join(argv)}: not simulated")
 
     def _systemctl(self, args: list[str]) -> Result:
         s = self.server
         match args:
-            case ["kill", "-s", "KILL", "bird"]:
-                s.bird = "killed"
-            case ["kill", "-s", "STOP", _, "bird"]:
-                s.bird = "frozen"
-            case ["kill", "-s", "CONT", _, "bird"]:
-                s.bird = "running"
             case ["stop", "nginx"]:
                 s.nginx = False
             case ["start", "nginx"]:
                 s.nginx = True
-            case ["show", "-p", "MainPID", "--value", "bird"]:
-                return Result(0, "4242" if s.bird != "killed" else "0")
             case ["is-active", "--quiet", unit]:
                 return Result(0 if unit == "nginx" and s.nginx else 3, "")
             case _:
                 return Result(1, f"fake node: systemctl {' '.join(args)}: not simulated")
         return Result(0, "")
 
-    def _birdc(self, args: list[str]) -> Result:
-        s = self.server
-        if s.bird != "running":
-            return Result(1, "Unable to connect to server control socket")
-        match args:
-            case ["show", "status"]:
-                return Result(0, "BIRD 2.0.12\nDaemon is up and running\n")
-            case ["enable" | "disable" as verb, "eip"]:
-                s.withdrawn = verb == "disable"
-                return Result(0, f"eip: {verb}d\n")
-            case ["enable" | "disable" as verb, _peer]:
-                s.sessions_up = verb == "enable"
-                return Result(0, f"{_peer}: {verb}d\n")
-        return Result(1, f"fake node: birdc {' '.join(args)}: not simulated")
-
     async def write(
         self, path: str, text: str, mode: str = "0644", dir_group: bool = False
     ) -> None:
         self.server.files[path] = text
 
-    async def _start_bird(self) -> None:
+    async def lo_addresses(self) -> list[str]:
+        return ["127.0.0.1/8", f"{EIP}/32", f"{EIP6}/128"]
+
+    async def missing_eips(self, eips: list[str]) -> list[str]:
+        return []  # a fake server's EIP is always on its lo
+
+
+class FakeDaemon(RoutingDaemon):
+    """The routing-daemon port over a `FakeServer`: sessions per router, the EIP's switch,
+    kill/freeze/thaw; no config files (the fake target has no API to render them from)."""
+
+    def __init__(self, layout: Layout, server: FakeServer, fleet: Fleet) -> None:
+        super().__init__(layout)
+        self.server, self.fleet = server, fleet
+
+    @property
+    def conf_path(self) -> str:
+        return f"/etc/{self.name}.conf"
+
+    @property
+    def unit(self) -> str:
+        return self.name
+
+    def render(self, spec: NodeBgpSpec, hostname: str) -> str:
+        raise NodeError("the fake target renders no config")
+
+    async def validate(self, node: NodeShell, path: str) -> str | None:
+        return None
+
+    async def reload(self, node: NodeShell) -> str | None:
+        return None
+
+    def bfd_on(self, config: str) -> bool:
+        return False
+
+    async def running(self, node: NodeShell) -> bool:
+        return self.server.bird == "running"
+
+    async def start(self, node: NodeShell) -> None:
         self.server.bird = "running"
 
-    async def protocols(self) -> list[bird.ProtocolInfo]:
-        if self.server.bird != "running":
-            raise NodeError(f"{self.name}: BIRD is not running", NodeFailure.BIRD_DOWN)
+    def _session_name(self, router: str, addr: str) -> str:
+        return f"peer{router[-1]}" if self.name == "bird" else addr
+
+    async def sessions(self, node: NodeShell) -> list[Session]:
+        s = self.server
+        if s.bird != "running":
+            raise NodeError(f"{s.name}: {self.label} is not running", NodeFailure.DAEMON_DOWN)
         out = []
-        for name, addr in ROUTERS.items():
-            up = self.server.established(name, self.fleet)
-            state = "Established" if up else ("Idle" if not self.server.sessions_up else "Active")
-            exported = 1 if up and not self.server.withdrawn else 0
+        for router, addr in ROUTERS.items():
+            up = s.established(router, self.fleet)
+            state = "Established" if up else ("Idle" if not s.sessions_up else "Active")
             out.append(
-                bird.ProtocolInfo(
-                    f"peer{name[-1]}", "BGP", "---", "up" if up else "start", SINCE, state,
-                    bgp_state=state, neighbor_address=addr, hold_timer="2.5/3" if up else None,
-                    channels=[bird.ChannelInfo("ipv4", "UP" if up else "DOWN", 0, exported)],
+                Session(
+                    self._session_name(router, addr), Family.IPV4, addr, state, SINCE,
+                    0, 1 if up and not s.withdrawn else 0, "2.5/3" if up else None,
                 )
             )  # fmt: skip
         return out
 
-    async def bfd_sessions(self) -> list[tuple[str, str]]:
+    async def bfd_peers(self, node: NodeShell) -> list[tuple[str, str]]:
         return []
 
-    async def missing_eips(self, eips: list[str]) -> list[str]:
-        return []  # a fake server's EIP is always on its lo
+    async def set_announced(self, node: NodeShell, enabled: bool, eips: list[str]) -> None:
+        if self.server.bird != "running":
+            raise NodeError(f"{self.server.name}: {self.label} is not running")
+        self.server.withdrawn = not enabled
+
+    def has_family_export(self, config: str, eip: str) -> bool:
+        return False
+
+    def set_family_export(self, config: str, eip: str, announce: bool) -> str:
+        return config
+
+    def health_switch(self, config: str, eips: list[str]) -> HealthSwitch:
+        return HealthSwitch((), ())
+
+    async def set_sessions(self, node: NodeShell, enabled: bool, family: Family | None) -> None:
+        await self.sessions(node)  # a daemon that does not answer cannot act
+        self.server.sessions_up = enabled
+
+    async def session_pids(self, node: NodeShell) -> list[int]:
+        return [4242] if self.server.bird != "killed" else []
+
+    async def freeze(self, node: NodeShell) -> None:
+        self.server.bird = "frozen"
+
+    async def thaw(self, node: NodeShell) -> bool:
+        was = self.server.bird == "frozen"
+        if was:
+            self.server.bird = "running"
+        return was
+
+    async def kill(self, node: NodeShell) -> None:
+        self.server.bird = "killed"
+
+    async def revive(self, node: NodeShell) -> None:
+        self.server.bird = "running"
+
+
+class FakeBird(FakeDaemon):
+    name, label, programs = "bird", "BIRD", ("bird",)
+
+
+class FakeFrr(FakeDaemon):
+    name, label, programs = "frr", "FRR", ("vtysh",)
+
+
+FAKE_DAEMONS: dict[str, type[FakeDaemon]] = {"bird": FakeBird, "frr": FakeFrr}
 
 
 class FakeRouters:
@@ -389,8 +455,14 @@ class FakeLab:
     """The fleet, its HTTP front on loopback, and cockpits on it (use as a context).
     `dual`: a dual-stack deployment, its IPv6 EIP answered by a second front on [::1]."""
 
-    def __init__(self, tmp_path: Path, nodes: int = 2, dual: bool = False) -> None:
-        self.fleet = Fleet(nodes)
+    def __init__(
+        self,
+        tmp_path: Path,
+        nodes: int = 2,
+        dual: bool = False,
+        daemons: tuple[str, ...] = ("bird",),
+    ) -> None:
+        self.fleet = Fleet(nodes, daemons=daemons)
         handler = type("Backend", (_Backend,), {"fleet": self.fleet})
         self.http = _Front(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.http.server_address[1]}/"

@@ -36,6 +36,7 @@ def _peer(
     )
 
 
+# a mixed fleet: node1 runs BIRD, node2 FRR
 STATUS = DeploymentStatus(
     target="lab",
     eip="203.0.113.10",
@@ -59,6 +60,7 @@ STATUS = DeploymentStatus(
                 _peer("peer1_v6", "fc00::e"),
                 _peer("peer2_v6", "fc00::f"),
             ],
+            daemon="bird",
         ),
         NodeStatus(
             "ecmp-node2",
@@ -72,11 +74,13 @@ STATUS = DeploymentStatus(
             eip_on_lo=True,
             health=HealthStatus("up", since="18:32:25"),
             peers=[
-                _peer("peer1", "169.254.255.1", "Active", "Hold timer expired"),
-                _peer("peer2", "169.254.255.2", "Active", "Hold timer expired"),
-                _peer("peer1_v6", "fc00::e", "Active", "Hold timer expired"),
-                _peer("peer2_v6", "fc00::f", "Active", "Hold timer expired"),
+                # an FRR node names its sessions by neighbor
+                _peer("169.254.255.1", "169.254.255.1", "Active", "Hold timer expired"),
+                _peer("169.254.255.2", "169.254.255.2", "Active", "Hold timer expired"),
+                _peer("fc00::e", "fc00::e", "Active", "Hold timer expired"),
+                _peer("fc00::f", "fc00::f", "Active", "Hold timer expired"),
             ],
+            daemon="frr",
         ),
     ],
     router=RouterStatus(

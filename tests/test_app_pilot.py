@@ -71,8 +71,8 @@ async def test_provision_bgp_and_traffic_screens(lab: LabInfo, tmp_path: Path) -
                 timeout=30,
             )
             table = app.screen.query_one("#bgp-nodes", DataTable)
-            assert "Established" in str(table.get_cell("ui1", "bird"))
-            assert "Established" in str(table.get_cell("ui2", "bird"))
+            assert "Established" in str(table.get_cell("ui1", "bgp"))
+            assert "Established" in str(table.get_cell("ui2", "bgp"))
             # Traffic screen: both answer; withdraw ui2 moves everything to ui1
             await pilot.press("t")
             await until(

@@ -1,4 +1,4 @@
-"""Gathering a status snapshot: BIRD on every node over SSH, the API's sessions, the
+"""Gathering a status snapshot: the routing daemon on every node over SSH, the API's sessions, the
 routers where the target shows them (the I/O behind `status.DeploymentStatus`)."""
 
 from __future__ import annotations
@@ -20,26 +20,26 @@ from ecmptui.deployment.status import (
     RouterStatus,
 )
 from ecmptui.errors import EcmpError
-from ecmptui.node import bird
 from ecmptui.node.faults import active_faults
 from ecmptui.node.health import health_state
+from ecmptui.node.routing import Session
 from ecmptui.node.server import NodeError, NodeFailure
 
 if TYPE_CHECKING:
     from ecmptui.deployment.port import Deployment
 
 
-def _peer(p: bird.ProtocolInfo) -> PeerStatus:
+def _peer(s: Session) -> PeerStatus:
     return PeerStatus(
-        p.name,
-        p.bgp_state or p.info.split(" ")[0] or p.state,
-        p.since,
-        p.neighbor_address,
-        p.routes_imported,
-        p.routes_exported,
-        p.hold_timer,
-        p.last_error,
-        bird.protocol_family(p).value,
+        s.name,
+        s.state,
+        s.since,
+        s.neighbor,
+        s.routes_imported,
+        s.routes_exported,
+        s.hold_timer,
+        s.last_error,
+        s.family.value,
     )
 
 
@@ -81,14 +81,16 @@ async def node_status(
     bird_down: NodeError | None = None
     try:
         async with (opener or d.node)(rec) as node:
-            # what the node says about itself, also when its BIRD is down
+            # what the node says about itself, also when its routing daemon is down
+            st.daemon = node.daemon.name
             st.withdrawn = await node.withdrawn()
             st.withdrawn_families = sorted(f.value for f in await node.withdrawn_families())
             st.eip_on_lo = not await node.missing_eips(eips) if eips else None
             st.health = HealthStatus.from_state(await health_state(node))
             st.faults = await active_faults(node)
             try:
-                peers = [_peer(p) for p in await node.protocols() if p.proto == "BGP"]
+                peers = [_peer(s) for s in await node.sessions()]
+                st.daemon = node.daemon.name  # asking may have found it switched
                 bfd = await node.bfd_sessions()
                 if bfd:
                     st.bfd = f"{sum(state == 'Up' for _, state in bfd)}/{len(bfd)} up"
@@ -141,8 +143,8 @@ async def gather(
     d: Deployment, opener: NodeOpener | None = None, node_timeout: float = 10.0
 ) -> DeploymentStatus:
     """One snapshot of the deployment. `opener` may hand out pooled node connections; a
-    node that has not answered within `node_timeout` is `unresponsive` (a hung BIRD blocks
-    `birdc` for much longer)."""
+    node that has not answered within `node_timeout` is `unresponsive` (a hung daemon blocks
+    `birdc` or `vtysh` for much longer)."""
     notes: list[str] = []
     if d.client is None:
         inv = await d.ainventory()
@@ -162,7 +164,7 @@ async def gather(
                 rec.device_id,
                 rec.mgmt_address,
                 bgp_state=Observed.UNRESPONSIVE,
-                error=f"no answer within {node_timeout:g} s (BIRD or SSH hung)",
+                error=f"no answer within {node_timeout:g} s (routing daemon or SSH hung)",
             )
         st.updated = time.time()
         return st

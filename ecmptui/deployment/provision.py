@@ -25,6 +25,7 @@ from ecmptui.errors import EcmpError
 from ecmptui.family import Family, parse_families
 from ecmptui.jsonish import JsonObject
 from ecmptui.node import bird
+from ecmptui.node.daemon_names import daemon_of_node, parse_daemons
 from ecmptui.node.health import apply_health
 from ecmptui.node.server import Node
 from ecmptui.node.verified import node_verified
@@ -52,6 +53,8 @@ class Provisioner:
         # asked for; a family the deployment already serves is kept (see _eip)
         self.families = parse_families(self.p.family or deployment.target.default_families)
         self.health = health_config(deployment)
+        # each node's routing daemon, taken in turn; () keeps the one each node runs
+        self.daemons = parse_daemons(self.p.daemon) if self.p.daemon else ()
         self.inventory: Inventory | None = None
         self.changed = False
         self.timing = deployment.target.timing
@@ -296,8 +299,9 @@ class Provisioner:
                 parts = await bgp_parts(self.d, rec, eips)
                 rec.peers = [p for part in parts for p in part.neighbor.peer_ips]
                 node = state["nodes"][rec.name] = await self.d.connect(rec)
+                daemon = daemon_of_node(self.daemons, rec.index) if self.daemons else None
                 changes = await configure_node(
-                    node, parts, router_id(rec, parts), self.bfd, self.health
+                    node, parts, router_id(rec, parts), self.bfd, self.health, daemon
                 )
             except EcmpError as exc:
                 await queue.put(StepEvent("configure", StepState.FAILED, str(exc), rec.name))
@@ -408,13 +412,17 @@ async def configure_node(
     router_id: str,
     bfd: bool,
     health: JsonObject | None = None,
+    daemon: str | None = None,
 ) -> list[str]:
-    """Make one node announce its EIP of every family in `parts`; returns what changed
-    (empty: nothing). Metal's multihop peers are reached through each family's gateway, so
-    the rendered config routes their host routes there."""
+    """Make one node announce its EIP of every family in `parts` with `daemon` (None: the
+    one it runs); returns what changed (empty: nothing). Metal's multihop peers are reached
+    through each family's gateway, so the rendered config routes their host routes there.
+    A node switching daemons has the new config validated before the old daemon stops."""
     changes = []
     eips = [p.eip for p in parts]
-    installed = await node.install_packages(["bird", "nginx"])
+    before = node.daemon
+    after = node.use_daemon(daemon) if daemon and daemon != before.name else before
+    installed = await node.install_packages([*after.programs, "nginx"])
     if installed:
         changes.append("installed " + ", ".join(installed))
     if await node.ensure_eip(eips):
@@ -429,9 +437,16 @@ async def configure_node(
         withdrawn_families=frozenset(await node.withdrawn_families()),
         log_file=None,
     )
-    if await node.apply_bird_config(bird.render_node_config(spec)):
-        changes.append("BIRD")
-    if await apply_health(node, health, eips[0]):
+    text = after.render(spec, node.name)
+    if after is not before:
+        await after.check(node, text)  # nothing stops before the new config is known good
+        await before.stop(node)
+        changes.append(f"{before.label} stopped")
+    if await after.apply(node, text):
+        changes.append(after.label)
+    if await node.read(node.layout.daemon_file) != after.name + "\n":
+        await node.write(node.layout.daemon_file, after.name + "\n")
+    if await apply_health(node, health, eips):
         changes.append("health check" if health else "health check removed")
     return changes
 

@@ -72,7 +72,7 @@ class StaticDeployment(NodeAccess):
     async def reboot(self, rec: NodeRecord, timeout: float = 90.0) -> float:
         raise EcmpError(
             "target static: ecmptui has no API to reboot these servers; reboot "
-            f"{rec.name} yourself (BIRD, nginx and the EIP come back by themselves "
+            f"{rec.name} yourself (its routing daemon, nginx and the EIP come back by themselves "
             "if it was provisioned by ecmptui)"
         )
 
@@ -94,6 +94,9 @@ class StaticDeployment(NodeAccess):
             eip_protocol=n.eip_protocol,
             bird_unit=n.bird_unit,
             nginx_unit=n.nginx_unit,
+            frr_conf=n.frr_conf,
+            frr_unit=n.frr_unit,
+            daemon=n.daemon or None,
         )
 
     def probe_target(self, inv: Inventory, family: Family | None = None) -> tuple[str, str | None]:
@@ -136,7 +139,7 @@ class NodeCheck:
     name: str
     host: str
     ssh: bool = False
-    bird: bool = False
+    daemon: str | None = None  # the routing daemon that answered: bird, frr
     sessions: str = "-"  # "2/2 Established"
     eip_on_lo: bool = False
     nginx: bool = False
@@ -153,7 +156,7 @@ class NodeCheck:
 
 
 async def check_node(d: Deployment, rec: NodeRecord, eips: list[str]) -> NodeCheck:
-    """Each check's result for one node: ssh, bird, sessions, eip_on_lo, nginx, faults;
+    """Each check's result for one node: ssh, daemon, sessions, eip_on_lo, nginx, faults;
     and its problems (one line each)."""
     from ecmptui.node.faults import active_faults
     from ecmptui.node.server import NodeError
@@ -172,8 +175,8 @@ async def check_node(d: Deployment, rec: NodeRecord, eips: list[str]) -> NodeChe
                     f"carries {', '.join(res.faults)} (undo: ecmptui node restore {rec.name})"
                 )
             try:
-                peers = [p for p in await node.protocols() if p.proto == "BGP"]
-                res.bird = True
+                peers = await node.sessions()
+                res.daemon = node.daemon.name
                 up = sum(p.established for p in peers)
                 res.sessions = f"{up}/{len(peers)} Established"
                 if not peers or up < len(peers):

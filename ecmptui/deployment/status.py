@@ -88,6 +88,7 @@ class NodeStatus:
     faults: list[str] = field(default_factory=list)  # what the node carries (its fault file)
     device_state: str = "active"  # the API's device state (failed: it never came up)
     device_error: str | None = None  # why the device failed, as the API says
+    daemon: str | None = None  # the routing daemon it runs: bird, frr (None: not asked)
 
     @property
     def answering(self) -> bool:

@@ -2,7 +2,7 @@
 
 Two images, each cached under a directory named by a hash of its recipe (change the recipe and
 the next `lab up` builds a new one; old ones can be removed by hand):
-- `server`: what provisioning expects to find on a prepared server (BIRD 2, nginx, nftables
+- `server`: what provisioning expects to find on a prepared server (BIRD 2, FRR, nginx, nftables
   installed but not configured or enabled; apt-cacher-ng for the lab's package proxy);
 - `plain`: a fresh Metal-like server (systemd, sshd, python3, iproute2): provisioning has to
   install BIRD and nginx itself.
@@ -35,7 +35,8 @@ BUILD_TIMEOUT = 900.0  # one bound on the whole debootstrap run
 _BASE = ["systemd", "systemd-sysv", "openssh-server", "python3", "iproute2", "procps"]
 PACKAGES = {
     "plain": _BASE,
-    "server": _BASE + ["nftables", "bird2", "nginx-light", "apt-cacher-ng"],
+    "server": _BASE
+    + ["nftables", "bird2", "frr", "frr-pythontools", "nginx-light", "apt-cacher-ng"],
 }
 # Units a server in a container does not need (no consoles, no logins to track, no timers
 # that would wake 16 machines at once); masked in the image.
@@ -117,7 +118,13 @@ def recipe(os_name: str) -> JsonObject:
         "packages": PACKAGES[os_name],
         "masked": MASKED_UNITS,
         "journald": JOURNALD_CONF,
-        "disabled": ["bird.service", "nginx.service", "ssh.socket", "apt-cacher-ng.service"],
+        "disabled": [
+            "bird.service",
+            "frr.service",
+            "nginx.service",
+            "ssh.socket",
+            "apt-cacher-ng.service",
+        ],
     }
 
 

@@ -37,12 +37,12 @@ from ecmptui.lab.instance import (
     server_link_addr6,
 )
 from ecmptui.lab.machine import Machine
-from ecmptui.node import bird, faults
+from ecmptui.node import bird, bird_daemon, faults
 from ecmptui.waits import Deadline
 
 # The same fault mechanics as a node's: its eth0 (here the fabric link) dropped both ways,
 # and a runtime drop-in that keeps a killed BIRD down until restore.
-NO_RESTART_DROPIN = faults.NO_RESTART_DROPIN.format(unit="bird")
+NO_RESTART_DROPIN = bird_daemon.NO_RESTART_DROPIN.format(unit="bird")
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,6 @@ ISOLATE_RULES = f"""table inet {ISOLATE_TABLE} {{
 """
 
 
-# Keeps systemd from restarting a killed BIRD while the kill-bird fault lasts (runtime only:
-# a reboot forgets it, as it would forget a crash).
-NO_RESTART_DROPIN = "/run/systemd/system/{unit}.service.d/ecmptui-fault.conf"
-
-
-async def _main_pid(node: Node, unit: str) -> int:
-    res = await node.systemctl("show", "-p", "MainPID", "--value", unit, check=False)
-    text = str(res.stdout).strip()
-    return int(text) if text.isdigit() else 0
-
-
 async def _recorded(node: Node, fault: str) -> str:
     """Note `fault` in the node's fault file (what status shows and restore undoes)."""
     lay = node.layout
@@ -37,19 +26,18 @@ async def _recorded(node: Node, fault: str) -> str:
 
 
 async def kill_bird(node: Node) -> str:
-    """BIRD killed with SIGKILL, and kept down (systemd does not restart it) until restore."""
-    lay = node.layout
-    await node.run("mkdir", "-p", lay.state_dir)
-    await node.write(NO_RESTART_DROPIN.format(unit=lay.bird_unit), "[Service]\nRestart=no\n")
-    await node.systemctl("daemon-reload")
-    await node.systemctl("kill", "-s", "KILL", lay.bird_unit)
+    """The routing daemon's session processes killed with SIGKILL (BIRD; FRR's bgpd and
+    bfdd), and kept down (nothing restarts them) until restore."""
+    await node.run("mkdir", "-p", node.layout.state_dir)
+    await node.daemon.kill(node)
     return await _recorded(node, "kill-bird")
 
 
 async def freeze_bird(node: Node) -> str:
-    """BIRD stopped with SIGSTOP: its sessions stall silently."""
+    """The routing daemon stopped with SIGSTOP (BIRD; FRR's watchfrr, bgpd and bfdd): its
+    sessions stall silently."""
     await node.run("mkdir", "-p", node.layout.state_dir)
-    await node.systemctl("kill", "-s", "STOP", "--kill-who=main", node.layout.bird_unit)
+    await node.daemon.freeze(node)
     return await _recorded(node, "freeze-bird")
 
 
@@ -61,7 +49,7 @@ async def isolate(node: Node) -> str:
 
 
 async def stop_nginx(node: Node) -> str:
-    """nginx stopped while BIRD keeps announcing."""
+    """nginx stopped while the routing daemon keeps announcing."""
     await node.run("mkdir", "-p", node.layout.state_dir)
     await node.systemctl("stop", node.layout.nginx_unit)
     return await _recorded(node, "stop-nginx")
@@ -97,32 +85,25 @@ async def active_faults(node: Node) -> list[str]:
 
 
 async def restore(node: Node) -> list[str]:
-    """Undo every fault: lift isolation, thaw or restart BIRD, start nginx. Returns what was
-    undone (empty when the node was healthy; a drill's BFD markers are the caller's)."""
+    """Undo every fault: lift isolation, thaw or revive the routing daemon, start nginx.
+    Returns what was undone (empty when the node was healthy; a drill's BFD markers are the
+    caller's)."""
     lay = node.layout
     undone = []
+    recorded = await active_faults(node)
     res = await node.run("nft", "delete", "table", "inet", ISOLATE_TABLE, check=False)
     if res.exit_status == 0:
         undone.append("isolate")
-    pid = await _main_pid(node, lay.bird_unit)
-    if pid:
-        frozen = await node.run(
-            "grep", "-q", "^State:.*stopped", f"/proc/{pid}/status", check=False
-        )
-        if frozen.exit_status == 0:
-            await node.systemctl("kill", "-s", "CONT", "--kill-who=main", lay.bird_unit)
-            undone.append("freeze-bird")
-    dropin = NO_RESTART_DROPIN.format(unit=lay.bird_unit)
-    if await node.read(dropin) is not None:
-        await node.run("rm", "-f", dropin)
-        await node.systemctl("daemon-reload")
-    if not await node.bird_running():
-        await node._start_bird()
+    # a kill holds FRR's supervisor stopped too: that is not a freeze
+    if await node.daemon.thaw(node) and "kill-bird" not in recorded:
+        undone.append("freeze-bird")
+    if "kill-bird" in recorded or not await node.daemon_running():
+        await node.daemon.revive(node)
         undone.append("kill-bird")
     if not await node.nginx_running():
         await node.systemctl("start", lay.nginx_unit)
         undone.append("stop-nginx")
     # a drill's markers: the caller puts BFD back (it needs the neighbor data)
-    undone += [f for f in await active_faults(node) if f in DRILL_BFD]
+    undone += [f for f in recorded if f in DRILL_BFD]
     await node.run("rm", "-f", f"{lay.state_dir}/faults")
     return undone

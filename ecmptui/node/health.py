@@ -32,23 +32,28 @@ def health_unit(lay: Layout) -> str:
     paths = health_paths(lay)
     return (
         "[Unit]\nDescription=ecmptui health check (withdraws the EIP when nginx fails)\n"
-        f"After={lay.bird_unit}.service {lay.nginx_unit}.service\n\n[Service]\n"
+        f"After={lay.bird_unit}.service {lay.frr_unit}.service {lay.nginx_unit}.service\n\n"
+        "[Service]\n"
         f"ExecStart=/usr/bin/python3 {paths['script']} --config {paths['config']}\n"
         "Restart=on-failure\nRestartSec=1\n\n"
         "[Install]\nWantedBy=multi-user.target\n"
     )
 
 
-def health_node_config(node: Node, settings: JsonObject, eip: str) -> JsonObject:
+def health_node_config(
+    node: Node, settings: JsonObject, eips: list[str], daemon_config: str
+) -> JsonObject:
+    """The checker's settings on `node`: it checks the first EIP and switches all of them
+    with the node's daemon (`daemon_config`: its config file, as now)."""
     paths = health_paths(node.layout)
     return {
         **settings,
-        "url": f"http://{url_host(eip)}/healthz",
-        "birdc": node.birdc_argv(),
-        "protocol": node.layout.eip_protocol,
+        "url": f"http://{url_host(eips[0])}/healthz",
+        "switch": node.daemon.health_switch(daemon_config, eips).to_json(),
         "state_file": paths["state"],
         "log_file": paths["log"],
         "withdrawn_flag": node.layout.withdrawn_flag,
+        "withdrawn_families_file": node.layout.withdrawn_families_file,
     }
 
 
@@ -67,7 +72,7 @@ async def start_health(node: Node) -> None:
 
 
 async def stop_health(node: Node) -> None:
-    """Stop the checker without touching BIRD (SIGUSR1: a clean exit, not restarted)."""
+    """Stop the checker without touching the daemon (SIGUSR1: a clean exit, not restarted)."""
     await node.systemctl("kill", "-s", "USR1", "--kill-who=main", HEALTH_UNIT, check=False)
     for _ in range(60):  # bounded: 3 s
         if not await health_running(node):
@@ -76,7 +81,7 @@ async def stop_health(node: Node) -> None:
     await node.systemctl("kill", "-s", "KILL", HEALTH_UNIT, check=False)
 
 
-async def apply_health(node: Node, settings: JsonObject | None, eip: str) -> bool:
+async def apply_health(node: Node, settings: JsonObject | None, eips: list[str]) -> bool:
     """Deploy and (re)start the checker with `settings`, or remove it (None). Returns whether
     anything changed. Turning checks off re-announces the EIP unless the operator withdrew."""
     paths = health_paths(node.layout)
@@ -87,16 +92,18 @@ async def apply_health(node: Node, settings: JsonObject | None, eip: str) -> boo
         await stop_health(node)
         await node.systemctl("disable", "--quiet", HEALTH_UNIT, check=False)
         if not await node.withdrawn():
-            await node.run(*node.birdc_argv("enable", node.layout.eip_protocol), check=False)
+            await node.daemon.set_announced(node, True, eips)
         return True
     script = resources.files("ecmptui.node").joinpath(HEALTH_SCRIPT).read_text()
-    config = json.dumps(health_node_config(node, settings, eip), indent=2, sort_keys=True) + "\n"
+    daemon_config = await node.read(node.daemon.conf_path) or ""
+    config = health_node_config(node, settings, eips, daemon_config)
+    config_text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     unit = health_unit(node.layout)
     changed = False
     await node.run("mkdir", "-p", node.layout.state_dir)
     for path, text, mode in (
         (paths["script"], script, "0755"),
-        (paths["config"], config, "0644"),
+        (paths["config"], config_text, "0644"),
         (HEALTH_UNIT_FILE, unit, "0644"),
     ):
         if await node.read(path) != text:

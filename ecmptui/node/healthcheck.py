@@ -5,9 +5,11 @@ and runs it there with the node's python3, independent of any dashboard.
     python3 healthcheck.py --config health.json    (run by the ecmptui-health unit)
 
 Every `interval_ms` it GETs `url` (a new connection each time, `timeout_ms`); after `fall`
-consecutive failures it runs `birdc disable eip` (the BGP session stays up), after `rise`
-consecutive successes `birdc enable eip` -- unless the operator withdrew the node (the
-`withdrawn_flag` file exists). Transitions are logged with timestamps and written to
+consecutive failures it runs the `switch`'s withdraw commands (BIRD: `birdc disable eip`;
+FRR: `vtysh` removing the EIP's `network`; the BGP sessions stay up), after `rise`
+consecutive successes its announce commands -- unless the operator withdrew the node (the
+`withdrawn_flag` file exists); a family the operator withdrew alone (listed in
+`withdrawn_families_file`) stays withdrawn. Transitions are logged with timestamps and written to
 `state_file` as JSON. On SIGTERM it withdraws first if `withdraw_on_exit` is set; SIGUSR1
 stops it without touching BIRD.
 """
@@ -32,8 +34,11 @@ DEFAULTS = {
     "rise": 3,
     "fall": 3,
     "withdraw_on_exit": True,
-    "birdc": ["birdc"],
-    "protocol": "eip",
+    "switch": {
+        "withdraw": [{"argv": ["birdc", "disable", "eip"], "family": None}],
+        "announce": [{"argv": ["birdc", "enable", "eip"], "family": None}],
+    },
+    "withdrawn_families_file": "withdrawn-families",
     "state_file": "health.json",
     "log_file": "health.log",
     "withdrawn_flag": "withdrawn",
@@ -63,7 +68,7 @@ def check(url: str, timeout: float) -> str | None:
 class Checker:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = {**DEFAULTS, **cfg}
-        self.state = "up"  # BIRD announces at start; failures must prove otherwise
+        self.state = "up"  # the daemon announces at start; failures must prove otherwise
         self.since = time.time()
         self.transitions = 0
         self.ok_run = self.fail_run = 0
@@ -76,16 +81,33 @@ class Checker:
         with open(self.cfg["log_file"], "a") as fh:
             fh.write(f"{stamp} {message}\n")
 
-    def birdc(self, verb: str) -> bool:
-        argv = [*self.cfg["birdc"], verb, self.cfg["protocol"]]
+    def withdrawn_families(self) -> set[str]:
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=5)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            self.log(f"birdc {verb} failed: {exc}")
-            return False
-        if proc.returncode != 0:
-            self.log(f"birdc {verb} failed: {(proc.stdout + proc.stderr).strip()[-200:]}")
-        return proc.returncode == 0
+            with open(self.cfg["withdrawn_families_file"]) as fh:
+                return set(fh.read().split())
+        except OSError:
+            return set()
+
+    def switch(self, verb: str, quiet: bool = False) -> bool:
+        """Run the switch's `verb` (withdraw, announce) commands; False if one failed.
+        `quiet`: a failure is not logged (withdrawing again what is withdrawn may fail)."""
+        held = self.withdrawn_families() if verb == "announce" else set()
+        ok = True
+        for entry in self.cfg["switch"][verb]:
+            if entry.get("family") in held:
+                continue  # the operator withdrew this family alone
+            try:
+                proc = subprocess.run(entry["argv"], capture_output=True, text=True, timeout=5)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                if not quiet:
+                    self.log(f"{verb} failed: {exc}")
+                ok = False
+                continue
+            if proc.returncode != 0:
+                if not quiet:
+                    self.log(f"{verb} failed: {(proc.stdout + proc.stderr).strip()[-200:]}")
+                ok = False
+        return ok
 
     def write_state(self) -> None:
         data = {
@@ -109,7 +131,7 @@ class Checker:
         self.transitions += 1
         operator_withdrew = os.path.exists(self.cfg["withdrawn_flag"])
         if new == "down":
-            self.birdc("disable")
+            self.switch("withdraw")
             self.log(f"DOWN after {self.cfg['fall']} failed checks ({why}): EIP withdrawn")
         elif operator_withdrew:
             self.log(
@@ -117,7 +139,7 @@ class Checker:
                 "(the operator withdrew this node)"
             )
         else:
-            self.birdc("enable")
+            self.switch("announce")
             self.log(f"UP after {self.cfg['rise']} good checks: EIP announced")
         self.write_state()
 
@@ -147,9 +169,10 @@ class Checker:
             now = time.monotonic()
             if now - last_write >= 1.0:  # a heartbeat: `updated` shows the checker is alive
                 if self.state == "down":
-                    # a BIRD reload (`birdc configure` of a changed file) re-enables the
-                    # protocol: keep a failed node withdrawn whoever reloads BIRD
-                    self.birdc("disable")
+                    # a reload of the daemon's config (BIRD's `birdc configure`, FRR's
+                    # frr-reload) announces again: keep a failed node withdrawn whoever
+                    # reloads
+                    self.switch("withdraw", quiet=True)
                 self.write_state()
                 last_write = now
             next_t += interval
@@ -159,7 +182,7 @@ class Checker:
             else:
                 next_t = time.monotonic()  # never catch up with a burst of checks
         if self.stopping and self.cfg["withdraw_on_exit"]:
-            self.birdc("disable")
+            self.switch("withdraw")
             self.state, self.since = "stopped", time.time()
             self.log("stopped: EIP withdrawn on the way out")
         else:
@@ -179,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     def stop(*_: Any) -> None:
         checker.stopping = True
 
-    # ecmptui redeploying or turning checks off: leave BIRD alone
+    # ecmptui redeploying or turning checks off: leave the routing daemon alone
     def stop_quietly(*_: Any) -> None:
         checker.cfg["withdraw_on_exit"] = False
         checker.stopping = True

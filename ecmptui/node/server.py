@@ -1,16 +1,16 @@
-"""One server over SSH (asyncssh): BIRD config, the EIP on lo, nginx, and BGP actions.
+"""One server over SSH (asyncssh): its routing daemon (BIRD or FRR, through the
+`routing.RoutingDaemon` port), the EIP on lo, nginx, and BGP actions.
 
 Every remote command is an argv list joined with shlex: no shell string is ever built from
-unquoted input. BIRD configs are checked with `bird -p` on the node before they replace the
-old one, which is kept and restored if the reload fails.
+unquoted input. Routing configs are checked by the daemon on the node before they replace
+the old one, which is kept and restored if the reload fails.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
+import ipaddress
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,66 +19,47 @@ import asyncssh
 from ecmptui.errors import EcmpError
 from ecmptui.family import Family, host_prefix, url_host
 from ecmptui.node import bird, nginx
+from ecmptui.node.daemon_names import DAEMON_NAMES
+from ecmptui.node.daemons import daemon_for, detect_script
+from ecmptui.node.failure import (
+    CONFIG,
+    DAEMON_DOWN,
+    INSTALL,
+    UNREACHABLE,
+    NodeError,
+    NodeFailure,
+)
 from ecmptui.node.host_key_policy import HostKeyPolicy
+from ecmptui.node.layout import Layout
 from ecmptui.node.remote_shell import RemoteShell, Result, ShellError
+from ecmptui.node.routing import RoutingDaemon, Session
 
 log = logging.getLogger(__name__)
 
 
-class NodeFailure(enum.Enum):
-    """Why a node command failed, for callers that act on it (never by matching text)."""
-
-    UNREACHABLE = "unreachable"  # no SSH session, or it broke
-    BIRD_DOWN = "bird-down"  # BIRD does not answer on its socket
-    COMMAND = "command"  # a command ran and failed
-    CONFIG = "config"  # BIRD refused a config (nothing applied)
-    INSTALL = "install"  # a package could not be installed
-
-
-class NodeError(EcmpError):
-    """A node could not be reached or refused an action; `reason` says which."""
-
-    def __init__(self, message: str, reason: NodeFailure = NodeFailure.COMMAND) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-UNREACHABLE, BIRD_DOWN, CONFIG, INSTALL = (
-    NodeFailure.UNREACHABLE,
-    NodeFailure.BIRD_DOWN,
-    NodeFailure.CONFIG,
-    NodeFailure.INSTALL,
-)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a node keeps BIRD and nginx files and which systemd units run them: Debian's
-    own places, the same on a lab machine, a Metal server and a server of the user's."""
-
-    bird_conf: str = "/etc/bird/bird.conf"
-    bird_socket: str = "/run/bird/bird.ctl"
-    nginx_conf: str = "/etc/nginx/conf.d/ecmptui.conf"
-    nginx_html: str = "/var/www/ecmptui"
-    state_dir: str = "/var/lib/ecmptui"
-    eip_protocol: str = bird.EIP_PROTOCOL
-    bird_unit: str = "bird"
-    nginx_unit: str = "nginx"
-
-    @property
-    def withdrawn_flag(self) -> str:
-        return f"{self.state_dir}/withdrawn"
-
-    @property
-    def withdrawn_families_file(self) -> str:
-        """The families the operator withdrew alone (one a line: ipv4, ipv6)."""
-        return f"{self.state_dir}/withdrawn-families"
+# re-exported: callers import them from here
+__all__ = [
+    "CONFIG",
+    "DAEMON_DOWN",
+    "INSTALL",
+    "UNREACHABLE",
+    "HostKeyPolicy",
+    "Layout",
+    "NodeError",
+    "NodeFailure",
+]
 
 
 EIP_UNIT = "ecmptui-eip"
 EIP_UNIT_FILE = f"/etc/systemd/system/{EIP_UNIT}.service"
-# Debian package that provides each program provisioning needs on a node
-PACKAGES = {"bird": "bird2", "nginx": "nginx-light", "nft": "nftables"}
+# Debian packages that provide each program provisioning needs on a node
+PACKAGES = {
+    "bird": ("bird2",),
+    "vtysh": ("frr",),
+    "/usr/lib/frr/frr-reload.py": ("frr-pythontools",),
+    "nginx": ("nginx-light",),
+    "nft": ("nftables",),
+}
 
 
 def eip_unit(eips: list[str]) -> str:
@@ -86,7 +67,7 @@ def eip_unit(eips: list[str]) -> str:
     nginx start."""
     return (
         "[Unit]\nDescription=ecmptui: the anycast Elastic IP on lo\n"
-        "DefaultDependencies=no\nBefore=network.target bird.service nginx.service\n\n"
+        "DefaultDependencies=no\nBefore=network.target bird.service frr.service nginx.service\n\n"
         "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
         + "".join(f"ExecStart=ip addr replace {host_prefix(e)} dev lo\n" for e in eips)
         + "\n[Install]\nWantedBy=multi-user.target\n"
@@ -162,6 +143,7 @@ class Node:
     ) -> None:
         self.name, self.index, self.host, self.layout = name, index, host, layout
         self.conn, self.shell = conn, shell
+        self.daemon: RoutingDaemon = daemon_for(layout.daemon or "bird", layout)
 
     @classmethod
     async def connect(
@@ -194,6 +176,9 @@ class Node:
                 timeout,
             )
             shell = await asyncio.wait_for(RemoteShell.open(conn), timeout)
+            node = cls(name, index, host, layout, conn, shell)
+            if layout.daemon is None:
+                await asyncio.wait_for(node.detect_daemon(), timeout)
         except asyncssh.HostKeyNotVerifiable as exc:
             where = policy.known_hosts
             if not _pinned(where, host if port == 22 else f"[{host}]:{port}"):
@@ -214,7 +199,20 @@ class Node:
             raise NodeError(
                 f"{name} ({host}): SSH connection failed: {reason}", UNREACHABLE
             ) from exc
-        return cls(name, index, host, layout, conn, shell)
+        return node
+
+    async def detect_daemon(self) -> RoutingDaemon:
+        """Which daemon the node runs (see `daemons.detect_script`), remembered."""
+        res = await self.run("sh", "-c", detect_script(self.layout), check=False)
+        name = str(res.stdout).strip()
+        if res.exit_status == 0 and name in DAEMON_NAMES:
+            self.daemon = daemon_for(name, self.layout)
+        return self.daemon
+
+    def use_daemon(self, name: str) -> RoutingDaemon:
+        """Talk to `name` from now on (provisioning switched the node to it)."""
+        self.daemon = daemon_for(name, self.layout)
+        return self.daemon
 
     @property
     def usable(self) -> bool:
@@ -270,7 +268,8 @@ class Node:
     async def install_packages(self, programs: list[str]) -> list[str]:
         """Install the Debian packages for `programs` that are missing (the guide's own
         `apt-get install`); returns the packages installed."""
-        missing = [PACKAGES[p] for p in programs if not await self.has_program(p)]
+        missing = [pkg for p in programs if not await self.has_program(p) for pkg in PACKAGES[p]]
+        missing = list(dict.fromkeys(missing))
         if not missing:
             return []
         res = await self.run(
@@ -293,30 +292,43 @@ class Node:
             )
         return missing
 
-    # -- BIRD ----------------------------------------------------------------------------
-    def birdc_argv(self, *args: str) -> list[str]:
-        return ["birdc", "-s", self.layout.bird_socket, *args]
+    async def main_pid(self, unit: str) -> int:
+        res = await self.systemctl("show", "-p", "MainPID", "--value", unit, check=False)
+        text = str(res.stdout).strip()
+        return int(text) if text.isdigit() else 0
 
+    async def drop_runtime_dropin(self, path: str) -> None:
+        """Remove a runtime drop-in a fault wrote (and let systemd read the units again)."""
+        if await self.read(path) is not None:
+            await self.run("rm", "-f", path)
+            await self.systemctl("daemon-reload")
+
+    # -- the routing daemon --------------------------------------------------------------
     async def bfd_sessions(self) -> list[tuple[str, str]]:
-        """(peer address, state) of every BFD session BIRD runs (none without BFD)."""
-        res = await self.run(*self.birdc_argv("show", "bfd", "sessions"), check=False)
-        return bird.parse_bfd_sessions(str(res.stdout)) if res.exit_status == 0 else []
+        """(peer address, state) of every BFD session the daemon runs (none without BFD)."""
+        return await self.daemon.bfd_peers(self)
 
-    async def bird_running(self) -> bool:
-        res = await self.run(*self.birdc_argv("show", "status"), check=False)
-        return res.exit_status == 0 and "Daemon is up" in str(res.stdout)
+    async def daemon_running(self) -> bool:
+        return await self.daemon.running(self)
 
-    async def protocols(self) -> list[bird.ProtocolInfo]:
-        res = await self.run(*self.birdc_argv("show", "protocols", "all"), check=False)
-        if res.exit_status != 0:
-            last = str(res.stdout or res.stderr).strip().splitlines()
-            raise NodeError(
-                f"{self.name}: BIRD is not running" + (f" ({last[-1]})" if last else ""), BIRD_DOWN
-            )
+    async def sessions(self) -> list[Session]:
+        """Every BGP session as the node's daemon reports it. When the daemon does not
+        answer, the node is asked once which daemon it runs now (a rerun of provision may
+        have switched it) before that is reported."""
         try:
-            return bird.parse_protocols(str(res.stdout))
-        except bird.BirdParseError as exc:
-            raise NodeError(f"{self.name}: unreadable birdc output: {exc}") from exc
+            return await self.daemon.sessions(self)
+        except NodeError as exc:
+            if exc.reason is not DAEMON_DOWN or self.layout.daemon is not None:
+                raise
+            before = self.daemon.name
+            if (await self.detect_daemon()).name == before:
+                raise
+            return await self.daemon.sessions(self)
+
+    async def apply_routing(self, spec: bird.NodeBgpSpec) -> bool:
+        """Render the node's config for its daemon, validate it there, then make it live
+        (the old one kept and restored if the reload fails). True if anything changed."""
+        return await self.daemon.apply(self, self.daemon.render(spec, self.name))
 
     async def withdrawn(self) -> bool:
         res = await self.run("test", "-e", self.layout.withdrawn_flag, check=False)
@@ -332,51 +344,6 @@ class Node:
             except EcmpError:
                 continue  # a line this version does not know: not ours to act on
         return out
-
-    async def apply_bird_config(self, text: str) -> bool:
-        """Validate `text` with `bird -p` on the node, then make it live. True if changed."""
-        lay = self.layout
-        current = await self.read(lay.bird_conf)
-        running = await self.bird_running()
-        if current == text and running:
-            return False
-        new, backup = lay.bird_conf + ".new", lay.bird_conf + ".bak"
-        await self.write(new, text, "0640", dir_group=True)
-        check = await self.run("bird", "-p", "-c", new, check=False)
-        if check.exit_status != 0:
-            await self.run("rm", "-f", new)
-            msg = str(check.stderr or check.stdout).strip().splitlines()
-            raise NodeError(
-                f"{self.name}: BIRD rejected the new config, nothing applied: "
-                f"{msg[-1] if msg else 'bird -p failed'}",
-                CONFIG,
-            )
-        if current is not None:
-            await self.run("cp", "-p", lay.bird_conf, backup)
-        await self.run("mv", new, lay.bird_conf)
-        if not running:
-            await self._start_bird()
-            return True
-        res = await self.run(*self.birdc_argv("configure"), check=False)
-        if res.exit_status != 0 or "Reconfigur" not in str(res.stdout):
-            if current is not None:
-                await self.run("mv", backup, lay.bird_conf)
-                await self.run(*self.birdc_argv("configure"), check=False)
-            raise NodeError(
-                f"{self.name}: BIRD reload failed; previous config restored: "
-                f"{str(res.stdout).strip().splitlines()[-1:]}"
-            )
-        return True
-
-    async def _start_bird(self) -> None:
-        unit = self.layout.bird_unit
-        await self.systemctl("enable", "--quiet", unit)
-        await self.systemctl("restart", unit)
-        for _ in range(100):  # bounded: 5 s
-            if await self.bird_running():
-                return
-            await asyncio.sleep(0.05)
-        raise NodeError(f"{self.name}: BIRD did not start")
 
     # -- EIP and nginx -------------------------------------------------------------------
     async def ensure_eip(self, eips: list[str]) -> bool:
@@ -431,14 +398,24 @@ class Node:
         return await self.unit_active(self.layout.nginx_unit)
 
     # -- actions -------------------------------------------------------------------------
+    async def eips_on_lo(self) -> list[str]:
+        """The addresses on lo that are not loopback: the EIPs it serves."""
+        out = []
+        for prefix in await self.lo_addresses():
+            address = prefix.split("/")[0]
+            if not ipaddress.ip_address(address).is_loopback:
+                out.append(address)
+        return out
+
     async def withdraw(self, family: Family | None = None) -> None:
         """Stop announcing the EIP (of `family` alone; None: every family); BGP sessions
-        stay Established. Survives BIRD restarts (the flag file also tells the health check
-        not to announce it again)."""
+        stay Established. Survives daemon restarts (the flag file also tells the health
+        check not to announce it again)."""
         if family is not None:
             await self._family_export(family, announce=False)
             return
-        await self._set_eip_protocol(enabled=False)  # first: the drain starts at once
+        # first: the drain starts at once
+        await self.daemon.set_announced(self, False, await self.eips_on_lo())
         await self.run("mkdir", "-p", self.layout.state_dir)
         await self.run("touch", self.layout.withdrawn_flag)
 
@@ -451,24 +428,25 @@ class Node:
         for withdrawn in await self.withdrawn_families():
             await self._family_export(withdrawn, announce=True)
         await self.run("rm", "-f", self.layout.withdrawn_flag)
-        await self._set_eip_protocol(enabled=True)
+        await self.daemon.set_announced(self, True, await self.eips_on_lo())
 
     async def _family_export(self, family: Family, announce: bool) -> None:
-        """One family's EIP on or off in its export filter (validated, then reloaded: the
+        """One family's EIP on or off in the daemon's config (validated, then reloaded: the
         sessions stay up), and the family noted in (or taken off) the node's list."""
-        current = await self.read(self.layout.bird_conf)
+        daemon = self.daemon
+        current = await self.read(daemon.conf_path)
         if current is None:
-            raise NodeError(f"{self.name}: no BIRD config at {self.layout.bird_conf}")
+            raise NodeError(f"{self.name}: no {daemon.label} config at {daemon.conf_path}")
         eip = await self._eip_of(family, current)
-        if not bird.has_family_export(current, eip):
+        if not daemon.has_family_export(current, eip):
             # a hand-written config: nothing here could narrow it, so nothing is noted either
             raise NodeError(
-                f"{self.name}: its BIRD config does not export {eip} as ecmptui renders it; "
-                f"{'announce' if announce else 'withdraw'} it there by hand"
+                f"{self.name}: its {daemon.label} config does not export {eip} in a way "
+                f"ecmptui can switch; {'announce' if announce else 'withdraw'} it there by hand"
             )
-        new = bird.set_family_export(current, eip, announce)
+        new = daemon.set_family_export(current, eip, announce)
         if new != current:
-            await self.apply_bird_config(new)
+            await daemon.apply(self, new)
         families = await self.withdrawn_families()
         families = families - {family} if announce else families | {family}
         await self.run("mkdir", "-p", self.layout.state_dir)
@@ -477,49 +455,16 @@ class Node:
         )
 
     async def _eip_of(self, family: Family, config: str) -> str:
-        """The node's EIP of `family`: the address of that family on lo that its BIRD
+        """The node's EIP of `family`: the address of that family on lo that its daemon's
         config (`config`) exports."""
-        for prefix in await self.lo_addresses():
-            address = prefix.split("/")[0]
+        for address in await self.eips_on_lo():
             if Family.of(address) is family and address in config:
                 return address
         raise NodeError(f"{self.name}: it announces no {family.api} EIP")
 
-    async def _set_eip_protocol(self, enabled: bool) -> None:
-        # the live switch first (takes effect in milliseconds), then the file, so that
-        # a restart or reconfigure keeps the same state
-        verb = "enable" if enabled else "disable"
-        res = await self.run(*self.birdc_argv(verb, self.layout.eip_protocol), check=False)
-        out = str(res.stdout)
-        if res.exit_status != 0 or ("enabled" not in out and "disabled" not in out):
-            raise NodeError(
-                f"{self.name}: birdc {verb} {self.layout.eip_protocol} failed: "
-                f"{out.strip().splitlines()[-1:] or res.stderr}"
-            )
-        current = await self.read(self.layout.bird_conf)
-        want = f"  disabled {'no' if enabled else 'yes'};"
-        other = f"  disabled {'yes' if enabled else 'no'};"
-        if current is not None and other in current:
-            await self.write(
-                self.layout.bird_conf, current.replace(other, want, 1), "0640", dir_group=True
-            )
-
     async def shutdown(self, family: Family | None = None) -> None:
-        """Take the BGP sessions (of `family` alone) down (BIRD keeps running)."""
-        await self._peers(False, family)
+        """Take the BGP sessions (of `family` alone) down (the daemon keeps running)."""
+        await self.daemon.set_sessions(self, False, family)
 
     async def start(self, family: Family | None = None) -> None:
-        await self._peers(True, family)
-
-    async def _peers(self, enabled: bool, family: Family | None = None) -> None:
-        peers = [
-            p.name
-            for p in await self.protocols()
-            if p.proto == "BGP" and family in (None, bird.protocol_family(p))
-        ]
-        if not peers:
-            which = f"{family.api} " if family else ""
-            raise NodeError(f"{self.name}: no {which}BGP protocols in BIRD")
-        verb = "enable" if enabled else "disable"
-        for p in peers:
-            await self.run(*self.birdc_argv(verb, p))
+        await self.daemon.set_sessions(self, True, family)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from ecmptui.errors import EcmpError
-from ecmptui.node import bird
 from ecmptui.node.server import Node
 
 
 async def node_verified(node: Node) -> tuple[bool, str]:
     try:
-        protos = [p for p in await node.protocols() if p.proto == "BGP"]
+        protos = await node.sessions()
     except EcmpError as exc:
         return False, str(exc)
     if not protos:
@@ -17,14 +16,12 @@ async def node_verified(node: Node) -> tuple[bool, str]:
     down = [p for p in protos if not p.established]
     if down:
         p = down[0]
-        return False, f"{p.name} {p.bgp_state or p.info}" + (
-            f" ({p.last_error})" if p.last_error else ""
-        )
+        return False, f"{p.name} {p.state}" + (f" ({p.last_error})" if p.last_error else "")
     if await node.withdrawn():
         return True, "Established (withdrawn by operator)"
     # a family the operator withdrew alone exports nothing, on purpose
     held = await node.withdrawn_families()
-    exporting = [p for p in protos if bird.protocol_family(p) not in held]
+    exporting = [p for p in protos if p.family not in held]
     if sum(p.routes_exported for p in exporting) < len(exporting):
         return False, "Established but the EIP is not exported"
     kept = f" ({', '.join(f.api for f in sorted(held))} withdrawn by operator)" if held else ""

@@ -468,7 +468,7 @@ class Drill:
 
     async def _bfd_now(self, rec: NodeRecord) -> bool:
         async with self.d.node(rec) as node:
-            return "bfd on;" in (await node.read(node.layout.bird_conf) or "")
+            return node.daemon.bfd_on(await node.read(node.daemon.conf_path) or "")
 
     async def _one(
         self,
