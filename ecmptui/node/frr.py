@@ -240,6 +240,12 @@ def neighbor_argv(asn: int, neighbors: list[str], enabled: bool) -> tuple[str, .
     return tuple(argv)
 
 
+def dryrun_complaint(output: str) -> str:
+    """The line of `vtysh --dryrun` output that says what is wrong (it names the line)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    return next((ln for ln in lines if ln.startswith("line ")), lines[-1] if lines else "")
+
+
 # -- reading vtysh json -----------------------------------------------------------------
 
 

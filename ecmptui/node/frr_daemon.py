@@ -65,8 +65,8 @@ class FrrDaemon(RoutingDaemon):
         res = await node.run("vtysh", "--dryrun", "-f", path, check=False)
         if res.exit_status == 0:
             return None
-        msg = str(res.stdout or res.stderr).strip().splitlines()
-        return msg[0] if msg else f"vtysh --dryrun exited {res.exit_status}"
+        complaint = frr.dryrun_complaint(f"{res.stdout or ''}\n{res.stderr or ''}")
+        return complaint or f"vtysh --dryrun exited {res.exit_status}"
 
     async def reload(self, node: NodeShell) -> str | None:
         if not await node.has_program(RELOAD):

@@ -1,0 +1,206 @@
+"""FRR node configs: rendering, checked by the real `vtysh --dryrun` (the lab image's FRR),
+and reading `vtysh ... json` as FRR 8.4 prints it."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ecmptui.family import Family
+from ecmptui.node import bird, frr
+from test_bird_render import METAL_NEIGHBOR
+
+NEIGHBOR6 = {  # Metal's IPv6 neighbor record: peers written out in full
+    "address_family": 6,
+    "customer_as": 65000,
+    "customer_ip": "2001:db8:ec:100::3",
+    "md5_enabled": True,
+    "md5_password": "s3cretPW",
+    "multihop": True,
+    "peer_as": 65530,
+    "peer_ips": [
+        "fc00:0000:0000:0000:0000:0000:0000:000e",
+        "fc00:0000:0000:0000:0000:0000:0000:000f",
+    ],
+    "routes_in": [{"route": "2001:db8:ec:100::/56", "exact": False}],
+}
+
+
+def _vtysh() -> list[str]:
+    """The lab image's vtysh, run with the image's own libraries (no root, no FRR on the
+    host needed)."""
+    from ecmptui.lab import image
+
+    img = image.image("server")
+    if not img.ready():
+        pytest.skip("no FRR to check configs with: build the lab image (ecmptui lab image)")
+    root = img.rootfs
+    libs = ":".join(
+        f"{root}/{d}"
+        for d in (
+            "lib/x86_64-linux-gnu",
+            "usr/lib/x86_64-linux-gnu",
+            "usr/lib/x86_64-linux-gnu/frr",
+        )
+    )
+    return [f"{root}/lib64/ld-linux-x86-64.so.2", "--library-path", libs, f"{root}/usr/bin/vtysh"]
+
+
+def frr_accepts(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "frr.conf"
+    path.write_text(text)
+    return subprocess.run([*_vtysh(), "--dryrun", "-f", str(path)], capture_output=True, text=True)
+
+
+def spec(
+    bfd: bool = False, announce: bool = True, withdrawn: frozenset[Family] = frozenset()
+) -> bird.NodeBgpSpec:
+    nb4 = bird.Neighbor.from_api(METAL_NEIGHBOR)
+    nb6 = bird.Neighbor.from_api(NEIGHBOR6)
+    return bird.NodeBgpSpec(
+        router_id=nb4.customer_ip,
+        families=(
+            bird.FamilyBgp("203.0.113.46", nb4, "10.99.182.128"),
+            bird.FamilyBgp("2001:db8:ec:1ff::10", nb6, "2001:db8:ec:100::2"),
+        ),
+        bfd=bfd,
+        announce=announce,
+        withdrawn_families=withdrawn,
+    )
+
+
+def test_dual_stack_with_md5_and_bfd_is_accepted_by_frr(tmp_path: Path) -> None:
+    text = frr.render_node_config(spec(bfd=True), "ecmp-node1")
+    for line in (
+        "router bgp 65000",
+        " bgp router-id 10.99.182.129",
+        "ip route 169.254.255.1/32 10.99.182.128",
+        "ipv6 route fc00::f/128 2001:db8:ec:100::2",
+        " neighbor metal ebgp-multihop 5",
+        " neighbor metal password s3cretPW",
+        " neighbor metal bfd profile ecmptui",
+        " neighbor metal update-source 10.99.182.129",
+        " neighbor metal6 update-source 2001:db8:ec:100::3",
+        " neighbor fc00::e peer-group metal6",
+        "  network 203.0.113.46/32",
+        "  network 2001:db8:ec:1ff::10/128",
+        "  receive-interval 100",
+    ):
+        assert line + "\n" in text, line
+    proc = frr_accepts(tmp_path, text)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_frr_rejects_a_bad_value_and_says_where(tmp_path: Path) -> None:
+    text = frr.render_node_config(spec(), "ecmp-node1").replace(
+        "timers bgp 1 3", "timers bgp 1 99999"
+    )
+    proc = frr_accepts(tmp_path, text)
+    assert proc.returncode != 0
+    assert "line 30: % Unknown command[25]:  timers bgp 1 99999" in proc.stdout + proc.stderr
+    assert frr.dryrun_complaint(proc.stdout + proc.stderr).startswith("line 30: % Unknown")
+
+
+def test_withdrawn_renders_the_network_commented_out(tmp_path: Path) -> None:
+    text = frr.render_node_config(spec(withdrawn=frozenset({Family.IPV6})), "n1")
+    assert "  network 203.0.113.46/32\n" in text
+    assert f"  {frr.WITHDRAWN_MARK}network 2001:db8:ec:1ff::10/128\n" in text
+    assert frr_accepts(tmp_path, text).returncode == 0
+    off = frr.render_node_config(spec(announce=False), "n1")
+    assert frr.announced_networks(off) == []
+    assert [f for f, _ in frr.all_networks(off)] == [Family.IPV4, Family.IPV6]
+
+
+HAND_WRITTEN = """\
+hostname edge-7
+router bgp 64512
+ neighbor 169.254.255.1 remote-as 65530
+ neighbor 169.254.255.1 ebgp-multihop 2
+ address-family ipv4 unicast
+  network 203.0.113.46/32 route-map SET-COMMUNITY
+  neighbor 169.254.255.1 route-map ANYCAST-OUT out
+ exit-address-family
+exit
+"""
+
+
+def test_a_hand_written_network_line_is_switched_with_its_route_map_kept() -> None:
+    assert frr.has_network(HAND_WRITTEN, "203.0.113.46")
+    assert not frr.has_network(HAND_WRITTEN, "203.0.113.4")
+    off = frr.set_network(HAND_WRITTEN, "203.0.113.46", announce=False)
+    assert f"  {frr.WITHDRAWN_MARK}network 203.0.113.46/32 route-map SET-COMMUNITY\n" in off
+    assert frr.set_network(off, "203.0.113.46", announce=True) == HAND_WRITTEN
+    assert frr.local_as(HAND_WRITTEN) == 64512
+    argv = frr.network_argv(
+        64512, Family.IPV4, "network 203.0.113.46/32 route-map SET-COMMUNITY", False
+    )
+    assert argv[-1] == "no network 203.0.113.46/32 route-map SET-COMMUNITY"
+    assert "router bgp 64512" in argv
+
+
+def test_a_password_frr_would_split_is_refused() -> None:
+    nb = bird.Neighbor.from_api({**METAL_NEIGHBOR, "md5_password": "two words"})
+    with pytest.raises(ValueError, match="FRR word"):
+        frr.render_node_config(
+            bird.NodeBgpSpec("10.0.0.1", (bird.FamilyBgp("203.0.113.46", nb, "10.0.0.2"),)), "n1"
+        )
+
+
+# `show bgp summary json` and `show bgp neighbors json` of FRR 8.4.4 (trimmed to what is read)
+SUMMARY = {
+    "ipv4Unicast": {
+        "peers": {
+            "169.254.255.1": {"state": "Established", "pfxRcd": 0, "pfxSnt": 1, "peerState": "OK"},
+            "169.254.255.2": {
+                "state": "Idle (Admin)",
+                "pfxRcd": 0,
+                "pfxSnt": 0,
+                "peerState": "Admin",
+            },
+        }
+    },
+    "ipv6Unicast": {
+        "peers": {"fc00::e": {"state": "Active", "pfxRcd": 0, "pfxSnt": 0, "peerState": "OK"}}
+    },
+}
+NEIGHBORS = {
+    "169.254.255.1": {
+        "bgpState": "Established",
+        "bgpTimerUpMsec": 4000,
+        "bgpTimerHoldTimeMsecs": 3000,
+        "bgpTimerLastRead": 1000,
+    },
+    "169.254.255.2": {
+        "bgpState": "Idle",
+        "lastResetDueTo": "Admin. shutdown",
+        "lastResetTimerMsecs": 2500,
+    },
+    "fc00::e": {
+        "bgpState": "Active",
+        "lastResetDueTo": "BFD down received",
+        "lastResetTimerMsecs": 500,
+    },
+}
+
+
+def test_sessions_are_read_from_vtysh_json() -> None:
+    now = 1_800_000_000.25
+    sessions = frr.parse_sessions(json.dumps(SUMMARY), json.dumps(NEIGHBORS), now)
+    by = {s.name: s for s in sessions}
+    up = by["169.254.255.1"]
+    assert up.established and up.family is Family.IPV4 and up.routes_exported == 1
+    assert up.hold_timer == "2.000/3" and up.last_error is None
+    assert up.since == frr.since_text(now - 4.0)
+    admin = by["169.254.255.2"]
+    assert admin.state == "Idle (Admin)" and admin.last_error == "Admin. shutdown"
+    v6 = by["fc00::e"]
+    assert v6.family is Family.IPV6 and v6.state == "Active"
+    assert v6.last_error == "BFD down received" and v6.since == frr.since_text(now - 0.5)
+
+
+def test_unreadable_vtysh_output_is_a_clear_error() -> None:
+    with pytest.raises(frr.FrrParseError, match="not JSON: % Unknown command"):
+        frr.parse_sessions("% Unknown command: show bgp summary json", "{}", 0.0)
+    bfd = [{"peer": "169.254.255.1", "status": "up"}, {"peer": "fc00::e", "status": "down"}]
+    assert frr.parse_bfd_peers(json.dumps(bfd)) == [("169.254.255.1", "Up"), ("fc00::e", "Down")]
