@@ -71,7 +71,7 @@ class Action:
     measures how long the others took to carry it alone)."""
 
     name: str
-    title: str  # "Kill BIRD on" + node name, in the palette and the timeline
+    title: str  # "Kill the BGP daemon on" + node name, in the palette and the timeline
     button: str | None  # the Traffic screen's button label (None: no button)
     kind: Kind
     help: str
@@ -146,20 +146,22 @@ ACTIONS: dict[str, Action] = {
         ),
         Action(
             "kill-bird",
-            "Kill BIRD on",
+            "Kill the BGP daemon on",
             "Kill",
             Kind.FAULT,
-            "BIRD killed with SIGKILL (systemd does not restart it until restore)",
+            "the BGP daemon killed with SIGKILL (BIRD; FRR's bgpd and bfdd) and kept down "
+            "until restore",
             undo="restore",
             key="k",
             run=faults.kill_bird,
         ),
         Action(
             "freeze-bird",
-            "Freeze BIRD on",
+            "Freeze the BGP daemon on",
             "Freeze",
             Kind.FAULT,
-            "BIRD stopped with SIGSTOP: its sessions stall silently",
+            "the BGP daemon stopped with SIGSTOP (BIRD; FRR's bgpd and bfdd): its sessions "
+            "stall silently",
             undo="restore",
             key="f",
             run=faults.freeze_bird,
@@ -179,7 +181,7 @@ ACTIONS: dict[str, Action] = {
             "Stop nginx on",
             "Stop web",
             Kind.FAULT,
-            "nginx stopped while BIRD keeps announcing",
+            "nginx stopped while the routing daemon keeps announcing",
             undo="restore",
             key="n",
             run=faults.stop_nginx,

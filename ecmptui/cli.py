@@ -381,11 +381,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_inventory_export(args: argparse.Namespace) -> int:
 
-    from ecmptui.deployment.static import export_static
+    import asyncio
+
+    from ecmptui.deployment.static import export_static, node_daemons
 
     out = _writable_output(args.output, args.force)  # before anything is looked up
     d = _api_deployment(args, "its config is the inventory already")
-    for path in export_static(d, out):
+    daemons = asyncio.run(node_daemons(d, d.inventory()))
+    for path in export_static(d, out, daemons):
         print(f"wrote {path}")
     return 0
 

@@ -1,5 +1,5 @@
-"""BGP: every node's session as BIRD sees it, the API's view, the router's next hops and a
-timestamped log of every change."""
+"""BGP: every node's session as its routing daemon (BIRD or FRR) sees it, the API's view,
+the router's next hops and a timestamped log of every change."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ where the traffic goes and lets you take nodes out.
 | ↑ ↓ | select a node in the Traffic screen's table |
 | w / a | withdraw / announce the selected node |
 | s / S | shut down / start its BGP sessions |
-| k / f / i / n | lab faults: kill BIRD, freeze BIRD, isolate, stop nginx |
+| k / f / i / n | lab faults: kill / freeze the BGP daemon, isolate, stop nginx |
 | r | restore (undo every fault) |
 | R | reboot through the API |
 | d | drain: new connections elsewhere, then withdraw (resilient-ECMP lab) |

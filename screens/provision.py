@@ -72,7 +72,7 @@ def deployment_steps(st: DeploymentStatus) -> tuple[dict[str, StepState], dict[s
         ),
         "eip": st.eip or "",
         "sessions": f"{sessions}/{n}" if n else "",
-        "configure": f"BIRD answers on {bird}/{n}" if n else "",
+        "configure": f"the routing daemon answers on {bird}/{n}" if n else "",
         "verify": f"{up}/{n} announcing to a router" if n else "",
         "service": "; ".join(st.fabric_problems())
         or ("the router forwards to every announcing node" if up else ""),

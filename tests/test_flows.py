@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable
 
-from conftest import run_cli, wait_for
+from conftest import on_node, run_cli, wait_for
 from ecmptui.lab import control
 from ecmptui.lab.instance import LabInstance
 from ecmptui.waits import load_factor
@@ -25,12 +25,13 @@ pytestmark = pytest.mark.lab
 LAB = LabInstance("ecmpf")
 
 
-def node_config(tmp: Any, lab: LabInstance, prefix: str, nodes: int = 4) -> Any:
-    """A settings file for `nodes` servers named prefix1.. in `lab`, with its own key."""
+def node_config(tmp: Any, lab: LabInstance, prefix: str, nodes: int = 4, extra: str = "") -> Any:
+    """A settings file for `nodes` servers named prefix1.. in `lab`, with its own key
+    (`extra`: more [provision] lines)."""
     cfg = tmp / "config.toml"
     cfg.write_text(
         f'target = "lab"\nlab = "{lab.name}"\n[provision]\nnodes = {nodes}\n'
-        f'hostname_prefix = "{prefix}"\n[ssh]\nkey = "{tmp}/id"\n'
+        f'hostname_prefix = "{prefix}"\n{extra}\n[ssh]\nkey = "{tmp}/id"\n'
         f'known_hosts = "{tmp}/kh"\n'
     )
     return cfg
@@ -43,7 +44,14 @@ def provision(cfg: Path) -> None:
 
 @pytest.fixture(scope="module")
 def four(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    cfg = node_config(tmp_path_factory.mktemp("four"), LAB, "fnode")
+    """Four FRR nodes with MD5 and BFD on a hash-ECMP lab of their own (a project of their
+    own: MD5 is the project's)."""
+    cfg = node_config(
+        tmp_path_factory.mktemp("four"),
+        LAB,
+        "fnode",
+        extra=f'daemon = "frr"\nbfd = true\nmd5 = "{FOUR_MD5}"',
+    )
     control.down(LAB)
     control.up(LAB, port=0)
     try:
@@ -177,12 +185,20 @@ def test_removing_and_adding_a_node_breaks_bystander_flows_on_a_hash_router(
 
 
 RLAB = LabInstance("ecmpr")
+FOUR_MD5 = "fourFrrMd5"
+
+
+def four_node_conf(cfg: Path) -> str:
+    return str(on_node(cfg, "fnode1", lambda n: n.read("/etc/frr/frr.conf")))
 
 
 @pytest.fixture(scope="module")
 def resilient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A 4-node lab whose fabric runs resilient ECMP (the agent's next-hop groups)."""
-    cfg = node_config(tmp_path_factory.mktemp("resilient"), RLAB, "rnode")
+    """A 4-node lab whose fabric runs resilient ECMP (the agent's next-hop groups), its
+    fleet mixed: BIRD and FRR in turn (rnode4, which the drains take out, runs FRR)."""
+    cfg = node_config(
+        tmp_path_factory.mktemp("resilient"), RLAB, "rnode", extra='daemon = "bird,frr"'
+    )
     control.down(RLAB)
     try:
         up = run_cli(
@@ -193,6 +209,53 @@ def resilient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield cfg
     finally:
         control.down(RLAB)
+
+
+def _all_established(cfg: Path) -> Any:
+    return wait_for(
+        lambda: (
+            (s := json.loads(run_cli("--config", str(cfg), "status", "--json").stdout))
+            and all(p["bgp_state"] == "Established" for n in s["nodes"] for p in n["peers"])
+            and s
+        ),
+        timeout=30,
+    )
+
+
+def test_four_frr_nodes_with_md5_and_bfd_serve_the_eip(four: Path) -> None:
+    st = _all_established(four)
+    assert st, "not every FRR session came up (MD5 must match on both sides)"
+    assert [n["daemon"] for n in st["nodes"]] == ["frr"] * 4
+    assert all(n["bfd"] == "4/4 up" and len(n["peers"]) == 4 for n in st["nodes"]), st["nodes"]
+    assert (
+        sorted(st["router"]["nodes"])
+        == sorted(st["router"]["nodes6"])
+        == [f"fnode{i}" for i in range(1, 5)]
+    )
+    conf = four_node_conf(four)
+    assert f"neighbor metal password {FOUR_MD5}" in conf
+    # the secret stays on the node: nothing ecmptui prints holds it
+    assert FOUR_MD5 not in run_cli("--config", str(four), "status", "--json").stdout
+    summary = json.loads(
+        run_cli("--config", str(four), "probe", "--json", "--rate", "200", "--duration", "1").stdout
+    )
+    assert summary["failed"] == 0 and len(summary["by_backend"]) == 4, summary
+
+
+def test_a_mixed_fleet_serves_from_every_node(resilient: Path) -> None:
+    st = _all_established(resilient)
+    assert st, "not every session of the mixed fleet came up"
+    assert [n["daemon"] for n in st["nodes"]] == ["bird", "frr", "bird", "frr"]
+    assert [p["protocol"] for p in st["nodes"][1]["peers"]][:1] == ["169.254.255.1"]
+    assert [p["protocol"] for p in st["nodes"][0]["peers"]][:1] == ["peer1"]
+    summary = json.loads(
+        run_cli(
+            "--config", str(resilient), "probe", "--json", "--rate", "200", "--duration", "1"
+        ).stdout
+    )
+    assert summary["failed"] == 0 and len(summary["by_backend"]) == 4, summary
+    text = run_cli("--config", str(resilient), "status", check=True).stdout
+    assert text.count(" FRR ") == 2 and text.count(" BIRD ") >= 2, text
 
 
 def test_resilient_status_shows_the_mode_and_buckets(resilient: Path) -> None:

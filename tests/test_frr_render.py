@@ -77,7 +77,7 @@ def test_dual_stack_with_md5_and_bfd_is_accepted_by_frr(tmp_path: Path) -> None:
         " bgp router-id 10.99.182.129",
         "ip route 169.254.255.1/32 10.99.182.128",
         "ipv6 route fc00::f/128 2001:db8:ec:100::2",
-        " neighbor metal ebgp-multihop 5",
+        " neighbor metal ebgp-multihop 255",
         " neighbor metal password s3cretPW",
         " neighbor metal bfd profile ecmptui",
         " neighbor metal update-source 10.99.182.129",

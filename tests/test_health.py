@@ -113,7 +113,7 @@ def test_a_bird_reload_does_not_re_announce_a_failed_node(deployed: Deployed) ->
         await node.write(
             node.layout.bird_conf, text + "# touched by a test\n", "0640", dir_group=True
         )
-        out = await node.run(*node.birdc_argv("configure"))
+        out = await node.run("birdc", "-s", node.layout.bird_socket, "configure")
         await node.write(node.layout.bird_conf, text, "0640", dir_group=True)
         return out.stdout
 

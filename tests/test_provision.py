@@ -107,7 +107,7 @@ def test_broken_bird_config_is_refused_and_node_keeps_announcing(deployed: Deplo
     async def attempt(node: Any) -> Any:
         before = await node.read(node.layout.bird_conf)
         with pytest.raises(NodeError, match="BIRD rejected the new config, nothing applied"):
-            await node.apply_bird_config(before + "\nprotocol bgp { nonsense here; }\n")
+            await node.daemon.apply(node, before + "\nprotocol bgp { nonsense here; }\n")
         return (
             before,
             await node.read(node.layout.bird_conf),

@@ -1,8 +1,8 @@
 """The guide's configuration section as an idempotent async pipeline of visible steps.
 
 (1) SSH key registered, (2) N devices active, (3) an EIP reserved (tagged), (4) Local BGP
-enabled, (5) a BGP session per device, (6) every node configured over SSH in parallel (BIRD,
-EIP on lo, nginx), (7) verified: sessions Established and the EIP exported.
+enabled, (5) a BGP session per device, (6) every node configured over SSH in parallel (its
+routing daemon, EIP on lo, nginx), (7) verified: sessions Established and the EIP exported.
 """
 
 from __future__ import annotations
@@ -400,7 +400,7 @@ async def bgp_parts(
 
 
 def router_id(rec: NodeRecord, parts: list[bird.FamilyBgp]) -> str:
-    """BIRD's router id: the node's IPv4 BGP address, or its private/mgmt IPv4 address on an
+    """The BGP router id: the node's IPv4 BGP address, or its private/mgmt IPv4 address on an
     IPv6-only deployment (a router id is always an IPv4-shaped number)."""
     v4 = [p.neighbor.customer_ip for p in parts if p.family is Family.IPV4]
     return v4[0] if v4 else rec.private_address or rec.mgmt_address
@@ -497,7 +497,7 @@ async def deprovision(d: ApiDeployment) -> AsyncIterator[StepEvent]:
 async def set_bfd(
     d: Deployment, inv: Inventory, bfd: bool, only: list[NodeRecord] | None = None
 ) -> None:
-    """Re-render every node's (or `only` those) BIRD config with BFD on or off (validated,
+    """Re-render every node's (or `only` those) routing config with BFD on or off (validated,
     then reloaded). The config comes from the API's neighbor data: a target with an API."""
     client = d.client
     if client is None:

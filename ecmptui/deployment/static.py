@@ -213,8 +213,24 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string of printable text is a valid TOML basic string
 
 
-def export_static(d: Any, output: Path) -> list[str]:
-    """Write a `static` config for what is provisioned now; returns the files written."""
+async def node_daemons(d: Any, inv: Inventory) -> dict[str, str]:
+    """The routing daemon each node runs, asked over SSH (a node that does not answer is
+    left out: the static target detects it when it connects)."""
+
+    async def one(rec: NodeRecord) -> tuple[str, str | None]:
+        try:
+            async with d.node(rec) as node:
+                return rec.name, node.daemon.name
+        except EcmpError:
+            return rec.name, None
+
+    found = await asyncio.gather(*(one(r) for r in inv.nodes))
+    return {name: daemon for name, daemon in found if daemon}
+
+
+def export_static(d: Any, output: Path, daemons: dict[str, str] | None = None) -> list[str]:
+    """Write a `static` config for what is provisioned now (`daemons`: each node's routing
+    daemon, written where known); returns the files written."""
     inv = d.inventory()
     if not inv.eips or not inv.nodes:
         raise EcmpError("nothing provisioned to export: run `ecmptui provision` first")
@@ -256,8 +272,18 @@ def export_static(d: Any, output: Path) -> list[str]:
             "[[static.nodes]]",
             f"name = {_toml_str(rec.name)}",
             f"host = {_toml_str(rec.mgmt_address)}",
-            f"bird_socket = {_toml_str(lay.bird_socket)}",
-            f"bird_conf = {_toml_str(lay.bird_conf)}",
+        ]
+        daemon = (daemons or {}).get(rec.name)
+        if daemon:
+            lines.append(f"daemon = {_toml_str(daemon)}")
+        if daemon != "frr":
+            lines += [
+                f"bird_socket = {_toml_str(lay.bird_socket)}",
+                f"bird_conf = {_toml_str(lay.bird_conf)}",
+            ]
+        if daemon != "bird":
+            lines.append(f"frr_conf = {_toml_str(lay.frr_conf)}")
+        lines += [
             f"state_dir = {_toml_str(lay.state_dir)}",
         ]
     output.write_text("\n".join(lines) + "\n")

@@ -21,7 +21,7 @@ STEPS: list[tuple[str, str]] = [
     ("eip", "Elastic IP reserved"),
     ("bgp", "Local BGP enabled on the project"),
     ("sessions", "a BGP session per server"),
-    ("configure", "servers configured over SSH (BIRD, EIP on lo, nginx)"),
+    ("configure", "servers configured over SSH (routing daemon, EIP on lo, nginx)"),
     ("verify", "sessions Established and EIP exported"),
     ("service", "the EIP answers end to end"),
 ]

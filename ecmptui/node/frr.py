@@ -80,7 +80,9 @@ def _group_lines(part: FamilyBgp, spec: NodeBgpSpec) -> list[str]:
     if spec.bfd:
         out += [f" neighbor {g} bfd", f" neighbor {g} bfd profile {BFD_PROFILE}"]
     if nb.multihop:
-        out.append(f" neighbor {g} ebgp-multihop 5")
+        # bgpd gives its BFD sessions a minimum TTL of 256 - hops: BIRD sends multihop BFD
+        # with the system's default TTL (64), which any lower count would drop
+        out.append(f" neighbor {g} ebgp-multihop 255")
     if nb.md5_password:
         out.append(f" neighbor {g} password {_word(nb.md5_password)}")
     out += [
@@ -156,7 +158,7 @@ def render_node_config(spec: NodeBgpSpec, hostname: str) -> str:
         ]
         if b.multiplier != 3:  # FRR's default: the running config would not show it
             out.append(f"  detect-multiplier {b.multiplier}")
-        out += ["  minimum-ttl 250", " exit", "exit", "!"]
+        out += [" exit", "exit", "!"]
     return "\n".join(out) + "\n"
 
 
