@@ -1,13 +1,16 @@
 """Provisioning timings on a fresh lab (instance `ecmpb`), as the CLI runs them.
 
-Run as root: .venv/bin/python bench/provision_bench.py
+Run as root: .venv/bin/python bench/provision_bench.py [--daemons [--rounds N]]
 Goals (issue 3): 2 nodes to "EIP answered by both" <= 5 s; 8 nodes <= 10 s;
 no-change rerun <= 2 s; `status` for 8 nodes <= 1 s (each includes the CLI's start-up).
+`--daemons` (issue 26): 2 BIRD nodes and 2 FRR nodes, each on a fresh lab, in turn for N
+rounds; goal: FRR's median within 1.5x BIRD's.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,11 +53,11 @@ def answered_by_all(eip: str, n: int, timeout: float = 10.0) -> None:
     raise SystemExit(f"EIP not answered by all {n} nodes within {timeout} s")
 
 
-def run(nodes: int, tmp: Path) -> dict:
+def run(nodes: int, tmp: Path, daemon: str = "bird") -> dict:
     cfg = tmp / f"c{nodes}.toml"
     cfg.write_text(
         f'target = "lab"\nlab = "{LAB.name}"\n[provision]\ntag = "bench{nodes}"\n'
-        f'hostname_prefix = "b{nodes}n"\n[ssh]\nkey = "{tmp}/id"\n'
+        f'hostname_prefix = "b{nodes}n"\ndaemon = "{daemon}"\n[ssh]\nkey = "{tmp}/id"\n'
         f'known_hosts = "{tmp}/kh"\n'
     )
     t0 = time.perf_counter()
@@ -71,7 +74,35 @@ def run(nodes: int, tmp: Path) -> dict:
     return {"provision": t_prov, "rerun": t_rerun, "status": t_status}
 
 
+def compare_daemons(rounds: int) -> None:
+    """2 BIRD nodes vs 2 FRR nodes, each on a fresh lab, in turn (the machine's drift hits
+    both alike)."""
+    times: dict[str, list[float]] = {"bird": [], "frr": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for _ in range(rounds):
+                for daemon in ("bird", "frr"):
+                    control.down(LAB)
+                    control.up(LAB, port=0)
+                    times[daemon].append(run(2, Path(tmp), daemon)["provision"])
+        finally:
+            control.down(LAB)
+    med = {d: statistics.median(t) for d, t in times.items()}
+    print(f"{'provision 2 nodes -> answered by both':40} {'median':>7} {'min':>7} {'max':>7}")
+    for d, t in times.items():
+        print(f"  {d:38} {med[d]:7.2f} {min(t):7.2f} {max(t):7.2f}")
+    ratio = med["frr"] / med["bird"]
+    print(
+        f"FRR / BIRD (medians, {rounds} rounds): {ratio:.2f}  goal <= 1.5  "
+        f"{'ok' if ratio <= 1.5 else 'OVER'}"
+    )
+
+
 def main() -> None:
+    if "--daemons" in sys.argv:
+        rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 3
+        compare_daemons(rounds)
+        return
     control.down(LAB)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

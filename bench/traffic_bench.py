@@ -1,11 +1,12 @@
 """Prober throughput vs a shell curl loop, and drill figures (median of N runs).
 
 Run as root: .venv/bin/python bench/traffic_bench.py [--runs 5] [--skip-drill]
-    [--family ipv4|ipv6|both]
+    [--family ipv4|ipv6|both] [--daemon bird|frr]
 Uses its own lab instance `ecmpb` with 2 provisioned nodes (dual stack).
 Goals (issue 4): prober >= 1,500 req/s and >= 15x the curl loop; withdraw <= 10 ms with 0
 failed; isolate with BFD <= 350 ms; without BFD <= 3.5 s (at 200 req/s). Issue 25: the
 same for the IPv6 EIP (withdraw and router-kill 0 failed, isolate with BFD <= 350 ms).
+Issue 26: the same on FRR nodes (`--daemon frr`), kill-bird (bgpd and bfdd killed) included.
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--skip-drill", action="store_true")
     ap.add_argument("--family", choices=("ipv4", "ipv6", "both"), default="ipv4")
+    ap.add_argument("--daemon", choices=("bird", "frr"), default="bird")
     ap.add_argument(
         "--scenario", action="append", default=[], help="only these drill scenarios (default: all)"
     )
     args = ap.parse_args()
     control.down(LAB)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = lab_config(Path(tmp))
+        cfg = lab_config(Path(tmp), f'[provision]\ndaemon = "{args.daemon}"\n')
         try:
             control.up(LAB, port=0)
             inv = json.loads(cli(cfg, "provision", "--nodes", "2", "--json"))
