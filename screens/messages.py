@@ -89,6 +89,7 @@ class ProvisionForm:
     operating_system: str
     bfd: bool
     family: str = ""  # ipv4, ipv6 or dual; empty: the target's default
+    daemon: str = ""  # bird, frr or a list taken in turn; empty: each node keeps its own
 
 
 class ProvisionRequested(Message):

@@ -115,6 +115,7 @@ class ProvisionScreen(DashboardScreen):
                     ("plan", "plan", "text"),
                     ("os", "OS", "text"),
                     ("family", "family", "text"),
+                    ("daemon", "daemon", "text"),
                 ]
                 for key, label, kind in fields:
                     with Horizontal(classes="form-row"):
@@ -143,6 +144,8 @@ class ProvisionScreen(DashboardScreen):
         self.query_one("#in-os", Input).value = p.operating_system
         family = self.query_one("#in-family", Input)
         family.value, family.placeholder = p.family, "ipv4, ipv6 or dual (lab: dual)"
+        daemon = self.query_one("#in-daemon", Input)
+        daemon.value, daemon.placeholder = p.daemon, "bird, frr or bird,frr (keep)"
         self.query_one("#in-bfd", Switch).value = p.bfd
         steps = self.query_one("#steps", DataTable)
         steps.add_column("", key="icon", width=1)
@@ -248,6 +251,7 @@ class ProvisionScreen(DashboardScreen):
             operating_system=self.query_one("#in-os", Input).value.strip(),
             bfd=self.query_one("#in-bfd", Switch).value,
             family=self.query_one("#in-family", Input).value.strip().lower(),
+            daemon=self.query_one("#in-daemon", Input).value.strip().lower(),
         )
 
     def reset_steps(self, keys: list[str] | None = None) -> None:

@@ -55,6 +55,8 @@ CLI_CASES = [
     (["--export", "/etc/hostname"], "not a directory"),
     (["--export", "/no/such/dir/x"], "/no/such/dir is not a directory"),
     (["provision", "--family", "ipv5"], "expected one of ipv4, ipv6, dual"),
+    (["provision", "--daemon", "quagga"], "unknown routing daemon 'quagga' (one of bird, frr)"),
+    (["provision", "--daemon", "bird,"], "unknown routing daemon '' (one of bird, frr)"),
     (["probe", "--family", "both", URL], "expected ipv4 or ipv6"),
     (["drill", "--family", "garbage"], "expected ipv4 or ipv6"),
     (["probe", "--family", "ipv6", URL], "is not an ipv6 URL"),
@@ -81,6 +83,15 @@ CONFIG_CASES = [
     ),
     ('[provision]\ntag = "bad tag"\n', "provision.tag"),
     ('[provision]\nfamily = "ipv5"\n', "provision.family: must be one of ipv4, ipv6, dual"),
+    ('[provision]\ndaemon = "gobgp"\n', "provision.daemon: unknown routing daemon 'gobgp'"),
+    (
+        'target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\ndaemon = "quagga"\n',
+        "static.nodes[0].daemon: must be one of bird, frr (or absent: detected)",
+    ),
+    (
+        'target = "static"\n[[static.nodes]]\nname = "n1"\nhost = "h"\nfrr_unit = "frr; reboot"\n',
+        "static.nodes[0].frr_unit: 'frr; reboot' is not a unit name",
+    ),
     ('target = "static"\n[static]\neips = ["2001:db8::zz"]\n', "is not an IP address"),
     ('[metal]\nprobe_netns = "a b"\n', "metal.probe_netns: not a namespace name"),
     (

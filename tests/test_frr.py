@@ -287,3 +287,25 @@ def test_static_target_drives_a_hand_written_frr_node(frr_fleet: Path, tmp_path:
     # back to ecmptui's own config: a rerun of provision replaces the hand-written one
     run_cli("--config", str(frr_fleet), "provision", check=True)
     settled(frr_fleet)
+
+
+def test_a_rerun_with_the_other_daemon_switches_a_node_cleanly(
+    lab: LabInfo, frr_fleet: Path
+) -> None:
+    settled(frr_fleet)
+    out = run_cli(
+        "--config", str(frr_fleet), "provision", "--daemon", "frr,bird", check=True
+    ).stdout
+    assert "frnode2: FRR stopped, BIRD" in out and "frnode1: no change" in out, out
+    st = settled(frr_fleet)
+    assert [n["daemon"] for n in st["nodes"]] == ["frr", "bird"]
+    assert [p["protocol"] for p in st["nodes"][1]["peers"]][:2] == ["peer1", "peer2"]
+
+    async def units(node: Any) -> Any:
+        frr_unit = await node.run("systemctl", "is-enabled", "frr", check=False)
+        marker = await node.read(node.layout.daemon_file)
+        return str(frr_unit.stdout).strip(), marker
+
+    assert on_node(frr_fleet, "frnode2", units) == ("disabled", "bird\n")
+    seen = fetch_from_client(lab, st["eip"], 60)
+    assert set(seen) == {"Welcome to nginx 1", "Welcome to nginx 2"}, seen

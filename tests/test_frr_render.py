@@ -204,3 +204,45 @@ def test_unreadable_vtysh_output_is_a_clear_error() -> None:
         frr.parse_sessions("% Unknown command: show bgp summary json", "{}", 0.0)
     bfd = [{"peer": "169.254.255.1", "status": "up"}, {"peer": "fc00::e", "status": "down"}]
     assert frr.parse_bfd_peers(json.dumps(bfd)) == [("169.254.255.1", "Up"), ("fc00::e", "Down")]
+
+
+def test_daemons_in_turn_and_detection_script() -> None:
+    from ecmptui.node.daemon_names import daemon_of_node, parse_daemons
+    from ecmptui.node.daemons import daemon_for, detect_script
+    from ecmptui.node.layout import Layout
+
+    turn = parse_daemons("BIRD, frr")
+    assert turn == ("bird", "frr")
+    assert [daemon_of_node(turn, i) for i in range(1, 6)] == ["bird", "frr", "bird", "frr", "bird"]
+    assert [daemon_of_node(("frr",), i) for i in (1, 2)] == ["frr", "frr"]
+    lay = Layout(frr_conf="/srv/frr.conf", frr_unit="frr-edge")
+    assert daemon_for("frr", lay).conf_path == "/srv/frr.conf"
+    assert daemon_for("frr", lay).unit == "frr-edge"
+    assert daemon_for("bird", lay).conf_path == "/etc/bird/bird.conf"
+    script = detect_script(lay)
+    # what provisioning recorded first, then the unit that runs, then a BGP config
+    assert script.index("/var/lib/ecmptui/daemon") < script.index("frr-edge")
+    assert script.index("frr-edge") < script.index("/srv/frr.conf")
+    assert script.endswith("echo bird")
+
+
+def test_the_health_switch_follows_the_config_and_skips_nothing_else() -> None:
+    from ecmptui.node.daemons import daemon_for
+    from ecmptui.node.layout import Layout
+
+    text = frr.render_node_config(spec(withdrawn=frozenset({Family.IPV6})), "n1")
+    switch = daemon_for("frr", Layout()).health_switch(
+        text, ["203.0.113.46", "2001:db8:ec:1ff::10"]
+    )
+    data = switch.to_json()
+    assert [e["family"] for e in data["withdraw"]] == ["ipv4", "ipv6"]  # a withdrawn one too
+    assert switch.withdraw[0][0][-1] == "no network 203.0.113.46/32"
+    assert switch.announce[1][0][-1] == "network 2001:db8:ec:1ff::10/128"
+    assert data["announce"][0]["argv"] == list(switch.announce[0][0])
+    assert switch.announce[0][0][:3] == ("vtysh", "-d", "bgpd")
+    other = daemon_for("frr", Layout()).health_switch(HAND_WRITTEN, ["203.0.113.99"])
+    assert other.withdraw == () and other.announce == ()  # not the EIP: left alone
+    bird_switch = daemon_for("bird", Layout()).health_switch("", ["203.0.113.46"]).to_json()
+    assert bird_switch["withdraw"] == [
+        {"argv": ["birdc", "-s", "/run/bird/bird.ctl", "disable", "eip"], "family": None}
+    ]

@@ -182,6 +182,7 @@ class Operations:
             "operating_system": form.operating_system,
             "bfd": form.bfd,
             "family": form.family or None,
+            "daemon": form.daemon or None,
         }
         await self._job("provision", lambda: cockpit.provision(**values), done)
 

@@ -411,7 +411,7 @@ class Hub:
             events = self.cockpit.deprovision()
             prov = None
         else:
-            known = {"nodes", "metro", "plan", "operating_system", "bfd", "family"}
+            known = {"nodes", "metro", "plan", "operating_system", "bfd", "family", "daemon"}
             prov, events = self.cockpit.provision(**{k: v for k, v in values.items() if k in known})
         async for ev in events:
             self.broadcast({"k": "step", "event": asdict(ev)})
