@@ -246,3 +246,35 @@ def test_the_health_switch_follows_the_config_and_skips_nothing_else() -> None:
     assert bird_switch["withdraw"] == [
         {"argv": ["birdc", "-s", "/run/bird/bird.ctl", "disable", "eip"], "family": None}
     ]
+
+
+def test_the_checker_runs_the_switch_and_keeps_a_family_the_operator_withdrew(
+    tmp_path: Path,
+) -> None:
+    from ecmptui.node.healthcheck import Checker
+
+    calls = tmp_path / "calls"
+
+    def entry(word: str, family: str) -> dict:
+        return {"argv": ["sh", "-c", f'echo {word} >> "{calls}"'], "family": family}
+
+    (tmp_path / "withdrawn-families").write_text("ipv6\n")
+    checker = Checker(
+        {
+            "switch": {
+                "withdraw": [entry("w4", "ipv4"), entry("w6", "ipv6")],
+                "announce": [entry("a4", "ipv4"), entry("a6", "ipv6")],
+            },
+            "withdrawn_families_file": str(tmp_path / "withdrawn-families"),
+            "withdrawn_flag": str(tmp_path / "withdrawn"),
+            "state_file": str(tmp_path / "health.json"),
+            "log_file": str(tmp_path / "health.log"),
+        }
+    )
+    checker.transition("down", "HTTP 502")
+    checker.transition("up", "")
+    assert calls.read_text().split() == ["w4", "w6", "a4"]  # IPv6 stays withdrawn
+    assert "withdraw failed" not in (tmp_path / "health.log").read_text()
+    checker.cfg["switch"]["withdraw"].append({"argv": ["false"], "family": None})
+    assert checker.switch("withdraw") is False
+    assert "withdraw failed" in (tmp_path / "health.log").read_text()
