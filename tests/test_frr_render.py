@@ -278,3 +278,17 @@ def test_the_checker_runs_the_switch_and_keeps_a_family_the_operator_withdrew(
     checker.cfg["switch"]["withdraw"].append({"argv": ["false"], "family": None})
     assert checker.switch("withdraw") is False
     assert "withdraw failed" in (tmp_path / "health.log").read_text()
+
+
+def test_a_drill_report_names_the_daemon_of_the_node_it_broke() -> None:
+    from ecmptui.traffic.drill import ScenarioResult, report_markdown
+
+    rows = [
+        ScenarioResult(
+            "kill-bird", True, True, "n2", 250, None, 5, {}, {}, {}, True, 200, daemon="frr"
+        ),
+        ScenarioResult("kill-bird", True, True, "n1", 240, None, 5, {}, {}, {}, True, 200),
+    ]
+    text = report_markdown(rows, 200, "lab")
+    assert "| n2 (FRR) |" in text and "| n1 |" in text
+    assert rows[0].to_json()["daemon"] == "frr"

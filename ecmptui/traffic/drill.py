@@ -128,6 +128,7 @@ class ScenarioResult:
     fib_ms: float | None = None  # lab: when the fabric's route for the EIP changed
     flows: JsonObject | None = None  # with flows: how many, and how many the change broke
     family: int = 4  # the address family probed (the EIP of that family)
+    daemon: str | None = None  # the routing daemon of the node acted on (bird, frr)
 
     def to_json(self) -> JsonObject:
         d = asdict(self)
@@ -227,6 +228,7 @@ class Drill:
         self.node_name, self.settle_s, self.limit_s = node, settle_s, limit_s
         self.on_event = on_event or (lambda _msg: None)
         self._fib: FibWatch | None = None
+        self._daemons: dict[str, str] = {}  # node -> its routing daemon, from the baseline
         # what must be undone if the drill is interrupted between an action and its restore
         self._pending: tuple[str, Callable[[], Awaitable[object]]] | None = None
 
@@ -279,6 +281,7 @@ class Drill:
                 "the deployment is not healthy (every node Established and "
                 "announcing): " + (left or "fix that") + " before a drill"
             )
+        self._daemons = {n.name: n.daemon for n in baseline.nodes if n.daemon}
         self._fib = self.d.target.fib_watch(eip)
         if self._fib is not None:
             await self._fib.start()
@@ -388,6 +391,7 @@ class Drill:
             notes=notes,
             fib_ms=self._fib_ms(t_action),
             family=(self.family or Family.IPV4).value,
+            daemon=self._daemons.get(node),
         )
 
     def _fib_ms(self, t_action: float) -> float | None:
@@ -734,6 +738,11 @@ def scenario_label(r: ScenarioResult, dual: bool) -> str:
     return f"{r.name} (IPv{r.family})" if dual else r.name
 
 
+def node_label(r: ScenarioResult) -> str:
+    """The node acted on, with its routing daemon when known: `ecmp-node2 (FRR)`."""
+    return f"{r.node} ({r.daemon.upper()})" if r.daemon else r.node
+
+
 def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> str:
     families = sorted({r.family for r in results})
     dual = len(families) > 1
@@ -755,7 +764,8 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
         lines.append(
             f"| {scenario_label(r, dual)} | {'on' if r.bfd else 'off'} "
             f"| {'-' if r.health is None else ('on' if r.health else 'off')} "
-            f"| {r.node} | {fib_label(r.fib_ms, target == 'lab')} | {fmt_ms(r.convergence_ms)} "
+            f"| {node_label(r)} | {fib_label(r.fib_ms, target == 'lab')} "
+            f"| {fmt_ms(r.convergence_ms)} "
             f"| {fmt_ms(r.last_answer_ms) if r.last_answer_ms is not None else '-'} "
             f"| {f['refused']}/{f['reset']}/{f['timeout']} | {dist(r.before)} | {dist(r.after)}"
             f" | {fmt_ms(r.recovery_ms) if r.recovery_ms is not None else '-'} "
