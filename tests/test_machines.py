@@ -87,7 +87,7 @@ def test_reboot_drill_node_comes_back_by_itself(lab: LabInfo, deployed: Deployed
     assert set(seen) == {"Welcome to nginx 1", "Welcome to nginx 2"}, seen
 
 
-def test_plain_server_gets_bird_and_nginx_through_the_lab_apt_proxy(
+def test_plain_server_gets_its_daemon_and_nginx_through_the_lab_apt_proxy(
     lab: LabInfo, lab_instance: LabInstance, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     cfg = make_config(
@@ -119,5 +119,11 @@ def test_plain_server_gets_bird_and_nginx_through_the_lab_apt_proxy(
         assert dev["os"] == "debian_12_plain"
         again = run_cli("--config", str(cfg), "provision", "--nodes", "1", check=True)
         assert "installed" not in again.stdout
+        # switched to FRR: its packages come the same way, and BIRD makes way
+        frr = run_cli("--config", str(cfg), "provision", "--daemon", "frr", timeout=600)
+        assert frr.returncode == 0, frr.stderr
+        assert "installed frr, frr-pythontools" in frr.stdout and "BIRD stopped, FRR" in frr.stdout
+        assert fetch_from_client(lab, inv.eip, 10) == {"Welcome to nginx 1": 10}
+        assert [n["daemon"] for n in status(cfg)["nodes"]] == ["frr"]
     finally:
         run_cli("--config", str(cfg), "deprovision")
