@@ -89,6 +89,25 @@ def test_the_config_is_frrs_own_and_a_rerun_changes_nothing(frr_fleet: Path) -> 
     assert "0 changed, 2 unchanged" in rerun
 
 
+def test_bfd_off_is_off_in_the_running_config(frr_fleet: Path) -> None:
+    """Regression: one frr-reload pass removed `bfd` then `bfd profile` from the neighbors,
+    which turned BFD on again with FRR's default timers; "BFD off" was not off."""
+
+    async def running(node: Any) -> str:
+        return str((await node.run("vtysh", "-c", "show running-config")).stdout)
+
+    settled(frr_fleet)
+    try:
+        run_cli("--config", str(frr_fleet), "provision", "--no-bfd", check=True)
+        text = on_node(frr_fleet, "frnode1", running)
+        assert " bfd" not in text and "no ip forwarding" in text, text
+        assert all(n["bfd"] is None for n in status(frr_fleet)["nodes"])
+    finally:
+        run_cli("--config", str(frr_fleet), "provision", "--bfd", check=True)
+    assert " neighbor metal bfd profile ecmptui" in on_node(frr_fleet, "frnode1", running)
+    settled(frr_fleet)
+
+
 def test_a_config_frr_rejects_is_never_applied(frr_fleet: Path) -> None:
     async def attempt(node: Any) -> Any:
         before = await node.read("/etc/frr/frr.conf")

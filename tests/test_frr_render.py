@@ -86,6 +86,7 @@ def test_dual_stack_with_md5_and_bfd_is_accepted_by_frr(tmp_path: Path) -> None:
         "  network 203.0.113.46/32",
         "  network 2001:db8:ec:1ff::10/128",
         "  receive-interval 100",
+        "no ip forwarding",
     ):
         assert line + "\n" in text, line
     proc = frr_accepts(tmp_path, text)
@@ -98,8 +99,9 @@ def test_frr_rejects_a_bad_value_and_says_where(tmp_path: Path) -> None:
     )
     proc = frr_accepts(tmp_path, text)
     assert proc.returncode != 0
-    assert "line 30: % Unknown command[25]:  timers bgp 1 99999" in proc.stdout + proc.stderr
-    assert frr.dryrun_complaint(proc.stdout + proc.stderr).startswith("line 30: % Unknown")
+    complaint = frr.dryrun_complaint(proc.stdout + proc.stderr)
+    line = text.splitlines().index(" timers bgp 1 99999") + 1
+    assert complaint == f"line {line}: % Unknown command[25]:  timers bgp 1 99999"
 
 
 def test_withdrawn_renders_the_network_commented_out(tmp_path: Path) -> None:
@@ -292,3 +294,14 @@ def test_a_drill_report_names_the_daemon_of_the_node_it_broke() -> None:
     text = report_markdown(rows, 200, "lab")
     assert "| n2 (FRR) |" in text and "| n1 |" in text
     assert rows[0].to_json()["daemon"] == "frr"
+
+
+def test_reload_leftovers_are_read_from_frr_reload_test() -> None:
+    out = (
+        "\nLines To Delete\n===============\nno bfd\nrouter bgp 65000\n no neighbor metal bfd\n"
+        "\nLines To Add\n============\nrouter bgp 65000\n neighbor metal bfd\n"
+    )
+    left = frr.reload_leftovers(out)
+    assert left[:3] == ["no bfd", "router bgp 65000", "no neighbor metal bfd"]
+    assert "neighbor metal bfd" in left
+    assert frr.reload_leftovers("") == []

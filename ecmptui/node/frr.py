@@ -129,6 +129,9 @@ def render_node_config(spec: NodeBgpSpec, hostname: str) -> str:
         f"hostname {hostname}",
         "log syslog informational",
         "service integrated-vtysh-config",
+        # a server, not a router: FRR would otherwise turn forwarding on when it reloads
+        "no ip forwarding",
+        "no ipv6 forwarding",
         "!",
     ]
     out += [line for p in parts for line in _static_routes(p)] + ["!"]
@@ -240,6 +243,17 @@ def neighbor_argv(asn: int, neighbors: list[str], enabled: bool) -> tuple[str, .
     for n in neighbors:
         argv += ["-c", f"{'no ' if enabled else ''}neighbor {n} shutdown"]
     return tuple(argv)
+
+
+def reload_leftovers(test_output: str) -> list[str]:
+    """The lines `frr-reload.py --test` would still delete or add (none: in sync)."""
+    out, inside = [], False
+    for line in test_output.splitlines():
+        if line.startswith("Lines To "):
+            inside = True
+        elif inside and line.strip() and not set(line.strip()) <= {"="}:
+            out.append(line.strip())
+    return out
 
 
 def dryrun_complaint(output: str) -> str:
