@@ -78,7 +78,7 @@ async def node_status(
             st.device_error = str(exc)
         st.bgp_state, st.error = Observed.DEVICE_FAILED, st.device_error
         return st
-    bird_down: NodeError | None = None
+    daemon_down: NodeError | None = None
     try:
         async with (opener or d.node)(rec) as node:
             # what the node says about itself, also when its routing daemon is down
@@ -97,13 +97,13 @@ async def node_status(
             except NodeError as exc:
                 if exc.reason is NodeFailure.UNREACHABLE:
                     raise
-                bird_down, peers = exc, []
+                daemon_down, peers = exc, []
     except NodeError as exc:
         st.bgp_state, st.error = Observed.UNREACHABLE, str(exc)
         return st
-    if bird_down is not None:
-        st.bgp_state, st.error = Observed.NOT_RUNNING, str(bird_down)
-        st.last_error = str(bird_down).split(": ", 1)[-1]
+    if daemon_down is not None:
+        st.bgp_state, st.error = Observed.NOT_RUNNING, str(daemon_down)
+        st.last_error = str(daemon_down).split(": ", 1)[-1]
         return st
     st.peers = peers
     if peers:
