@@ -46,7 +46,7 @@ def node_cells(n: NodeStatus) -> dict[str, str]:
     """One node's row, by column key."""
     return {
         "node": n.name,
-        "daemon": DAEMON_LABELS.get(n.daemon or "", n.daemon or "-"),
+        "daemon": daemon_label(n),
         "bgp": bgp_cell(n),
         "since": n.since.split(" ")[-1].split(".")[0],  # the time is enough on a dashboard
         "exported": str(n.routes_exported),
@@ -60,6 +60,12 @@ def node_cells(n: NodeStatus) -> dict[str, str]:
 
 # how the daemons are written where people read them
 DAEMON_LABELS = {"bird": "BIRD", "frr": "FRR"}
+
+
+def daemon_label(n: NodeStatus) -> str:
+    """The routing daemon a node runs, as people write it: BIRD, FRR ("-": not known)."""
+    return DAEMON_LABELS.get(n.daemon or "", n.daemon or "-")
+
 
 # what a node's fault file may hold beside the faults themselves (a drill's changes)
 FAULT_LABELS = {

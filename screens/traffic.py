@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
 from ecmptui.actions import ACTIONS
-from ecmptui.display import traffic_state
+from ecmptui.display import daemon_label, traffic_state
 from ecmptui.traffic.model import BackendStats, TrafficStats
 
 from .base import DashboardScreen
@@ -29,6 +29,7 @@ from .messages import (
 NODE_TABLE = [
     ("swatch", ""),
     ("node", "node"),
+    ("daemon", "daemon"),
     ("state", "state"),
     ("share", "share"),
     ("rate", "ans/s"),
@@ -199,6 +200,7 @@ class TrafficScreen(DashboardScreen):
             cells = {
                 "swatch": swatch(n.name),
                 "node": n.name,
+                "daemon": daemon_label(n),
                 "state": traffic_state(n),
                 "share": "-" if share is None else f"{share * 100:.1f}%",
                 "rate": f"{mine.rate:.0f}",

@@ -87,6 +87,7 @@ def test_dual_stack_with_md5_and_bfd_is_accepted_by_frr(tmp_path: Path) -> None:
         "  network 2001:db8:ec:1ff::10/128",
         "  receive-interval 100",
         "no ip forwarding",
+        " bgp graceful-restart-disable",
     ):
         assert line + "\n" in text, line
     proc = frr_accepts(tmp_path, text)

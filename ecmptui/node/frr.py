@@ -142,6 +142,9 @@ def render_node_config(spec: NodeBgpSpec, hostname: str) -> str:
         f"router bgp {asns.pop()}",
         f" bgp router-id {spec.router_id}",
         " no bgp default ipv4-unicast",
+        # no graceful restart: a router would keep forwarding to a node whose bgpd died (or
+        # whose link went silent) as to one that restarts; BIRD's sessions drop at once
+        " bgp graceful-restart-disable",
         f" timers bgp {t.keepalive} {t.hold}",
     ]
     for p in parts:
