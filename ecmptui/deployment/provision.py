@@ -440,8 +440,9 @@ async def configure_node(
     text = after.render(spec, node.name)
     if after is not before:
         await after.check(node, text)  # nothing stops before the new config is known good
-        await before.stop(node)
-        changes.append(f"{before.label} stopped")
+        if await node.unit_active(before.unit):  # a fresh server runs neither
+            await before.stop(node)
+            changes.append(f"{before.label} stopped")
     if await after.apply(node, text):
         changes.append(after.label)
     if await node.read(node.layout.daemon_file) != after.name + "\n":

@@ -181,6 +181,9 @@ class RoutingDaemon(ABC):
     async def start(self, node: NodeShell) -> None:
         """Enable and (re)start its unit; wait (bounded) until it answers."""
         await node.systemctl("enable", "--quiet", self.unit)
+        # Debian's frr unit allows 3 starts in 3 minutes: a drill restores more often than
+        # that, and a refused start would leave the node without its daemon
+        await node.systemctl("reset-failed", self.unit, check=False)
         await node.systemctl("restart", self.unit)
         for _ in range(200):  # bounded: 10 s
             if await self.running(node):
