@@ -71,20 +71,23 @@ class FrrDaemon(RoutingDaemon):
     async def reload(self, node: NodeShell) -> str | None:
         """frr-reload.py until the running config is the file's (checked with `--test`): one
         pass can leave a line behind (removing `bfd profile` after `bfd` from a neighbor
-        turns BFD on again), a second one removes it. Bounded: 3 passes."""
+        turns BFD on again; bgpd busy resetting its peers may not answer a command), the
+        next pass applies it. Bounded: 3 passes; the last complaint is the answer."""
         if not await node.has_program(RELOAD):
             return f"{RELOAD} is missing (Debian package frr-pythontools)"
-        left: list[str] = []
+        complaint = ""
         for _ in range(3):
             res = await node.run(RELOAD, "--reload", self.conf_path, check=False, timeout=60)
             if res.exit_status != 0:
                 msg = str(res.stderr or res.stdout).strip().splitlines()
-                return msg[-1] if msg else f"frr-reload.py exited {res.exit_status}"
+                complaint = msg[-1] if msg else f"frr-reload.py exited {res.exit_status}"
             test = await node.run(RELOAD, "--test", self.conf_path, check=False, timeout=60)
             left = frr.reload_leftovers(str(test.stdout))
             if test.exit_status == 0 and not left:
                 return None
-        return f"the running config still differs from {self.conf_path}: {'; '.join(left[:3])}"
+            if left:
+                complaint = f"the running config still differs from the file: {'; '.join(left[:3])}"
+        return complaint or "frr-reload.py --test failed"
 
     async def prepare(self, node: NodeShell) -> None:
         """bgpd and bfdd on in /etc/frr/daemons (Debian ships them off); a running FRR is
