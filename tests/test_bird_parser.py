@@ -131,6 +131,13 @@ def test_bfd_sessions_as_birdc_prints_them() -> None:
         "    0.300\n"
         "169.254.255.2             ---        Down       2026-11-27 08:22:06.679    1.000"
         "    0.000\n"
+        "fc00::e                   ---        Up         2026-11-27 08:22:06.702    0.100"
+        "    0.300\n"
     )
-    assert parse_bfd_sessions(out) == [("169.254.255.1", "Up"), ("169.254.255.2", "Down")]
+    # regression: IPv6 peers were not counted ("2/2 up" on a dual stack with four sessions)
+    assert parse_bfd_sessions(out) == [
+        ("169.254.255.1", "Up"),
+        ("169.254.255.2", "Down"),
+        ("fc00::e", "Up"),
+    ]
     assert parse_bfd_sessions("BIRD 2.0.12 ready.\nNo BFD protocols\n") == []

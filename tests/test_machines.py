@@ -120,7 +120,9 @@ def test_plain_server_gets_its_daemon_and_nginx_through_the_lab_apt_proxy(
         again = run_cli("--config", str(cfg), "provision", "--nodes", "1", check=True)
         assert "installed" not in again.stdout
         # switched to FRR: its packages come the same way, and BIRD makes way
-        frr = run_cli("--config", str(cfg), "provision", "--daemon", "frr", timeout=600)
+        frr = run_cli(
+            "--config", str(cfg), "provision", "--nodes", "1", "--daemon", "frr", timeout=600
+        )
         assert frr.returncode == 0, frr.stderr
         assert "installed frr, frr-pythontools" in frr.stdout and "BIRD stopped, FRR" in frr.stdout
         assert fetch_from_client(lab, inv.eip, 10) == {"Welcome to nginx 1": 10}

@@ -463,11 +463,20 @@ def parse_route_protocols(text: str) -> list[str]:
     return out
 
 
-BFD_ROW = re.compile(r"^(\d+\.\d+\.\d+\.\d+)\s+\S+\s+(\w+)\s")
+BFD_ROW = re.compile(r"^([0-9A-Fa-f:.]+)\s+\S+\s+(\w+)\s")
 
 
 def parse_bfd_sessions(text: str) -> list[tuple[str, str]]:
-    """`birdc show bfd sessions`: (peer address, state: Up, Down, Init, AdminDown)."""
-    return [
-        (m.group(1), m.group(2)) for line in text.splitlines() if (m := BFD_ROW.match(line.strip()))
-    ]
+    """`birdc show bfd sessions`: (peer address, state: Up, Down, Init, AdminDown), IPv4
+    and IPv6 peers alike."""
+    out = []
+    for line in text.splitlines():
+        m = BFD_ROW.match(line.strip())
+        if m is None:
+            continue
+        try:
+            ipaddress.ip_address(m.group(1))
+        except ValueError:
+            continue
+        out.append((m.group(1), m.group(2)))
+    return out
