@@ -9,22 +9,8 @@ import pytest
 
 from ecmptui.family import Family
 from ecmptui.node import bird, frr
-from test_bird_render import METAL_NEIGHBOR
+from test_bird_render import METAL_NEIGHBOR, METAL_NEIGHBOR6
 
-NEIGHBOR6 = {  # Metal's IPv6 neighbor record: peers written out in full
-    "address_family": 6,
-    "customer_as": 65000,
-    "customer_ip": "2001:db8:ec:100::3",
-    "md5_enabled": True,
-    "md5_password": "s3cretPW",
-    "multihop": True,
-    "peer_as": 65530,
-    "peer_ips": [
-        "fc00:0000:0000:0000:0000:0000:0000:000e",
-        "fc00:0000:0000:0000:0000:0000:0000:000f",
-    ],
-    "routes_in": [{"route": "2001:db8:ec:100::/56", "exact": False}],
-}
 
 
 def _vtysh() -> list[str]:
@@ -57,7 +43,7 @@ def spec(
     bfd: bool = False, announce: bool = True, withdrawn: frozenset[Family] = frozenset()
 ) -> bird.NodeBgpSpec:
     nb4 = bird.Neighbor.from_api(METAL_NEIGHBOR)
-    nb6 = bird.Neighbor.from_api(NEIGHBOR6)
+    nb6 = bird.Neighbor.from_api(METAL_NEIGHBOR6)
     return bird.NodeBgpSpec(
         router_id=nb4.customer_ip,
         families=(
