@@ -12,7 +12,6 @@ from ecmptui.node import bird, frr
 from test_bird_render import METAL_NEIGHBOR, METAL_NEIGHBOR6
 
 
-
 def _vtysh() -> list[str]:
     """The lab image's vtysh, run with the image's own libraries (no root, no FRR on the
     host needed)."""
