@@ -274,11 +274,11 @@ class FakeDaemon(RoutingDaemon):
 
 
 class FakeBird(FakeDaemon):
-    name, label, programs = "bird", "BIRD", ("bird",)
+    name, label, programs = "bird", "BIRD", {"bird": ("bird2",)}
 
 
 class FakeFrr(FakeDaemon):
-    name, label, programs = "frr", "FRR", ("vtysh",)
+    name, label, programs = "frr", "FRR", {"vtysh": ("frr",)}
 
 
 FAKE_DAEMONS: dict[str, type[FakeDaemon]] = {"bird": FakeBird, "frr": FakeFrr}

@@ -27,7 +27,7 @@ from ecmptui.jsonish import JsonObject
 from ecmptui.node import bird
 from ecmptui.node.daemon_names import daemon_of_node, parse_daemons
 from ecmptui.node.health import apply_health
-from ecmptui.node.server import Node
+from ecmptui.node.server import PACKAGES, Node
 from ecmptui.node.verified import node_verified
 from ecmptui.waits import Deadline
 
@@ -422,7 +422,7 @@ async def configure_node(
     eips = [p.eip for p in parts]
     before = node.daemon
     after = node.use_daemon(daemon) if daemon and daemon != before.name else before
-    installed = await node.install_packages([*after.programs, "nginx"])
+    installed = await node.install_packages({**after.programs, "nginx": PACKAGES["nginx"]})
     if installed:
         changes.append("installed " + ", ".join(installed))
     if await node.ensure_eip(eips):

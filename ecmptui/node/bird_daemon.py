@@ -35,7 +35,7 @@ def session_of(p: bird.ProtocolInfo) -> Session:
 class BirdDaemon(RoutingDaemon):
     name = "bird"
     label = "BIRD"
-    programs = ("bird",)
+    programs = {"bird": ("bird2",)}
 
     @property
     def conf_path(self) -> str:

@@ -33,7 +33,7 @@ FAULT_DROPIN_TEXT = "[Service]\nRestart=no\nWatchdogSec=0\n"
 class FrrDaemon(RoutingDaemon):
     name = "frr"
     label = "FRR"
-    programs = ("vtysh", RELOAD)
+    programs = {"vtysh": ("frr",), RELOAD: ("frr-pythontools",)}
 
     @property
     def conf_path(self) -> str:

@@ -91,8 +91,8 @@ class RoutingDaemon(ABC):
 
     name: ClassVar[str]  # "bird" | "frr": what config, status and the CLI call it
     label: ClassVar[str]  # how people write it: "BIRD", "FRR"
-    # the commands ecmptui runs on the node (server.PACKAGES says which package has each)
-    programs: ClassVar[tuple[str, ...]]
+    # the commands ecmptui runs on the node, and the Debian packages that install each
+    programs: ClassVar[dict[str, tuple[str, ...]]]
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout

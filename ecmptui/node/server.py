@@ -52,14 +52,9 @@ __all__ = [
 
 EIP_UNIT = "ecmptui-eip"
 EIP_UNIT_FILE = f"/etc/systemd/system/{EIP_UNIT}.service"
-# Debian packages that provide each program provisioning needs on a node
-PACKAGES = {
-    "bird": ("bird2",),
-    "vtysh": ("frr",),
-    "/usr/lib/frr/frr-reload.py": ("frr-pythontools",),
-    "nginx": ("nginx-light",),
-    "nft": ("nftables",),
-}
+# Debian packages that provide the programs provisioning needs on a node beside its
+# routing daemon's (each daemon adapter names its own)
+PACKAGES = {"nginx": ("nginx-light",), "nft": ("nftables",)}
 
 
 def eip_unit(eips: list[str]) -> str:
@@ -265,10 +260,12 @@ class Node:
         res = await self.run("sh", "-c", 'command -v "$1" >/dev/null', "sh", program, check=False)
         return res.exit_status == 0
 
-    async def install_packages(self, programs: list[str]) -> list[str]:
+    async def install_packages(self, programs: dict[str, tuple[str, ...]]) -> list[str]:
         """Install the Debian packages for `programs` that are missing (the guide's own
         `apt-get install`); returns the packages installed."""
-        missing = [pkg for p in programs if not await self.has_program(p) for pkg in PACKAGES[p]]
+        missing = [
+            pkg for p, pkgs in programs.items() if not await self.has_program(p) for pkg in pkgs
+        ]
         missing = list(dict.fromkeys(missing))
         if not missing:
             return []
