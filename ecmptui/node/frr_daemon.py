@@ -9,14 +9,13 @@ both, and holds watchfrr first so that it cannot restart them behind the fault's
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING
 
 from ecmptui.family import Family
 from ecmptui.node import frr
 from ecmptui.node.failure import DAEMON_DOWN, NodeError
-from ecmptui.node.routing import HealthSwitch, NodeShell, RoutingDaemon, Session
+from ecmptui.node.routing import HealthSwitch, NodeShell, RoutingDaemon, Session, until
 
 if TYPE_CHECKING:
     from ecmptui.node.bird import NodeBgpSpec
@@ -123,11 +122,8 @@ class FrrDaemon(RoutingDaemon):
 
     async def start(self, node: NodeShell) -> None:
         await super().start(node)
-        for _ in range(200):  # bounded: 10 s
-            if await self.configured(node):
-                return
-            await asyncio.sleep(0.05)
-        raise NodeError(f"{node.name}: FRR started but bgpd has no BGP neighbors configured")
+        if not await until(lambda: self.configured(node), 10.0):
+            raise NodeError(f"{node.name}: FRR started but bgpd has no BGP neighbors configured")
 
     async def sessions(self, node: NodeShell) -> list[Session]:
         summary = await self.vtysh(node, "show bgp summary json")

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from ecmptui.family import Family
 from ecmptui.node.failure import CONFIG, NodeError
+from ecmptui.waits import Deadline
 
 if TYPE_CHECKING:
     from ecmptui.node.bird import NodeBgpSpec
@@ -49,6 +51,17 @@ class NodeShell(Protocol):
     async def main_pid(self, unit: str) -> int: ...
 
     async def drop_runtime_dropin(self, path: str) -> None: ...
+
+
+async def until(predicate: Callable[[], Awaitable[bool]], seconds: float) -> bool:
+    """Ask `predicate` every 50 ms until it says yes (True) or `seconds`, stretched by the
+    machine's load, have passed (False)."""
+    deadline = Deadline(seconds)
+    while not deadline.expired():
+        if await predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 @dataclass(frozen=True)
@@ -185,11 +198,8 @@ class RoutingDaemon(ABC):
         # that, and a refused start would leave the node without its daemon
         await node.systemctl("reset-failed", self.unit, check=False)
         await node.systemctl("restart", self.unit)
-        for _ in range(200):  # bounded: 10 s
-            if await self.running(node):
-                return
-            await asyncio.sleep(0.05)
-        raise NodeError(f"{node.name}: {self.label} did not start")
+        if not await until(lambda: self.running(node), 10.0):
+            raise NodeError(f"{node.name}: {self.label} did not start")
 
     async def stop(self, node: NodeShell) -> None:
         """Stop and disable it (a node switching to the other daemon)."""
