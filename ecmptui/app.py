@@ -183,9 +183,14 @@ class EcmpApp(App[None]):
     def publish(self) -> None:
         """Hand the state down to the screens now (a new view)."""
         self._publish_pending = False
+        if not self.is_running:
+            return  # a publish queued just before the app began to shut down
         view = self.view()
         for name in self.SCREENS:
-            screen = self.get_screen(name)
+            try:
+                screen = self.get_screen(name)
+            except KeyError:
+                return  # the app is shutting down: its screens are uninstalled already
             if isinstance(screen, DashboardScreen):
                 screen.view = view
 
