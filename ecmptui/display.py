@@ -15,6 +15,7 @@ from ecmptui.deployment.status import (
     StatusEvent,
 )
 from ecmptui.jsonish import JsonObject
+from ecmptui.node.daemon_names import DAEMON_LABELS
 
 
 def stamp(t: float) -> str:
@@ -56,10 +57,6 @@ def node_cells(n: NodeStatus) -> dict[str, str]:
         "health": health_label(n.health),
         "error": "; ".join(x for x in (faults_text(n), n.last_error or n.error or "") if x),
     }
-
-
-# how the daemons are written where people read them
-DAEMON_LABELS = {"bird": "BIRD", "frr": "FRR"}
 
 
 def daemon_label(n: NodeStatus) -> str:

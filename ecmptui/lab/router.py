@@ -37,12 +37,12 @@ from ecmptui.lab.instance import (
     server_link_addr6,
 )
 from ecmptui.lab.machine import Machine
-from ecmptui.node import bird, bird_daemon, faults
+from ecmptui.node import bird, bird_daemon, faults, routing
 from ecmptui.waits import Deadline
 
 # The same fault mechanics as a node's: its eth0 (here the fabric link) dropped both ways,
 # and a runtime drop-in that keeps a killed BIRD down until restore.
-NO_RESTART_DROPIN = bird_daemon.NO_RESTART_DROPIN.format(unit="bird")
+NO_RESTART_DROPIN = routing.FAULT_DROPIN.format(unit="bird")
 
 
 @dataclass(frozen=True)
@@ -565,7 +565,7 @@ def _running_core(lab: LabInstance, router: str) -> Machine:
 def kill_bird(lab: LabInstance, router: str) -> None:
     """The core's BIRD killed, and kept down (no restart) until restore."""
     m = _running_core(lab, router)
-    m.put(NO_RESTART_DROPIN, "[Service]\nRestart=no\n")
+    m.put(NO_RESTART_DROPIN, bird_daemon.NO_RESTART)
     m.run("systemctl", "daemon-reload")
     m.run("systemctl", "kill", "-s", "KILL", "bird")
 

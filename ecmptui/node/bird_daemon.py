@@ -7,15 +7,14 @@ from typing import TYPE_CHECKING
 
 from ecmptui.family import Family
 from ecmptui.node import bird
+from ecmptui.node.daemon_names import DAEMON_LABELS
 from ecmptui.node.failure import DAEMON_DOWN, NodeError
-from ecmptui.node.routing import HealthSwitch, NodeShell, RoutingDaemon, Session
+from ecmptui.node.routing import FAULT_DROPIN, HealthSwitch, NodeShell, RoutingDaemon, Session
 
 if TYPE_CHECKING:
     from ecmptui.node.bird import NodeBgpSpec
 
-# Keeps systemd from restarting a killed daemon while the kill fault lasts (runtime only: a
-# reboot forgets it, as it would forget a crash).
-NO_RESTART_DROPIN = "/run/systemd/system/{unit}.service.d/ecmptui-fault.conf"
+NO_RESTART = "[Service]\nRestart=no\n"  # the kill fault's drop-in: BIRD stays down
 
 
 def session_of(p: bird.ProtocolInfo) -> Session:
@@ -34,7 +33,7 @@ def session_of(p: bird.ProtocolInfo) -> Session:
 
 class BirdDaemon(RoutingDaemon):
     name = "bird"
-    label = "BIRD"
+    label = DAEMON_LABELS[name]
     programs = {"bird": ("bird2",)}
 
     @property
@@ -136,11 +135,11 @@ class BirdDaemon(RoutingDaemon):
         return [pid] if pid else []
 
     async def kill(self, node: NodeShell) -> None:
-        await node.write(NO_RESTART_DROPIN.format(unit=self.unit), "[Service]\nRestart=no\n")
+        await node.write(FAULT_DROPIN.format(unit=self.unit), NO_RESTART)
         await node.systemctl("daemon-reload")
         await node.systemctl("kill", "-s", "KILL", self.unit)
 
     async def revive(self, node: NodeShell) -> None:
-        await node.drop_runtime_dropin(NO_RESTART_DROPIN.format(unit=self.unit))
+        await node.drop_runtime_dropin(FAULT_DROPIN.format(unit=self.unit))
         if not await self.running(node):
             await self.start(node)

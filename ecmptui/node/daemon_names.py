@@ -6,6 +6,7 @@ from ecmptui.errors import EcmpError
 
 DAEMON_NAMES = ("bird", "frr")
 DEFAULT_DAEMON = "bird"
+DAEMON_LABELS = {"bird": "BIRD", "frr": "FRR"}  # as people write them
 
 
 def no_such_daemon(name: str) -> EcmpError:

@@ -14,8 +14,16 @@ from typing import TYPE_CHECKING
 
 from ecmptui.family import Family
 from ecmptui.node import frr
+from ecmptui.node.daemon_names import DAEMON_LABELS
 from ecmptui.node.failure import DAEMON_DOWN, NodeError
-from ecmptui.node.routing import HealthSwitch, NodeShell, RoutingDaemon, Session, until
+from ecmptui.node.routing import (
+    FAULT_DROPIN,
+    HealthSwitch,
+    NodeShell,
+    RoutingDaemon,
+    Session,
+    until,
+)
 
 if TYPE_CHECKING:
     from ecmptui.node.bird import NodeBgpSpec
@@ -24,14 +32,13 @@ DAEMONS_FILE = "/etc/frr/daemons"
 RELOAD = "/usr/lib/frr/frr-reload.py"
 SUPERVISOR = "watchfrr"
 SESSION_PROCESSES = ("bgpd", "bfdd")
-# the kill fault: no restart by systemd, and no watchdog (watchfrr is held stopped)
-FAULT_DROPIN = "/run/systemd/system/{unit}.service.d/ecmptui-fault.conf"
+# the faults' drop-in: no restart by systemd, and no watchdog (watchfrr is held stopped)
 FAULT_DROPIN_TEXT = "[Service]\nRestart=no\nWatchdogSec=0\n"
 
 
 class FrrDaemon(RoutingDaemon):
     name = "frr"
-    label = "FRR"
+    label = DAEMON_LABELS[name]
     programs = {"vtysh": ("frr",), RELOAD: ("frr-pythontools",)}
 
     @property

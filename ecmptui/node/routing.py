@@ -53,6 +53,11 @@ class NodeShell(Protocol):
     async def drop_runtime_dropin(self, path: str) -> None: ...
 
 
+# A fault's runtime drop-in (a reboot forgets it, as it would forget a crash): keeps systemd
+# from restarting what the fault broke until restore.
+FAULT_DROPIN = "/run/systemd/system/{unit}.service.d/ecmptui-fault.conf"
+
+
 async def until(predicate: Callable[[], Awaitable[bool]], seconds: float) -> bool:
     """Ask `predicate` every 50 ms until it says yes (True) or `seconds`, stretched by the
     machine's load, have passed (False)."""

@@ -19,7 +19,7 @@ import asyncssh
 from ecmptui.errors import EcmpError
 from ecmptui.family import Family, host_prefix, url_host
 from ecmptui.node import bird, nginx
-from ecmptui.node.daemon_names import DAEMON_NAMES
+from ecmptui.node.daemon_names import DAEMON_NAMES, DEFAULT_DAEMON
 from ecmptui.node.daemons import daemon_for, detect_script
 from ecmptui.node.failure import (
     CONFIG,
@@ -138,7 +138,7 @@ class Node:
     ) -> None:
         self.name, self.index, self.host, self.layout = name, index, host, layout
         self.conn, self.shell = conn, shell
-        self.daemon: RoutingDaemon = daemon_for(layout.daemon or "bird", layout)
+        self.daemon: RoutingDaemon = daemon_for(layout.daemon or DEFAULT_DAEMON, layout)
 
     @classmethod
     async def connect(

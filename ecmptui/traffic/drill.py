@@ -26,6 +26,7 @@ from ecmptui.family import Family
 from ecmptui.jsonish import JsonObject
 from ecmptui.node import faults
 from ecmptui.node import health as node_health
+from ecmptui.node.daemon_names import DAEMON_LABELS
 from ecmptui.node.server import Node
 from ecmptui.traffic.failover import Failover, analyse, back_after_ms, first_answer_ms, steady_since
 from ecmptui.traffic.flows import disruption, flows_on
@@ -740,7 +741,7 @@ def scenario_label(r: ScenarioResult, dual: bool) -> str:
 
 def node_label(r: ScenarioResult) -> str:
     """The node acted on, with its routing daemon when known: `ecmp-node2 (FRR)`."""
-    return f"{r.node} ({r.daemon.upper()})" if r.daemon else r.node
+    return f"{r.node} ({DAEMON_LABELS.get(r.daemon, r.daemon)})" if r.daemon else r.node
 
 
 def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> str:
