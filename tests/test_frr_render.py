@@ -291,3 +291,13 @@ def test_reload_leftovers_are_read_from_frr_reload_test() -> None:
     assert left[:3] == ["no bfd", "router bgp 65000", "no neighbor metal bfd"]
     assert "neighbor metal bfd" in left
     assert frr.reload_leftovers("") == []
+
+
+def test_bfd_is_read_from_the_neighbors_of_a_config() -> None:
+    from ecmptui.node.daemons import daemon_for
+    from ecmptui.node.layout import Layout
+
+    frr_daemon = daemon_for("frr", Layout())
+    assert frr_daemon.bfd_on(frr.render_node_config(spec(bfd=True), "n1"))
+    assert not frr_daemon.bfd_on(frr.render_node_config(spec(bfd=False), "n1"))
+    assert not frr_daemon.bfd_on(HAND_WRITTEN)

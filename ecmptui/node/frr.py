@@ -222,6 +222,12 @@ def network_eip(line: str) -> str:
     return line.split()[1].split("/")[0]
 
 
+def eip_networks(config: str, eips: list[str]) -> list[tuple[Family, str]]:
+    """The `network` lines of `config` (announced or withdrawn) that announce `eips`: what
+    a switch of the EIPs acts on, and nothing else the node announces."""
+    return [(f, line) for f, line in all_networks(config) if network_eip(line) in eips]
+
+
 def network_argv(asn: int, family: Family, line: str, announce: bool) -> tuple[str, ...]:
     """vtysh argv that adds (or removes) one `network` line in the running config (bgpd
     alone: vtysh would wait on any other daemon that does not answer)."""

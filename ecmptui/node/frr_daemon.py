@@ -110,7 +110,7 @@ class FrrDaemon(RoutingDaemon):
                 await node.systemctl("restart", self.unit)
 
     def bfd_on(self, config: str) -> bool:
-        return " bfd\n" in config or any(
+        return any(
             line.strip().startswith("neighbor ") and line.strip().endswith(" bfd")
             for line in config.splitlines()
         )
@@ -161,8 +161,7 @@ class FrrDaemon(RoutingDaemon):
             # live first (bgpd withdraws in milliseconds), then the file, validated and
             # reloaded, so that a restart keeps the same state
             asn = frr.local_as(current) or 0
-            live = [(f, ln) for f, ln in frr.all_networks(current) if frr.network_eip(ln) in eips]
-            for family, line in live if asn else []:
+            for family, line in frr.eip_networks(current, eips) if asn else []:
                 await node.run(*frr.network_argv(asn, family, line, enabled), check=False)
             await self.apply(node, new)
             return
@@ -182,7 +181,7 @@ class FrrDaemon(RoutingDaemon):
         asn = frr.local_as(config)
         if asn is None:
             raise NodeError("its FRR config has no `router bgp`: nothing to switch")
-        nets = [(f, line) for f, line in frr.all_networks(config) if frr.network_eip(line) in eips]
+        nets = frr.eip_networks(config, eips)
         return HealthSwitch(
             withdraw=tuple((frr.network_argv(asn, f, ln, False), f.api) for f, ln in nets),
             announce=tuple((frr.network_argv(asn, f, ln, True), f.api) for f, ln in nets),
