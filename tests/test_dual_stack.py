@@ -17,19 +17,23 @@ from metal_spec import LabApi, validate
 pytestmark = pytest.mark.lab
 
 
-def settled(cfg: Path) -> dict:
-    """Status once every session of every node is Established: a test before may have
-    broken and restored a node, and each family's sessions come back on their own timers
-    (BIRD's error wait), so "the node is Established" is not yet "all four are"."""
+def settled(cfg: Path, bfd: str | None = None) -> dict:
+    """Status once every session of every node is Established (and, with `bfd`, each node's
+    BFD reads so, e.g. "4/4 up"): a test before may have broken and restored a node, and
+    each family's sessions come back on their own timers (BIRD's error wait), so "the node
+    is Established" is not yet "all four are"."""
     st = wait_for(
         lambda: (
             (s := status(cfg))
             and all(p["bgp_state"] == "Established" for n in s["nodes"] for p in n["peers"])
+            and (bfd is None or all(n["bfd"] == bfd for n in s["nodes"]))
             and s
         ),
         timeout=30,
     )
-    assert st, f"sessions not all Established: {status(cfg)['nodes']}"
+    assert st, f"sessions not all Established{f' with BFD {bfd}' if bfd else ''}: " + str(
+        status(cfg)["nodes"]
+    )
     return dict(st)
 
 

@@ -19,6 +19,7 @@ from conftest import on_node, run_cli, wait_for
 from ecmptui.lab import control
 from ecmptui.lab.instance import LabInstance
 from ecmptui.waits import load_factor
+from test_dual_stack import settled
 from tui import until
 
 pytestmark = pytest.mark.lab
@@ -211,20 +212,8 @@ def resilient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         control.down(RLAB)
 
 
-def _all_established(cfg: Path) -> Any:
-    return wait_for(
-        lambda: (
-            (s := json.loads(run_cli("--config", str(cfg), "status", "--json").stdout))
-            and all(p["bgp_state"] == "Established" for n in s["nodes"] for p in n["peers"])
-            and s
-        ),
-        timeout=30,
-    )
-
-
 def test_four_frr_nodes_with_md5_and_bfd_serve_the_eip(four: Path) -> None:
-    st = _all_established(four)
-    assert st, "not every FRR session came up (MD5 must match on both sides)"
+    st = settled(four)  # MD5 must match on both sides for every session to come up
     assert [n["daemon"] for n in st["nodes"]] == ["frr"] * 4
     assert all(n["bfd"] == "4/4 up" and len(n["peers"]) == 4 for n in st["nodes"]), st["nodes"]
     assert (
@@ -243,8 +232,7 @@ def test_four_frr_nodes_with_md5_and_bfd_serve_the_eip(four: Path) -> None:
 
 
 def test_a_mixed_fleet_serves_from_every_node(resilient: Path) -> None:
-    st = _all_established(resilient)
-    assert st, "not every session of the mixed fleet came up"
+    st = settled(resilient)
     assert [n["daemon"] for n in st["nodes"]] == ["bird", "frr", "bird", "frr"]
     assert [p["protocol"] for p in st["nodes"][1]["peers"]][:1] == ["169.254.255.1"]
     assert [p["protocol"] for p in st["nodes"][0]["peers"]][:1] == ["peer1"]

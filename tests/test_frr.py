@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,8 @@ import pytest
 from conftest import fetch_from_client, make_config, on_node, run_cli, status, wait_for
 from ecmptui.lab.control import LabInfo
 from ecmptui.node.failure import NodeError
+from test_dual_stack import settled as dual_stack_settled
+from test_health import _transitions
 
 pytestmark = pytest.mark.lab
 NO_API = {"METAL_AUTH_TOKEN": "", "PACKET_AUTH_TOKEN": ""}
@@ -38,18 +39,8 @@ def frr_fleet(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def settled(cfg: Path) -> dict:
-    """Status once every session of every node is Established (and BFD up)."""
-    st = wait_for(
-        lambda: (
-            (s := status(cfg))
-            and all(p["bgp_state"] == "Established" for n in s["nodes"] for p in n["peers"])
-            and all(n["bfd"] == "4/4 up" for n in s["nodes"])
-            and s
-        ),
-        timeout=30,
-    )
-    assert st, f"not all Established with BFD: {status(cfg)['nodes']}"
-    return dict(st)
+    """Every session Established, and BFD up on all four of each node."""
+    return dual_stack_settled(cfg, bfd="4/4 up")
 
 
 def test_frr_nodes_have_every_session_and_serve_the_eip(lab: LabInfo, frr_fleet: Path) -> None:
@@ -159,16 +150,6 @@ def test_shutdown_and_start_act_on_frrs_neighbors(frr_fleet: Path) -> None:
     settled(frr_fleet)
 
 
-def _health_down_after(log: str, since: float) -> float | None:
-    for line in log.splitlines():
-        m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) DOWN ", line)
-        if m:
-            t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-            if t >= since:
-                return t
-    return None
-
-
 def test_the_health_check_withdraws_an_frr_node_whose_nginx_stopped(frr_fleet: Path) -> None:
     settled(frr_fleet)
     started = time.time()
@@ -179,7 +160,7 @@ def test_the_health_check_withdraws_an_frr_node_whose_nginx_stopped(frr_fleet: P
         assert st["nodes"][0]["health"]["state"] == "down"
         assert st["nodes"][0]["routes_exported"] == 0  # withdrawn in bgpd, not only by the router
         log = on_node(frr_fleet, "frnode1", lambda n: n.read("/var/lib/ecmptui/health.log"))
-        down = _health_down_after(log, started)
+        down = next((t for t, what in _transitions(log, started) if what == "DOWN"), None)
         assert down is not None and down - started < 1.0 + 1.0, log  # ≤ 1 s after stop, + CLI
         assert "withdraw failed" not in log
     finally:
