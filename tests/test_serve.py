@@ -15,7 +15,8 @@ from typing import Any
 import asyncssh
 import pytest
 
-from conftest import Deployed, probers, run_cli
+from conftest import Deployed, probers, run_cli, wait_for
+from ecmptui.waits import scaled
 from serving import ONE_MACHINE, Served, open_terminal, palette
 
 
@@ -186,4 +187,5 @@ async def test_twenty_viewers_cost_the_service_one_prober(
         for conn, _chan, _ in conns:
             conn.close()
         s.stop()
-    assert probers() == []
+    # the prober exits just after the server that ran it: give it that moment (scaled)
+    assert wait_for(lambda: probers() == [], timeout=scaled(5.0)), probers()
