@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
@@ -36,6 +36,9 @@ from ecmptui.screens.traffic import TrafficScreen
 from ecmptui.screens.view import DashboardView
 from ecmptui.traffic.model import TrafficModel
 from ecmptui.traffic.timeline import EventLog, record_changes
+
+if TYPE_CHECKING:
+    from ecmptui.metrics.probe_metrics import ProbeMetrics
 
 SERVER_SIDE_COMMANDS = {"Screenshot"}  # not offered in a served session
 STATE = ("status", "status_error", "lab_down", "read_only", "paused", "rate", "probe_state",
@@ -73,7 +76,7 @@ class EcmpApp(App[None]):
     def __init__(self, cockpit: Cockpit, *, live: bool = True, rate: float = 100.0,
                  start_mode: str | None = None, served: bool = False,
                  error_fd: int | None = None, export_dir: str | None = None,
-                 flows: int = 0) -> None:  # fmt: skip
+                 flows: int = 0, metrics: ProbeMetrics | None = None) -> None:  # fmt: skip
         super().__init__()
         self.cockpit = cockpit
         self.served = served  # a session of `ecmptui serve`: nothing outside the app
@@ -86,6 +89,7 @@ class EcmpApp(App[None]):
         self.wall: Callable[[], float] = time.time  # what the log shows
         self.events = EventLog()  # the BGP screen's log
         self.traffic = TrafficModel()
+        self.metrics = metrics
         self.stream: SampleStream | None = None  # while probing
         self.prober = ProberControl(self)
         self.polling = StatusPolling(self)
@@ -153,6 +157,8 @@ class EcmpApp(App[None]):
             record_changes(self.events, self.traffic, self.status, st, self.clock, self.wall)
         if st is not None or self.lab_down:
             self.status = st
+            if self.metrics is not None:
+                self.metrics.set_status(st)
         self.status_error = error
         self._changed()
 
@@ -164,9 +170,9 @@ class EcmpApp(App[None]):
     def _tick(self) -> None:
         now = self.clock()
         self.traffic.prune(now)
-        for rec in self.traffic.settle(now):
-            if rec.takes_node_out and rec.source == "operator":
-                rec.fib_ms = self.cockpit.fib_ms(rec.t)
+        for rec in self.traffic.settle(now, fib_ms=self.cockpit.fib_ms):
+            if self.metrics is not None:
+                self.metrics.action(rec)
         if self.cockpit.shared_timeline and not self.paused:
             self.probe_state = self.feed.probe_state()
         second = int(self.wall())

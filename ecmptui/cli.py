@@ -12,7 +12,7 @@ from typing import Any
 
 from ecmptui import __version__
 from ecmptui.errors import EcmpError
-from ecmptui.lab.instance import DEFAULT_NAME, LabInstance
+from ecmptui.lab.instance import DEFAULT_NAME, MAX_VANTAGES, LabInstance
 from ecmptui.limits import validate_rate
 
 
@@ -63,15 +63,19 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     resilient = Resilient(args.buckets, args.idle_timer, args.unbalanced_timer)
     if args.ecmp != "resilient" and resilient != Resilient():
         raise EcmpError("--buckets, --idle-timer and --unbalanced-timer are for --ecmp resilient")
+    if not 0 <= args.vantages <= MAX_VANTAGES:
+        raise EcmpError(f"--vantages {args.vantages}: must be 0-{MAX_VANTAGES}")
+    lab = LabInstance(args.lab)
     info, started = control.up(
-        LabInstance(args.lab),
+        lab,
         port=args.port,
         progress=_image_progress(args.json),
         ecmp=args.ecmp,
         resilient=resilient,
     )
+    sites = control.vantages(lab, args.vantages) if args.vantages else control.sites(lab)
     if args.json:
-        _print_json(info.public())
+        _print_json({**info.public(), "vantages": sites})
         return 0
     con = _console()
     con.print(f"[bold green]lab {args.lab!r} {'is up' if started else 'was already up'}[/]")
@@ -84,6 +88,9 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     con.print(f"  token file  {info.token_file}")
     con.print(f"  CA file     {info.ca_file}")
     con.print(f"  client ns   {info.client_namespace}  (the EIP is reachable only from there)")
+    if sites:
+        names = ", ".join(ns.removeprefix(lab.prefix) for ns in sites)
+        con.print(f"  vantages    {names}  (`ecmptui exporter --vantage site1` probes from there)")
     con.print(
         f"  ECMP        {info.ecmp}"
         + (
@@ -231,7 +238,14 @@ def cmd_tui(args: argparse.Namespace) -> int:
     else:
         cockpit = LocalCockpit(settings, read_only=read_only)
     error_fd = os.environ.get("ECMPTUI_ERROR_FD")
-    EcmpApp(
+    metrics, metrics_http = None, None
+    if args.dash_metrics_listen is not None:
+        from ecmptui.metrics import server as metrics_server
+        from ecmptui.metrics.probe_metrics import ProbeMetrics
+
+        metrics = ProbeMetrics(metrics_server.vantage_name(args.dash_vantage), settings.target)
+        metrics_http = metrics_server.start(args.dash_metrics_listen, metrics)
+    app = EcmpApp(
         cockpit,
         rate=args.rate,
         start_mode=args.screen,
@@ -239,7 +253,13 @@ def cmd_tui(args: argparse.Namespace) -> int:
         error_fd=int(error_fd) if error_fd and error_fd.isdigit() else None,
         export_dir=args.export,
         flows=args.dash_flows,
-    ).run()
+        metrics=metrics,
+    )
+    try:
+        app.run()
+    finally:
+        if metrics_http is not None:
+            metrics_http.stop()
     return 0
 
 
@@ -637,6 +657,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg.authorized_keys, cfg.authorized_keys_given = Path(args.authorized_keys), True
     if args.host_key:
         cfg.host_key = Path(args.host_key)
+    metrics_http = None
+    if args.metrics_listen is not None:
+        from ecmptui.metrics import server as metrics_server
+        from ecmptui.metrics.probe_metrics import ProbeMetrics
+
+        cfg.metrics = ProbeMetrics(metrics_server.vantage_name(args.vantage), settings.target)
+        metrics_http = metrics_server.start(args.metrics_listen, cfg.metrics)
     handler = logging.StreamHandler(sys.stderr)
     if args.log_format == "json":  # pure JSON lines, the server's own messages too
         from ecmptui.serve.audit import JsonLines
@@ -646,7 +673,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("asyncssh").setLevel(logging.WARNING)  # ours says who and when
-    asyncio.run(ssh.serve(cfg))
+    try:
+        asyncio.run(ssh.serve(cfg))
+    finally:
+        if metrics_http is not None:
+            metrics_http.stop()
     return 0
 
 
@@ -680,9 +711,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
         url = url or inv_url
         if netns is None:
             netns = inv_netns  # the lab's client namespace: the EIP is routed only there
+    if args.metrics_listen is not None:
+        from ecmptui.metrics import server as metrics_server
+
+        metrics_server.vantage_name(args.vantage)  # refused before anything starts
     if netns is not None and not _in_namespace(netns):
         if not os.path.exists(f"/run/netns/{netns}"):
             raise EcmpError(f"network namespace {netns!r} does not exist")
+        if args.metrics_listen is not None and metrics_server.FD_ENV not in os.environ:
+            # bound here, in this namespace (Prometheus's), and handed to the prober
+            sock = metrics_server.bind(args.metrics_listen)
+            sock.set_inheritable(True)
+            os.environ[metrics_server.FD_ENV] = str(sock.fileno())
         argv = [a for a in sys.argv[1:] if a != args.url]
         if args.netns is None:
             argv += ["--netns", netns]
@@ -723,7 +763,16 @@ def cmd_probe(args: argparse.Namespace) -> int:
     flow_events: list[FlowEvent] = []
     write_lock = threading.Lock()
 
+    metrics, metrics_http = None, None
+    if args.metrics_listen is not None:
+        from ecmptui.metrics.probe_metrics import ProbeMetrics
+
+        metrics = ProbeMetrics(metrics_server.vantage_name(args.vantage), target="probe")
+        metrics_http = metrics_server.start(args.metrics_listen, metrics)
+
     def on_flow(ev: FlowEvent) -> None:
+        if metrics is not None:
+            metrics.flow(ev)
         if args.jsonl:
             with write_lock:
                 out.write(ev.to_json() + "\n")
@@ -738,6 +787,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     bucket: list[Any] = []
 
     def on_sample(s: Any) -> None:
+        if metrics is not None:
+            metrics.observe(s)
         if args.jsonl and not args.interval:
             with write_lock:
                 out.write(s.to_json() + "\n")
@@ -762,6 +813,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         if keeper is not None and flow_thread is not None:
             keeper.stop()
             flow_thread.join(timeout=args.timeout + 2)
+        if metrics_http is not None:
+            metrics_http.stop()
     elapsed = time.monotonic() - start
     if args.jsonl:
         out.flush()
@@ -799,6 +852,56 @@ def cmd_probe(args: argparse.Namespace) -> int:
                 "ms; failover times are only as fine as the requests actually sent",
                 file=sys.stderr,
             )
+    return 0
+
+
+def cmd_exporter(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from ecmptui.cockpit import LocalCockpit
+    from ecmptui.metrics import server as metrics_server
+    from ecmptui.metrics.exporter import Exporter
+    from ecmptui.metrics.probe_metrics import ProbeMetrics
+
+    validate_rate(args.rate)
+    if not 0 <= args.flows <= 5000:
+        raise EcmpError(f"--flows {args.flows}: must be 0-5000")
+    vantage = metrics_server.vantage_name(args.vantage)
+    settings = _settings(args)
+    cockpit = LocalCockpit(settings, read_only=True)
+    netns = cockpit.target.vantage_netns(args.vantage) if args.vantage else None
+    metrics = ProbeMetrics(vantage, target=cockpit.target_label())
+    sock = metrics_server.bind(args.listen, "--listen")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    server = metrics_server.MetricsServer(metrics.registry, sock).start()
+    print(
+        f"ecmptui exporter: metrics at {server.url} (vantage {vantage}, {args.rate:g} req/s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
+        exporter = Exporter(
+            cockpit, metrics, args.rate, flows=args.flows, family=args.family, netns=netns
+        )
+        try:
+            await exporter.run(stop)
+        finally:
+            await cockpit.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
     return 0
 
 
@@ -898,6 +1001,29 @@ def _family_or_both(text: str) -> str:
     return str(_family(value).api)
 
 
+EXPORTER_LISTEN = "127.0.0.1:9478"
+
+
+def _metrics_options(p: argparse.ArgumentParser, dashboard: bool = False) -> None:
+    """--metrics-listen and --vantage (the dashboard's are global options, kept apart from
+    a command's own so that neither overrides the other)."""
+    prefix, dest = ("dashboard: ", "dash_") if dashboard else ("", "")
+    p.add_argument(
+        "--metrics-listen",
+        default=None,
+        dest=f"{dest}metrics_listen",
+        metavar="HOST:PORT",
+        help=f"{prefix}serve Prometheus metrics of what is measured at http://HOST:PORT/metrics",
+    )
+    p.add_argument(
+        "--vantage",
+        default=None,
+        dest=f"{dest}vantage",
+        metavar="NAME",
+        help=f"{prefix}with --metrics-listen: the `vantage` label (default: the host name)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ecmptui",
@@ -960,6 +1086,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dashboard: on quit (and from the palette) write the timeline and "
         "the BGP log to DIR as JSON lines and Markdown",
     )
+    _metrics_options(parser, dashboard=True)
     parser.add_argument(
         "--screen",
         choices=("provision", "bgp", "traffic"),
@@ -1009,6 +1136,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="resilient: force buckets to move after S s unbalanced (0: never, "
         "the default: a busy flow is never moved)",
+    )
+    p.add_argument(
+        "--vantages",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"also N client sites (site1..siteN, at most {MAX_VANTAGES}) that reach the EIP "
+        "through the fabric, each its own vantage point (added to a lab already up)",
     )
     p.add_argument("--json", action="store_true", help="print endpoint, project and files")
     p.set_defaults(func=cmd_lab_up)
@@ -1249,7 +1384,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-netns", action="store_true", help="run here, in this namespace, whatever the target"
     )
+    _metrics_options(p)
     p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser(
+        "exporter", help="probe and poll headless, with Prometheus metrics (docs/prometheus)"
+    )
+    p.add_argument(
+        "--listen",
+        default=EXPORTER_LISTEN,
+        metavar="HOST:PORT",
+        help="where Prometheus scrapes /metrics (default %(default)s; port 0: any, said at start)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=100.0,
+        help="probe requests per second (default %(default)s)",
+    )
+    p.add_argument(
+        "--family",
+        type=_family,
+        default=None,
+        metavar="ipv4|ipv6",
+        help="which EIP to probe (default: the deployment's first family)",
+    )
+    p.add_argument(
+        "--flows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also keep N long-lived connections (ecmptui_flows_*)",
+    )
+    p.add_argument(
+        "--vantage",
+        default=None,
+        metavar="NAME",
+        help="the `vantage` label (default: this host's name); in the lab, a vantage made "
+        "by `lab up --vantages N` (site1, site2, ...) probes from that site",
+    )
+    p.set_defaults(func=cmd_exporter)
 
     p = sub.add_parser("serve", help="serve the dashboard over SSH (keys decide who may act)")
     p.add_argument(
@@ -1358,6 +1532,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="the audit log on stderr: text or JSON lines (default %(default)s)",
     )
+    _metrics_options(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("drill", help="failover scenarios while probing, with a report")

@@ -113,9 +113,10 @@ class Cockpit(abc.ABC):
         flows: int = 0,
         on_flow: Callable[[FlowEvent], None] | None = None,
         family: Family | None = None,
+        netns: str | None = None,
     ) -> SampleStream:
         """Samples of the EIP (of `family`; None: the deployment's first) flow to
-        `on_sample` until the stream is stopped."""
+        `on_sample` until the stream is stopped; `netns`: probe from there instead."""
 
     @abc.abstractmethod
     def fib_ms(self, t: float) -> float | None:
@@ -344,12 +345,16 @@ class LocalCockpit(Cockpit):
         flows: int = 0,
         on_flow: Callable[[FlowEvent], None] | None = None,
         family: Family | None = None,
+        netns: str | None = None,
     ) -> SampleStream:
+        """A prober of the deployment's EIP (of `family`), from the target's probe
+        namespace or `netns` (a vantage site)."""
         from ecmptui.traffic.probe_stream import ProbeStream
 
         d = self.deployment()
         inv = await d.ainventory()
-        url, netns = d.probe_target(inv, family)
+        url, default_netns = d.probe_target(inv, family)
+        netns = netns or default_netns
         stream = ProbeStream(url, rate, timeout, netns, on_sample, flows=flows, on_flow=on_flow)
         await stream.start()
         eip = inv.eip_for(family or inv.families[0])

@@ -14,7 +14,7 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = ci_lines[-1]
     readme = (ROOT / "README.md").read_text()
     assert command in readme.splitlines()
-    assert "bash .ci/setup &&" in command
+    assert "bash .ci/setup --test &&" in command  # with what only the tests use
 
 
 def test_readme_names_every_lab_command() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.message import Message
 from textual.notifications import SeverityLevel
@@ -16,6 +16,9 @@ from ecmptui.deployment.status import DeploymentStatus
 from ecmptui.traffic.model import TrafficModel
 from ecmptui.traffic.timeline import EventLog
 
+if TYPE_CHECKING:
+    from ecmptui.metrics.probe_metrics import ProbeMetrics
+
 
 class Dashboard(Protocol):
     """The app as its parts see it (`app.EcmpApp`)."""
@@ -24,6 +27,7 @@ class Dashboard(Protocol):
     served: bool
     export_dir: str | None
     traffic: TrafficModel
+    metrics: ProbeMetrics | None  # --metrics-listen: fed what the dashboard measures
     events: EventLog
     stream: SampleStream | None
     live: bool

@@ -7,6 +7,7 @@ from ecmptui.dashboard.host import Dashboard
 from ecmptui.errors import EcmpError
 from ecmptui.family import Family
 from ecmptui.limits import MAX_RATE, MIN_RATE
+from ecmptui.traffic.flows import FlowEvent
 from ecmptui.traffic.samples import Sample
 
 PROBE_RETRY_S = 2.0  # a prober that failed to start is tried again
@@ -52,7 +53,7 @@ class ProberControl:
                     app.rate,
                     self._on_sample,
                     flows=app.flows,
-                    on_flow=app.traffic.add_flow if app.flows else None,
+                    on_flow=self._on_flow if app.flows else None,
                     family=self.family,
                 )
             except EcmpError as exc:
@@ -62,6 +63,7 @@ class ProberControl:
                 app.set_timer(PROBE_RETRY_S, self._retry)
                 return
             app.probe_state = f"probing{self._which()} at {app.rate:.0f}/s"
+            self._running(True)
         finally:
             self._starting = False
 
@@ -90,6 +92,17 @@ class ProberControl:
 
     def _on_sample(self, s: Sample) -> None:
         self.app.traffic.add(s)
+        if self.app.metrics is not None:
+            self.app.metrics.observe(s)
+
+    def _on_flow(self, ev: FlowEvent) -> None:
+        self.app.traffic.add_flow(ev)
+        if self.app.metrics is not None:
+            self.app.metrics.flow(ev)
+
+    def _running(self, running: bool) -> None:
+        if self.app.metrics is not None:
+            self.app.metrics.prober_running.labels(self.app.metrics.vantage).set(running)
 
     def _retry(self) -> None:
         """A prober that failed to start starts again while there is an EIP to probe."""
@@ -100,6 +113,7 @@ class ProberControl:
 
     async def stop(self) -> None:
         stream, self.app.stream = self.app.stream, None
+        self._running(False)
         if stream is not None:
             await stream.stop()
 

@@ -177,6 +177,11 @@ class Target:
         """The network namespace to probe the EIP from (None: this one)."""
         return None
 
+    def vantage_netns(self, vantage: str) -> str | None:
+        """Where a prober of `vantage` stands, when the target has such a place (the lab's
+        sites); None: where `probe_netns` says (elsewhere a vantage is only a label)."""
+        return None
+
     def routers(self) -> RouterView | None:
         """The provider's routers, where this target owns them (the lab); else None."""
         return None

@@ -22,7 +22,7 @@ from pathlib import Path
 from ecmptui.errors import EcmpError
 from ecmptui.jsonish import JsonObject
 from ecmptui.lab import fabric, image, machine
-from ecmptui.lab.instance import MAX_SLOTS, STATE_ROOT, LabInstance, mgmt_net
+from ecmptui.lab.instance import MAX_SLOTS, MAX_VANTAGES, STATE_ROOT, LabInstance, mgmt_net
 from ecmptui.lab.router import Resilient
 from ecmptui.waits import Deadline
 
@@ -254,6 +254,35 @@ def up(
     return _start_daemon(
         lab, port, free[0], adopt=False, ecmp=ecmp or "hash", resilient=resilient or Resilient()
     ), True
+
+
+def vantages(lab: LabInstance, count: int) -> list[str]:
+    """Vantage sites 1..count on a lab that is up (the ones missing are added; more than
+    count are left: a running exporter may probe from them). Returns their namespaces."""
+    if not 0 <= count <= MAX_VANTAGES:
+        raise EcmpError(f"--vantages {count}: must be 0-{MAX_VANTAGES}")
+    if read_info(lab) is None:
+        raise EcmpError(f"lab {lab.name!r} is not up")
+    with _lab_lock(lab):
+        have = set(fabric.list_namespaces())
+        for k in range(1, count + 1):
+            if lab.site_ns(k) not in have:
+                fabric.add_site(lab, k)
+    return sites(lab)
+
+
+def sites(lab: LabInstance) -> list[str]:
+    """The lab's vantage sites' namespaces, in order."""
+    have = set(fabric.list_namespaces())
+    return [lab.site_ns(k) for k in range(1, MAX_VANTAGES + 1) if lab.site_ns(k) in have]
+
+
+@contextmanager
+def _lab_lock(lab: LabInstance) -> Iterator[None]:
+    """One process at a time changes this lab's sites."""
+    with open(lab.state_dir / "sites.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def _orphaned(lab: LabInstance) -> JsonObject | None:

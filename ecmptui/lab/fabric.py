@@ -34,6 +34,8 @@ from ecmptui.lab.instance import (
     router_link_addr6,
     server_link_addr,
     server_link_addr6,
+    site_net,
+    site_net6,
 )
 
 
@@ -189,6 +191,49 @@ def build_base(lab: LabInstance, slot: int) -> None:
     ip("link", "add", lab.bridge, "type", "bridge")
     ip("addr", "add", f"{mgmt_gateway(slot)}/{net.prefixlen}", "dev", lab.bridge)
     ip("link", "set", lab.bridge, "up")
+
+
+def add_site(lab: LabInstance, k: int) -> None:
+    """Vantage site k: a client namespace of its own on its own fabric link (another
+    site's view of the same anycast EIP). Made whole or not at all."""
+    ns, link = lab.site_ns(k), f"rt-site{k}"
+    fab_side, site_side = site_net(k)
+    fab6, site6 = site_net6(k)
+    run(["ip", "netns", "add", ns])
+    try:
+        ip("link", "set", "lo", "up", ns=ns)
+        ip(
+            "link",
+            "add",
+            link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns,
+            ns=lab.fabric_ns,
+        )
+        ip("addr", "add", str(fab_side), "dev", link, ns=lab.fabric_ns)
+        ip("link", "set", link, "up", ns=lab.fabric_ns)
+        ip("addr", "add", str(site_side), "dev", "eth0", ns=ns)
+        ip("link", "set", "eth0", "up", ns=ns)
+        ip("route", "add", "default", "via", str(fab_side.ip), ns=ns)
+        addr6(str(fab6), link, lab.fabric_ns)
+        addr6(str(site6), "eth0", ns)
+        ip("-6", "route", "add", "default", "via", str(fab6.ip), ns=ns)
+    except FabricError:
+        remove_site(lab, k)
+        raise
+
+
+def remove_site(lab: LabInstance, k: int) -> None:
+    ip("link", "del", f"rt-site{k}", ns=lab.fabric_ns, check=False)
+    ns = lab.site_ns(k)
+    if ns in list_namespaces():
+        kill_pids(namespace_pids(ns))
+        run(["ip", "netns", "del", ns], check=False)
 
 
 def add_server(lab: LabInstance, n: int, slot: int) -> None:

@@ -38,6 +38,7 @@ EIP6_POOL = ipaddress.IPv6Network("2001:db8:ec:1ff::/64")  # inside PROJECT_BLOC
 CLIENT_ADDR6 = "fd00:ec:1::2"
 CLIENT_GW6 = "fd00:ec:1::1"
 LAB_NET = ipaddress.IPv4Network("198.18.0.0/15")
+MAX_VANTAGES = 8  # client sites beside the client (`lab up --vantages N`)
 
 
 validate_name = validate_lab_name
@@ -70,6 +71,10 @@ class LabInstance:
     def client_ns(self) -> str:
         return f"{self.name}-client"
 
+    def site_ns(self, k: int) -> str:
+        """Vantage site k's namespace: another client, on its own link to the fabric."""
+        return f"{self.name}-site{k}"
+
     def server_ns(self, n: int) -> str:
         return f"{self.name}-srv{n}"
 
@@ -83,7 +88,8 @@ class LabInstance:
 
     def owns_namespace(self, ns: str) -> bool:
         return (
-            re.fullmatch(re.escape(self.name) + r"-(fabric|core[12]|client|srv\d+)", ns) is not None
+            re.fullmatch(re.escape(self.name) + r"-(fabric|core[12]|client|site\d+|srv\d+)", ns)
+            is not None
         )
 
     def owns_machine(self, name: str) -> bool:
@@ -169,6 +175,22 @@ def router_link(router: str) -> tuple[str, str]:
     k = ROUTERS.index(router)
     base = ipaddress.IPv4Address("198.18.2.0") + 4 * k
     return str(base + 1), str(base + 2)
+
+
+def site_net(k: int) -> tuple[ipaddress.IPv4Interface, ipaddress.IPv4Interface]:
+    """(fabric side, site side) of vantage site k's link: 198.18.(40+k).0/24."""
+    if not 1 <= k <= MAX_VANTAGES:
+        raise ValueError(f"vantage {k} out of range")
+    return ipaddress.IPv4Interface(f"198.18.{40 + k}.1/24"), ipaddress.IPv4Interface(
+        f"198.18.{40 + k}.2/24"
+    )
+
+
+def site_net6(k: int) -> tuple[ipaddress.IPv6Interface, ipaddress.IPv6Interface]:
+    """(fabric side, site side) of vantage site k's IPv6 link: fd00:ec:2:k::/64."""
+    return ipaddress.IPv6Interface(f"fd00:ec:2:{k}::1/64"), ipaddress.IPv6Interface(
+        f"fd00:ec:2:{k}::2/64"
+    )
 
 
 def link_net(n: int) -> ipaddress.IPv4Network:

@@ -3,6 +3,8 @@ the deployment port's `RouterView` (the fabric's FIB, the cores' BGP, ECMP weigh
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING
 from ecmptui.deployment.inventory import ApiTarget
 from ecmptui.deployment.port import Capabilities, TargetKind, Timing, lab_label
 from ecmptui.deployment.status import CoreView, RouterStatus
+from ecmptui.errors import EcmpError
 from ecmptui.family import Family, host_prefix
 from ecmptui.lab import control, router
 from ecmptui.lab.fibwatch import FibWatch
@@ -151,6 +154,19 @@ class LabTarget(ApiTarget):
 
     def probe_netns(self) -> str:
         return self.lab().client_ns  # the EIP is routed only there
+
+    def vantage_netns(self, vantage: str) -> str | None:
+        """A site of `lab up --vantages N` (site1, ...): its namespace, which must exist."""
+        m = re.fullmatch(r"site(\d+)", vantage)
+        if m is None:
+            return None
+        ns = self.lab().site_ns(int(m.group(1)))
+        if not os.path.exists(f"/run/netns/{ns}"):
+            raise EcmpError(
+                f"--vantage {vantage}: lab {self.lab().name!r} has no such site "
+                "(`ecmptui lab up --vantages N` adds them)"
+            )
+        return ns
 
     def routers(self) -> LabRouters:
         return LabRouters(self.lab())

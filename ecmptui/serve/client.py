@@ -199,8 +199,9 @@ class FeedCockpit(Cockpit):
         flows: int = 0,
         on_flow: Callable[..., None] | None = None,
         family: Family | None = None,
+        netns: str | None = None,
     ) -> FeedStream:
-        if family is not None:
+        if family is not None or netns is not None:
             raise EcmpError("the server probes one EIP for every session")
         self.on_sample = on_sample
         return FeedStream(self)

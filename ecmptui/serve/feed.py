@@ -31,6 +31,7 @@ from ecmptui.config import Settings
 from ecmptui.deployment import operate
 from ecmptui.errors import EcmpError
 from ecmptui.jsonish import JsonObject
+from ecmptui.metrics.probe_metrics import ProbeMetrics
 from ecmptui.serve.audit import Audit, Who
 from ecmptui.targets import dashboard_read_only
 from ecmptui.traffic.model import ActionRecord, TrafficModel
@@ -89,6 +90,7 @@ class Hub:
         self._act_lock = asyncio.Lock()  # one operator action at a time
         self.job_running = False
         self.polls = 0
+        self.metrics: ProbeMetrics | None = None  # `serve --metrics-listen`
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -186,6 +188,8 @@ class Hub:
                 log.exception("status poll failed")
                 error = f"status failed: {type(exc).__name__}"
             self.polls += 1
+            if self.metrics is not None:
+                self.metrics.set_status(st)
             self._status_line = encode(
                 {
                     "k": "status",
@@ -222,14 +226,20 @@ class Hub:
             self._set_probe_state(f"prober failed: {exc}")
             return
         self._set_probe_state(f"probing at {self.rate:.0f}/s (shared by every session)")
+        if self.metrics is not None:
+            self.metrics.prober_running.labels(self.metrics.vantage).set(1)
 
     async def _stop_probe(self) -> None:
         stream, self._stream = self._stream, None
+        if self.metrics is not None:
+            self.metrics.prober_running.labels(self.metrics.vantage).set(0)
         if stream is not None:
             await stream.stop()
 
     def _on_sample(self, s: Sample) -> None:
         self.model.add(s)
+        if self.metrics is not None:
+            self.metrics.observe(s)
         self._pending.append(s)
 
     async def _flush_loop(self) -> None:
@@ -244,12 +254,12 @@ class Hub:
             await asyncio.sleep(0.25)
             now = time.monotonic()
             self.model.prune(now)
-            for rec in self.model.settle(now):
+            for rec in self.model.settle(now, fib_ms=self.cockpit.fib_ms):
+                if self.metrics is not None:
+                    self.metrics.action(rec)
                 rid = next((i for i, r in self.records.items() if r is rec), None)
                 if rid is None:
                     continue
-                if rec.takes_node_out:
-                    rec.fib_ms = self.cockpit.fib_ms(rec.t)
                 self._publish(rid)
                 self.audit.event(
                     "action-result",

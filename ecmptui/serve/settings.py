@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ecmptui.config import Settings
+from ecmptui.metrics.probe_metrics import ProbeMetrics
 from ecmptui.serve import guard
 from ecmptui.serve.audit import Audit
 from ecmptui.serve.feed import Hub
@@ -48,6 +49,7 @@ class ServeConfig:
     log_format: str = "text"
     settings: Settings | None = None
     app_args: list[str] = field(default_factory=list)  # --config/--lab for the app
+    metrics: ProbeMetrics | None = None  # `--metrics-listen`: what the shared prober feeds
 
 
 class ServerState:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import logging
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 import asyncssh
 
 from ecmptui.errors import EcmpError
+from ecmptui.listen import parse_listen  # noqa: F401 - `serve --listen`, re-exported
 from ecmptui.serve import guard
 from ecmptui.serve.audit import Audit, Who
 from ecmptui.serve.feed import Hub
@@ -31,22 +30,6 @@ from ecmptui.serve.session import EXIT_GRACE, DashboardSession, kill_tree, reap
 from ecmptui.serve.settings import ServeConfig, ServerState
 
 log = logging.getLogger("ecmptui.serve")
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise EcmpError(f"--listen {text!r}: expected HOST:PORT")
-    if host.startswith("[") or host.endswith("]") or ":" in host:  # IPv6: [ADDR]:PORT
-        inner = host[1:-1] if host.startswith("[") and host.endswith("]") else None
-        try:
-            ipaddress.IPv6Address(inner or "")
-        except ValueError:
-            raise EcmpError(f"--listen {text!r}: expected HOST:PORT or [IPv6]:PORT") from None
-        return inner or "", int(port)
-    if host and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", host):
-        raise EcmpError(f"--listen {text!r}: {host!r} is not a host name or address")
-    return host or "127.0.0.1", int(port)
 
 
 def load_host_key(path: Path) -> asyncssh.SSHKey:
@@ -348,6 +331,8 @@ async def serve(cfg: ServeConfig, ready: asyncio.Event | None = None) -> None:
     host_key = load_host_key(cfg.host_key)
     audit = Audit(cfg.log_format)
     hub = Hub(cfg.settings, cfg.rate, audit) if cfg.settings is not None else None
+    if hub is not None:
+        hub.metrics = cfg.metrics
     state = ServerState(cfg, audit, hub)
     try:
         server = await asyncssh.create_server(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ecmptui.actions import ACTIONS
@@ -218,8 +219,12 @@ class TrafficModel:
         self.timeline.append(rec)
         return rec
 
-    def settle(self, now: float | None = None) -> list[ActionRecord]:
-        """Measure pending actions whose outcome is known now; returns the ones settled."""
+    def settle(
+        self, now: float | None = None, fib_ms: Callable[[float], float | None] | None = None
+    ) -> list[ActionRecord]:
+        """Measure pending actions whose outcome is known now; returns the ones settled.
+        `fib_ms(t)` (the lab): ms from `t` to the fabric's FIB change, for an operator's
+        action that took a node out."""
         now = time.monotonic() if now is None else now
         done = []
         for rec in self.timeline:
@@ -247,6 +252,8 @@ class TrafficModel:
                 if rec.recovery_ms is not None or age > self.limit_s:
                     rec.settled = True
             if rec.settled:
+                if fib_ms is not None and rec.takes_node_out and rec.source == "operator":
+                    rec.fib_ms = fib_ms(rec.t)
                 done.append(rec)
         for rec in self.timeline:  # flows are counted once they had time to break
             if rec.outcome != "done" or rec.flows is not None or not self.flow_events:
