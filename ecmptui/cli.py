@@ -549,8 +549,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
     from ecmptui.traffic.drill import Drill, report_markdown
 
-    if args.report:
-        _writable_output(args.report, force=True)  # a drill's results must not be lost
+    for report_path in args.report:
+        _writable_output(report_path, force=True)  # a drill's results must not be lost
     import signal
 
     # SIGTERM and SIGHUP end a drill like Ctrl-C: its finally blocks undo what it changed
@@ -583,8 +583,13 @@ def cmd_drill(args: argparse.Namespace) -> int:
         for family in families:
             results += asyncio.run(drill_of(family).run(args.scenario))
     text = report_markdown(results, args.rate, d.target.kind.value)
-    if args.report:
-        Path(args.report).write_text(text)
+    for report_path in args.report:
+        report = text
+        if Path(report_path).suffix.lower() in (".html", ".htm"):
+            from ecmptui.report.drill_report import drill_html
+
+            report = drill_html(results, args.rate, d.target.kind.value)
+        Path(report_path).write_text(report)
     if args.json:
         _print_json({"scenarios": [r.to_json() for r in results]})
     else:
@@ -1582,7 +1587,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="one request per flow every S seconds (default %(default)s)",
     )
-    p.add_argument("--report", metavar="PATH", help="write the Markdown report there")
+    p.add_argument(
+        "--report",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="write the report there: Markdown, or with a .html name one self-contained "
+        "HTML page with a chart per scenario (repeatable: both)",
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_drill)
     return parser

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
+from browser import render
 from ecmptui.app import EcmpApp
+from ecmptui.report.chart import PALETTE
 from fake_target import FakeLab
 from tui import drawn, node_of, seen, until
 
@@ -182,10 +184,23 @@ async def test_export_writes_the_timeline_and_the_log(fake: FakeLab, tmp_path: P
         )
         await pilot.press("q")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["bgp-log.jsonl", "bgp-log.md", "timeline.jsonl", "timeline.md"], names
+    assert names == [
+        "bgp-log.jsonl",
+        "bgp-log.md",
+        "timeline.html",
+        "timeline.jsonl",
+        "timeline.md",
+    ], names
     rows = [json.loads(line) for line in (out / "timeline.jsonl").read_text().splitlines()]
     assert [(r["node"], r["action"]) for r in rows] == [("ecmp-node1", "announce")]
     assert "ecmp-node1: BIRD Established" in (out / "bgp-log.md").read_text()
+    # the same timeline as a page: Chromium draws its chart, with the announce marked
+    page = render(out / "timeline.html", tmp_path)
+    assert page.page_errors() == []
+    assert page.dom.count('class="chart"') == 1
+    assert 'data-backend="ecmp-node1"' in page.dom and 'data-backend="ecmp-node2"' in page.dom
+    assert "announce ecmp-node1" in page.dom and "BIRD Established" in page.dom
+    assert page.has_colour(PALETTE[0]) and page.has_colour(PALETTE[1])
 
 
 async def test_a_dual_stack_is_probed_in_one_family_then_the_other(tmp_path: Path) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from browser import render
 from conftest import Deployed, on_node, run_cli, status, wait_for
 from ecmptui.lab.control import LabInfo
+from ecmptui.report.chart import PALETTE
 
 pytestmark = pytest.mark.lab
 
@@ -73,7 +76,8 @@ def test_restore_on_a_healthy_node_does_nothing(deployed: Deployed) -> None:
 @pytest.fixture(scope="module")
 def drill(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Any:
     cfg, _ = deployed
-    report = tmp_path_factory.mktemp("drill") / "report.md"
+    out = tmp_path_factory.mktemp("drill")
+    report = out / "report.md"
     proc = run_cli(
         "--config",
         str(cfg),
@@ -85,17 +89,19 @@ def drill(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Any:
         "--json",
         "--report",
         str(report),
+        "--report",
+        str(out / "report.html"),
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     rows = json.loads(proc.stdout)["scenarios"]
     keyed = {(r["name"], r["bfd"], r["health"]): r for r in rows}
     assert len(keyed) == len(rows)
-    return keyed, report.read_text()
+    return keyed, report.read_text(), out / "report.html"
 
 
 def test_drill_runs_every_scenario_and_reports(drill: Any) -> None:
-    rows, report = drill
+    rows, report, _ = drill
     names = {name for name, _, _ in rows}
     assert names == {
         "withdraw",
@@ -130,8 +136,26 @@ def test_drill_runs_every_scenario_and_reports(drill: Any) -> None:
             assert sum(r["failed"].values()) == 0 and r["fib_ms"] is None, r
 
 
+def test_the_default_drills_html_report_reads_in_chromium(drill: Any, tmp_path: Path) -> None:
+    """Every scenario of the default drill has its chart, drawn with both backends' lines
+    and the action marked; the figures match the JSON; the page logs no error."""
+    rows, _, html = drill
+    page = render(html, tmp_path, height=400 * len(rows) + 1200)
+    assert page.page_errors() == []
+    assert page.dom.count('class="chart"') == len(rows)
+    for i, r in enumerate(rows.values(), start=1):
+        svg = page.dom.split(f'id="chart-{i}"', 1)[1].split("</svg>", 1)[0]
+        backends = set(re.findall(r'data-backend="([^"]+)"', svg))
+        assert {"tnode1"} <= backends, (r["name"], backends)
+        assert 'class="mark action"' in svg, r["name"]
+        failed = r["failed"]
+        assert f"{failed['refused']}/{failed['reset']}/{failed['timeout']}" in page.dom
+    assert page.share_not_white() > 0.05
+    assert page.has_colour(PALETTE[0]) and page.has_colour(PALETTE[1])
+
+
 def test_every_scenario_restores_the_lab(drill: Any) -> None:
-    rows, _ = drill
+    rows, *_ = drill
     for key, r in rows.items():
         assert r["recovered"] is True, (key, r["notes"])
         assert not any("status differs" in n for n in r["notes"]), key
@@ -162,7 +186,7 @@ def test_stop_nginx_without_health_check_fails_until_restore(drill: Any) -> None
 
 
 def test_stop_nginx_with_health_check_withdraws_within_a_second(drill: Any) -> None:
-    rows, report = drill
+    rows, report, _ = drill
     r = rows[("stop-nginx", False, True)]
     assert r["convergence_ms"] is not None and r["convergence_ms"] <= 1000
     assert 0 < r["failed"]["refused"] <= 200  # at 200 req/s: failures stop within 1 s

@@ -28,9 +28,11 @@ from ecmptui.node import faults
 from ecmptui.node import health as node_health
 from ecmptui.node.daemon_names import DAEMON_LABELS
 from ecmptui.node.server import Node
+from ecmptui.traffic import series
 from ecmptui.traffic.failover import Failover, analyse, back_after_ms, first_answer_ms, steady_since
 from ecmptui.traffic.flows import disruption, flows_on
 from ecmptui.traffic.probe_stream import ProbeStream
+from ecmptui.traffic.series import Mark, Series
 
 if TYPE_CHECKING:
     from ecmptui.deployment.port import FibWatch
@@ -130,9 +132,11 @@ class ScenarioResult:
     flows: JsonObject | None = None  # with flows: how many, and how many the change broke
     family: int = 4  # the address family probed (the EIP of that family)
     daemon: str | None = None  # the routing daemon of the node acted on (bird, frr)
+    chart: Series | None = None  # answers and failures over time, for the HTML report
 
     def to_json(self) -> JsonObject:
         d = asdict(self)
+        d["chart"] = self.chart.to_json() if self.chart is not None else None
         d["failed"] = {k: self.failed.get(k, 0) for k in ("refused", "reset", "timeout")} | {
             k: v for k, v in self.failed.items() if k not in ("refused", "reset", "timeout")
         }
@@ -375,7 +379,14 @@ class Drill:
         notes: list[str],
         t_action: float,
         last_answer: bool = True,
+        t_restore: float | None = None,
     ) -> ScenarioResult:
+        fib_ms = self._fib_ms(t_action)
+        marks = [Mark(0.0, f"{name} {node}")]
+        if t_restore is not None:
+            marks.append(Mark(t_restore - t_action, "restore", "restore"))
+        if fib_ms is not None:
+            marks.append(Mark(fib_ms / 1000, "FIB", "fib"))
         return ScenarioResult(
             name,
             bfd,
@@ -390,9 +401,10 @@ class Drill:
             recovered=recovered,
             requests=len(stream.samples),
             notes=notes,
-            fib_ms=self._fib_ms(t_action),
+            fib_ms=fib_ms,
             family=(self.family or Family.IPV4).value,
             daemon=self._daemons.get(node),
+            chart=series.from_samples(stream.samples, t_action, marks=marks),
         )
 
     def _fib_ms(self, t_action: float) -> float | None:
@@ -447,6 +459,7 @@ class Drill:
             notes,
             t_action,
             last_answer=False,
+            t_restore=t_restore,
         )
         result.flows = self._flows(stream, t_action, t_restore, sc.router)
         self.on_event(
@@ -547,6 +560,7 @@ class Drill:
             stream,
             notes,
             t_action,
+            t_restore=t_restore,
         )
         result.flows = self._flows(stream, t_action, t_restore, target.name)
         self.on_event(
@@ -760,15 +774,13 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        f = r.to_json()["failed"]
-        dist = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"
         lines.append(
             f"| {scenario_label(r, dual)} | {'on' if r.bfd else 'off'} "
             f"| {'-' if r.health is None else ('on' if r.health else 'off')} "
             f"| {node_label(r)} | {fib_label(r.fib_ms, target == 'lab')} "
             f"| {fmt_ms(r.convergence_ms)} "
             f"| {fmt_ms(r.last_answer_ms) if r.last_answer_ms is not None else '-'} "
-            f"| {f['refused']}/{f['reset']}/{f['timeout']} | {dist(r.before)} | {dist(r.after)}"
+            f"| {failed_label(r)} | {distribution(r.before)} | {distribution(r.after)}"
             f" | {fmt_ms(r.recovery_ms) if r.recovery_ms is not None else '-'} "
             f"| {'yes' if r.recovered else 'NO'} |"
         )
@@ -800,13 +812,26 @@ def report_markdown(results: list[ScenarioResult], rate: float, target: str) -> 
     ]
     if notes:
         lines += ["", "Notes:", *notes]
-    lines += [
-        "",
-        "FIB updated (lab): from the action to the fabric's first change of its "
-        "route for the EIP (`ip monitor route`; unchanged: no change within 10 s; n/a: "
-        "the router's FIB cannot be seen from here).",
-        "convergence: from the action to the last request that failed or still "
-        "reached the node; recovery: from the restore to the node's first answer "
-        "(reboot: from the reboot request to its first answer after it was down).",
-    ]
+    lines += ["", *DEFINITIONS]
     return "\n".join(lines) + "\n"
+
+
+DEFINITIONS = (
+    "FIB updated (lab): from the action to the fabric's first change of its "
+    "route for the EIP (`ip monitor route`; unchanged: no change within 10 s; n/a: "
+    "the router's FIB cannot be seen from here).",
+    "convergence: from the action to the last request that failed or still "
+    "reached the node; recovery: from the restore to the node's first answer "
+    "(reboot: from the reboot request to its first answer after it was down).",
+)
+
+
+def failed_label(r: ScenarioResult) -> str:
+    """Failed requests as refused/reset/timeout (the report's column)."""
+    f = r.to_json()["failed"]
+    return f"{f['refused']}/{f['reset']}/{f['timeout']}"
+
+
+def distribution(d: dict[str, int]) -> str:
+    """Answers by backend: `node1 120, node2 118`, or - for none."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"

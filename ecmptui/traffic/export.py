@@ -1,5 +1,6 @@
 """The dashboard's timeline (actions and what they cost) and its BGP log, written as JSON
-lines and as Markdown, for an incident report (no UI: the app and tests call it)."""
+lines and as Markdown (with the HTML page `ecmptui.report` makes), for an incident report
+(no UI: the app and tests call it)."""
 
 from __future__ import annotations
 
@@ -51,10 +52,13 @@ def timeline_rows(records: Iterable[ActionRecord], wall_of: Any) -> list[Timelin
 
 
 def write_export(
-    directory: Path, rows: list[TimelineRow], log: list[tuple[float, str]]
+    directory: Path,
+    rows: list[TimelineRow],
+    log: list[tuple[float, str]],
+    html: str | None = None,
 ) -> list[Path]:
     """timeline.jsonl, timeline.md, bgp-log.jsonl and bgp-log.md in `directory` (made if
-    missing); the paths written."""
+    missing), and timeline.html when given; the paths written."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         out = []
@@ -82,6 +86,10 @@ def write_export(
             "# BGP log\n\n" + "".join(f"- `{stamp(at)}` {text}\n" for at, text in plain)
         )
         out.append(path)
+        if html is not None:
+            path = directory / "timeline.html"
+            path.write_text(html)
+            out.append(path)
     except OSError as exc:
         raise EcmpError(f"cannot export to {directory}: {exc.strerror}") from exc
     return out
