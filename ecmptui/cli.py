@@ -895,6 +895,8 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
+        if args.duration is not None:
+            loop.call_later(args.duration, stop.set)
         exporter = Exporter(
             cockpit, metrics, args.rate, flows=args.flows, family=args.family, netns=netns
         )
@@ -1420,6 +1422,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="also keep N long-lived connections (ecmptui_flows_*)",
+    )
+    p.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="stop after S seconds (default: until a signal)",
     )
     p.add_argument(
         "--vantage",
