@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--scrapes", type=int, default=300)
+    ap.add_argument("--poll", default="5", help="the exporter's --poll (its default: 5)")
     args = ap.parse_args()
     control.down(LAB)
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +62,7 @@ def main() -> None:
             with open(log, "wb") as fh:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "ecmptui", "--config", str(cfg), "exporter"]
-                    + ["--listen", "127.0.0.1:0"],
+                    + ["--listen", "127.0.0.1:0", "--poll", args.poll],
                     stdout=fh,
                     stderr=fh,
                     cwd="/",
@@ -105,7 +106,10 @@ def measure(proc: subprocess.Popen[bytes], log: Path, args: argparse.Namespace) 
             r'ecmptui_probe_requests_total\{[^}]*outcome="answered"[^}]*\} (\S+)', text
         )
     )
-    print(f"window {wall:.0f} s, 16 nodes' status polled once a second, prober at 100 req/s")
+    print(
+        f"window {wall:.0f} s, {args.nodes} nodes' status polled every {args.poll} s, "
+        "prober at 100 req/s"
+    )
     print(f"exporter's own process: {100 * (main1 - main0) / wall:.1f} % of one core")
     print(f"its prober (child):     {100 * (prober1 - prober0) / wall:.1f} % of one core")
     print(f"exporter RSS {rss_mb(proc.pid):.0f} MB; answered so far {answered:.0f}")

@@ -168,9 +168,14 @@ class LocalCockpit(Cockpit):
     """The cockpit that runs everything itself, on the configured target."""
 
     def __init__(
-        self, settings: Settings, read_only: bool = False, target: Target | None = None
+        self,
+        settings: Settings,
+        read_only: bool = False,
+        target: Target | None = None,
+        poll_s: float = 1.0,
     ) -> None:
         super().__init__(settings, read_only, target)
+        self.poll_s = poll_s  # how often the status poller asks each node and the API
         self._deployment: Deployment | None = None
         self._pool: NodePool | None = None
         self._poller: StatusPoller | None = None
@@ -217,7 +222,7 @@ class LocalCockpit(Cockpit):
         if self._poller is None:
             d = self.deployment()
             self._pool = NodePool(d)
-            self._poller = StatusPoller(d, self._pool.node)
+            self._poller = StatusPoller(d, self._pool.node, interval=self.poll_s)
             self._poller.start()
             await self._poller.wait_first()
         return self._poller.snapshot()

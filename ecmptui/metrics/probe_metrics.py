@@ -246,7 +246,7 @@ class StatusCollector(Collector):
         )
         withdrawn = _gauge(
             "ecmptui_node_withdrawn",
-            "1 when the EIP is withdrawn on the node (by an operator or its health check)",
+            "1 when an operator withdrew the EIP on the node (`node withdraw`)",
             ["vantage", "node"],
         )
         health = _gauge(
