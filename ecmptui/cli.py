@@ -1432,7 +1432,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="ask every node and the API for their status every S seconds (default "
         "%(default)s: Prometheus scrapes every 15 s; 1 is the dashboard's pace, at about "
-        "four times the CPU)",
+        "five times the CPU)",
     )
     p.add_argument(
         "--duration",

@@ -88,11 +88,15 @@ def test_down_leaves_nothing(kill: Any) -> None:
     run_cli("--lab", lab.name, "lab", "down")
     try:
         info = json.loads(
-            run_cli("--lab", lab.name, "lab", "up", "--port", "0", "--json", check=True).stdout
-        )
+            run_cli(
+                "--lab", lab.name, "lab", "up", "--port", "0", "--vantages", "1", "--json",
+                check=True,
+            ).stdout
+        )  # fmt: skip
+        assert info["vantages"] == [lab.site_ns(1)]
         _device_with_sshd(info)
-        # fabric, client, core1, core2, srv1; machines: fabric, core1, core2, srv1
-        assert len(fabric.present(lab)[0]) == 5
+        # fabric, client, site1, core1, core2, srv1; machines: fabric, core1, core2, srv1
+        assert len(fabric.present(lab)[0]) == 6
         assert len(fabric.machine_cgroups(lab)) == 4
         if kill:
             pid = json.loads(lab.info_file.read_text())["pid"]
