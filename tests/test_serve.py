@@ -189,3 +189,30 @@ async def test_twenty_viewers_cost_the_service_one_prober(
         s.stop()
     # the prober exits just after the server that ran it: give it that moment (scaled)
     assert wait_for(lambda: probers() == [], timeout=scaled(5.0)), probers()
+
+
+def test_metrics_listen_serves_the_shared_status(tmp_path: Path, lab_down_config: Path) -> None:
+    """`serve --metrics-listen`: the server's own endpoint says what its feed sees (here a
+    lab that is down: no status, no prober), and stops with the server."""
+    import httpx
+
+    s = Served(tmp_path, lab_down_config, "--metrics-listen", "127.0.0.1:0", *ONE_MACHINE)
+    try:
+        url = wait_for(
+            lambda: (
+                (m := re.search(r"metrics at (http://127\.0\.0\.1:\d+/metrics)", s.logs()))
+                and m.group(1)
+            ),
+            scaled(10),
+        )
+        assert url, s.logs()
+        text = wait_for(
+            lambda: "ecmptui_status_up{" in (t := httpx.get(url, timeout=5).text) and t,
+            scaled(10),
+        )
+        assert re.search(r'ecmptui_status_up\{vantage="[^"]+"\} 0\.0', text), text
+        assert "ecmptui_probe_requests_total{" not in text  # nothing was probed
+    finally:
+        s.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=5)
