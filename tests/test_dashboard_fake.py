@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from textual.widgets import DataTable
 
 from browser import render
 from ecmptui.app import EcmpApp
+from ecmptui.metrics.probe_metrics import ProbeMetrics
 from ecmptui.report.chart import PALETTE
 from fake_target import FakeLab
 from tui import drawn, node_of, seen, until
@@ -45,7 +47,8 @@ async def select(app: EcmpApp, node: str) -> None:
 
 
 async def test_withdraw_and_announce_from_the_keys(fake: FakeLab) -> None:
-    app = EcmpApp(fake.cockpit(), rate=100)
+    metrics = ProbeMetrics("here")  # what --metrics-listen feeds
+    app = EcmpApp(fake.cockpit(), rate=100, metrics=metrics)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: {"ecmp-node1", "ecmp-node2"} <= recent(app, 1), "both answer")
         await select(app, "ecmp-node2")
@@ -70,8 +73,20 @@ async def test_withdraw_and_announce_from_the_keys(fake: FakeLab) -> None:
         await pilot.press("a")  # announce: no question
         await until(pilot, lambda: "ecmp-node2" in recent(app, 0.5), "ecmp-node2 answering again")
         assert not fake.server("ecmp-node2").withdrawn
+        # the same measurements reached the metrics: answers, the status, the action's cost
+        text = generate_latest(metrics.registry).decode()
+        for node in ("ecmp-node1", "ecmp-node2"):
+            assert f'backend="{node}",outcome="answered",vantage="here"}}' in text
+        assert 'ecmptui_node_withdrawn{node="ecmp-node2",vantage="here"}' in text
+        withdraw = 'action="withdraw",node="ecmp-node2"'
+        assert f'ecmptui_actions_total{{{withdraw},result="done",source="operator",' in text
+        assert f"ecmptui_action_convergence_seconds_count{{{withdraw}," in text
+        assert 'ecmptui_prober_running{vantage="here"} 1.0' in text
         await pilot.press("q")
     assert app.stream is None  # the prober was stopped on quit
+    assert (
+        'ecmptui_prober_running{vantage="here"} 0.0' in generate_latest(metrics.registry).decode()
+    )
 
 
 async def test_a_fault_shows_in_status_and_restore_undoes_it(fake: FakeLab) -> None:
