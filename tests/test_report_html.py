@@ -116,3 +116,20 @@ def test_a_scenario_without_requests_says_so(tmp_path: Path) -> None:
     path.write_text(drill_html([r], 200, "lab"))
     page = render(path, tmp_path)
     assert "no requests were made" in page.dom and page.page_errors() == []
+
+
+def test_series_buckets_by_send_time_and_drops_part_filled_ends() -> None:
+    """100 req/s from -1.03 s to +0.98 s around the action: whole 0.25 s buckets only (a
+    part-filled one at either end would draw a dip nobody saw), each answer and failure in
+    the bucket of its send time."""
+    t0 = 50.0
+    samples = [
+        Sample(t0 + k / 100, "a" if k < 0 else "b", "refused" if k == 10 else None, 1.0)
+        for k in range(-103, 99)
+    ]
+    s = from_samples(samples, t0)
+    assert (s.start, s.bucket_s, s.buckets) == (-1.0, 0.25, 7)  # -1.0 .. +0.75
+    assert s.answers["a"] == [25, 25, 25, 25, 0, 0, 0]
+    assert s.answers["b"] == [0, 0, 0, 0, 24, 25, 25]
+    assert s.failed == [0, 0, 0, 0, 1, 0, 0]
+    assert s.rate(s.answers["a"])[0] == 100.0

@@ -47,20 +47,6 @@ class Series:
     def to_json(self) -> JsonObject:
         return asdict(self)
 
-    @classmethod
-    def from_json(cls, d: JsonObject) -> Series:
-        return cls(
-            float(d["start"]),
-            float(d["bucket_s"]),
-            {str(k): [int(x) for x in v] for k, v in d["answers"].items()},
-            [int(x) for x in d["failed"]],
-            [
-                Mark(float(m["at"]), str(m["label"]), str(m.get("kind", "action")))
-                for m in d.get("marks") or []
-            ],
-            str(d.get("axis") or "s from the action"),
-        )
-
 
 def from_samples(
     samples: Iterable[Sample], t0: float, bucket_s: float = 0.25, marks: Iterable[Mark] = ()
