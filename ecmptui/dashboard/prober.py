@@ -102,7 +102,7 @@ class ProberControl:
 
     def _running(self, running: bool) -> None:
         if self.app.metrics is not None:
-            self.app.metrics.prober_running.labels(self.app.metrics.vantage).set(running)
+            self.app.metrics.set_prober(running)
 
     def _retry(self) -> None:
         """A prober that failed to start starts again while there is an EIP to probe."""

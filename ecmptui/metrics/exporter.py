@@ -130,11 +130,11 @@ class Exporter:
             return
         where = f" from {self.netns}" if self.netns else ""
         log.info("probing %s at %g/s%s", eip, self.rate, where)
-        self.metrics.prober_running.labels(self.metrics.vantage).set(1)
+        self.metrics.set_prober(True)
 
     async def _stop_prober(self) -> None:
         stream, self.stream = self.stream, None
-        self.metrics.prober_running.labels(self.metrics.vantage).set(0)
+        self.metrics.set_prober(False)
         if stream is not None:
             await stream.stop()
 

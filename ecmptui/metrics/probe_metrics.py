@@ -195,6 +195,10 @@ class ProbeMetrics:
         if rec.fib_ms is not None:
             self.fib.labels(*labels).observe(rec.fib_ms / 1000)
 
+    def set_prober(self, running: bool) -> None:
+        """Whether the prober runs now (it started, or it stopped or failed)."""
+        self.prober_running.labels(self.vantage).set(float(running))
+
     def set_status(self, st: DeploymentStatus | None) -> None:
         """The latest status snapshot (None: there is none, e.g. the lab is down)."""
         self.status.snapshot = st

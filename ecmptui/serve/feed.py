@@ -227,12 +227,12 @@ class Hub:
             return
         self._set_probe_state(f"probing at {self.rate:.0f}/s (shared by every session)")
         if self.metrics is not None:
-            self.metrics.prober_running.labels(self.metrics.vantage).set(1)
+            self.metrics.set_prober(True)
 
     async def _stop_probe(self) -> None:
         stream, self._stream = self._stream, None
         if self.metrics is not None:
-            self.metrics.prober_running.labels(self.metrics.vantage).set(0)
+            self.metrics.set_prober(False)
         if stream is not None:
             await stream.stop()
 
