@@ -190,6 +190,15 @@ async def test_export_writes_the_timeline_and_the_log(fake: FakeLab, tmp_path: P
     app = EcmpApp(fake.cockpit(), rate=50, export_dir=str(out))
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: len(app.events) >= 2, "the first log lines")
+        # the chart shows whole seconds: both nodes answered in some already
+        await until(
+            pilot,
+            lambda: any(
+                {"ecmp-node1", "ecmp-node2"} <= set(answers)
+                for answers, _ in app.traffic.buckets(span_s=5)
+            ),
+            "a whole second of answers from both",
+        )
         await select(app, "ecmp-node1")
         await pilot.press("a")
         await until(
