@@ -148,7 +148,10 @@ class TrafficChart(Widget):
                 mid = (y + 0.5) * top / plot_h
                 if mid > total:
                     break
-                colour, glyph = next(st for lvl, st in bounds if mid <= lvl or lvl == total)
+                # the last band takes what float rounding leaves above it (the sums of
+                # per-column averages differ in their last bits), and a backend the
+                # legend does not know yet
+                colour, glyph = next((st for lvl, st in bounds if mid <= lvl), bounds[-1][1])
                 grid[plot_h - 1 - y][x] = (glyph, colour)
         text = Text()
         for row in range(plot_h):

@@ -340,3 +340,28 @@ async def test_a_prober_that_failed_to_start_is_tried_again(tmp_path: Path) -> N
         assert len(calls) == 1
         await until(pilot, lambda: len(calls) == 2, "a second try by itself", timeout=5)
         app.live = False
+
+
+async def test_the_chart_draws_columns_its_legend_does_not_cover() -> None:
+    """A column can hold answers of a backend the legend does not list yet (the family was
+    just switched) and averages whose float sum differs in its last bits from the stack's:
+    the chart draws them in its last band instead of ending the app (CI saw StopIteration)."""
+    from collections import Counter
+
+    from textual.app import App, ComposeResult
+
+    from ecmptui.screens.chart import TrafficChart
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TrafficChart(id="c")
+
+    app = One()
+    async with app.run_test(size=(40, 12)) as pilot:
+        chart = app.query_one(TrafficChart)
+        # 3 seconds in 2 columns: averages of thirds, whose sums are not exact in floats
+        thirds = [(Counter({"a": 1, "b": 1, "ghost": 1}), 1)] * 2 + [(Counter({"a": 2}), 0)]
+        chart.set_data(thirds * 7, ["a", "b"])
+        await pilot.pause()
+        text = chart.render().plain
+        assert text.count("│") >= 5 and any(g in text for g in GLYPHS)
