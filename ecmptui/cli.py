@@ -1428,11 +1428,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--poll",
         type=_positive_float,
-        default=5.0,
+        default=10.0,
         metavar="S",
         help="ask every node and the API for their status every S seconds (default "
-        "%(default)s: Prometheus scrapes every 15 s; 1 is the dashboard's pace, at about "
-        "five times the CPU)",
+        "%(default)g; Prometheus scrapes every 15 s): the exporter's main cost, SSH to every "
+        "node and an API call per device each time",
     )
     p.add_argument(
         "--duration",

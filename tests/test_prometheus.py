@@ -140,17 +140,17 @@ def test_a_withdraw_takes_the_backends_share_to_zero_everywhere(
             0.5,
         )
         assert gone, answers(prom, "3s")
-        # the status gauges follow at the exporters' poll (every 5 s) and the next scrape
+        # the status gauges follow at the exporters' poll (every 10 s) and the next scrape
         withdrawn = 'ecmptui_node_withdrawn{node="tnode2"}'
         assert wait_for(
             lambda: prom.values(withdrawn, "vantage") == dict.fromkeys(VANTAGES, 1.0),
-            scaled(20),
+            scaled(30),
             0.5,
         ), prom.values(withdrawn, "vantage")
         # the fabric no longer forwards to it, as every vantage's exporter reads it
         fwd = 'max by (vantage) (ecmptui_fabric_forwards{node="tnode2"})'
         assert wait_for(
-            lambda: prom.values(fwd, "vantage") == dict.fromkeys(VANTAGES, 0.0), scaled(20), 0.5
+            lambda: prom.values(fwd, "vantage") == dict.fromkeys(VANTAGES, 0.0), scaled(30), 0.5
         ), prom.values(fwd, "vantage")
     finally:
         run_cli("--config", str(cfg), "node", "announce", "tnode2", check=True)
